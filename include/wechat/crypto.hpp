@@ -1,0 +1,378 @@
+// wechat/crypto.hpp - the primitives WeChat's login protocol uses, on OpenSSL's EVP API.
+//
+//   base64 (strict, standard alphabet, with diagnoses for the commonest corruptions),
+//   AES-128-CBC with strict PKCS#7, SHA-1 hex, HMAC-SHA256 hex, constant-time comparison,
+//   random bytes.
+//
+// Depends on OpenSSL's libcrypto only.
+#pragma once
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/opensslv.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "wechat/error.hpp"
+
+namespace wechat {
+
+namespace detail {
+
+inline constexpr char base64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// 0..63 for alphabet characters, 64 for '=', 255 for anything else.
+inline constexpr std::array<std::uint8_t, 256> make_base64_table() {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = 255;
+  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(base64_alphabet[i])] = static_cast<std::uint8_t>(i);
+  t[static_cast<unsigned char>('=')] = 64;
+  return t;
+}
+inline constexpr std::array<std::uint8_t, 256> base64_table = make_base64_table();
+
+/// Exact decoded size of a well-formed base64 text (caller validated length % 4 == 0).
+inline std::size_t base64_decoded_size(std::string_view text) noexcept {
+  if (text.empty()) return 0;
+  std::size_t n = text.size() / 4 * 3;
+  if (text.back() == '=') --n;
+  if (text.size() >= 2 && text[text.size() - 2] == '=') --n;
+  return n;
+}
+
+/// Classifies why `text` is not strict base64. Called only on the slow (failure) path.
+inline crypto_errc base64_diagnose(std::string_view text) noexcept {
+  bool space = false, percent = false, other = false;
+  for (char c : text) {
+    if (c == ' ') space = true;
+    else if (c == '%') percent = true;
+    else if (base64_table[static_cast<unsigned char>(c)] == 255) other = true;
+  }
+  if (space) return crypto_errc::base64_space_for_plus;
+  if (percent) return crypto_errc::base64_percent_encoded;
+  if (other) return crypto_errc::base64_invalid_character;
+  return crypto_errc::base64_invalid_length;
+}
+
+/// Strict decode of `text` into `out` (room for base64_decoded_size bytes). Returns the
+/// number of bytes written; sets ec on failure. Rejects: characters outside the standard
+/// alphabet, length not a multiple of 4, '=' anywhere but the last two places, non-zero
+/// padding bits.
+inline std::size_t base64_decode_to(std::string_view text, unsigned char* out,
+                                    std::error_code& ec) noexcept {
+  ec.clear();
+  const std::size_t len = text.size();
+  if (len % 4 != 0) {
+    ec = base64_diagnose(text);
+    return 0;
+  }
+  if (len == 0) return 0;
+  const auto* in = reinterpret_cast<const unsigned char*>(text.data());
+  std::size_t pad = 0;
+  if (in[len - 1] == '=') pad = (in[len - 2] == '=') ? 2 : 1;
+  const std::size_t full = (len - (pad ? 4 : 0)) / 4;  // quads without padding
+  std::size_t o = 0;
+  for (std::size_t q = 0; q < full; ++q) {
+    const std::uint32_t a = base64_table[in[4 * q]], b = base64_table[in[4 * q + 1]],
+                        c = base64_table[in[4 * q + 2]], d = base64_table[in[4 * q + 3]];
+    if ((a | b | c | d) >= 64) {  // 64 is '=' in the middle, 255 any foreign character
+      ec = base64_diagnose(text);
+      return 0;
+    }
+    const std::uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
+    out[o++] = static_cast<unsigned char>(v >> 16);
+    out[o++] = static_cast<unsigned char>(v >> 8);
+    out[o++] = static_cast<unsigned char>(v);
+  }
+  if (pad) {
+    const unsigned char* t = in + 4 * full;
+    const std::uint32_t a = base64_table[t[0]], b = base64_table[t[1]];
+    const std::uint32_t c = pad == 1 ? base64_table[t[2]] : 0;
+    if (a >= 64 || b >= 64 || c >= 64) {
+      ec = base64_diagnose(text);
+      return 0;
+    }
+    if (pad == 2) {
+      if (b & 0x0f) {
+        ec = crypto_errc::base64_non_canonical;
+        return 0;
+      }
+      out[o++] = static_cast<unsigned char>((a << 2) | (b >> 4));
+    } else {
+      if (c & 0x03) {
+        ec = crypto_errc::base64_non_canonical;
+        return 0;
+      }
+      const std::uint32_t v = (a << 18) | (b << 12) | (c << 6);
+      out[o++] = static_cast<unsigned char>(v >> 16);
+      out[o++] = static_cast<unsigned char>(v >> 8);
+    }
+  }
+  return o;
+}
+
+/// The AES-128-CBC cipher, fetched once per process (OpenSSL 3 otherwise re-fetches it on
+/// every EVP_*Init call, which costs more than decrypting a small payload).
+inline const EVP_CIPHER* aes128_cbc() noexcept {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  struct holder {
+    EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr);
+    ~holder() { EVP_CIPHER_free(cipher); }
+  };
+  static const holder h;
+  return h.cipher;
+#else
+  return EVP_aes_128_cbc();
+#endif
+}
+
+inline const EVP_MD* sha1_md() noexcept {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  struct holder {
+    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    ~holder() { EVP_MD_free(md); }
+  };
+  static const holder h;
+  return h.md;
+#else
+  return EVP_sha1();
+#endif
+}
+
+/// One cipher context per thread, reused: allocating a context per call is measurable.
+inline EVP_CIPHER_CTX* thread_cipher_ctx() noexcept {
+  struct holder {
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    ~holder() { EVP_CIPHER_CTX_free(ctx); }
+  };
+  thread_local holder h;
+  return h.ctx;
+}
+
+/// AES-128-CBC decrypt of `len` bytes (a non-zero multiple of 16) into `out` (room for
+/// len bytes) with a strict PKCS#7 check. Returns the plaintext length.
+inline std::size_t aes128_cbc_decrypt_to(const unsigned char* key, const unsigned char* iv,
+                                         const unsigned char* in, std::size_t len,
+                                         unsigned char* out, std::error_code& ec) noexcept {
+  ec.clear();
+  if (len == 0 || len % 16 != 0 || len > static_cast<std::size_t>(INT32_MAX)) {
+    ec = crypto_errc::bad_ciphertext_length;
+    return 0;
+  }
+  EVP_CIPHER_CTX* ctx = thread_cipher_ctx();
+  const EVP_CIPHER* cipher = aes128_cbc();
+  if (ctx == nullptr || cipher == nullptr ||
+      EVP_DecryptInit_ex(ctx, cipher, nullptr, key, iv) != 1 ||
+      EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
+    ec = crypto_errc::openssl_failure;
+    return 0;
+  }
+  int n = 0, tail = 0;
+  if (EVP_DecryptUpdate(ctx, out, &n, in, static_cast<int>(len)) != 1 ||
+      EVP_DecryptFinal_ex(ctx, out + n, &tail) != 1) {
+    ec = crypto_errc::openssl_failure;
+    return 0;
+  }
+  const std::size_t total = static_cast<std::size_t>(n) + static_cast<std::size_t>(tail);
+  // Strict PKCS#7: the last byte p is 1..16 and the last p bytes all equal p. The scan
+  // always covers 16 bytes, so its time does not depend on where it fails.
+  const unsigned p = out[total - 1];
+  unsigned bad = static_cast<unsigned>(p == 0) | static_cast<unsigned>(p > 16);
+  for (unsigned i = 1; i <= 16; ++i) {
+    const unsigned in_pad = static_cast<unsigned>(i <= p);
+    bad |= in_pad & static_cast<unsigned>(out[total - i] != p);
+  }
+  if (bad) {
+    ec = crypto_errc::bad_padding;
+    return 0;
+  }
+  return total - p;
+}
+
+}  // namespace detail
+
+/// Standard base64 with '=' padding.
+inline std::string base64_encode(std::string_view bytes) {
+  std::string out;
+  out.resize((bytes.size() + 2) / 3 * 4);
+  const auto* in = reinterpret_cast<const unsigned char*>(bytes.data());
+  std::size_t i = 0, o = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const std::uint32_t v = (std::uint32_t{in[i]} << 16) | (std::uint32_t{in[i + 1]} << 8) | in[i + 2];
+    out[o++] = detail::base64_alphabet[(v >> 18) & 63];
+    out[o++] = detail::base64_alphabet[(v >> 12) & 63];
+    out[o++] = detail::base64_alphabet[(v >> 6) & 63];
+    out[o++] = detail::base64_alphabet[v & 63];
+  }
+  if (const std::size_t rest = bytes.size() - i; rest > 0) {
+    std::uint32_t v = std::uint32_t{in[i]} << 16;
+    if (rest == 2) v |= std::uint32_t{in[i + 1]} << 8;
+    out[o++] = detail::base64_alphabet[(v >> 18) & 63];
+    out[o++] = detail::base64_alphabet[(v >> 12) & 63];
+    out[o++] = rest == 2 ? detail::base64_alphabet[(v >> 6) & 63] : '=';
+    out[o++] = '=';
+  }
+  return out;
+}
+
+/// Strict base64 decode (standard alphabet, padded). Errors (crypto_errc):
+/// base64_space_for_plus, base64_percent_encoded, base64_invalid_character,
+/// base64_invalid_length, base64_non_canonical.
+inline std::string base64_decode(std::string_view text, std::error_code& ec) {
+  std::string out;
+  if (text.size() % 4 != 0) {
+    ec = detail::base64_diagnose(text);
+    return out;
+  }
+  out.resize(detail::base64_decoded_size(text));
+  const std::size_t n =
+      detail::base64_decode_to(text, reinterpret_cast<unsigned char*>(out.data()), ec);
+  out.resize(ec ? 0 : n);
+  return out;
+}
+
+/// Throwing overload of base64_decode.
+inline std::string base64_decode(std::string_view text) {
+  std::error_code ec;
+  auto r = base64_decode(text, ec);
+  throw_if_error(ec, "base64_decode");
+  return r;
+}
+
+/// AES-128-CBC decrypt with strict PKCS#7 padding. key and iv are raw 16-byte strings.
+/// Errors: bad_key_length, bad_iv_length, bad_ciphertext_length, bad_padding,
+/// openssl_failure.
+inline std::string aes128_cbc_decrypt(std::string_view key, std::string_view iv,
+                                      std::string_view ciphertext, std::error_code& ec) {
+  std::string out;
+  ec.clear();
+  if (key.size() != 16) { ec = crypto_errc::bad_key_length; return out; }
+  if (iv.size() != 16) { ec = crypto_errc::bad_iv_length; return out; }
+  out.resize(ciphertext.size());
+  const std::size_t n = detail::aes128_cbc_decrypt_to(
+      reinterpret_cast<const unsigned char*>(key.data()),
+      reinterpret_cast<const unsigned char*>(iv.data()),
+      reinterpret_cast<const unsigned char*>(ciphertext.data()), ciphertext.size(),
+      reinterpret_cast<unsigned char*>(out.data()), ec);
+  out.resize(ec ? 0 : n);
+  return out;
+}
+
+/// Throwing overload of aes128_cbc_decrypt.
+inline std::string aes128_cbc_decrypt(std::string_view key, std::string_view iv,
+                                      std::string_view ciphertext) {
+  std::error_code ec;
+  auto r = aes128_cbc_decrypt(key, iv, ciphertext, ec);
+  throw_if_error(ec, "aes128_cbc_decrypt");
+  return r;
+}
+
+/// AES-128-CBC encrypt with PKCS#7 padding (what WeChat does to device data; the mock
+/// uses it). Errors: bad_key_length, bad_iv_length, openssl_failure.
+inline std::string aes128_cbc_encrypt(std::string_view key, std::string_view iv,
+                                      std::string_view plaintext, std::error_code& ec) {
+  std::string out;
+  ec.clear();
+  if (key.size() != 16) { ec = crypto_errc::bad_key_length; return out; }
+  if (iv.size() != 16) { ec = crypto_errc::bad_iv_length; return out; }
+  if (plaintext.size() > static_cast<std::size_t>(INT32_MAX) - 16) {
+    ec = crypto_errc::bad_ciphertext_length;
+    return out;
+  }
+  EVP_CIPHER_CTX* ctx = detail::thread_cipher_ctx();
+  const EVP_CIPHER* cipher = detail::aes128_cbc();
+  out.resize(plaintext.size() + 16);
+  int n = 0, tail = 0;
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  if (ctx == nullptr || cipher == nullptr ||
+      EVP_EncryptInit_ex(ctx, cipher, nullptr, reinterpret_cast<const unsigned char*>(key.data()),
+                         reinterpret_cast<const unsigned char*>(iv.data())) != 1 ||
+      EVP_CIPHER_CTX_set_padding(ctx, 1) != 1 ||
+      EVP_EncryptUpdate(ctx, o, &n, reinterpret_cast<const unsigned char*>(plaintext.data()),
+                        static_cast<int>(plaintext.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx, o + n, &tail) != 1) {
+    ec = crypto_errc::openssl_failure;
+    out.clear();
+    return out;
+  }
+  out.resize(static_cast<std::size_t>(n) + static_cast<std::size_t>(tail));
+  return out;
+}
+
+/// Throwing overload of aes128_cbc_encrypt.
+inline std::string aes128_cbc_encrypt(std::string_view key, std::string_view iv,
+                                      std::string_view plaintext) {
+  std::error_code ec;
+  auto r = aes128_cbc_encrypt(key, iv, plaintext, ec);
+  throw_if_error(ec, "aes128_cbc_encrypt");
+  return r;
+}
+
+/// Lowercase hex of arbitrary bytes.
+inline std::string to_hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(bytes.size() * 2, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const auto b = static_cast<unsigned char>(bytes[i]);
+    out[2 * i] = digits[b >> 4];
+    out[2 * i + 1] = digits[b & 15];
+  }
+  return out;
+}
+
+/// Lowercase hex SHA-1 of `data` (40 characters). Cannot fail short of OpenSSL being
+/// broken, in which case it throws wechat::error(openssl_failure).
+inline std::string sha1_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, detail::sha1_md(), nullptr) != 1)
+    throw error(make_error_code(crypto_errc::openssl_failure), "sha1");
+  return to_hex(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+/// Lowercase hex HMAC-SHA256 (64 characters) of `message` under `key`.
+inline std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(message.data()), message.size(), md,
+           &len) == nullptr)
+    throw error(make_error_code(crypto_errc::openssl_failure), "hmac_sha256");
+  return to_hex(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+/// Compares two strings in time that depends only on their lengths, not their contents.
+inline bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+/// `n` bytes from OpenSSL's CSPRNG. Error: openssl_failure.
+inline std::string random_bytes(std::size_t n, std::error_code& ec) {
+  ec.clear();
+  std::string out(n, '\0');
+  if (n > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    ec = crypto_errc::openssl_failure;
+    out.clear();
+  }
+  return out;
+}
+
+/// Throwing overload of random_bytes.
+inline std::string random_bytes(std::size_t n) {
+  std::error_code ec;
+  auto r = random_bytes(n, ec);
+  throw_if_error(ec, "random_bytes");
+  return r;
+}
+
+}  // namespace wechat

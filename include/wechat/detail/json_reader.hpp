@@ -1,0 +1,382 @@
+// wechat/detail/json_reader.hpp - a strict, allocation-light JSON reader for the small flat
+// objects WeChat encrypts (user info, phone number). It accepts exactly RFC 8259 JSON
+// (what nlohmann::json::accept accepts, checked by a differential test and a fuzzer), but
+// decodes only the fields the caller asks for and skips the rest without building a DOM:
+// a DOM parse alone costs more than the base64 + AES work it follows.
+//
+// Usage: read_object(reader, [&](std::string_view key) { ...reader.string(x)... }).
+// A grammar violation sets syntax_error(); a value of the wrong type for a known field
+// is skipped and sets shape_error(), so "not JSON" and "JSON of the wrong shape" stay
+// distinguishable.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace wechat::detail {
+
+class json_reader {
+ public:
+  static constexpr int max_depth = 256;
+
+  explicit json_reader(std::string_view text) noexcept
+      : p_(text.data()), end_(text.data() + text.size()) {}
+
+  bool syntax_error() const noexcept { return syntax_; }
+  bool shape_error() const noexcept { return shape_; }
+  void set_shape_error() noexcept { shape_ = true; }
+  bool failed() const noexcept { return syntax_; }
+
+  /// Skips whitespace; returns the next character or '\0' at the end.
+  char peek() noexcept {
+    skip_ws();
+    return p_ < end_ ? *p_ : '\0';
+  }
+
+  /// After the top-level value: only whitespace may remain.
+  bool finish() noexcept {
+    skip_ws();
+    if (p_ != end_) syntax_ = true;
+    return !syntax_;
+  }
+
+  /// Reads an object, calling on_key(key) for each member with the reader positioned at
+  /// the value; on_key must consume the value (with string(), integer(), skip()...).
+  /// `key` is only valid during the call (it usually points into the input).
+  template <class OnKey>
+  bool object(OnKey&& on_key, int depth = 0) {
+    if (depth > max_depth) return fail();
+    if (peek() != '{') return fail();
+    ++p_;
+    if (peek() == '}') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      if (peek() != '"') return fail();
+      ++p_;
+      std::string decoded;  // used only for keys with escapes; no allocation otherwise
+      const std::string_view key = read_key(decoded);
+      if (syntax_) return false;
+      if (peek() != ':') return fail();
+      ++p_;
+      on_key(key);
+      if (syntax_) return false;
+      const char c = peek();
+      if (c == ',') {
+        ++p_;
+        continue;
+      }
+      if (c == '}') {
+        ++p_;
+        return true;
+      }
+      return fail();
+    }
+  }
+
+  /// Reads a string value into out. null leaves out unchanged and returns false without
+  /// error (callers decide whether null is allowed). Any other type: skipped, shape error.
+  bool string(std::string& out) {
+    const char c = peek();
+    if (c == '"') {
+      ++p_;
+      out.clear();
+      return read_string_body(out);
+    }
+    if (c == 'n') {
+      skip(0);
+      return false;
+    }
+    skip(0);
+    shape_ = true;
+    return false;
+  }
+
+  /// Reads an integral number. A number with a fraction or exponent, out of range, or any
+  /// other type is skipped and sets the shape error.
+  bool integer(std::int64_t& out) {
+    if (peek() != '-' && !(p_ < end_ && *p_ >= '0' && *p_ <= '9')) {
+      skip(0);
+      shape_ = true;
+      return false;
+    }
+    const char* start = p_;
+    bool integral = true;
+    if (!scan_number(integral)) return false;
+    if (!integral) {
+      shape_ = true;
+      return false;
+    }
+    bool neg = *start == '-';
+    const char* d = start + (neg ? 1 : 0);
+    std::uint64_t v = 0;
+    for (; d < p_; ++d) {
+      const auto digit = static_cast<std::uint64_t>(*d - '0');
+      if (v > (UINT64_MAX - digit) / 10) {
+        shape_ = true;
+        return false;
+      }
+      v = v * 10 + digit;
+    }
+    if ((!neg && v > static_cast<std::uint64_t>(INT64_MAX)) ||
+        (neg && v > static_cast<std::uint64_t>(INT64_MAX) + 1)) {
+      shape_ = true;
+      return false;
+    }
+    out = neg ? static_cast<std::int64_t>(0 - v) : static_cast<std::int64_t>(v);
+    return true;
+  }
+
+  /// A string, or a number kept as its text (countryCode arrives as "86" or 86).
+  bool string_or_number(std::string& out) {
+    const char c = peek();
+    if (c == '"') return string(out);
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      const char* start = p_;
+      bool integral = true;
+      if (!scan_number(integral)) return false;
+      out.assign(start, static_cast<std::size_t>(p_ - start));
+      return true;
+    }
+    if (c == 'n') {
+      skip(0);
+      return false;
+    }
+    skip(0);
+    shape_ = true;
+    return false;
+  }
+
+  /// Validates and skips any value.
+  bool skip(int depth) {
+    if (depth > max_depth) return fail();
+    const char c = peek();
+    switch (c) {
+      case '{':
+        return object([&](std::string_view) { skip(depth + 1); }, depth + 1);
+      case '[': {
+        ++p_;
+        if (peek() == ']') {
+          ++p_;
+          return true;
+        }
+        for (;;) {
+          if (!skip(depth + 1)) return false;
+          const char d = peek();
+          if (d == ',') {
+            ++p_;
+            continue;
+          }
+          if (d == ']') {
+            ++p_;
+            return true;
+          }
+          return fail();
+        }
+      }
+      case '"': {
+        ++p_;
+        scratch_.clear();
+        return read_string_body(scratch_);
+      }
+      case 't': return literal("true");
+      case 'f': return literal("false");
+      case 'n': return literal("null");
+      default: {
+        bool integral = true;
+        return scan_number(integral);
+      }
+    }
+  }
+
+ private:
+  bool fail() noexcept {
+    syntax_ = true;
+    p_ = end_;
+    return false;
+  }
+
+  void skip_ws() noexcept {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  bool literal(const char* word) noexcept {
+    const std::size_t n = std::strlen(word);
+    if (static_cast<std::size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0) return fail();
+    p_ += n;
+    return true;
+  }
+
+  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+  bool scan_number(bool& integral) noexcept {
+    auto digit = [&] { return p_ < end_ && *p_ >= '0' && *p_ <= '9'; };
+    if (p_ < end_ && *p_ == '-') ++p_;
+    if (!digit()) return fail();
+    if (*p_ == '0') {
+      ++p_;
+    } else {
+      while (digit()) ++p_;
+    }
+    if (p_ < end_ && *p_ == '.') {
+      integral = false;
+      ++p_;
+      if (!digit()) return fail();
+      while (digit()) ++p_;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      integral = false;
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!digit()) return fail();
+      while (digit()) ++p_;
+    }
+    return true;
+  }
+
+  static int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+
+  bool read_hex4(std::uint32_t& v) noexcept {
+    if (end_ - p_ < 4) return fail();
+    v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int h = hex_value(p_[i]);
+      if (h < 0) return fail();
+      v = (v << 4) | static_cast<std::uint32_t>(h);
+    }
+    p_ += 4;
+    return true;
+  }
+
+  static void append_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+
+  // Validates one UTF-8 sequence starting at p_ (first byte >= 0x80), advances past it.
+  bool utf8_sequence() noexcept {
+    const auto b0 = static_cast<unsigned char>(*p_);
+    int extra;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+      extra = 1;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+      extra = 2;
+      if (b0 == 0xE0) lo = 0xA0;  // no overlong
+      if (b0 == 0xED) hi = 0x9F;  // no surrogates
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+      extra = 3;
+      if (b0 == 0xF0) lo = 0x90;  // no overlong
+      if (b0 == 0xF4) hi = 0x8F;  // <= U+10FFFF
+    } else {
+      return fail();
+    }
+    if (end_ - p_ <= extra) return fail();
+    const auto b1 = static_cast<unsigned char>(p_[1]);
+    if (b1 < lo || b1 > hi) return fail();
+    for (int i = 2; i <= extra; ++i) {
+      const auto b = static_cast<unsigned char>(p_[i]);
+      if (b < 0x80 || b > 0xBF) return fail();
+    }
+    p_ += extra + 1;
+    return true;
+  }
+
+  // After a key's opening quote: a view of the key in the input when it has no escapes
+  // (the usual case), else its decoded form in `decoded`.
+  std::string_view read_key(std::string& decoded) {
+    const char* start = p_;
+    while (p_ < end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') return std::string_view(start, static_cast<std::size_t>(p_++ - start));
+      if (c == '\\' || c < 0x20) break;
+      if (c >= 0x80) {
+        if (!utf8_sequence()) return {};
+      } else {
+        ++p_;
+      }
+    }
+    decoded.assign(start, static_cast<std::size_t>(p_ - start));
+    if (!read_string_body(decoded)) return {};
+    return decoded;
+  }
+
+  // After the opening quote: decodes into out up to and past the closing quote.
+  bool read_string_body(std::string& out) {
+    for (;;) {
+      const char* run = p_;
+      while (p_ < end_) {
+        const auto c = static_cast<unsigned char>(*p_);
+        if (c == '"' || c == '\\' || c < 0x20) break;
+        if (c >= 0x80) {
+          if (!utf8_sequence()) return false;
+        } else {
+          ++p_;
+        }
+      }
+      out.append(run, static_cast<std::size_t>(p_ - run));
+      if (p_ >= end_) return fail();
+      const char c = *p_++;
+      if (c == '"') return true;
+      if (c != '\\') return fail();  // control character
+      if (p_ >= end_) return fail();
+      const char e = *p_++;
+      switch (e) {
+        case '"': out.push_back('"'); break;
+        case '\\': out.push_back('\\'); break;
+        case '/': out.push_back('/'); break;
+        case 'b': out.push_back('\b'); break;
+        case 'f': out.push_back('\f'); break;
+        case 'n': out.push_back('\n'); break;
+        case 'r': out.push_back('\r'); break;
+        case 't': out.push_back('\t'); break;
+        case 'u': {
+          std::uint32_t cp = 0;
+          if (!read_hex4(cp)) return false;
+          if (cp >= 0xD800 && cp <= 0xDBFF) {  // high surrogate: a low one must follow
+            if (end_ - p_ < 6 || p_[0] != '\\' || p_[1] != 'u') return fail();
+            p_ += 2;
+            std::uint32_t low = 0;
+            if (!read_hex4(low)) return false;
+            if (low < 0xDC00 || low > 0xDFFF) return fail();
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            return fail();  // lone low surrogate
+          }
+          append_utf8(out, cp);
+          break;
+        }
+        default: return fail();
+      }
+    }
+  }
+
+  const char* p_;
+  const char* end_;
+  bool syntax_ = false;
+  bool shape_ = false;
+  std::string scratch_;
+};
+
+}  // namespace wechat::detail

@@ -1,0 +1,10 @@
+// wechat/wechat.hpp - the whole library in one include.
+//
+// Include the focused headers instead to pay only for what you use: a backend that only
+// decrypts needs <wechat/decrypt.hpp> and links OpenSSL's libcrypto and nothing else.
+#pragma once
+
+#include "wechat/crypto.hpp"
+#include "wechat/decrypt.hpp"
+#include "wechat/error.hpp"
+#include "wechat/version.hpp"

@@ -1,0 +1,78 @@
+#include <catch2/catch.hpp>
+#include <wechat/error.hpp>
+
+#include <set>
+
+TEST_CASE("api_errc values are WeChat's errcodes verbatim", "[error]") {
+  std::error_code ec = wechat::api_errc::code_been_used;
+  CHECK(ec.value() == 40163);
+  CHECK(ec == wechat::api_errc::code_been_used);
+  CHECK(std::string(ec.category().name()) == "wechat.api");
+  CHECK(wechat::make_api_error_code(40163) == wechat::api_errc::code_been_used);
+  CHECK_FALSE(wechat::make_api_error_code(0));
+  CHECK(wechat::make_api_error_code(-1) == wechat::api_errc::system_busy);
+}
+
+TEST_CASE("an errcode the library does not name keeps its value and gets a generic message",
+          "[error]") {
+  const std::error_code ec = wechat::make_api_error_code(61451);
+  CHECK(ec.value() == 61451);
+  CHECK(ec.message() == "WeChat errcode 61451");
+  CHECK(wechat::error_name(ec) == "api_61451");
+}
+
+TEST_CASE("every named enumerator has a stable name and its own message", "[error]") {
+  std::set<std::string> names, messages;
+  auto add = [&](std::error_code ec) {
+    const std::string name = wechat::error_name(ec);
+    CAPTURE(ec.category().name(), ec.value(), name);
+    CHECK(!name.empty());
+    CHECK(name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos);
+    CHECK(names.insert(std::string(ec.category().name()) + name).second);
+    CHECK(messages.insert(ec.message()).second);
+  };
+  for (int v : {-1, 40001, 40002, 40003, 40013, 40014, 40029, 40030, 40097, 40101, 40125, 40163,
+                40164, 40226, 41001, 41002, 41004, 41008, 42001, 42002, 43002, 45009, 45011,
+                48001, 87007, 87008, 87009, 89002, 89300})
+    add(wechat::make_api_error_code(v));
+  for (int v = 1; v <= 9; ++v) add(static_cast<wechat::transport_errc>(v));
+  for (int v = 1; v <= 4; ++v) add(static_cast<wechat::protocol_errc>(v));
+  for (int v = 1; v <= 10; ++v) add(static_cast<wechat::crypto_errc>(v));
+  for (int v = 1; v <= 15; ++v) add(static_cast<wechat::decrypt_errc>(v));
+  CHECK(names.size() == 29 + 9 + 4 + 10 + 15);
+  CHECK(wechat::error_name(wechat::api_errc::code_been_used) == "code_been_used");
+  CHECK(wechat::error_name(wechat::decrypt_errc::bad_padding) == "bad_padding");
+  CHECK(wechat::error_name(std::error_code{}) == "ok");
+}
+
+TEST_CASE("categories are distinct so equal values in two domains never compare equal",
+          "[error]") {
+  const std::error_code a = wechat::crypto_errc::bad_padding;
+  const std::error_code b = std::error_code(a.value(), wechat::decrypt_category());
+  CHECK(a.value() == b.value());
+  CHECK(a != b);
+  CHECK(a != wechat::decrypt_errc::bad_padding);
+  CHECK(std::error_code(wechat::transport_errc::timeout) != wechat::protocol_errc::not_json);
+}
+
+TEST_CASE("api_error carries errcode, errmsg and rid", "[error]") {
+  const wechat::api_error e(40029, "invalid code, rid: 66c69111-4157f271-729ca238",
+                            "66c69111-4157f271-729ca238");
+  CHECK(e.errcode() == 40029);
+  CHECK(e.rid() == "66c69111-4157f271-729ca238");
+  CHECK(e.code() == wechat::api_errc::invalid_code);
+  CHECK(std::string(e.what()).find("invalid code, rid: 66c69111-4157f271-729ca238") != std::string::npos);
+  const wechat::error& base = e;  // catchable as the library's base exception
+  CHECK(base.code().value() == 40029);
+}
+
+TEST_CASE("throw_if_error throws wechat::error only on failure, with context", "[error]") {
+  CHECK_NOTHROW(wechat::throw_if_error(std::error_code{}));
+  try {
+    wechat::throw_if_error(wechat::decrypt_errc::bad_padding, "decrypt_user_info");
+    FAIL("no exception");
+  } catch (const wechat::error& e) {
+    CHECK(e.code() == wechat::decrypt_errc::bad_padding);
+    CHECK(std::string(e.what()).rfind("decrypt_user_info: ", 0) == 0);
+  }
+}
