@@ -62,6 +62,25 @@ inline crypto_errc base64_diagnose(std::string_view text) noexcept {
   return crypto_errc::base64_invalid_length;
 }
 
+// Four lookup tables, one per position in a quad, holding the 6-bit value already shifted
+// into place; anything that is not an alphabet character (including '=') maps to a value
+// with bit 24 set, so a quad decodes with four loads, three ORs and one test.
+inline constexpr std::uint32_t base64_bad = 0x01000000u;
+inline constexpr std::array<std::array<std::uint32_t, 256>, 4> make_base64_quad_tables() {
+  std::array<std::array<std::uint32_t, 256>, 4> t{};
+  for (auto& table : t)
+    for (auto& v : table) v = base64_bad;
+  for (std::uint32_t i = 0; i < 64; ++i) {
+    const auto c = static_cast<unsigned char>(base64_alphabet[i]);
+    t[0][c] = i << 18;
+    t[1][c] = i << 12;
+    t[2][c] = i << 6;
+    t[3][c] = i;
+  }
+  return t;
+}
+inline constexpr auto base64_quad = make_base64_quad_tables();
+
 /// Strict decode of `text` into `out` (room for base64_decoded_size bytes). Returns the
 /// number of bytes written; sets ec on failure. Rejects: characters outside the standard
 /// alphabet, length not a multiple of 4, '=' anywhere but the last two places, non-zero
@@ -80,22 +99,23 @@ inline std::size_t base64_decode_to(std::string_view text, unsigned char* out,
   if (in[len - 1] == '=') pad = (in[len - 2] == '=') ? 2 : 1;
   const std::size_t full = (len - (pad ? 4 : 0)) / 4;  // quads without padding
   std::size_t o = 0;
-  for (std::size_t q = 0; q < full; ++q) {
-    const std::uint32_t a = base64_table[in[4 * q]], b = base64_table[in[4 * q + 1]],
-                        c = base64_table[in[4 * q + 2]], d = base64_table[in[4 * q + 3]];
-    if ((a | b | c | d) >= 64) {  // 64 is '=' in the middle, 255 any foreign character
-      ec = base64_diagnose(text);
-      return 0;
-    }
-    const std::uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
-    out[o++] = static_cast<unsigned char>(v >> 16);
-    out[o++] = static_cast<unsigned char>(v >> 8);
-    out[o++] = static_cast<unsigned char>(v);
+  std::uint32_t bad = 0;
+  for (std::size_t q = 0; q < full; ++q, in += 4) {
+    const std::uint32_t v = base64_quad[0][in[0]] | base64_quad[1][in[1]] |
+                            base64_quad[2][in[2]] | base64_quad[3][in[3]];
+    bad |= v;
+    out[o] = static_cast<unsigned char>(v >> 16);
+    out[o + 1] = static_cast<unsigned char>(v >> 8);
+    out[o + 2] = static_cast<unsigned char>(v);
+    o += 3;
+  }
+  if (bad & base64_bad) {  // checked once at the end: failures are the rare path
+    ec = base64_diagnose(text);
+    return 0;
   }
   if (pad) {
-    const unsigned char* t = in + 4 * full;
-    const std::uint32_t a = base64_table[t[0]], b = base64_table[t[1]];
-    const std::uint32_t c = pad == 1 ? base64_table[t[2]] : 0;
+    const std::uint32_t a = base64_table[in[0]], b = base64_table[in[1]];
+    const std::uint32_t c = pad == 1 ? base64_table[in[2]] : 0;
     if (a >= 64 || b >= 64 || c >= 64) {
       ec = base64_diagnose(text);
       return 0;
@@ -147,14 +167,28 @@ inline const EVP_MD* sha1_md() noexcept {
 #endif
 }
 
-/// One cipher context per thread, reused: allocating a context per call is measurable.
-inline EVP_CIPHER_CTX* thread_cipher_ctx() noexcept {
+/// One AES-128-CBC context per thread and direction, set up once (cipher, and padding off
+/// for decryption: the PKCS#7 check is ours): later calls only load key and IV.
+/// Allocating and configuring a context per call costs more than a small decrypt.
+/// Returns nullptr if OpenSSL cannot provide one.
+inline EVP_CIPHER_CTX* thread_cipher_ctx(bool decrypt) noexcept {
   struct holder {
-    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    EVP_CIPHER_CTX* ctx = nullptr;
+    explicit holder(bool dec) {
+      ctx = EVP_CIPHER_CTX_new();
+      const EVP_CIPHER* cipher = aes128_cbc();
+      if (ctx != nullptr &&
+          (cipher == nullptr ||
+           EVP_CipherInit_ex(ctx, cipher, nullptr, nullptr, nullptr, dec ? 0 : 1) != 1 ||
+           EVP_CIPHER_CTX_set_padding(ctx, dec ? 0 : 1) != 1)) {
+        EVP_CIPHER_CTX_free(ctx);
+        ctx = nullptr;
+      }
+    }
     ~holder() { EVP_CIPHER_CTX_free(ctx); }
   };
-  thread_local holder h;
-  return h.ctx;
+  thread_local holder dec_h(true), enc_h(false);
+  return decrypt ? dec_h.ctx : enc_h.ctx;
 }
 
 /// AES-128-CBC decrypt of `len` bytes (a non-zero multiple of 16) into `out` (room for
@@ -167,11 +201,8 @@ inline std::size_t aes128_cbc_decrypt_to(const unsigned char* key, const unsigne
     ec = crypto_errc::bad_ciphertext_length;
     return 0;
   }
-  EVP_CIPHER_CTX* ctx = thread_cipher_ctx();
-  const EVP_CIPHER* cipher = aes128_cbc();
-  if (ctx == nullptr || cipher == nullptr ||
-      EVP_DecryptInit_ex(ctx, cipher, nullptr, key, iv) != 1 ||
-      EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
+  EVP_CIPHER_CTX* ctx = thread_cipher_ctx(true);
+  if (ctx == nullptr || EVP_DecryptInit_ex(ctx, nullptr, nullptr, key, iv) != 1) {
     ec = crypto_errc::openssl_failure;
     return 0;
   }
@@ -287,15 +318,13 @@ inline std::string aes128_cbc_encrypt(std::string_view key, std::string_view iv,
     ec = crypto_errc::bad_ciphertext_length;
     return out;
   }
-  EVP_CIPHER_CTX* ctx = detail::thread_cipher_ctx();
-  const EVP_CIPHER* cipher = detail::aes128_cbc();
+  EVP_CIPHER_CTX* ctx = detail::thread_cipher_ctx(false);
   out.resize(plaintext.size() + 16);
   int n = 0, tail = 0;
   auto* o = reinterpret_cast<unsigned char*>(out.data());
-  if (ctx == nullptr || cipher == nullptr ||
-      EVP_EncryptInit_ex(ctx, cipher, nullptr, reinterpret_cast<const unsigned char*>(key.data()),
+  if (ctx == nullptr ||
+      EVP_EncryptInit_ex(ctx, nullptr, nullptr, reinterpret_cast<const unsigned char*>(key.data()),
                          reinterpret_cast<const unsigned char*>(iv.data())) != 1 ||
-      EVP_CIPHER_CTX_set_padding(ctx, 1) != 1 ||
       EVP_EncryptUpdate(ctx, o, &n, reinterpret_cast<const unsigned char*>(plaintext.data()),
                         static_cast<int>(plaintext.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx, o + n, &tail) != 1) {

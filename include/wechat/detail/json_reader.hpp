@@ -237,6 +237,21 @@ class json_reader {
     return true;
   }
 
+  // Advances p_ over plain string bytes (printable ASCII other than '"' and '\\'), eight
+  // at a time: most of a WeChat payload is long ASCII strings (URLs, ids).
+  void skip_plain_ascii() noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end_ - p_ >= 8) {
+      std::uint64_t v;
+      std::memcpy(&v, p_, 8);
+      const std::uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+      const std::uint64_t special = ((q - ones) & ~q) | ((b - ones) & ~b) |
+                                    ((v - ones * 0x20) & ~v) | v;
+      if (special & highs) return;
+      p_ += 8;
+    }
+  }
+
   static int hex_value(char c) noexcept {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -307,6 +322,7 @@ class json_reader {
   // (the usual case), else its decoded form in `decoded`.
   std::string_view read_key(std::string& decoded) {
     const char* start = p_;
+    skip_plain_ascii();
     while (p_ < end_) {
       const auto c = static_cast<unsigned char>(*p_);
       if (c == '"') return std::string_view(start, static_cast<std::size_t>(p_++ - start));
@@ -326,6 +342,7 @@ class json_reader {
   bool read_string_body(std::string& out) {
     for (;;) {
       const char* run = p_;
+      skip_plain_ascii();
       while (p_ < end_) {
         const auto c = static_cast<unsigned char>(*p_);
         if (c == '"' || c == '\\' || c < 0x20) break;
