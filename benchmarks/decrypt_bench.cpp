@@ -21,17 +21,18 @@ const std::string iv = "r7BXXKkLb8qrSNn05n0qiA==";
 
 std::string plaintext() {
   // A realistic payload: a real avatar URL length, a Chinese nick name, a unionId.
-  return nlohmann::json{
-      {"openId", "oGZUI0egBJY1zhBYw2KhdUfwVJJE"},
-      {"nickName", "微信用户 Band"},
-      {"gender", 1},
-      {"language", "zh_CN"},
-      {"city", "Guangzhou"},
-      {"province", "Guangdong"},
-      {"country", "CN"},
-      {"avatarUrl", "https://thirdwx.qlogo.cn/mmopen/vi_32/aSKcBBPpibyKNicHNTMM0qJVh8Kjgiak2AHWr8MHM4WgMEm7GFhsf8OYrySdbvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/132"},
-      {"unionId", "ocMvos6NjeKLIBqg5Mr9QjxrP1FA"},
-      {"watermark", {{"timestamp", 1700000000}, {"appid", appid}}}}
+  return nlohmann::json{{"openId", "oGZUI0egBJY1zhBYw2KhdUfwVJJE"},
+                        {"nickName", "微信用户 Band"},
+                        {"gender", 1},
+                        {"language", "zh_CN"},
+                        {"city", "Guangzhou"},
+                        {"province", "Guangdong"},
+                        {"country", "CN"},
+                        {"avatarUrl", "https://thirdwx.qlogo.cn/mmopen/vi_32/"
+                                      "aSKcBBPpibyKNicHNTMM0qJVh8Kjgiak2AHWr8MHM4WgMEm7GFhsf8OYrySd"
+                                      "bvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/132"},
+                        {"unionId", "ocMvos6NjeKLIBqg5Mr9QjxrP1FA"},
+                        {"watermark", {{"timestamp", 1700000000}, {"appid", appid}}}}
       .dump();
 }
 
@@ -57,7 +58,8 @@ BENCHMARK(decrypt_user_info);
 void decrypt_user_info_signed(benchmark::State& state) {
   wechat::verify_options o;
   o.appid = appid;
-  const std::string raw = R"({"nickName":"微信用户 Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"https://thirdwx.qlogo.cn/132"})";
+  const std::string raw =
+      R"({"nickName":"微信用户 Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"https://thirdwx.qlogo.cn/132"})";
   const std::string sig = wechat::raw_data_signature(raw, session_key);
   const wechat::device_data d{encrypted(), iv, raw, sig};
   for (auto _ : state) {
@@ -115,11 +117,15 @@ BENCHMARK(openssl_floor);
 int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--write-fixture") == 0) {
-      std::ofstream(argv[i + 1]) << nlohmann::json{{"appid", appid}, {"session_key", session_key},
-                                                  {"iv", iv}, {"encrypted_data", encrypted()},
-                                                  {"plaintext_bytes", plaintext().size()}}
-                                         .dump();
-      for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
+      std::ofstream(argv[i + 1]) << nlohmann::json{
+          {"appid", appid},
+          {"session_key", session_key},
+          {"iv", iv},
+          {"encrypted_data", encrypted()},
+          {"plaintext_bytes",
+           plaintext().size()}}.dump();
+      for (int j = i; j + 2 <= argc; ++j)
+        argv[j] = argv[j + 2];
       argc -= 2;
       break;
     }

@@ -10,8 +10,12 @@
 
 namespace {
 
-void step(int n, const std::string& text) { std::cout << "\n[" << n << "] " << text << '\n'; }
-void line(const std::string& text) { std::cout << "    " << text << '\n'; }
+void step(int n, const std::string& text) {
+  std::cout << "\n[" << n << "] " << text << '\n';
+}
+void line(const std::string& text) {
+  std::cout << "    " << text << '\n';
+}
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -29,22 +33,24 @@ int main() {
   line("session_key: 24 base64 characters (16 random bytes), kept server side, not shown");
 
   step(2, "WeChat: wx.getUserInfo builds the payload and encrypts it with that key");
-  const nlohmann::json payload = {
-      {"openId", "oGZUI0egBJY1zhBYw2KhdUfwVJJE"},
-      {"nickName", "小程序用户 Band"},
-      {"gender", 1},
-      {"language", "zh_CN"},
-      {"city", "Guangzhou"},
-      {"province", "Guangdong"},
-      {"country", "CN"},
-      {"avatarUrl", "https://thirdwx.qlogo.cn/mmopen/vi_32/aSKcBBPpibyKNicHNTMM0qJVh8Kjgiak2AHWr8MHM4WgMEm7GFhsf8OYrySdbvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/132"},
-      {"unionId", "ocMvos6NjeKLIBqg5Mr9QjxrP1FA"},
-      {"watermark", {{"timestamp", unix_now()}, {"appid", appid}}}};
+  const nlohmann::json payload = {{"openId", "oGZUI0egBJY1zhBYw2KhdUfwVJJE"},
+                                  {"nickName", "小程序用户 Band"},
+                                  {"gender", 1},
+                                  {"language", "zh_CN"},
+                                  {"city", "Guangzhou"},
+                                  {"province", "Guangdong"},
+                                  {"country", "CN"},
+                                  {"avatarUrl", "https://thirdwx.qlogo.cn/mmopen/vi_32/"
+                                                "aSKcBBPpibyKNicHNTMM0qJVh8Kjgiak2AHWr8MHM4WgMEm7GF"
+                                                "hsf8OYrySdbvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/132"},
+                                  {"unionId", "ocMvos6NjeKLIBqg5Mr9QjxrP1FA"},
+                                  {"watermark", {{"timestamp", unix_now()}, {"appid", appid}}}};
   const std::string plaintext = payload.dump();
   const std::string iv = wechat::base64_encode(wechat::random_bytes(16));
   const std::string encrypted = wechat::encrypt_data(session_key, plaintext, iv);
   nlohmann::json raw = payload;
-  for (const char* k : {"openId", "unionId", "watermark"}) raw.erase(k);
+  for (const char* k : {"openId", "unionId", "watermark"})
+    raw.erase(k);
   const std::string raw_data = raw.dump();
   const std::string signature = wechat::raw_data_signature(raw_data, session_key);
   line("plaintext:     " + std::to_string(plaintext.size()) + " bytes of JSON");
@@ -54,7 +60,8 @@ int main() {
   line("rawData:       " + raw_data.substr(0, 60) + "...");
   line("signature:     " + signature + "  (sha1 of rawData + session_key)");
 
-  step(3, "Backend: decrypt_user_info(session_key, {encryptedData, iv, rawData, signature}, {appid, max_age})");
+  step(3, "Backend: decrypt_user_info(session_key, {encryptedData, iv, rawData, signature}, "
+          "{appid, max_age})");
   wechat::verify_options options;
   options.appid = appid;
   options.max_age = std::chrono::minutes(10);
@@ -84,13 +91,15 @@ int main() {
   show("the device called wx.login again; the backend kept the old key:", newer_key,
        {encrypted, iv}, options);
   std::string spaced = encrypted;
-  for (char& c : spaced) if (c == '+') c = ' ';
+  for (char& c : spaced)
+    if (c == '+') c = ' ';
   if (spaced != encrypted)
-    show("encryptedData sent in a form body without URL-encoding:", session_key, {spaced, iv}, options);
+    show("encryptedData sent in a form body without URL-encoding:", session_key, {spaced, iv},
+         options);
   wechat::verify_options other = options;
   other.appid = "wx0000000000000000";
-  show("the backend is configured with another mini program's appid:", session_key,
-       {encrypted, iv}, other);
+  show("the backend is configured with another mini program's appid:", session_key, {encrypted, iv},
+       other);
   show("rawData re-serialized by a proxy before the signature check:", session_key,
        {encrypted, iv, raw.dump(2), signature}, options);
 

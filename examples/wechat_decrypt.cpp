@@ -37,10 +37,11 @@ int main(int argc, char** argv) {
       std::cout << usage;
       return 0;
     }
-    static const char* known[] = {"--appid", "--session-key", "--iv", "--data",
-                                  "--raw-data", "--signature", "--max-age"};
+    static const char* known[] = {"--appid",    "--session-key", "--iv",     "--data",
+                                  "--raw-data", "--signature",   "--max-age"};
     bool ok = false;
-    for (const char* k : known) ok = ok || a == k;
+    for (const char* k : known)
+      ok = ok || a == k;
     if (!ok) return fail("unknown option '" + a + "' (see --help)");
     if (i + 1 >= argc) return fail("option " + a + " needs a value (see --help)");
     args[a] = argv[++i];
@@ -77,7 +78,8 @@ int main(int argc, char** argv) {
     if (ec == wechat::decrypt_errc::data_not_base64 &&
         data.encrypted_data.find('%') != std::string_view::npos)
       line += " (it contains %-escapes: it is still URL-encoded; decode it once)";
-    if (ec == wechat::decrypt_errc::appid_mismatch || ec == wechat::decrypt_errc::watermark_too_old) {
+    if (ec == wechat::decrypt_errc::appid_mismatch ||
+        ec == wechat::decrypt_errc::watermark_too_old) {
       // Say what the watermark holds: appids and times are not secrets.
       std::error_code ignored;
       const auto raw = nlohmann::json::parse(
@@ -85,10 +87,12 @@ int main(int argc, char** argv) {
           nullptr, false);
       const auto& wm = raw.is_object() ? raw.value("watermark", nlohmann::json::object())
                                        : nlohmann::json::object();
-      if (ec == wechat::decrypt_errc::appid_mismatch && wm.value("appid", nlohmann::json()).is_string())
+      if (ec == wechat::decrypt_errc::appid_mismatch &&
+          wm.value("appid", nlohmann::json()).is_string())
         line += " [watermark appid " + wm["appid"].get<std::string>() + ", --appid " +
                 std::string(options.appid) + "]";
-      if (ec == wechat::decrypt_errc::watermark_too_old && wm.value("timestamp", nlohmann::json()).is_number_integer())
+      if (ec == wechat::decrypt_errc::watermark_too_old &&
+          wm.value("timestamp", nlohmann::json()).is_number_integer())
         line += " [watermark timestamp " + std::to_string(wm["timestamp"].get<long long>()) +
                 ", --max-age " + std::to_string(options.max_age.count()) + "]";
     }

@@ -13,10 +13,14 @@ int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   std::error_code ec;
   std::string out;
-  if (cmd == "encrypt" && argc == 5) out = wechat::encrypt_data(argv[2], argv[4], argv[3], ec);
-  else if (cmd == "sign" && argc == 4) out = wechat::raw_data_signature(argv[2], argv[3]);
-  else if (cmd == "checksession" && argc == 3) out = wechat::session_key_signature(argv[2]);
-  else if (cmd == "decrypt" && argc == 5) out = wechat::decrypt_unverified(argv[2], argv[4], argv[3], ec);
+  if (cmd == "encrypt" && argc == 5)
+    out = wechat::encrypt_data(argv[2], argv[4], argv[3], ec);
+  else if (cmd == "sign" && argc == 4)
+    out = wechat::raw_data_signature(argv[2], argv[3]);
+  else if (cmd == "checksession" && argc == 3)
+    out = wechat::session_key_signature(argv[2]);
+  else if (cmd == "decrypt" && argc == 5)
+    out = wechat::decrypt_unverified(argv[2], argv[4], argv[3], ec);
   else {
     std::cerr << "usage: crypto_helper encrypt|sign|checksession|decrypt ...\n";
     return 2;

@@ -21,9 +21,13 @@ std::error_code decode_error(std::string_view text) {
 }  // namespace
 
 TEST_CASE("base64 matches the RFC 4648 test vectors both ways", "[crypto][base64]") {
-  const std::pair<const char*, const char*> vectors[] = {
-      {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
   for (const auto& [plain, encoded] : vectors) {
     CHECK(wechat::base64_encode(plain) == encoded);
     std::error_code ec;
@@ -35,7 +39,8 @@ TEST_CASE("base64 matches the RFC 4648 test vectors both ways", "[crypto][base64
 
 TEST_CASE("base64 round-trips every byte value at every length", "[crypto][base64]") {
   std::string all;
-  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  for (int i = 0; i < 256; ++i)
+    all.push_back(static_cast<char>(i));
   for (std::size_t len = 0; len <= all.size(); ++len) {
     const std::string in = all.substr(all.size() - len);
     CHECK(wechat::base64_decode(wechat::base64_encode(in)) == in);
@@ -87,12 +92,12 @@ TEST_CASE("base64 rejects each malformation with its own error", "[crypto][base6
 TEST_CASE("AES-128-CBC matches NIST SP 800-38A F.2.1", "[crypto][aes]") {
   const std::string key = unhex("2b7e151628aed2a6abf7158809cf4f3c");
   const std::string iv = unhex("000102030405060708090a0b0c0d0e0f");
-  const std::string plain = unhex(
-      "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
-      "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710");
-  const std::string expected = unhex(
-      "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
-      "73bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7");
+  const std::string plain =
+      unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+            "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710");
+  const std::string expected =
+      unhex("7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
+            "73bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7");
   const std::string cipher = wechat::aes128_cbc_encrypt(key, iv, plain);
   REQUIRE(cipher.size() == plain.size() + 16);  // + one block of PKCS#7 padding
   CHECK(cipher.substr(0, 64) == expected);

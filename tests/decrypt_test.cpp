@@ -51,8 +51,8 @@ std::string replace_all(std::string s, char from, char to) {
 
 TEST_CASE("WeChat's own published sample decrypts and verifies", "[decrypt]") {
   std::error_code ec;
-  const wechat::user_info u = wechat::decrypt_user_info(
-      sample_session_key, {sample_encrypted_data, sample_iv}, opts(), ec);
+  const wechat::user_info u =
+      wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv}, opts(), ec);
   REQUIRE_FALSE(ec);
   CHECK(u.openid == "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
   CHECK(u.nickname == "Band");
@@ -68,12 +68,14 @@ TEST_CASE("WeChat's own published sample decrypts and verifies", "[decrypt]") {
   CHECK(u.watermark.timestamp == fixtures::sample_timestamp);
 
   SECTION("the throwing overload returns the same") {
-    const auto t = wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv}, opts());
+    const auto t =
+        wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv}, opts());
     CHECK(t.openid == u.openid);
     CHECK(t.unionid == u.unionid);
   }
   SECTION("the generic form returns the whole verified JSON") {
-    const nlohmann::json j = wechat::decrypt_json(sample_session_key, {sample_encrypted_data, sample_iv}, opts());
+    const nlohmann::json j =
+        wechat::decrypt_json(sample_session_key, {sample_encrypted_data, sample_iv}, opts());
     CHECK(j.at("openId") == "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
     CHECK(j.at("watermark").at("timestamp") == fixtures::sample_timestamp);
   }
@@ -106,15 +108,18 @@ TEST_CASE("the watermark age is checked to the second when asked", "[decrypt][wa
 
 TEST_CASE("fresh payloads round-trip, unicode nick names included", "[decrypt]") {
   SECTION("raw UTF-8 Chinese and emoji") {
-    const fresh f(R"({"openId":"o1","nickName":"微信用户😀","watermark":{"timestamp":1,"appid":"wx4f4bc4dec97d474b"}})");
+    const fresh f(
+        R"({"openId":"o1","nickName":"微信用户😀","watermark":{"timestamp":1,"appid":"wx4f4bc4dec97d474b"}})");
     CHECK(wechat::decrypt_user_info(f.key, {f.data, f.iv}, opts()).nickname == "微信用户😀");
   }
   SECTION("\\u escapes, surrogate pairs included, decode to UTF-8") {
-    const fresh f(R"({"openId":"o1","nickName":"\u5fae\u4fe1\ud83d\ude00 \"q\" \\ \/","watermark":{"timestamp":1,"appid":"wx4f4bc4dec97d474b"}})");
+    const fresh f(
+        R"({"openId":"o1","nickName":"\u5fae\u4fe1\ud83d\ude00 \"q\" \\ \/","watermark":{"timestamp":1,"appid":"wx4f4bc4dec97d474b"}})");
     CHECK(wechat::decrypt_user_info(f.key, {f.data, f.iv}, opts()).nickname == "微信😀 \"q\" \\ /");
   }
   SECTION("escapes in keys are decoded before matching") {
-    const fresh f(R"({"open\u0049d":"o2","watermark":{"timestamp":1,"appid":"wx4f4bc4dec97d474b"}})");
+    const fresh f(
+        R"({"open\u0049d":"o2","watermark":{"timestamp":1,"appid":"wx4f4bc4dec97d474b"}})");
     CHECK(wechat::decrypt_user_info(f.key, {f.data, f.iv}, opts()).openid == "o2");
   }
 }
@@ -129,7 +134,8 @@ TEST_CASE("device-side camelCase names and their lowercase variants both decode"
     CHECK(u.unionid == std::optional<std::string>("ocMvos6NjeKLIBqg5Mr9QjxrP1FA"));
   }
   SECTION("lowercase variants") {
-    const fresh f(R"({"openid":"o3","nickname":"n","avatar_url":"a","unionid":"u3","watermark":{"timestamp":1,"appid":"wx4f4bc4dec97d474b"}})");
+    const fresh f(
+        R"({"openid":"o3","nickname":"n","avatar_url":"a","unionid":"u3","watermark":{"timestamp":1,"appid":"wx4f4bc4dec97d474b"}})");
     const auto u = wechat::decrypt_user_info(f.key, {f.data, f.iv}, opts());
     CHECK(u.openid == "o3");
     CHECK(u.nickname == "n");
@@ -151,8 +157,10 @@ TEST_CASE("device-side camelCase names and their lowercase variants both decode"
 TEST_CASE("phone numbers decode with countryCode as a string or a number", "[decrypt][phone]") {
   for (const char* cc : {R"("86")", "86"}) {
     CAPTURE(cc);
-    const fresh f(std::string(R"({"phoneNumber":"+8613800138000","purePhoneNumber":"13800138000","countryCode":)") +
-                  cc + R"(,"watermark":{"timestamp":1637744274,"appid":"wx4f4bc4dec97d474b"}})");
+    const fresh f(
+        std::string(
+            R"({"phoneNumber":"+8613800138000","purePhoneNumber":"13800138000","countryCode":)") +
+        cc + R"(,"watermark":{"timestamp":1637744274,"appid":"wx4f4bc4dec97d474b"}})");
     std::error_code ec;
     const wechat::phone_info p = wechat::decrypt_phone_number(f.key, {f.data, f.iv}, opts(), ec);
     REQUIRE_FALSE(ec);
@@ -164,9 +172,11 @@ TEST_CASE("phone numbers decode with countryCode as a string or a number", "[dec
   }
   SECTION("a user-info payload is not a phone payload") {
     std::error_code ec;
-    wechat::decrypt_phone_number(sample_session_key, {sample_encrypted_data, sample_iv}, opts(), ec);
+    wechat::decrypt_phone_number(sample_session_key, {sample_encrypted_data, sample_iv}, opts(),
+                                 ec);
     CHECK(ec == wechat::decrypt_errc::unexpected_payload);
-    CHECK_THROWS_AS(wechat::decrypt_phone_number(sample_session_key, {sample_encrypted_data, sample_iv}, opts()),
+    CHECK_THROWS_AS(wechat::decrypt_phone_number(sample_session_key,
+                                                 {sample_encrypted_data, sample_iv}, opts()),
                     wechat::error);
   }
 }
@@ -176,14 +186,17 @@ TEST_CASE("each malformed input is named: session_key", "[decrypt][errors]") {
   CHECK(user_error("", d) == wechat::decrypt_errc::session_key_malformed);
   CHECK(user_error("tiihtNczf5v6AKRyjwEUhQ=", d) == wechat::decrypt_errc::session_key_malformed);
   CHECK(user_error("tiihtNczf5v6AKRyjwEUhQ!=", d) == wechat::decrypt_errc::session_key_malformed);
-  CHECK(user_error("tiihtNczf5v6AKRyjwEUhQ==tiih", d) == wechat::decrypt_errc::session_key_malformed);
-  CHECK(user_error(wechat::base64_encode(std::string(17, 'x')), d) == wechat::decrypt_errc::session_key_malformed);
+  CHECK(user_error("tiihtNczf5v6AKRyjwEUhQ==tiih", d) ==
+        wechat::decrypt_errc::session_key_malformed);
+  CHECK(user_error(wechat::base64_encode(std::string(17, 'x')), d) ==
+        wechat::decrypt_errc::session_key_malformed);
   const std::string plus = fixtures::key_with_plus();
   CHECK(user_error(replace_all(plus, '+', ' '), d) == wechat::decrypt_errc::session_key_has_space);
 }
 
 TEST_CASE("each malformed input is named: iv", "[decrypt][errors]") {
-  CHECK(user_error(sample_session_key, {sample_encrypted_data, ""}) == wechat::decrypt_errc::iv_malformed);
+  CHECK(user_error(sample_session_key, {sample_encrypted_data, ""}) ==
+        wechat::decrypt_errc::iv_malformed);
   CHECK(user_error(sample_session_key, {sample_encrypted_data, "r7BXXKkLb8qrSNn05n0qiA"}) ==
         wechat::decrypt_errc::iv_malformed);
   CHECK(user_error(sample_session_key, {sample_encrypted_data, "r7BXXKkLb8qrSNn05n0q-A=="}) ==
@@ -194,16 +207,18 @@ TEST_CASE("each malformed input is named: iv", "[decrypt][errors]") {
 }
 
 TEST_CASE("each malformed input is named: encryptedData", "[decrypt][errors]") {
-  CHECK(user_error(sample_session_key, {"not-base64!", sample_iv}) == wechat::decrypt_errc::data_not_base64);
-  CHECK(user_error(sample_session_key, {"CiyLU1Aw%2BKjv", sample_iv}) == wechat::decrypt_errc::data_not_base64);
+  CHECK(user_error(sample_session_key, {"not-base64!", sample_iv}) ==
+        wechat::decrypt_errc::data_not_base64);
+  CHECK(user_error(sample_session_key, {"CiyLU1Aw%2BKjv", sample_iv}) ==
+        wechat::decrypt_errc::data_not_base64);
   CHECK(user_error(sample_session_key, {sample_encrypted_data.substr(1), sample_iv}) ==
         wechat::decrypt_errc::data_not_base64);
   CHECK(user_error(sample_session_key, {replace_all(sample_encrypted_data, '+', ' '), sample_iv}) ==
         wechat::decrypt_errc::data_has_space);
   SECTION("decoded length not a whole number of AES blocks") {
     CHECK(user_error(sample_session_key, {"", sample_iv}) == wechat::decrypt_errc::data_bad_length);
-    CHECK(user_error(sample_session_key, {wechat::base64_encode(std::string(15, 'x')), sample_iv}) ==
-          wechat::decrypt_errc::data_bad_length);
+    CHECK(user_error(sample_session_key, {wechat::base64_encode(std::string(15, 'x')),
+                                          sample_iv}) == wechat::decrypt_errc::data_bad_length);
     // truncated in storage: whole base64 quads lost from the end
     CHECK(user_error(sample_session_key, {sample_encrypted_data.substr(0, 400), sample_iv}) ==
           wechat::decrypt_errc::data_bad_length);
@@ -222,7 +237,8 @@ TEST_CASE("a session_key from another login fails the padding check", "[decrypt]
 TEST_CASE("a random stale key is always caught, whichever check catches it", "[decrypt][errors]") {
   int padding = 0, other = 0;
   for (int i = 0; i < 2000; ++i) {
-    const std::error_code ec = user_error(fixtures::random_key(), {sample_encrypted_data, sample_iv});
+    const std::error_code ec =
+        user_error(fixtures::random_key(), {sample_encrypted_data, sample_iv});
     REQUIRE(ec);
     (ec == wechat::decrypt_errc::bad_padding ? padding : other)++;
   }
@@ -234,25 +250,29 @@ TEST_CASE("a wrong iv garbles the first block: padding passes, JSON fails", "[de
         wechat::decrypt_errc::not_json);
 }
 
-TEST_CASE("plaintext that is not JSON, or JSON of the wrong shape, is told apart", "[decrypt][errors]") {
+TEST_CASE("plaintext that is not JSON, or JSON of the wrong shape, is told apart",
+          "[decrypt][errors]") {
   auto err = [](const std::string& plaintext) {
     const fresh f(plaintext);
     return user_error(f.key, {f.data, f.iv});
   };
   const std::string wm = R"("watermark":{"timestamp":1,"appid":"wx4f4bc4dec97d474b"})";
   CHECK(err("hello") == wechat::decrypt_errc::not_json);
-  CHECK(err(R"({"openId":"o1",)" + wm) == wechat::decrypt_errc::not_json);              // unterminated
-  CHECK(err(R"({"openId":"o1",)" + wm + "} x") == wechat::decrypt_errc::not_json);       // trailing garbage
-  CHECK(err("{\"openId\":\"o\xff\"," + wm + "}") == wechat::decrypt_errc::not_json);     // invalid UTF-8
+  CHECK(err(R"({"openId":"o1",)" + wm) == wechat::decrypt_errc::not_json);  // unterminated
+  CHECK(err(R"({"openId":"o1",)" + wm + "} x") ==
+        wechat::decrypt_errc::not_json);  // trailing garbage
+  CHECK(err("{\"openId\":\"o\xff\"," + wm + "}") ==
+        wechat::decrypt_errc::not_json);  // invalid UTF-8
   CHECK(err(R"([1,2,3])") == wechat::decrypt_errc::unexpected_payload);
-  CHECK(err("{" + wm + "}") == wechat::decrypt_errc::unexpected_payload);               // no openId
-  CHECK(err(R"({"openId":"o1"})") == wechat::decrypt_errc::unexpected_payload);          // no watermark
+  CHECK(err("{" + wm + "}") == wechat::decrypt_errc::unexpected_payload);        // no openId
+  CHECK(err(R"({"openId":"o1"})") == wechat::decrypt_errc::unexpected_payload);  // no watermark
   CHECK(err(R"({"openId":"o1","watermark":{"appid":"wx4f4bc4dec97d474b"}})") ==
-        wechat::decrypt_errc::unexpected_payload);                                        // no timestamp
+        wechat::decrypt_errc::unexpected_payload);  // no timestamp
   CHECK(err(R"({"openId":"o1","watermark":{"timestamp":"1","appid":"wx4f4bc4dec97d474b"}})") ==
-        wechat::decrypt_errc::unexpected_payload);                                        // wrong type
+        wechat::decrypt_errc::unexpected_payload);  // wrong type
   CHECK(err(R"({"openId":1,)" + wm + "}") == wechat::decrypt_errc::unexpected_payload);
-  CHECK(err(R"({"openId":"o1","gender":"1",)" + wm + "}") == wechat::decrypt_errc::unexpected_payload);
+  CHECK(err(R"({"openId":"o1","gender":"1",)" + wm + "}") ==
+        wechat::decrypt_errc::unexpected_payload);
   CHECK(err(R"({"openId":"o1","watermark":[]})") == wechat::decrypt_errc::unexpected_payload);
   SECTION("the generic form tells them apart too") {
     std::error_code ec;
@@ -266,19 +286,22 @@ TEST_CASE("plaintext that is not JSON, or JSON of the wrong shape, is told apart
 }
 
 TEST_CASE("the watermark must name this app", "[decrypt][watermark]") {
-  CHECK(user_error(sample_session_key, {sample_encrypted_data, sample_iv}, opts("wx0000000000000000")) ==
-        wechat::decrypt_errc::appid_mismatch);
+  CHECK(user_error(sample_session_key, {sample_encrypted_data, sample_iv},
+                   opts("wx0000000000000000")) == wechat::decrypt_errc::appid_mismatch);
   CHECK(user_error(sample_session_key, {sample_encrypted_data, sample_iv}, opts("")) ==
         wechat::decrypt_errc::appid_not_set);
   std::error_code ec;
-  wechat::decrypt_json(sample_session_key, {sample_encrypted_data, sample_iv}, opts("wx0000000000000000"), ec);
+  wechat::decrypt_json(sample_session_key, {sample_encrypted_data, sample_iv},
+                       opts("wx0000000000000000"), ec);
   CHECK(ec == wechat::decrypt_errc::appid_mismatch);
-  CHECK_THROWS_AS(wechat::decrypt_json(sample_session_key, {sample_encrypted_data, sample_iv}, opts("x")),
-                  wechat::error);
+  CHECK_THROWS_AS(
+      wechat::decrypt_json(sample_session_key, {sample_encrypted_data, sample_iv}, opts("x")),
+      wechat::error);
 }
 
 TEST_CASE("the rawData signature is verified when given", "[decrypt][signature]") {
-  const std::string raw = R"({"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"http://wx.qlogo.cn/x/0"})";
+  const std::string raw =
+      R"({"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"http://wx.qlogo.cn/x/0"})";
   const std::string sig = wechat::raw_data_signature(raw, sample_session_key);
   SECTION("sha1 of rawData + session_key text, as `printf %s ... | sha1sum` computes it") {
     CHECK(wechat::raw_data_signature(R"({"nickName":"Band"})", sample_session_key) ==
@@ -286,10 +309,12 @@ TEST_CASE("the rawData signature is verified when given", "[decrypt][signature]"
   }
   SECTION("valid, in lowercase or uppercase hex") {
     std::error_code ec;
-    wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv, raw, sig}, opts(), ec);
+    wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv, raw, sig},
+                              opts(), ec);
     CHECK_FALSE(ec);
     std::string upper = sig;
-    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (char& c : upper)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     wechat::verify_signature(raw, upper, sample_session_key, ec);
     CHECK_FALSE(ec);
     CHECK_NOTHROW(wechat::verify_signature(raw, sig, sample_session_key));
@@ -306,17 +331,20 @@ TEST_CASE("the rawData signature is verified when given", "[decrypt][signature]"
           wechat::decrypt_errc::signature_malformed);
     CHECK(user_error(sample_session_key, {sample_encrypted_data, sample_iv, raw, ""}) ==
           wechat::decrypt_errc::signature_malformed);
-    CHECK(user_error(sample_session_key, {sample_encrypted_data, sample_iv, raw, std::string(40, 'g')}) ==
+    CHECK(user_error(sample_session_key,
+                     {sample_encrypted_data, sample_iv, raw, std::string(40, 'g')}) ==
           wechat::decrypt_errc::signature_malformed);
   }
   SECTION("the generic form checks it too") {
     std::error_code ec;
-    wechat::decrypt_json(sample_session_key, {sample_encrypted_data, sample_iv, raw + "x", sig}, opts(), ec);
+    wechat::decrypt_json(sample_session_key, {sample_encrypted_data, sample_iv, raw + "x", sig},
+                         opts(), ec);
     CHECK(ec == wechat::decrypt_errc::signature_mismatch);
   }
 }
 
-TEST_CASE("checksession's signature is hmac_sha256 keyed by the session_key text", "[decrypt][signature]") {
+TEST_CASE("checksession's signature is hmac_sha256 keyed by the session_key text",
+          "[decrypt][signature]") {
   // `printf '' | openssl dgst -sha256 -hmac 'tiihtNczf5v6AKRyjwEUhQ=='`
   CHECK(wechat::session_key_signature(sample_session_key) ==
         "7154f9f8b4b76b92f541cbf0e37d48840fa06e5e42da92a6f80168a1516a4735");
@@ -341,7 +369,8 @@ TEST_CASE("no decrypt message or exception text contains the session_key", "[dec
   int thrown = 0;
   for (const std::string& k : bad_keys) {
     for (const wechat::device_data& d :
-         {wechat::device_data{sample_encrypted_data, sample_iv}, wechat::device_data{"x", sample_iv},
+         {wechat::device_data{sample_encrypted_data, sample_iv},
+          wechat::device_data{"x", sample_iv},
           wechat::device_data{sample_encrypted_data, sample_iv, "raw", "sig"}}) {
       try {
         wechat::decrypt_user_info(k, d, opts());

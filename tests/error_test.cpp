@@ -31,22 +31,25 @@ TEST_CASE("every named enumerator has a stable name and its own message", "[erro
     CHECK(names.insert(std::string(ec.category().name()) + name).second);
     CHECK(messages.insert(ec.message()).second);
   };
-  for (int v : {-1, 40001, 40002, 40003, 40013, 40014, 40029, 40030, 40097, 40101, 40125, 40163,
-                40164, 40226, 41001, 41002, 41004, 41008, 42001, 42002, 43002, 45009, 45011,
-                48001, 87007, 87008, 87009, 89002, 89300})
+  for (int v : {-1,    40001, 40002, 40003, 40013, 40014, 40029, 40030, 40097, 40101,
+                40125, 40163, 40164, 40226, 41001, 41002, 41004, 41008, 42001, 42002,
+                43002, 45009, 45011, 48001, 87007, 87008, 87009, 89002, 89300})
     add(wechat::make_api_error_code(v));
-  for (int v = 1; v <= 9; ++v) add(static_cast<wechat::transport_errc>(v));
-  for (int v = 1; v <= 4; ++v) add(static_cast<wechat::protocol_errc>(v));
-  for (int v = 1; v <= 10; ++v) add(static_cast<wechat::crypto_errc>(v));
-  for (int v = 1; v <= 15; ++v) add(static_cast<wechat::decrypt_errc>(v));
+  for (int v = 1; v <= 9; ++v)
+    add(static_cast<wechat::transport_errc>(v));
+  for (int v = 1; v <= 4; ++v)
+    add(static_cast<wechat::protocol_errc>(v));
+  for (int v = 1; v <= 10; ++v)
+    add(static_cast<wechat::crypto_errc>(v));
+  for (int v = 1; v <= 15; ++v)
+    add(static_cast<wechat::decrypt_errc>(v));
   CHECK(names.size() == 29 + 9 + 4 + 10 + 15);
   CHECK(wechat::error_name(wechat::api_errc::code_been_used) == "code_been_used");
   CHECK(wechat::error_name(wechat::decrypt_errc::bad_padding) == "bad_padding");
   CHECK(wechat::error_name(std::error_code{}) == "ok");
 }
 
-TEST_CASE("categories are distinct so equal values in two domains never compare equal",
-          "[error]") {
+TEST_CASE("categories are distinct so equal values in two domains never compare equal", "[error]") {
   const std::error_code a = wechat::crypto_errc::bad_padding;
   const std::error_code b = std::error_code(a.value(), wechat::decrypt_category());
   CHECK(a.value() == b.value());
@@ -61,7 +64,8 @@ TEST_CASE("api_error carries errcode, errmsg and rid", "[error]") {
   CHECK(e.errcode() == 40029);
   CHECK(e.rid() == "66c69111-4157f271-729ca238");
   CHECK(e.code() == wechat::api_errc::invalid_code);
-  CHECK(std::string(e.what()).find("invalid code, rid: 66c69111-4157f271-729ca238") != std::string::npos);
+  CHECK(std::string(e.what()).find("invalid code, rid: 66c69111-4157f271-729ca238") !=
+        std::string::npos);
   const wechat::error& base = e;  // catchable as the library's base exception
   CHECK(base.code().value() == 40029);
 }

@@ -34,20 +34,83 @@ int nlohmann_verdict(const std::string& s) {
 
 TEST_CASE("json_reader accepts and rejects exactly what nlohmann accepts", "[json]") {
   const std::string cases[] = {
-      "{}", "[]", "0", "-0", "1.5", "-1.5e10", "1E+2", "1e-2", "true", "false", "null",
-      R"("a")", R"({"a":1})", R"({"a":[1,2,{"b":null}]})", " { \"a\" : 1 } ", "\t\n\r{}",
+      "{}",
+      "[]",
+      "0",
+      "-0",
+      "1.5",
+      "-1.5e10",
+      "1E+2",
+      "1e-2",
+      "true",
+      "false",
+      "null",
+      R"("a")",
+      R"({"a":1})",
+      R"({"a":[1,2,{"b":null}]})",
+      " { \"a\" : 1 } ",
+      "\t\n\r{}",
       // invalid
-      "", " ", "{", "}", "[", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "[,1]", "01", "1.",
-      ".1", "+1", "1e", "1e+", "-", "--1", "tru", "nul", "True", "NaN", "Infinity", "'a'",
-      "{a:1}", "{\"a\":1}}", "[1 2]", "{\"a\" 1}", "\"abc", "\"\\x\"", "\"\\u12\"",
-      "\"\\u12G4\"", "\"a\nb\"", "\"a\tb\"", "\"\x01\"",
+      "",
+      " ",
+      "{",
+      "}",
+      "[",
+      "{\"a\"}",
+      "{\"a\":}",
+      "{\"a\":1,}",
+      "[1,]",
+      "[,1]",
+      "01",
+      "1.",
+      ".1",
+      "+1",
+      "1e",
+      "1e+",
+      "-",
+      "--1",
+      "tru",
+      "nul",
+      "True",
+      "NaN",
+      "Infinity",
+      "'a'",
+      "{a:1}",
+      "{\"a\":1}}",
+      "[1 2]",
+      "{\"a\" 1}",
+      "\"abc",
+      "\"\\x\"",
+      "\"\\u12\"",
+      "\"\\u12G4\"",
+      "\"a\nb\"",
+      "\"a\tb\"",
+      "\"\x01\"",
       // unicode: valid, overlong, surrogates, out of range, truncated
-      "\"\xe5\xbe\xae\"", "\"\xf0\x9f\x98\x80\"", "\"\xc0\x80\"", "\"\xc1\xbf\"",
-      "\"\xe0\x80\xaf\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\xf5\x80\x80\x80\"",
-      "\"\xe5\xbe\"", "\"\x80\"", "\"\xff\"", "\"\\ud83d\\ude00\"", "\"\\ud83d\"",
-      "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"\\ud83dx\"", "\"\\u0000\"",
-      "{\"a\":1} {}", "[1] x", "1 2", "\"a\"\"b\"", "{\"\\u0061\":1}",
-      "\"a\0b\""s, "[1,\0]"s,
+      "\"\xe5\xbe\xae\"",
+      "\"\xf0\x9f\x98\x80\"",
+      "\"\xc0\x80\"",
+      "\"\xc1\xbf\"",
+      "\"\xe0\x80\xaf\"",
+      "\"\xed\xa0\x80\"",
+      "\"\xf4\x90\x80\x80\"",
+      "\"\xf5\x80\x80\x80\"",
+      "\"\xe5\xbe\"",
+      "\"\x80\"",
+      "\"\xff\"",
+      "\"\\ud83d\\ude00\"",
+      "\"\\ud83d\"",
+      "\"\\ude00\"",
+      "\"\\ud83d\\u0041\"",
+      "\"\\ud83dx\"",
+      "\"\\u0000\"",
+      "{\"a\":1} {}",
+      "[1] x",
+      "1 2",
+      "\"a\"\"b\"",
+      "{\"\\u0061\":1}",
+      "\"a\0b\""s,
+      "[1,\0]"s,
   };
   for (const std::string& c : cases) {
     CAPTURE(c);
@@ -80,9 +143,13 @@ TEST_CASE("json_reader agrees with nlohmann on 20000 mutated payloads", "[json]"
     for (int e = 0; e < edits; ++e) {
       const std::size_t pos = rng() % (s.size() + 1);
       switch (rng() % 3) {
-        case 0: if (pos < s.size()) s.erase(pos, 1); break;
-        case 1: s.insert(pos, 1, alphabet[rng() % (sizeof alphabet - 1)]); break;
-        default: if (pos < s.size()) s[pos] = alphabet[rng() % (sizeof alphabet - 1)]; break;
+      case 0:
+        if (pos < s.size()) s.erase(pos, 1);
+        break;
+      case 1: s.insert(pos, 1, alphabet[rng() % (sizeof alphabet - 1)]); break;
+      default:
+        if (pos < s.size()) s[pos] = alphabet[rng() % (sizeof alphabet - 1)];
+        break;
       }
     }
     const int verdict = nlohmann_verdict(s);
@@ -99,16 +166,22 @@ TEST_CASE("json_reader agrees with nlohmann on 20000 mutated payloads", "[json]"
 }
 
 TEST_CASE("json_reader decodes strings, integers and numbers-as-text", "[json]") {
-  wechat::detail::json_reader r(R"({"s":"a\u00e9\n","i":-9223372036854775808,"big":9223372036854775808,"f":1.5,"n":86})");
+  wechat::detail::json_reader r(
+      R"({"s":"a\u00e9\n","i":-9223372036854775808,"big":9223372036854775808,"f":1.5,"n":86})");
   std::string s, n;
   std::int64_t i = 0, big = 0, f = 0;
   bool got_big = true, got_f = true;
   r.object([&](std::string_view k) {
-    if (k == "s") r.string(s);
-    else if (k == "i") r.integer(i);
-    else if (k == "big") got_big = r.integer(big);
-    else if (k == "f") got_f = r.integer(f);
-    else if (k == "n") r.string_or_number(n);
+    if (k == "s")
+      r.string(s);
+    else if (k == "i")
+      r.integer(i);
+    else if (k == "big")
+      got_big = r.integer(big);
+    else if (k == "f")
+      got_f = r.integer(f);
+    else if (k == "n")
+      r.string_or_number(n);
   });
   CHECK(r.finish());
   CHECK(s == "a\xc3\xa9\n");

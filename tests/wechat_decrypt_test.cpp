@@ -21,22 +21,26 @@ struct result {
 std::string quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) {
-    if (c == '\'') q += "'\\''";
-    else q += c;
+    if (c == '\'')
+      q += "'\\''";
+    else
+      q += c;
   }
   return q + "'";
 }
 
 result run(const std::vector<std::string>& args) {
   std::string cmd = WECHAT_DECRYPT_PATH;
-  for (const auto& a : args) cmd += " " + quote(a);
+  for (const auto& a : args)
+    cmd += " " + quote(a);
   cmd += " 2>&1";
   result r;
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   char buf[4096];
   std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    r.out.append(buf, n);
   const int st = pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
@@ -51,7 +55,8 @@ std::vector<std::string> sample_args(const std::string& key = fixtures::sample_s
 
 int lines(const std::string& s) {
   int n = 0;
-  for (char c : s) n += c == '\n';
+  for (char c : s)
+    n += c == '\n';
   return n;
 }
 
@@ -86,7 +91,8 @@ TEST_CASE("wechat-decrypt names each failure in one line and exits 1", "[tool]")
   }
   SECTION("'+' turned into a space in encryptedData") {
     std::string data = fixtures::sample_encrypted_data;
-    for (char& c : data) if (c == '+') c = ' ';
+    for (char& c : data)
+      if (c == '+') c = ' ';
     expect_failure(run(sample_args(key, fixtures::sample_iv, data)), "data_has_space", key);
   }
   SECTION("encryptedData still URL-encoded") {
@@ -106,7 +112,8 @@ TEST_CASE("wechat-decrypt names each failure in one line and exits 1", "[tool]")
     const result r = run(sample_args(key, fixtures::sample_iv, fixtures::sample_encrypted_data,
                                      "wx0000000000000000"));
     expect_failure(r, "appid_mismatch", key);
-    CHECK(r.out.find("watermark appid wx4f4bc4dec97d474b, --appid wx0000000000000000") != std::string::npos);
+    CHECK(r.out.find("watermark appid wx4f4bc4dec97d474b, --appid wx0000000000000000") !=
+          std::string::npos);
   }
   SECTION("too old for --max-age") {
     auto args = sample_args();

@@ -32,8 +32,10 @@ inline constexpr char base64_alphabet[] =
 // 0..63 for alphabet characters, 64 for '=', 255 for anything else.
 inline constexpr std::array<std::uint8_t, 256> make_base64_table() {
   std::array<std::uint8_t, 256> t{};
-  for (auto& v : t) v = 255;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(base64_alphabet[i])] = static_cast<std::uint8_t>(i);
+  for (auto& v : t)
+    v = 255;
+  for (int i = 0; i < 64; ++i)
+    t[static_cast<unsigned char>(base64_alphabet[i])] = static_cast<std::uint8_t>(i);
   t[static_cast<unsigned char>('=')] = 64;
   return t;
 }
@@ -52,9 +54,12 @@ inline std::size_t base64_decoded_size(std::string_view text) noexcept {
 inline crypto_errc base64_diagnose(std::string_view text) noexcept {
   bool space = false, percent = false, other = false;
   for (char c : text) {
-    if (c == ' ') space = true;
-    else if (c == '%') percent = true;
-    else if (base64_table[static_cast<unsigned char>(c)] == 255) other = true;
+    if (c == ' ')
+      space = true;
+    else if (c == '%')
+      percent = true;
+    else if (base64_table[static_cast<unsigned char>(c)] == 255)
+      other = true;
   }
   if (space) return crypto_errc::base64_space_for_plus;
   if (percent) return crypto_errc::base64_percent_encoded;
@@ -69,7 +74,8 @@ inline constexpr std::uint32_t base64_bad = 0x01000000u;
 inline constexpr std::array<std::array<std::uint32_t, 256>, 4> make_base64_quad_tables() {
   std::array<std::array<std::uint32_t, 256>, 4> t{};
   for (auto& table : t)
-    for (auto& v : table) v = base64_bad;
+    for (auto& v : table)
+      v = base64_bad;
   for (std::uint32_t i = 0; i < 64; ++i) {
     const auto c = static_cast<unsigned char>(base64_alphabet[i]);
     t[0][c] = i << 18;
@@ -101,8 +107,8 @@ inline std::size_t base64_decode_to(std::string_view text, unsigned char* out,
   std::size_t o = 0;
   std::uint32_t bad = 0;
   for (std::size_t q = 0; q < full; ++q, in += 4) {
-    const std::uint32_t v = base64_quad[0][in[0]] | base64_quad[1][in[1]] |
-                            base64_quad[2][in[2]] | base64_quad[3][in[3]];
+    const std::uint32_t v = base64_quad[0][in[0]] | base64_quad[1][in[1]] | base64_quad[2][in[2]] |
+                            base64_quad[3][in[3]];
     bad |= v;
     out[o] = static_cast<unsigned char>(v >> 16);
     out[o + 1] = static_cast<unsigned char>(v >> 8);
@@ -237,7 +243,8 @@ inline std::string base64_encode(std::string_view bytes) {
   const auto* in = reinterpret_cast<const unsigned char*>(bytes.data());
   std::size_t i = 0, o = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t v = (std::uint32_t{in[i]} << 16) | (std::uint32_t{in[i + 1]} << 8) | in[i + 2];
+    const std::uint32_t v =
+        (std::uint32_t{in[i]} << 16) | (std::uint32_t{in[i + 1]} << 8) | in[i + 2];
     out[o++] = detail::base64_alphabet[(v >> 18) & 63];
     out[o++] = detail::base64_alphabet[(v >> 12) & 63];
     out[o++] = detail::base64_alphabet[(v >> 6) & 63];
@@ -285,8 +292,14 @@ inline std::string aes128_cbc_decrypt(std::string_view key, std::string_view iv,
                                       std::string_view ciphertext, std::error_code& ec) {
   std::string out;
   ec.clear();
-  if (key.size() != 16) { ec = crypto_errc::bad_key_length; return out; }
-  if (iv.size() != 16) { ec = crypto_errc::bad_iv_length; return out; }
+  if (key.size() != 16) {
+    ec = crypto_errc::bad_key_length;
+    return out;
+  }
+  if (iv.size() != 16) {
+    ec = crypto_errc::bad_iv_length;
+    return out;
+  }
   out.resize(ciphertext.size());
   const std::size_t n = detail::aes128_cbc_decrypt_to(
       reinterpret_cast<const unsigned char*>(key.data()),
@@ -312,8 +325,14 @@ inline std::string aes128_cbc_encrypt(std::string_view key, std::string_view iv,
                                       std::string_view plaintext, std::error_code& ec) {
   std::string out;
   ec.clear();
-  if (key.size() != 16) { ec = crypto_errc::bad_key_length; return out; }
-  if (iv.size() != 16) { ec = crypto_errc::bad_iv_length; return out; }
+  if (key.size() != 16) {
+    ec = crypto_errc::bad_key_length;
+    return out;
+  }
+  if (iv.size() != 16) {
+    ec = crypto_errc::bad_iv_length;
+    return out;
+  }
   if (plaintext.size() > static_cast<std::size_t>(INT32_MAX) - 16) {
     ec = crypto_errc::bad_ciphertext_length;
     return out;

@@ -118,7 +118,7 @@ inline std::string_view decrypt_plaintext(std::string_view session_key, std::str
   if (!bec) n = base64_decode_to(data, reinterpret_cast<unsigned char*>(buffer.data()), bec);
   if (bec) {
     ec = bec == crypto_errc::base64_space_for_plus ? decrypt_errc::data_has_space
-                                                    : decrypt_errc::data_not_base64;
+                                                   : decrypt_errc::data_not_base64;
     OPENSSL_cleanse(key, sizeof key);
     return {};
   }
@@ -164,17 +164,19 @@ inline void read_watermark(json_reader& r, watermark& w) {
   bool has_ts = false, has_appid = false;
   r.object(
       [&](std::string_view k) {
-        if (k == "timestamp") has_ts = r.integer(w.timestamp);
-        else if (k == "appid") has_appid = r.string(w.appid);
-        else r.skip(1);
+        if (k == "timestamp")
+          has_ts = r.integer(w.timestamp);
+        else if (k == "appid")
+          has_appid = r.string(w.appid);
+        else
+          r.skip(1);
       },
       1);
   if (!has_ts || !has_appid) r.set_shape_error();
 }
 
 // Reads the top-level object; valid JSON that is not an object is a shape error.
-template <class OnKey>
-void read_top_object(json_reader& r, OnKey&& on_key) {
+template <class OnKey> void read_top_object(json_reader& r, OnKey&& on_key) {
   if (r.peek() != '{') {
     r.skip(0);
     r.set_shape_error();
@@ -214,13 +216,15 @@ inline void verify_signature(std::string_view raw_data, std::string_view signatu
                              std::string_view session_key, std::error_code& ec) {
   ec.clear();
   bool hex = signature.size() == 40;
-  for (char c : signature) hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'));
+  for (char c : signature)
+    hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'));
   if (!hex) {
     ec = decrypt_errc::signature_malformed;
     return;
   }
   std::string lower(signature);
-  for (char& c : lower) if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+  for (char& c : lower)
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
   if (!constant_time_equal(raw_data_signature(raw_data, session_key), lower))
     ec = decrypt_errc::signature_mismatch;
 }
@@ -245,24 +249,40 @@ inline std::string session_key_signature(std::string_view session_key) {
 inline user_info decrypt_user_info(std::string_view session_key, const device_data& data,
                                    const verify_options& options, std::error_code& ec) {
   user_info out;
-  const std::string_view plain = detail::decrypt_plaintext(session_key, data.encrypted_data, data.iv, ec);
+  const std::string_view plain =
+      detail::decrypt_plaintext(session_key, data.encrypted_data, data.iv, ec);
   if (ec) return out;
   detail::json_reader r(plain);
   bool has_openid = false, has_watermark = false;
   std::string unionid;
   std::int64_t gender = 0;
   detail::read_top_object(r, [&](std::string_view k) {
-    if (k == "openId" || k == "openid") has_openid = r.string(out.openid);
-    else if (k == "nickName" || k == "nickname") r.string(out.nickname);
-    else if (k == "gender") { if (r.peek() == 'n') r.skip(1); else r.integer(gender); }
-    else if (k == "language") r.string(out.language);
-    else if (k == "city") r.string(out.city);
-    else if (k == "province") r.string(out.province);
-    else if (k == "country") r.string(out.country);
-    else if (k == "avatarUrl" || k == "avatar_url") r.string(out.avatar_url);
-    else if (k == "unionId" || k == "unionid") { if (r.string(unionid)) out.unionid = std::move(unionid); }
-    else if (k == "watermark") { has_watermark = true; detail::read_watermark(r, out.watermark); }
-    else r.skip(1);
+    if (k == "openId" || k == "openid")
+      has_openid = r.string(out.openid);
+    else if (k == "nickName" || k == "nickname")
+      r.string(out.nickname);
+    else if (k == "gender") {
+      if (r.peek() == 'n')
+        r.skip(1);
+      else
+        r.integer(gender);
+    } else if (k == "language")
+      r.string(out.language);
+    else if (k == "city")
+      r.string(out.city);
+    else if (k == "province")
+      r.string(out.province);
+    else if (k == "country")
+      r.string(out.country);
+    else if (k == "avatarUrl" || k == "avatar_url")
+      r.string(out.avatar_url);
+    else if (k == "unionId" || k == "unionid") {
+      if (r.string(unionid)) out.unionid = std::move(unionid);
+    } else if (k == "watermark") {
+      has_watermark = true;
+      detail::read_watermark(r, out.watermark);
+    } else
+      r.skip(1);
   });
   if (gender < 0 || gender > 2) r.set_shape_error();
   out.gender = static_cast<int>(gender);
@@ -287,16 +307,23 @@ inline user_info decrypt_user_info(std::string_view session_key, const device_da
 inline phone_info decrypt_phone_number(std::string_view session_key, const device_data& data,
                                        const verify_options& options, std::error_code& ec) {
   phone_info out;
-  const std::string_view plain = detail::decrypt_plaintext(session_key, data.encrypted_data, data.iv, ec);
+  const std::string_view plain =
+      detail::decrypt_plaintext(session_key, data.encrypted_data, data.iv, ec);
   if (ec) return out;
   detail::json_reader r(plain);
   bool has_phone = false, has_watermark = false;
   detail::read_top_object(r, [&](std::string_view k) {
-    if (k == "phoneNumber") has_phone = r.string(out.phone_number);
-    else if (k == "purePhoneNumber") r.string(out.pure_phone_number);
-    else if (k == "countryCode") r.string_or_number(out.country_code);
-    else if (k == "watermark") { has_watermark = true; detail::read_watermark(r, out.watermark); }
-    else r.skip(1);
+    if (k == "phoneNumber")
+      has_phone = r.string(out.phone_number);
+    else if (k == "purePhoneNumber")
+      r.string(out.pure_phone_number);
+    else if (k == "countryCode")
+      r.string_or_number(out.country_code);
+    else if (k == "watermark") {
+      has_watermark = true;
+      detail::read_watermark(r, out.watermark);
+    } else
+      r.skip(1);
   });
   detail::finish_typed(r, has_phone && has_watermark, out.watermark, options, ec);
   if (ec) out = phone_info{};
@@ -317,7 +344,8 @@ inline phone_info decrypt_phone_number(std::string_view session_key, const devic
 /// Verifies the rawData signature when given. Errors: as decrypt_user_info.
 inline nlohmann::json decrypt_json(std::string_view session_key, const device_data& data,
                                    const verify_options& options, std::error_code& ec) {
-  const std::string_view plain = detail::decrypt_plaintext(session_key, data.encrypted_data, data.iv, ec);
+  const std::string_view plain =
+      detail::decrypt_plaintext(session_key, data.encrypted_data, data.iv, ec);
   if (ec) return nullptr;
   nlohmann::json j = nlohmann::json::parse(plain, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
@@ -326,9 +354,9 @@ inline nlohmann::json decrypt_json(std::string_view session_key, const device_da
   }
   watermark w;
   const auto wm = j.is_object() ? j.find("watermark") : j.end();
-  if (!j.is_object() || wm == j.end() || !wm->is_object() ||
-      !wm->contains("appid") || !(*wm)["appid"].is_string() ||
-      !wm->contains("timestamp") || !(*wm)["timestamp"].is_number_integer()) {
+  if (!j.is_object() || wm == j.end() || !wm->is_object() || !wm->contains("appid") ||
+      !(*wm)["appid"].is_string() || !wm->contains("timestamp") ||
+      !(*wm)["timestamp"].is_number_integer()) {
     ec = decrypt_errc::unexpected_payload;
     return nullptr;
   }
@@ -385,15 +413,16 @@ inline std::string encrypt_data(std::string_view session_key, std::string_view p
     ec = e;
     return {};
   }
-  if (auto e = detail::decode_key16(iv, ivb, decrypt_errc::iv_malformed, decrypt_errc::iv_has_space);
+  if (auto e =
+          detail::decode_key16(iv, ivb, decrypt_errc::iv_malformed, decrypt_errc::iv_has_space);
       e != decrypt_errc{}) {
     ec = e;
     OPENSSL_cleanse(key, sizeof key);
     return {};
   }
-  std::string cipher = aes128_cbc_encrypt(std::string_view(reinterpret_cast<char*>(key), 16),
-                                          std::string_view(reinterpret_cast<char*>(ivb), 16),
-                                          plaintext, ec);
+  std::string cipher =
+      aes128_cbc_encrypt(std::string_view(reinterpret_cast<char*>(key), 16),
+                         std::string_view(reinterpret_cast<char*>(ivb), 16), plaintext, ec);
   OPENSSL_cleanse(key, sizeof key);
   if (ec) return {};
   return base64_encode(cipher);

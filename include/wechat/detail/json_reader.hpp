@@ -19,7 +19,7 @@
 namespace wechat::detail {
 
 class json_reader {
- public:
+public:
   static constexpr int max_depth = 256;
 
   explicit json_reader(std::string_view text) noexcept
@@ -46,8 +46,7 @@ class json_reader {
   /// Reads an object, calling on_key(key) for each member with the reader positioned at
   /// the value; on_key must consume the value (with string(), integer(), skip()...).
   /// `key` is only valid during the call (it usually points into the input).
-  template <class OnKey>
-  bool object(OnKey&& on_key, int depth = 0) {
+  template <class OnKey> bool object(OnKey&& on_key, int depth = 0) {
     if (depth > max_depth) return fail();
     if (peek() != '{') return fail();
     ++p_;
@@ -156,44 +155,43 @@ class json_reader {
     if (depth > max_depth) return fail();
     const char c = peek();
     switch (c) {
-      case '{':
-        return object([&](std::string_view) { skip(depth + 1); }, depth + 1);
-      case '[': {
+    case '{': return object([&](std::string_view) { skip(depth + 1); }, depth + 1);
+    case '[': {
+      ++p_;
+      if (peek() == ']') {
         ++p_;
-        if (peek() == ']') {
+        return true;
+      }
+      for (;;) {
+        if (!skip(depth + 1)) return false;
+        const char d = peek();
+        if (d == ',') {
+          ++p_;
+          continue;
+        }
+        if (d == ']') {
           ++p_;
           return true;
         }
-        for (;;) {
-          if (!skip(depth + 1)) return false;
-          const char d = peek();
-          if (d == ',') {
-            ++p_;
-            continue;
-          }
-          if (d == ']') {
-            ++p_;
-            return true;
-          }
-          return fail();
-        }
+        return fail();
       }
-      case '"': {
-        ++p_;
-        scratch_.clear();
-        return read_string_body(scratch_);
-      }
-      case 't': return literal("true");
-      case 'f': return literal("false");
-      case 'n': return literal("null");
-      default: {
-        bool integral = true;
-        return scan_number(integral);
-      }
+    }
+    case '"': {
+      ++p_;
+      scratch_.clear();
+      return read_string_body(scratch_);
+    }
+    case 't': return literal("true");
+    case 'f': return literal("false");
+    case 'n': return literal("null");
+    default: {
+      bool integral = true;
+      return scan_number(integral);
+    }
     }
   }
 
- private:
+private:
   bool fail() noexcept {
     syntax_ = true;
     p_ = end_;
@@ -201,7 +199,8 @@ class json_reader {
   }
 
   void skip_ws() noexcept {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t'))
+      ++p_;
   }
 
   bool literal(const char* word) noexcept {
@@ -219,20 +218,23 @@ class json_reader {
     if (*p_ == '0') {
       ++p_;
     } else {
-      while (digit()) ++p_;
+      while (digit())
+        ++p_;
     }
     if (p_ < end_ && *p_ == '.') {
       integral = false;
       ++p_;
       if (!digit()) return fail();
-      while (digit()) ++p_;
+      while (digit())
+        ++p_;
     }
     if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
       integral = false;
       ++p_;
       if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
       if (!digit()) return fail();
-      while (digit()) ++p_;
+      while (digit())
+        ++p_;
     }
     return true;
   }
@@ -245,8 +247,8 @@ class json_reader {
       std::uint64_t v;
       std::memcpy(&v, p_, 8);
       const std::uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-      const std::uint64_t special = ((q - ones) & ~q) | ((b - ones) & ~b) |
-                                    ((v - ones * 0x20) & ~v) | v;
+      const std::uint64_t special =
+          ((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v;
       if (special & highs) return;
       p_ += 8;
     }
@@ -360,31 +362,31 @@ class json_reader {
       if (p_ >= end_) return fail();
       const char e = *p_++;
       switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'u': {
-          std::uint32_t cp = 0;
-          if (!read_hex4(cp)) return false;
-          if (cp >= 0xD800 && cp <= 0xDBFF) {  // high surrogate: a low one must follow
-            if (end_ - p_ < 6 || p_[0] != '\\' || p_[1] != 'u') return fail();
-            p_ += 2;
-            std::uint32_t low = 0;
-            if (!read_hex4(low)) return false;
-            if (low < 0xDC00 || low > 0xDFFF) return fail();
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            return fail();  // lone low surrogate
-          }
-          append_utf8(out, cp);
-          break;
+      case '"': out.push_back('"'); break;
+      case '\\': out.push_back('\\'); break;
+      case '/': out.push_back('/'); break;
+      case 'b': out.push_back('\b'); break;
+      case 'f': out.push_back('\f'); break;
+      case 'n': out.push_back('\n'); break;
+      case 'r': out.push_back('\r'); break;
+      case 't': out.push_back('\t'); break;
+      case 'u': {
+        std::uint32_t cp = 0;
+        if (!read_hex4(cp)) return false;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {  // high surrogate: a low one must follow
+          if (end_ - p_ < 6 || p_[0] != '\\' || p_[1] != 'u') return fail();
+          p_ += 2;
+          std::uint32_t low = 0;
+          if (!read_hex4(low)) return false;
+          if (low < 0xDC00 || low > 0xDFFF) return fail();
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          return fail();  // lone low surrogate
         }
-        default: return fail();
+        append_utf8(out, cp);
+        break;
+      }
+      default: return fail();
       }
     }
   }
