@@ -1,0 +1,456 @@
+// mock_wechat/api.hpp - the WeChat endpoints, HTTP-agnostic: a parsed request in, the
+// exact response WeChat would send out. Presence checks (missing parameters) happen
+// here; identity and state checks in the world; the answer is formatted here with the
+// real conventions (wechat-api.md section 1):
+//   - API errors are HTTP 200 with a compact {"errcode":N,"errmsg":"... rid: R"} body;
+//     /sns/* write ", rid: ", /cgi-bin/* and /wxa/* write " rid: "; the rid's first group
+//     is the virtual time in hex;
+//   - errcode is absent on success for jscode2session, token, stable_token, sns/oauth2/*,
+//     sns/userinfo, user/info, and present as 0,"ok" for the /wxa/* calls and sns/auth;
+//   - Content-Type: text/plain for /sns/*, "application/json; encoding=utf-8" (sic) for
+//     token and stable_token, "application/json; charset=UTF-8" for the rest;
+//   - bodies are compact JSON with no trailing newline.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mock_wechat/ids.hpp"
+#include "mock_wechat/world.hpp"
+
+namespace mock_wechat {
+
+using params = std::multimap<std::string, std::string>;  // == httplib::Params
+
+/// The query parameters of a request target ("/path?a=1&b=2"), percent-decoded, '+' as a
+/// space. Only the query: WeChat's GET endpoints never read a form body.
+inline params parse_query(std::string_view target) {
+  params out;
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return out;
+  auto decode = [](std::string_view s) {
+    std::string r;
+    r.reserve(s.size());
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '+') {
+        r.push_back(' ');
+      } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+        r.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
+        i += 2;
+      } else {
+        r.push_back(s[i]);
+      }
+    }
+    return r;
+  };
+  std::string_view rest = target.substr(q + 1);
+  const auto hash = rest.find('#');
+  if (hash != std::string_view::npos) rest = rest.substr(0, hash);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    if (!pair.empty()) {
+      const auto eq = pair.find('=');
+      out.emplace(decode(pair.substr(0, eq)),
+                  eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1)));
+    }
+    if (amp == std::string_view::npos) break;
+    rest = rest.substr(amp + 1);
+  }
+  return out;
+}
+
+/// An HTTP request to a WeChat endpoint, already parsed.
+struct api_request {
+  std::string_view method;
+  std::string_view path;
+  const params* query = nullptr;
+  std::string_view body;
+
+  /// The first value of query parameter `name`, or empty.
+  std::string_view param(const char* name) const {
+    if (query == nullptr) return {};
+    const auto it = query->find(name);
+    return it == query->end() ? std::string_view{} : std::string_view(it->second);
+  }
+};
+
+/// The answer, ready to send.
+struct api_response {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+  int errcode = 0;  ///< WeChat's errcode in the body (0 on success), for stats and journal
+};
+
+/// The standard errmsg text WeChat writes for an errcode.
+inline const char* errmsg_text(int errcode) noexcept {
+  switch (errcode) {
+  case -1: return "system error";
+  case 40001: return "invalid credential, access_token is invalid or not latest";
+  case 40002: return "invalid grant_type";
+  case 40003: return "invalid openid";
+  case 40013: return "invalid appid";
+  case 40014: return "invalid access_token";
+  case 40029: return "invalid code";
+  case 40030: return "invalid refresh_token";
+  case 40097: return "invalid args";
+  case 40101: return "missing parameter";
+  case 40125: return "invalid appsecret";
+  case 40163: return "code been used";
+  case 40164: return "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist";
+  case 40226: return "code blocked";
+  case 41001: return "access_token missing";
+  case 41002: return "appid missing";
+  case 41003: return "refresh_token missing";
+  case 41004: return "appsecret missing";
+  case 41008: return "missing code";
+  case 41009: return "missing openid";
+  case 42001: return "access_token expired";
+  case 42002: return "refresh_token expired";
+  case 43002: return "require POST method";
+  case 45009: return "reach max api daily quota limit";
+  case 45011: return "api minute-quota reach limit, must slower, retry next minute";
+  case 47001: return "data format error";
+  case 48001: return "api unauthorized";
+  case 87007: return "session_key is not existd or expired";
+  case 87008: return "invalid sig_method";
+  case 87009: return "invalid signature";
+  case 89002: return "open not exists";
+  case 89300: return "invalid trade";
+  default: return "system error";
+  }
+}
+
+class wechat_api {
+public:
+  explicit wechat_api(world& w) : world_(w) {}
+
+  /// Every path this API serves.
+  static const std::vector<std::string>& paths() {
+    static const std::vector<std::string> p = {"/sns/jscode2session",
+                                               "/cgi-bin/token",
+                                               "/cgi-bin/stable_token",
+                                               "/wxa/getpaidunionid",
+                                               "/wxa/checksession",
+                                               "/wxa/resetusersessionkey",
+                                               "/wxa/business/getuserphonenumber",
+                                               "/sns/oauth2/access_token",
+                                               "/sns/oauth2/refresh_token",
+                                               "/sns/userinfo",
+                                               "/sns/auth",
+                                               "/cgi-bin/user/info"};
+    return p;
+  }
+
+  static bool serves(std::string_view path) {
+    for (const auto& p : paths())
+      if (p == path) return true;
+    return false;
+  }
+
+  /// The Content-Type WeChat uses for `path`.
+  static const char* content_type(std::string_view path) noexcept {
+    if (path.rfind("/sns/", 0) == 0) return "text/plain";
+    if (path == "/cgi-bin/token" || path == "/cgi-bin/stable_token")
+      return "application/json; encoding=utf-8";
+    return "application/json; charset=UTF-8";
+  }
+
+  /// WeChat's error answer for `errcode` on `path`.
+  api_response error(std::string_view path, int errcode) const {
+    api_response r;
+    r.content_type = content_type(path);
+    r.errcode = errcode;
+    const bool sns = path.rfind("/sns/", 0) == 0;
+    r.body.reserve(96);
+    r.body += "{\"errcode\":";
+    r.body += std::to_string(errcode);
+    r.body += ",\"errmsg\":\"";
+    r.body += errmsg_text(errcode);
+    r.body += sns ? ", rid: " : " rid: ";
+    r.body += rid(world_.now());
+    r.body += "\"}";
+    return r;
+  }
+
+  /// Answers a request to a WeChat endpoint. Unknown paths: HTTP 404 with
+  /// {"errcode":-1,"errmsg":"unknown api <path>"}.
+  api_response handle(const api_request& q) {
+    const std::string_view p = q.path;
+    if (p == "/sns/jscode2session") return jscode2session(q);
+    if (p == "/cgi-bin/token") return token(q);
+    if (p == "/cgi-bin/stable_token") return stable_token(q);
+    if (p == "/wxa/getpaidunionid") return getpaidunionid(q);
+    if (p == "/wxa/checksession") return checksession(q);
+    if (p == "/wxa/resetusersessionkey") return resetusersessionkey(q);
+    if (p == "/wxa/business/getuserphonenumber") return getuserphonenumber(q);
+    if (p == "/sns/oauth2/access_token") return oauth_access_token(q);
+    if (p == "/sns/oauth2/refresh_token") return oauth_refresh_token(q);
+    if (p == "/sns/userinfo") return sns_userinfo(q);
+    if (p == "/sns/auth") return sns_auth(q);
+    if (p == "/cgi-bin/user/info") return user_info(q);
+    api_response r;
+    r.status = 404;
+    r.content_type = "application/json; charset=UTF-8";
+    r.errcode = -1;
+    r.body =
+        "{\"errcode\":-1,\"errmsg\":" + detail::json_escape("unknown api " + std::string(p)) + "}";
+    return r;
+  }
+
+private:
+  api_response ok(std::string_view path, std::string body) const {
+    api_response r;
+    r.content_type = content_type(path);
+    r.body = std::move(body);
+    return r;
+  }
+
+  static void add_field(std::string& b, const char* name, std::string_view value) {
+    b += '"';
+    b += name;
+    b += "\":";
+    b += detail::json_escape(value);
+  }
+
+  // GET /sns/jscode2session?appid&secret&js_code&grant_type=authorization_code
+  api_response jscode2session(const api_request& q) {
+    const auto appid = q.param("appid"), secret = q.param("secret"), code = q.param("js_code");
+    if (appid.empty()) return error(q.path, 41002);
+    if (secret.empty()) return error(q.path, 41004);
+    if (code.empty()) return error(q.path, 41008);
+    const auto o = world_.exchange_js_code(appid, secret, code);
+    if (o.errcode) return error(q.path, o.errcode);
+    std::string b;
+    b.reserve(128);
+    b += "{\"session_key\":\"";
+    b += o.value.session_key;  // base64: nothing to escape
+    b += "\",\"openid\":\"";
+    b += o.value.openid;  // url-safe alphabet
+    if (o.value.unionid) {
+      b += "\",\"unionid\":\"";
+      b += *o.value.unionid;
+    }
+    b += "\"}";
+    return ok(q.path, std::move(b));
+  }
+
+  static std::string token_body(const token_grant& g) {
+    return "{\"access_token\":\"" + g.access_token +
+           "\",\"expires_in\":" + std::to_string(g.expires_in) + "}";
+  }
+
+  // GET /cgi-bin/token?grant_type=client_credential&appid&secret
+  api_response token(const api_request& q) {
+    const auto appid = q.param("appid"), secret = q.param("secret");
+    if (appid.empty()) return error(q.path, 41002);
+    if (secret.empty()) return error(q.path, 41004);
+    if (q.param("grant_type") != "client_credential") return error(q.path, 40002);
+    const auto o = world_.fetch_token(appid, secret);
+    if (o.errcode) return error(q.path, o.errcode);
+    return ok(q.path, token_body(o.value));
+  }
+
+  // POST /cgi-bin/stable_token {"grant_type","appid","secret","force_refresh"?}
+  api_response stable_token(const api_request& q) {
+    if (q.method != "POST") return error(q.path, 43002);
+    const auto j = nlohmann::json::parse(q.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return error(q.path, 47001);
+    auto str = [&](const char* k) -> std::string {
+      const auto it = j.find(k);
+      return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    const std::string appid = str("appid"), secret = str("secret");
+    if (appid.empty()) return error(q.path, 41002);
+    if (secret.empty()) return error(q.path, 41004);
+    if (str("grant_type") != "client_credential") return error(q.path, 40002);
+    bool force = false;
+    if (const auto it = j.find("force_refresh"); it != j.end() && !it->is_null()) {
+      if (!it->is_boolean()) return error(q.path, 47001);
+      force = it->get<bool>();
+    }
+    const auto o = world_.fetch_stable_token(appid, secret, force);
+    if (o.errcode) return error(q.path, o.errcode);
+    return ok(q.path, token_body(o.value));
+  }
+
+  // GET /wxa/getpaidunionid?access_token&openid&transaction_id | mch_id+out_trade_no
+  api_response getpaidunionid(const api_request& q) {
+    const auto owner = world_.check_app_token(q.param("access_token"));
+    if (owner.errcode) return error(q.path, owner.errcode);
+    const auto o =
+        world_.paid_unionid(*owner.value.app, q.param("openid"), q.param("transaction_id"),
+                            q.param("mch_id"), q.param("out_trade_no"));
+    if (o.errcode) return error(q.path, o.errcode);
+    return ok(q.path, "{\"unionid\":\"" + o.value + "\",\"errcode\":0,\"errmsg\":\"ok\"}");
+  }
+
+  // GET /wxa/checksession?access_token&openid&signature&sig_method=hmac_sha256
+  api_response checksession(const api_request& q) {
+    const auto owner = world_.check_app_token(q.param("access_token"));
+    if (owner.errcode) return error(q.path, owner.errcode);
+    const int e = world_.check_session(*owner.value.app, q.param("openid"), q.param("signature"),
+                                       q.param("sig_method"));
+    if (e) return error(q.path, e);
+    return ok(q.path, "{\"errcode\":0,\"errmsg\":\"ok\"}");
+  }
+
+  // GET /wxa/resetusersessionkey?access_token&openid&signature&sig_method=hmac_sha256
+  api_response resetusersessionkey(const api_request& q) {
+    const auto owner = world_.check_app_token(q.param("access_token"));
+    if (owner.errcode) return error(q.path, owner.errcode);
+    const auto o = world_.reset_session(*owner.value.app, q.param("openid"), q.param("signature"),
+                                        q.param("sig_method"));
+    if (o.errcode) return error(q.path, o.errcode);
+    return ok(q.path,
+              "{\"errcode\":0,\"errmsg\":\"ok\",\"openid\":" + detail::json_escape(o.value.openid) +
+                  ",\"session_key\":\"" + o.value.session_key + "\"}");
+  }
+
+  // POST /wxa/business/getuserphonenumber?access_token  {"code","openid"?}
+  api_response getuserphonenumber(const api_request& q) {
+    if (q.method != "POST") return error(q.path, 43002);
+    const auto owner = world_.check_app_token(q.param("access_token"));
+    if (owner.errcode) return error(q.path, owner.errcode);
+    const auto j = nlohmann::json::parse(q.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return error(q.path, 47001);
+    const auto code = j.find("code");
+    if (code == j.end() || !code->is_string() || code->get<std::string>().empty())
+      return error(q.path, 41008);
+    std::string oid;
+    if (const auto it = j.find("openid"); it != j.end() && it->is_string())
+      oid = it->get<std::string>();
+    const auto o = world_.phone_number(*owner.value.app, code->get<std::string>(), oid);
+    if (o.errcode) return error(q.path, o.errcode);
+    std::string b = "{\"errcode\":0,\"errmsg\":\"ok\",\"phone_info\":{";
+    add_field(b, "phoneNumber", o.value.phone_number);
+    b += ',';
+    add_field(b, "purePhoneNumber", o.value.pure_phone_number);
+    b += ',';
+    add_field(b, "countryCode", o.value.country_code);
+    b += ",\"watermark\":{\"timestamp\":" + std::to_string(o.value.timestamp) + ",";
+    add_field(b, "appid", owner.value.app->appid);
+    b += "}}}";
+    return ok(q.path, std::move(b));
+  }
+
+  static std::string oauth_body(const token_grant& g) {
+    std::string b = "{\"access_token\":\"" + g.access_token +
+                    "\",\"expires_in\":" + std::to_string(g.expires_in) + ",\"refresh_token\":\"" +
+                    g.refresh_token + "\",";
+    add_field(b, "openid", g.openid);
+    b += ',';
+    add_field(b, "scope", g.scope);
+    if (g.unionid) {
+      b += ',';
+      add_field(b, "unionid", *g.unionid);
+    }
+    return b + "}";
+  }
+
+  // GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code
+  api_response oauth_access_token(const api_request& q) {
+    const auto appid = q.param("appid"), secret = q.param("secret"), code = q.param("code");
+    if (appid.empty()) return error(q.path, 41002);
+    if (secret.empty()) return error(q.path, 41004);
+    if (code.empty()) return error(q.path, 41008);
+    if (q.param("grant_type") != "authorization_code") return error(q.path, 40002);
+    const auto o = world_.exchange_oauth_code(appid, secret, code);
+    if (o.errcode) return error(q.path, o.errcode);
+    return ok(q.path, oauth_body(o.value));
+  }
+
+  // GET /sns/oauth2/refresh_token?appid&grant_type=refresh_token&refresh_token
+  api_response oauth_refresh_token(const api_request& q) {
+    const auto appid = q.param("appid"), rt = q.param("refresh_token");
+    if (appid.empty()) return error(q.path, 41002);
+    if (rt.empty()) return error(q.path, 41003);
+    if (q.param("grant_type") != "refresh_token") return error(q.path, 40002);
+    const auto o = world_.refresh_oauth(appid, rt);
+    if (o.errcode) return error(q.path, o.errcode);
+    return ok(q.path, oauth_body(o.value));
+  }
+
+  // GET /sns/userinfo?access_token&openid&lang
+  api_response sns_userinfo(const api_request& q) {
+    const auto owner = world_.check_sns_token(q.param("access_token"));
+    if (owner.errcode) return error(q.path, owner.errcode);
+    const auto o = world_.sns_userinfo(owner.value, q.param("openid"));
+    if (o.errcode) return error(q.path, o.errcode);
+    nlohmann::json j = {{"openid", o.value.openid},
+                        {"nickname", o.value.prof.nickname},
+                        {"sex", o.value.prof.gender},
+                        {"province", o.value.prof.province},
+                        {"city", o.value.prof.city},
+                        {"country", o.value.prof.country},
+                        {"headimgurl", o.value.prof.avatar_url},
+                        {"privilege", nlohmann::json::array()}};
+    if (o.value.unionid) j["unionid"] = *o.value.unionid;
+    return ok(q.path, ordered_dump(j, {"openid", "nickname", "sex", "province", "city", "country",
+                                       "headimgurl", "privilege", "unionid"}));
+  }
+
+  // GET /sns/auth?access_token&openid
+  api_response sns_auth(const api_request& q) {
+    const auto owner = world_.check_sns_token(q.param("access_token"));
+    if (owner.errcode) return error(q.path, owner.errcode);
+    if (q.param("openid") != openid(owner.value.app->appid, owner.value.user))
+      return error(q.path, 40003);
+    return ok(q.path, "{\"errcode\":0,\"errmsg\":\"ok\"}");
+  }
+
+  // GET /cgi-bin/user/info?access_token&openid&lang
+  api_response user_info(const api_request& q) {
+    const auto owner = world_.check_app_token(q.param("access_token"));
+    if (owner.errcode) return error(q.path, owner.errcode);
+    const auto o = world_.follower(*owner.value.app, q.param("openid"));
+    if (o.errcode) return error(q.path, o.errcode);
+    std::string b;
+    if (!o.value.subscribed) {
+      b = "{\"subscribe\":0,";
+      add_field(b, "openid", o.value.openid);
+      return ok(q.path, b + "}");
+    }
+    b = "{\"subscribe\":1,";
+    add_field(b, "openid", o.value.openid);
+    b += ",\"language\":\"zh_CN\",\"subscribe_time\":" + std::to_string(o.value.subscribe_time);
+    if (o.value.unionid) {
+      b += ',';
+      add_field(b, "unionid", *o.value.unionid);
+    }
+    b += ",\"remark\":\"\",\"groupid\":0,\"tagid_list\":[],\"subscribe_scene\":\"ADD_SCENE_QR_"
+         "CODE\","
+         "\"qr_scene\":0,\"qr_scene_str\":\"\"}";
+    return ok(q.path, std::move(b));
+  }
+
+  // Compact JSON with the keys in WeChat's order (nlohmann sorts them).
+  static std::string ordered_dump(const nlohmann::json& j,
+                                  std::initializer_list<const char*> order) {
+    std::string b = "{";
+    for (const char* k : order) {
+      const auto it = j.find(k);
+      if (it == j.end()) continue;
+      if (b.size() > 1) b += ',';
+      b += detail::json_escape(k);
+      b += ':';
+      b += it->dump();
+    }
+    return b + "}";
+  }
+
+  world& world_;
+};
+
+}  // namespace mock_wechat

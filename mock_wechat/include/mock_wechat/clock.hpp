@@ -1,0 +1,76 @@
+// mock_wechat/clock.hpp - the mock's virtual clock. Every expiry in the mock reads it:
+// 5-minute codes, 7200 s tokens, the 5-minute token overlap, the payment window,
+// per-minute rate limits, daily quotas.
+//
+// It runs in real time until told otherwise. set(t) moves it to t and freezes it there
+// (so a test can put an expiry exactly at the second); advance(s) moves it forward,
+// frozen or running; resume() lets a frozen clock run again from where it stands;
+// reset() returns to real time.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+namespace mock_wechat {
+
+class virtual_clock {
+public:
+  /// Virtual Unix time in milliseconds.
+  std::int64_t now_ms() const noexcept {
+    if (frozen_.load(std::memory_order_acquire))
+      return frozen_at_ms_.load(std::memory_order_acquire);
+    return real_ms() + offset_ms_.load(std::memory_order_relaxed);
+  }
+  /// Virtual Unix time in whole seconds.
+  std::int64_t now() const noexcept { return now_ms() / 1000; }
+  bool frozen() const noexcept { return frozen_.load(std::memory_order_acquire); }
+
+  /// Moves the clock to `unix_seconds`; frozen there unless `freeze` is false.
+  void set(std::int64_t unix_seconds, bool freeze = true) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::int64_t t = unix_seconds * 1000;
+    if (freeze) {
+      frozen_at_ms_.store(t, std::memory_order_release);
+      frozen_.store(true, std::memory_order_release);
+    } else {
+      offset_ms_.store(t - real_ms(), std::memory_order_relaxed);
+      frozen_.store(false, std::memory_order_release);
+    }
+  }
+  /// Moves the clock forward (or back, with a negative value) by `seconds`.
+  void advance(std::int64_t seconds) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (frozen_.load())
+      frozen_at_ms_.fetch_add(seconds * 1000);
+    else
+      offset_ms_.fetch_add(seconds * 1000);
+  }
+  /// Lets a frozen clock run again from where it stands.
+  void resume() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!frozen_.load()) return;
+    offset_ms_.store(frozen_at_ms_.load() - real_ms());
+    frozen_.store(false, std::memory_order_release);
+  }
+  /// Back to real time, running.
+  void reset() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    offset_ms_.store(0);
+    frozen_.store(false, std::memory_order_release);
+  }
+
+private:
+  static std::int64_t real_ms() noexcept {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  std::mutex mutex_;  // serialises writers; readers are lock-free
+  std::atomic<bool> frozen_{false};
+  std::atomic<std::int64_t> frozen_at_ms_{0};
+  std::atomic<std::int64_t> offset_ms_{0};
+};
+
+}  // namespace mock_wechat

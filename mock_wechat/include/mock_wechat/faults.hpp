@@ -1,0 +1,185 @@
+// mock_wechat/faults.hpp - injected faults, per WeChat endpoint path.
+//
+// A fault makes the next `times` calls to `path` (or each call with `probability`)
+// misbehave in one way:
+//   errcode      HTTP 200 with {"errcode":N,"errmsg":"..."} (e.g. -1 busy, 45011)
+//   http_status  that HTTP status with an HTML body, as a failing gateway sends
+//   delay_ms     answer late (combinable with any other kind, or alone: then normally)
+//   drop         close the connection without answering
+//   malformed    HTTP 200 with a body that is not JSON
+//   truncated    HTTP 200 that promises more body than it sends, then closes
+//   oversized    HTTP 200 with a JSON body padded to this many bytes
+//   content_type the normal answer with this Content-Type instead
+// `path` "*" matches every WeChat endpoint; the admin API is never faulted.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mock_wechat/world.hpp"
+
+namespace mock_wechat {
+
+struct fault {
+  std::string path;
+  std::optional<int> errcode;
+  std::optional<int> http_status;
+  std::int64_t delay_ms = 0;
+  bool drop = false;
+  bool malformed = false;
+  bool truncated = false;
+  std::size_t oversized = 0;
+  std::string content_type;
+  std::int64_t times = -1;   ///< calls left; -1: unlimited (until cleared)
+  double probability = 1.0;  ///< chance per call, when times is unlimited
+  std::uint64_t id = 0;
+
+  /// Parses the admin API's fault object; throws admin_error(400) naming the field.
+  static fault from_json(const nlohmann::json& j) {
+    if (!j.is_object()) throw admin_error(400, "the fault must be a JSON object");
+    fault f;
+    auto str = [&](const char* k) -> std::string {
+      const auto it = j.find(k);
+      if (it == j.end()) return {};
+      if (!it->is_string())
+        throw admin_error(400, std::string("field '") + k + "' must be a string");
+      return it->get<std::string>();
+    };
+    auto integer = [&](const char* k, std::int64_t lo,
+                       std::int64_t hi) -> std::optional<std::int64_t> {
+      const auto it = j.find(k);
+      if (it == j.end()) return std::nullopt;
+      if (!it->is_number_integer() || it->get<std::int64_t>() < lo || it->get<std::int64_t>() > hi)
+        throw admin_error(400, std::string("field '") + k + "' must be an integer from " +
+                                   std::to_string(lo) + " to " + std::to_string(hi));
+      return it->get<std::int64_t>();
+    };
+    auto flag = [&](const char* k) {
+      const auto it = j.find(k);
+      if (it == j.end()) return false;
+      if (!it->is_boolean())
+        throw admin_error(400, std::string("field '") + k + "' must be true or false");
+      return it->get<bool>();
+    };
+    f.path = str("path");
+    if (f.path.empty())
+      throw admin_error(400, "field 'path' is required (a WeChat endpoint path, or \"*\")");
+    if (f.path != "*" && f.path[0] != '/')
+      throw admin_error(400, "field 'path' must start with '/' or be \"*\"");
+    if (f.path.rfind("/__mock", 0) == 0)
+      throw admin_error(400, "field 'path': the admin API cannot be faulted");
+    if (auto v = integer("errcode", INT32_MIN, INT32_MAX)) f.errcode = static_cast<int>(*v);
+    if (auto v = integer("http_status", 100, 599)) f.http_status = static_cast<int>(*v);
+    if (auto v = integer("delay_ms", 0, 600000)) f.delay_ms = *v;
+    if (auto v = integer("oversized", 1, 64 << 20)) f.oversized = static_cast<std::size_t>(*v);
+    f.drop = flag("drop");
+    f.malformed = flag("malformed");
+    f.truncated = flag("truncated");
+    f.content_type = str("content_type");
+    const int kinds = f.errcode.has_value() + f.http_status.has_value() + f.drop + f.malformed +
+                      f.truncated + (f.oversized > 0) + !f.content_type.empty();
+    if (kinds > 1)
+      throw admin_error(400,
+                        "give one of errcode, http_status, drop, malformed, truncated, oversized, "
+                        "content_type (delay_ms combines with any)");
+    if (kinds == 0 && f.delay_ms == 0)
+      throw admin_error(400,
+                        "the fault needs one of errcode, http_status, delay_ms, drop, malformed, "
+                        "truncated, oversized, content_type");
+    if (auto v = integer("times", 1, INT32_MAX)) f.times = *v;
+    if (const auto it = j.find("probability"); it != j.end()) {
+      if (!it->is_number() || it->get<double>() < 0.0 || it->get<double>() > 1.0)
+        throw admin_error(400, "field 'probability' must be a number from 0 to 1");
+      if (f.times > 0) throw admin_error(400, "give 'times' or 'probability', not both");
+      f.probability = it->get<double>();
+    }
+    return f;
+  }
+
+  nlohmann::json to_json() const {
+    nlohmann::json j = {{"id", id}, {"path", path}};
+    if (errcode) j["errcode"] = *errcode;
+    if (http_status) j["http_status"] = *http_status;
+    if (delay_ms) j["delay_ms"] = delay_ms;
+    if (drop) j["drop"] = true;
+    if (malformed) j["malformed"] = true;
+    if (truncated) j["truncated"] = true;
+    if (oversized) j["oversized"] = oversized;
+    if (!content_type.empty()) j["content_type"] = content_type;
+    if (times >= 0)
+      j["times"] = times;
+    else
+      j["probability"] = probability;
+    return j;
+  }
+};
+
+/// The set of active faults. Cheap when empty: one relaxed atomic load per request.
+class fault_table {
+public:
+  std::uint64_t add(fault f) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    f.id = ++next_id_;
+    faults_.push_back(std::move(f));
+    count_.store(faults_.size(), std::memory_order_release);
+    return next_id_;
+  }
+
+  /// Removes every fault, or those of one path.
+  void clear(std::string_view path = {}) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (path.empty())
+      faults_.clear();
+    else
+      faults_.erase(std::remove_if(faults_.begin(), faults_.end(),
+                                   [&](const fault& f) { return f.path == path; }),
+                    faults_.end());
+    count_.store(faults_.size(), std::memory_order_release);
+  }
+
+  nlohmann::json to_json() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& f : faults_)
+      a.push_back(f.to_json());
+    return a;
+  }
+
+  /// The fault that applies to this call of `path`, if any (consuming one of its times).
+  std::optional<fault> take(std::string_view path) {
+    if (count_.load(std::memory_order_acquire) == 0) return std::nullopt;
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = faults_.begin(); it != faults_.end(); ++it) {
+      if (it->path != "*" && it->path != path) continue;
+      if (it->times < 0) {
+        if (it->probability < 1.0 &&
+            std::uniform_real_distribution<double>(0, 1)(rng_) >= it->probability)
+          continue;
+        return *it;
+      }
+      fault f = *it;
+      if (--it->times == 0) {
+        faults_.erase(it);
+        count_.store(faults_.size(), std::memory_order_release);
+      }
+      return f;
+    }
+    return std::nullopt;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::vector<fault> faults_;
+  std::atomic<std::size_t> count_{0};
+  std::uint64_t next_id_ = 0;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace mock_wechat

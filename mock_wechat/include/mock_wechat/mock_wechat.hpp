@@ -1,0 +1,13 @@
+// mock_wechat/mock_wechat.hpp - the whole mock in one include (target wechat::mock).
+#pragma once
+
+#include "mock_wechat/admin.hpp"
+#include "mock_wechat/api.hpp"
+#include "mock_wechat/clock.hpp"
+#include "mock_wechat/faults.hpp"
+#include "mock_wechat/ids.hpp"
+#include "mock_wechat/observe.hpp"
+#include "mock_wechat/rules.hpp"
+#include "mock_wechat/scenario.hpp"
+#include "mock_wechat/server.hpp"
+#include "mock_wechat/world.hpp"

@@ -1,0 +1,238 @@
+// mock_wechat/observe.hpp - what the mock saw: a bounded request journal (secrets
+// redacted) and per-endpoint statistics (counts, errcodes, latency percentiles).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace mock_wechat {
+
+/// Query/body fields whose values never reach the journal.
+inline bool is_secret_field(std::string_view name) noexcept {
+  return name == "secret" || name == "appsecret" || name == "access_token" ||
+         name == "refresh_token" || name == "session_key" || name == "signature";
+}
+
+/// One journal entry.
+struct journal_entry {
+  std::uint64_t seq = 0;
+  std::int64_t time = 0;  ///< virtual Unix seconds
+  std::string method, path;
+  std::vector<std::pair<std::string, std::string>> query;  ///< secrets shown as "***"
+  nlohmann::json body;                                     ///< JSON bodies, secrets redacted
+  int status = 0;
+  int errcode = 0;
+  std::int64_t latency_us = 0;
+  std::string fault;  ///< the fault kind injected, if any
+
+  nlohmann::json to_json() const {
+    nlohmann::json q = nlohmann::json::object();
+    for (const auto& [k, v] : query)
+      q[k] = v;
+    nlohmann::json j = {
+        {"seq", seq}, {"time", time},     {"method", method},   {"path", path},
+        {"query", q}, {"status", status}, {"errcode", errcode}, {"latency_us", latency_us}};
+    if (!body.is_null()) j["body"] = body;
+    if (!fault.empty()) j["fault"] = fault;
+    return j;
+  }
+};
+
+/// Redacts secret fields of a JSON body, recursively.
+inline void redact(nlohmann::json& j) {
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (is_secret_field(it.key()))
+        *it = "***";
+      else
+        redact(*it);
+    }
+  } else if (j.is_array()) {
+    for (auto& v : j)
+      redact(v);
+  }
+}
+
+/// A ring of the last `capacity` requests to WeChat endpoints. Capacity 0 turns it off
+/// (then recording costs one branch).
+class journal {
+public:
+  explicit journal(std::size_t capacity = 1000) : capacity_(capacity) {}
+
+  std::size_t capacity() const noexcept { return capacity_; }
+  bool enabled() const noexcept { return capacity_ > 0; }
+
+  void record(journal_entry e) {
+    if (capacity_ == 0) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    e.seq = ++seq_;
+    if (entries_.size() == capacity_) entries_.pop_front();
+    entries_.push_back(std::move(e));
+  }
+
+  /// Entries, oldest first, optionally only those of one path.
+  nlohmann::json to_json(std::string_view path = {}) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& e : entries_)
+      if (path.empty() || e.path == path) a.push_back(e.to_json());
+    return a;
+  }
+
+  /// How many recorded calls went to `path` (all paths when empty).
+  std::size_t count(std::string_view path = {}) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& e : entries_)
+      n += path.empty() || e.path == path;
+    return n;
+  }
+
+  void clear(std::string_view path = {}) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (path.empty()) {
+      entries_.clear();
+      return;
+    }
+    std::deque<journal_entry> kept;
+    for (auto& e : entries_)
+      if (e.path != path) kept.push_back(std::move(e));
+    entries_.swap(kept);
+  }
+
+private:
+  std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::deque<journal_entry> entries_;
+  std::uint64_t seq_ = 0;
+};
+
+/// Per-endpoint counters. Lock-free on the hot path: atomics, and a log-scale latency
+/// histogram (buckets of 2^(k/4) microseconds) for percentiles.
+class endpoint_stats {
+public:
+  static constexpr int buckets = 128;
+
+  void add(int errcode, int status, std::int64_t latency_us) noexcept {
+    count_.fetch_add(1, std::memory_order_relaxed);
+    if (errcode != 0) errors_.fetch_add(1, std::memory_order_relaxed);
+    if (status >= 400 || status == 0) http_errors_.fetch_add(1, std::memory_order_relaxed);
+    total_us_.fetch_add(latency_us, std::memory_order_relaxed);
+    std::int64_t prev = max_us_.load(std::memory_order_relaxed);
+    while (latency_us > prev &&
+           !max_us_.compare_exchange_weak(prev, latency_us, std::memory_order_relaxed)) {
+    }
+    histogram_[bucket_of(latency_us)].fetch_add(1, std::memory_order_relaxed);
+    if (errcode != 0) {  // the error path alone takes a lock
+      std::lock_guard<std::mutex> lock(errcodes_mutex_);
+      ++errcodes_[errcode];
+    }
+  }
+
+  void reset() noexcept {
+    count_ = 0;
+    errors_ = 0;
+    http_errors_ = 0;
+    total_us_ = 0;
+    max_us_ = 0;
+    for (auto& h : histogram_)
+      h = 0;
+    std::lock_guard<std::mutex> lock(errcodes_mutex_);
+    errcodes_.clear();
+  }
+
+  nlohmann::json to_json() const {
+    const auto n = count_.load();
+    nlohmann::json codes = nlohmann::json::object();
+    {
+      std::lock_guard<std::mutex> lock(errcodes_mutex_);
+      for (const auto& [c, k] : errcodes_)
+        codes[std::to_string(c)] = k;
+    }
+    return {{"count", n},
+            {"errors", errors_.load()},
+            {"http_errors", http_errors_.load()},
+            {"errcodes", codes},
+            {"latency_us",
+             {{"mean", n ? total_us_.load() / static_cast<std::int64_t>(n) : 0},
+              {"p50", percentile(0.50)},
+              {"p99", percentile(0.99)},
+              {"max", max_us_.load()}}}};
+  }
+
+  std::uint64_t count() const noexcept { return count_.load(); }
+
+private:
+  static int bucket_of(std::int64_t us) noexcept {
+    if (us <= 1) return 0;
+    // 4 buckets per power of two
+    int log2 = 63 - __builtin_clzll(static_cast<unsigned long long>(us));
+    const int frac =
+        static_cast<int>((static_cast<unsigned long long>(us) >> (log2 >= 2 ? log2 - 2 : 0)) & 3);
+    const int b = log2 * 4 + (log2 >= 2 ? frac : 0);
+    return b < buckets ? b : buckets - 1;
+  }
+  static std::int64_t bucket_upper(int b) noexcept {
+    const int log2 = b / 4, frac = b % 4;
+    if (log2 < 2) return (std::int64_t{1} << (log2 + 1));
+    return (std::int64_t{4 + frac + 1}) << (log2 - 2);
+  }
+  std::int64_t percentile(double p) const noexcept {
+    std::uint64_t total = 0;
+    for (const auto& h : histogram_)
+      total += h.load(std::memory_order_relaxed);
+    if (total == 0) return 0;
+    const auto want = static_cast<std::uint64_t>(p * static_cast<double>(total - 1)) + 1;
+    std::uint64_t seen = 0;
+    for (int b = 0; b < buckets; ++b) {
+      seen += histogram_[b].load(std::memory_order_relaxed);
+      if (seen >= want) return bucket_upper(b);
+    }
+    return max_us_.load();
+  }
+
+  std::atomic<std::uint64_t> count_{0}, errors_{0}, http_errors_{0};
+  std::atomic<std::int64_t> total_us_{0}, max_us_{0};
+  std::array<std::atomic<std::uint64_t>, buckets> histogram_{};
+  mutable std::mutex errcodes_mutex_;
+  std::map<int, std::uint64_t> errcodes_;
+};
+
+/// Statistics for every endpoint the mock serves, keyed by path.
+class stats_table {
+public:
+  explicit stats_table(const std::vector<std::string>& paths) {
+    for (const auto& p : paths)
+      table_.emplace(p, std::make_unique<endpoint_stats>());
+    table_.emplace("(unknown)", std::make_unique<endpoint_stats>());
+  }
+  endpoint_stats& of(const std::string& path) {
+    const auto it = table_.find(path);
+    return it != table_.end() ? *it->second : *table_.at("(unknown)");
+  }
+  nlohmann::json to_json() const {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [p, s] : table_)
+      if (s->count() > 0) j[p] = s->to_json();
+    return j;
+  }
+  void clear() {
+    for (auto& [p, s] : table_)
+      s->reset();
+  }
+
+private:
+  std::map<std::string, std::unique_ptr<endpoint_stats>> table_;
+};
+
+}  // namespace mock_wechat

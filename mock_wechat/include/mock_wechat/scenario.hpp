@@ -1,0 +1,170 @@
+// mock_wechat/scenario.hpp - a scenario file describes a world to start from: apps,
+// users, follows, authorizations and the UnionID rule mode.
+//
+// {
+//   "unionid_rules": "conditional" | "bound",                       (optional)
+//   "apps": [ {"appid":"wx...","secret":"...","type":"miniprogram",
+//              "open_account":"acct-1"} ],                          (open_account optional)
+//   "users": [ {"id":"alice", "high_risk":false,
+//               "profile":{"nickName":"...","gender":1,"city":"...","province":"...",
+//                          "country":"...","language":"zh_CN","avatarUrl":"..."},
+//               "follows":["wx<oa>"], "authorized":["wx<app>"]} ],   (all optional but id)
+//   "follows": [ {"user":"alice","appid":"wx<oa>"} ],               (optional)
+//   "authorizations": [ {"user":"alice","appid":"wx<app>"} ]        (optional)
+// }
+// An app may give "name" instead of "appid": its appid is then make_appid(name).
+#pragma once
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "mock_wechat/world.hpp"
+
+namespace mock_wechat {
+
+namespace detail {
+
+inline const nlohmann::json& member(const nlohmann::json& j, const char* key,
+                                    const std::string& where) {
+  static const nlohmann::json null_value;
+  if (!j.is_object()) throw admin_error(400, where + " must be a JSON object");
+  const auto it = j.find(key);
+  return it == j.end() ? null_value : *it;
+}
+
+inline std::string string_field(const nlohmann::json& j, const char* key, const std::string& where,
+                                bool required) {
+  const auto& v = member(j, key, where);
+  if (v.is_null()) {
+    if (required) throw admin_error(400, where + ": field '" + key + "' is required");
+    return {};
+  }
+  if (!v.is_string()) throw admin_error(400, where + ": field '" + key + "' must be a string");
+  return v.get<std::string>();
+}
+
+inline const nlohmann::json& array_field(const nlohmann::json& j, const char* key,
+                                         const std::string& where) {
+  static const nlohmann::json empty = nlohmann::json::array();
+  const auto& v = member(j, key, where);
+  if (v.is_null()) return empty;
+  if (!v.is_array()) throw admin_error(400, where + ": field '" + key + "' must be an array");
+  return v;
+}
+
+}  // namespace detail
+
+/// Parses an app object (admin API and scenario files). Throws admin_error(400).
+inline app app_from_json(const nlohmann::json& j, const std::string& where = "app") {
+  app a;
+  a.appid = detail::string_field(j, "appid", where, false);
+  const std::string name = detail::string_field(j, "name", where, false);
+  if (a.appid.empty() && !name.empty()) a.appid = make_appid(name);
+  if (a.appid.empty()) throw admin_error(400, where + ": field 'appid' is required");
+  a.secret = detail::string_field(j, "secret", where, false);
+  const std::string type = detail::string_field(j, "type", where, false);
+  if (!type.empty() && !parse_app_type(type, a.type))
+    throw admin_error(400, where +
+                               ": field 'type' must be miniprogram, minigame, official_account, "
+                               "mobile_app or website");
+  a.open_account = detail::string_field(j, "open_account", where, false);
+  return a;
+}
+
+inline nlohmann::json to_json(const app& a) {
+  nlohmann::json j = {{"appid", a.appid}, {"secret", a.secret}, {"type", to_string(a.type)}};
+  if (a.bound()) j["open_account"] = a.open_account;
+  return j;
+}
+
+/// Parses a profile object ("nickName", "gender", ...). Throws admin_error(400).
+inline profile profile_from_json(const std::string& user, const nlohmann::json& j,
+                                 const std::string& where) {
+  profile p;
+  p.nickname = user;
+  if (!j.is_object()) throw admin_error(400, where + " must be a JSON object");
+  auto s = [&](const char* k, std::string& out) {
+    const auto v = detail::string_field(j, k, where, false);
+    if (!v.empty()) out = v;
+  };
+  s("nickName", p.nickname);
+  s("language", p.language);
+  s("city", p.city);
+  s("province", p.province);
+  s("country", p.country);
+  s("avatarUrl", p.avatar_url);
+  if (const auto it = j.find("gender"); it != j.end()) {
+    if (!it->is_number_integer() || it->get<int>() < 0 || it->get<int>() > 2)
+      throw admin_error(400, where + ": field 'gender' must be 0, 1 or 2");
+    p.gender = it->get<int>();
+  }
+  if (p.avatar_url.empty())
+    p.avatar_url =
+        "https://thirdwx.qlogo.cn/mmopen/vi_32/" + detail::hashed_id("avatar", user, "") + "/132";
+  return p;
+}
+
+/// Applies a scenario (already parsed) to the world. Throws admin_error(400) naming the
+/// first problem, e.g. "scenario.apps[2]: field 'type' must be ...".
+inline void apply_scenario(world& w, const nlohmann::json& s) {
+  const std::string root = "scenario";
+  if (!s.is_object()) throw admin_error(400, "scenario must be a JSON object");
+  if (const auto rules = detail::string_field(s, "unionid_rules", root, false); !rules.empty()) {
+    unionid_rules r;
+    if (!parse_unionid_rules(rules, r))
+      throw admin_error(400, "scenario: field 'unionid_rules' must be conditional or bound");
+    w.set_rules(r);
+  }
+  const auto& apps = detail::array_field(s, "apps", root);
+  for (std::size_t i = 0; i < apps.size(); ++i)
+    w.add_app(app_from_json(apps[i], root + ".apps[" + std::to_string(i) + "]"));
+  const auto& users = detail::array_field(s, "users", root);
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    const std::string where = root + ".users[" + std::to_string(i) + "]";
+    const std::string id = detail::string_field(users[i], "id", where, true);
+    if (const auto& hr = detail::member(users[i], "high_risk", where); !hr.is_null()) {
+      if (!hr.is_boolean())
+        throw admin_error(400, where + ": field 'high_risk' must be true or false");
+      w.set_high_risk(id, hr.get<bool>());
+    }
+    if (const auto& p = detail::member(users[i], "profile", where); !p.is_null())
+      w.set_profile(id, profile_from_json(id, p, where + ".profile"));
+    for (const auto& f : detail::array_field(users[i], "follows", where)) {
+      if (!f.is_string()) throw admin_error(400, where + ".follows: appids must be strings");
+      w.follow(id, f.get<std::string>());
+    }
+    for (const auto& f : detail::array_field(users[i], "authorized", where)) {
+      if (!f.is_string()) throw admin_error(400, where + ".authorized: appids must be strings");
+      w.authorize(id, f.get<std::string>());
+    }
+  }
+  const auto& follows = detail::array_field(s, "follows", root);
+  for (std::size_t i = 0; i < follows.size(); ++i) {
+    const std::string where = root + ".follows[" + std::to_string(i) + "]";
+    w.follow(detail::string_field(follows[i], "user", where, true),
+             detail::string_field(follows[i], "appid", where, true));
+  }
+  const auto& auths = detail::array_field(s, "authorizations", root);
+  for (std::size_t i = 0; i < auths.size(); ++i) {
+    const std::string where = root + ".authorizations[" + std::to_string(i) + "]";
+    w.authorize(detail::string_field(auths[i], "user", where, true),
+                detail::string_field(auths[i], "appid", where, true));
+  }
+}
+
+/// Reads and applies a scenario file. Throws admin_error(400) (bad content) or
+/// std::runtime_error (unreadable file, not JSON).
+inline void load_scenario_file(world& w, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read scenario file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded()) throw std::runtime_error("scenario file " + path + " is not valid JSON");
+  apply_scenario(w, j);
+}
+
+}  // namespace mock_wechat

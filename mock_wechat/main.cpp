@@ -1,0 +1,115 @@
+// mock_wechat: a faithful offline api.weixin.qq.com.
+//
+//   mock_wechat [--host 127.0.0.1] [--port 8080]    port 0 = any free port
+//               [--scenario FILE.json]              apps, users, follows, authorizations, rules
+//               [--unionid-rules conditional|bound] default conditional
+//               [--tls-cert F --tls-key F]          serve HTTPS
+//               [--threads N] [--journal N]         worker threads; journal size (0 = off)
+//               [--admin-token T]                   require it on /__mock (needed off loopback)
+//
+// Prints exactly one line "mock_wechat listening on http://HOST:PORT" when ready, serves
+// until SIGINT or SIGTERM, then exits 0. Bad arguments: a message on stderr, exit 2.
+#include <mock_wechat/mock_wechat.hpp>
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+namespace {
+
+constexpr const char* usage =
+    "usage: mock_wechat [--host 127.0.0.1] [--port 8080] [--scenario FILE.json]\n"
+    "                   [--unionid-rules conditional|bound] [--tls-cert F --tls-key F]\n"
+    "                   [--threads N] [--journal N] [--admin-token T]\n";
+
+int bad(const std::string& what) {
+  std::cerr << "mock_wechat: " << what << "\n" << usage;
+  return 2;
+}
+
+bool parse_size(const std::string& s, long long lo, long long hi, long long& out) {
+  char* end = nullptr;
+  out = std::strtoll(s.c_str(), &end, 10);
+  return !s.empty() && *end == '\0' && out >= lo && out <= hi;
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  mock_wechat::options opt;
+  opt.port = 8080;
+  std::string scenario;
+  bool rules_given = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::cout << usage;
+      return 0;
+    }
+    if (i + 1 >= argc) return bad("option " + a + " needs a value");
+    const std::string v = argv[++i];
+    long long n = 0;
+    if (a == "--host")
+      opt.host = v;
+    else if (a == "--port") {
+      if (!parse_size(v, 0, 65535, n)) return bad("--port must be 0-65535");
+      opt.port = static_cast<int>(n);
+    } else if (a == "--scenario")
+      scenario = v;
+    else if (a == "--unionid-rules") {
+      if (!mock_wechat::parse_unionid_rules(v, opt.rules))
+        return bad("--unionid-rules must be conditional or bound");
+      rules_given = true;
+    } else if (a == "--tls-cert")
+      opt.tls_cert = v;
+    else if (a == "--tls-key")
+      opt.tls_key = v;
+    else if (a == "--threads") {
+      if (!parse_size(v, 1, 4096, n)) return bad("--threads must be 1-4096");
+      opt.threads = static_cast<std::size_t>(n);
+    } else if (a == "--journal") {
+      if (!parse_size(v, 0, 10000000, n)) return bad("--journal must be 0-10000000");
+      opt.journal = static_cast<std::size_t>(n);
+    } else if (a == "--admin-token")
+      opt.admin_token = v;
+    else
+      return bad("unknown option " + a);
+  }
+  if (opt.tls_cert.empty() != opt.tls_key.empty())
+    return bad("--tls-cert and --tls-key go together");
+  if (!is_loopback(opt.host) && opt.admin_token.empty())
+    return bad("serving on " + opt.host + " exposes the admin API: give --admin-token");
+
+  // Block the stop signals before any thread starts, then wait for them synchronously.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  try {
+    mock_wechat::server server(opt);
+    if (!scenario.empty()) {
+      mock_wechat::load_scenario_file(server.world(), scenario);
+      if (rules_given) server.world().set_rules(opt.rules);  // the command line wins
+    }
+    std::cout << "mock_wechat listening on " << server.base_url() << std::endl;
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    server.stop();
+  } catch (const mock_wechat::admin_error& e) {
+    std::cerr << "mock_wechat: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "mock_wechat: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,209 @@
+// Injected faults and the request journal, through real HTTP on loopback.
+#include "mock_support.hpp"
+
+#include <chrono>
+#include <future>
+
+using namespace mocktest;
+
+namespace {
+std::string c2s_query(fixture& f) {
+  return "/sns/jscode2session?appid=" + mp + "&secret=" + mp_secret +
+         "&js_code=" + f.login(mp, "alice");
+}
+}  // namespace
+
+TEST_CASE("an errcode fault answers the next N calls with that errcode", "[mock][faults]") {
+  fixture f;
+  f.add_standard_apps();
+  f.admin("faults", {{"path", "/sns/jscode2session"}, {"errcode", -1}, {"times", 2}});
+  const std::string q = c2s_query(f);
+  check_error_shape(f.get(q), -1, "/sns/jscode2session", f.world().now());
+  CHECK(f.get(q).errcode() == -1);
+  CHECK(f.get(q).errcode() == 0);  // the fault is used up; the code was never consumed
+  CHECK(f.get("/__mock/faults").json().empty());
+}
+
+TEST_CASE("http_status, malformed, oversized and content_type faults", "[mock][faults]") {
+  fixture f;
+  f.add_standard_apps();
+  SECTION("HTTP 502 with an HTML body") {
+    f.admin("faults", {{"path", "/cgi-bin/token"}, {"http_status", 502}, {"times", 1}});
+    const reply r =
+        f.get("/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret);
+    CHECK(r.status == 502);
+    CHECK(r.content_type == "text/html");
+    CHECK(nlohmann::json::parse(r.body, nullptr, false).is_discarded());
+  }
+  SECTION("malformed JSON") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"malformed", true}, {"times", 1}});
+    const reply r = f.get(c2s_query(f));
+    CHECK(r.status == 200);
+    CHECK(nlohmann::json::parse(r.body, nullptr, false).is_discarded());
+  }
+  SECTION("oversized body") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"oversized", 300000}, {"times", 1}});
+    const reply r = f.get(c2s_query(f));
+    CHECK(r.body.size() == 300000);
+    CHECK(r.errcode() == -1);
+  }
+  SECTION("wrong Content-Type on a normal answer") {
+    f.admin("faults",
+            {{"path", "/sns/jscode2session"}, {"content_type", "text/html"}, {"times", 1}});
+    const reply r = f.get(c2s_query(f));
+    CHECK(r.content_type == "text/html");
+    CHECK(r.json().contains("openid"));
+  }
+}
+
+TEST_CASE("drop and truncated faults close the connection", "[mock][faults]") {
+  fixture f;
+  f.add_standard_apps();
+  const std::string q = c2s_query(f);
+  SECTION("drop: no answer at all") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"drop", true}, {"times", 1}});
+    auto r = f.http.Get(q.c_str());
+    CHECK_FALSE(r);
+    CHECK(f.get(q).errcode() == 0);  // the next call is served (a new connection)
+  }
+  SECTION("truncated: fewer bytes than Content-Length promised") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"truncated", true}, {"times", 1}});
+    auto r = f.http.Get(q.c_str());
+    CHECK_FALSE(r);
+    CHECK(f.get(q).errcode() == 0);
+  }
+}
+
+TEST_CASE("a delay on one path does not stall other paths", "[mock][faults]") {
+  fixture f;
+  f.add_standard_apps();
+  f.admin("faults", {{"path", "/cgi-bin/token"}, {"delay_ms", 1500}, {"times", 1}});
+  const auto start = std::chrono::steady_clock::now();
+  auto slow = std::async(std::launch::async, [&] {
+    httplib::Client c("127.0.0.1", f.mock.port());
+    auto r =
+        c.Get(("/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret)
+                  .c_str());
+    return std::make_pair(r ? r->status : 0, std::chrono::steady_clock::now() - start);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  httplib::Client other("127.0.0.1", f.mock.port());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = other.Get(c2s_query(f).c_str());
+  const auto other_took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  const auto [status, slow_took] = slow.get();
+  CHECK(status == 200);
+  CHECK(slow_took >= std::chrono::milliseconds(1500));  // the delay happened...
+  CHECK(other_took < slow_took);                        // ...and the other call did not wait for it
+}
+
+TEST_CASE(
+    "probability 0 never fires and the star path matches every WeChat path but never the admin API",
+    "[mock][faults]") {
+  fixture f;
+  f.add_standard_apps();
+  f.admin("faults", {{"path", "/sns/jscode2session"}, {"errcode", -1}, {"probability", 0.0}});
+  for (int i = 0; i < 20; ++i)
+    CHECK(f.get(c2s_query(f)).errcode() == 0);
+  f.del("/__mock/faults");
+  f.admin("faults", {{"path", "*"}, {"errcode", 45011}});
+  CHECK(f.get(c2s_query(f)).errcode() == 45011);
+  CHECK(f.get("/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret)
+            .errcode() == 45011);
+  CHECK(f.get("/__mock/health").status == 200);
+  CHECK(f.del("/__mock/faults?path=*").status == 200);
+  CHECK(f.get(c2s_query(f)).errcode() == 0);
+}
+
+TEST_CASE("faults are validated: one kind, known fields, never the admin API", "[mock][faults]") {
+  fixture f;
+  auto bad = [&](const nlohmann::json& j) {
+    const reply r = f.post("/__mock/faults", j.dump());
+    INFO(r.body);
+    CHECK(r.status == 400);
+    CHECK(r.json().contains("error"));
+    return r.json()["error"].get<std::string>();
+  };
+  CHECK(bad({{"errcode", -1}}).find("'path'") != std::string::npos);
+  CHECK(bad({{"path", "/x"}}).find("needs one of") != std::string::npos);
+  CHECK(bad({{"path", "/x"}, {"errcode", -1}, {"drop", true}}).find("one of") != std::string::npos);
+  CHECK(bad({{"path", "/x"}, {"http_status", 700}}).find("'http_status'") != std::string::npos);
+  CHECK(bad({{"path", "/x"}, {"errcode", "x"}}).find("'errcode'") != std::string::npos);
+  CHECK(bad({{"path", "/__mock/health"}, {"errcode", 1}}).find("admin") != std::string::npos);
+  CHECK(
+      bad({{"path", "/x"}, {"errcode", 1}, {"times", 1}, {"probability", 0.5}}).find("not both") !=
+      std::string::npos);
+  CHECK(bad({{"path", "/x"}, {"errcode", 1}, {"probability", 2}}).find("'probability'") !=
+        std::string::npos);
+}
+
+TEST_CASE("the journal records calls with secrets redacted, filters by path, and clears",
+          "[mock][journal]") {
+  fixture f;
+  f.add_standard_apps();
+  const std::string token = f.token(mp, mp_secret);
+  f.get(c2s_query(f));
+  f.get(c2s_query(f) + "x");
+  f.post("/cgi-bin/stable_token",
+         nlohmann::json{{"grant_type", "client_credential"}, {"appid", mp}, {"secret", mp_secret}}
+             .dump());
+  f.get("/wxa/checksession?access_token=" + token +
+        "&openid=o&signature=abc&sig_method=hmac_sha256");
+  const reply all = f.get("/__mock/requests");
+  CHECK(all.body.find(mp_secret) == std::string::npos);
+  CHECK(all.body.find(token) == std::string::npos);
+  CHECK(all.body.find("\"abc\"") == std::string::npos);
+  const auto j = all.json();
+  REQUIRE(j.size() == 5);
+  CHECK(j[1]["path"] == "/sns/jscode2session");
+  CHECK(j[1]["query"]["secret"] == "***");
+  CHECK(j[1]["query"]["appid"] == mp);
+  CHECK(j[1]["errcode"] == 0);
+  CHECK(j[2]["errcode"] == 40029);
+  CHECK(j[3]["body"]["secret"] == "***");
+  CHECK(j[3]["body"]["appid"] == mp);
+  CHECK(j[4]["query"]["access_token"] == "***");
+  CHECK(f.get("/__mock/requests?path=/sns/jscode2session").json().size() == 2);
+  CHECK(f.mock.journal().count("/sns/jscode2session") == 2);  // embedded: same data
+  f.del("/__mock/requests?path=/sns/jscode2session");
+  CHECK(f.get("/__mock/requests").json().size() == 3);
+  f.del("/__mock/requests");
+  CHECK(f.get("/__mock/requests").json().empty());
+}
+
+TEST_CASE("the journal is bounded, and off at capacity 0", "[mock][journal]") {
+  mock_wechat::options o;
+  o.journal = 3;
+  fixture f(o);
+  for (int i = 0; i < 10; ++i)
+    f.get("/sns/jscode2session?appid=x");
+  const auto j = f.get("/__mock/requests").json();
+  REQUIRE(j.size() == 3);
+  CHECK(j[2]["seq"] == 10);
+  mock_wechat::options off;
+  off.journal = 0;
+  fixture g(off);
+  g.get("/sns/jscode2session?appid=x");
+  CHECK(g.get("/__mock/requests").json().empty());
+  CHECK(g.get("/__mock/stats").json()["endpoints"]["/sns/jscode2session"]["count"] ==
+        1);  // stats still count
+}
+
+TEST_CASE("stats count calls, errcodes and latencies per endpoint", "[mock][stats]") {
+  fixture f;
+  f.add_standard_apps();
+  f.get(c2s_query(f));
+  f.get("/sns/jscode2session?appid=x");
+  f.get("/nowhere");
+  const auto s = f.get("/__mock/stats").json();
+  const auto& e = s["endpoints"]["/sns/jscode2session"];
+  CHECK(e["count"] == 2);
+  CHECK(e["errors"] == 1);
+  CHECK(e["errcodes"]["41004"] == 1);
+  CHECK(e["latency_us"]["max"].get<std::int64_t>() >=
+        e["latency_us"]["p50"].get<std::int64_t>() / 2);
+  CHECK(s["endpoints"]["(unknown)"]["count"] == 1);
+  CHECK(s["world"]["js_codes"] == 1);
+}

@@ -1,0 +1,175 @@
+// The standalone mock_wechat as DESIGN.md's contract says: one line on stdout with the
+// bound port, clean exit 0 on SIGINT/SIGTERM, --scenario, --unionid-rules, and HTTPS with
+// a test CA that a verifying client trusts (and a client without it refuses).
+#include "mock_support.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+
+using namespace mocktest;
+
+namespace {
+
+class process {
+public:
+  explicit process(std::vector<std::string> args) {
+    int out[2];
+    REQUIRE(::pipe(out) == 0);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::close(out[0]);
+      std::vector<char*> argv;
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    out_ = out[0];
+  }
+  ~process() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(out_);
+  }
+  /// Everything printed until the first newline, waiting at most `ms`.
+  std::string first_line(int ms = 10000) {
+    std::string line;
+    char c;
+    while (line.empty() || line.back() != '\n') {
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, ms) <= 0) break;
+      if (::read(out_, &c, 1) != 1) break;
+      line.push_back(c);
+    }
+    return line;
+  }
+  /// Sends `sig` and waits for the exit status (-1 if it did not exit within `ms`).
+  int stop(int sig, int ms = 5000) {
+    ::kill(pid_, sig);
+    for (int waited = 0; waited < ms; waited += 10) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        reaped_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      ::usleep(10000);
+    }
+    return -1;
+  }
+  /// Everything printed after the first line, until the process closed stdout.
+  std::string rest() {
+    std::string s;
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(out_, buf, sizeof buf)) > 0)
+      s.append(buf, static_cast<std::size_t>(n));
+    return s;
+  }
+
+private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  bool reaped_ = false;
+};
+
+int port_of(const std::string& line, const std::string& scheme) {
+  std::smatch m;
+  const std::regex re("^mock_wechat listening on " + scheme + "://127\\.0\\.0\\.1:([0-9]+)\n$");
+  INFO(line);
+  REQUIRE(std::regex_match(line, m, re));
+  return std::stoi(m[1].str());
+}
+
+}  // namespace
+
+TEST_CASE("mock_wechat prints one line with its port and exits 0 on SIGTERM and SIGINT",
+          "[mock][standalone]") {
+  for (int sig : {SIGTERM, SIGINT}) {
+    process p({MOCK_WECHAT_PATH, "--port", "0", "--journal", "10"});
+    const int port = port_of(p.first_line(), "http");
+    httplib::Client c("127.0.0.1", port);
+    auto r = c.Get("/__mock/health");
+    REQUIRE(r);
+    CHECK(r->body == "{\"status\":\"ok\"}");
+    CHECK(p.stop(sig) == 0);
+    CHECK(p.rest().empty());  // exactly one line
+  }
+}
+
+TEST_CASE("mock_wechat --scenario starts ready and --unionid-rules overrides it",
+          "[mock][standalone]") {
+  const std::string path = "standalone_scenario.json";
+  std::ofstream(path) << R"({"unionid_rules":"conditional","apps":[
+      {"appid":"wx1000000000000001","secret":"s","type":"miniprogram","open_account":"acct"}]})";
+  process p({MOCK_WECHAT_PATH, "--port", "0", "--scenario", path, "--unionid-rules", "bound",
+             "--threads", "8"});
+  const int port = port_of(p.first_line(), "http");
+  httplib::Client c("127.0.0.1", port);
+  auto login = c.Post("/__mock/login", R"({"appid":"wx1000000000000001","user":"alice"})",
+                      "application/json");
+  REQUIRE(login);
+  const std::string code = nlohmann::json::parse(login->body)["code"];
+  auto s = c.Get(("/sns/jscode2session?appid=wx1000000000000001&secret=s&js_code=" + code).c_str());
+  REQUIRE(s);
+  CHECK(nlohmann::json::parse(s->body)["unionid"] ==
+        mock_wechat::unionid("acct", "alice"));  // bound mode
+  CHECK(p.stop(SIGTERM) == 0);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("mock_wechat refuses bad command lines with exit 2", "[mock][standalone]") {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {MOCK_WECHAT_PATH, "--port", "99999"},
+           {MOCK_WECHAT_PATH, "--unionid-rules", "sometimes"},
+           {MOCK_WECHAT_PATH, "--tls-cert", "x.pem"},
+           {MOCK_WECHAT_PATH, "--bogus", "1"},
+           {MOCK_WECHAT_PATH, "--host", "0.0.0.0", "--port", "0"},  // off loopback without a token
+           {MOCK_WECHAT_PATH, "--port", "0", "--scenario", "/nonexistent.json"}}) {
+    process p(args);
+    const int code = p.stop(0, 5000);  // signal 0: just wait for the exit
+    CHECK((code == 2 || code == 1));
+    CHECK(p.first_line(100).find("listening") == std::string::npos);
+  }
+}
+
+TEST_CASE(
+    "mock_wechat serves HTTPS with a test CA and a verifying client trusts it only with that CA",
+    "[mock][standalone][tls]") {
+  const std::string dir = "tls_test_ca";
+  REQUIRE(std::system(("bash " MAKE_TEST_CA " " + dir + " > /dev/null").c_str()) == 0);
+  process p({MOCK_WECHAT_PATH, "--port", "0", "--tls-cert", dir + "/server.pem", "--tls-key",
+             dir + "/server.key"});
+  const int port = port_of(p.first_line(), "https");
+  {
+    httplib::SSLClient c("127.0.0.1", port);
+    c.set_ca_cert_path((dir + "/ca.pem").c_str());
+    c.enable_server_certificate_verification(true);
+    auto r = c.Get("/__mock/health");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    auto w = c.Get("/sns/jscode2session");
+    REQUIRE(w);
+    CHECK(nlohmann::json::parse(w->body)["errcode"] == 41002);
+  }
+  {
+    httplib::SSLClient untrusting("127.0.0.1", port);  // the system's CAs only
+    untrusting.enable_server_certificate_verification(true);
+    auto r = untrusting.Get("/__mock/health");
+    CHECK_FALSE(r);
+    CHECK(r.error() == httplib::Error::SSLServerVerification);
+  }
+  CHECK(p.stop(SIGTERM) == 0);
+}

@@ -1,0 +1,143 @@
+// Test support for the mock: an embedded mock_wechat::server plus a real HTTP client on
+// loopback, and helpers for the admin API and the assertions every endpoint test makes.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <httplib.h>
+#include <mock_wechat/mock_wechat.hpp>
+
+#include <regex>
+#include <string>
+
+namespace mocktest {
+
+struct reply {
+  int status = 0;
+  std::string content_type;
+  std::string body;
+  nlohmann::json json() const {
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    INFO("body: " << body);
+    REQUIRE_FALSE(j.is_discarded());
+    return j;
+  }
+  int errcode() const {
+    const auto j = json();
+    return j.contains("errcode") ? j["errcode"].get<int>() : 0;
+  }
+};
+
+inline const std::string mp = "wx1000000000000001";  // mini program, bound to acct-1
+inline const std::string mp_secret = "mp-secret-0001";
+inline const std::string oa = "wx2000000000000002";  // official account, acct-1
+inline const std::string oa_secret = "oa-secret-0002";
+inline const std::string app_id = "wx3000000000000003";  // mobile app, acct-1
+inline const std::string web = "wx4000000000000004";     // website, acct-1
+inline const std::string lone = "wx5000000000000005";    // mini program, unbound
+inline const std::string game = "wx6000000000000006";    // mini game, acct-1
+inline const std::string oa2 = "wx7000000000000007";     // official account, acct-2
+inline const std::string mp2 = "wx8000000000000008";     // mini program, acct-1
+
+class fixture {
+public:
+  explicit fixture(mock_wechat::options o = {})
+      : mock(with_small_pool(o)), http("127.0.0.1", mock.port()) {
+    http.set_keep_alive(true);
+    http.set_tcp_nodelay(true);  // else every POST waits ~40 ms on a delayed ACK
+    http.set_read_timeout(10, 0);
+  }
+
+  mock_wechat::server mock;
+  httplib::Client http;
+
+  mock_wechat::world& world() { return mock.world(); }
+
+  /// The standard cast: the apps above, all with their secrets.
+  void add_standard_apps() {
+    using T = mock_wechat::app_type;
+    auto& w = world();
+    w.add_app({mp, mp_secret, T::miniprogram, "acct-1"});
+    w.add_app({oa, oa_secret, T::official_account, "acct-1"});
+    w.add_app({app_id, "app-secret", T::mobile_app, "acct-1"});
+    w.add_app({web, "web-secret", T::website, "acct-1"});
+    w.add_app({lone, "lone-secret", T::miniprogram, ""});
+    w.add_app({game, "game-secret", T::minigame, "acct-1"});
+    w.add_app({oa2, "oa2-secret", T::official_account, "acct-2"});
+    w.add_app({mp2, "mp2-secret", T::miniprogram, "acct-1"});
+  }
+
+  reply get(const std::string& path_and_query) {
+    auto r = http.Get(path_and_query.c_str());
+    REQUIRE(r);
+    return {r->status, r->get_header_value("Content-Type"), r->body};
+  }
+  reply post(const std::string& path, const std::string& body,
+             const char* type = "application/json") {
+    auto r = http.Post(path.c_str(), body, type);
+    REQUIRE(r);
+    return {r->status, r->get_header_value("Content-Type"), r->body};
+  }
+  reply del(const std::string& path) {
+    auto r = http.Delete(path.c_str());
+    REQUIRE(r);
+    return {r->status, r->get_header_value("Content-Type"), r->body};
+  }
+  /// An admin call that must succeed (HTTP 200); its JSON answer.
+  nlohmann::json admin(const std::string& call,
+                       const nlohmann::json& body = nlohmann::json::object()) {
+    const reply r = post("/__mock/" + call, body.dump());
+    INFO("admin " << call << " -> " << r.status << " " << r.body);
+    REQUIRE(r.status == 200);
+    return r.json();
+  }
+
+  std::string login(const std::string& appid, const std::string& user) {
+    return admin("login", {{"appid", appid}, {"user", user}})["code"].get<std::string>();
+  }
+  reply code2session(const std::string& appid, const std::string& secret, const std::string& code) {
+    return get("/sns/jscode2session?appid=" + appid + "&secret=" + secret + "&js_code=" + code +
+               "&grant_type=authorization_code");
+  }
+  std::string token(const std::string& appid, const std::string& secret) {
+    const reply r =
+        get("/cgi-bin/token?grant_type=client_credential&appid=" + appid + "&secret=" + secret);
+    INFO(r.body);
+    REQUIRE(r.json().contains("access_token"));
+    return r.json()["access_token"].get<std::string>();
+  }
+
+private:
+  static mock_wechat::options with_small_pool(mock_wechat::options o) {
+    if (o.threads == 64) o.threads = 16;
+    return o;
+  }
+};
+
+/// WeChat's error shape: compact, errcode first, errmsg ending in a rid whose first
+/// group is the virtual time; ", rid: " on /sns/*, " rid: " elsewhere.
+inline void check_error_shape(const reply& r, int errcode, const std::string& path,
+                              std::int64_t now) {
+  INFO(path << " -> " << r.body);
+  CHECK(r.status == 200);
+  CHECK(r.errcode() == errcode);
+  CHECK(r.body.rfind("{\"errcode\":" + std::to_string(errcode) + ",\"errmsg\":\"", 0) == 0);
+  CHECK(r.body.back() == '}');
+  const bool sns = path.rfind("/sns/", 0) == 0;
+  std::smatch m;
+  const std::regex rid(sns ? ", rid: ([0-9a-f]{8})-[0-9a-f]{8}-[0-9a-f]{8}\"\\}$"
+                           : "[^,] rid: ([0-9a-f]{8})-[0-9a-f]{8}-[0-9a-f]{8}\"\\}$");
+  REQUIRE(std::regex_search(r.body, m, rid));
+  const auto t = std::stoll(m[1].str(), nullptr, 16);
+  CHECK(std::llabs(t - now) <= 2);
+}
+
+/// The body is compact JSON (what a re-serialization in the same key order gives) with no
+/// trailing newline.
+inline void check_compact(const reply& r) {
+  INFO(r.body);
+  const auto j = nlohmann::ordered_json::parse(r.body, nullptr, false);
+  REQUIRE_FALSE(j.is_discarded());
+  CHECK(j.dump() == r.body);
+}
+
+}  // namespace mocktest
