@@ -4,7 +4,12 @@
 // decrypts needs <wechat/decrypt.hpp> and links OpenSSL's libcrypto and nothing else.
 #pragma once
 
+#include "wechat/client.hpp"
+#include "wechat/clock.hpp"
 #include "wechat/crypto.hpp"
 #include "wechat/decrypt.hpp"
 #include "wechat/error.hpp"
+#include "wechat/token.hpp"
+#include "wechat/transport.hpp"
+#include "wechat/transport/httplib.hpp"
 #include "wechat/version.hpp"

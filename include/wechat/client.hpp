@@ -1,0 +1,497 @@
+// wechat/client.hpp - the calls a WeChat backend makes around login, for one app.
+//
+//   auto transport = wechat::httplib_transport::create();           // api.weixin.qq.com
+//   wechat::client wx({"wx...appid", "secret"}, transport);
+//   wechat::session_info s = wx.code2session(code);                  // throws wechat::error
+//   std::error_code ec; auto s2 = wx.code2session(code, ec);         // or reports in ec
+//
+// Every call comes in both forms; the std::error_code one can also fill an error_detail
+// (WeChat's errmsg and rid, the HTTP status, the missing field). What the client does for
+// you:
+// - code2session never sends an access token (its failures cannot break login), and
+//   concurrent calls with the same code share one request and one result; a code already
+//   exchanged within its 5 minutes returns the remembered result (no 40163 for a front end
+//   that double-submits);
+// - a call rejected for its token (40001, 40014, 42001) invalidates that token if it is
+//   still the current one, refreshes once and retries once;
+// - WeChat busy (-1) and transport failures are retried with backoff and jitter, but only
+//   for calls that are safe to repeat (never one that consumes a code or rotates a key);
+// - 45009/45011 are never retried: ec says to slow down.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "wechat/clock.hpp"
+#include "wechat/decrypt.hpp"
+#include "wechat/detail/api_response.hpp"
+#include "wechat/error.hpp"
+#include "wechat/token.hpp"
+#include "wechat/transport.hpp"
+
+namespace wechat {
+
+struct client_options {
+  std::string appid;
+  std::string secret;
+  token_mode tokens = token_mode::stable;  ///< how access tokens are fetched
+  int max_attempts = 3;                    ///< for calls safe to repeat
+  std::chrono::milliseconds backoff{100};  ///< first backoff; doubled each retry, with jitter
+  std::chrono::seconds code_memory{300};   ///< how long an exchanged code's result is kept
+  std::size_t code_memory_max = 100000;    ///< at most this many remembered codes
+};
+
+/// code2session's answer.
+struct session_info {
+  std::string openid;
+  std::string session_key;             ///< keep it on the server; never send it to the device
+  std::optional<std::string> unionid;  ///< when the UnionID rules allow
+};
+
+/// An order for getPaidUnionId: a transaction_id, or mch_id + out_trade_no.
+struct paid_order {
+  std::string transaction_id;
+  std::string mch_id;
+  std::string out_trade_no;
+  static paid_order by_transaction(std::string id) { return {std::move(id), {}, {}}; }
+  static paid_order by_trade(std::string mch, std::string trade) {
+    return {{}, std::move(mch), std::move(trade)};
+  }
+};
+
+/// sns/oauth2/access_token and refresh_token's answer.
+struct oauth_token {
+  std::string access_token;
+  std::int64_t expires_in = 0;
+  std::string refresh_token;
+  std::string openid;
+  std::string scope;
+  std::optional<std::string> unionid;
+};
+
+/// sns/userinfo's answer.
+struct sns_user_info {
+  std::string openid, nickname;
+  int sex = 0;
+  std::string province, city, country, headimgurl;
+  std::vector<std::string> privilege;
+  std::optional<std::string> unionid;
+};
+
+/// cgi-bin/user/info's answer.
+struct follower_info {
+  bool subscribed = false;
+  std::string openid;
+  std::int64_t subscribe_time = 0;
+  std::optional<std::string> unionid;  ///< followers of a bound official account
+};
+
+namespace detail {
+// The throwing form of a call: runs the error_code form, throws on failure.
+template <class F>
+auto throwing(F&& f, const char* what) -> decltype(f(std::declval<std::error_code&>(), nullptr)) {
+  std::error_code ec;
+  error_detail d;
+  auto r = f(ec, &d);
+  token_provider::throw_on(ec, d, what);
+  return r;
+}
+}  // namespace detail
+
+class client {
+public:
+  /// `store` shares access tokens (in memory by default; Redis for a fleet); `clk` is the
+  /// time source (the system clock by default).
+  client(client_options o, std::shared_ptr<transport> t,
+         std::shared_ptr<token_store> store = nullptr,
+         std::shared_ptr<const wechat::clock> clk = nullptr)
+      : opt_(std::move(o)), transport_(std::move(t)),
+        clock_(clk ? std::move(clk) : default_clock()),
+        tokens_(token_options{opt_.appid, opt_.secret, opt_.tokens, std::chrono::seconds(300),
+                              opt_.max_attempts, opt_.backoff},
+                transport_, std::move(store), clock_) {}
+
+  const std::string& appid() const noexcept { return opt_.appid; }
+  /// The access token provider this client uses.
+  token_provider& tokens() noexcept { return tokens_; }
+
+  // ------------------------------------------------------------------ mini program --
+
+  /// Exchanges a wx.login code: GET /sns/jscode2session. Errors: api_errc (invalid_code,
+  /// code_been_used, code_blocked, minute_quota_reached, invalid_appsecret...),
+  /// transport_errc, protocol_errc.
+  session_info code2session(std::string_view code, std::error_code& ec, error_detail* d = nullptr) {
+    ec.clear();
+    const std::string key(code);
+    std::shared_future<code_result> flight;
+    std::promise<code_result> promise;  // kept by the leader, the one caller that sends
+    bool leader = false;
+    {
+      std::lock_guard<std::mutex> lock(codes_mutex_);
+      const std::int64_t now = clock_->now_ms();
+      const auto it = codes_.find(key);
+      if (it != codes_.end()) {
+        if (it->second.done_at == 0 || now - it->second.done_at < code_memory_ms()) {
+          flight = it->second.result;
+        } else {
+          codes_.erase(it);
+        }
+      }
+      if (!flight.valid()) {
+        sweep_codes(now);
+        flight = promise.get_future().share();
+        codes_[key] = code_entry{flight, 0};
+        leader = true;
+      }
+    }
+    if (leader) {
+      code_result r;
+      http_request req;
+      req.target = "/sns/jscode2session?appid=" + url_encode(opt_.appid) +
+                   "&secret=" + url_encode(opt_.secret) + "&js_code=" + url_encode(code) +
+                   "&grant_type=authorization_code";
+      // Not safe to repeat: a code is single use. One attempt.
+      const auto j = exchange(req, r.ec, &r.detail, false);
+      if (!r.ec) {
+        r.session.openid = detail::required_string(j, "openid", r.ec, &r.detail);
+        if (!r.ec)
+          r.session.session_key = detail::required_string(j, "session_key", r.ec, &r.detail);
+        if (!r.ec) r.session.unionid = detail::optional_string(j, "unionid");
+      }
+      {
+        std::lock_guard<std::mutex> lock(codes_mutex_);
+        if (r.ec)
+          codes_.erase(key);  // failures are shared with concurrent callers, not remembered
+        else
+          codes_[key].done_at = clock_->now_ms();
+      }
+      promise.set_value(r);
+    }
+    const code_result& r = flight.get();
+    if (r.ec) {
+      ec = r.ec;
+      if (d) *d = r.detail;
+      return {};
+    }
+    return r.session;
+  }
+  session_info code2session(std::string_view code) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return code2session(code, ec, d); },
+        "code2session");
+  }
+
+  /// The unionid of a user who paid within the last 5 minutes: GET /wxa/getpaidunionid.
+  /// Errors: api_errc::open_not_exists (app unbound), invalid_trade (no such payment, or
+  /// the window passed), invalid_openid, missing_parameter; token and transport errors.
+  std::string get_paid_unionid(std::string_view openid, const paid_order& order,
+                               std::error_code& ec, error_detail* d = nullptr) {
+    std::string q = "&openid=" + url_encode(openid);
+    if (!order.transaction_id.empty()) q += "&transaction_id=" + url_encode(order.transaction_id);
+    if (!order.mch_id.empty()) q += "&mch_id=" + url_encode(order.mch_id);
+    if (!order.out_trade_no.empty()) q += "&out_trade_no=" + url_encode(order.out_trade_no);
+    const auto j = with_token("/wxa/getpaidunionid", q, {}, ec, d, true);
+    if (ec) return {};
+    return detail::required_string(j, "unionid", ec, d);
+  }
+  std::string get_paid_unionid(std::string_view openid, const paid_order& order) {
+    return detail::throwing([&](std::error_code& ec,
+                                error_detail* d) { return get_paid_unionid(openid, order, ec, d); },
+                            "get_paid_unionid");
+  }
+
+  /// Is `session_key` the user's current key? GET /wxa/checksession. No error: yes.
+  /// api_errc::invalid_signature (87009): no, it is stale (the user logged in again).
+  void check_session_key(std::string_view openid, std::string_view session_key, std::error_code& ec,
+                         error_detail* d = nullptr) {
+    with_token("/wxa/checksession", session_query(openid, session_key), {}, ec, d, true);
+  }
+  void check_session_key(std::string_view openid, std::string_view session_key) {
+    detail::throwing(
+        [&](std::error_code& ec, error_detail* d) {
+          check_session_key(openid, session_key, ec, d);
+          return 0;
+        },
+        "check_session_key");
+  }
+
+  /// Replaces the user's session_key: GET /wxa/resetusersessionkey. Returns the new key
+  /// (the old one dies at once). Not retried on -1: it changes state.
+  std::string reset_session_key(std::string_view openid, std::string_view session_key,
+                                std::error_code& ec, error_detail* d = nullptr) {
+    const auto j = with_token("/wxa/resetusersessionkey", session_query(openid, session_key), {},
+                              ec, d, false);
+    if (ec) return {};
+    return detail::required_string(j, "session_key", ec, d);
+  }
+  std::string reset_session_key(std::string_view openid, std::string_view session_key) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) {
+          return reset_session_key(openid, session_key, ec, d);
+        },
+        "reset_session_key");
+  }
+
+  /// The phone number behind a getPhoneNumber button code: POST
+  /// /wxa/business/getuserphonenumber. `openid`, when given, is checked against the
+  /// code. Not retried on -1: the code is single use.
+  phone_info get_phone_number(std::string_view code, std::string_view openid, std::error_code& ec,
+                              error_detail* d = nullptr) {
+    nlohmann::json body = {{"code", std::string(code)}};
+    if (!openid.empty()) body["openid"] = std::string(openid);
+    const auto j = with_token("/wxa/business/getuserphonenumber", "", body.dump(), ec, d, false);
+    phone_info p;
+    if (ec) return p;
+    const auto info = j.find("phone_info");
+    if (info == j.end() || !info->is_object()) {
+      ec = protocol_errc::missing_field;
+      if (d) d->field = "phone_info";
+      return p;
+    }
+    p.phone_number = detail::required_string(*info, "phoneNumber", ec, d);
+    if (ec) return p;
+    p.pure_phone_number = detail::optional_string(*info, "purePhoneNumber").value_or("");
+    if (const auto cc = info->find("countryCode"); cc != info->end()) {
+      if (cc->is_string())
+        p.country_code = cc->get<std::string>();
+      else if (cc->is_number_integer())
+        p.country_code = std::to_string(cc->get<std::int64_t>());
+    }
+    if (const auto wm = info->find("watermark"); wm != info->end() && wm->is_object()) {
+      p.watermark.appid = detail::optional_string(*wm, "appid").value_or("");
+      p.watermark.timestamp = detail::integer_field(*wm, "timestamp", 0);
+    }
+    return p;
+  }
+  phone_info get_phone_number(std::string_view code, std::string_view openid = {}) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return get_phone_number(code, openid, ec, d); },
+        "get_phone_number");
+  }
+
+  // ------------------------------------------- official accounts, apps, websites --
+
+  /// Exchanges a web/app OAuth code: GET /sns/oauth2/access_token. One attempt.
+  oauth_token oauth_exchange(std::string_view code, std::error_code& ec,
+                             error_detail* d = nullptr) {
+    http_request req;
+    req.target = "/sns/oauth2/access_token?appid=" + url_encode(opt_.appid) +
+                 "&secret=" + url_encode(opt_.secret) + "&code=" + url_encode(code) +
+                 "&grant_type=authorization_code";
+    return read_oauth(exchange(req, ec, d, false), ec, d);
+  }
+  oauth_token oauth_exchange(std::string_view code) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return oauth_exchange(code, ec, d); },
+        "oauth_exchange");
+  }
+
+  /// Renews a user access token: GET /sns/oauth2/refresh_token.
+  oauth_token oauth_refresh(std::string_view refresh_token, std::error_code& ec,
+                            error_detail* d = nullptr) {
+    http_request req;
+    req.target = "/sns/oauth2/refresh_token?appid=" + url_encode(opt_.appid) +
+                 "&grant_type=refresh_token&refresh_token=" + url_encode(refresh_token);
+    return read_oauth(exchange(req, ec, d, true), ec, d);
+  }
+  oauth_token oauth_refresh(std::string_view refresh_token) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return oauth_refresh(refresh_token, ec, d); },
+        "oauth_refresh");
+  }
+
+  /// A user's profile with a user access token: GET /sns/userinfo.
+  sns_user_info sns_userinfo(std::string_view access_token, std::string_view openid,
+                             std::error_code& ec, error_detail* d = nullptr,
+                             std::string_view lang = "zh_CN") {
+    http_request req;
+    req.target = "/sns/userinfo?access_token=" + url_encode(access_token) +
+                 "&openid=" + url_encode(openid) + "&lang=" + url_encode(lang);
+    const auto j = exchange(req, ec, d, true);
+    sns_user_info u;
+    if (ec) return u;
+    u.openid = detail::required_string(j, "openid", ec, d);
+    if (ec) return u;
+    u.nickname = detail::optional_string(j, "nickname").value_or("");
+    u.sex = static_cast<int>(detail::integer_field(j, "sex", 0));
+    u.province = detail::optional_string(j, "province").value_or("");
+    u.city = detail::optional_string(j, "city").value_or("");
+    u.country = detail::optional_string(j, "country").value_or("");
+    u.headimgurl = detail::optional_string(j, "headimgurl").value_or("");
+    if (const auto p = j.find("privilege"); p != j.end() && p->is_array())
+      for (const auto& v : *p)
+        if (v.is_string()) u.privilege.push_back(v.get<std::string>());
+    u.unionid = detail::optional_string(j, "unionid");
+    return u;
+  }
+  sns_user_info sns_userinfo(std::string_view access_token, std::string_view openid) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) {
+          return sns_userinfo(access_token, openid, ec, d);
+        },
+        "sns_userinfo");
+  }
+
+  /// Is this user access token valid for this openid? GET /sns/auth. No error: yes.
+  void sns_auth(std::string_view access_token, std::string_view openid, std::error_code& ec,
+                error_detail* d = nullptr) {
+    http_request req;
+    req.target =
+        "/sns/auth?access_token=" + url_encode(access_token) + "&openid=" + url_encode(openid);
+    exchange(req, ec, d, true);
+  }
+  void sns_auth(std::string_view access_token, std::string_view openid) {
+    detail::throwing(
+        [&](std::error_code& ec, error_detail* d) {
+          sns_auth(access_token, openid, ec, d);
+          return 0;
+        },
+        "sns_auth");
+  }
+
+  /// An official account's follower: GET /cgi-bin/user/info.
+  follower_info user_info(std::string_view openid, std::error_code& ec, error_detail* d = nullptr,
+                          std::string_view lang = "zh_CN") {
+    const auto j =
+        with_token("/cgi-bin/user/info",
+                   "&openid=" + url_encode(openid) + "&lang=" + url_encode(lang), {}, ec, d, true);
+    follower_info f;
+    if (ec) return f;
+    f.subscribed = detail::integer_field(j, "subscribe", 0) == 1;
+    f.openid = detail::required_string(j, "openid", ec, d);
+    f.subscribe_time = detail::integer_field(j, "subscribe_time", 0);
+    f.unionid = detail::optional_string(j, "unionid");
+    return f;
+  }
+  follower_info user_info(std::string_view openid) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return user_info(openid, ec, d); },
+        "user_info");
+  }
+
+private:
+  struct code_result {
+    session_info session;
+    std::error_code ec;
+    error_detail detail;
+  };
+  struct code_entry {
+    std::shared_future<code_result> result;
+    std::int64_t done_at = 0;  // 0: in flight
+  };
+
+  std::int64_t code_memory_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(opt_.code_memory).count();
+  }
+
+  void sweep_codes(std::int64_t now) {  // caller holds codes_mutex_
+    if (codes_.size() < opt_.code_memory_max && now < next_sweep_ms_) return;
+    next_sweep_ms_ = now + 10000;
+    for (auto it = codes_.begin(); it != codes_.end();) {
+      if (it->second.done_at != 0 && now - it->second.done_at >= code_memory_ms())
+        it = codes_.erase(it);
+      else
+        ++it;
+    }
+  }
+
+  static std::string session_query(std::string_view openid, std::string_view session_key) {
+    return "&openid=" + url_encode(openid) + "&signature=" + session_key_signature(session_key) +
+           "&sig_method=hmac_sha256";
+  }
+
+  static bool retryable(const std::error_code& ec) {
+    return ec == api_errc::system_busy || ec == transport_errc::connect_failed ||
+           ec == transport_errc::timeout || ec == transport_errc::connection_closed ||
+           ec == transport_errc::http_status;
+  }
+
+  void backoff(int attempt) {
+    thread_local std::mt19937 rng(std::random_device{}());
+    const auto base = opt_.backoff.count() << (attempt - 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        base + std::uniform_int_distribution<long long>(0, base / 2 + 1)(rng)));
+  }
+
+  // One request (retried on -1 and transport failures when `safe`), parsed.
+  nlohmann::json exchange(const http_request& req, std::error_code& ec, error_detail* d,
+                          bool safe) {
+    nlohmann::json j;
+    const int attempts = safe ? std::max(1, opt_.max_attempts) : 1;
+    for (int attempt = 1;; ++attempt) {
+      error_detail local;
+      ec.clear();
+      const http_response res = transport_->send(req, ec);
+      if (ec)
+        local.http_status = res.status;
+      else
+        j = detail::parse_answer(res, ec, &local);
+      local.attempts = attempt;
+      if (!ec || attempt >= attempts || !retryable(ec)) {
+        if (d) *d = local;
+        return j;
+      }
+      backoff(attempt);
+    }
+  }
+
+  // A call that carries the access token. A token WeChat rejects (40001, 40014, 42001)
+  // is invalidated and the call retried once with a fresh one.
+  nlohmann::json with_token(const char* path, const std::string& query, const std::string& body,
+                            std::error_code& ec, error_detail* d, bool safe) {
+    nlohmann::json j;
+    for (int round = 0; round < 2; ++round) {
+      const std::string token = tokens_.get(ec, d);
+      if (ec) return nullptr;
+      http_request req;
+      req.method = body.empty() ? "GET" : "POST";
+      req.target = std::string(path) + "?access_token=" + url_encode(token) + query;
+      if (!body.empty()) {
+        req.body = body;
+        req.content_type = "application/json";
+      }
+      j = exchange(req, ec, d, safe);
+      const bool rejected = ec == api_errc::invalid_credential ||
+                            ec == api_errc::invalid_access_token ||
+                            ec == api_errc::access_token_expired;
+      if (!rejected) return j;
+      tokens_.invalidate(token);
+    }
+    return j;
+  }
+
+  oauth_token read_oauth(const nlohmann::json& j, std::error_code& ec, error_detail* d) {
+    oauth_token t;
+    if (ec) return t;
+    t.access_token = detail::required_string(j, "access_token", ec, d);
+    if (!ec) t.openid = detail::required_string(j, "openid", ec, d);
+    if (ec) return t;
+    t.expires_in = detail::integer_field(j, "expires_in", 7200);
+    t.refresh_token = detail::optional_string(j, "refresh_token").value_or("");
+    t.scope = detail::optional_string(j, "scope").value_or("");
+    t.unionid = detail::optional_string(j, "unionid");
+    return t;
+  }
+
+  client_options opt_;
+  std::shared_ptr<transport> transport_;
+  std::shared_ptr<const wechat::clock> clock_;
+  token_provider tokens_;
+  std::mutex codes_mutex_;
+  std::unordered_map<std::string, code_entry> codes_;
+  std::int64_t next_sweep_ms_ = 0;
+};
+
+}  // namespace wechat

@@ -1,0 +1,127 @@
+// wechat/detail/api_response.hpp - reading WeChat's answers: JSON whatever the
+// Content-Type, a missing errcode is 0, unknown fields ignored, errmsg and rid kept.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+#include "wechat/error.hpp"
+#include "wechat/transport.hpp"
+
+namespace wechat {
+
+/// What is known about a failure beyond its error_code: WeChat's errmsg and rid, the HTTP
+/// status, or the field that was missing. Never holds a secret.
+struct error_detail {
+  int errcode = 0;      ///< WeChat's errcode (api errors)
+  std::string errmsg;   ///< WeChat's errmsg, verbatim (api errors)
+  std::string rid;      ///< WeChat's request id, for support tickets
+  int http_status = 0;  ///< the HTTP status (transport_errc::http_status)
+  std::string field;    ///< the missing or mistyped field (protocol errors)
+  int attempts = 0;     ///< how many requests the call made
+};
+
+namespace detail {
+
+/// The rid at the end of an errmsg ("... rid: 66c69111-4157f271-729ca238"), or empty.
+inline std::string extract_rid(std::string_view errmsg) {
+  const auto p = errmsg.rfind("rid: ");
+  if (p == std::string_view::npos) return {};
+  std::string_view r = errmsg.substr(p + 5);
+  std::size_t n = 0;
+  while (n < r.size() &&
+         ((r[n] >= '0' && r[n] <= '9') || (r[n] >= 'a' && r[n] <= 'f') || r[n] == '-'))
+    ++n;
+  return std::string(r.substr(0, n));
+}
+
+/// Parses an API answer. Sets ec to the errcode (api_category) when it is non-zero, or to
+/// protocol_errc::not_json / not_object. Fills `d` (when given) with errmsg and rid.
+inline nlohmann::json parse_answer(const http_response& res, std::error_code& ec, error_detail* d) {
+  ec.clear();
+  auto j = nlohmann::json::parse(res.body, nullptr, false);
+  if (j.is_discarded()) {
+    ec = protocol_errc::not_json;
+    return nullptr;
+  }
+  if (!j.is_object()) {
+    ec = protocol_errc::not_object;
+    return nullptr;
+  }
+  const auto it = j.find("errcode");
+  int errcode = 0;
+  if (it != j.end()) {
+    if (it->is_number_integer())
+      errcode = it->get<int>();
+    else if (it->is_string()) {  // tolerate "errcode":"40029"
+      try {
+        errcode = std::stoi(it->get<std::string>());
+      } catch (...) {
+        ec = protocol_errc::wrong_type;
+        if (d) d->field = "errcode";
+        return nullptr;
+      }
+    } else if (!it->is_null()) {
+      ec = protocol_errc::wrong_type;
+      if (d) d->field = "errcode";
+      return nullptr;
+    }
+  }
+  if (errcode != 0) {
+    ec = make_api_error_code(errcode);
+    if (d) {
+      d->errcode = errcode;
+      const auto m = j.find("errmsg");
+      d->errmsg = m != j.end() && m->is_string() ? m->get<std::string>() : std::string();
+      d->rid = extract_rid(d->errmsg);
+    }
+  }
+  return j;
+}
+
+/// A required string field; sets protocol_errc::missing_field / wrong_type.
+inline std::string required_string(const nlohmann::json& j, const char* name, std::error_code& ec,
+                                   error_detail* d) {
+  const auto it = j.find(name);
+  if (it == j.end() || it->is_null()) {
+    ec = protocol_errc::missing_field;
+    if (d) d->field = name;
+    return {};
+  }
+  if (!it->is_string()) {
+    ec = protocol_errc::wrong_type;
+    if (d) d->field = name;
+    return {};
+  }
+  return it->get<std::string>();
+}
+
+/// An optional string field (absent, null or empty: nullopt).
+inline std::optional<std::string> optional_string(const nlohmann::json& j, const char* name) {
+  const auto it = j.find(name);
+  if (it == j.end() || !it->is_string() || it->get<std::string>().empty()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+/// An integer field, accepting a number or a numeric string; `fallback` when absent.
+inline std::int64_t integer_field(const nlohmann::json& j, const char* name,
+                                  std::int64_t fallback) {
+  const auto it = j.find(name);
+  if (it == j.end()) return fallback;
+  if (it->is_number_integer()) return it->get<std::int64_t>();
+  if (it->is_number_float()) return static_cast<std::int64_t>(it->get<double>());
+  if (it->is_string()) {
+    try {
+      return std::stoll(it->get<std::string>());
+    } catch (...) {
+    }
+  }
+  return fallback;
+}
+
+}  // namespace detail
+}  // namespace wechat

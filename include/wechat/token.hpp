@@ -1,0 +1,323 @@
+// wechat/token.hpp - access tokens: cached, refreshed ahead of expiry, fetched by exactly
+// one thread at a time (single flight), shared through a pluggable store.
+//
+// Mode `stable` (default) uses POST /cgi-bin/stable_token: the platform hands every caller
+// the same token until it renews it, so several servers sharing an app do not invalidate
+// each other's tokens. Mode `classic` uses GET /cgi-bin/token, where every fetch
+// supersedes the previous token (5 minutes later it answers 40001): use it only from one
+// place per app, or with a shared store (the Redis store does that for a fleet).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "wechat/clock.hpp"
+#include "wechat/detail/api_response.hpp"
+#include "wechat/error.hpp"
+#include "wechat/transport.hpp"
+
+namespace wechat {
+
+enum class token_mode { stable, classic };
+
+/// A token as stored: its value and when it stops working (Unix ms).
+struct stored_token {
+  std::string value;
+  std::int64_t expires_at_ms = 0;
+};
+
+/// Where tokens live between processes. The in-memory store serves one process; the Redis
+/// store (wechat/store/redis.hpp) a fleet. Implementations are thread safe.
+class token_store {
+public:
+  virtual ~token_store() = default;
+  virtual std::optional<stored_token> load(const std::string& key, std::error_code& ec) = 0;
+  virtual void save(const std::string& key, const stored_token& token, std::error_code& ec) = 0;
+  /// Removes the token under `key` only if it is still `value`.
+  virtual void erase_if(const std::string& key, const std::string& value, std::error_code& ec) = 0;
+};
+
+/// The default store: a map in this process.
+class memory_token_store final : public token_store {
+public:
+  std::optional<stored_token> load(const std::string& key, std::error_code& ec) override {
+    ec.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = map_.find(key);
+    if (it == map_.end()) return std::nullopt;
+    return it->second;
+  }
+  void save(const std::string& key, const stored_token& token, std::error_code& ec) override {
+    ec.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    map_[key] = token;
+  }
+  void erase_if(const std::string& key, const std::string& value, std::error_code& ec) override {
+    ec.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = map_.find(key);
+    if (it != map_.end() && it->second.value == value) map_.erase(it);
+  }
+
+private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, stored_token> map_;
+};
+
+struct token_options {
+  std::string appid;
+  std::string secret;
+  token_mode mode = token_mode::stable;
+  /// Fetch a new token this long before the cached one expires (the old one keeps being
+  /// used meanwhile).
+  std::chrono::seconds refresh_ahead{300};
+  /// Attempts for one fetch when WeChat answers -1 (busy) or the transport fails.
+  int max_attempts = 3;
+  /// First backoff between attempts; doubled each time, with jitter.
+  std::chrono::milliseconds backoff{100};
+};
+
+/// Provides the access token of one app. Thread safe; share one per app per process.
+class token_provider {
+public:
+  token_provider(token_options o, std::shared_ptr<transport> t,
+                 std::shared_ptr<token_store> store = nullptr,
+                 std::shared_ptr<const wechat::clock> clk = nullptr)
+      : opt_(std::move(o)), transport_(std::move(t)),
+        store_(store ? std::move(store) : std::make_shared<memory_token_store>()),
+        clock_(clk ? std::move(clk) : default_clock()),
+        key_("wechat:access_token:" + opt_.appid +
+             (opt_.mode == token_mode::stable ? ":stable" : ":classic")) {}
+
+  /// A valid access token: the cached one, or a fresh one fetched by exactly one thread
+  /// while the others wait for its result (a failure is reported to all of them).
+  /// Errors: api_errc (40013, 40125, 45009, -1...), transport_errc, protocol_errc.
+  std::string get(std::error_code& ec, error_detail* d = nullptr) {
+    ec.clear();
+    const std::int64_t now = clock_->now_ms();
+    {
+      std::shared_lock<std::shared_mutex> lock(cache_mutex_);
+      if (!cached_.value.empty() && now < cached_.expires_at_ms - ahead_ms()) return cached_.value;
+    }
+    return slow_get(now, ec, d);
+  }
+
+  /// Throwing overload of get().
+  std::string get() {
+    std::error_code ec;
+    error_detail d;
+    auto t = get(ec, &d);
+    throw_on(ec, d, "access token");
+    return t;
+  }
+
+  /// Forgets `token` if it is still the current one (WeChat rejected it: 40001, 40014,
+  /// 42001), here and in the store, so that the next get() fetches a new one. A token that
+  /// was already replaced is left alone.
+  void invalidate(const std::string& token) {
+    {
+      std::unique_lock<std::shared_mutex> lock(cache_mutex_);
+      if (cached_.value == token) cached_ = stored_token{};
+    }
+    std::lock_guard<std::mutex> lock(flight_mutex_);
+    rejected_ = token;
+    std::error_code ignored;
+    store_->erase_if(key_, token, ignored);
+  }
+
+  /// Upstream token fetches made so far (for tests and metrics).
+  std::uint64_t fetches() const noexcept { return fetches_.load(); }
+  const std::string& appid() const noexcept { return opt_.appid; }
+  token_mode mode() const noexcept { return opt_.mode; }
+
+  /// Throws the right exception for a failed call: api_error for WeChat's errcodes
+  /// (errmsg and rid kept), wechat::error otherwise.
+  static void throw_on(const std::error_code& ec, const error_detail& d, const char* what) {
+    if (!ec) return;
+    if (ec.category() == api_category())
+      throw api_error(d.errcode ? d.errcode : ec.value(), d.errmsg, d.rid);
+    std::string msg = what;
+    if (!d.field.empty()) msg += " (field '" + d.field + "')";
+    if (d.http_status) msg += " (HTTP " + std::to_string(d.http_status) + ")";
+    throw error(ec, msg);
+  }
+
+private:
+  struct result {
+    stored_token token;
+    std::error_code ec;
+    error_detail detail;
+  };
+
+  std::int64_t ahead_ms() const noexcept {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(opt_.refresh_ahead).count();
+  }
+
+  std::string slow_get(std::int64_t now, std::error_code& ec, error_detail* d) {
+    std::shared_future<result> flight;
+    bool leader = false;
+    std::string rejected;
+    {
+      std::lock_guard<std::mutex> lock(flight_mutex_);
+      {
+        std::shared_lock<std::shared_mutex> cl(cache_mutex_);
+        if (!cached_.value.empty() && now < cached_.expires_at_ms - ahead_ms())
+          return cached_.value;
+        // Someone is already refreshing ahead of expiry: keep using the still-valid token.
+        if (flight_.valid() && !cached_.value.empty() && now < cached_.expires_at_ms)
+          return cached_.value;
+      }
+      if (flight_.valid()) {
+        flight = flight_;
+      } else {
+        // Another process (or provider) may have refreshed already.
+        std::error_code sec;
+        auto stored = store_->load(key_, sec);
+        if (!sec && stored && stored->value != rejected_ &&
+            now < stored->expires_at_ms - ahead_ms()) {
+          publish(*stored);
+          return stored->value;
+        }
+        promise_ = std::promise<result>();
+        flight_ = promise_.get_future().share();
+        flight = flight_;
+        leader = true;
+        rejected = rejected_;
+      }
+    }
+    if (leader) {
+      result r = fetch(now, rejected);
+      if (!r.ec) {
+        std::error_code sec;
+        store_->save(key_, r.token, sec);  // a store outage does not fail this process
+        publish(r.token);
+      }
+      std::lock_guard<std::mutex> lock(flight_mutex_);
+      if (!r.ec && rejected_ == rejected) rejected_.clear();
+      promise_.set_value(r);
+      flight_ = std::shared_future<result>();
+    }
+    const result& r = flight.get();
+    if (r.ec) {
+      ec = r.ec;
+      if (d) *d = r.detail;
+      return {};
+    }
+    return r.token.value;
+  }
+
+  void publish(const stored_token& t) {
+    std::unique_lock<std::shared_mutex> lock(cache_mutex_);
+    cached_ = t;
+  }
+
+  // One upstream fetch, with retries for -1 and transport failures.
+  result fetch(std::int64_t now, const std::string& rejected) {
+    result r = fetch_once(false);
+    for (int attempt = 1; attempt < opt_.max_attempts && retryable(r.ec); ++attempt) {
+      backoff(attempt);
+      r = fetch_once(false);
+    }
+    // stable_token in normal mode hands back the platform's current token; if that is the
+    // very token WeChat just rejected, force a new one (within the platform's limits:
+    // 30 s apart, 20 a day).
+    if (!r.ec && opt_.mode == token_mode::stable && !rejected.empty() &&
+        r.token.value == rejected && force_allowed(now)) {
+      result forced = fetch_once(true);
+      if (!forced.ec) r = forced;
+    }
+    return r;
+  }
+
+  bool force_allowed(std::int64_t now) {
+    const std::int64_t day = now / 86400000;
+    if (force_day_ != day) {
+      force_day_ = day;
+      forces_today_ = 0;
+    }
+    if (forces_today_ >= 20 || (last_force_ms_ != 0 && now - last_force_ms_ < 30000)) return false;
+    ++forces_today_;
+    last_force_ms_ = now;
+    return true;
+  }
+
+  static bool retryable(const std::error_code& ec) {
+    return ec == api_errc::system_busy || ec == transport_errc::connect_failed ||
+           ec == transport_errc::timeout || ec == transport_errc::connection_closed ||
+           ec == transport_errc::http_status;
+  }
+
+  void backoff(int attempt) {
+    thread_local std::mt19937 rng(std::random_device{}());
+    const auto base = opt_.backoff.count() << (attempt - 1);
+    const auto jitter = std::uniform_int_distribution<long long>(0, base / 2 + 1)(rng);
+    std::this_thread::sleep_for(std::chrono::milliseconds(base + jitter));
+  }
+
+  result fetch_once(bool force) {
+    result r;
+    ++fetches_;
+    const std::int64_t sent = clock_->now_ms();
+    http_request req;
+    if (opt_.mode == token_mode::stable) {
+      req.method = "POST";
+      req.target = "/cgi-bin/stable_token";
+      req.content_type = "application/json";
+      req.body = nlohmann::json{
+          {"grant_type", "client_credential"},
+          {"appid", opt_.appid},
+          {"secret", opt_.secret},
+          {"force_refresh",
+           force}}.dump();
+    } else {
+      req.target = "/cgi-bin/token?grant_type=client_credential&appid=" + url_encode(opt_.appid) +
+                   "&secret=" + url_encode(opt_.secret);
+    }
+    r.detail.attempts = 1;
+    const http_response res = transport_->send(req, r.ec);
+    if (r.ec) {
+      r.detail.http_status = res.status;
+      return r;
+    }
+    const auto j = detail::parse_answer(res, r.ec, &r.detail);
+    if (r.ec) return r;
+    r.token.value = detail::required_string(j, "access_token", r.ec, &r.detail);
+    if (r.ec) return r;
+    const std::int64_t expires_in = detail::integer_field(j, "expires_in", 7200);
+    r.token.expires_at_ms = sent + expires_in * 1000;
+    return r;
+  }
+
+  token_options opt_;
+  std::shared_ptr<transport> transport_;
+  std::shared_ptr<token_store> store_;
+  std::shared_ptr<const wechat::clock> clock_;
+  std::string key_;
+
+  mutable std::shared_mutex cache_mutex_;
+  stored_token cached_;
+
+  std::mutex flight_mutex_;
+  std::promise<result> promise_;
+  std::shared_future<result> flight_;
+  std::string rejected_;  // the last token WeChat rejected; guarded by flight_mutex_
+  std::int64_t force_day_ = -1;
+  int forces_today_ = 0;
+  std::int64_t last_force_ms_ = 0;
+  std::atomic<std::uint64_t> fetches_{0};
+};
+
+}  // namespace wechat

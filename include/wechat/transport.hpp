@@ -1,0 +1,58 @@
+// wechat/transport.hpp - the tiny HTTP interface the client speaks through.
+//
+// A transport sends one request to the configured WeChat host and returns the response,
+// or sets a transport_errc. The default implementation is transport/httplib.hpp (the only
+// header that includes <httplib.h>); tests and unusual deployments can supply their own.
+// A round trip costs far more than the virtual call.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+#include "wechat/error.hpp"
+
+namespace wechat {
+
+/// One HTTP request to the WeChat API host.
+struct http_request {
+  std::string method = "GET";  ///< "GET" or "POST"
+  std::string target;          ///< path and query, already encoded: "/sns/jscode2session?appid=..."
+  std::string body;            ///< POST body
+  std::string content_type;    ///< of the body
+};
+
+/// The response, whatever its status or Content-Type.
+struct http_response {
+  int status = 0;
+  std::string body;
+  std::string content_type;
+};
+
+/// Sends requests. Implementations must be safe to call from many threads at once.
+class transport {
+public:
+  virtual ~transport() = default;
+  /// Sends `req`; on failure sets ec (transport_errc) and returns an empty response.
+  virtual http_response send(const http_request& req, std::error_code& ec) = 0;
+};
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters kept).
+inline std::string url_encode(std::string_view s) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size() + s.size() / 4);
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace wechat

@@ -1,0 +1,123 @@
+// The client's reading of WeChat's answers, with an in-memory fake transport: the quirks
+// of section 1 of wechat-api.md, one by one.
+#include <catch2/catch.hpp>
+#include <wechat/client.hpp>
+
+#include <deque>
+
+namespace {
+
+class fake_transport final : public wechat::transport {
+public:
+  std::deque<wechat::http_response> answers;
+  std::vector<wechat::http_request> sent;
+  wechat::http_response send(const wechat::http_request& req, std::error_code& ec) override {
+    ec.clear();
+    sent.push_back(req);
+    REQUIRE_FALSE(answers.empty());
+    auto r = answers.front();
+    answers.pop_front();
+    return r;
+  }
+  void answer(std::string body, std::string type = "text/plain") {
+    answers.push_back({200, std::move(body), std::move(type)});
+  }
+};
+
+wechat::client make(std::shared_ptr<fake_transport> t) {
+  wechat::client_options o;
+  o.appid = "wx1000000000000001";
+  o.secret = "s3cret";
+  o.backoff = std::chrono::milliseconds(1);
+  return wechat::client(o, std::move(t));
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a missing errcode is success and any Content-Type is parsed and unknown fields are ignored",
+    "[client][parse]") {
+  auto t = std::make_shared<fake_transport>();
+  auto wx = make(t);
+  t->answer(
+      R"({"session_key":"tiihtNczf5v6AKRyjwEUhQ==","openid":"o1","expires_in":7200,"new_field":{"x":1}})",
+      "text/html; charset=gbk");
+  const auto s = wx.code2session("c1");
+  CHECK(s.openid == "o1");
+  CHECK(s.session_key == "tiihtNczf5v6AKRyjwEUhQ==");
+  CHECK_FALSE(s.unionid);
+  REQUIRE(t->sent.size() == 1);
+  CHECK(t->sent[0].target.find("access_token") == std::string::npos);
+  CHECK(t->sent[0].target.find("js_code=c1") != std::string::npos);
+  CHECK(t->sent[0].target.find("grant_type=authorization_code") != std::string::npos);
+}
+
+TEST_CASE("errcode 0 with errmsg ok is success and an errcode in a string is read",
+          "[client][parse]") {
+  auto t = std::make_shared<fake_transport>();
+  auto wx = make(t);
+  t->answer(R"({"access_token":"TOKEN","expires_in":7200})", "application/json; encoding=utf-8");
+  t->answer(R"({"errcode":0,"errmsg":"ok"})");
+  CHECK_NOTHROW(wx.check_session_key("o1", "tiihtNczf5v6AKRyjwEUhQ=="));
+  CHECK(t->sent[1].target.find("access_token=TOKEN") != std::string::npos);
+  CHECK(t->sent[1].target.find(
+            "signature=7154f9f8b4b76b92f541cbf0e37d48840fa06e5e42da92a6f80168a1516a4735") !=
+        std::string::npos);
+  t->answer(R"({"errcode":"40029","errmsg":"invalid code"})");
+  std::error_code ec;
+  wx.code2session("c2", ec);
+  CHECK(ec == wechat::api_errc::invalid_code);
+}
+
+TEST_CASE("countryCode as a number, and a missing field named", "[client][parse]") {
+  auto t = std::make_shared<fake_transport>();
+  auto wx = make(t);
+  t->answer(R"({"access_token":"TOKEN","expires_in":7200})");
+  t->answer(
+      R"({"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"+8613800138000","purePhoneNumber":"13800138000","countryCode":86,"watermark":{"timestamp":1637744274,"appid":"wx1000000000000001"}}})");
+  const auto p = wx.get_phone_number("code");
+  CHECK(p.country_code == "86");
+  CHECK(p.watermark.timestamp == 1637744274);
+  CHECK(t->sent[1].method == "POST");
+  CHECK(nlohmann::json::parse(t->sent[1].body) == nlohmann::json{{"code", "code"}});
+  t->answer(R"({"session_key":"k"})");
+  std::error_code ec;
+  wechat::error_detail d;
+  wx.code2session("c3", ec, &d);
+  CHECK(ec == wechat::protocol_errc::missing_field);
+  CHECK(d.field == "openid");
+  t->answer(R"({"openid":5,"session_key":"k"})");
+  wx.code2session("c4", ec, &d);
+  CHECK(ec == wechat::protocol_errc::wrong_type);
+  t->answer("[1,2]");
+  wx.code2session("c5", ec);
+  CHECK(ec == wechat::protocol_errc::not_object);
+  t->answer("<html>");
+  wx.code2session("c6", ec);
+  CHECK(ec == wechat::protocol_errc::not_json);
+  try {
+    t->answer(R"({"session_key":"k"})");
+    wx.code2session("c7");
+    FAIL("no exception");
+  } catch (const wechat::error& e) {
+    CHECK(std::string(e.what()).find("'openid'") != std::string::npos);
+  }
+}
+
+TEST_CASE("the rid is parsed from either errmsg style", "[client][parse]") {
+  CHECK(wechat::detail::extract_rid("invalid code, rid: 66c69111-4157f271-729ca238") ==
+        "66c69111-4157f271-729ca238");
+  CHECK(wechat::detail::extract_rid("invalid credential, access_token is invalid or not latest "
+                                    "rid: 6b04bdfc-788b670a-5c7476a8") ==
+        "6b04bdfc-788b670a-5c7476a8");
+  CHECK(wechat::detail::extract_rid(
+            "invalid credential hint: [abc] rid: 1a2b3c4d-00000000-ffffffff") ==
+        "1a2b3c4d-00000000-ffffffff");
+  CHECK(wechat::detail::extract_rid("system error").empty());
+}
+
+TEST_CASE("url_encode keeps unreserved characters and escapes the rest", "[client][transport]") {
+  CHECK(wechat::url_encode("aZ09-_.~") == "aZ09-_.~");
+  CHECK(wechat::url_encode("a+b/c=d&e f") == "a%2Bb%2Fc%3Dd%26e%20f");
+  CHECK(wechat::url_encode("\xe5\xbe\xae") == "%E5%BE%AE");
+}

@@ -1,0 +1,451 @@
+// The client against the real mock over loopback: every call, its errors, the token
+// rules, retries, timeouts, dropped connections, HTTPS.
+#include "mock_support.hpp"
+
+#include <wechat/client.hpp>
+#include <wechat/transport/httplib.hpp>
+
+#include <atomic>
+#include <thread>
+
+using namespace mocktest;
+
+namespace {
+
+struct client_fixture : fixture {
+  explicit client_fixture(mock_wechat::options o = {}) : fixture(o) {
+    add_standard_apps();
+    wechat::httplib_transport_options t;
+    t.base_url = mock.base_url();
+    t.read_timeout = std::chrono::milliseconds(2000);
+    transport = wechat::httplib_transport::create(t);
+  }
+  wechat::client make(const std::string& appid, const std::string& secret,
+                      wechat::token_mode mode = wechat::token_mode::stable,
+                      std::shared_ptr<wechat::token_store> store = nullptr,
+                      std::shared_ptr<const wechat::clock> clk = nullptr) {
+    wechat::client_options o;
+    o.appid = appid;
+    o.secret = secret;
+    o.tokens = mode;
+    o.backoff = std::chrono::milliseconds(5);
+    return wechat::client(o, transport, std::move(store), std::move(clk));
+  }
+  std::size_t calls(const std::string& path) { return mock.journal().count(path); }
+  std::shared_ptr<wechat::httplib_transport> transport;
+};
+
+}  // namespace
+
+TEST_CASE("code2session returns openid, session_key and unionid, both overloads",
+          "[client][code2session]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  f.admin("follow", {{"user", "alice"}, {"appid", oa}});
+  std::error_code ec;
+  const auto s = wx.code2session(f.login(mp, "alice"), ec);
+  REQUIRE_FALSE(ec);
+  CHECK(s.openid == mock_wechat::openid(mp, "alice"));
+  CHECK(s.session_key == *f.world().current_session_key(mp, "alice"));
+  CHECK(s.unionid == std::optional<std::string>(mock_wechat::unionid("acct-1", "alice")));
+  const auto t = wx.code2session(f.login(mp, "bob"));
+  CHECK(t.openid == mock_wechat::openid(mp, "bob"));
+  CHECK_FALSE(t.unionid);
+  SECTION("it never sends an access token, and works while tokens are broken") {
+    f.admin("faults", {{"path", "/cgi-bin/stable_token"}, {"errcode", 40125}});
+    CHECK_NOTHROW(wx.code2session(f.login(mp, "carol")));
+    for (const auto& e : f.mock.journal().to_json("/sns/jscode2session"))
+      CHECK_FALSE(e["query"].contains("access_token"));
+    CHECK(f.calls("/cgi-bin/stable_token") == 0);
+  }
+}
+
+TEST_CASE("code2session maps WeChat's errcodes and keeps errmsg and rid",
+          "[client][code2session][errors]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  std::error_code ec;
+  wechat::error_detail d;
+  wx.code2session("nosuchcode", ec, &d);
+  CHECK(ec == wechat::api_errc::invalid_code);
+  CHECK(d.errcode == 40029);
+  CHECK(d.errmsg.rfind("invalid code, rid: ", 0) == 0);
+  CHECK(d.rid.size() == 26);
+  try {
+    wx.code2session("nosuchcode");
+    FAIL("no exception");
+  } catch (const wechat::api_error& e) {
+    CHECK(e.errcode() == 40029);
+    CHECK(e.code() == wechat::api_errc::invalid_code);
+    CHECK(e.rid().size() == 26);
+    CHECK(std::string(e.what()).find(mp_secret) == std::string::npos);
+  }
+  auto wrong = f.make(mp, "wrong-secret");
+  wrong.code2session(f.login(mp, "alice"), ec);
+  CHECK(ec == wechat::api_errc::invalid_appsecret);
+  f.admin("users", {{"user", "mallory"}, {"high_risk", true}});
+  wx.code2session(f.login(mp, "mallory"), ec);
+  CHECK(ec == wechat::api_errc::code_blocked);
+}
+
+TEST_CASE("code2session: a double submit shares one request and one result",
+          "[client][code2session]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  f.admin("faults", {{"path", "/sns/jscode2session"}, {"delay_ms", 200}, {"times", 1}});
+  const std::string code = f.login(mp, "alice");
+  std::vector<std::thread> threads;
+  std::vector<wechat::session_info> results(16);
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 16; ++i)
+    threads.emplace_back([&, i] {
+      std::error_code ec;
+      results[i] = wx.code2session(code, ec);
+      if (ec) ++failures;
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(failures == 0);
+  for (const auto& r : results)
+    CHECK(r.session_key == results[0].session_key);
+  CHECK(f.calls("/sns/jscode2session") == 1);
+  SECTION("the same code later returns the remembered result, not 40163") {
+    CHECK(wx.code2session(code).session_key == results[0].session_key);
+    CHECK(f.calls("/sns/jscode2session") == 1);
+  }
+}
+
+TEST_CASE("code2session forgets a code after its 5 minutes, and never remembers failures",
+          "[client][code2session]") {
+  client_fixture f;
+  auto clk = std::make_shared<wechat::manual_clock>();
+  auto wx = f.make(mp, mp_secret, wechat::token_mode::stable, nullptr, clk);
+  const std::string code = f.login(mp, "alice");
+  f.admin("faults", {{"path", "/sns/jscode2session"}, {"errcode", -1}, {"times", 1}});
+  std::error_code ec;
+  wx.code2session(code, ec);
+  CHECK(ec == wechat::api_errc::system_busy);  // not retried: the code is single use
+  CHECK(f.calls("/sns/jscode2session") == 1);
+  CHECK_FALSE(wx.code2session(code, ec).session_key.empty());  // the failure was not remembered
+  CHECK(f.calls("/sns/jscode2session") == 2);
+  clk->advance(std::chrono::seconds(299));
+  wx.code2session(code, ec);
+  CHECK_FALSE(ec);
+  clk->advance(std::chrono::seconds(1));
+  wx.code2session(code, ec);
+  CHECK(ec == wechat::api_errc::code_been_used);  // forgotten: WeChat's own answer
+}
+
+TEST_CASE("64 threads asking for a token cause exactly one upstream fetch", "[client][token]") {
+  for (const auto mode : {wechat::token_mode::stable, wechat::token_mode::classic}) {
+    client_fixture f;
+    f.admin("faults", {{"path", "*"}, {"delay_ms", 100}, {"times", 1}});  // make the flight last
+    auto wx = f.make(mp, mp_secret, mode);
+    std::vector<std::thread> threads;
+    std::vector<std::string> tokens(64);
+    for (int i = 0; i < 64; ++i)
+      threads.emplace_back([&, i] { tokens[i] = wx.tokens().get(); });
+    for (auto& t : threads)
+      t.join();
+    for (const auto& t : tokens)
+      CHECK(t == tokens[0]);
+    CHECK(tokens[0].size() >= 100);
+    CHECK(wx.tokens().fetches() == 1);
+    CHECK(f.calls(mode == wechat::token_mode::stable ? "/cgi-bin/stable_token"
+                                                     : "/cgi-bin/token") == 1);
+  }
+}
+
+TEST_CASE("a failed refresh is reported to every waiting thread, not retried by each",
+          "[client][token]") {
+  client_fixture f;
+  f.admin("faults",
+          {{"path", "/cgi-bin/stable_token"}, {"errcode", 45009}, {"delay_ms", 100}, {"times", 1}});
+  auto wx = f.make(mp, mp_secret);
+  std::atomic<int> quota{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 64; ++i)
+    threads.emplace_back([&] {
+      std::error_code ec;
+      wx.tokens().get(ec);
+      if (ec == wechat::api_errc::daily_quota_reached) ++quota;
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(quota > 0);
+  CHECK(f.calls("/cgi-bin/stable_token") == 1);
+  CHECK(wx.tokens().fetches() == 1);
+  CHECK_FALSE(wx.tokens().get().empty());  // the next ask fetches again
+}
+
+TEST_CASE("a token rotated by another server: 40001, then invalidate, refresh and retry once",
+          "[client][token]") {
+  client_fixture f;
+  f.world().clock().set(1800000000);
+  auto a = f.make(mp, mp_secret, wechat::token_mode::classic);
+  auto b = f.make(mp, mp_secret, wechat::token_mode::classic);  // another process: its own store
+  f.login(mp, "alice");
+  const std::string key = *f.world().current_session_key(mp, "alice");
+  const std::string oid = mock_wechat::openid(mp, "alice");
+  a.check_session_key(oid, key);
+  const std::string first = a.tokens().get();
+  b.tokens().get();                // supersedes a's token
+  f.world().clock().advance(301);  // the overlap is over: a's token now answers 40001
+  wechat::error_detail d;
+  std::error_code ec;
+  a.check_session_key(oid, key, ec, &d);
+  CHECK_FALSE(ec);
+  CHECK(a.tokens().get() != first);
+  CHECK(a.tokens().fetches() == 2);
+  const auto j = f.mock.journal().to_json("/wxa/checksession");
+  REQUIRE(j.size() == 3);
+  CHECK(j[1]["errcode"] == 40001);
+  CHECK(j[2]["errcode"] == 0);
+  SECTION("invalidating a token that was already replaced changes nothing") {
+    a.tokens().invalidate(first);
+    CHECK(a.tokens().fetches() == 2);
+    a.tokens().get();
+    CHECK(a.tokens().fetches() == 2);
+  }
+}
+
+TEST_CASE("stable mode: a force-refreshed token is recovered by a normal fetch",
+          "[client][token]") {
+  client_fixture f;
+  auto a = f.make(mp, mp_secret);
+  const std::string oid = mock_wechat::openid(mp, "alice");
+  f.login(mp, "alice");
+  const std::string key = *f.world().current_session_key(mp, "alice");
+  const std::string t1 = a.tokens().get();
+  f.post("/cgi-bin/stable_token", nlohmann::json{{"grant_type", "client_credential"},
+                                                 {"appid", mp},
+                                                 {"secret", mp_secret},
+                                                 {"force_refresh", true}}
+                                      .dump());  // someone forced a new token: t1 is dead
+  CHECK_NOTHROW(a.check_session_key(oid, key));
+  CHECK(a.tokens().get() != t1);
+}
+
+TEST_CASE("WeChat busy (-1) is retried with backoff for safe calls only", "[client][retry]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  f.login(mp, "alice");
+  const std::string key = *f.world().current_session_key(mp, "alice");
+  const std::string oid = mock_wechat::openid(mp, "alice");
+  wx.tokens().get();
+  std::error_code ec;
+  wechat::error_detail d;
+  SECTION("two -1 then success: three attempts") {
+    f.admin("faults", {{"path", "/wxa/checksession"}, {"errcode", -1}, {"times", 2}});
+    wx.check_session_key(oid, key, ec, &d);
+    CHECK_FALSE(ec);
+    CHECK(d.attempts == 3);
+  }
+  SECTION("a burst longer than the attempts: system_busy") {
+    f.admin("faults", {{"path", "/wxa/checksession"}, {"errcode", -1}, {"times", 5}});
+    wx.check_session_key(oid, key, ec, &d);
+    CHECK(ec == wechat::api_errc::system_busy);
+    CHECK(d.attempts == 3);
+    CHECK(f.calls("/wxa/checksession") == 3);
+  }
+  SECTION("resetusersessionkey changes state: one attempt") {
+    f.admin("faults", {{"path", "/wxa/resetusersessionkey"}, {"errcode", -1}, {"times", 1}});
+    wx.reset_session_key(oid, key, ec, &d);
+    CHECK(ec == wechat::api_errc::system_busy);
+    CHECK(d.attempts == 1);
+  }
+  SECTION("45011 and 45009 are never retried") {
+    f.admin("faults", {{"path", "/wxa/getpaidunionid"}, {"errcode", 45011}, {"times", 3}});
+    wx.get_paid_unionid(oid, wechat::paid_order::by_transaction("4200"), ec, &d);
+    CHECK(ec == wechat::api_errc::minute_quota_reached);
+    CHECK(d.attempts == 1);
+    CHECK(ec.message().find("slow down") != std::string::npos);
+  }
+}
+
+TEST_CASE("timeouts, dropped connections, bad bodies: typed errors, never a hang",
+          "[client][faults]") {
+  mock_wechat::options o;
+  client_fixture f(o);
+  wechat::httplib_transport_options t;
+  t.base_url = f.mock.base_url();
+  t.read_timeout = std::chrono::milliseconds(300);
+  wechat::client_options co;
+  co.appid = mp;
+  co.secret = mp_secret;
+  co.max_attempts = 1;
+  wechat::client wx(co, wechat::httplib_transport::create(t));
+  std::error_code ec;
+  SECTION("a delay beyond the read timeout") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"delay_ms", 1500}, {"times", 1}});
+    const auto t0 = std::chrono::steady_clock::now();
+    wx.code2session(f.login(mp, "alice"), ec);
+    CHECK(ec == wechat::transport_errc::timeout);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1400));
+  }
+  SECTION("a dropped connection") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"drop", true}, {"times", 1}});
+    wx.code2session(f.login(mp, "alice"), ec);
+    CHECK(ec == wechat::transport_errc::connection_closed);
+  }
+  SECTION("a truncated body") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"truncated", true}, {"times", 1}});
+    wx.code2session(f.login(mp, "alice"), ec);
+    CHECK(ec.category() == wechat::transport_category());
+  }
+  SECTION("HTTP 502") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"http_status", 502}, {"times", 1}});
+    wechat::error_detail d;
+    wx.code2session(f.login(mp, "alice"), ec, &d);
+    CHECK(ec == wechat::transport_errc::http_status);
+    CHECK(d.http_status == 502);
+  }
+  SECTION("malformed JSON") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"malformed", true}, {"times", 1}});
+    wx.code2session(f.login(mp, "alice"), ec);
+    CHECK(ec == wechat::protocol_errc::not_json);
+  }
+  SECTION("an oversized body") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"oversized", 2 << 20}, {"times", 1}});
+    wx.code2session(f.login(mp, "alice"), ec);
+    CHECK(ec == wechat::transport_errc::response_too_large);
+  }
+  SECTION("a wrong Content-Type is ignored") {
+    f.admin("faults",
+            {{"path", "/sns/jscode2session"}, {"content_type", "text/html"}, {"times", 1}});
+    CHECK_FALSE(wx.code2session(f.login(mp, "alice"), ec).openid.empty());
+    CHECK_FALSE(ec);
+  }
+  SECTION("the next call after any of these works") {
+    f.admin("faults", {{"path", "/sns/jscode2session"}, {"drop", true}, {"times", 1}});
+    wx.code2session(f.login(mp, "alice"), ec);
+    CHECK(ec);
+    CHECK_FALSE(wx.code2session(f.login(mp, "alice"), ec).openid.empty());
+  }
+}
+
+TEST_CASE("the session calls: checksession, resetusersessionkey", "[client][session]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  const std::string oid = mock_wechat::openid(mp, "alice");
+  const auto s = wx.code2session(f.login(mp, "alice"));
+  CHECK_NOTHROW(wx.check_session_key(oid, s.session_key));
+  const auto s2 = wx.code2session(f.login(mp, "alice"));  // the device logged in again
+  std::error_code ec;
+  wx.check_session_key(oid, s.session_key, ec);
+  CHECK(ec == wechat::api_errc::invalid_signature);
+  CHECK_THROWS_AS(wx.check_session_key(oid, s.session_key), wechat::api_error);
+  const std::string k3 = wx.reset_session_key(oid, s2.session_key);
+  CHECK(k3.size() == 24);
+  CHECK(k3 != s2.session_key);
+  CHECK_NOTHROW(wx.check_session_key(oid, k3));
+  wx.reset_session_key(oid, s2.session_key, ec);
+  CHECK(ec == wechat::api_errc::invalid_signature);
+}
+
+TEST_CASE("get_paid_unionid and get_phone_number", "[client][paid][phone]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  const std::string oid = mock_wechat::openid(mp, "alice");
+  const auto pay = f.admin("pay", {{"appid", mp}, {"user", "alice"}});
+  CHECK(wx.get_paid_unionid(oid, wechat::paid_order::by_transaction(pay["transaction_id"])) ==
+        mock_wechat::unionid("acct-1", "alice"));
+  CHECK(
+      wx.get_paid_unionid(oid, wechat::paid_order::by_trade(pay["mch_id"], pay["out_trade_no"])) ==
+      mock_wechat::unionid("acct-1", "alice"));
+  std::error_code ec;
+  wx.get_paid_unionid(oid, wechat::paid_order::by_transaction("4200000000000000000000000000"), ec);
+  CHECK(ec == wechat::api_errc::invalid_trade);
+  wx.get_paid_unionid(oid, {}, ec);
+  CHECK(ec == wechat::api_errc::missing_parameter);
+  auto lone_wx = f.make(lone, "lone-secret");
+  const auto p2 = f.admin("pay", {{"appid", lone}, {"user", "alice"}});
+  lone_wx.get_paid_unionid(mock_wechat::openid(lone, "alice"),
+                           wechat::paid_order::by_transaction(p2["transaction_id"]), ec);
+  CHECK(ec == wechat::api_errc::open_not_exists);
+
+  f.login(mp, "alice");
+  const auto ph = f.admin("phone", {{"appid", mp}, {"user", "alice"}, {"phone", "13800138000"}});
+  const auto phone = wx.get_phone_number(ph["code"].get<std::string>(), oid);
+  CHECK(phone.phone_number == "+8613800138000");
+  CHECK(phone.pure_phone_number == "13800138000");
+  CHECK(phone.country_code == "86");
+  CHECK(phone.watermark.appid == mp);
+  wx.get_phone_number(ph["code"].get<std::string>(), "", ec);
+  CHECK(ec == wechat::api_errc::code_been_used);
+}
+
+TEST_CASE("official account and OAuth calls", "[client][oauth]") {
+  client_fixture f;
+  auto wx = f.make(oa, oa_secret);
+  const std::string code = f.admin(
+      "oauth_code", {{"appid", oa}, {"user", "alice"}, {"scope", "snsapi_userinfo"}})["code"];
+  const auto t = wx.oauth_exchange(code);
+  CHECK(t.openid == mock_wechat::openid(oa, "alice"));
+  CHECK(t.scope == "snsapi_userinfo");
+  CHECK(t.unionid == std::optional<std::string>(mock_wechat::unionid("acct-1", "alice")));
+  std::error_code ec;
+  wx.oauth_exchange(code, ec);
+  CHECK(ec == wechat::api_errc::code_been_used);
+  const auto r = wx.oauth_refresh(t.refresh_token);
+  CHECK(r.access_token != t.access_token);
+  const auto u = wx.sns_userinfo(r.access_token, t.openid);
+  CHECK(u.nickname == "alice");
+  CHECK(u.unionid == t.unionid);
+  CHECK_NOTHROW(wx.sns_auth(r.access_token, t.openid));
+  wx.sns_auth(r.access_token, "oother", ec);
+  CHECK(ec == wechat::api_errc::invalid_openid);
+  f.admin("follow", {{"user", "alice"}, {"appid", oa}});
+  const auto fi = wx.user_info(t.openid);
+  CHECK(fi.subscribed);
+  CHECK(fi.unionid == t.unionid);
+  wx.user_info("onobody", ec);
+  CHECK(ec == wechat::api_errc::invalid_openid);
+}
+
+TEST_CASE("HTTPS: trusted with the mock's test CA, refused without it", "[client][tls]") {
+  const std::string dir = "client_tls_ca";
+  REQUIRE(std::system(("bash " MAKE_TEST_CA " " + dir + " > /dev/null").c_str()) == 0);
+  mock_wechat::options o;
+  o.tls_cert = dir + "/server.pem";
+  o.tls_key = dir + "/server.key";
+  mock_wechat::server mock(o);
+  mock.world().add_app({mp, mp_secret, mock_wechat::app_type::miniprogram, ""});
+  CHECK(mock.base_url().rfind("https://", 0) == 0);
+  wechat::httplib_transport_options t;
+  t.base_url = mock.base_url();
+  t.ca_file = dir + "/ca.pem";
+  wechat::client wx({mp, mp_secret}, wechat::httplib_transport::create(t));
+  CHECK(wx.code2session(mock.world().login(mp, "alice")).openid ==
+        mock_wechat::openid(mp, "alice"));
+  t.ca_file.clear();  // the system's CAs do not know the test CA
+  wechat::client untrusting({mp, mp_secret}, wechat::httplib_transport::create(t));
+  std::error_code ec;
+  untrusting.code2session(mock.world().login(mp, "alice"), ec);
+  CHECK(ec == wechat::transport_errc::tls_failed);
+}
+
+TEST_CASE("plain http:// is refused for non-loopback hosts unless explicitly allowed",
+          "[client][transport]") {
+  std::error_code ec;
+  wechat::httplib_transport_options t;
+  t.base_url = "http://api.weixin.qq.com";
+  CHECK_FALSE(wechat::httplib_transport::create(t, ec));
+  CHECK(ec == wechat::transport_errc::insecure_url);
+  CHECK_THROWS_AS(wechat::httplib_transport::create(t), wechat::error);
+  t.allow_insecure_http = true;
+  CHECK(wechat::httplib_transport::create(t, ec));
+  CHECK_FALSE(ec);
+  for (const char* bad :
+       {"ftp://x", "api.weixin.qq.com", "https://", "https://host:99999", "https://host/path"}) {
+    t.base_url = bad;
+    wechat::httplib_transport::create(t, ec);
+    CHECK(ec == wechat::transport_errc::invalid_url);
+  }
+  for (const char* ok : {"http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:80",
+                         "https://api.weixin.qq.com/"}) {
+    t.base_url = ok;
+    t.allow_insecure_http = false;
+    CHECK(wechat::httplib_transport::create(t, ec));
+  }
+}
