@@ -1,115 +1,96 @@
-// demo: what `make demo` runs. Decryption end to end, both sides played here: WeChat
-// encrypts a realistic wx.getUserInfo payload for the device with a fresh session_key,
-// then the backend decrypts and verifies it through the public API, and shows what the
-// commonest failures look like. Secrets are never printed, not even demo ones.
-#include <wechat/decrypt.hpp>
+// demo: what `make demo` runs. The main job of a WeChat mini program backend, played
+// against the embedded mock of api.weixin.qq.com: a device logs in, the backend exchanges
+// the code, decrypts and verifies the user info, checks the session key, and learns who
+// the user is; then the commonest failure (the device logged in again and the backend kept
+// the old key) as it happens live. Secrets are never printed.
+#include <mock_wechat/mock_wechat.hpp>
+#include <wechat/wechat.hpp>
 
-#include <chrono>
 #include <iostream>
 #include <string>
 
 namespace {
 
-void step(int n, const std::string& text) {
-  std::cout << "\n[" << n << "] " << text << '\n';
-}
-void line(const std::string& text) {
-  std::cout << "    " << text << '\n';
-}
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+void step(int n, const std::string& text) { std::cout << "\n[" << n << "] " << text << '\n'; }
+void line(const std::string& text) { std::cout << "    " << text << '\n'; }
+std::string show(const std::optional<std::string>& v, const char* none) { return v ? *v : none; }
 
 }  // namespace
 
 int main() {
-  const std::string appid = "wx4f4bc4dec97d474b";
+  const std::string appid = "wx4f4bc4dec97d474b", secret = "demo-appsecret-not-real";
+  const std::string oa_appid = "wx6a2b3c4d5e6f7a8b";
 
-  step(1, "WeChat: wx.login on the device; code2session hands the backend a session_key");
-  const std::string session_key = wechat::base64_encode(wechat::random_bytes(16));
-  line("session_key: 24 base64 characters (16 random bytes), kept server side, not shown");
+  step(1, "Start the mock WeChat API in this process; register the apps");
+  mock_wechat::server mock;
+  auto& wx_world = mock.world();
+  wx_world.add_app({appid, secret, mock_wechat::app_type::miniprogram, "acme-open-account"});
+  wx_world.add_app({oa_appid, "oa-secret", mock_wechat::app_type::official_account, "acme-open-account"});
+  line("mock serving on " + mock.base_url());
+  line("mini program " + appid + " and official account " + oa_appid + ", both bound to one Open Platform account");
 
-  step(2, "WeChat: wx.getUserInfo builds the payload and encrypts it with that key");
-  const nlohmann::json payload = {{"openId", "oGZUI0egBJY1zhBYw2KhdUfwVJJE"},
-                                  {"nickName", "小程序用户 Band"},
-                                  {"gender", 1},
-                                  {"language", "zh_CN"},
-                                  {"city", "Guangzhou"},
-                                  {"province", "Guangdong"},
-                                  {"country", "CN"},
-                                  {"avatarUrl", "https://thirdwx.qlogo.cn/mmopen/vi_32/"
-                                                "aSKcBBPpibyKNicHNTMM0qJVh8Kjgiak2AHWr8MHM4WgMEm7GF"
-                                                "hsf8OYrySdbvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/132"},
-                                  {"unionId", "ocMvos6NjeKLIBqg5Mr9QjxrP1FA"},
-                                  {"watermark", {{"timestamp", unix_now()}, {"appid", appid}}}};
-  const std::string plaintext = payload.dump();
-  const std::string iv = wechat::base64_encode(wechat::random_bytes(16));
-  const std::string encrypted = wechat::encrypt_data(session_key, plaintext, iv);
-  nlohmann::json raw = payload;
-  for (const char* k : {"openId", "unionId", "watermark"})
-    raw.erase(k);
-  const std::string raw_data = raw.dump();
-  const std::string signature = wechat::raw_data_signature(raw_data, session_key);
-  line("plaintext:     " + std::to_string(plaintext.size()) + " bytes of JSON");
-  line("encryptedData: " + std::to_string(encrypted.size()) + " base64 characters, " +
-       encrypted.substr(0, 24) + "...");
-  line("iv:            " + iv);
-  line("rawData:       " + raw_data.substr(0, 60) + "...");
-  line("signature:     " + signature + "  (sha1 of rawData + session_key)");
+  // The backend: one transport, one client per app. Against WeChat, base_url is simply
+  // left at its default (https://api.weixin.qq.com).
+  wechat::httplib_transport_options topt;
+  topt.base_url = mock.base_url();
+  auto transport = wechat::httplib_transport::create(topt);
+  wechat::client backend({appid, secret}, transport);
 
-  step(3, "Backend: decrypt_user_info(session_key, {encryptedData, iv, rawData, signature}, "
-          "{appid, max_age})");
-  wechat::verify_options options;
-  options.appid = appid;
-  options.max_age = std::chrono::minutes(10);
+  step(2, "Device: wx.login() gives a one-time code; the backend exchanges it (code2session)");
+  const std::string code = wx_world.login(appid, "zhang-san");
+  line("code from the device: " + code);
   std::error_code ec;
-  const wechat::user_info user =
-      wechat::decrypt_user_info(session_key, {encrypted, iv, raw_data, signature}, options, ec);
+  wechat::error_detail detail;
+  const wechat::session_info session = backend.code2session(code, ec, &detail);
   if (ec) {
-    std::cerr << "unexpected failure: " << ec.message() << '\n';
+    std::cerr << "code2session failed: " << wechat::error_name(ec) << ": " << ec.message() << '\n';
     return 1;
   }
-  line("padding, JSON, watermark appid, watermark age (10 min), rawData signature: all verified");
-  line("openid:   " + user.openid);
-  line("nickname: " + user.nickname);
-  line("city:     " + user.city + ", " + user.province + ", " + user.country);
-  line("unionid:  " + user.unionid.value_or("(none: app not bound to an Open Platform account)"));
-  line("watermark: appid " + user.watermark.appid + ", " +
-       std::to_string(unix_now() - user.watermark.timestamp) + " s old");
+  line("openid:      " + session.openid);
+  line("session_key: kept on the server, never sent to the device (not shown)");
+  line("unionid:     " + show(session.unionid, "(none: the user neither follows nor authorized an app of this account)"));
+  [[maybe_unused]] const auto again = backend.code2session(code, ec);  // a front end double submit
+  line(std::string("same code again (double submit): ") + (ec ? wechat::error_name(ec) : "the remembered result, no 40163"));
 
-  step(4, "What the commonest failures look like (each is its own error)");
-  auto show = [&](const std::string& what, const std::string& key, const wechat::device_data& d,
-                  const wechat::verify_options& o) {
-    std::error_code e;
-    wechat::decrypt_user_info(key, d, o, e);
-    line(what + "\n        -> " + wechat::error_name(e) + ": " + e.message());
-  };
-  const std::string newer_key = wechat::base64_encode(wechat::random_bytes(16));
-  show("the device called wx.login again; the backend kept the old key:", newer_key,
-       {encrypted, iv}, options);
-  std::string spaced = encrypted;
-  for (char& c : spaced)
-    if (c == '+') c = ' ';
-  if (spaced != encrypted)
-    show("encryptedData sent in a form body without URL-encoding:", session_key, {spaced, iv},
-         options);
-  wechat::verify_options other = options;
-  other.appid = "wx0000000000000000";
-  show("the backend is configured with another mini program's appid:", session_key, {encrypted, iv},
-       other);
-  show("rawData re-serialized by a proxy before the signature check:", session_key,
-       {encrypted, iv, raw.dump(2), signature}, options);
-
-  step(5, "Throwing style: the same call without std::error_code throws wechat::error");
-  try {
-    wechat::decrypt_user_info(newer_key, {encrypted, iv}, options);
-  } catch (const wechat::error& e) {
-    line(std::string("caught wechat::error, code ") + e.code().category().name() + "/" +
-         wechat::error_name(e.code()));
+  step(3, "Device: wx.getUserInfo(); the backend decrypts and verifies it with the session_key");
+  const auto payload = wx_world.user_info(appid, "zhang-san");
+  wechat::verify_options verify;
+  verify.appid = appid;
+  verify.max_age = std::chrono::minutes(10);
+  const wechat::user_info user = wechat::decrypt_user_info(
+      session.session_key, {payload.encrypted_data, payload.iv, payload.raw_data, payload.signature}, verify, ec);
+  if (ec) {
+    std::cerr << "decrypt failed: " << ec.message() << '\n';
+    return 1;
   }
+  line("verified: padding, JSON, watermark appid, watermark age, rawData signature");
+  line("nickname: " + user.nickname + ", openId " + user.openid);
+  line("unionId:  " + show(user.unionid, "(none)") + "  <- getUserInfo is itself the consent");
+
+  step(4, "Backend: is the session_key still the current one? (checkSessionKey)");
+  backend.check_session_key(session.openid, session.session_key, ec);
+  line(ec ? "no: " + wechat::error_name(ec) : "yes");
+
+  step(5, "The commonest failure: the device logged in again, the backend kept the old key");
+  const std::string code2 = wx_world.login(appid, "zhang-san");
+  backend.check_session_key(session.openid, session.session_key, ec, &detail);
+  line("checkSessionKey with the old key -> " + wechat::error_name(ec) + " (errcode " + std::to_string(detail.errcode) +
+       ", rid " + detail.rid + ")");
+  const auto payload2 = wx_world.user_info(appid, "zhang-san");
+  wechat::decrypt_user_info(session.session_key, {payload2.encrypted_data, payload2.iv}, verify, ec);
+  line("decrypting the new payload with the old key -> " + wechat::error_name(ec) + ":");
+  line("  " + ec.message());
+  const auto session2 = backend.code2session(code2);
+  const auto user2 = wechat::decrypt_user_info(session2.session_key, {payload2.encrypted_data, payload2.iv}, verify);
+  line("exchanging the new code gives the new key; the payload now decrypts: " + user2.nickname);
+
+  step(6, "Who is this user?");
+  line("openid in the mini program: " + session.openid);
+  line("unionid (one per person per Open Platform account): " + show(user.unionid, "(unknown)"));
+  line("requests the backend made to WeChat: " + std::to_string(mock.journal().count()) +
+       " (" + std::to_string(mock.journal().count("/sns/jscode2session")) + " code2session, " +
+       std::to_string(mock.journal().count("/cgi-bin/stable_token")) + " stable_token, " +
+       std::to_string(mock.journal().count("/wxa/checksession")) + " checksession)");
   std::cout << "\ndemo finished\n";
   return 0;
 }
