@@ -11,9 +11,15 @@
 
 namespace {
 
-void step(int n, const std::string& text) { std::cout << "\n[" << n << "] " << text << '\n'; }
-void line(const std::string& text) { std::cout << "    " << text << '\n'; }
-std::string show(const std::optional<std::string>& v, const char* none) { return v ? *v : none; }
+void step(int n, const std::string& text) {
+  std::cout << "\n[" << n << "] " << text << '\n';
+}
+void line(const std::string& text) {
+  std::cout << "    " << text << '\n';
+}
+std::string show(const std::optional<std::string>& v, const char* none) {
+  return v ? *v : none;
+}
 
 }  // namespace
 
@@ -25,9 +31,11 @@ int main() {
   mock_wechat::server mock;
   auto& wx_world = mock.world();
   wx_world.add_app({appid, secret, mock_wechat::app_type::miniprogram, "acme-open-account"});
-  wx_world.add_app({oa_appid, "oa-secret", mock_wechat::app_type::official_account, "acme-open-account"});
+  wx_world.add_app(
+      {oa_appid, "oa-secret", mock_wechat::app_type::official_account, "acme-open-account"});
   line("mock serving on " + mock.base_url());
-  line("mini program " + appid + " and official account " + oa_appid + ", both bound to one Open Platform account");
+  line("mini program " + appid + " and official account " + oa_appid +
+       ", both bound to one Open Platform account");
 
   // The backend: one transport, one client per app. Against WeChat, base_url is simply
   // left at its default (https://api.weixin.qq.com).
@@ -48,9 +56,12 @@ int main() {
   }
   line("openid:      " + session.openid);
   line("session_key: kept on the server, never sent to the device (not shown)");
-  line("unionid:     " + show(session.unionid, "(none: the user neither follows nor authorized an app of this account)"));
+  line("unionid:     " +
+       show(session.unionid,
+            "(none: the user neither follows nor authorized an app of this account)"));
   [[maybe_unused]] const auto again = backend.code2session(code, ec);  // a front end double submit
-  line(std::string("same code again (double submit): ") + (ec ? wechat::error_name(ec) : "the remembered result, no 40163"));
+  line(std::string("same code again (double submit): ") +
+       (ec ? wechat::error_name(ec) : "the remembered result, no 40163"));
 
   step(3, "Device: wx.getUserInfo(); the backend decrypts and verifies it with the session_key");
   const auto payload = wx_world.user_info(appid, "zhang-san");
@@ -58,7 +69,8 @@ int main() {
   verify.appid = appid;
   verify.max_age = std::chrono::minutes(10);
   const wechat::user_info user = wechat::decrypt_user_info(
-      session.session_key, {payload.encrypted_data, payload.iv, payload.raw_data, payload.signature}, verify, ec);
+      session.session_key,
+      {payload.encrypted_data, payload.iv, payload.raw_data, payload.signature}, verify, ec);
   if (ec) {
     std::cerr << "decrypt failed: " << ec.message() << '\n';
     return 1;
@@ -74,21 +86,23 @@ int main() {
   step(5, "The commonest failure: the device logged in again, the backend kept the old key");
   const std::string code2 = wx_world.login(appid, "zhang-san");
   backend.check_session_key(session.openid, session.session_key, ec, &detail);
-  line("checkSessionKey with the old key -> " + wechat::error_name(ec) + " (errcode " + std::to_string(detail.errcode) +
-       ", rid " + detail.rid + ")");
+  line("checkSessionKey with the old key -> " + wechat::error_name(ec) + " (errcode " +
+       std::to_string(detail.errcode) + ", rid " + detail.rid + ")");
   const auto payload2 = wx_world.user_info(appid, "zhang-san");
-  wechat::decrypt_user_info(session.session_key, {payload2.encrypted_data, payload2.iv}, verify, ec);
+  wechat::decrypt_user_info(session.session_key, {payload2.encrypted_data, payload2.iv}, verify,
+                            ec);
   line("decrypting the new payload with the old key -> " + wechat::error_name(ec) + ":");
   line("  " + ec.message());
   const auto session2 = backend.code2session(code2);
-  const auto user2 = wechat::decrypt_user_info(session2.session_key, {payload2.encrypted_data, payload2.iv}, verify);
+  const auto user2 = wechat::decrypt_user_info(session2.session_key,
+                                               {payload2.encrypted_data, payload2.iv}, verify);
   line("exchanging the new code gives the new key; the payload now decrypts: " + user2.nickname);
 
   step(6, "Who is this user?");
   line("openid in the mini program: " + session.openid);
   line("unionid (one per person per Open Platform account): " + show(user.unionid, "(unknown)"));
-  line("requests the backend made to WeChat: " + std::to_string(mock.journal().count()) +
-       " (" + std::to_string(mock.journal().count("/sns/jscode2session")) + " code2session, " +
+  line("requests the backend made to WeChat: " + std::to_string(mock.journal().count()) + " (" +
+       std::to_string(mock.journal().count("/sns/jscode2session")) + " code2session, " +
        std::to_string(mock.journal().count("/cgi-bin/stable_token")) + " stable_token, " +
        std::to_string(mock.journal().count("/wxa/checksession")) + " checksession)");
   std::cout << "\ndemo finished\n";

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -396,14 +397,14 @@ private:
     return std::chrono::duration_cast<std::chrono::milliseconds>(opt_.code_memory).count();
   }
 
-  void sweep_codes(std::int64_t now) {  // caller holds codes_mutex_
-    if (codes_.size() < opt_.code_memory_max && now < next_sweep_ms_) return;
-    next_sweep_ms_ = now + 10000;
-    for (auto it = codes_.begin(); it != codes_.end();) {
-      if (it->second.done_at != 0 && now - it->second.done_at >= code_memory_ms())
-        it = codes_.erase(it);
-      else
-        ++it;
+  // Forgets remembered codes past their time, oldest first, and the oldest beyond the
+  // cap. O(1) amortized per call. Caller holds codes_mutex_.
+  void sweep_codes(std::int64_t now) {
+    while (!done_order_.empty() && (now - done_order_.front().second >= code_memory_ms() ||
+                                    codes_.size() >= opt_.code_memory_max)) {
+      const auto it = codes_.find(done_order_.front().first);
+      if (it != codes_.end() && it->second.done_at == done_order_.front().second) codes_.erase(it);
+      done_order_.pop_front();
     }
   }
 
@@ -491,7 +492,7 @@ private:
   token_provider tokens_;
   std::mutex codes_mutex_;
   std::unordered_map<std::string, code_entry> codes_;
-  std::int64_t next_sweep_ms_ = 0;
+  std::deque<std::pair<std::string, std::int64_t>> done_order_;  // remembered codes, oldest first
 };
 
 }  // namespace wechat

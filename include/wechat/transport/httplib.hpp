@@ -112,10 +112,11 @@ public:
       return true;
     };
     const auto start = std::chrono::steady_clock::now();
-    auto res = c->send(r);
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    const bool sent = c->send(r, res, err);  // the non-const overload: no copy of the request
     http_response out;
-    if (!res) {
-      const auto err = res.error();
+    if (!sent) {
       const auto took = std::chrono::steady_clock::now() - start;
       if (too_large)
         ec = transport_errc::response_too_large;
@@ -135,9 +136,9 @@ public:
         ec = transport_errc::failed;
       return out;  // the connection is broken: do not return it to the pool
     }
-    out.status = res->status;
+    out.status = res.status;
     out.body = std::move(body);
-    out.content_type = res->get_header_value("Content-Type");
+    out.content_type = res.get_header_value("Content-Type");
     release(std::move(c));
     if (out.status < 200 || out.status > 299) ec = transport_errc::http_status;
     return out;

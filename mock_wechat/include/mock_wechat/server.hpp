@@ -27,6 +27,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -91,6 +92,10 @@ public:
       if (t.joinable()) t.join();
   }
   std::size_t waiting() const noexcept { return waiting_.load(std::memory_order_relaxed); }
+  /// Connections are queued and no worker is free to take them.
+  bool starved() const noexcept {
+    return waiting_.load(std::memory_order_relaxed) > idle_.load(std::memory_order_relaxed);
+  }
 
 private:
   void run() {
@@ -98,7 +103,9 @@ private:
       std::function<void()> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
+        idle_.fetch_add(1, std::memory_order_relaxed);
         cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        idle_.fetch_sub(1, std::memory_order_relaxed);
         if (jobs_.empty()) return;  // stopping and drained
         job = std::move(jobs_.front());
         jobs_.pop_front();
@@ -111,24 +118,34 @@ private:
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   std::atomic<std::size_t> waiting_{0};
+  std::atomic<std::size_t> idle_{0};
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
 
-// A blocking socket stream with poll()-based timeouts.
+// A blocking socket stream with poll()-based timeouts and a read buffer: httplib parses
+// the request line and headers one byte at a time, which would otherwise be one poll()
+// and one recv() per byte.
 class socket_stream final : public httplib::Stream {
 public:
   socket_stream(int sock, int read_timeout_ms, int write_timeout_ms)
       : sock_(sock), read_ms_(read_timeout_ms), write_ms_(write_timeout_ms) {}
-  bool is_readable() const override { return wait(POLLIN, read_ms_); }
+  bool is_readable() const override { return begin_ < end_ || wait(POLLIN, read_ms_); }
   bool is_writable() const override { return wait(POLLOUT, write_ms_); }
+  /// Buffered bytes not yet consumed (a pipelined next request, for instance).
+  bool has_buffered() const noexcept { return begin_ < end_; }
   ssize_t read(char* ptr, size_t size) override {
-    if (!is_readable()) return -1;
-    ssize_t n;
-    do
-      n = ::recv(sock_, ptr, size, 0);
-    while (n < 0 && errno == EINTR);
-    return n;
+    if (begin_ == end_) {
+      if (size >= sizeof buf_) return raw_read(ptr, size);  // large reads bypass the buffer
+      const ssize_t n = raw_read(buf_, sizeof buf_);
+      if (n <= 0) return n;
+      begin_ = 0;
+      end_ = static_cast<std::size_t>(n);
+    }
+    const std::size_t n = std::min(size, end_ - begin_);
+    std::memcpy(ptr, buf_ + begin_, n);
+    begin_ += n;
+    return static_cast<ssize_t>(n);
   }
   ssize_t write(const char* ptr, size_t size) override {
     if (!is_writable()) return -1;
@@ -143,6 +160,14 @@ public:
   socket_t socket() const override { return sock_; }
 
 private:
+  ssize_t raw_read(char* ptr, size_t size) {
+    if (!wait(POLLIN, read_ms_)) return -1;
+    ssize_t n;
+    do
+      n = ::recv(sock_, ptr, size, 0);
+    while (n < 0 && errno == EINTR);
+    return n;
+  }
   bool wait(short events, int ms) const {
     pollfd p{sock_, events, 0};
     int r;
@@ -171,12 +196,14 @@ private:
   }
   int sock_;
   int read_ms_, write_ms_;
+  char buf_[4096];
+  std::size_t begin_ = 0, end_ = 0;
 };
 
 // httplib::Server with our own connection loop.
 class http_server final : public httplib::Server {
 public:
-  std::function<std::size_t()> waiting;  // connections queued for a worker
+  std::function<bool()> starved;  // connections queued and no worker free
   int keep_alive_timeout_ms = 5000;
 
 private:
@@ -187,7 +214,7 @@ private:
     current_socket = sock;
     bool ret = false;
     for (;;) {
-      if (!wait_for_request(sock)) break;
+      if (!strm.has_buffered() && !wait_for_request(sock)) break;
       bool closed = false;
       ret = process_request(strm, false, closed, nullptr);
       if (!ret || closed) break;
@@ -199,20 +226,20 @@ private:
   }
 
   // Waits for the next request on a keep-alive connection. Gives up at the keep-alive
-  // timeout, when the server stops, or at once when other connections are queued for a
-  // worker and this one has nothing to say (so no connection starves).
+  // timeout, when the server stops, or when other connections wait for a worker that none
+  // is free to serve and this one has been idle a while (so no connection starves).
   bool wait_for_request(int sock) const {
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(keep_alive_timeout_ms);
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + std::chrono::milliseconds(keep_alive_timeout_ms);
     for (;;) {
       if (svr_sock_ == INVALID_SOCKET) return false;
       pollfd p{sock, POLLIN, 0};
-      const bool others = waiting && waiting() > 0;
-      const int r = ::poll(&p, 1, others ? 0 : 50);
+      const int r = ::poll(&p, 1, 10);
       if (r > 0) return (p.revents & POLLIN) != 0;
       if (r < 0 && errno != EINTR) return false;
-      if (others) return false;
-      if (std::chrono::steady_clock::now() >= deadline) return false;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return false;
+      if (starved && now - start >= std::chrono::milliseconds(20) && starved()) return false;
     }
   }
 };
@@ -295,7 +322,7 @@ private:
       return q;
     };
     if (auto* plain = dynamic_cast<detail::http_server*>(http_.get()))
-      plain->waiting = [pool] { return *pool ? (*pool)->waiting() : 0; };
+      plain->starved = [pool] { return *pool != nullptr && (*pool)->starved(); };
     s.set_socket_options([this](socket_t sock) {
       int one = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
