@@ -449,3 +449,20 @@ TEST_CASE("plain http:// is refused for non-loopback hosts unless explicitly all
     CHECK(wechat::httplib_transport::create(t, ec));
   }
 }
+
+TEST_CASE("the token is refreshed ahead of expiry, by one caller, while others keep the old one",
+          "[client][token]") {
+  client_fixture f;
+  auto clk = std::make_shared<wechat::manual_clock>();
+  auto wx = f.make(mp, mp_secret, wechat::token_mode::classic, nullptr, clk);
+  const std::string t1 = wx.tokens().get();
+  clk->advance(std::chrono::seconds(7200 - 301));
+  CHECK(wx.tokens().get() == t1);  // 301 s left: still cached
+  CHECK(wx.tokens().fetches() == 1);
+  clk->advance(std::chrono::seconds(1));  // 300 s left: inside the refresh-ahead window
+  const std::string t2 = wx.tokens().get();
+  CHECK(t2 != t1);
+  CHECK(wx.tokens().fetches() == 2);
+  CHECK(wx.tokens().get() == t2);
+  CHECK(wx.tokens().fetches() == 2);
+}

@@ -555,3 +555,20 @@ TEST_CASE("user_info encrypts the real payload with the current key, rawData sig
                     .unionid);
   }
 }
+
+TEST_CASE("login and phone codes live exactly 300 seconds", "[mock][clock]") {
+  fixture f;
+  f.add_standard_apps();
+  f.world().clock().set(1800000000);
+  const std::string a = f.login(mp, "alice"), b = f.login(mp, "bob");
+  f.login(mp, "carol");
+  const auto phone = f.admin("phone", {{"appid", mp}, {"user", "carol"}});
+  const std::string token = f.token(mp, mp_secret);
+  f.world().clock().advance(299);
+  CHECK(f.code2session(mp, mp_secret, a).errcode() == 0);  // 299 s old: valid
+  f.world().clock().advance(1);
+  check_error_shape(f.code2session(mp, mp_secret, b), 40029, "/sns/jscode2session", f.world().now());  // 300 s: expired
+  check_error_shape(f.post("/wxa/business/getuserphonenumber?access_token=" + token,
+                           nlohmann::json{{"code", phone["code"]}}.dump()),
+                    40029, "/wxa/business/getuserphonenumber", f.world().now());
+}
