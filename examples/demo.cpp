@@ -63,7 +63,20 @@ int main() {
   line(std::string("same code again (double submit): ") +
        (ec ? wechat::error_name(ec) : "the remembered result, no 40163"));
 
-  step(3, "Device: wx.getUserInfo(); the backend decrypts and verifies it with the session_key");
+  step(3, "Backend: resolve the UnionID with what it has in hand (only the session so far)");
+  wechat::resolver_options ro;
+  ro.appid = appid;
+  wechat::unionid_resolver resolver(ro, backend);
+  wechat::unionid_evidence evidence;
+  evidence.session = session;
+  auto resolved = resolver.resolve(evidence);
+  if (resolved.diagnosis) {
+    line("no unionid: " + std::string(wechat::to_string(resolved.diagnosis->reason)));
+    line("why:       " + std::string(resolved.diagnosis->text()));
+    line("next step: " + std::string(resolved.diagnosis->next_step()));
+  }
+
+  step(4, "Device: wx.getUserInfo(); the backend decrypts and verifies it with the session_key");
   const auto payload = wx_world.user_info(appid, "zhang-san");
   wechat::verify_options verify;
   verify.appid = appid;
@@ -78,12 +91,17 @@ int main() {
   line("verified: padding, JSON, watermark appid, watermark age, rawData signature");
   line("nickname: " + user.nickname + ", openId " + user.openid);
   line("unionId:  " + show(user.unionid, "(none)") + "  <- getUserInfo is itself the consent");
+  evidence.user_info = wechat::encrypted_user_info{payload.encrypted_data, payload.iv,
+                                                   payload.raw_data, payload.signature};
+  resolved = resolver.resolve(evidence);
+  line("resolver: unionid " + show(resolved.unionid, "(none)") + " through the " +
+       wechat::to_string(resolved.channel) + " channel");
 
-  step(4, "Backend: is the session_key still the current one? (checkSessionKey)");
+  step(5, "Backend: is the session_key still the current one? (checkSessionKey)");
   backend.check_session_key(session.openid, session.session_key, ec);
   line(ec ? "no: " + wechat::error_name(ec) : "yes");
 
-  step(5, "The commonest failure: the device logged in again, the backend kept the old key");
+  step(6, "The commonest failure: the device logged in again, the backend kept the old key");
   const std::string code2 = wx_world.login(appid, "zhang-san");
   backend.check_session_key(session.openid, session.session_key, ec, &detail);
   line("checkSessionKey with the old key -> " + wechat::error_name(ec) + " (errcode " +
@@ -98,9 +116,21 @@ int main() {
                                                {payload2.encrypted_data, payload2.iv}, verify);
   line("exchanging the new code gives the new key; the payload now decrypts: " + user2.nickname);
 
-  step(6, "Who is this user?");
-  line("openid in the mini program: " + session.openid);
-  line("unionid (one per person per Open Platform account): " + show(user.unionid, "(unknown)"));
+  step(7, "The same person signs in to the official account's web page (OAuth, snsapi_userinfo)");
+  wechat::client oa_backend({oa_appid, "oa-secret"}, transport);
+  const auto oauth =
+      oa_backend.oauth_exchange(wx_world.oauth_code(oa_appid, "zhang-san", "snsapi_userinfo"));
+  line("openid in the official account: " + oauth.openid + " (another openid: one per app)");
+  line("unionid: " + show(oauth.unionid, "(none)"));
+
+  step(8, "The identity directory links the openids through the unionid");
+  wechat::identity_directory directory;
+  directory.link(appid, session.openid);  // first seen without a unionid...
+  if (resolved.unionid)
+    directory.link(appid, session.openid, *resolved.unionid);  // ...merged later
+  if (oauth.unionid) directory.link(oa_appid, oauth.openid, *oauth.unionid);
+  for (const auto& who : directory.openids_of(resolved.unionid.value_or("")))
+    line("unionid " + resolved.unionid.value_or("") + " -> " + who.appid + " / " + who.openid);
   line("requests the backend made to WeChat: " + std::to_string(mock.journal().count()) + " (" +
        std::to_string(mock.journal().count("/sns/jscode2session")) + " code2session, " +
        std::to_string(mock.journal().count("/cgi-bin/stable_token")) + " stable_token, " +

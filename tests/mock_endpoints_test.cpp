@@ -567,7 +567,8 @@ TEST_CASE("login and phone codes live exactly 300 seconds", "[mock][clock]") {
   f.world().clock().advance(299);
   CHECK(f.code2session(mp, mp_secret, a).errcode() == 0);  // 299 s old: valid
   f.world().clock().advance(1);
-  check_error_shape(f.code2session(mp, mp_secret, b), 40029, "/sns/jscode2session", f.world().now());  // 300 s: expired
+  check_error_shape(f.code2session(mp, mp_secret, b), 40029, "/sns/jscode2session",
+                    f.world().now());  // 300 s: expired
   check_error_shape(f.post("/wxa/business/getuserphonenumber?access_token=" + token,
                            nlohmann::json{{"code", phone["code"]}}.dump()),
                     40029, "/wxa/business/getuserphonenumber", f.world().now());

@@ -113,6 +113,13 @@ enum class decrypt_errc : int {
   signature_mismatch,         ///< sha1(rawData + session_key) differs from signature
 };
 
+/// Stores (token store, identity directory): in memory, or Redis for a fleet.
+enum class store_errc : int {
+  unavailable = 1,  ///< the store cannot be reached (Redis down, connection refused)
+  conflict,         ///< the data contradicts what is stored (an openid already linked elsewhere)
+  corrupt,          ///< what is stored cannot be read back
+};
+
 namespace detail {
 
 inline const char* api_errc_text(int code) noexcept {
@@ -278,7 +285,31 @@ public:
   }
 };
 
+class store_category_impl final : public std::error_category {
+public:
+  const char* name() const noexcept override { return "wechat.store"; }
+  std::string message(int code) const override {
+    switch (static_cast<store_errc>(code)) {
+    case store_errc::unavailable: return "the store cannot be reached";
+    case store_errc::conflict:
+      return "the openid is already linked to another unionid: one openid has one unionid per Open "
+             "Platform account; check the app's binding and the data fed to the directory";
+    case store_errc::corrupt: return "the stored data cannot be read back";
+    }
+    return "unknown store error";
+  }
+};
+
 }  // namespace detail
+
+/// The category of store failures ("wechat.store").
+inline const std::error_category& store_category() noexcept {
+  static const detail::store_category_impl instance;
+  return instance;
+}
+inline std::error_code make_error_code(store_errc e) noexcept {
+  return {static_cast<int>(e), store_category()};
+}
 
 /// The category of WeChat's own errcodes ("wechat.api").
 inline const std::error_category& api_category() noexcept {
@@ -386,6 +417,10 @@ inline const char* library_errc_name(const std::error_category& cat, int v) noex
                                             "openssl_failure"};
     return v > 0 && v < 11 ? names[v] : nullptr;
   }
+  if (cat == store_category()) {
+    static constexpr const char* names[] = {nullptr, "unavailable", "conflict", "corrupt"};
+    return v > 0 && v < 4 ? names[v] : nullptr;
+  }
   if (cat == decrypt_category()) {
     static constexpr const char* names[] = {nullptr,
                                             "session_key_malformed",
@@ -473,4 +508,5 @@ template <> struct is_error_code_enum<wechat::transport_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::protocol_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::crypto_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::decrypt_errc> : true_type {};
+template <> struct is_error_code_enum<wechat::store_errc> : true_type {};
 }  // namespace std

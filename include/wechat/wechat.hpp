@@ -12,4 +12,5 @@
 #include "wechat/token.hpp"
 #include "wechat/transport.hpp"
 #include "wechat/transport/httplib.hpp"
+#include "wechat/unionid.hpp"
 #include "wechat/version.hpp"

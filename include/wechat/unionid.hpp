@@ -1,0 +1,420 @@
+// wechat/unionid.hpp - the UnionID rules from the backend's side.
+//
+// unionid_resolver tries every channel the backend has in hand, in order:
+//   1. session       code2session's unionid
+//   2. user_info     the device's encrypted user info (wx.getUserInfo is itself consent)
+//   3. paid          getPaidUnionId, only while the 5-minute payment window is open
+//   4. cloud         a cloud function's getWXContext() UNIONID, forwarded to the backend
+// and returns the unionid with the channel that gave it. When none does, it returns a
+// diagnosis: a reason from a fixed set (unionid_reason) with a one-line explanation and
+// the next step. It never calls an endpoint it does not need, and never calls
+// getPaidUnionId outside its window.
+//
+// identity_directory links one person's openids across apps through the unionid.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <system_error>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "wechat/client.hpp"
+#include "wechat/decrypt.hpp"
+#include "wechat/error.hpp"
+
+namespace wechat {
+
+/// Where a unionid came from.
+enum class unionid_channel { session = 1, user_info, paid, cloud };
+
+inline const char* to_string(unionid_channel c) noexcept {
+  switch (c) {
+  case unionid_channel::session: return "session";
+  case unionid_channel::user_info: return "user_info";
+  case unionid_channel::paid: return "paid";
+  case unionid_channel::cloud: return "cloud";
+  }
+  return "?";
+}
+
+/// Why no channel gave a unionid. Stable enumerators; see unionid_reason_text() and
+/// unionid_next_step().
+enum class unionid_reason {
+  app_not_bound = 1,       ///< the app has no Open Platform account (89002, or configured so)
+  no_relationship,         ///< no follow, no authorization, no consent, no payment
+  user_info_invalid,       ///< the device's user info failed to decrypt or verify (see cause)
+  payment_window_closed,   ///< the payment is older than 5 minutes
+  payment_not_found,       ///< no such payment by this openid (89300 inside the window)
+  cloud_context_mismatch,  ///< the cloud context is for another openid or appid
+  mini_game,               ///< mini games get no unionid from getPaidUnionId
+  wechat_unavailable,      ///< a call needed to decide failed (busy, network): try again
+};
+
+inline const char* to_string(unionid_reason r) noexcept {
+  switch (r) {
+  case unionid_reason::app_not_bound: return "app_not_bound";
+  case unionid_reason::no_relationship: return "no_relationship";
+  case unionid_reason::user_info_invalid: return "user_info_invalid";
+  case unionid_reason::payment_window_closed: return "payment_window_closed";
+  case unionid_reason::payment_not_found: return "payment_not_found";
+  case unionid_reason::cloud_context_mismatch: return "cloud_context_mismatch";
+  case unionid_reason::mini_game: return "mini_game";
+  case unionid_reason::wechat_unavailable: return "wechat_unavailable";
+  }
+  return "?";
+}
+
+/// One line: what the reason means.
+inline const char* unionid_reason_text(unionid_reason r) noexcept {
+  switch (r) {
+  case unionid_reason::app_not_bound:
+    return "the app is not bound to an Open Platform account, so WeChat gives it no unionid at all";
+  case unionid_reason::no_relationship:
+    return "the user has neither followed an official account nor authorized an app of the same "
+           "Open "
+           "Platform account, and has not consented through getUserInfo";
+  case unionid_reason::user_info_invalid:
+    return "the device's user info did not decrypt or verify, so its unionId cannot be trusted";
+  case unionid_reason::payment_window_closed:
+    return "getPaidUnionId answers only within 5 minutes after the payment, and that time has "
+           "passed";
+  case unionid_reason::payment_not_found:
+    return "WeChat knows no payment with that order id by this user in this app";
+  case unionid_reason::cloud_context_mismatch:
+    return "the cloud context forwarded by the cloud function is for another user or app";
+  case unionid_reason::mini_game: return "mini games get no unionid through getPaidUnionId";
+  case unionid_reason::wechat_unavailable:
+    return "a WeChat call needed to decide failed (busy or unreachable)";
+  }
+  return "?";
+}
+
+/// One line: what a developer or the product can do next.
+inline const char* unionid_next_step(unionid_reason r) noexcept {
+  switch (r) {
+  case unionid_reason::app_not_bound:
+    return "bind the mini program to your Open Platform account (open.weixin.qq.com), or identify "
+           "users "
+           "by openid only";
+  case unionid_reason::no_relationship:
+    return "ask for consent with getUserInfo (send encryptedData and iv), or invite the user to "
+           "follow your "
+           "official account; after a payment, call getPaidUnionId within 5 minutes";
+  case unionid_reason::user_info_invalid:
+    return "fix the decryption (see the cause: usually a session_key from an older wx.login), then "
+           "retry "
+           "with fresh data";
+  case unionid_reason::payment_window_closed:
+    return "call getPaidUnionId right after the payment notification; for this user, ask for "
+           "getUserInfo "
+           "consent instead";
+  case unionid_reason::payment_not_found:
+    return "check the transaction_id (or mch_id + out_trade_no) and that it was this openid who "
+           "paid";
+  case unionid_reason::cloud_context_mismatch:
+    return "forward the getWXContext() of the same user's session, from this app's cloud "
+           "environment";
+  case unionid_reason::mini_game:
+    return "ask for getUserInfo consent, or rely on a follow/authorization of the same account";
+  case unionid_reason::wechat_unavailable: return "retry later; the cause says what failed";
+  }
+  return "?";
+}
+
+/// Why there is no unionid, and what to do.
+struct unionid_diagnosis {
+  unionid_reason reason = unionid_reason::no_relationship;
+  std::error_code cause;  ///< the underlying failure, when there was one
+  const char* text() const noexcept { return unionid_reason_text(reason); }
+  const char* next_step() const noexcept { return unionid_next_step(reason); }
+};
+
+/// The resolver's answer: a unionid and its channel, or a diagnosis.
+struct unionid_result {
+  std::optional<std::string> unionid;
+  unionid_channel channel = unionid_channel::session;
+  std::optional<unionid_diagnosis> diagnosis;
+  std::vector<unionid_channel> tried;  ///< the channels tried, in order
+  explicit operator bool() const noexcept { return unionid.has_value(); }
+};
+
+/// The device's encrypted user info, as received.
+struct encrypted_user_info {
+  std::string encrypted_data, iv, raw_data, signature;
+};
+
+/// A payment the user made in the mini program.
+struct payment_evidence {
+  paid_order order;
+  std::int64_t paid_at = 0;  ///< Unix seconds of the payment (from the payment notification)
+};
+
+/// getWXContext() as a cloud function forwarded it.
+struct cloud_context {
+  std::string openid, appid;
+  std::optional<std::string> unionid;
+};
+
+/// What the backend has in hand for one user of one app.
+struct unionid_evidence {
+  session_info session;  ///< from code2session (required)
+  std::optional<encrypted_user_info> user_info;
+  std::optional<payment_evidence> payment;
+  std::optional<cloud_context> cloud;
+};
+
+struct resolver_options {
+  std::string appid;
+  /// Whether the app is bound to an Open Platform account, if you know it. When false,
+  /// the resolver answers app_not_bound without calling anything.
+  std::optional<bool> bound;
+  bool mini_game = false;                     ///< the app is a mini game
+  std::chrono::seconds user_info_max_age{0};  ///< freshness check on the user info watermark
+};
+
+class unionid_resolver {
+public:
+  /// `wx` is used for getPaidUnionId only, and only when needed.
+  unionid_resolver(resolver_options o, client& wx,
+                   std::shared_ptr<const wechat::clock> clk = nullptr)
+      : opt_(std::move(o)), wx_(wx), clock_(clk ? std::move(clk) : default_clock()) {}
+
+  /// Tries the channels in order. ec is set only for misuse (no openid in the session);
+  /// a failed channel is part of the diagnosis, not an error.
+  unionid_result resolve(const unionid_evidence& e, std::error_code& ec) {
+    ec.clear();
+    unionid_result r;
+    if (e.session.openid.empty()) {
+      ec = protocol_errc::missing_field;
+      return r;
+    }
+    if (opt_.bound == false) return diagnose(r, unionid_reason::app_not_bound, {});
+    std::optional<unionid_diagnosis> found;  // the most telling reason so far
+    auto note = [&](unionid_reason reason, std::error_code cause) {
+      if (!found || rank(reason) < rank(found->reason)) found = unionid_diagnosis{reason, cause};
+    };
+
+    // 1. code2session's own answer.
+    r.tried.push_back(unionid_channel::session);
+    if (e.session.unionid) return give(r, *e.session.unionid, unionid_channel::session);
+
+    // 2. the device's user info: consent. Carries unionId whenever the app is bound.
+    if (e.user_info) {
+      r.tried.push_back(unionid_channel::user_info);
+      verify_options v;
+      v.appid = opt_.appid;
+      v.max_age = opt_.user_info_max_age;
+      std::error_code dec;
+      const auto u = decrypt_user_info(e.session.session_key,
+                                       {e.user_info->encrypted_data, e.user_info->iv,
+                                        e.user_info->raw_data, e.user_info->signature},
+                                       v, dec);
+      if (dec)
+        note(unionid_reason::user_info_invalid, dec);
+      else if (u.openid != e.session.openid)
+        note(unionid_reason::user_info_invalid, decrypt_errc::unexpected_payload);
+      else if (u.unionid)
+        return give(r, *u.unionid, unionid_channel::user_info);
+      else
+        note(unionid_reason::app_not_bound, {});  // verified consent without unionId: unbound
+    }
+
+    // 3. getPaidUnionId, inside the 5-minute window only.
+    if (e.payment) {
+      if (opt_.mini_game) {
+        note(unionid_reason::mini_game, {});
+      } else if (clock_->now() - e.payment->paid_at > 300) {
+        note(unionid_reason::payment_window_closed, {});
+      } else {
+        r.tried.push_back(unionid_channel::paid);
+        std::error_code pec;
+        const std::string u = wx_.get_paid_unionid(e.session.openid, e.payment->order, pec);
+        if (!pec) return give(r, u, unionid_channel::paid);
+        if (pec == api_errc::open_not_exists)
+          note(unionid_reason::app_not_bound, pec);
+        else if (pec == api_errc::invalid_trade)
+          note(unionid_reason::payment_not_found, pec);
+        else
+          note(unionid_reason::wechat_unavailable, pec);
+      }
+    }
+
+    // 4. the cloud context, when it is this user's in this app.
+    if (e.cloud) {
+      r.tried.push_back(unionid_channel::cloud);
+      if (e.cloud->openid != e.session.openid || e.cloud->appid != opt_.appid)
+        note(unionid_reason::cloud_context_mismatch, {});
+      else if (e.cloud->unionid && !e.cloud->unionid->empty())
+        return give(r, *e.cloud->unionid, unionid_channel::cloud);
+    }
+
+    if (!found) found = unionid_diagnosis{unionid_reason::no_relationship, {}};
+    r.diagnosis = found;
+    return r;
+  }
+
+  /// Throwing overload (throws only for misuse; a missing unionid is a diagnosis).
+  unionid_result resolve(const unionid_evidence& e) {
+    std::error_code ec;
+    auto r = resolve(e, ec);
+    throw_if_error(ec, "unionid_resolver: the session has no openid");
+    return r;
+  }
+
+private:
+  // Lower is more telling: a definitive fact beats a guess.
+  static int rank(unionid_reason r) noexcept {
+    switch (r) {
+    case unionid_reason::app_not_bound: return 0;
+    case unionid_reason::user_info_invalid: return 1;
+    case unionid_reason::payment_not_found: return 2;
+    case unionid_reason::payment_window_closed: return 3;
+    case unionid_reason::mini_game: return 4;
+    case unionid_reason::cloud_context_mismatch: return 5;
+    case unionid_reason::wechat_unavailable: return 6;
+    case unionid_reason::no_relationship: return 7;
+    }
+    return 8;
+  }
+  static unionid_result& give(unionid_result& r, const std::string& u, unionid_channel c) {
+    r.unionid = u;
+    r.channel = c;
+    return r;
+  }
+  static unionid_result& diagnose(unionid_result& r, unionid_reason reason, std::error_code cause) {
+    r.diagnosis = unionid_diagnosis{reason, cause};
+    return r;
+  }
+
+  resolver_options opt_;
+  client& wx_;
+  std::shared_ptr<const wechat::clock> clock_;
+};
+
+// ------------------------------------------------------------------ the directory --
+
+/// An openid in an app.
+struct app_openid {
+  std::string appid, openid;
+  bool operator<(const app_openid& o) const {
+    return std::tie(appid, openid) < std::tie(o.appid, o.openid);
+  }
+  bool operator==(const app_openid& o) const { return appid == o.appid && openid == o.openid; }
+};
+
+/// Where the directory keeps its links. In memory by default; Redis for a fleet.
+class identity_store {
+public:
+  virtual ~identity_store() = default;
+  /// Records `who`, linked to `unionid` when it is not empty. Linking an openid already
+  /// linked to another unionid: store_errc::conflict. Idempotent.
+  virtual void link(const app_openid& who, const std::string& unionid, std::error_code& ec) = 0;
+  /// The unionid of `who`, if linked. `known` says whether `who` was ever recorded.
+  virtual std::optional<std::string> unionid_of(const app_openid& who, bool& known,
+                                                std::error_code& ec) = 0;
+  /// Every openid linked to `unionid`, sorted.
+  virtual std::vector<app_openid> openids_of(const std::string& unionid, std::error_code& ec) = 0;
+};
+
+/// The default store: maps in this process, thread safe.
+class memory_identity_store final : public identity_store {
+public:
+  void link(const app_openid& who, const std::string& unionid, std::error_code& ec) override {
+    ec.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& current = by_openid_[who];  // records `who` even without a unionid
+    if (unionid.empty()) return;
+    if (!current.empty() && current != unionid) {
+      ec = store_errc::conflict;
+      return;
+    }
+    current = unionid;
+    by_unionid_[unionid].insert(who);
+  }
+  std::optional<std::string> unionid_of(const app_openid& who, bool& known,
+                                        std::error_code& ec) override {
+    ec.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = by_openid_.find(who);
+    known = it != by_openid_.end();
+    if (!known || it->second.empty()) return std::nullopt;
+    return it->second;
+  }
+  std::vector<app_openid> openids_of(const std::string& unionid, std::error_code& ec) override {
+    ec.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = by_unionid_.find(unionid);
+    if (it == by_unionid_.end()) return {};
+    return {it->second.begin(), it->second.end()};
+  }
+
+private:
+  std::mutex mutex_;
+  std::map<app_openid, std::string> by_openid_;
+  std::map<std::string, std::set<app_openid>> by_unionid_;
+};
+
+/// One person's openids across apps, linked through the unionid. A user first seen
+/// without a unionid is kept by (appid, openid) and joins the right identity when the
+/// unionid appears; linking again is harmless.
+class identity_directory {
+public:
+  explicit identity_directory(std::shared_ptr<identity_store> store = nullptr)
+      : store_(store ? std::move(store) : std::make_shared<memory_identity_store>()) {}
+
+  /// Records that `openid` of `appid` is `unionid` (or, with an empty unionid, that it
+  /// was seen). Errors: store_errc::conflict, store_errc::unavailable.
+  void link(const std::string& appid, const std::string& openid, const std::string& unionid,
+            std::error_code& ec) {
+    store_->link({appid, openid}, unionid, ec);
+  }
+  void link(const std::string& appid, const std::string& openid, const std::string& unionid = "") {
+    std::error_code ec;
+    link(appid, openid, unionid, ec);
+    throw_if_error(ec, "identity_directory::link");
+  }
+
+  /// The unionid of an (appid, openid), if known.
+  std::optional<std::string> unionid_of(const std::string& appid, const std::string& openid,
+                                        std::error_code& ec) {
+    bool known = false;
+    return store_->unionid_of({appid, openid}, known, ec);
+  }
+  std::optional<std::string> unionid_of(const std::string& appid, const std::string& openid) {
+    std::error_code ec;
+    auto r = unionid_of(appid, openid, ec);
+    throw_if_error(ec, "identity_directory::unionid_of");
+    return r;
+  }
+
+  /// Whether (appid, openid) was ever recorded, with or without a unionid.
+  bool known(const std::string& appid, const std::string& openid, std::error_code& ec) {
+    bool k = false;
+    store_->unionid_of({appid, openid}, k, ec);
+    return k;
+  }
+
+  /// Every openid of one person (all apps), sorted by appid then openid.
+  std::vector<app_openid> openids_of(const std::string& unionid, std::error_code& ec) {
+    return store_->openids_of(unionid, ec);
+  }
+  std::vector<app_openid> openids_of(const std::string& unionid) {
+    std::error_code ec;
+    auto r = openids_of(unionid, ec);
+    throw_if_error(ec, "identity_directory::openids_of");
+    return r;
+  }
+
+private:
+  std::shared_ptr<identity_store> store_;
+};
+
+}  // namespace wechat

@@ -1,0 +1,216 @@
+// The resolver against the mock, in both rule modes: for every combination of (bound) x
+// (follows a same-account official account) x (authorized a same-account app) x
+// (consented via getUserInfo) x (paid: no, inside the window, outside it), the unionid and
+// channel, or the reason, are what the seed's rules say; and the mock's rule engine and
+// the resolver agree on every row. Then the identity directory.
+#include "mock_support.hpp"
+
+#include <wechat/transport/httplib.hpp>
+#include <wechat/unionid.hpp>
+
+using namespace mocktest;
+
+namespace {
+enum class paid { no, inside, outside };
+}
+
+TEST_CASE("the resolver follows the UnionID rules on every row, in both modes",
+          "[unionid][resolver]") {
+  for (const auto mode :
+       {mock_wechat::unionid_rules::conditional, mock_wechat::unionid_rules::bound}) {
+    mock_wechat::options opt;
+    opt.rules = mode;
+    fixture f(opt);
+    f.add_standard_apps();
+    f.world().clock().set(1800000000);
+    auto clk = std::make_shared<wechat::manual_clock>(1800000000);
+    wechat::httplib_transport_options t;
+    t.base_url = f.mock.base_url();
+    auto transport = wechat::httplib_transport::create(t);
+    int row = 0;
+    for (const bool bound : {true, false}) {
+      const std::string appid = bound ? mp : lone, secret = bound ? mp_secret : "lone-secret";
+      wechat::client wx({appid, secret}, transport, nullptr, clk);
+      wechat::resolver_options ro;
+      ro.appid = appid;  // binding unknown to the resolver: it must infer it
+      wechat::unionid_resolver resolver(ro, wx, clk);
+      for (const bool follows : {false, true})
+        for (const bool authorized : {false, true})
+          for (const bool consented : {false, true})
+            for (const paid p : {paid::no, paid::inside, paid::outside}) {
+              const std::string user = "u" + std::to_string(row++);
+              if (follows) f.admin("follow", {{"user", user}, {"appid", oa}});
+              if (authorized) f.admin("authorize", {{"user", user}, {"appid", app_id}});
+              wechat::unionid_evidence e;
+              e.session = wx.code2session(f.login(appid, user));
+              if (consented) {
+                const auto u = f.admin("user_info", {{"appid", appid}, {"user", user}});
+                e.user_info = wechat::encrypted_user_info{u["encryptedData"], u["iv"], u["rawData"],
+                                                          u["signature"]};
+              }
+              if (p != paid::no) {
+                const auto pay = f.admin("pay", {{"appid", appid}, {"user", user}});
+                e.payment = wechat::payment_evidence{
+                    wechat::paid_order::by_transaction(pay["transaction_id"]), f.world().now()};
+              }
+              if (p == paid::outside) {
+                f.world().clock().advance(301);
+                clk->advance(std::chrono::seconds(301));
+              }
+              const auto paid_calls = f.mock.journal().count("/wxa/getpaidunionid");
+              const auto r = resolver.resolve(e);
+
+              // The seed's rules, restated.
+              const bool session =
+                  bound && (mode == mock_wechat::unionid_rules::bound || follows || authorized);
+              std::optional<wechat::unionid_channel> channel;
+              std::optional<wechat::unionid_reason> reason;
+              if (session)
+                channel = wechat::unionid_channel::session;
+              else if (bound && consented)
+                channel = wechat::unionid_channel::user_info;
+              else if (bound && p == paid::inside)
+                channel = wechat::unionid_channel::paid;
+              else if (!bound && (consented || p == paid::inside))
+                reason = wechat::unionid_reason::app_not_bound;
+              else if (p == paid::outside)
+                reason = wechat::unionid_reason::payment_window_closed;
+              else
+                reason = wechat::unionid_reason::no_relationship;
+
+              INFO("mode=" << mock_wechat::to_string(mode) << " bound=" << bound
+                           << " follows=" << follows << " authorized=" << authorized
+                           << " consented=" << consented << " paid=" << static_cast<int>(p));
+              if (channel) {
+                REQUIRE(r.unionid);
+                CHECK(*r.unionid == mock_wechat::unionid("acct-1", user));
+                CHECK(r.channel == *channel);
+                CHECK_FALSE(r.diagnosis);
+              } else {
+                CHECK_FALSE(r.unionid);
+                REQUIRE(r.diagnosis);
+                CHECK(r.diagnosis->reason == *reason);
+                CHECK(std::string(r.diagnosis->next_step()).size() > 20);
+              }
+              // Never a call it did not need: getPaidUnionId only when the payment is the
+              // channel left to try, and never outside the window.
+              const bool should_call = !session && !(bound && consented) && p == paid::inside;
+              CHECK(f.mock.journal().count("/wxa/getpaidunionid") - paid_calls ==
+                    (should_call ? 1u : 0u));
+              // The mock's own engine agrees: the session channel matches wxcontext.
+              const auto ctx = f.admin("wxcontext", {{"appid", appid}, {"user", user}});
+              CHECK(ctx.contains("UNIONID") == session);
+            }
+    }
+    CHECK(row == 48);
+  }
+}
+
+TEST_CASE("the resolver: configured unbound, cloud context, invalid user info",
+          "[unionid][resolver]") {
+  fixture f;
+  f.add_standard_apps();
+  wechat::httplib_transport_options t;
+  t.base_url = f.mock.base_url();
+  wechat::client wx({mp, mp_secret}, wechat::httplib_transport::create(t));
+  wechat::resolver_options ro;
+  ro.appid = mp;
+  wechat::unionid_evidence e;
+  e.session = wx.code2session(f.login(mp, "alice"));
+  SECTION("configured as unbound: app_not_bound, no call") {
+    ro.bound = false;
+    wechat::unionid_resolver r(ro, wx);
+    const auto res = r.resolve(e);
+    REQUIRE(res.diagnosis);
+    CHECK(res.diagnosis->reason == wechat::unionid_reason::app_not_bound);
+    CHECK(std::string(res.diagnosis->text()).find("Open Platform") != std::string::npos);
+  }
+  SECTION("the cloud context carries it (a cloud function forwarded getWXContext)") {
+    f.admin("follow", {{"user", "alice"}, {"appid", oa}});
+    const auto ctx = f.admin("wxcontext", {{"appid", mp}, {"user", "alice"}});
+    e.cloud = wechat::cloud_context{ctx["OPENID"], ctx["APPID"], ctx["UNIONID"].get<std::string>()};
+    wechat::unionid_resolver r(ro, wx);
+    const auto res = r.resolve(e);
+    REQUIRE(res.unionid);
+    CHECK(res.channel == wechat::unionid_channel::cloud);
+    e.cloud->openid = "osomeoneelse";
+    CHECK(r.resolve(e).diagnosis->reason == wechat::unionid_reason::cloud_context_mismatch);
+  }
+  SECTION("user info from an older login: user_info_invalid, with the decrypt error as cause") {
+    const auto u = f.admin("user_info", {{"appid", mp}, {"user", "alice"}});
+    f.login(mp, "alice");  // the key rotates; e.session keeps the old one
+    const auto u2 = f.admin("user_info", {{"appid", mp}, {"user", "alice"}});
+    e.user_info = wechat::encrypted_user_info{u2["encryptedData"], u2["iv"], "", ""};
+    wechat::unionid_resolver r(ro, wx);
+    const auto res = r.resolve(e);
+    REQUIRE(res.diagnosis);
+    CHECK(res.diagnosis->reason == wechat::unionid_reason::user_info_invalid);
+    CHECK(res.diagnosis->cause.category() == wechat::decrypt_category());
+    e.user_info =
+        wechat::encrypted_user_info{u["encryptedData"], u["iv"], u["rawData"], u["signature"]};
+    CHECK(r.resolve(e).channel ==
+          wechat::unionid_channel::user_info);  // the old payload, the old key
+  }
+  SECTION("a session without an openid is misuse") {
+    wechat::unionid_resolver r(ro, wx);
+    std::error_code ec;
+    r.resolve(wechat::unionid_evidence{}, ec);
+    CHECK(ec == wechat::protocol_errc::missing_field);
+    CHECK_THROWS_AS(r.resolve(wechat::unionid_evidence{}), wechat::error);
+  }
+}
+
+TEST_CASE("every unionid_reason has a name, a text and a next step", "[unionid]") {
+  for (int v = 1; v <= 8; ++v) {
+    const auto r = static_cast<wechat::unionid_reason>(v);
+    CHECK(std::string(wechat::to_string(r)) != "?");
+    CHECK(std::string(wechat::unionid_reason_text(r)).size() > 20);
+    CHECK(std::string(wechat::unionid_next_step(r)).size() > 20);
+  }
+}
+
+TEST_CASE("the directory links one person's openids across apps, both ways",
+          "[unionid][directory]") {
+  wechat::identity_directory dir;
+  const std::string u = mock_wechat::unionid("acct-1", "alice");
+  const std::string o_mp = mock_wechat::openid(mp, "alice"),
+                    o_oa = mock_wechat::openid(oa, "alice"),
+                    o_app = mock_wechat::openid(app_id, "alice");
+  dir.link(mp, o_mp);  // first seen without a unionid
+  std::error_code ec;
+  CHECK(dir.known(mp, o_mp, ec));
+  CHECK_FALSE(dir.unionid_of(mp, o_mp));
+  CHECK(dir.openids_of(u).empty());
+  dir.link(oa, o_oa, u);
+  dir.link(mp, o_mp, u);  // the unionid appears later: merged
+  dir.link(mp, o_mp, u);  // idempotent
+  dir.link(app_id, o_app, u);
+  CHECK(dir.unionid_of(mp, o_mp) == std::optional<std::string>(u));
+  const auto all = dir.openids_of(u);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0] == wechat::app_openid{mp, o_mp});
+  CHECK(all[1] == wechat::app_openid{oa, o_oa});
+  CHECK(all[2] == wechat::app_openid{app_id, o_app});
+  SECTION("an openid never moves to another unionid") {
+    dir.link(mp, o_mp, "oanotherunionid", ec);
+    CHECK(ec == wechat::store_errc::conflict);
+    CHECK_THROWS_AS(dir.link(mp, o_mp, "oanotherunionid"), wechat::error);
+    CHECK(dir.unionid_of(mp, o_mp) == std::optional<std::string>(u));  // nothing lost
+    CHECK(dir.openids_of(u).size() == 3);
+  }
+  SECTION("concurrent links from many threads agree") {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i)
+      threads.emplace_back([&, i] {
+        for (int k = 0; k < 200; ++k) {
+          const std::string user = "user" + std::to_string(k);
+          dir.link(i % 2 ? mp : oa, mock_wechat::openid(i % 2 ? mp : oa, user),
+                   mock_wechat::unionid("acct-1", user));
+        }
+      });
+    for (auto& t : threads)
+      t.join();
+    for (int k = 0; k < 200; ++k)
+      CHECK(dir.openids_of(mock_wechat::unionid("acct-1", "user" + std::to_string(k))).size() == 2);
+  }
+}
