@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wechat/clock.hpp"
+#include "wechat/crypto.hpp"
 #include "wechat/detail/api_response.hpp"
 #include "wechat/error.hpp"
 #include "wechat/transport.hpp"
@@ -48,6 +49,20 @@ public:
   virtual void save(const std::string& key, const stored_token& token, std::error_code& ec) = 0;
   /// Removes the token under `key` only if it is still `value`.
   virtual void erase_if(const std::string& key, const std::string& value, std::error_code& ec) = 0;
+  /// Takes the refresh lock `key` for `owner` for `ttl`, if nobody holds it. A store
+  /// shared by several processes must implement it (the Redis store does, with SET NX PX);
+  /// a store private to one process needs no lock: the default always grants it.
+  virtual bool acquire(const std::string& key, const std::string& owner,
+                       std::chrono::milliseconds ttl, std::error_code& ec) {
+    (void)key, (void)owner, (void)ttl;
+    ec.clear();
+    return true;
+  }
+  /// Releases the lock if `owner` still holds it.
+  virtual void release(const std::string& key, const std::string& owner, std::error_code& ec) {
+    (void)key, (void)owner;
+    ec.clear();
+  }
 };
 
 /// The default store: a map in this process.
@@ -88,6 +103,9 @@ struct token_options {
   int max_attempts = 3;
   /// First backoff between attempts; doubled each time, with jitter.
   std::chrono::milliseconds backoff{100};
+  /// How long a refresh may hold the store's lock; if its holder dies, the others take
+  /// over after this long.
+  std::chrono::milliseconds lock_ttl{5000};
 };
 
 /// Provides the access token of one app. Thread safe; share one per app per process.
@@ -99,7 +117,7 @@ public:
       : opt_(std::move(o)), transport_(std::move(t)),
         store_(store ? std::move(store) : std::make_shared<memory_token_store>()),
         clock_(clk ? std::move(clk) : default_clock()),
-        key_("wechat:access_token:" + opt_.appid +
+        key_("access_token:" + opt_.appid +
              (opt_.mode == token_mode::stable ? ":stable" : ":classic")) {}
 
   /// A valid access token: the cached one, or a fresh one fetched by exactly one thread
@@ -199,12 +217,7 @@ private:
       }
     }
     if (leader) {
-      result r = fetch(now, rejected);
-      if (!r.ec) {
-        std::error_code sec;
-        store_->save(key_, r.token, sec);  // a store outage does not fail this process
-        publish(r.token);
-      }
+      result r = refresh_with_lock(rejected);
       std::lock_guard<std::mutex> lock(flight_mutex_);
       if (!r.ec && rejected_ == rejected) rejected_.clear();
       promise_.set_value(r);
@@ -217,6 +230,60 @@ private:
       return {};
     }
     return r.token.value;
+  }
+
+  // The leader's refresh. Across processes sharing the store, exactly one fetches: the one
+  // holding the store's lock; the others wait for its token to appear in the store (or
+  // for the lock to expire, if its holder died). A store that cannot be reached does not
+  // stop this process: it then fetches alone.
+  result refresh_with_lock(const std::string& rejected) {
+    const std::string lock_key = key_ + ":lock";
+    const std::string owner = to_hex(random_owner());
+    const auto lock_ms = opt_.lock_ttl.count();
+    for (;;) {
+      const std::int64_t now = clock_->now_ms();
+      std::error_code lec;
+      const bool got = store_->acquire(lock_key, owner, opt_.lock_ttl, lec);
+      if (got || lec) {
+        std::error_code sec;
+        auto stored = lec ? std::nullopt : store_->load(key_, sec);
+        result r;
+        if (!sec && stored && stored->value != rejected &&
+            now < stored->expires_at_ms - ahead_ms()) {
+          r.token = *stored;  // another process refreshed while we queued for the lock
+        } else {
+          r = fetch(now, rejected);
+          if (!r.ec && !lec) store_->save(key_, r.token, sec);
+        }
+        if (!lec) store_->release(lock_key, owner, sec);
+        return r;
+      }
+      // Someone else holds the lock: wait for their token, polling the store. The wait is
+      // bounded in real time (the lock's TTL runs in real time in the store), whatever
+      // the injected clock says.
+      const auto give_up =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(lock_ms + 100);
+      while (std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        std::error_code sec;
+        auto stored = store_->load(key_, sec);
+        if (!sec && stored && stored->value != rejected &&
+            clock_->now_ms() < stored->expires_at_ms - ahead_ms()) {
+          result r;
+          r.token = *stored;
+          return r;
+        }
+        if (sec) break;
+      }
+    }
+  }
+
+  static std::string random_owner() {
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    std::string s(16, '\0');
+    for (auto& c : s)
+      c = static_cast<char>(rng() & 0xff);
+    return s;
   }
 
   void publish(const stored_token& t) {

@@ -1,0 +1,212 @@
+// The fleet on a real redis-server (started by scripts/redis-test-server.sh as a ctest
+// fixture): the token store and its lock, N processes refreshing exactly once per cycle,
+// a lock holder killed mid-refresh, Redis going away, and the directory shared by
+// processes.
+#include "mock_support.hpp"
+
+#include <wechat/store/redis.hpp>
+#include <wechat/transport/httplib.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+
+using namespace mocktest;
+
+namespace {
+
+int redis_port() {
+  std::ifstream in(REDIS_PORT_FILE);
+  int port = 0;
+  in >> port;
+  REQUIRE(port > 0);
+  return port;
+}
+
+std::shared_ptr<wechat::redis_connection> connect(std::string prefix) {
+  wechat::redis_options o;
+  o.port = redis_port();
+  o.prefix = std::move(prefix);
+  return std::make_shared<wechat::redis_connection>(o);
+}
+
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
+  CHECK(pclose(p) == 0);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("redis token store: save, load, erase only the same token, lock only for its owner",
+          "[redis]") {
+  auto redis = connect("wechat-test-" + std::to_string(::getpid()) + ":");
+  wechat::redis_token_store store(redis);
+  std::error_code ec;
+  CHECK_FALSE(store.load("access_token:wx1:stable", ec));
+  CHECK_FALSE(ec);
+  const auto expires = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count() +
+                       60000;
+  store.save("access_token:wx1:stable", {"TOKEN-1", expires}, ec);
+  REQUIRE_FALSE(ec);
+  auto t = store.load("access_token:wx1:stable", ec);
+  REQUIRE(t);
+  CHECK(t->value == "TOKEN-1");
+  CHECK(t->expires_at_ms == expires);
+  store.erase_if("access_token:wx1:stable", "TOKEN-0", ec);  // not the current one: kept
+  CHECK(store.load("access_token:wx1:stable", ec));
+  store.erase_if("access_token:wx1:stable", "TOKEN-1", ec);
+  CHECK_FALSE(store.load("access_token:wx1:stable", ec));
+
+  CHECK(store.acquire("lock", "a", std::chrono::milliseconds(5000), ec));
+  CHECK_FALSE(store.acquire("lock", "b", std::chrono::milliseconds(5000), ec));
+  store.release("lock", "b", ec);  // not b's: still held
+  CHECK_FALSE(store.acquire("lock", "c", std::chrono::milliseconds(5000), ec));
+  store.release("lock", "a", ec);
+  CHECK(store.acquire("lock", "c", std::chrono::milliseconds(200), ec));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(store.acquire("lock", "d", std::chrono::milliseconds(5000), ec));  // c's lock expired
+}
+
+TEST_CASE("4 processes x 16 threads refresh the token exactly once per cycle", "[redis][fleet]") {
+  fixture f;
+  f.add_standard_apps();
+  run("redis-cli -p " + std::to_string(redis_port()) + " del wechat:access_token:" + mp +
+      ":classic > /dev/null");
+  std::vector<FILE*> workers;
+  for (int i = 0; i < 4; ++i) {
+    const std::string cmd = std::string(FLEET_WORKER) + " tokens " + f.mock.base_url() + " " +
+                            std::to_string(redis_port()) + " 3.5 16 " + mp + " " + mp_secret;
+    workers.push_back(popen(cmd.c_str(), "r"));
+    REQUIRE(workers.back());
+  }
+  std::uint64_t fetches = 0;
+  std::set<std::string> tokens;
+  for (FILE* w : workers) {
+    std::string out;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, w)) > 0)
+      out.append(buf, n);
+    CHECK(pclose(w) == 0);
+    const auto j = nlohmann::json::parse(out);
+    fetches += j["fetches"].get<std::uint64_t>();
+    for (const auto& t : j["tokens"])
+      tokens.insert(t.get<std::string>());
+    CHECK(j["failures"] == 0);
+  }
+  const auto upstream = f.mock.journal().count("/cgi-bin/token");
+  INFO("fetches " << fetches << ", distinct tokens " << tokens.size() << ", upstream " << upstream);
+  CHECK(upstream == fetches);        // every fetch a process made reached WeChat once...
+  CHECK(tokens.size() == upstream);  // ...and every token minted was used: no fetch was wasted
+  CHECK(upstream >= 3);              // a cycle a second for 3.5 s
+  CHECK(upstream <= 5);              // and not one more than a cycle needs
+}
+
+TEST_CASE("a lock holder killed mid-refresh does not deadlock the others", "[redis][fleet]") {
+  fixture f;
+  f.add_standard_apps();
+  const int port = redis_port();
+  run("redis-cli -p " + std::to_string(port) + " del wechat:access_token:" + mp +
+      ":stable > /dev/null");
+  const std::string lock_key = "access_token:" + mp + ":stable:lock";
+  FILE* holder = popen((std::string(FLEET_WORKER) + " hold_lock " + std::to_string(port) + " " +
+                        lock_key + " 1500 & echo $!")
+                           .c_str(),
+                       "r");
+  REQUIRE(holder);
+  char pidbuf[32] = {0};
+  REQUIRE(fgets(pidbuf, sizeof pidbuf, holder));
+  const pid_t pid = std::atoi(pidbuf);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // it holds the lock now
+  ::kill(pid, SIGKILL);
+  pclose(holder);
+  wechat::httplib_transport_options t;
+  t.base_url = f.mock.base_url();
+  wechat::token_options o;
+  o.appid = mp;
+  o.secret = mp_secret;
+  o.lock_ttl = std::chrono::milliseconds(1500);
+  wechat::token_provider p(o, wechat::httplib_transport::create(t),
+                           std::make_shared<wechat::redis_token_store>(connect("wechat:")));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::error_code ec;
+  const std::string token = p.get(ec);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK_FALSE(ec);
+  CHECK(token.size() >= 100);
+  CHECK(took <
+        std::chrono::seconds(4));  // waited for the dead holder's lock to expire, not forever
+  CHECK(p.fetches() == 1);
+}
+
+TEST_CASE("Redis away: the directory says unavailable, tokens and memory stores keep working",
+          "[redis]") {
+  fixture f;
+  f.add_standard_apps();
+  wechat::redis_options dead;
+  dead.port = 1;  // nothing listens there
+  dead.timeout = std::chrono::milliseconds(200);
+  auto gone = std::make_shared<wechat::redis_connection>(dead);
+  wechat::identity_directory dir(std::make_shared<wechat::redis_identity_store>(gone));
+  std::error_code ec;
+  dir.link(mp, "o1", "u1", ec);
+  CHECK(ec == wechat::store_errc::unavailable);
+  CHECK(ec.message().find("cannot be reached") != std::string::npos);
+  CHECK_THROWS_AS(dir.openids_of("u1"), wechat::error);
+  wechat::httplib_transport_options t;
+  t.base_url = f.mock.base_url();
+  wechat::client wx({mp, mp_secret}, wechat::httplib_transport::create(t),
+                    std::make_shared<wechat::redis_token_store>(gone));
+  CHECK(wx.tokens().get().size() >= 100);  // carries on alone
+  wechat::identity_directory memory;
+  memory.link(mp, "o1", "u1");
+  CHECK(memory.openids_of("u1").size() == 1);
+}
+
+TEST_CASE("directory operations from several processes agree", "[redis][directory]") {
+  const int port = redis_port();
+  run("redis-cli -p " + std::to_string(port) +
+      " --scan --pattern 'wechat:identity:*' | xargs -r redis-cli -p " + std::to_string(port) +
+      " del > /dev/null");
+  std::vector<FILE*> workers;
+  for (int i = 0; i < 4; ++i)
+    workers.push_back(popen((std::string(FLEET_WORKER) + " link " + std::to_string(port) + " " +
+                             std::to_string(i) + " 150")
+                                .c_str(),
+                            "r"));
+  for (FILE* w : workers) {
+    char buf[256];
+    std::string out;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, w)) > 0)
+      out.append(buf, n);  // read to EOF, then reap
+    CHECK(out == "ok\n");
+    CHECK(pclose(w) == 0);
+  }
+  wechat::identity_directory dir(
+      std::make_shared<wechat::redis_identity_store>(connect("wechat:")));
+  for (int k = 0; k < 150; ++k) {
+    const std::string user = "user" + std::to_string(k);
+    const auto ids = dir.openids_of("u-" + user);
+    REQUIRE(ids.size() == 2);
+    CHECK(ids[0] == wechat::app_openid{"wxA", "o-wxA-" + user});
+    CHECK(ids[1] == wechat::app_openid{"wxB", "o-wxB-" + user});
+    CHECK(dir.unionid_of("wxA", "o-wxA-" + user) == std::optional<std::string>("u-" + user));
+  }
+  std::error_code ec;
+  dir.link("wxA", "o-wxA-user0", "u-someone-else", ec);
+  CHECK(ec == wechat::store_errc::conflict);
+  CHECK(dir.unionid_of("wxA", "o-wxA-user0") == std::optional<std::string>("u-user0"));
+}
