@@ -38,6 +38,7 @@
 #include "wechat/clock.hpp"
 #include "wechat/decrypt.hpp"
 #include "wechat/detail/api_response.hpp"
+#include "wechat/detail/retry.hpp"
 #include "wechat/error.hpp"
 #include "wechat/token.hpp"
 #include "wechat/transport.hpp"
@@ -413,19 +414,6 @@ private:
            "&sig_method=hmac_sha256";
   }
 
-  static bool retryable(const std::error_code& ec) {
-    return ec == api_errc::system_busy || ec == transport_errc::connect_failed ||
-           ec == transport_errc::timeout || ec == transport_errc::connection_closed ||
-           ec == transport_errc::http_status;
-  }
-
-  void backoff(int attempt) {
-    thread_local std::mt19937 rng(std::random_device{}());
-    const auto base = opt_.backoff.count() << (attempt - 1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(
-        base + std::uniform_int_distribution<long long>(0, base / 2 + 1)(rng)));
-  }
-
   // One request (retried on -1 and transport failures when `safe`), parsed.
   nlohmann::json exchange(const http_request& req, std::error_code& ec, error_detail* d,
                           bool safe) {
@@ -440,11 +428,11 @@ private:
       else
         j = detail::parse_answer(res, ec, &local);
       local.attempts = attempt;
-      if (!ec || attempt >= attempts || !retryable(ec)) {
+      if (!ec || attempt >= attempts || !detail::retryable(ec)) {
         if (d) *d = local;
         return j;
       }
-      backoff(attempt);
+      detail::backoff_sleep(opt_.backoff, attempt);
     }
   }
 

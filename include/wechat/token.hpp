@@ -27,6 +27,7 @@
 #include "wechat/clock.hpp"
 #include "wechat/crypto.hpp"
 #include "wechat/detail/api_response.hpp"
+#include "wechat/detail/retry.hpp"
 #include "wechat/error.hpp"
 #include "wechat/transport.hpp"
 
@@ -294,8 +295,8 @@ private:
   // One upstream fetch, with retries for -1 and transport failures.
   result fetch(std::int64_t now, const std::string& rejected) {
     result r = fetch_once(false);
-    for (int attempt = 1; attempt < opt_.max_attempts && retryable(r.ec); ++attempt) {
-      backoff(attempt);
+    for (int attempt = 1; attempt < opt_.max_attempts && detail::retryable(r.ec); ++attempt) {
+      detail::backoff_sleep(opt_.backoff, attempt);
       r = fetch_once(false);
     }
     // stable_token in normal mode hands back the platform's current token; if that is the
@@ -319,19 +320,6 @@ private:
     ++forces_today_;
     last_force_ms_ = now;
     return true;
-  }
-
-  static bool retryable(const std::error_code& ec) {
-    return ec == api_errc::system_busy || ec == transport_errc::connect_failed ||
-           ec == transport_errc::timeout || ec == transport_errc::connection_closed ||
-           ec == transport_errc::http_status;
-  }
-
-  void backoff(int attempt) {
-    thread_local std::mt19937 rng(std::random_device{}());
-    const auto base = opt_.backoff.count() << (attempt - 1);
-    const auto jitter = std::uniform_int_distribution<long long>(0, base / 2 + 1)(rng);
-    std::this_thread::sleep_for(std::chrono::milliseconds(base + jitter));
   }
 
   result fetch_once(bool force) {
