@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test bench clean format
+.PHONY: all deps configure build demo test sanitize bench clean format
 
 all: build
 
@@ -26,6 +26,12 @@ demo: build
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (CMakePresets.json).
+sanitize: deps
+	cmake --preset asan
+	cmake --build build-asan -j $(JOBS)
+	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
 # Benchmarks with their peers (Node.js, OpenSSL floor); see benchmarks/RESULTS.md.
 bench:
 	@bash scripts/install-deps.sh --bench
@@ -37,4 +43,4 @@ format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
 
 clean:
-	rm -rf $(BUILD_DIR) build-bench
+	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-release

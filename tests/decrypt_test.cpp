@@ -384,3 +384,19 @@ TEST_CASE("no decrypt message or exception text contains the session_key", "[dec
   }
   CHECK(thrown == 9);  // every combination is a failure path
 }
+
+TEST_CASE("24 base64 characters that decode to 17 or 18 bytes are malformed, not overflowed",
+          "[decrypt][errors]") {
+  // Found by AddressSanitizer: such a key was decoded straight into a 16-byte buffer.
+  const std::string k17 = wechat::base64_encode(std::string(17, 'k'));  // 24 chars, one '='
+  const std::string k18 = wechat::base64_encode(std::string(18, 'k'));  // 24 chars, no '='
+  REQUIRE(k17.size() == 24);
+  REQUIRE(k18.size() == 24);
+  for (const std::string& k : {k17, k18}) {
+    CHECK(user_error(k, {sample_encrypted_data, sample_iv}) == wechat::decrypt_errc::session_key_malformed);
+    CHECK(user_error(sample_session_key, {sample_encrypted_data, k}) == wechat::decrypt_errc::iv_malformed);
+    std::error_code ec;
+    wechat::encrypt_data(k, "{}", sample_iv, ec);
+    CHECK(ec == wechat::decrypt_errc::session_key_malformed);
+  }
+}

@@ -83,7 +83,9 @@ namespace detail {
 inline decrypt_errc decode_key16(std::string_view text, unsigned char* out, decrypt_errc malformed,
                                  decrypt_errc has_space) noexcept {
   if (text.find(' ') != std::string_view::npos) return has_space;
-  if (text.size() != 24) return malformed;
+  // 24 characters encode 16 bytes only with "==" at the end; without it they encode 17
+  // or 18, which must not be written into a 16-byte key.
+  if (text.size() != 24 || base64_decoded_size(text) != 16) return malformed;
   std::error_code ec;
   if (base64_decode_to(text, out, ec) != 16 || ec) return malformed;
   return decrypt_errc{};
