@@ -234,6 +234,15 @@ inline std::size_t aes128_cbc_decrypt_to(const unsigned char* key, const unsigne
   return total - p;
 }
 
+/// AES-128 takes a 16-byte key and a 16-byte IV. Sets ec when either is not.
+inline bool check_key_iv(std::string_view key, std::string_view iv, std::error_code& ec) noexcept {
+  if (key.size() != 16)
+    ec = crypto_errc::bad_key_length;
+  else if (iv.size() != 16)
+    ec = crypto_errc::bad_iv_length;
+  return !ec;
+}
+
 }  // namespace detail
 
 /// Standard base64 with '=' padding.
@@ -292,14 +301,7 @@ inline std::string aes128_cbc_decrypt(std::string_view key, std::string_view iv,
                                       std::string_view ciphertext, std::error_code& ec) {
   std::string out;
   ec.clear();
-  if (key.size() != 16) {
-    ec = crypto_errc::bad_key_length;
-    return out;
-  }
-  if (iv.size() != 16) {
-    ec = crypto_errc::bad_iv_length;
-    return out;
-  }
+  if (!detail::check_key_iv(key, iv, ec)) return out;
   out.resize(ciphertext.size());
   const std::size_t n = detail::aes128_cbc_decrypt_to(
       reinterpret_cast<const unsigned char*>(key.data()),
@@ -325,14 +327,7 @@ inline std::string aes128_cbc_encrypt(std::string_view key, std::string_view iv,
                                       std::string_view plaintext, std::error_code& ec) {
   std::string out;
   ec.clear();
-  if (key.size() != 16) {
-    ec = crypto_errc::bad_key_length;
-    return out;
-  }
-  if (iv.size() != 16) {
-    ec = crypto_errc::bad_iv_length;
-    return out;
-  }
+  if (!detail::check_key_iv(key, iv, ec)) return out;
   if (plaintext.size() > static_cast<std::size_t>(INT32_MAX) - 16) {
     ec = crypto_errc::bad_ciphertext_length;
     return out;

@@ -331,9 +331,7 @@ public:
   /// wx.login on the device: a fresh session_key becomes the user's current one for this
   /// app (the previous one dies now) and a 5-minute single-use code carries it.
   std::string login(const std::string& appid, const std::string& user) {
-    const auto a = require_mini_app(appid, "login");
-    check_user(user);
-    remember_openid(*a, user);
+    const auto a = device_action(appid, user, "login");
     const std::string key = new_session_key();
     {
       auto& s = sessions_.of(detail::pair_key(appid, user));
@@ -364,8 +362,7 @@ public:
   /// wx.getUserInfo: the user's profile, encrypted with the current session_key, with
   /// rawData signed as WeChat signs it. Carries unionId when the mini program is bound.
   user_info_payload user_info(const std::string& appid, const std::string& user) {
-    const auto a = require_mini_app(appid, "user_info");
-    check_user(user);
+    const auto a = device_action(appid, user, "user_info");
     const std::string key = require_session(appid, user);
     const profile p = profile_of(user);
     const nlohmann::json raw = {{"nickName", p.nickname},   {"gender", p.gender},
@@ -390,15 +387,13 @@ public:
   /// old-style encryptedData (current session_key). `phone` defaults to a number derived
   /// from the user's name; "+86" prefixes are accepted.
   phone_payload phone(const std::string& appid, const std::string& user, std::string phone = "") {
-    const auto a = require_mini_app(appid, "phone");
-    check_user(user);
+    const auto a = device_action(appid, user, "phone");
     const std::string key = require_session(appid, user);
     if (phone.rfind("+86", 0) == 0) phone = phone.substr(3);
     if (phone.empty()) phone = default_phone(user);
     if (phone.size() < 5 || phone.size() > 15 ||
         phone.find_first_not_of("0123456789") != std::string::npos)
       throw admin_error(400, "field 'phone' must be 5-15 digits, optionally after +86");
-    remember_openid(*a, user);
     phone_payload out;
     out.code = random_chars(32);
     const std::int64_t t = now();
@@ -419,9 +414,7 @@ public:
 
   /// A WeChat Pay payment by the user in the app, now.
   payment_record pay(const std::string& appid, const std::string& user) {
-    const auto a = require_mini_app(appid, "pay");
-    check_user(user);
-    remember_openid(*a, user);
+    const auto a = device_action(appid, user, "pay");
     payment_record p;
     p.transaction_id = "4200" + digits(24);
     p.mch_id = "1" + digits(9);
@@ -467,9 +460,7 @@ public:
 
   /// cloud.getWXContext() in a cloud function of the app, for the user.
   wx_context wxcontext(const std::string& appid, const std::string& user) {
-    const auto a = require_mini_app(appid, "wxcontext");
-    check_user(user);
-    remember_openid(*a, user);
+    const auto a = device_action(appid, user, "wxcontext");
     wx_context c;
     c.openid = openid(appid, user);
     c.appid = appid;
@@ -871,6 +862,16 @@ private:
     if (a->type != app_type::miniprogram && a->type != app_type::minigame)
       throw admin_error(400, std::string(what) + " takes a mini program or mini game; " + appid +
                                  " is a " + to_string(a->type));
+    return a;
+  }
+
+  // A device action of `user` in mini program (or game) `appid`: the app, once the app and
+  // the user are checked; the user's openid in that app is known from now on.
+  std::shared_ptr<const app> device_action(const std::string& appid, const std::string& user,
+                                           const char* what) {
+    auto a = require_mini_app(appid, what);
+    check_user(user);
+    remember_openid(*a, user);
     return a;
   }
 
