@@ -121,3 +121,36 @@ TEST_CASE("url_encode keeps unreserved characters and escapes the rest", "[clien
   CHECK(wechat::url_encode("a+b/c=d&e f") == "a%2Bb%2Fc%3Dd%26e%20f");
   CHECK(wechat::url_encode("\xe5\xbe\xae") == "%E5%BE%AE");
 }
+
+namespace {
+// A store that is always unreachable, like Redis gone away.
+class down_store final : public wechat::token_store {
+public:
+  std::optional<wechat::stored_token> load(const std::string&, std::error_code& ec) override {
+    ec = wechat::store_errc::unavailable;
+    return std::nullopt;
+  }
+  void save(const std::string&, const wechat::stored_token&, std::error_code& ec) override {
+    ec = wechat::store_errc::unavailable;
+  }
+  void erase_if(const std::string&, const std::string&, std::error_code& ec) override {
+    ec = wechat::store_errc::unavailable;
+  }
+  bool acquire(const std::string&, const std::string&, std::chrono::milliseconds,
+               std::error_code& ec) override {
+    ec = wechat::store_errc::unavailable;
+    return false;
+  }
+};
+}  // namespace
+
+TEST_CASE("with the store unreachable the provider still caches its token in memory",
+          "[client][token]") {
+  auto t = std::make_shared<fake_transport>();
+  t->answer(R"({"access_token":"TOKEN","expires_in":7200})");
+  wechat::token_provider p({"wx1000000000000001", "s"}, t, std::make_shared<down_store>());
+  for (int i = 0; i < 10; ++i)
+    CHECK(p.get() == "TOKEN");
+  CHECK(p.fetches() == 1);  // one fetch, then the cache: not one fetch per call
+  CHECK(t->sent.size() == 1);
+}

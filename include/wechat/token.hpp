@@ -218,7 +218,8 @@ private:
       }
     }
     if (leader) {
-      result r = refresh_with_lock(rejected);
+      result r = refresh_with_lock(rejected);  // saves to the store when it can
+      if (!r.ec) publish(r.token);             // this process's cache, store or not
       std::lock_guard<std::mutex> lock(flight_mutex_);
       if (!r.ec && rejected_ == rejected) rejected_.clear();
       promise_.set_value(r);
