@@ -41,7 +41,7 @@ inline const std::string mp2 = "wx8000000000000008";     // mini program, acct-1
 class fixture {
 public:
   explicit fixture(mock_wechat::options o = {})
-      : mock(with_small_pool(o)), http("127.0.0.1", mock.port()) {
+      : mock(std::move(o)), http("127.0.0.1", mock.port()) {
     http.set_keep_alive(true);
     http.set_tcp_nodelay(true);  // else every POST waits ~40 ms on a delayed ACK
     http.set_read_timeout(10, 0);
@@ -104,12 +104,6 @@ public:
     INFO(r.body);
     REQUIRE(r.json().contains("access_token"));
     return r.json()["access_token"].get<std::string>();
-  }
-
-private:
-  static mock_wechat::options with_small_pool(mock_wechat::options o) {
-    if (o.threads == 64) o.threads = 16;
-    return o;
   }
 };
 

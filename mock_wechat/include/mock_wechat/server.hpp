@@ -11,36 +11,31 @@
 // the server promptly and joins its threads.
 //
 // Built on Debian's cpp-httplib 0.11.4, minding its traps: TCP_NODELAY on (every
-// keep-alive response otherwise stalls ~40 ms); a worker pool sized for the connections;
-// our own per-connection loop (0.11's keep-alive wait polls every 10 ms, caps a connection
-// at 5 requests, and cannot drop a connection on purpose); a listen backlog of 1024, not 5.
+// keep-alive response otherwise stalls ~40 ms); plain HTTP connections run by an epoll
+// reactor with one worker per core (reactor.hpp) instead of a thread per connection held
+// for as long as it is open, with no 5-request keep-alive cap; a listen backlog of 1024,
+// not 5. HTTPS keeps httplib's thread-per-connection model (a pool of `threads`, 64 by
+// default): it is for checking TLS, not for load.
 #pragma once
 
 #include <httplib.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "mock_wechat/admin.hpp"
 #include "mock_wechat/api.hpp"
 #include "mock_wechat/faults.hpp"
 #include "mock_wechat/observe.hpp"
+#include "mock_wechat/reactor.hpp"
 #include "mock_wechat/world.hpp"
 
 namespace mock_wechat {
@@ -50,197 +45,39 @@ struct options {
   std::string host = "127.0.0.1";  ///< interface to bind
   int port = 0;                    ///< 0: any free port
   unionid_rules rules = unionid_rules::conditional;
-  std::size_t threads = 64;          ///< workers; each open connection holds one while busy
+  std::size_t threads = 0;           ///< workers; 0: one per core (HTTP), 64 (HTTPS)
   std::size_t journal = 1000;        ///< journal capacity; 0 turns it off
   std::string tls_cert, tls_key;     ///< PEM files: serve HTTPS
   std::size_t max_body = 1 << 20;    ///< larger request bodies get HTTP 413
   std::string admin_token;           ///< when set, /__mock needs "Authorization: Bearer <token>"
   int keep_alive_timeout_ms = 5000;  ///< idle keep-alive connections close after this
+  int request_timeout_ms = 10000;    ///< a request must arrive whole within this (HTTP)
+  std::size_t max_header = 64 * 1024;  ///< request line + headers; more gets HTTP 431
   int backlog = 1024;                ///< listen backlog
 };
 
 namespace detail {
 
-// The current connection's socket, for the drop fault (plain HTTP only).
-inline thread_local int current_socket = -1;
-
-// A worker pool that knows how many connections wait for a worker, so that idle
-// keep-alive connections give their worker up when others are queued.
-class worker_pool final : public httplib::TaskQueue {
-public:
-  explicit worker_pool(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i)
-      threads_.emplace_back([this] { run(); });
-  }
-  ~worker_pool() override { shutdown(); }
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      jobs_.push_back(std::move(fn));
-      waiting_.store(jobs_.size(), std::memory_order_relaxed);
-    }
-    cv_.notify_one();
-  }
-  void shutdown() override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopping_) return;
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  std::size_t waiting() const noexcept { return waiting_.load(std::memory_order_relaxed); }
-  /// Connections are queued and no worker is free to take them.
-  bool starved() const noexcept {
-    return waiting_.load(std::memory_order_relaxed) > idle_.load(std::memory_order_relaxed);
-  }
-
-private:
-  void run() {
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        idle_.fetch_add(1, std::memory_order_relaxed);
-        cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-        idle_.fetch_sub(1, std::memory_order_relaxed);
-        if (jobs_.empty()) return;  // stopping and drained
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-        waiting_.store(jobs_.size(), std::memory_order_relaxed);
-      }
-      job();
-    }
-  }
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  std::atomic<std::size_t> waiting_{0};
-  std::atomic<std::size_t> idle_{0};
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
-
-// A blocking socket stream with poll()-based timeouts and a read buffer: httplib parses
-// the request line and headers one byte at a time, which would otherwise be one poll()
-// and one recv() per byte.
-class socket_stream final : public httplib::Stream {
-public:
-  socket_stream(int sock, int read_timeout_ms, int write_timeout_ms)
-      : sock_(sock), read_ms_(read_timeout_ms), write_ms_(write_timeout_ms) {}
-  bool is_readable() const override { return begin_ < end_ || wait(POLLIN, read_ms_); }
-  bool is_writable() const override { return wait(POLLOUT, write_ms_); }
-  /// Buffered bytes not yet consumed (a pipelined next request, for instance).
-  bool has_buffered() const noexcept { return begin_ < end_; }
-  ssize_t read(char* ptr, size_t size) override {
-    if (begin_ == end_) {
-      if (size >= sizeof buf_) return raw_read(ptr, size);  // large reads bypass the buffer
-      const ssize_t n = raw_read(buf_, sizeof buf_);
-      if (n <= 0) return n;
-      begin_ = 0;
-      end_ = static_cast<std::size_t>(n);
-    }
-    const std::size_t n = std::min(size, end_ - begin_);
-    std::memcpy(ptr, buf_ + begin_, n);
-    begin_ += n;
-    return static_cast<ssize_t>(n);
-  }
-  ssize_t write(const char* ptr, size_t size) override {
-    if (!is_writable()) return -1;
-    ssize_t n;
-    do
-      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n;
-  }
-  void get_remote_ip_and_port(std::string& ip, int& port) const override { addr(true, ip, port); }
-  void get_local_ip_and_port(std::string& ip, int& port) const override { addr(false, ip, port); }
-  socket_t socket() const override { return sock_; }
-
-private:
-  ssize_t raw_read(char* ptr, size_t size) {
-    if (!wait(POLLIN, read_ms_)) return -1;
-    ssize_t n;
-    do
-      n = ::recv(sock_, ptr, size, 0);
-    while (n < 0 && errno == EINTR);
-    return n;
-  }
-  bool wait(short events, int ms) const {
-    pollfd p{sock_, events, 0};
-    int r;
-    do
-      r = ::poll(&p, 1, ms);
-    while (r < 0 && errno == EINTR);
-    return r > 0 && (p.revents & (events | POLLHUP | POLLERR));
-  }
-  void addr(bool remote, std::string& ip, int& port) const {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    const int r = remote ? ::getpeername(sock_, reinterpret_cast<sockaddr*>(&ss), &len)
-                         : ::getsockname(sock_, reinterpret_cast<sockaddr*>(&ss), &len);
-    if (r != 0) return;
-    char buf[64] = {0};
-    if (ss.ss_family == AF_INET) {
-      const auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-      ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-      port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      const auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-      ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-      port = ntohs(a->sin6_port);
-    }
-    ip = buf;
-  }
-  int sock_;
-  int read_ms_, write_ms_;
-  char buf_[4096];
-  std::size_t begin_ = 0, end_ = 0;
-};
-
-// httplib::Server with our own connection loop.
+// httplib::Server whose connections are run by a reactor (reactor.hpp) instead of one
+// thread each.
 class http_server final : public httplib::Server {
 public:
-  std::function<bool()> starved;  // connections queued and no worker free
-  int keep_alive_timeout_ms = 5000;
+  reactor_limits limits;
+  reactor* engine = nullptr;  // made by listen_after_bind(), through new_task_queue
+
+  reactor* make_reactor() {
+    engine = new reactor(limits, [this](buffered_stream& strm) {
+      bool closed = false;
+      const bool ok = process_request(strm, false, closed, nullptr);
+      return ok && !closed;
+    });
+    return engine;
+  }
 
 private:
   bool process_and_close_socket(socket_t sock) override {
-    int one = 1;
-    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    socket_stream strm(sock, 5000, 5000);
-    current_socket = sock;
-    bool ret = false;
-    for (;;) {
-      if (!strm.has_buffered() && !wait_for_request(sock)) break;
-      bool closed = false;
-      ret = process_request(strm, false, closed, nullptr);
-      if (!ret || closed) break;
-    }
-    current_socket = -1;
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
-    return ret;
-  }
-
-  // Waits for the next request on a keep-alive connection. Gives up at the keep-alive
-  // timeout, when the server stops, or when other connections wait for a worker that none
-  // is free to serve and this one has been idle a while (so no connection starves).
-  bool wait_for_request(int sock) const {
-    const auto start = std::chrono::steady_clock::now();
-    const auto deadline = start + std::chrono::milliseconds(keep_alive_timeout_ms);
-    for (;;) {
-      if (svr_sock_ == INVALID_SOCKET) return false;
-      pollfd p{sock, POLLIN, 0};
-      const int r = ::poll(&p, 1, 10);
-      if (r > 0) return (p.revents & POLLIN) != 0;
-      if (r < 0 && errno != EINTR) return false;
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) return false;
-      if (starved && now - start >= std::chrono::milliseconds(20) && starved()) return false;
-    }
+    engine->add(sock);
+    return true;
   }
 };
 
@@ -265,7 +102,13 @@ public:
       tls_ = true;
     } else {
       auto s = std::make_unique<detail::http_server>();
-      s->keep_alive_timeout_ms = opt_.keep_alive_timeout_ms;
+      auto& l = s->limits;
+      const unsigned cores = std::max(2u, std::thread::hardware_concurrency());
+      l.workers = opt_.threads > 0 ? opt_.threads : cores;
+      l.max_header = opt_.max_header;
+      l.max_body = opt_.max_body;
+      l.keep_alive_timeout_ms = opt_.keep_alive_timeout_ms;
+      l.request_timeout_ms = opt_.request_timeout_ms;
       http_ = std::move(s);
     }
     configure();
@@ -291,12 +134,23 @@ public:
   /// What the mock was asked.
   mock_wechat::journal& journal() noexcept { return journal_; }
   stats_table& stats() noexcept { return stats_; }
+  /// Plain-HTTP connections open now (0 under TLS, which does not count them).
+  std::size_t open_connections() const {
+    const auto* plain = dynamic_cast<const detail::http_server*>(http_.get());
+    return plain != nullptr && plain->engine != nullptr ? plain->engine->connections() : 0;
+  }
 
   /// Stops serving and joins the threads. Idempotent; prompt (well under a second).
   void stop() {
     if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(stop_mutex_);
+      stopping_ = true;
+    }
+    stop_cv_.notify_all();
     http_->stop();
-    thread_.join();
+    thread_.join();  // the reactor is gone with httplib's listen loop
+    if (auto* plain = dynamic_cast<detail::http_server*>(http_.get())) plain->engine = nullptr;
   }
 
 private:
@@ -314,15 +168,12 @@ private:
     s.set_keep_alive_timeout(std::max(1, opt_.keep_alive_timeout_ms / 1000));
     s.set_read_timeout(5, 0);
     s.set_write_timeout(5, 0);
-    auto pool = std::make_shared<detail::worker_pool*>(nullptr);
-    const std::size_t threads = opt_.threads > 0 ? opt_.threads : 64;
-    s.new_task_queue = [pool, threads] {
-      auto* q = new detail::worker_pool(threads);
-      *pool = q;
-      return q;
-    };
-    if (auto* plain = dynamic_cast<detail::http_server*>(http_.get()))
-      plain->starved = [pool] { return *pool != nullptr && (*pool)->starved(); };
+    if (auto* plain = dynamic_cast<detail::http_server*>(http_.get())) {
+      s.new_task_queue = [plain]() -> httplib::TaskQueue* { return plain->make_reactor(); };
+    } else {
+      const std::size_t threads = opt_.threads > 0 ? opt_.threads : 64;
+      s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    }
     s.set_socket_options([this](socket_t sock) {
       int one = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -388,7 +239,7 @@ private:
     api_response out;
     std::string fault_kind;
     if (auto f = faults_.take(req.path)) {
-      if (f->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(f->delay_ms));
+      if (f->delay_ms > 0) pause(static_cast<int>(f->delay_ms));
       fault_kind = apply_fault(*f, req, res, out);
     }
     if (fault_kind.empty() || fault_kind == "delay" || fault_kind == "content_type") {
@@ -406,6 +257,14 @@ private:
                         .count();
     stats_.of(req.path).add(out.errcode, res.status, us);
     if (journal_.enabled()) record(req, res.status, out.errcode, us, fault_kind);
+  }
+
+  // A delay fault's wait: under the reactor a stand-in worker serves other connections
+  // meanwhile; either way stop() cuts it short.
+  void pause(int ms) {
+    if (auto* r = detail::reactor::current) return r->pause(ms);
+    std::unique_lock<std::mutex> lock(stop_mutex_);
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_; });
   }
 
   // Applies a fault (other than a pure delay) to the response. Returns its kind.
@@ -499,6 +358,9 @@ private:
   int port_ = -1;
   int listen_socket_ = -1;
   std::thread thread_;
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
 };
 
 }  // namespace mock_wechat

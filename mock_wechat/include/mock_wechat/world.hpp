@@ -420,14 +420,21 @@ public:
     p.mch_id = "1" + digits(9);
     p.out_trade_no = random_chars(32);
     const std::int64_t t = now();
+    // A payment is of use (getpaidunionid) for 5 minutes; forget it a minute after that,
+    // so that a long load run paying all the time keeps a flat memory.
+    auto stale = [t](std::int64_t paid_at) {
+      return t - paid_at > limits::payment_window + 60 || t < paid_at - 86400;
+    };
     {
       auto& s = payments_.of(p.transaction_id);
       std::lock_guard<std::mutex> lock(s.mutex);
+      detail::sweep(s, t, 30, [&](const stored_payment& e) { return stale(e.paid_at); });
       s.map[p.transaction_id] = stored_payment{p, appid, user, t};
     }
     auto& s = trades_.of(detail::pair_key(p.mch_id, p.out_trade_no));
     std::lock_guard<std::mutex> lock(s.mutex);
-    s.map[detail::pair_key(p.mch_id, p.out_trade_no)] = p.transaction_id;
+    detail::sweep(s, t, 30, [&](const stored_trade& e) { return stale(e.paid_at); });
+    s.map[detail::pair_key(p.mch_id, p.out_trade_no)] = stored_trade{p.transaction_id, t};
     return p;
   }
 
@@ -609,7 +616,7 @@ public:
       std::lock_guard<std::mutex> lock(s.mutex);
       const auto it = s.map.find(detail::pair_key(mch_id, out_trade_no));
       if (it == s.map.end()) return outcome<std::string>::fail(89300);
-      tid = it->second;
+      tid = it->second.transaction_id;
     }
     stored_payment p;
     {
@@ -823,6 +830,10 @@ private:
     std::string appid, user;
     std::int64_t paid_at = 0;
   };
+  struct stored_trade {
+    std::string transaction_id;
+    std::int64_t paid_at = 0;
+  };
   struct token_entry {
     token_kind kind = token_kind::classic;
     std::string appid, user, scope;
@@ -943,10 +954,15 @@ private:
     return ++sess.rate_count <= limits::js_code_per_user_minute;
   }
 
+  static std::int64_t lifetime_of(const oauth_code_entry& c) noexcept { return c.lifetime; }
+  template <class Code> static std::int64_t lifetime_of(const Code&) noexcept {
+    return limits::code_lifetime;
+  }
+
   template <class Shard> void sweep_codes(Shard& s, std::int64_t t) {
-    // A code lives 5 (or 10) minutes; keep used ones that long so a reuse says 40163.
+    // A code lives 5 (website: 10) minutes; keep used ones that long so a reuse says 40163.
     detail::sweep(s, t, 30, [&](const auto& c) {
-      return t - c.issued > limits::website_code_lifetime || t < c.issued - 86400;
+      return t - c.issued > lifetime_of(c) || t < c.issued - 86400;
     });
   }
 
@@ -1033,7 +1049,7 @@ private:
   detail::sharded_map<oauth_code_entry> oauth_codes_;
   detail::sharded_map<std::string> openids_;
   detail::sharded_map<stored_payment> payments_;
-  detail::sharded_map<std::string> trades_;
+  detail::sharded_map<stored_trade> trades_;
   detail::sharded_map<token_entry> tokens_;
   detail::sharded_map<refresh_entry> refresh_tokens_;
   std::mutex app_tokens_mutex_;

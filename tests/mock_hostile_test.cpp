@@ -1,0 +1,262 @@
+// The mock under hostile or clumsy clients, through raw sockets: half-sent requests, huge
+// headers and bodies, pipelining, chunked bodies, thousands of abandoned connections,
+// invalid UTF-8 and path traversal. It keeps serving everyone else, answers with a clear
+// status, and lets go of what it held.
+#include "mock_support.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+using namespace mocktest;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A plain TCP connection to the mock.
+class raw {
+public:
+  explicit raw(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~raw() { close(); }
+  raw(const raw&) = delete;
+  raw& operator=(const raw&) = delete;
+  raw(raw&& o) noexcept : fd_(o.fd_), ok_(o.ok_) { o.fd_ = -1; }
+  bool ok() const { return ok_; }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  bool send(const std::string& s) {
+    return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+  }
+  /// Everything received until `until` appears, the peer closes, or `timeout` passes.
+  std::string receive(const std::string& until, std::chrono::milliseconds timeout = 5s) {
+    std::string got;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got.find(until) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+  }
+  /// True when the server closes the connection within `timeout`.
+  bool closed_by_peer(std::chrono::milliseconds timeout) {
+    receive("\x01\x02never", timeout);
+    return closed_;
+  }
+
+private:
+  int fd_;
+  bool ok_ = false;
+  bool closed_ = false;
+};
+
+std::string c2s_target() {
+  return "/sns/jscode2session?appid=" + mp + "&secret=" + mp_secret +
+         "&js_code=nope&grant_type=authorization_code";
+}
+
+// One well-behaved call on its own connection: true when answered within `within`.
+bool answered_promptly(int port, std::chrono::milliseconds within) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(5, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = c.Get(c2s_target().c_str());
+  return r && r->status == 200 && std::chrono::steady_clock::now() - t0 < within;
+}
+
+}  // namespace
+
+TEST_CASE("a delay fault holds no worker: with one worker, other connections are served meanwhile",
+          "[mock][hostile]") {
+  mock_wechat::options o;
+  o.threads = 1;
+  fixture f(o);
+  f.add_standard_apps();
+  f.admin("faults", {{"path", "/cgi-bin/token"}, {"delay_ms", 2000}, {"times", 3}});
+  std::vector<std::future<int>> slow;
+  for (int i = 0; i < 3; ++i)
+    slow.push_back(std::async(std::launch::async, [&] {
+      httplib::Client c("127.0.0.1", f.mock.port());
+      auto r = c.Get(("/cgi-bin/token?grant_type=client_credential&appid=" + mp +
+                      "&secret=" + mp_secret)
+                         .c_str());
+      return r ? r->status : 0;
+    }));
+  std::this_thread::sleep_for(200ms);
+  for (int i = 0; i < 5; ++i)
+    CHECK(answered_promptly(f.mock.port(), 1000ms));
+  for (auto& s : slow)
+    CHECK(s.get() == 200);
+}
+
+TEST_CASE("a half-sent request holds no worker and is closed at the request timeout",
+          "[mock][hostile]") {
+  mock_wechat::options o;
+  o.threads = 1;
+  o.request_timeout_ms = 600;
+  fixture f(o);
+  f.add_standard_apps();
+  std::vector<raw> loris;
+  for (int i = 0; i < 50; ++i) {
+    loris.emplace_back(f.mock.port());
+    REQUIRE(loris.back().ok());
+    REQUIRE(loris.back().send("GET " + c2s_target() + " HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+  }
+  std::this_thread::sleep_for(100ms);
+  CHECK(answered_promptly(f.mock.port(), 500ms));
+  for (auto& l : loris)
+    l.send("a");  // a byte at a time does not extend the deadline
+  for (auto& l : loris)
+    CHECK(l.closed_by_peer(3000ms));
+  CHECK(answered_promptly(f.mock.port(), 500ms));
+}
+
+TEST_CASE("idle keep-alive connections are closed at the keep-alive timeout", "[mock][hostile]") {
+  mock_wechat::options o;
+  o.keep_alive_timeout_ms = 300;
+  fixture f(o);
+  raw idle(f.mock.port());
+  REQUIRE(idle.ok());
+  REQUIRE(idle.send("GET /__mock/health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(idle.receive("}").find("HTTP/1.1 200") == 0);
+  CHECK(idle.closed_by_peer(2000ms));
+}
+
+TEST_CASE("huge headers get 431 and huge bodies 413, at once, then the connection closes",
+          "[mock][hostile]") {
+  fixture f;
+  f.add_standard_apps();
+  {
+    raw c(f.mock.port());
+    REQUIRE(c.send("GET " + c2s_target() + " HTTP/1.1\r\nHost: x\r\nX-Pad: " +
+                   std::string(70 * 1024, 'a') + "\r\n\r\n"));
+    const std::string r = c.receive("}");
+    CHECK(r.rfind("HTTP/1.1 431", 0) == 0);
+    CHECK(r.find("request headers too large") != std::string::npos);
+    CHECK(c.closed_by_peer(2000ms));
+  }
+  {
+    raw c(f.mock.port());  // a header block that never ends is cut off at the same limit
+    REQUIRE(c.send("GET / HTTP/1.1\r\n" + std::string(80 * 1024, 'h')));
+    CHECK(c.receive("}").rfind("HTTP/1.1 431", 0) == 0);
+  }
+  {
+    raw c(f.mock.port());  // the body is refused before it is sent
+    REQUIRE(c.send("POST /cgi-bin/stable_token HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                   std::to_string(64 << 20) + "\r\n\r\n"));
+    const std::string r = c.receive("}");
+    CHECK(r.rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(c.closed_by_peer(2000ms));
+  }
+  CHECK(answered_promptly(f.mock.port(), 1000ms));
+}
+
+TEST_CASE("pipelined requests are answered in order, and a chunked body is read whole",
+          "[mock][hostile]") {
+  fixture f;
+  f.add_standard_apps();
+  {
+    raw c(f.mock.port());
+    REQUIRE(c.send("GET /__mock/health HTTP/1.1\r\nHost: x\r\n\r\nGET " + c2s_target() +
+                   " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const std::string r = c.receive("rid: ");
+    const auto first = r.find("HTTP/1.1 200");
+    const auto second = r.find("HTTP/1.1 200", first + 1);
+    REQUIRE(second != std::string::npos);
+    CHECK(r.find("\"ok\"") < second);     // health first
+    CHECK(r.find("40029", second) != std::string::npos);  // then the bad code
+  }
+  {
+    raw c(f.mock.port());
+    const std::string body = "{\"grant_type\":\"client_credential\",\"appid\":\"" + mp +
+                             "\",\"secret\":\"" + mp_secret + "\"}";
+    const std::string half = body.substr(0, 20), rest = body.substr(20);
+    auto hex = [](std::size_t n) {
+      char b[16];
+      std::snprintf(b, sizeof b, "%zx", n);
+      return std::string(b);
+    };
+    REQUIRE(c.send("POST /cgi-bin/stable_token HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                   "application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                   hex(half.size()) + "\r\n" + half + "\r\n"));
+    std::this_thread::sleep_for(100ms);
+    REQUIRE(c.send(hex(rest.size()) + "\r\n" + rest + "\r\n0\r\n\r\n"));
+    const std::string r = c.receive("}");
+    CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(r.find("\"access_token\":\"") != std::string::npos);
+  }
+}
+
+TEST_CASE("invalid UTF-8 and path traversal get well-formed errors", "[mock][hostile]") {
+  fixture f;
+  f.add_standard_apps();
+  const reply bad = f.get("/sns/jscode2session?appid=%ff%fe%80&secret=..%2f..%2fetc%2fpasswd"
+                          "&js_code=%c3%28&grant_type=authorization_code");
+  CHECK(bad.status == 200);
+  CHECK(bad.errcode() != 0);
+  const reply trav = f.get("/../../etc/passwd");
+  CHECK(trav.status == 404);
+  CHECK(trav.body.find("root:") == std::string::npos);
+  CHECK(f.get("/__mock/../__mock/health").body.find("root:") == std::string::npos);
+  const reply admin = f.post("/__mock/login", "{\"appid\":\"" + mp + "\",\"user\":\"\xff\xfe\"}");
+  CHECK((admin.status == 200 || admin.status == 400));
+  (void)admin.json();  // whatever the answer, it is valid JSON
+}
+
+TEST_CASE("thousands of connections opened and abandoned: still serving, then all let go",
+          "[mock][hostile]") {
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = files.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &files);
+  getrlimit(RLIMIT_NOFILE, &files);
+  // Both ends of every connection live in this process.
+  const std::size_t n = std::min<std::size_t>(10000, (files.rlim_cur - 256) / 2);
+  INFO("connections: " << n);
+  mock_wechat::options o;
+  o.keep_alive_timeout_ms = 500;
+  fixture f(o);
+  f.add_standard_apps();
+  {
+    std::vector<raw> crowd;
+    crowd.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      crowd.emplace_back(f.mock.port());
+      if (i % 3 == 1) crowd.back().send("GET /sns/jscode2session?appid=");  // and some half requests
+    }
+    std::size_t connected = 0;
+    for (auto& c : crowd)
+      connected += c.ok();
+    CHECK(connected == n);
+    CHECK(answered_promptly(f.mock.port(), 2000ms));
+  }  // all closed by the clients without a word
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (f.mock.open_connections() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  CHECK(f.mock.open_connections() == 0);
+  CHECK(answered_promptly(f.mock.port(), 1000ms));
+}
