@@ -1,0 +1,228 @@
+// login_server: what a mini program backend looks like with this library. Copy it.
+//
+//   login_server --appid A --secret S [--api-base URL] [--ca-file F] [--port 8081]
+//                [--mock-port P]
+//
+// --appid/--secret may come from the environment instead (WECHAT_APPID, WECHAT_SECRET), which
+// keeps the secret out of `ps`. Without --api-base it starts the embedded mock of
+// api.weixin.qq.com (A/S registered as a mini program bound to an Open Platform account) and
+// talks to it; its address, and that of its admin API for making login codes, go to stderr.
+// With --api-base it talks to that base URL: a standalone mock_wechat, or
+// https://api.weixin.qq.com. Prints one line "login_server listening on http://HOST:PORT".
+//
+//   POST /login    {"code"}  (from wx.login)
+//     -> 200 {"token","openid","unionid"?}  token: our own opaque session token. The
+//        session_key stays here and is never sent back.
+//   POST /userinfo {"token","encryptedData","iv","rawData"?,"signature"?}  (wx.getUserInfo)
+//     -> 200 {"user":{...decrypted, verified fields...},"unionid"?,"unionid_missing"?}
+//   Errors: {"error": stable name, "message": what happened and what to do}, with 400 (bad
+//   request), 401 (unknown token, or a code WeChat refused), 409 (the session_key is stale:
+//   log in again), 429 (WeChat's rate limit) or 502 (WeChat unreachable or failing).
+#include <httplib.h>
+#include <mock_wechat/mock_wechat.hpp>
+#include <nlohmann/json.hpp>
+#include <wechat/wechat.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace {
+
+// What the server keeps per logged-in user. In a fleet this lives in Redis, keyed by token.
+struct session {
+  std::string openid, session_key;
+  std::optional<std::string> unionid;
+};
+
+class session_table {
+public:
+  std::string open(session s) {
+    const std::string token = wechat::to_hex(wechat::random_bytes(24));
+    std::lock_guard<std::mutex> lock(mutex_);
+    sessions_[token] = std::move(s);
+    return token;
+  }
+  std::optional<session> find(const std::string& token) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = sessions_.find(token);
+    if (it == sessions_.end()) return std::nullopt;
+    return it->second;
+  }
+  void close(const std::string& token) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    sessions_.erase(token);
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, session> sessions_;
+};
+
+void reply(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json; charset=UTF-8");
+}
+
+void reply_error(httplib::Response& res, int status, const std::string& name,
+                 const std::string& message) {
+  reply(res, status, {{"error", name}, {"message", message}});
+}
+
+// How a failed code2session maps to our answer. The message is the library's: it never
+// contains the secret, the session_key or a token.
+void reply_upstream_error(httplib::Response& res, const std::error_code& ec) {
+  int status = 502;  // WeChat unreachable, failing, or answering nonsense
+  if (ec == wechat::api_errc::invalid_code || ec == wechat::api_errc::code_been_used)
+    status = 401;  // the device should call wx.login again
+  else if (ec == wechat::api_errc::minute_quota_reached)
+    status = 429;
+  reply_error(res, status, wechat::error_name(ec), ec.message());
+}
+
+std::string option(int argc, char** argv, const std::string& name, const char* env = nullptr,
+                   const std::string& fallback = "") {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == name) return argv[i + 1];
+  if (env != nullptr)
+    if (const char* v = std::getenv(env)) return v;
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string appid = option(argc, argv, "--appid", "WECHAT_APPID");
+  const std::string secret = option(argc, argv, "--secret", "WECHAT_SECRET");
+  const std::string api_base = option(argc, argv, "--api-base");
+  const std::string ca_file = option(argc, argv, "--ca-file");
+  const int port = std::atoi(option(argc, argv, "--port", nullptr, "8081").c_str());
+  const int mock_port = std::atoi(option(argc, argv, "--mock-port", nullptr, "0").c_str());
+  if (appid.empty() || secret.empty()) {
+    std::cerr << "usage: login_server --appid A --secret S [--api-base URL] [--ca-file F] "
+                 "[--port 8081] [--mock-port P]\n"
+                 "       (or WECHAT_APPID / WECHAT_SECRET in the environment)\n";
+    return 2;
+  }
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  // Without --api-base: WeChat is the embedded mock, with this app registered.
+  std::unique_ptr<mock_wechat::server> mock;
+  wechat::httplib_transport_options topt;
+  if (api_base.empty()) {
+    mock_wechat::options mo;
+    mo.port = mock_port;
+    mock = std::make_unique<mock_wechat::server>(mo);
+    mock->world().add_app({appid, secret, mock_wechat::app_type::miniprogram, "example-account"});
+    topt.base_url = mock->base_url();
+    std::cerr << "embedded mock_wechat on " << mock->base_url() << "; a login code: curl -s -XPOST "
+              << mock->base_url() << "/__mock/login -d '{\"appid\":\"" << appid
+              << "\",\"user\":\"alice\"}'\n";
+  } else {
+    topt.base_url = api_base;
+  }
+  topt.ca_file = ca_file;
+  auto transport = wechat::httplib_transport::create(topt);
+  wechat::client wx({appid, secret}, transport);  // one per app, shared by all threads
+  wechat::resolver_options ro;
+  ro.appid = appid;
+  wechat::unionid_resolver resolver(ro, wx);
+  session_table sessions;
+
+  httplib::Server http;
+  http.set_tcp_nodelay(true);
+  http.set_payload_max_length(64 * 1024);
+
+  http.Post("/login", [&](const httplib::Request& req, httplib::Response& res) {
+    const auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("code") || !body["code"].is_string() ||
+        body["code"].get<std::string>().empty())
+      return reply_error(res, 400, "bad_request", "send {\"code\": the code from wx.login}");
+    std::error_code ec;
+    const wechat::session_info s = wx.code2session(body["code"].get<std::string>(), ec);
+    if (ec) return reply_upstream_error(res, ec);
+    const std::string token = sessions.open({s.openid, s.session_key, s.unionid});
+    nlohmann::json out{{"token", token}, {"openid", s.openid}};
+    if (s.unionid) out["unionid"] = *s.unionid;
+    reply(res, 200, out);
+  });
+
+  http.Post("/userinfo", [&](const httplib::Request& req, httplib::Response& res) {
+    const auto body = nlohmann::json::parse(req.body, nullptr, false);
+    auto text = [&](const char* k) {
+      return body.is_object() && body.contains(k) && body[k].is_string()
+                 ? body[k].get<std::string>()
+                 : std::string();
+    };
+    const std::string token = text("token");
+    if (token.empty() || text("encryptedData").empty() || text("iv").empty())
+      return reply_error(res, 400, "bad_request",
+                         "send {\"token\",\"encryptedData\",\"iv\",\"rawData\"?,\"signature\"?}");
+    const auto s = sessions.find(token);
+    if (!s) return reply_error(res, 401, "unknown_token", "log in again: POST /login");
+
+    wechat::verify_options verify;
+    verify.appid = appid;
+    verify.max_age = std::chrono::minutes(10);
+    const std::string encrypted = text("encryptedData"), iv = text("iv"), raw = text("rawData"),
+                      signature = text("signature");
+    std::error_code ec;
+    const wechat::user_info user =
+        wechat::decrypt_user_info(s->session_key, {encrypted, iv, raw, signature}, verify, ec);
+    if (ec) {
+      // The commonest cause: the device called wx.login again and this session's key is no
+      // longer the current one. The device must log in again; we forget this session.
+      if (ec == wechat::decrypt_errc::bad_padding || ec == wechat::decrypt_errc::not_json ||
+          ec == wechat::decrypt_errc::signature_mismatch) {
+        sessions.close(token);
+        return reply_error(res, 409, wechat::error_name(ec), ec.message());
+      }
+      return reply_error(res, 400, wechat::error_name(ec), ec.message());
+    }
+
+    wechat::unionid_evidence evidence;
+    evidence.session = {s->openid, s->session_key, s->unionid};
+    evidence.user_info = wechat::encrypted_user_info{encrypted, iv, raw, signature};
+    const wechat::unionid_result who = resolver.resolve(evidence, ec);
+
+    nlohmann::json u{{"openId", user.openid},     {"nickName", user.nickname},
+                     {"gender", user.gender},     {"language", user.language},
+                     {"city", user.city},         {"province", user.province},
+                     {"country", user.country},   {"avatarUrl", user.avatar_url}};
+    if (user.unionid) u["unionId"] = *user.unionid;
+    nlohmann::json out{{"user", u}};
+    if (!ec && who.unionid) {
+      out["unionid"] = *who.unionid;
+    } else if (!ec && who.diagnosis) {
+      out["unionid_missing"] = {{"reason", wechat::to_string(who.diagnosis->reason)},
+                                {"why", who.diagnosis->text()},
+                                {"next_step", who.diagnosis->next_step()}};
+    }
+    reply(res, 200, out);
+  });
+
+  // --port 0: any free port (tests use it); the line below says which.
+  const int bound = port == 0 ? http.bind_to_any_port("127.0.0.1")
+                              : (http.bind_to_port("127.0.0.1", port) ? port : -1);
+  if (bound <= 0) {
+    std::cerr << "login_server: cannot listen on 127.0.0.1:" << port << "\n";
+    return 1;
+  }
+  std::cout << "login_server listening on http://127.0.0.1:" << bound << std::endl;
+  std::thread serving([&] { http.listen_after_bind(); });
+  int sig = 0;
+  sigwait(&stop, &sig);
+  http.stop();
+  serving.join();
+  return 0;
+}

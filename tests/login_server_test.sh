@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# examples/login_server, used the way a mini program uses its backend: against its embedded
+# mock, then against a standalone mock_wechat through --api-base.
+#   login_server_test.sh LOGIN_SERVER MOCK_WECHAT
+set -euo pipefail
+server=$1 mock=$2
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+appid=wx1000000000000009
+secret=login-server-secret-1234
+field() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s)[process.argv[1]];console.log(v===undefined?"":typeof v==="string"?v:JSON.stringify(v))})' "$1"; }
+wait_line() { for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; fail "no '$2' in $1: $(cat "$1")"; }
+
+check_flow() {  # BASE_OF_LOGIN_SERVER MOCK_BASE
+  local base=$1 mockbase=$2
+  code=$(curl -sf -XPOST "$mockbase/__mock/login" -d "{\"appid\":\"$appid\",\"user\":\"alice\"}" | field code)
+  login=$(curl -s -XPOST "$base/login" -d "{\"code\":\"$code\"}")
+  token=$(field token <<< "$login")
+  openid=$(field openid <<< "$login")
+  [[ ${#token} -ge 32 && -n $openid ]] || fail "login: $login"
+  grep -qi "session_key" <<< "$login" && fail "the session_key left the server: $login"
+  # The same code again: the client remembers its answer (a double submit), no 40163.
+  again=$(curl -s -XPOST "$base/login" -d "{\"code\":\"$code\"}")
+  [[ $(field openid <<< "$again") == "$openid" ]] || fail "double submit: $again"
+
+  info=$(curl -sf -XPOST "$mockbase/__mock/user_info" -d "{\"appid\":\"$appid\",\"user\":\"alice\"}")
+  req=$(node -e 'const i=JSON.parse(process.argv[1]);console.log(JSON.stringify({token:process.argv[2],encryptedData:i.encryptedData,iv:i.iv,rawData:i.rawData,signature:i.signature}))' "$info" "$token")
+  status=$(curl -s -o "$work/userinfo" -w '%{http_code}' -XPOST "$base/userinfo" -d "$req")
+  [[ $status == 200 ]] || fail "userinfo $status: $(cat "$work/userinfo")"
+  [[ $(field user < "$work/userinfo" | field openId) == "$openid" ]] || fail "userinfo: $(cat "$work/userinfo")"
+  [[ -n $(field unionid < "$work/userinfo") ]] || fail "no unionid after consent: $(cat "$work/userinfo")"
+
+  # Wrong inputs: typed answers.
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/login" -d '{"nope":1}') == 400 ]] || fail "bad body"
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/login" -d '{"code":"not-a-code"}') == 401 ]] || fail "bad code"
+  bad=$(sed "s/\"token\":\"[^\"]*\"/\"token\":\"unknown\"/" <<< "$req")
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/userinfo" -d "$bad") == 401 ]] || fail "unknown token"
+  # The device logs in again; the server's key for this token is now stale.
+  curl -sf -XPOST "$mockbase/__mock/login" -d "{\"appid\":\"$appid\",\"user\":\"alice\"}" > /dev/null
+  info=$(curl -sf -XPOST "$mockbase/__mock/user_info" -d "{\"appid\":\"$appid\",\"user\":\"alice\"}")
+  req=$(node -e 'const i=JSON.parse(process.argv[1]);console.log(JSON.stringify({token:process.argv[2],encryptedData:i.encryptedData,iv:i.iv}))' "$info" "$token")
+  status=$(curl -s -o "$work/stale" -w '%{http_code}' -XPOST "$base/userinfo" -d "$req")
+  [[ $status == 409 ]] || fail "stale key: $status $(cat "$work/stale")"
+  grep -q "bad_padding\|not_json" "$work/stale" || fail "stale key answer: $(cat "$work/stale")"
+  cat "$work/userinfo" "$work/stale" > "$work/answers"
+}
+
+# 1. The embedded mock.
+"$server" --appid "$appid" --secret "$secret" --port 0 > "$work/out1" 2> "$work/err1" &
+pids+=($!)
+wait_line "$work/out1" "login_server listening on"
+[[ $(wc -l < "$work/out1") == 1 ]] || fail "more than one line on stdout"
+base=$(sed -n 's/^login_server listening on //p' "$work/out1")
+mockbase=$(sed -n 's/^embedded mock_wechat on \([^;]*\);.*/\1/p' "$work/err1")
+check_flow "$base" "$mockbase"
+echo "embedded mock: ok"
+
+# 2. A standalone mock through --api-base, the secret from the environment.
+"$mock" --port 0 > "$work/mock.out" &
+pids+=($!)
+wait_line "$work/mock.out" listening
+mockbase=$(sed -n 's/^mock_wechat listening on //p' "$work/mock.out")
+curl -sf -XPOST "$mockbase/__mock/apps" -d "{\"appid\":\"$appid\",\"secret\":\"$secret\",\"type\":\"miniprogram\",\"open_account\":\"acct\"}" > /dev/null
+WECHAT_APPID=$appid WECHAT_SECRET=$secret "$server" --api-base "$mockbase" --port 0 > "$work/out2" 2> "$work/err2" &
+pids+=($!)
+wait_line "$work/out2" "login_server listening on"
+base=$(sed -n 's/^login_server listening on //p' "$work/out2")
+check_flow "$base" "$mockbase"
+echo "standalone mock: ok"
+
+# Nothing secret in anything the server said.
+if grep -q -- "$secret" "$work"/out* "$work"/err* "$work/answers"; then fail "the appsecret was printed"; fi
+echo "login_server ok"
