@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test sanitize bench clean format
+.PHONY: all deps configure build demo test sanitize bench bench-load clean format
 
 all: build
 
@@ -38,6 +38,13 @@ bench:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DWECHAT_BUILD_BENCHMARKS=ON -DWECHAT_BUILD_TESTS=OFF
 	cmake --build build-bench -j $(JOBS)
 	bash benchmarks/run_decrypt.sh build-bench
+
+# The mock under load beside nginx (benchmarks/mock_load; about 2 minutes).
+bench-load:
+	@bash scripts/install-deps.sh --bench
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DWECHAT_BUILD_BENCHMARKS=ON -DWECHAT_BUILD_TESTS=OFF
+	cmake --build build-bench -j $(JOBS)
+	bash benchmarks/mock_load --build build-bench
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

@@ -91,7 +91,8 @@ class worker {
 public:
   worker(const config& cfg, std::size_t first_id, std::size_t n) : cfg_(cfg) {
     conns_.resize(n);
-    for (std::size_t i = 0; i < n; ++i) conns_[i].id = first_id + i;
+    for (std::size_t i = 0; i < n; ++i)
+      conns_[i].id = first_id + i;
   }
   std::vector<conn>& conns() { return conns_; }
   thread_result result;
@@ -172,35 +173,47 @@ private:
     // 200 users per connection: a user logs in at most ~100 times a minute even at full
     // speed, under the per-user jscode2session quota.
     const std::string user = "c" + std::to_string(c.id) + "u" + std::to_string(c.cycle % 200);
-    const std::string js = "/sns/jscode2session?appid=" + cfg_.appid + "&grant_type=authorization_code";
+    const std::string js =
+        "/sns/jscode2session?appid=" + cfg_.appid + "&grant_type=authorization_code";
     switch (c.step) {
-      case 0: post(c, "/__mock/login", "{\"appid\":\"" + cfg_.appid + "\",\"user\":\"" + user + "\"}"); break;
-      case 1: get(c, js + "&secret=" + cfg_.secret + "&js_code=" + c.code); break;
-      case 2: get(c, js + "&secret=" + cfg_.secret + "&js_code=" + c.code); c.expect_errcode = 40163; break;
-      case 3: get(c, js + "&secret=wrong-" + cfg_.secret + "&js_code=x"); c.expect_errcode = 40125; break;
-      case 4:
-        post(c, "/cgi-bin/stable_token", "{\"grant_type\":\"client_credential\",\"appid\":\"" + cfg_.appid +
-                                             "\",\"secret\":\"" + cfg_.secret + "\"}");
-        break;
-      case 5:
-        get(c, "/wxa/checksession?access_token=" + c.token + "&openid=" + c.openid + "&signature=" +
-                   wechat::hmac_sha256_hex(c.session_key, "") + "&sig_method=hmac_sha256");
-        break;
-      case 6:
-        get(c, "/wxa/checksession?access_token=" + c.token + "&openid=" + c.openid +
-                   "&signature=" + std::string(64, '0') + "&sig_method=hmac_sha256");
-        c.expect_errcode = 87009;
-        break;
-      case 7: post(c, "/__mock/pay", "{\"appid\":\"" + cfg_.appid + "\",\"user\":\"" + user + "\"}"); break;
-      case 8:
-        get(c, "/wxa/getpaidunionid?access_token=" + c.token + "&openid=" + c.openid +
-                   "&transaction_id=" + c.transaction);
-        break;
-      default:
-        get(c, "/wxa/getpaidunionid?access_token=" + c.token + "&openid=" + c.openid +
-                   "&transaction_id=4200000000000000000000000000");
-        c.expect_errcode = 89300;
-        break;
+    case 0:
+      post(c, "/__mock/login", "{\"appid\":\"" + cfg_.appid + "\",\"user\":\"" + user + "\"}");
+      break;
+    case 1: get(c, js + "&secret=" + cfg_.secret + "&js_code=" + c.code); break;
+    case 2:
+      get(c, js + "&secret=" + cfg_.secret + "&js_code=" + c.code);
+      c.expect_errcode = 40163;
+      break;
+    case 3:
+      get(c, js + "&secret=wrong-" + cfg_.secret + "&js_code=x");
+      c.expect_errcode = 40125;
+      break;
+    case 4:
+      post(c, "/cgi-bin/stable_token",
+           "{\"grant_type\":\"client_credential\",\"appid\":\"" + cfg_.appid + "\",\"secret\":\"" +
+               cfg_.secret + "\"}");
+      break;
+    case 5:
+      get(c, "/wxa/checksession?access_token=" + c.token + "&openid=" + c.openid + "&signature=" +
+                 wechat::hmac_sha256_hex(c.session_key, "") + "&sig_method=hmac_sha256");
+      break;
+    case 6:
+      get(c, "/wxa/checksession?access_token=" + c.token + "&openid=" + c.openid +
+                 "&signature=" + std::string(64, '0') + "&sig_method=hmac_sha256");
+      c.expect_errcode = 87009;
+      break;
+    case 7:
+      post(c, "/__mock/pay", "{\"appid\":\"" + cfg_.appid + "\",\"user\":\"" + user + "\"}");
+      break;
+    case 8:
+      get(c, "/wxa/getpaidunionid?access_token=" + c.token + "&openid=" + c.openid +
+                 "&transaction_id=" + c.transaction);
+      break;
+    default:
+      get(c, "/wxa/getpaidunionid?access_token=" + c.token + "&openid=" + c.openid +
+                 "&transaction_id=4200000000000000000000000000");
+      c.expect_errcode = 89300;
+      break;
     }
   }
 
@@ -243,7 +256,8 @@ private:
       if (head_end == std::string::npos) return;
       std::size_t length = 0;
       const auto cl = c.in.find("Content-Length: ");
-      if (cl != std::string::npos && cl < head_end) length = std::strtoul(c.in.c_str() + cl + 16, nullptr, 10);
+      if (cl != std::string::npos && cl < head_end)
+        length = std::strtoul(c.in.c_str() + cl + 16, nullptr, 10);
       if (c.in.size() < head_end + 4 + length) return;
       const int status = std::atoi(c.in.c_str() + 9);
       const std::string body = c.in.substr(head_end + 4, length);
@@ -257,12 +271,15 @@ private:
   void fail(conn& c, const std::string& what) {
     if (!measuring.load(std::memory_order_relaxed)) return;
     ++result.errors;
-    if (result.error_samples.size() < 8 || result.error_samples.count(what)) ++result.error_samples[what];
+    if (result.error_samples.size() < 8 || result.error_samples.count(what))
+      ++result.error_samples[what];
     (void)c;
   }
 
   void complete(conn& c, int status, const std::string& body) {
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - c.started).count();
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - c.started)
+            .count();
     const bool counted = measuring.load(std::memory_order_relaxed);
     if (counted) {
       result.latencies_us.push_back(static_cast<std::uint32_t>(us));
@@ -283,11 +300,14 @@ private:
       return;
     }
     switch (c.step) {
-      case 0: c.code = field(body, "code"); break;
-      case 1: c.session_key = field(body, "session_key"); c.openid = field(body, "openid"); break;
-      case 4: c.token = field(body, "access_token"); break;
-      case 7: c.transaction = field(body, "transaction_id"); break;
-      default: break;
+    case 0: c.code = field(body, "code"); break;
+    case 1:
+      c.session_key = field(body, "session_key");
+      c.openid = field(body, "openid");
+      break;
+    case 4: c.token = field(body, "access_token"); break;
+    case 7: c.transaction = field(body, "transaction_id"); break;
+    default: break;
     }
     if (++c.step == 10) {
       c.step = 0;
@@ -305,38 +325,52 @@ int main(int argc, char** argv) {
   config cfg;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--port") cfg.port = std::stoi(v);
-    else if (k == "--connections") cfg.connections = std::stoul(v);
-    else if (k == "--threads") cfg.threads = std::stoul(v);
-    else if (k == "--seconds") cfg.seconds = std::stod(v);
-    else if (k == "--warmup") cfg.warmup = std::stod(v);
-    else if (k == "--mode") cfg.mode = v;
-    else if (k == "--path") cfg.path = v;
-    else if (k == "--appid") cfg.appid = v;
-    else if (k == "--secret") cfg.secret = v;
-    else if (k == "--codes") cfg.codes_file = v;
+    if (k == "--port")
+      cfg.port = std::stoi(v);
+    else if (k == "--connections")
+      cfg.connections = std::stoul(v);
+    else if (k == "--threads")
+      cfg.threads = std::stoul(v);
+    else if (k == "--seconds")
+      cfg.seconds = std::stod(v);
+    else if (k == "--warmup")
+      cfg.warmup = std::stod(v);
+    else if (k == "--mode")
+      cfg.mode = v;
+    else if (k == "--path")
+      cfg.path = v;
+    else if (k == "--appid")
+      cfg.appid = v;
+    else if (k == "--secret")
+      cfg.secret = v;
+    else if (k == "--codes")
+      cfg.codes_file = v;
     else {
       std::cerr << "loadgen: unknown option " << k << "\n";
       return 2;
     }
   }
   if (cfg.port <= 0 || (cfg.mode != "static" && cfg.mode != "codes" && cfg.mode != "mix")) {
-    std::cerr << "usage: loadgen --port P --connections N --seconds S --mode static|codes|mix ...\n";
+    std::cerr
+        << "usage: loadgen --port P --connections N --seconds S --mode static|codes|mix ...\n";
     return 2;
   }
   if (cfg.mode == "codes") {
     std::ifstream in(cfg.codes_file);
-    for (std::string line; std::getline(in, line);) codes.push_back(line);
+    for (std::string line; std::getline(in, line);)
+      codes.push_back(line);
   }
   cfg.threads = std::max<std::size_t>(1, std::min(cfg.threads, cfg.connections));
   std::vector<std::unique_ptr<worker>> workers;
   for (std::size_t t = 0, first = 0; t < cfg.threads; ++t) {
-    const std::size_t n = cfg.connections / cfg.threads + (t < cfg.connections % cfg.threads ? 1 : 0);
+    const std::size_t n =
+        cfg.connections / cfg.threads + (t < cfg.connections % cfg.threads ? 1 : 0);
     workers.push_back(std::make_unique<worker>(cfg, first, n));
     first += n;
   }
   std::vector<std::thread> threads;
-  for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+  for (auto& w : workers)
+    threads.emplace_back([&w] { w->run(); });
   std::this_thread::sleep_for(std::chrono::duration<double>(cfg.warmup));
   const std::size_t codes_before = next_code.load();
   measuring = true;
@@ -345,7 +379,8 @@ int main(int argc, char** argv) {
   measuring = false;
   const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
   stopping = true;
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
 
   std::vector<std::uint32_t> lat;
   std::uint64_t errors = 0, expected = 0, connect_errors = 0;
@@ -357,24 +392,28 @@ int main(int argc, char** argv) {
     errors += r.errors;
     expected += r.expected_errors;
     connect_errors += r.connect_errors;
-    for (auto& [k, v] : r.error_samples) samples[k] += v;
-    for (auto& c : w->conns()) per_conn.push_back(c.done);
+    for (auto& [k, v] : r.error_samples)
+      samples[k] += v;
+    for (auto& c : w->conns())
+      per_conn.push_back(c.done);
   }
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) {
-    return lat.empty() ? 0u : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+    return lat.empty() ? 0u
+                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
   };
   const double mean = lat.empty() ? 0 : static_cast<double>(lat.size()) / per_conn.size();
   const auto [lo, hi] = std::minmax_element(per_conn.begin(), per_conn.end());
   const auto starved = std::count(per_conn.begin(), per_conn.end(), 0u);
-  std::printf("{\"mode\":\"%s\",\"connections\":%zu,\"seconds\":%.2f,\"requests\":%zu,\"rps\":%.0f,"
-              "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"errors\":%llu,\"expected_errors\":%llu,"
-              "\"connect_errors\":%llu,\"min_share\":%.3f,\"max_share\":%.3f,\"starved\":%ld",
-              cfg.mode.c_str(), cfg.connections, elapsed, lat.size(), lat.size() / elapsed,
-              pct(0.5) / 1000.0, pct(0.99) / 1000.0, (lat.empty() ? 0 : lat.back()) / 1000.0,
-              static_cast<unsigned long long>(errors), static_cast<unsigned long long>(expected),
-              static_cast<unsigned long long>(connect_errors), mean > 0 ? *lo / mean : 0.0,
-              mean > 0 ? *hi / mean : 0.0, static_cast<long>(starved));
+  std::printf(
+      "{\"mode\":\"%s\",\"connections\":%zu,\"seconds\":%.2f,\"requests\":%zu,\"rps\":%.0f,"
+      "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"errors\":%llu,\"expected_errors\":%llu,"
+      "\"connect_errors\":%llu,\"min_share\":%.3f,\"max_share\":%.3f,\"starved\":%ld",
+      cfg.mode.c_str(), cfg.connections, elapsed, lat.size(), lat.size() / elapsed,
+      pct(0.5) / 1000.0, pct(0.99) / 1000.0, (lat.empty() ? 0 : lat.back()) / 1000.0,
+      static_cast<unsigned long long>(errors), static_cast<unsigned long long>(expected),
+      static_cast<unsigned long long>(connect_errors), mean > 0 ? *lo / mean : 0.0,
+      mean > 0 ? *hi / mean : 0.0, static_cast<long>(starved));
   if (cfg.mode == "codes") {
     std::printf(",\"codes_used\":%zu,\"codes_exhausted\":%s", next_code.load() - codes_before,
                 next_code.load() > codes.size() ? "true" : "false");

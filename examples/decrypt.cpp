@@ -12,17 +12,17 @@ int main() {
   const std::string session_key = "tiihtNczf5v6AKRyjwEUhQ==";
   const std::string iv = "r7BXXKkLb8qrSNn05n0qiA==";
   const std::string encrypted_data =
-    "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+"
-    "oNPdbB+"
-    "3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/"
-    "fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/"
-    "1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//"
-    "FRAUid1OksQaQx4CMs8LOddcQhULW4"
-    "ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/"
-    "8wR2SiRS7MNACwTyrGvt9ts8p12P"
-    "KFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+"
-    "T8yO5hzuyDb/"
-    "XcxxmK01EpqOyuxINew==";
+      "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+"
+      "oNPdbB+"
+      "3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/"
+      "fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/"
+      "1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//"
+      "FRAUid1OksQaQx4CMs8LOddcQhULW4"
+      "ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/"
+      "8wR2SiRS7MNACwTyrGvt9ts8p12P"
+      "KFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+"
+      "T8yO5hzuyDb/"
+      "XcxxmK01EpqOyuxINew==";
   wechat::verify_options verify;
   verify.appid = "wx4f4bc4dec97d474b";  // the watermark must carry your appid
 
@@ -34,10 +34,10 @@ int main() {
     std::cerr << wechat::error_name(ec) << ": " << ec.message() << "\n";
     return 1;
   }
-  std::cout << "decrypted: " << user.nickname << ", openId " << user.openid << ", "
-            << user.city << ", " << user.province << ", " << user.country
-            << ", unionId " << user.unionid.value_or("(none)") << ", watermark time "
-            << user.watermark.timestamp << "\n";
+  std::cout << "decrypted: " << user.nickname << ", openId " << user.openid << ", " << user.city
+            << ", " << user.province << ", " << user.country << ", unionId "
+            << user.unionid.value_or("(none)") << ", watermark time " << user.watermark.timestamp
+            << "\n";
 
   // 2. exception style: the same call without the error_code throws wechat::error.
   try {

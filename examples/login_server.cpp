@@ -195,10 +195,10 @@ int main(int argc, char** argv) {
     evidence.user_info = wechat::encrypted_user_info{encrypted, iv, raw, signature};
     const wechat::unionid_result who = resolver.resolve(evidence, ec);
 
-    nlohmann::json u{{"openId", user.openid},     {"nickName", user.nickname},
-                     {"gender", user.gender},     {"language", user.language},
-                     {"city", user.city},         {"province", user.province},
-                     {"country", user.country},   {"avatarUrl", user.avatar_url}};
+    nlohmann::json u{{"openId", user.openid},   {"nickName", user.nickname},
+                     {"gender", user.gender},   {"language", user.language},
+                     {"city", user.city},       {"province", user.province},
+                     {"country", user.country}, {"avatarUrl", user.avatar_url}};
     if (user.unionid) u["unionId"] = *user.unionid;
     nlohmann::json out{{"user", u}};
     if (!ec && who.unionid) {

@@ -87,8 +87,7 @@ struct world_fixture {
   wechat::client wx;
   account_service service;
 
-  world_fixture()
-      : transport(make_transport(mock)), wx(options(), transport), service(wx, appid) {
+  world_fixture() : transport(make_transport(mock)), wx(options(), transport), service(wx, appid) {
     // A mini program bound to an Open Platform account: UnionIDs exist.
     mock.world().add_app({appid, secret, mock_wechat::app_type::miniprogram, "my-open-account"});
   }
@@ -116,7 +115,7 @@ TEST_CASE("a user signs in with the code from wx.login") {
   const std::string openid = f.service.sign_in(code, ec);
   REQUIRE_FALSE(ec);
   CHECK(openid == mock_wechat::openid(appid, "alice"));  // the mock's ids are deterministic
-  CHECK_FALSE(f.service.get(openid).unionid);  // new user, no consent yet: no unionid
+  CHECK_FALSE(f.service.get(openid).unionid);            // new user, no consent yet: no unionid
 }
 
 TEST_CASE("the profile from wx.getUserInfo is decrypted, verified, and brings the unionid") {

@@ -8,17 +8,17 @@
 #include <wechat/wechat.hpp>
 
 #include <ctime>
-#include <optional>
 #include <iostream>
+#include <optional>
 #include <string>
 
 namespace {
 
 const std::string mp = "wx1111111111111111", mp_secret = "mp-secret";  // bound to "acme"
-const std::string lone = "wx2222222222222222";                          // not bound
-const std::string game = "wx3333333333333333";                          // mini game, "acme"
-const std::string oa = "wx4444444444444444";      // official account of "acme"
-const std::string app = "wx5555555555555555";     // mobile app of "acme"
+const std::string lone = "wx2222222222222222";                         // not bound
+const std::string game = "wx3333333333333333";                         // mini game, "acme"
+const std::string oa = "wx4444444444444444";                           // official account of "acme"
+const std::string app = "wx5555555555555555";                          // mobile app of "acme"
 
 void show(const std::string& situation, const wechat::unionid_result& r) {
   std::cout << "\n- " << situation << "\n";
@@ -49,9 +49,10 @@ int main(int argc, char** argv) {
   w.add_app({game, "game-secret", T::minigame, "acme"});
   w.add_app({oa, "oa-secret", T::official_account, "acme"});
   w.add_app({app, "app-secret", T::mobile_app, "acme"});
-  std::cout << "UnionID rules of the mock: " << (mo.rules == mock_wechat::unionid_rules::bound
-                                                    ? "bound (every user of a bound app)"
-                                                    : "conditional (follow, authorization, consent)")
+  std::cout << "UnionID rules of the mock: "
+            << (mo.rules == mock_wechat::unionid_rules::bound
+                    ? "bound (every user of a bound app)"
+                    : "conditional (follow, authorization, consent)")
             << "\n";
 
   wechat::httplib_transport_options t;
@@ -94,10 +95,9 @@ int main(int argc, char** argv) {
 
   e = login(*wx, mp, "ed");
   const auto info = w.user_info(mp, "ed");
-  e.user_info = wechat::encrypted_user_info{info.encrypted_data, info.iv, info.raw_data,
-                                            info.signature};
-  show("the user consented: wx.getUserInfo, decrypted with the session_key",
-       resolver->resolve(e));
+  e.user_info =
+      wechat::encrypted_user_info{info.encrypted_data, info.iv, info.raw_data, info.signature};
+  show("the user consented: wx.getUserInfo, decrypted with the session_key", resolver->resolve(e));
 
   e = login(*wx, mp, "fay");
   const auto paid = w.pay(mp, "fay");  // the payment notification tells the backend when

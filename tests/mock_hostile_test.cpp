@@ -101,9 +101,9 @@ TEST_CASE("a delay fault holds no worker: with one worker, other connections are
   for (int i = 0; i < 3; ++i)
     slow.push_back(std::async(std::launch::async, [&] {
       httplib::Client c("127.0.0.1", f.mock.port());
-      auto r = c.Get(("/cgi-bin/token?grant_type=client_credential&appid=" + mp +
-                      "&secret=" + mp_secret)
-                         .c_str());
+      auto r =
+          c.Get(("/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret)
+                    .c_str());
       return r ? r->status : 0;
     }));
   std::this_thread::sleep_for(200ms);
@@ -152,8 +152,8 @@ TEST_CASE("huge headers get 431 and huge bodies 413, at once, then the connectio
   f.add_standard_apps();
   {
     raw c(f.mock.port());
-    REQUIRE(c.send("GET " + c2s_target() + " HTTP/1.1\r\nHost: x\r\nX-Pad: " +
-                   std::string(70 * 1024, 'a') + "\r\n\r\n"));
+    REQUIRE(c.send("GET " + c2s_target() +
+                   " HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(70 * 1024, 'a') + "\r\n\r\n"));
     const std::string r = c.receive("}");
     CHECK(r.rfind("HTTP/1.1 431", 0) == 0);
     CHECK(r.find("request headers too large") != std::string::npos);
@@ -187,7 +187,7 @@ TEST_CASE("pipelined requests are answered in order, and a chunked body is read 
     const auto first = r.find("HTTP/1.1 200");
     const auto second = r.find("HTTP/1.1 200", first + 1);
     REQUIRE(second != std::string::npos);
-    CHECK(r.find("\"ok\"") < second);     // health first
+    CHECK(r.find("\"ok\"") < second);                     // health first
     CHECK(r.find("40029", second) != std::string::npos);  // then the bad code
   }
   {
@@ -246,7 +246,8 @@ TEST_CASE("thousands of connections opened and abandoned: still serving, then al
     crowd.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
       crowd.emplace_back(f.mock.port());
-      if (i % 3 == 1) crowd.back().send("GET /sns/jscode2session?appid=");  // and some half requests
+      if (i % 3 == 1)
+        crowd.back().send("GET /sns/jscode2session?appid=");  // and some half requests
     }
     std::size_t connected = 0;
     for (auto& c : crowd)

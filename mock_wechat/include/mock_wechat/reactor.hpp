@@ -70,15 +70,14 @@ inline request_frame frame_chunked(std::string_view buf, std::size_t from,
   for (;;) {
     const std::size_t eol = buf.find("\r\n", p);
     if (eol == std::string_view::npos)
-      return {buf.size() - p > 1024 ? request_frame::body_too_large : request_frame::need_more,
-              0};
+      return {buf.size() - p > 1024 ? request_frame::body_too_large : request_frame::need_more, 0};
     std::size_t size = 0;
     std::size_t i = p;
     for (; i < eol; ++i) {
       const char ch = buf[i];
-      const int d = ch >= '0' && ch <= '9'   ? ch - '0'
+      const int d = ch >= '0' && ch <= '9'                     ? ch - '0'
                     : (ch | 0x20) >= 'a' && (ch | 0x20) <= 'f' ? (ch | 0x20) - 'a' + 10
-                                                                 : -1;
+                                                               : -1;
       if (d < 0) break;
       size = size * 16 + static_cast<std::size_t>(d);
       if (size > max_body) return {request_frame::body_too_large, 0};
@@ -88,7 +87,8 @@ inline request_frame frame_chunked(std::string_view buf, std::size_t from,
     if (total > max_body) return {request_frame::body_too_large, 0};
     if (size == 0) {  // trailers, then an empty line
       const std::size_t end = buf.find("\r\n\r\n", eol);
-      if (eol + 2 <= buf.size() && buf.substr(eol + 2, 2) == "\r\n") return {request_frame::ready, eol + 4};
+      if (eol + 2 <= buf.size() && buf.substr(eol + 2, 2) == "\r\n")
+        return {request_frame::ready, eol + 4};
       if (end == std::string_view::npos) return {request_frame::need_more, 0};
       return {request_frame::ready, end + 4};
     }
@@ -124,7 +124,8 @@ inline request_frame frame_request(std::string_view buf, std::size_t max_header,
     pos = eol + 2;
     if (starts(line, "content-length")) {
       std::size_t i = sizeof "content-length";
-      while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t'))
+        ++i;
       std::uint64_t n = 0;
       bool digits = false;
       for (; i < line.size() && line[i] >= '0' && line[i] <= '9'; ++i) {
@@ -149,10 +150,10 @@ inline request_frame frame_request(std::string_view buf, std::size_t max_header,
 struct connection {
   explicit connection(int s) : fd(s) {}
   int fd;
-  std::string pending;                 ///< received bytes of a request not yet complete
-  std::int64_t partial_since = 0;      ///< when the pending request's first byte came
+  std::string pending;                    ///< received bytes of a request not yet complete
+  std::int64_t partial_since = 0;         ///< when the pending request's first byte came
   std::atomic<std::int64_t> deadline{0};  ///< steady ms; 0 while a worker holds it
-  std::string remote_ip, local_ip;  ///< looked up once, on first use
+  std::string remote_ip, local_ip;        ///< looked up once, on first use
   int remote_port = -1, local_port = -1;
   int loop = -1;  ///< the epoll set of the worker it belongs to
 };
@@ -258,13 +259,13 @@ private:
 
 /// Limits and timeouts of the reactor.
 struct reactor_limits {
-  std::size_t workers = 2;                  ///< event loops, one thread each
-  std::size_t max_extra_workers = 1024;     ///< stand-ins for workers waiting on purpose
-  std::size_t max_header = 64 * 1024;       ///< request line + headers; more gets 431
-  std::size_t max_body = 1 << 20;           ///< request body; more gets 413
-  int keep_alive_timeout_ms = 5000;         ///< idle connections close after this
-  int request_timeout_ms = 10000;           ///< a request must arrive whole within this
-  int io_timeout_ms = 5000;                 ///< one blocking read or write (slow peer)
+  std::size_t workers = 2;               ///< event loops, one thread each
+  std::size_t max_extra_workers = 1024;  ///< stand-ins for workers waiting on purpose
+  std::size_t max_header = 64 * 1024;    ///< request line + headers; more gets 431
+  std::size_t max_body = 1 << 20;        ///< request body; more gets 413
+  int keep_alive_timeout_ms = 5000;      ///< idle connections close after this
+  int request_timeout_ms = 10000;        ///< a request must arrive whole within this
+  int io_timeout_ms = 5000;              ///< one blocking read or write (slow peer)
 };
 
 /// The engine: one level-triggered epoll set per worker (connections are dealt out round
@@ -286,12 +287,14 @@ public:
       ev.data.ptr = nullptr;
       ::epoll_ctl(ep, EPOLL_CTL_ADD, wakefd_, &ev);
     }
-    for (int ep : loops_) start_worker(ep);
+    for (int ep : loops_)
+      start_worker(ep);
     sweeper_ = std::thread([this] { sweep(); });
   }
   ~reactor() override {
     shutdown();
-    for (int ep : loops_) ::close(ep);
+    for (int ep : loops_)
+      ::close(ep);
     ::close(wakefd_);
   }
 
@@ -325,9 +328,7 @@ public:
     if (stopping_.exchange(true)) return;
     std::uint64_t one = 1;
     (void)!::write(wakefd_, &one, sizeof one);
-    {
-      std::lock_guard<std::mutex> lock(threads_mutex_);
-    }
+    { std::lock_guard<std::mutex> lock(threads_mutex_); }
     sleep_cv_.notify_all();
     sweeper_cv_.notify_all();
     if (sweeper_.joinable()) sweeper_.join();
@@ -336,7 +337,8 @@ public:
       threads_cv_.wait(lock, [&] { return live_ == 0; });
     }
     std::lock_guard<std::mutex> lock(table_mutex_);
-    for (auto& [raw, c] : table_) ::close(c->fd);
+    for (auto& [raw, c] : table_)
+      ::close(c->fd);
     table_.clear();
   }
 
@@ -432,8 +434,8 @@ private:
     current_connection = &c;
     rewatch = false;
     while (keep && pos < buf.size()) {
-      const auto frame = frame_request(std::string_view(buf).substr(pos), limits_.max_header,
-                                       limits_.max_body);
+      const auto frame =
+          frame_request(std::string_view(buf).substr(pos), limits_.max_header, limits_.max_body);
       if (frame.kind == request_frame::need_more) break;
       if (frame.kind != request_frame::ready) {
         reject(c, frame.kind == request_frame::header_too_large ? 431 : 413);
@@ -467,12 +469,12 @@ private:
   static void reject(connection& c, int status) {
     const std::string body = status == 431 ? "{\"error\":\"request headers too large\"}"
                                            : "{\"error\":\"request body too large\"}";
-    const std::string res = "HTTP/1.1 " + std::to_string(status) +
-                            (status == 431 ? " Request Header Fields Too Large"
-                                           : " Payload Too Large") +
-                            "\r\nContent-Type: application/json; charset=UTF-8\r\n"
-                            "Content-Length: " +
-                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    const std::string res =
+        "HTTP/1.1 " + std::to_string(status) +
+        (status == 431 ? " Request Header Fields Too Large" : " Payload Too Large") +
+        "\r\nContent-Type: application/json; charset=UTF-8\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
     (void)!::send(c.fd, res.data(), res.size(), MSG_NOSIGNAL);
   }
 

@@ -45,15 +45,15 @@ struct options {
   std::string host = "127.0.0.1";  ///< interface to bind
   int port = 0;                    ///< 0: any free port
   unionid_rules rules = unionid_rules::conditional;
-  std::size_t threads = 0;           ///< workers; 0: one per core (HTTP), 64 (HTTPS)
-  std::size_t journal = 1000;        ///< journal capacity; 0 turns it off
-  std::string tls_cert, tls_key;     ///< PEM files: serve HTTPS
-  std::size_t max_body = 1 << 20;    ///< larger request bodies get HTTP 413
-  std::string admin_token;           ///< when set, /__mock needs "Authorization: Bearer <token>"
-  int keep_alive_timeout_ms = 5000;  ///< idle keep-alive connections close after this
-  int request_timeout_ms = 10000;    ///< a request must arrive whole within this (HTTP)
+  std::size_t threads = 0;             ///< workers; 0: one per core (HTTP), 64 (HTTPS)
+  std::size_t journal = 1000;          ///< journal capacity; 0 turns it off
+  std::string tls_cert, tls_key;       ///< PEM files: serve HTTPS
+  std::size_t max_body = 1 << 20;      ///< larger request bodies get HTTP 413
+  std::string admin_token;             ///< when set, /__mock needs "Authorization: Bearer <token>"
+  int keep_alive_timeout_ms = 5000;    ///< idle keep-alive connections close after this
+  int request_timeout_ms = 10000;      ///< a request must arrive whole within this (HTTP)
   std::size_t max_header = 64 * 1024;  ///< request line + headers; more gets HTTP 431
-  int backlog = 1024;                ///< listen backlog
+  int backlog = 1024;                  ///< listen backlog
 };
 
 namespace detail {
