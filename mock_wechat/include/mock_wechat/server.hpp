@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -63,20 +64,23 @@ namespace detail {
 class http_server final : public httplib::Server {
 public:
   reactor_limits limits;
-  reactor* engine = nullptr;  // made by listen_after_bind(), through new_task_queue
+  /// Made on the listen thread by listen_after_bind() (through new_task_queue), gone
+  /// when it returns; read by other threads, hence atomic.
+  std::atomic<reactor*> engine{nullptr};
 
   reactor* make_reactor() {
-    engine = new reactor(limits, [this](buffered_stream& strm) {
+    auto* r = new reactor(limits, [this](buffered_stream& strm) {
       bool closed = false;
       const bool ok = process_request(strm, false, closed, nullptr);
       return ok && !closed;
     });
-    return engine;
+    engine.store(r);
+    return r;
   }
 
 private:
   bool process_and_close_socket(socket_t sock) override {
-    engine->add(sock);
+    engine.load()->add(sock);
     return true;
   }
 };
@@ -137,7 +141,8 @@ public:
   /// Plain-HTTP connections open now (0 under TLS, which does not count them).
   std::size_t open_connections() const {
     const auto* plain = dynamic_cast<const detail::http_server*>(http_.get());
-    return plain != nullptr && plain->engine != nullptr ? plain->engine->connections() : 0;
+    const detail::reactor* r = plain != nullptr ? plain->engine.load() : nullptr;
+    return r != nullptr ? r->connections() : 0;
   }
 
   /// Stops serving and joins the threads. Idempotent; prompt (well under a second).
@@ -150,7 +155,7 @@ public:
     stop_cv_.notify_all();
     http_->stop();
     thread_.join();  // the reactor is gone with httplib's listen loop
-    if (auto* plain = dynamic_cast<detail::http_server*>(http_.get())) plain->engine = nullptr;
+    if (auto* plain = dynamic_cast<detail::http_server*>(http_.get())) plain->engine.store(nullptr);
   }
 
 private:
