@@ -5,7 +5,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mock_wechat/query.hpp"
+
 namespace mock_wechat {
 
 /// Query/body fields whose values never reach the journal.
@@ -22,31 +23,6 @@ inline bool is_secret_field(std::string_view name) noexcept {
   return name == "secret" || name == "appsecret" || name == "access_token" ||
          name == "refresh_token" || name == "session_key" || name == "signature";
 }
-
-/// One journal entry.
-struct journal_entry {
-  std::uint64_t seq = 0;
-  std::int64_t time = 0;  ///< virtual Unix seconds
-  std::string method, path;
-  std::vector<std::pair<std::string, std::string>> query;  ///< secrets shown as "***"
-  nlohmann::json body;                                     ///< JSON bodies, secrets redacted
-  int status = 0;
-  int errcode = 0;
-  std::int64_t latency_us = 0;
-  std::string fault;  ///< the fault kind injected, if any
-
-  nlohmann::json to_json() const {
-    nlohmann::json q = nlohmann::json::object();
-    for (const auto& [k, v] : query)
-      q[k] = v;
-    nlohmann::json j = {
-        {"seq", seq}, {"time", time},     {"method", method},   {"path", path},
-        {"query", q}, {"status", status}, {"errcode", errcode}, {"latency_us", latency_us}};
-    if (!body.is_null()) j["body"] = body;
-    if (!fault.empty()) j["fault"] = fault;
-    return j;
-  }
-};
 
 /// Redacts secret fields of a JSON body, recursively.
 inline void redact(nlohmann::json& j) {
@@ -63,8 +39,44 @@ inline void redact(nlohmann::json& j) {
   }
 }
 
+/// One journal entry. The request is kept as received and redacted when read (to_json),
+/// so that recording costs a few string copies: no secret ever leaves through it.
+struct journal_entry {
+  std::uint64_t seq = 0;
+  std::int64_t time = 0;  ///< virtual Unix seconds
+  std::string method, path;
+  std::string target;  ///< path and query as received
+  std::string body;    ///< the request body as received
+  int status = 0;
+  int errcode = 0;
+  std::int64_t latency_us = 0;
+  std::string fault;  ///< the fault kind injected, if any
+
+  /// The entry with secret query and body fields shown as "***".
+  nlohmann::json to_json() const {
+    nlohmann::json q = nlohmann::json::object();
+    for (const auto& [k, v] : parse_query(target))
+      q[k] = is_secret_field(k) ? std::string("***") : v;
+    nlohmann::json j = {
+        {"seq", seq}, {"time", time},     {"method", method},   {"path", path},
+        {"query", q}, {"status", status}, {"errcode", errcode}, {"latency_us", latency_us}};
+    if (!body.empty()) {
+      auto b = nlohmann::json::parse(body, nullptr, false);
+      if (!b.is_discarded()) {
+        redact(b);
+        j["body"] = std::move(b);
+      } else {
+        j["body"] = "(" + std::to_string(body.size()) + " bytes, not JSON)";
+      }
+    }
+    if (!fault.empty()) j["fault"] = fault;
+    return j;
+  }
+};
+
 /// A ring of the last `capacity` requests to WeChat endpoints. Capacity 0 turns it off
-/// (then recording costs one branch).
+/// (then recording costs one branch). Slots are reused, so a full journal records without
+/// allocating.
 class journal {
 public:
   explicit journal(std::size_t capacity = 1000) : capacity_(capacity) {}
@@ -72,20 +84,28 @@ public:
   std::size_t capacity() const noexcept { return capacity_; }
   bool enabled() const noexcept { return capacity_ > 0; }
 
-  void record(journal_entry e) {
+  /// Records one request: `fill(entry)` assigns its fields (into a reused slot).
+  template <class Fill> void record(Fill&& fill) {
     if (capacity_ == 0) return;
     std::lock_guard<std::mutex> lock(mutex_);
-    e.seq = ++seq_;
-    if (entries_.size() == capacity_) entries_.pop_front();
-    entries_.push_back(std::move(e));
+    journal_entry* e;
+    if (slots_.size() < capacity_) {
+      e = &slots_.emplace_back();
+    } else {
+      e = &slots_[head_];
+      head_ = (head_ + 1) % capacity_;
+    }
+    e->seq = ++seq_;
+    fill(*e);
   }
 
   /// Entries, oldest first, optionally only those of one path.
   nlohmann::json to_json(std::string_view path = {}) const {
     std::lock_guard<std::mutex> lock(mutex_);
     nlohmann::json a = nlohmann::json::array();
-    for (const auto& e : entries_)
+    each([&](const journal_entry& e) {
       if (path.empty() || e.path == path) a.push_back(e.to_json());
+    });
     return a;
   }
 
@@ -93,27 +113,31 @@ public:
   std::size_t count(std::string_view path = {}) const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::size_t n = 0;
-    for (const auto& e : entries_)
-      n += path.empty() || e.path == path;
+    each([&](const journal_entry& e) { n += path.empty() || e.path == path; });
     return n;
   }
 
   void clear(std::string_view path = {}) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (path.empty()) {
-      entries_.clear();
-      return;
-    }
-    std::deque<journal_entry> kept;
-    for (auto& e : entries_)
-      if (e.path != path) kept.push_back(std::move(e));
-    entries_.swap(kept);
+    std::vector<journal_entry> kept;
+    if (!path.empty())
+      each([&](const journal_entry& e) {
+        if (e.path != path) kept.push_back(e);
+      });
+    slots_.swap(kept);
+    head_ = 0;
   }
 
 private:
+  template <class F> void each(F&& f) const {  // oldest first; the caller holds the lock
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      f(slots_[(head_ + i) % slots_.size()]);
+  }
+
   std::size_t capacity_;
   mutable std::mutex mutex_;
-  std::deque<journal_entry> entries_;
+  std::vector<journal_entry> slots_;
+  std::size_t head_ = 0;  ///< the oldest entry, once the ring is full
   std::uint64_t seq_ = 0;
 };
 

@@ -329,26 +329,18 @@ private:
 
   void record(const httplib::Request& req, int status, int errcode, std::int64_t us,
               const std::string& fault_kind) {
-    journal_entry e;
-    e.time = world_.now();
-    e.method = req.method;
-    e.path = req.path;
-    for (const auto& [k, v] : parse_query(req.target))
-      e.query.emplace_back(k, is_secret_field(k) ? "***" : v);
-    if (!req.body.empty()) {
-      auto j = nlohmann::json::parse(req.body, nullptr, false);
-      if (!j.is_discarded()) {
-        redact(j);
-        e.body = std::move(j);
-      } else {
-        e.body = "(" + std::to_string(req.body.size()) + " bytes, not JSON)";
-      }
-    }
-    e.status = status;
-    e.errcode = errcode;
-    e.latency_us = us;
-    e.fault = fault_kind;
-    journal_.record(std::move(e));
+    const std::int64_t now = world_.now();
+    journal_.record([&](journal_entry& e) {
+      e.time = now;
+      e.method.assign(req.method);
+      e.path.assign(req.path);
+      e.target.assign(req.target);
+      e.body.assign(req.body);
+      e.status = status;
+      e.errcode = errcode;
+      e.latency_us = us;
+      e.fault.assign(fault_kind);
+    });
   }
 
   options opt_;

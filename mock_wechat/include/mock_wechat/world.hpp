@@ -509,6 +509,7 @@ public:
     if (!wechat::constant_time_equal(a->secret, secret)) return outcome<session_grant>::fail(40125);
     const std::int64_t t = now();
     js_code entry;
+    std::string oid;
     {
       auto& s = js_codes_.of(code);
       std::lock_guard<std::mutex> lock(s.mutex);
@@ -518,7 +519,7 @@ public:
         return outcome<session_grant>::fail(40029);
       if (it->second.used) return outcome<session_grant>::fail(40163);
       entry = it->second;
-      if (!count_js_code_call(entry.appid, entry.user, t))
+      if (!count_js_code_call(entry.appid, entry.user, t, oid))
         return outcome<session_grant>::fail(45011);
       bool high_risk = false;
       with_user(entry.user, [&](user_state& u) { high_risk = u.high_risk; });
@@ -527,7 +528,7 @@ public:
     }
     outcome<session_grant> out;
     out.value.session_key = entry.session_key;
-    out.value.openid = openid(appid, entry.user);
+    out.value.openid = std::move(oid);
     if (unionid_allowed(rules(), channel::code2session, facts(*a, entry.user)))
       out.value.unionid = unionid(a->open_account, entry.user);
     return out;
@@ -809,6 +810,7 @@ private:
     std::int64_t created = 0;
     std::int64_t rate_minute = -1;
     int rate_count = 0;
+    std::string openid;  ///< the user's openid in the app, computed once (a SHA-1)
   };
   struct js_code {
     std::string appid, user, session_key;
@@ -941,7 +943,9 @@ private:
   }
 
   // jscode2session's per-user-per-app minute quota. Counts this call; false past it.
-  bool count_js_code_call(const std::string& appid, const std::string& user, std::int64_t t) {
+  // Gives the user's openid in the app (cached with the session) on the way.
+  bool count_js_code_call(const std::string& appid, const std::string& user, std::int64_t t,
+                          std::string& openid_out) {
     const std::string k = detail::pair_key(appid, user);
     auto& s = sessions_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);
@@ -951,6 +955,8 @@ private:
       sess.rate_minute = minute;
       sess.rate_count = 0;
     }
+    if (sess.openid.empty()) sess.openid = openid(appid, user);
+    openid_out = sess.openid;
     return ++sess.rate_count <= limits::js_code_per_user_minute;
   }
 
