@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test sanitize bench bench-load clean format
+.PHONY: all deps configure build demo test sanitize fuzz bench bench-load clean format
 
 all: build
 
@@ -32,6 +32,14 @@ sanitize: deps
 	cmake --build build-asan -j $(JOBS)
 	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
+# libFuzzer targets, built with clang, each run FUZZ_SECONDS over its corpus (fuzz/run.sh).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@bash scripts/install-deps.sh --check
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DWECHAT_BUILD_FUZZERS=ON -DWECHAT_BUILD_TESTS=OFF -DWECHAT_BUILD_EXAMPLES=OFF -DWECHAT_INSTALL=OFF
+	cmake --build build-fuzz -j $(JOBS)
+	bash fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 # Benchmarks with their peers (Node.js, OpenSSL floor); see benchmarks/RESULTS.md.
 bench:
 	@bash scripts/install-deps.sh --bench
@@ -50,4 +58,4 @@ format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
 
 clean:
-	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-release
+	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-release build-fuzz

@@ -4,6 +4,7 @@
 #
 #   scripts/install-deps.sh            build, test and demo dependencies
 #   scripts/install-deps.sh --bench    also the benchmark peers (wrk, nginx, gnuplot, hyperfine)
+#   scripts/install-deps.sh --check    also clang, its fuzzer runtime and clang-tidy (make fuzz, make tidy)
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,9 @@ packages=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx-light gnuplot-nox hyperfine)
+fi
+if [[ "${1:-}" == "--check" ]]; then
+  packages+=(clang libclang-rt-14-dev clang-tidy)
 fi
 
 missing=()

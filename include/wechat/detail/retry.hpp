@@ -22,6 +22,7 @@ inline bool retryable(const std::error_code& ec) noexcept {
 /// Sleeps before attempt `attempt + 1`: base * 2^(attempt-1), plus up to half again of
 /// jitter so that a fleet does not retry in step.
 inline void backoff_sleep(std::chrono::milliseconds base, int attempt) {
+  if (base.count() <= 0) return;  // no backoff asked for: no jitter either
   thread_local std::mt19937 rng(std::random_device{}());
   const long long b = base.count() << (attempt - 1);
   std::this_thread::sleep_for(

@@ -70,7 +70,10 @@ private:
                           const params* q) {
     const bool get = method == "GET" || method == "HEAD", post = method == "POST",
                del = method == "DELETE";
-    const std::string_view call = path.substr(std::string_view("/__mock").size());
+    constexpr std::string_view prefix = "/__mock";
+    if (path.substr(0, prefix.size()) != prefix)
+      throw admin_error(404, "not an admin path: the admin API lives under /__mock");
+    const std::string_view call = path.substr(prefix.size());
 
     if (call == "/health" && get) return {{"status", "ok"}};
     if (call == "/reset" && post) {
