@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test sanitize fuzz bench bench-load clean format
+.PHONY: all deps configure build demo test sanitize tidy fuzz bench bench-load clean format
 
 all: build
 
@@ -31,6 +31,11 @@ sanitize: deps
 	cmake --preset asan
 	cmake --build build-asan -j $(JOBS)
 	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+# clang-tidy over the headers, examples and mock_wechat (.clang-tidy; any finding fails).
+tidy:
+	@bash scripts/install-deps.sh --check
+	bash scripts/tidy.sh build-tidy
 
 # libFuzzer targets, built with clang, each run FUZZ_SECONDS over its corpus (fuzz/run.sh).
 FUZZ_SECONDS ?= 60
@@ -58,4 +63,4 @@ format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
 
 clean:
-	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-release build-fuzz
+	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-release build-fuzz build-tidy

@@ -34,6 +34,7 @@ int server_process(const std::string& name, const std::string& base,
   wechat::client wx({appid, secret}, wechat::httplib_transport::create(t),
                     std::make_shared<wechat::redis_token_store>(redis));
   std::vector<std::thread> threads;
+  threads.reserve(8);
   std::vector<std::string> tokens(8);
   for (int i = 0; i < 8; ++i)
     threads.emplace_back([&, i] { tokens[i] = wx.tokens().get(); });
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
                                      ro.prefix,      seen_in,   j.openid,       uid,
                                      "--redis-port", port,      "--redis-host", ro.host};
     std::vector<char*> cargs;
+    cargs.reserve(args.size() + 1);
     for (auto& a : args)
       cargs.push_back(a.data());
     cargs.push_back(nullptr);

@@ -43,7 +43,7 @@ struct session {
 class session_table {
 public:
   std::string open(session s) {
-    const std::string token = wechat::to_hex(wechat::random_bytes(24));
+    std::string token = wechat::to_hex(wechat::random_bytes(24));
     std::lock_guard<std::mutex> lock(mutex_);
     sessions_[token] = std::move(s);
     return token;
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
 
   httplib::Server http;
   http.set_tcp_nodelay(true);
-  http.set_payload_max_length(64 * 1024);
+  http.set_payload_max_length(std::size_t{64} * 1024);
 
   http.Post("/login", [&](const httplib::Request& req, httplib::Response& res) {
     const auto body = nlohmann::json::parse(req.body, nullptr, false);

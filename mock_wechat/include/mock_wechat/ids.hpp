@@ -103,7 +103,8 @@ inline std::string new_session_key() {
   for (int i = 0; i < 16; i += 8) {
     const std::uint64_t v = g();
     for (int j = 0; j < 8; ++j)
-      raw[static_cast<std::size_t>(i + j)] = static_cast<char>(v >> (8 * j));
+      raw[static_cast<std::size_t>(i) + static_cast<std::size_t>(j)] =
+          static_cast<char>(v >> (8 * j));
   }
   return wechat::base64_encode(raw);
 }

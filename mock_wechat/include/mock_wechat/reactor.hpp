@@ -189,7 +189,7 @@ public:
   ssize_t write(const char* ptr, size_t size) override {
     if (failed_) return -1;
     out_.append(ptr, size);
-    if (out_.size() >= 64 * 1024 && !flush()) return -1;
+    if (out_.size() >= std::size_t{64} * 1024 && !flush()) return -1;
     return static_cast<ssize_t>(size);
   }
   /// Sends what was written. False when the peer is gone or too slow.
@@ -199,12 +199,8 @@ public:
       const ssize_t n = ::send(c_.fd, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL);
       if (n > 0)
         sent += static_cast<std::size_t>(n);
-      else if (n < 0 && errno == EINTR)
-        continue;
-      else if (n < 0 && errno == EAGAIN && wait(POLLOUT))
-        continue;
-      else
-        failed_ = true;
+      else if (n == 0 || (errno != EINTR && (errno != EAGAIN || !wait(POLLOUT))))
+        failed_ = true;  // else: interrupted, or room again: send the rest
     }
     out_.clear();
     return !failed_;
@@ -259,13 +255,13 @@ private:
 
 /// Limits and timeouts of the reactor.
 struct reactor_limits {
-  std::size_t workers = 2;               ///< event loops, one thread each
-  std::size_t max_extra_workers = 1024;  ///< stand-ins for workers waiting on purpose
-  std::size_t max_header = 64 * 1024;    ///< request line + headers; more gets 431
-  std::size_t max_body = 1 << 20;        ///< request body; more gets 413
-  int keep_alive_timeout_ms = 5000;      ///< idle connections close after this
-  int request_timeout_ms = 10000;        ///< a request must arrive whole within this
-  int io_timeout_ms = 5000;              ///< one blocking read or write (slow peer)
+  std::size_t workers = 2;                          ///< event loops, one thread each
+  std::size_t max_extra_workers = 1024;             ///< stand-ins for workers waiting on purpose
+  std::size_t max_header = std::size_t{64} * 1024;  ///< request line + headers; more gets 431
+  std::size_t max_body = 1 << 20;                   ///< request body; more gets 413
+  int keep_alive_timeout_ms = 5000;                 ///< idle connections close after this
+  int request_timeout_ms = 10000;                   ///< a request must arrive whole within this
+  int io_timeout_ms = 5000;                         ///< one blocking read or write (slow peer)
 };
 
 /// The engine: one level-triggered epoll set per worker (connections are dealt out round
@@ -412,7 +408,7 @@ private:
     thread_local std::string buf;
     buf.assign(c.pending);
     bool eof = false;
-    constexpr std::size_t chunk = 16 * 1024;
+    constexpr std::size_t chunk = std::size_t{16} * 1024;
     const std::size_t cap = limits_.max_header + limits_.max_body + chunk;
     while (buf.size() < cap) {
       const std::size_t old = buf.size();

@@ -46,15 +46,15 @@ struct options {
   std::string host = "127.0.0.1";  ///< interface to bind
   int port = 0;                    ///< 0: any free port
   unionid_rules rules = unionid_rules::conditional;
-  std::size_t threads = 0;             ///< workers; 0: one per core (HTTP), 64 (HTTPS)
-  std::size_t journal = 1000;          ///< journal capacity; 0 turns it off
-  std::string tls_cert, tls_key;       ///< PEM files: serve HTTPS
-  std::size_t max_body = 1 << 20;      ///< larger request bodies get HTTP 413
-  std::string admin_token;             ///< when set, /__mock needs "Authorization: Bearer <token>"
-  int keep_alive_timeout_ms = 5000;    ///< idle keep-alive connections close after this
-  int request_timeout_ms = 10000;      ///< a request must arrive whole within this (HTTP)
-  std::size_t max_header = 64 * 1024;  ///< request line + headers; more gets HTTP 431
-  int backlog = 1024;                  ///< listen backlog
+  std::size_t threads = 0;           ///< workers; 0: one per core (HTTP), 64 (HTTPS)
+  std::size_t journal = 1000;        ///< journal capacity; 0 turns it off
+  std::string tls_cert, tls_key;     ///< PEM files: serve HTTPS
+  std::size_t max_body = 1 << 20;    ///< larger request bodies get HTTP 413
+  std::string admin_token;           ///< when set, /__mock needs "Authorization: Bearer <token>"
+  int keep_alive_timeout_ms = 5000;  ///< idle keep-alive connections close after this
+  int request_timeout_ms = 10000;    ///< a request must arrive whole within this (HTTP)
+  std::size_t max_header = std::size_t{64} * 1024;  ///< request line + headers; more gets HTTP 431
+  int backlog = 1024;                               ///< listen backlog
 };
 
 namespace detail {
@@ -200,7 +200,7 @@ private:
       res.set_content(nlohmann::json{{"error", what}}.dump(), "application/json; charset=UTF-8");
     });
     s.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        [](const httplib::Request&, httplib::Response& res, const std::exception_ptr&) {
           res.status = 500;
           res.set_content("{\"errcode\":-1,\"errmsg\":\"system error\"}",
                           "application/json; charset=UTF-8");
@@ -255,7 +255,7 @@ private:
       out = api_.handle(q);
       if (fault_kind == "content_type") out.content_type = forced_type;
       res.status = out.status;
-      res.set_content(std::move(out.body), out.content_type.c_str());
+      res.set_content(out.body, out.content_type.c_str());
     }
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - start)

@@ -49,7 +49,7 @@ inline constexpr std::int64_t stable_force_min_gap = 30;
 inline constexpr int token_fetches_per_day = 2000;
 inline constexpr int js_code_per_user_minute = 100;
 inline constexpr std::int64_t payment_window = 300;
-inline constexpr std::int64_t refresh_token_lifetime = 30 * 86400;
+inline constexpr std::int64_t refresh_token_lifetime = std::int64_t{30} * 86400;
 }  // namespace limits
 
 /// A control-side failure: HTTP status (400 bad request, 404 unknown thing) and message.
