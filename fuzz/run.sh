@@ -13,7 +13,7 @@ for t in fuzz_decrypt fuzz_response fuzz_mock fuzz_scenario; do
   rc=0
   "./fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "corpus/$t" "$here/corpus/$t" > "$t.log" 2>&1 || rc=$?
-  grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss|INFO: seed corpus)" "$t.log" || true
+  grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss|INFO: seed corpus)" "$t.log" || true
   if [[ $rc -ne 0 ]]; then
     tail -60 "$t.log"
     echo "$t FAILED (exit $rc)"

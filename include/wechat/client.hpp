@@ -45,6 +45,7 @@
 
 namespace wechat {
 
+/// How a client talks to WeChat for one app.
 struct client_options {
   std::string appid;
   std::string secret;
@@ -112,6 +113,9 @@ auto throwing(F&& f, const char* what) -> decltype(f(std::declval<std::error_cod
 }
 }  // namespace detail
 
+/// The WeChat server API for one app (appid + secret): every call in two forms, one that
+/// sets a std::error_code (and fills an optional error_detail) and one that throws
+/// wechat::error / wechat::api_error. One instance is shared by all threads.
 class client {
 public:
   /// `store` shares access tokens (in memory by default; Redis for a fleet); `clk` is the
@@ -208,6 +212,7 @@ public:
     if (ec) return {};
     return detail::required_string(j, "unionid", ec, d);
   }
+  /// Throwing overload of get_paid_unionid.
   std::string get_paid_unionid(std::string_view openid, const paid_order& order) {
     return detail::throwing([&](std::error_code& ec,
                                 error_detail* d) { return get_paid_unionid(openid, order, ec, d); },
@@ -220,6 +225,7 @@ public:
                          error_detail* d = nullptr) {
     with_token("/wxa/checksession", session_query(openid, session_key), {}, ec, d, true);
   }
+  /// Throwing overload of check_session_key.
   void check_session_key(std::string_view openid, std::string_view session_key) {
     detail::throwing(
         [&](std::error_code& ec, error_detail* d) {
@@ -238,6 +244,7 @@ public:
     if (ec) return {};
     return detail::required_string(j, "session_key", ec, d);
   }
+  /// Throwing overload of reset_session_key.
   std::string reset_session_key(std::string_view openid, std::string_view session_key) {
     return detail::throwing(
         [&](std::error_code& ec, error_detail* d) {
@@ -277,6 +284,7 @@ public:
     }
     return p;
   }
+  /// Throwing overload of get_phone_number.
   phone_info get_phone_number(std::string_view code, std::string_view openid = {}) {
     return detail::throwing(
         [&](std::error_code& ec, error_detail* d) { return get_phone_number(code, openid, ec, d); },
@@ -294,6 +302,7 @@ public:
                  "&grant_type=authorization_code";
     return read_oauth(exchange(req, ec, d, false), ec, d);
   }
+  /// Throwing overload of oauth_exchange.
   oauth_token oauth_exchange(std::string_view code) {
     return detail::throwing(
         [&](std::error_code& ec, error_detail* d) { return oauth_exchange(code, ec, d); },
@@ -308,6 +317,7 @@ public:
                  "&grant_type=refresh_token&refresh_token=" + url_encode(refresh_token);
     return read_oauth(exchange(req, ec, d, true), ec, d);
   }
+  /// Throwing overload of oauth_refresh.
   oauth_token oauth_refresh(std::string_view refresh_token) {
     return detail::throwing(
         [&](std::error_code& ec, error_detail* d) { return oauth_refresh(refresh_token, ec, d); },
@@ -338,6 +348,7 @@ public:
     u.unionid = detail::optional_string(j, "unionid");
     return u;
   }
+  /// Throwing overload of sns_userinfo.
   sns_user_info sns_userinfo(std::string_view access_token, std::string_view openid) {
     return detail::throwing(
         [&](std::error_code& ec, error_detail* d) {
@@ -354,6 +365,7 @@ public:
         "/sns/auth?access_token=" + url_encode(access_token) + "&openid=" + url_encode(openid);
     exchange(req, ec, d, true);
   }
+  /// Throwing overload of sns_auth.
   void sns_auth(std::string_view access_token, std::string_view openid) {
     detail::throwing(
         [&](std::error_code& ec, error_detail* d) {
@@ -377,6 +389,7 @@ public:
     f.unionid = detail::optional_string(j, "unionid");
     return f;
   }
+  /// Throwing overload of user_info.
   follower_info user_info(std::string_view openid) {
     return detail::throwing(
         [&](std::error_code& ec, error_detail* d) { return user_info(openid, ec, d); },

@@ -30,9 +30,12 @@ public:
 /// A clock that moves only when told to: for tests.
 class manual_clock final : public clock {
 public:
+  /// Starts at `unix_seconds` and moves only when told.
   explicit manual_clock(std::int64_t unix_seconds = 1800000000) : ms_(unix_seconds * 1000) {}
   std::int64_t now_ms() const override { return ms_.load(); }
+  /// Jumps to `unix_seconds`.
   void set(std::int64_t unix_seconds) { ms_.store(unix_seconds * 1000); }
+  /// Moves forward by `d`.
   void advance(std::chrono::milliseconds d) { ms_.fetch_add(d.count()); }
 
 private:

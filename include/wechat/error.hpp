@@ -307,6 +307,7 @@ inline const std::error_category& store_category() noexcept {
   static const detail::store_category_impl instance;
   return instance;
 }
+/// Makes store_errc values usable as std::error_code.
 inline std::error_code make_error_code(store_errc e) noexcept {
   return {static_cast<int>(e), store_category()};
 }
@@ -337,18 +338,23 @@ inline const std::error_category& decrypt_category() noexcept {
   return instance;
 }
 
+/// Makes api_errc values usable as std::error_code (the value is the errcode).
 inline std::error_code make_error_code(api_errc e) noexcept {
   return {static_cast<int>(e), api_category()};
 }
+/// Makes transport_errc values usable as std::error_code.
 inline std::error_code make_error_code(transport_errc e) noexcept {
   return {static_cast<int>(e), transport_category()};
 }
+/// Makes protocol_errc values usable as std::error_code.
 inline std::error_code make_error_code(protocol_errc e) noexcept {
   return {static_cast<int>(e), protocol_category()};
 }
+/// Makes crypto_errc values usable as std::error_code.
 inline std::error_code make_error_code(crypto_errc e) noexcept {
   return {static_cast<int>(e), crypto_category()};
 }
+/// Makes decrypt_errc values usable as std::error_code.
 inline std::error_code make_error_code(decrypt_errc e) noexcept {
   return {static_cast<int>(e), decrypt_category()};
 }
@@ -477,6 +483,7 @@ public:
       : error(make_api_error_code(errcode), describe(errcode, errmsg)), errcode_(errcode),
         errmsg_(std::move(errmsg)), rid_(std::move(rid)) {}
 
+  /// WeChat's errcode, verbatim.
   int errcode() const noexcept { return errcode_; }
   /// errmsg exactly as WeChat returned it (includes the rid).
   const std::string& errmsg() const noexcept { return errmsg_; }

@@ -33,6 +33,9 @@
 
 namespace wechat {
 
+/// How access tokens are fetched: POST /cgi-bin/stable_token (safe for several servers
+/// sharing one app) or GET /cgi-bin/token (each fetch invalidates the previous token after
+/// 5 minutes).
 enum class token_mode { stable, classic };
 
 /// A token as stored: its value and when it stops working (Unix ms).
@@ -93,6 +96,7 @@ private:
   std::unordered_map<std::string, stored_token> map_;
 };
 
+/// How a token_provider fetches and refreshes.
 struct token_options {
   std::string appid;
   std::string secret;
@@ -160,6 +164,7 @@ public:
   /// Upstream token fetches made so far (for tests and metrics).
   std::uint64_t fetches() const noexcept { return fetches_.load(); }
   const std::string& appid() const noexcept { return opt_.appid; }
+  /// The fetch mode in use.
   token_mode mode() const noexcept { return opt_.mode; }
 
   /// Throws the right exception for a failed call: api_error for WeChat's errcodes

@@ -171,6 +171,7 @@ struct unionid_evidence {
   std::optional<cloud_context> cloud;
 };
 
+/// What the resolver knows of the app.
 struct resolver_options {
   std::string appid;
   /// Whether the app is bound to an Open Platform account, if you know it. When false,
@@ -180,6 +181,8 @@ struct resolver_options {
   std::chrono::seconds user_info_max_age{0};  ///< freshness check on the user info watermark
 };
 
+/// Finds a user's UnionID through every channel WeChat offers, from what the backend has
+/// in hand (unionid_evidence), or says why it is missing (unionid_diagnosis).
 class unionid_resolver {
 public:
   /// `wx` is used for getPaidUnionId only, and only when needed.
@@ -376,6 +379,7 @@ public:
             std::error_code& ec) {
     store_->link({appid, openid}, unionid, ec);
   }
+  /// Throwing overload of link.
   void link(const std::string& appid, const std::string& openid, const std::string& unionid = "") {
     std::error_code ec;
     link(appid, openid, unionid, ec);
@@ -388,6 +392,7 @@ public:
     bool known = false;
     return store_->unionid_of({appid, openid}, known, ec);
   }
+  /// Throwing overload of unionid_of.
   std::optional<std::string> unionid_of(const std::string& appid, const std::string& openid) {
     std::error_code ec;
     auto r = unionid_of(appid, openid, ec);
@@ -406,6 +411,7 @@ public:
   std::vector<app_openid> openids_of(const std::string& unionid, std::error_code& ec) {
     return store_->openids_of(unionid, ec);
   }
+  /// Throwing overload of openids_of.
   std::vector<app_openid> openids_of(const std::string& unionid) {
     std::error_code ec;
     auto r = openids_of(unionid, ec);

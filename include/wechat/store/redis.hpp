@@ -30,6 +30,7 @@
 
 namespace wechat {
 
+/// Where the Redis server is and how to talk to it.
 struct redis_options {
   std::string host = "127.0.0.1";
   int port = 6379;
@@ -44,6 +45,7 @@ struct redis_reply {
   std::string str;
   long long integer = 0;
   std::vector<redis_reply> elements;
+  /// The reply is Redis nil (no such key).
   bool nil() const noexcept { return type == REDIS_REPLY_NIL; }
 };
 
@@ -51,6 +53,7 @@ struct redis_reply {
 /// reconnects after a failure.
 class redis_connection {
 public:
+  /// Connects lazily, on first use; reconnects after a failure.
   explicit redis_connection(redis_options o) : opt_(std::move(o)) {}
   ~redis_connection() {
     if (ctx_) redisFree(ctx_);
@@ -92,6 +95,7 @@ public:
     return {};
   }
 
+  /// `k` under the configured key prefix.
   std::string key(std::string_view k) const { return opt_.prefix + std::string(k); }
 
 private:
@@ -143,6 +147,7 @@ private:
 /// until the token expires.
 class redis_token_store final : public token_store {
 public:
+  /// A token store on `c`, shareable by every process of the fleet.
   explicit redis_token_store(std::shared_ptr<redis_connection> c) : redis_(std::move(c)) {}
 
   std::optional<stored_token> load(const std::string& key, std::error_code& ec) override {
@@ -206,6 +211,7 @@ private:
 /// "<appid>\n<openid>" members.
 class redis_identity_store final : public identity_store {
 public:
+  /// An identity store on `c`, shareable by every process of the fleet.
   explicit redis_identity_store(std::shared_ptr<redis_connection> c) : redis_(std::move(c)) {}
 
   void link(const app_openid& who, const std::string& unionid, std::error_code& ec) override {

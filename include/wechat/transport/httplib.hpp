@@ -27,6 +27,7 @@
 
 namespace wechat {
 
+/// The cpp-httplib transport's settings: where WeChat is, trust, timeouts, limits.
 struct httplib_transport_options {
   std::string base_url = "https://api.weixin.qq.com";
   /// Tried once when base_url cannot be connected to. Empty: no fallback. By default
