@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   mock_wechat::detail::http_server s;
-  s.limits.workers = std::max(2u, std::thread::hardware_concurrency());
+  s.limits.workers = 2 * std::size_t{std::max(2u, std::thread::hardware_concurrency())};  // as the mock
   s.new_task_queue = [&s]() -> httplib::TaskQueue* { return s.make_reactor(); };
   s.set_tcp_nodelay(true);
   s.set_keep_alive_max_count(100000);

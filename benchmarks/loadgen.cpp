@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -81,8 +82,11 @@ struct conn {
   std::uint64_t done = 0;  // responses counted in the measured window
 };
 
+constexpr int mix_steps = 10;
+
 struct thread_result {
   std::vector<std::uint32_t> latencies_us;
+  std::array<std::vector<std::uint32_t>, mix_steps> step_latencies_us;  // mix: by step
   std::uint64_t errors = 0, expected_errors = 0, connect_errors = 0;
   std::map<std::string, std::uint64_t> error_samples;
 };
@@ -283,6 +287,8 @@ private:
     const bool counted = measuring.load(std::memory_order_relaxed);
     if (counted) {
       result.latencies_us.push_back(static_cast<std::uint32_t>(us));
+      if (cfg_.mode == "mix")
+        result.step_latencies_us[c.step].push_back(static_cast<std::uint32_t>(us));
       ++c.done;
     }
     const int errcode = status == 200 ? errcode_of(body) : 0;
@@ -309,7 +315,7 @@ private:
     case 7: c.transaction = field(body, "transaction_id"); break;
     default: break;
     }
-    if (++c.step == 10) {
+    if (++c.step == mix_steps) {
       c.step = 0;
       ++c.cycle;
     }
@@ -383,12 +389,16 @@ int main(int argc, char** argv) {
     t.join();
 
   std::vector<std::uint32_t> lat;
+  std::array<std::vector<std::uint32_t>, mix_steps> by_step;
   std::uint64_t errors = 0, expected = 0, connect_errors = 0;
   std::map<std::string, std::uint64_t> samples;
   std::vector<std::uint64_t> per_conn;
   for (auto& w : workers) {
     auto& r = w->result;
     lat.insert(lat.end(), r.latencies_us.begin(), r.latencies_us.end());
+    for (int i = 0; i < mix_steps; ++i)
+      by_step[i].insert(by_step[i].end(), r.step_latencies_us[i].begin(),
+                        r.step_latencies_us[i].end());
     errors += r.errors;
     expected += r.expected_errors;
     connect_errors += r.connect_errors;
@@ -398,10 +408,12 @@ int main(int argc, char** argv) {
       per_conn.push_back(c.done);
   }
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) {
-    return lat.empty() ? 0u
-                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+  auto percentile = [](const std::vector<std::uint32_t>& sorted, double p) {
+    return sorted.empty()
+               ? 0u
+               : sorted[std::min(sorted.size() - 1, static_cast<std::size_t>(p * sorted.size()))];
   };
+  auto pct = [&](double p) { return percentile(lat, p); };
   const double mean = lat.empty() ? 0 : static_cast<double>(lat.size()) / per_conn.size();
   const auto [lo, hi] = std::minmax_element(per_conn.begin(), per_conn.end());
   const auto starved = std::count(per_conn.begin(), per_conn.end(), 0u);
@@ -414,6 +426,14 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(errors), static_cast<unsigned long long>(expected),
       static_cast<unsigned long long>(connect_errors), mean > 0 ? *lo / mean : 0.0,
       mean > 0 ? *hi / mean : 0.0, static_cast<long>(starved));
+  if (cfg.mode == "mix") {  // which call of the login path is slow
+    std::printf(",\"step_p99_ms\":[");
+    for (int i = 0; i < mix_steps; ++i) {
+      std::sort(by_step[i].begin(), by_step[i].end());
+      std::printf("%s%.3f", i ? "," : "", percentile(by_step[i], 0.99) / 1000.0);
+    }
+    std::printf("]");
+  }
   if (cfg.mode == "codes") {
     std::printf(",\"codes_used\":%zu,\"codes_exhausted\":%s", next_code.load() - codes_before,
                 next_code.load() > codes.size() ? "true" : "false");

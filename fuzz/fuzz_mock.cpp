@@ -2,16 +2,32 @@
 // into method, request target, body. It goes through the request framer (as raw bytes),
 // every WeChat endpoint handler and the admin API: answers are HTTP statuses with JSON,
 // never a crash; admin errors are admin_error (a 400/404 answer), nothing else escapes.
+// As raw bytes it also goes through the fast path's reader (wire.hpp): whatever that
+// accepts, cpp-httplib must read the same way.
 #include <mock_wechat/admin.hpp>
 #include <mock_wechat/api.hpp>
 #include <mock_wechat/reactor.hpp>
+#include <mock_wechat/wire.hpp>
+
+#include "../tests/httplib_reference.hpp"
 
 #include <cstdint>
 #include <string>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string in(reinterpret_cast<const char*>(data), size);
-  (void)mock_wechat::detail::frame_request(in, 4096, 65536);
+  const auto frame = mock_wechat::detail::frame_request(in, 4096, 65536);
+  if (frame.kind == mock_wechat::detail::request_frame::ready) {
+    const std::string whole = in.substr(0, frame.size);
+    if (const auto fast = mock_wechat::detail::parse_plain_request(whole)) {
+      static httplib_reference::reference_server reference;
+      const auto slow = reference.read(whole);
+      if (!slow.handled || slow.method != fast->method || slow.path != fast->path ||
+          slow.target != fast->target || slow.body != fast->body || slow.closed != fast->close ||
+          slow.consumed != whole.size())
+        __builtin_trap();
+    }
+  }
 
   static mock_wechat::world world;
   static mock_wechat::fault_table faults;

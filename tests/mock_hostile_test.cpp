@@ -4,12 +4,7 @@
 // status, and lets go of what it held.
 #include "mock_support.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <future>
@@ -19,60 +14,6 @@ using namespace mocktest;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A plain TCP connection to the mock.
-class raw {
-public:
-  explicit raw(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~raw() { close(); }
-  raw(const raw&) = delete;
-  raw& operator=(const raw&) = delete;
-  raw(raw&& o) noexcept : fd_(o.fd_), ok_(o.ok_) { o.fd_ = -1; }
-  bool ok() const { return ok_; }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  bool send(const std::string& s) {
-    return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
-  }
-  /// Everything received until `until` appears, the peer closes, or `timeout` passes.
-  std::string receive(const std::string& until, std::chrono::milliseconds timeout = 5s) {
-    std::string got;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (got.find(until) == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-      char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) {
-        closed_ = true;
-        break;
-      }
-      got.append(buf, static_cast<std::size_t>(n));
-    }
-    return got;
-  }
-  /// True when the server closes the connection within `timeout`.
-  bool closed_by_peer(std::chrono::milliseconds timeout) {
-    receive("\x01\x02never", timeout);
-    return closed_;
-  }
-
-private:
-  int fd_;
-  bool ok_ = false;
-  bool closed_ = false;
-};
 
 std::string c2s_target() {
   return "/sns/jscode2session?appid=" + mp + "&secret=" + mp_secret +

@@ -6,6 +6,13 @@
 #include <httplib.h>
 #include <mock_wechat/mock_wechat.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <regex>
 #include <string>
 
@@ -133,5 +140,77 @@ inline void check_compact(const reply& r) {
   REQUIRE_FALSE(j.is_discarded());
   CHECK(j.dump() == r.body);
 }
+
+// A plain TCP connection to the mock.
+class raw {
+public:
+  explicit raw(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~raw() { close(); }
+  raw(const raw&) = delete;
+  raw& operator=(const raw&) = delete;
+  raw(raw&& o) noexcept : fd_(o.fd_), ok_(o.ok_) { o.fd_ = -1; }
+  bool ok() const { return ok_; }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  bool send(const std::string& s) {
+    return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+  }
+  /// Everything received until `until` appears, the peer closes, or `timeout` passes.
+  std::string receive(const std::string& until, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    std::string got;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got.find(until) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+  }
+  /// One whole response (headers, then Content-Length bytes of body), or what came before
+  /// the peer closed or `timeout` passed.
+  std::string read_response(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    std::string got = receive("\r\n\r\n", timeout);
+    const auto end = got.find("\r\n\r\n");
+    if (end == std::string::npos) return got;
+    std::smatch m;
+    const std::string head = got.substr(0, end);
+    std::size_t length = 0;
+    if (std::regex_search(head, m, std::regex("\r\nContent-Length: (\\d+)")))
+      length = std::stoul(m[1]);
+    while (!closed_ && got.size() < end + 4 + length) {
+      const std::string more = receive("\x01\x02never", std::chrono::milliseconds(200));
+      if (more.empty() && !closed_) break;
+      got += more;
+    }
+    return got;
+  }
+  /// True when the server closes the connection within `timeout`.
+  bool closed_by_peer(std::chrono::milliseconds timeout) {
+    receive("\x01\x02never", timeout);
+    return closed_;
+  }
+
+private:
+  int fd_;
+  bool ok_ = false;
+  bool closed_ = false;
+};
 
 }  // namespace mocktest

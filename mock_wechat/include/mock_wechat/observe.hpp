@@ -238,11 +238,11 @@ public:
   explicit stats_table(const std::vector<std::string>& paths) {
     for (const auto& p : paths)
       table_.emplace(p, std::make_unique<endpoint_stats>());
-    table_.emplace("(unknown)", std::make_unique<endpoint_stats>());
+    unknown_ = table_.emplace("(unknown)", std::make_unique<endpoint_stats>()).first->second.get();
   }
-  endpoint_stats& of(const std::string& path) {
+  endpoint_stats& of(std::string_view path) {
     const auto it = table_.find(path);
-    return it != table_.end() ? *it->second : *table_.at("(unknown)");
+    return it != table_.end() ? *it->second : *unknown_;
   }
   nlohmann::json to_json() const {
     nlohmann::json j = nlohmann::json::object();
@@ -256,7 +256,8 @@ public:
   }
 
 private:
-  std::map<std::string, std::unique_ptr<endpoint_stats>> table_;
+  std::map<std::string, std::unique_ptr<endpoint_stats>, std::less<>> table_;
+  endpoint_stats* unknown_ = nullptr;
 };
 
 }  // namespace mock_wechat

@@ -6,14 +6,15 @@
 //
 //  - httplib's accept loop hands each accepted socket to reactor::add() (the reactor is the
 //    server's TaskQueue, so the accept thread runs the hand-off inline);
-//  - a few workers (one per core by default), each with its own epoll set; accepted
+//  - a few workers (two per core by default), each with its own epoll set; accepted
 //    connections are dealt out round robin and stay with their worker;
 //  - a worker reads what has arrived and, only when a whole request is there (headers and
-//    Content-Length body), lets httplib parse and answer it from memory; a partial request
-//    goes back to the set with a deadline. Slow or abandoned clients hold no worker;
+//    Content-Length body), has it answered: a plain API request by the mock's own reader
+//    and writer (wire.hpp), anything else by httplib, from memory; a partial request goes
+//    back to the set with a deadline. Slow or abandoned clients hold no worker;
 //  - a worker about to wait on purpose (a delay fault) takes its connection out of the set
 //    and hands its loop to a new thread, so delays take no capacity from other connections;
-//  - responses go out in one send() each;
+//  - responses go out in one send() each (pipelined answers of the fast path together);
 //  - a sweeper shuts down connections idle past the keep-alive timeout and requests not
 //    complete within the request timeout (the owning worker then closes them).
 #pragma once
@@ -44,6 +45,8 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include "mock_wechat/wire.hpp"
 
 namespace mock_wechat {
 namespace detail {
@@ -146,6 +149,30 @@ inline request_frame frame_request(std::string_view buf, std::size_t max_header,
   return {request_frame::ready, header + static_cast<std::size_t>(length)};
 }
 
+// Waits up to timeout_ms for `events` on fd. True when they (or a hang-up) came.
+inline bool wait_for(int fd, short events, int timeout_ms) {
+  pollfd p{fd, events, 0};
+  int r;
+  do
+    r = ::poll(&p, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  return r > 0 && (p.revents & (events | POLLHUP | POLLERR));
+}
+
+// Sends all of `data` on a non-blocking socket, waiting up to timeout_ms at a time for
+// room. False when the peer is gone or too slow.
+inline bool send_whole(int fd, std::string_view data, int timeout_ms) {
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n > 0)
+      sent += static_cast<std::size_t>(n);
+    else if (n == 0 || (errno != EINTR && (errno != EAGAIN || !wait_for(fd, POLLOUT, timeout_ms))))
+      return false;  // else: interrupted, or room again: send the rest
+  }
+  return true;
+}
+
 /// One client connection. Owned by the reactor's table; touched by one worker at a time.
 struct connection {
   explicit connection(int s) : fd(s) {}
@@ -194,14 +221,7 @@ public:
   }
   /// Sends what was written. False when the peer is gone or too slow.
   bool flush() {
-    std::size_t sent = 0;
-    while (!failed_ && sent < out_.size()) {
-      const ssize_t n = ::send(c_.fd, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL);
-      if (n > 0)
-        sent += static_cast<std::size_t>(n);
-      else if (n == 0 || (errno != EINTR && (errno != EAGAIN || !wait(POLLOUT))))
-        failed_ = true;  // else: interrupted, or room again: send the rest
-    }
+    if (!failed_ && !send_whole(c_.fd, out_, timeout_ms_)) failed_ = true;
     out_.clear();
     return !failed_;
   }
@@ -237,20 +257,20 @@ public:
   }
 
 private:
-  bool wait(short events) const {
-    pollfd p{c_.fd, events, 0};
-    int r;
-    do
-      r = ::poll(&p, 1, timeout_ms_);
-    while (r < 0 && errno == EINTR);
-    return r > 0 && (p.revents & (events | POLLHUP | POLLERR));
-  }
+  bool wait(short events) const { return wait_for(c_.fd, events, timeout_ms_); }
   connection& c_;
   const std::string& buf_;
   std::size_t begin_, end_;
   int timeout_ms_;
   std::string out_;
   bool failed_ = false;
+};
+
+/// What the fast path did with a request.
+enum class fast_result {
+  declined,  ///< not for it: httplib answers
+  keep,      ///< answered; the connection stays open
+  close,     ///< answered (or dropped on purpose); the connection closes once it is sent
 };
 
 /// Limits and timeouts of the reactor.
@@ -266,14 +286,16 @@ struct reactor_limits {
 
 /// The engine: one level-triggered epoll set per worker (connections are dealt out round
 /// robin as they are accepted, and stay with their worker), so a worker takes many ready
-/// connections per wakeup and never re-arms one. `serve(stream)` parses and answers one
-/// request with httplib and says whether the connection stays open.
+/// connections per wakeup and never re-arms one. `fast(request, out)` may answer a request
+/// read by parse_plain_request() by appending the response to `out`; `serve(stream)` parses
+/// and answers one request with httplib; both say whether the connection stays open.
 class reactor final : public httplib::TaskQueue {
 public:
   using serve_fn = std::function<bool(buffered_stream&)>;
+  using fast_fn = std::function<fast_result(const plain_request&, std::string&)>;
 
-  reactor(reactor_limits limits, serve_fn serve)
-      : limits_(limits), serve_(std::move(serve)),
+  reactor(reactor_limits limits, serve_fn serve, fast_fn fast = {})
+      : limits_(limits), serve_(std::move(serve)), fast_(std::move(fast)),
         wakefd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     loops_.resize(std::max<std::size_t>(1, limits_.workers));
     for (auto& ep : loops_) {
@@ -429,12 +451,30 @@ private:
     current_socket = c.fd;
     current_connection = &c;
     rewatch = false;
+    thread_local std::string out;  // the fast path's answers, sent together
+    out.clear();
     while (keep && pos < buf.size()) {
       const auto frame =
           frame_request(std::string_view(buf).substr(pos), limits_.max_header, limits_.max_body);
       if (frame.kind == request_frame::need_more) break;
       if (frame.kind != request_frame::ready) {
+        (void)send_all(c, out);
         reject(c, frame.kind == request_frame::header_too_large ? 431 : 413);
+        keep = false;
+        break;
+      }
+      if (fast_) {
+        if (const auto req = parse_plain_request(std::string_view(buf).substr(pos, frame.size))) {
+          const fast_result r = fast_(*req, out);
+          if (r != fast_result::declined) {
+            pos += frame.size;
+            keep = r == fast_result::keep;
+            if (out.size() >= std::size_t{64} * 1024) keep = send_all(c, out) && keep;
+            continue;
+          }
+        }
+      }
+      if (!send_all(c, out)) {  // what the fast path answered goes first
         keep = false;
         break;
       }
@@ -443,6 +483,8 @@ private:
       keep = strm.flush() && keep;
       pos = strm.consumed();
     }
+    if (!out.empty()) keep = send_all(c, out) && keep;
+    if (out.capacity() > std::size_t{256} * 1024) std::string().swap(out);
     current_socket = -1;
     current_connection = nullptr;
     if (!keep || eof) {
@@ -460,6 +502,14 @@ private:
     }
     if (buf.capacity() > 4 * cap) std::string().swap(buf);
     if (rewatch && !watch(c)) close_connection(&c);
+  }
+
+  // Sends `data` whole (waiting for room at most io_timeout_ms at a time) and clears it.
+  // False when the peer is gone or too slow.
+  bool send_all(connection& c, std::string& data) const {
+    const bool ok = send_whole(c.fd, data, limits_.io_timeout_ms);
+    data.clear();
+    return ok;
   }
 
   static void reject(connection& c, int status) {
@@ -519,6 +569,7 @@ private:
 
   reactor_limits limits_;
   serve_fn serve_;
+  fast_fn fast_;
   int wakefd_;
   std::vector<int> loops_;
   std::atomic<std::size_t> next_loop_{0};

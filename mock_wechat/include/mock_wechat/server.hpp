@@ -12,7 +12,7 @@
 //
 // Built on Debian's cpp-httplib 0.11.4, minding its traps: TCP_NODELAY on (every
 // keep-alive response otherwise stalls ~40 ms); plain HTTP connections run by an epoll
-// reactor with one worker per core (reactor.hpp) instead of a thread per connection held
+// reactor with two workers per core (reactor.hpp) instead of a thread per connection held
 // for as long as it is open, with no 5-request keep-alive cap; a listen backlog of 1024,
 // not 5. HTTPS keeps httplib's thread-per-connection model (a pool of `threads`, 64 by
 // default): it is for checking TLS, not for load.
@@ -30,6 +30,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "mock_wechat/admin.hpp"
@@ -46,7 +47,7 @@ struct options {
   std::string host = "127.0.0.1";  ///< interface to bind
   int port = 0;                    ///< 0: any free port
   unionid_rules rules = unionid_rules::conditional;
-  std::size_t threads = 0;           ///< workers; 0: one per core (HTTP), 64 (HTTPS)
+  std::size_t threads = 0;           ///< workers; 0: two per core (HTTP), 64 (HTTPS)
   std::size_t journal = 1000;        ///< journal capacity; 0 turns it off
   std::string tls_cert, tls_key;     ///< PEM files: serve HTTPS
   std::size_t max_body = 1 << 20;    ///< larger request bodies get HTTP 413
@@ -55,6 +56,10 @@ struct options {
   int request_timeout_ms = 10000;    ///< a request must arrive whole within this (HTTP)
   std::size_t max_header = std::size_t{64} * 1024;  ///< request line + headers; more gets HTTP 431
   int backlog = 1024;                               ///< listen backlog
+  /// Plain HTTP: answer ordinary WeChat API requests with the mock's own HTTP/1.1 reader
+  /// and writer (wire.hpp: same bytes, a fraction of the work); false sends every request
+  /// through cpp-httplib. The admin API, HTTPS and unusual requests always use httplib.
+  bool fast_path = true;
 };
 
 namespace detail {
@@ -68,12 +73,19 @@ public:
   /// when it returns; read by other threads, hence atomic.
   std::atomic<reactor*> engine{nullptr};
 
+  /// Answers plain API requests before httplib sees them (wire.hpp); empty: httplib
+  /// answers everything.
+  reactor::fast_fn fast;
+
   reactor* make_reactor() {
-    auto* r = new reactor(limits, [this](buffered_stream& strm) {
-      bool closed = false;
-      const bool ok = process_request(strm, false, closed, nullptr);
-      return ok && !closed;
-    });
+    auto* r = new reactor(
+        limits,
+        [this](buffered_stream& strm) {
+          bool closed = false;
+          const bool ok = process_request(strm, false, closed, nullptr);
+          return ok && !closed;
+        },
+        fast);
     engine.store(r);
     return r;
   }
@@ -108,11 +120,17 @@ public:
       auto s = std::make_unique<detail::http_server>();
       auto& l = s->limits;
       const unsigned cores = std::max(2u, std::thread::hardware_concurrency());
-      l.workers = opt_.threads > 0 ? opt_.threads : cores;
+      // Two per core: a worker preempted by a busy neighbour (a load generator on the same
+      // cores) holds fewer connections back; measured in benchmarks/RESULTS.md.
+      l.workers = opt_.threads > 0 ? opt_.threads : 2 * std::size_t{cores};
       l.max_header = opt_.max_header;
       l.max_body = opt_.max_body;
       l.keep_alive_timeout_ms = opt_.keep_alive_timeout_ms;
       l.request_timeout_ms = opt_.request_timeout_ms;
+      if (opt_.fast_path)
+        s->fast = [this](const detail::plain_request& r, std::string& out) {
+          return answer_plain(r, out);
+        };
       http_ = std::move(s);
     }
     configure();
@@ -169,8 +187,11 @@ private:
     auto& s = *http_;
     s.set_tcp_nodelay(true);
     s.set_payload_max_length(opt_.max_body);
-    s.set_keep_alive_max_count(100000);
-    s.set_keep_alive_timeout(std::max(1, opt_.keep_alive_timeout_ms / 1000));
+    const int keep_alive_s = std::max(1, opt_.keep_alive_timeout_ms / 1000);
+    s.set_keep_alive_max_count(keep_alive_max);
+    s.set_keep_alive_timeout(keep_alive_s);
+    keep_alive_header_ =
+        "timeout=" + std::to_string(keep_alive_s) + ", max=" + std::to_string(keep_alive_max);
     s.set_read_timeout(5, 0);
     s.set_write_timeout(5, 0);
     if (auto* plain = dynamic_cast<detail::http_server*>(http_.get())) {
@@ -226,9 +247,13 @@ private:
     return wechat::constant_time_equal(auth, "Bearer " + token);
   }
 
+  static bool is_admin_path(std::string_view path) {
+    return path.compare(0, 7, "/__mock") == 0 && (path.size() == 7 || path[7] == '/');
+  }
+
+  // httplib's handler: the admin API, and every request the fast path does not answer.
   void serve(const httplib::Request& req, httplib::Response& res) {
-    const auto start = std::chrono::steady_clock::now();
-    if (req.path.rfind("/__mock", 0) == 0 && (req.path.size() == 7 || req.path[7] == '/')) {
+    if (is_admin_path(req.path)) {
       if (!admin_authorized(req, opt_.admin_token)) {
         res.status = 401;
         res.set_content("{\"error\":\"the admin API needs Authorization: Bearer <admin token>\"}",
@@ -240,28 +265,82 @@ private:
       res.set_content(r.body, "application/json; charset=UTF-8");
       return;
     }
-
     api_response out;
-    std::string fault_kind;
-    if (auto f = faults_.take(req.path)) {
+    const ending end = answer_api({req.method, req.path, req.target, req.body}, out);
+    if (end == ending::drop && !tls_ && detail::current_socket >= 0) {
+      ::shutdown(detail::current_socket, SHUT_RDWR);  // the client sees the connection close
+      res.status = 200;
+      return;
+    }
+    res.status = out.status;
+    if (end == ending::normal) {
+      res.set_content(out.body, out.content_type.c_str());
+      return;
+    }
+    // Truncated (and drop under TLS): promise a body, send part of it, close.
+    const std::size_t promised = out.body.size() + truncated_missing;
+    res.set_content_provider(promised, out.content_type.c_str(),
+                             [part = std::move(out.body)](size_t offset, size_t,
+                                                          httplib::DataSink& sink) {
+                               if (offset == 0) sink.write(part.data(), part.size());
+                               return false;
+                             });
+  }
+
+  // The fast path (plain HTTP): the same answers as serve(), written by wire.hpp.
+  detail::fast_result answer_plain(const detail::plain_request& r, std::string& wire) {
+    if (is_admin_path(r.path)) return detail::fast_result::declined;
+    api_response out;
+    ending end = ending::normal;
+    try {
+      end = answer_api({r.method, r.path, r.target, r.body}, out);
+    } catch (const std::exception&) {  // as httplib's exception handler answers
+      out.status = 500;
+      out.content_type = "application/json; charset=UTF-8";
+      out.body = "{\"errcode\":-1,\"errmsg\":\"system error\"}";
+    }
+    if (end == ending::drop) return detail::fast_result::close;  // nothing more is sent
+    const std::size_t length =
+        out.body.size() + (end == ending::truncated ? truncated_missing : 0);
+    detail::write_plain_response(wire, out.status, out.content_type, out.body, length,
+                                 r.close_header, keep_alive_header_);
+    return r.close || end == ending::truncated ? detail::fast_result::close
+                                               : detail::fast_result::keep;
+  }
+
+  /// How an answer ends: as normal, cut short (a truncated body), or with no answer at all.
+  enum class ending { normal, truncated, drop };
+  static constexpr std::size_t truncated_missing = 64;  // bytes promised but never sent
+
+  struct api_call {
+    std::string_view method, path, target, body;
+  };
+
+  // A request to a WeChat endpoint, faults, stats and journal included. `out` is the
+  // answer; for truncated and drop endings its body is the part that is sent.
+  ending answer_api(const api_call& call, api_response& out) {
+    const auto start = std::chrono::steady_clock::now();
+    std::string_view fault_kind;
+    ending end = ending::normal;
+    if (auto f = faults_.take(call.path)) {
       if (f->delay_ms > 0) pause(static_cast<int>(f->delay_ms));
-      fault_kind = apply_fault(*f, req, res, out);
+      fault_kind = apply_fault(*f, call.path, out, end);
     }
     if (fault_kind.empty() || fault_kind == "delay" || fault_kind == "content_type") {
       // The query alone: httplib also folds a form body into req.params; WeChat does not.
-      const params query = parse_query(req.target);
-      api_request q{req.method, req.path, &query, req.body};
+      const params query = parse_query(call.target);
+      const api_request q{call.method, call.path, &query, call.body};
       const std::string forced_type = out.content_type;
       out = api_.handle(q);
       if (fault_kind == "content_type") out.content_type = forced_type;
-      res.status = out.status;
-      res.set_content(out.body, out.content_type.c_str());
     }
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - start)
                         .count();
-    stats_.of(req.path).add(out.errcode, res.status, us);
-    if (journal_.enabled()) record(req, res.status, out.errcode, us, fault_kind);
+    const int status = end == ending::drop ? 200 : out.status;
+    stats_.of(call.path).add(out.errcode, status, us);
+    if (journal_.enabled()) record(call, status, out.errcode, us, fault_kind);
+    return end;
   }
 
   // A delay fault's wait: under the reactor a stand-in worker serves other connections
@@ -272,52 +351,38 @@ private:
     stop_cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_; });
   }
 
-  // Applies a fault (other than a pure delay) to the response. Returns its kind.
-  std::string apply_fault(const fault& f, const httplib::Request& req, httplib::Response& res,
-                          api_response& out) {
+  // Applies a fault (other than a pure delay) to the answer. Returns its kind.
+  std::string_view apply_fault(const fault& f, std::string_view path, api_response& out,
+                               ending& end) {
     if (f.errcode) {
-      out = api_.error(req.path, *f.errcode);
-      res.status = 200;
-      res.set_content(out.body, out.content_type.c_str());
+      out = api_.error(path, *f.errcode);
       return "errcode";
     }
+    out.status = 200;
+    out.content_type = wechat_api::content_type(path);
     if (f.http_status) {
-      res.status = *f.http_status;
-      res.set_content("<html><head><title>" + std::to_string(*f.http_status) +
-                          "</title></head><body><center><h1>" + std::to_string(*f.http_status) +
-                          "</h1></center><hr><center>nginx</center></body></html>",
-                      "text/html");
+      out.status = *f.http_status;
+      out.content_type = "text/html";
+      out.body = "<html><head><title>" + std::to_string(*f.http_status) +
+                 "</title></head><body><center><h1>" + std::to_string(*f.http_status) +
+                 "</h1></center><hr><center>nginx</center></body></html>";
       return "http_status";
     }
     if (f.malformed) {
-      res.status = 200;
-      res.set_content("{\"errcode\":-1,\"errmsg\":\"system err",
-                      wechat_api::content_type(req.path));
+      out.body = "{\"errcode\":-1,\"errmsg\":\"system err";
       return "malformed";
     }
     if (f.oversized) {
-      std::string body = "{\"errcode\":-1,\"errmsg\":\"system error\",\"padding\":\"";
-      body.append(f.oversized > body.size() + 2 ? f.oversized - body.size() - 2 : 0, 'x');
-      body += "\"}";
-      res.status = 200;
-      res.set_content(body, wechat_api::content_type(req.path));
+      out.body = "{\"errcode\":-1,\"errmsg\":\"system error\",\"padding\":\"";
+      out.body.append(f.oversized > out.body.size() + 2 ? f.oversized - out.body.size() - 2 : 0,
+                      'x');
+      out.body += "\"}";
       out.errcode = -1;
       return "oversized";
     }
     if (f.drop || f.truncated) {
-      if (f.drop && !tls_ && detail::current_socket >= 0) {
-        ::shutdown(detail::current_socket, SHUT_RDWR);  // the client sees the connection close
-        res.status = 200;
-        return "drop";
-      }
-      // Truncated (and drop under TLS): promise a body, send part of it, close.
-      const std::string part = "{\"session_key\":\"";
-      res.status = 200;
-      res.set_content_provider(part.size() + 64, wechat_api::content_type(req.path),
-                               [part](size_t offset, size_t, httplib::DataSink& sink) {
-                                 if (offset == 0) sink.write(part.data(), part.size());
-                                 return false;
-                               });
+      out.body = "{\"session_key\":\"";  // the part a truncated answer sends
+      end = f.drop ? ending::drop : ending::truncated;
       return f.drop ? "drop" : "truncated";
     }
     if (!f.content_type.empty()) {
@@ -327,15 +392,15 @@ private:
     return "delay";
   }
 
-  void record(const httplib::Request& req, int status, int errcode, std::int64_t us,
-              const std::string& fault_kind) {
+  void record(const api_call& call, int status, int errcode, std::int64_t us,
+              std::string_view fault_kind) {
     const std::int64_t now = world_.now();
     journal_.record([&](journal_entry& e) {
       e.time = now;
-      e.method.assign(req.method);
-      e.path.assign(req.path);
-      e.target.assign(req.target);
-      e.body.assign(req.body);
+      e.method.assign(call.method);
+      e.path.assign(call.path);
+      e.target.assign(call.target);
+      e.body.assign(call.body);
       e.status = status;
       e.errcode = errcode;
       e.latency_us = us;
@@ -351,6 +416,8 @@ private:
   wechat_api api_;
   admin_api admin_;
   std::unique_ptr<httplib::Server> http_;
+  static constexpr std::size_t keep_alive_max = 100000;  // requests per connection
+  std::string keep_alive_header_;  // what httplib writes: "timeout=5, max=100000"
   bool tls_ = false;
   int port_ = -1;
   int listen_socket_ = -1;
