@@ -432,12 +432,11 @@ private:
     bool eof = false;
     constexpr std::size_t chunk = std::size_t{16} * 1024;
     const std::size_t cap = limits_.max_header + limits_.max_body + chunk;
+    thread_local char received[chunk];  // not buf.resize(): that would zero 16 KiB a read
     while (buf.size() < cap) {
-      const std::size_t old = buf.size();
-      buf.resize(old + chunk);
-      const ssize_t n = ::recv(c.fd, &buf[old], chunk, 0);
-      buf.resize(old + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+      const ssize_t n = ::recv(c.fd, received, chunk, 0);
       if (n > 0) {
+        buf.append(received, static_cast<std::size_t>(n));
         if (static_cast<std::size_t>(n) < chunk) break;
         continue;
       }

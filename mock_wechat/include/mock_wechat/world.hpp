@@ -508,29 +508,29 @@ public:
       return outcome<session_grant>::fail(40013);
     if (!wechat::constant_time_equal(a->secret, secret)) return outcome<session_grant>::fail(40125);
     const std::int64_t t = now();
-    js_code entry;
-    std::string oid;
+    outcome<session_grant> out;
+    std::string uid;
+    rule_facts f;
     {
       auto& s = js_codes_.of(code);
       std::lock_guard<std::mutex> lock(s.mutex);
-      const auto it = s.map.find(std::string(code));
+      thread_local std::string key;  // no allocation per lookup
+      key.assign(code);
+      const auto it = s.map.find(key);
       if (it == s.map.end() || it->second.appid != appid ||
           t - it->second.issued >= limits::code_lifetime)
         return outcome<session_grant>::fail(40029);
-      if (it->second.used) return outcome<session_grant>::fail(40163);
-      entry = it->second;
-      if (!count_js_code_call(entry.appid, entry.user, t, oid))
+      js_code& entry = it->second;
+      if (entry.used) return outcome<session_grant>::fail(40163);
+      if (!count_js_code_call(*a, entry.user, t, out.value.openid, uid))
         return outcome<session_grant>::fail(45011);
       bool high_risk = false;
-      with_user(entry.user, [&](user_state& u) { high_risk = u.high_risk; });
+      f = facts(*a, entry.user, &high_risk);
       if (high_risk) return outcome<session_grant>::fail(40226);
-      it->second.used = true;
+      entry.used = true;
+      out.value.session_key = entry.session_key;
     }
-    outcome<session_grant> out;
-    out.value.session_key = entry.session_key;
-    out.value.openid = std::move(oid);
-    if (unionid_allowed(rules(), channel::code2session, facts(*a, entry.user)))
-      out.value.unionid = unionid(a->open_account, entry.user);
+    if (unionid_allowed(rules(), channel::code2session, f)) out.value.unionid = std::move(uid);
     return out;
   }
 
@@ -811,6 +811,7 @@ private:
     std::int64_t rate_minute = -1;
     int rate_count = 0;
     std::string openid;  ///< the user's openid in the app, computed once (a SHA-1)
+    std::string unionid, unionid_account;  ///< its unionid, and the account it is under
   };
   struct js_code {
     std::string appid, user, session_key;
@@ -916,14 +917,17 @@ private:
     s.map.emplace(k, user);
   }
 
-  // What the rule engine needs about `user` in app `a`.
-  rule_facts facts(const app& a, const std::string& user) {
+  // What the rule engine needs about `user` in app `a`; and whether the user is marked
+  // high risk, when asked (one lookup of the user for both).
+  rule_facts facts(const app& a, const std::string& user, bool* high_risk = nullptr) {
     rule_facts f;
     f.type = a.type;
     f.bound = a.bound();
-    if (!f.bound) return f;
+    if (!f.bound && high_risk == nullptr) return f;
     std::vector<std::string> follows, authorized;
     with_user(user, [&](user_state& u) {
+      if (high_risk != nullptr) *high_risk = u.high_risk;
+      if (!f.bound) return;
       follows = u.follows;
       authorized = u.authorized;
     });
@@ -943,10 +947,13 @@ private:
   }
 
   // jscode2session's per-user-per-app minute quota. Counts this call; false past it.
-  // Gives the user's openid in the app (cached with the session) on the way.
-  bool count_js_code_call(const std::string& appid, const std::string& user, std::int64_t t,
-                          std::string& openid_out) {
-    const std::string k = detail::pair_key(appid, user);
+  // Gives the user's openid in the app and, if the app is bound, unionid under its Open
+  // Platform account on the way (both SHA-1s, computed once and kept with the session).
+  bool count_js_code_call(const app& a, const std::string& user, std::int64_t t,
+                          std::string& openid_out, std::string& unionid_out) {
+    thread_local std::string k;  // no allocation per call
+    k.assign(a.appid).push_back('\n');
+    k.append(user);
     auto& s = sessions_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);
     auto& sess = s.map[k];
@@ -955,8 +962,15 @@ private:
       sess.rate_minute = minute;
       sess.rate_count = 0;
     }
-    if (sess.openid.empty()) sess.openid = openid(appid, user);
+    if (sess.openid.empty()) sess.openid = openid(a.appid, user);
     openid_out = sess.openid;
+    if (a.bound()) {
+      if (sess.unionid.empty() || sess.unionid_account != a.open_account) {
+        sess.unionid = unionid(a.open_account, user);
+        sess.unionid_account = a.open_account;
+      }
+      unionid_out = sess.unionid;
+    }
     return ++sess.rate_count <= limits::js_code_per_user_minute;
   }
 
