@@ -6,7 +6,8 @@
 //   httplib_floor PORT        serves until killed
 #include <mock_wechat/server.hpp>
 
-#include <csignal>
+#include "stop_signals.hpp"
+
 #include <iostream>
 #include <string>
 
@@ -15,12 +16,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: httplib_floor PORT\n";
     return 2;
   }
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop = bench::block_stop_signals();
 
   mock_wechat::detail::http_server s;
   s.limits.workers = 2 * std::size_t{std::max(2u, std::thread::hardware_concurrency())};  // as the mock
@@ -45,8 +41,7 @@ int main(int argc, char** argv) {
   }
   ::listen(listener, 1024);  // as the mock does: 0.11.4 listens with a backlog of 5
   std::thread t([&] { s.listen_after_bind(); });
-  int sig = 0;
-  sigwait(&stop, &sig);
+  bench::wait_for_stop(stop);
   s.stop();
   t.join();
   return 0;

@@ -6,7 +6,8 @@
 //   mock_httplib_only PORT        serves until SIGINT/SIGTERM
 #include <mock_wechat/server.hpp>
 
-#include <csignal>
+#include "stop_signals.hpp"
+
 #include <iostream>
 #include <string>
 
@@ -15,17 +16,11 @@ int main(int argc, char** argv) {
     std::cerr << "usage: mock_httplib_only PORT\n";
     return 2;
   }
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop = bench::block_stop_signals();
   mock_wechat::options opt;
   opt.port = std::stoi(argv[1]);
   opt.fast_path = false;
   mock_wechat::server mock(opt);
-  int sig = 0;
-  sigwait(&stop, &sig);
+  bench::wait_for_stop(stop);
   return 0;
 }

@@ -189,11 +189,16 @@ void sweep(Shard& s, std::int64_t now, std::int64_t every, Dead&& dead) {
   }
 }
 
+// The key of a pair ("a\nb"), written into `k` (a reused buffer: no allocation once warm).
+inline void pair_key(std::string& k, std::string_view a, std::string_view b) {
+  k.reserve(a.size() + b.size() + 1);
+  k.assign(a).push_back('\n');
+  k.append(b);
+}
+
 inline std::string pair_key(std::string_view a, std::string_view b) {
   std::string k;
-  k.reserve(a.size() + b.size() + 1);
-  k.append(a).push_back('\n');
-  k.append(b);
+  pair_key(k, a, b);
   return k;
 }
 
@@ -952,8 +957,7 @@ private:
   bool count_js_code_call(const app& a, const std::string& user, std::int64_t t,
                           std::string& openid_out, std::string& unionid_out) {
     thread_local std::string k;  // no allocation per call
-    k.assign(a.appid).push_back('\n');
-    k.append(user);
+    detail::pair_key(k, a.appid, user);
     auto& s = sessions_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);
     auto& sess = s.map[k];
