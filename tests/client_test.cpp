@@ -136,6 +136,102 @@ TEST_CASE("code2session forgets a code after its 5 minutes, and never remembers 
   CHECK(ec == wechat::api_errc::code_been_used);  // forgotten: WeChat's own answer
 }
 
+TEST_CASE("code2session remembers at most code_memory_max codes, forgetting the oldest",
+          "[client][code2session][bounds]") {
+  client_fixture f;
+  wechat::client_options o;
+  o.appid = mp;
+  o.secret = mp_secret;
+  o.code_memory_max = 50;
+  wechat::client wx(o, f.transport);
+  std::vector<std::string> codes;
+  std::error_code ec;
+  for (int i = 0; i < 400; ++i) {  // every login brings a fresh code
+    codes.push_back(f.login(mp, "user-" + std::to_string(i % 20)));
+    wx.code2session(codes.back(), ec);
+    REQUIRE_FALSE(ec);
+    REQUIRE(wx.remembered_codes() <= 50);
+  }
+  CHECK(wx.remembered_codes() == 50);
+  const auto exchanged = f.calls("/sns/jscode2session");
+  CHECK(exchanged == 400);
+  SECTION("the newest 50 are still remembered: no new request") {
+    for (std::size_t i = codes.size() - 50; i < codes.size(); ++i) {
+      wx.code2session(codes[i], ec);
+      CHECK_FALSE(ec);
+    }
+    CHECK(f.calls("/sns/jscode2session") == exchanged);
+  }
+  SECTION("one forgotten by the cap is exchanged again, and WeChat says 40163") {
+    wx.code2session(codes[349], ec);  // the newest forgotten
+    CHECK(ec == wechat::api_errc::code_been_used);
+    CHECK(f.calls("/sns/jscode2session") == exchanged + 1);
+    wx.code2session(codes[0], ec);
+    CHECK(ec == wechat::api_errc::code_been_used);
+  }
+}
+
+TEST_CASE("code2session forgets codes after code_memory even when no one asks again",
+          "[client][code2session][bounds]") {
+  client_fixture f;
+  auto clk = std::make_shared<wechat::manual_clock>();
+  wechat::client_options o;
+  o.appid = mp;
+  o.secret = mp_secret;
+  o.code_memory = std::chrono::seconds(60);
+  wechat::client wx(o, f.transport, nullptr, clk);
+  std::error_code ec;
+  std::vector<std::string> first;
+  for (int i = 0; i < 30; ++i) {
+    first.push_back(f.login(mp, "early-" + std::to_string(i)));
+    wx.code2session(first.back(), ec);
+    REQUIRE_FALSE(ec);
+  }
+  CHECK(wx.remembered_codes() == 30);
+  clk->advance(std::chrono::seconds(59));
+  const std::string later = f.login(mp, "late");
+  wx.code2session(later, ec);
+  REQUIRE_FALSE(ec);
+  CHECK(wx.remembered_codes() == 31);  // 59 s: all still within their minute
+  clk->advance(std::chrono::seconds(1));
+  CHECK(wx.remembered_codes() == 1);  // the first 30 reached 60 s; `later` has 59 s left
+  const auto exchanged = f.calls("/sns/jscode2session");
+  wx.code2session(first[0], ec);  // forgotten: sent again, and a code is single use
+  CHECK(ec == wechat::api_errc::code_been_used);
+  CHECK(f.calls("/sns/jscode2session") == exchanged + 1);
+  wx.code2session(later, ec);  // still remembered
+  CHECK_FALSE(ec);
+  CHECK(f.calls("/sns/jscode2session") == exchanged + 1);
+  clk->advance(std::chrono::seconds(59));
+  CHECK(wx.remembered_codes() == 0);
+}
+
+TEST_CASE("code2session with code_memory_max 0 remembers nothing but still shares a flight",
+          "[client][code2session][bounds]") {
+  client_fixture f;
+  wechat::client_options o;
+  o.appid = mp;
+  o.secret = mp_secret;
+  o.code_memory_max = 0;
+  wechat::client wx(o, f.transport);
+  f.admin("faults", {{"path", "/sns/jscode2session"}, {"delay_ms", 500}, {"times", 1}});
+  const std::string code = f.login(mp, "alice");
+  std::vector<std::thread> threads;
+  std::vector<wechat::session_info> results(4);
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      std::error_code ec;
+      results[i] = wx.code2session(code, ec);
+    });
+  for (auto& t : threads) t.join();
+  CHECK(f.calls("/sns/jscode2session") == 1);
+  for (const auto& r : results) CHECK(r.session_key == results[0].session_key);
+  CHECK(wx.remembered_codes() == 0);
+  std::error_code ec;
+  wx.code2session(code, ec);
+  CHECK(ec == wechat::api_errc::code_been_used);
+}
+
 TEST_CASE("64 threads asking for a token cause exactly one upstream fetch", "[client][token]") {
   for (const auto mode : {wechat::token_mode::stable, wechat::token_mode::classic}) {
     client_fixture f;

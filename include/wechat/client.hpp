@@ -147,18 +147,14 @@ public:
     {
       std::lock_guard<std::mutex> lock(codes_mutex_);
       const std::int64_t now = clock_->now_ms();
+      sweep_codes(now);
       const auto it = codes_.find(key);
-      if (it != codes_.end()) {
-        if (it->second.done_at == 0 || now - it->second.done_at < code_memory_ms()) {
-          flight = it->second.result;
-        } else {
-          codes_.erase(it);
-        }
-      }
-      if (!flight.valid()) {
-        sweep_codes(now);
+      if (it != codes_.end() &&
+          (!it->second.done || now - it->second.done_at < code_memory_ms())) {
+        flight = it->second.result;
+      } else {
         flight = promise.get_future().share();
-        codes_[key] = code_entry{flight, 0};
+        codes_[key] = code_entry{flight};  // replaces a remembered result past its time
         leader = true;
       }
     }
@@ -178,10 +174,18 @@ public:
       }
       {
         std::lock_guard<std::mutex> lock(codes_mutex_);
-        if (r.ec)
-          codes_.erase(key);  // failures are shared with concurrent callers, not remembered
-        else
-          codes_[key].done_at = clock_->now_ms();
+        const auto it = codes_.find(key);  // ours: only the leader replaces or erases it
+        if (it == codes_.end()) {
+          // cannot happen (an entry in flight is never swept); nothing to remember
+        } else if (r.ec) {
+          codes_.erase(it);  // failures are shared with concurrent callers, not remembered
+        } else {
+          it->second.done = true;
+          it->second.done_at = clock_->now_ms();
+          it->second.seq = ++code_seq_;
+          done_order_.emplace_back(key, it->second.seq);
+          sweep_codes(it->second.done_at);
+        }
       }
       promise.set_value(r);
     }
@@ -197,6 +201,15 @@ public:
     return detail::throwing(
         [&](std::error_code& ec, error_detail* d) { return code2session(code, ec, d); },
         "code2session");
+  }
+
+  /// How many exchanged codes the client remembers now (and so how many session results
+  /// it holds), codes in flight included: at most code_memory_max plus those in flight,
+  /// none older than code_memory.
+  std::size_t remembered_codes() {
+    std::lock_guard<std::mutex> lock(codes_mutex_);
+    sweep_codes(clock_->now_ms());
+    return codes_.size();
   }
 
   /// The unionid of a user who paid within the last 5 minutes: GET /wxa/getpaidunionid.
@@ -404,20 +417,30 @@ private:
   };
   struct code_entry {
     std::shared_future<code_result> result;
-    std::int64_t done_at = 0;  // 0: in flight
+    bool done = false;         // false: in flight
+    std::int64_t done_at = 0;  // when it was remembered (clock ms)
+    std::uint64_t seq = 0;     // which remembering: its record in done_order_
   };
 
   std::int64_t code_memory_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(opt_.code_memory).count();
   }
 
-  // Forgets remembered codes past their time, oldest first, and the oldest beyond the
-  // cap. O(1) amortized per call. Caller holds codes_mutex_.
+  // Forgets remembered codes, oldest first: those past code_memory, and the oldest while
+  // more than code_memory_max codes are held. Every successful exchange pushes one record
+  // to done_order_ and every record is popped once, so this is O(1) amortized per login.
+  // A record whose entry has since been replaced (same code exchanged again) or erased
+  // only pops. Codes in flight are never in done_order_: their callers are waiting.
+  // Caller holds codes_mutex_.
   void sweep_codes(std::int64_t now) {
-    while (!done_order_.empty() && (now - done_order_.front().second >= code_memory_ms() ||
-                                    codes_.size() >= opt_.code_memory_max)) {
+    const std::int64_t memory = code_memory_ms();
+    while (!done_order_.empty()) {
       const auto it = codes_.find(done_order_.front().first);
-      if (it != codes_.end() && it->second.done_at == done_order_.front().second) codes_.erase(it);
+      const bool current = it != codes_.end() && it->second.done &&
+                           it->second.seq == done_order_.front().second;
+      if (current && now - it->second.done_at < memory && codes_.size() <= opt_.code_memory_max)
+        break;  // the oldest record is live and within both bounds: so is every later one
+      if (current) codes_.erase(it);
       done_order_.pop_front();
     }
   }
@@ -492,8 +515,9 @@ private:
   std::shared_ptr<const wechat::clock> clock_;
   token_provider tokens_;
   std::mutex codes_mutex_;
-  std::unordered_map<std::string, code_entry> codes_;
-  std::deque<std::pair<std::string, std::int64_t>> done_order_;  // remembered codes, oldest first
+  std::unordered_map<std::string, code_entry> codes_;  // in flight and remembered
+  std::deque<std::pair<std::string, std::uint64_t>> done_order_;  // remembered, oldest first
+  std::uint64_t code_seq_ = 0;
 };
 
 }  // namespace wechat
