@@ -124,8 +124,16 @@ struct fault {
 /// The set of active faults. Cheap when empty: one relaxed atomic load per request.
 class fault_table {
 public:
+  /// Active faults at most: each request scans them, and an admin caller must not be able
+  /// to grow them without end.
+  static constexpr std::size_t max_faults = 1000;
+
+  /// Adds a fault; its id. At max_faults active faults: admin_error 507.
   std::uint64_t add(fault f) {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (faults_.size() >= max_faults)
+      throw admin_error(507, "the mock holds " + std::to_string(max_faults) +
+                                 " active faults, its limit: DELETE /__mock/faults first");
     f.id = ++next_id_;
     faults_.push_back(std::move(f));
     count_.store(faults_.size(), std::memory_order_release);

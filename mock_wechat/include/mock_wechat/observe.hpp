@@ -42,11 +42,17 @@ inline void redact(nlohmann::json& j) {
 /// One journal entry. The request is kept as received and redacted when read (to_json),
 /// so that recording costs a few string copies: no secret ever leaves through it.
 struct journal_entry {
+  /// What one entry keeps at most of a request, so that the journal's memory is bounded
+  /// (capacity x about 12 KiB) whatever peers send: WeChat API requests are far smaller.
+  static constexpr std::size_t max_target = 8192;
+  static constexpr std::size_t max_body = 4096;
+
   std::uint64_t seq = 0;
   std::int64_t time = 0;  ///< virtual Unix seconds
   std::string method, path;
-  std::string target;  ///< path and query as received
-  std::string body;    ///< the request body as received
+  std::string target;         ///< path and query as received (its first max_target bytes)
+  std::string body;           ///< the request body as received, when at most max_body bytes
+  std::size_t body_size = 0;  ///< the body's size as received
   int status = 0;
   int errcode = 0;
   std::int64_t latency_us = 0;
@@ -60,7 +66,9 @@ struct journal_entry {
     nlohmann::json j = {
         {"seq", seq}, {"time", time},     {"method", method},   {"path", path},
         {"query", q}, {"status", status}, {"errcode", errcode}, {"latency_us", latency_us}};
-    if (!body.empty()) {
+    if (body_size > body.size()) {
+      j["body"] = "(" + std::to_string(body_size) + " bytes, not kept)";
+    } else if (!body.empty()) {
       auto b = nlohmann::json::parse(body, nullptr, false);
       if (!b.is_discarded()) {
         redact(b);
@@ -97,6 +105,20 @@ public:
     }
     e->seq = ++seq_;
     fill(*e);
+    if (e->target.size() > journal_entry::max_target) e->target.resize(journal_entry::max_target);
+    if (e->body.size() > journal_entry::max_body) e->body.clear();  // body_size says how big
+    for (std::string* s : {&e->method, &e->path, &e->target, &e->body, &e->fault})
+      if (s->capacity() > journal_entry::max_target) s->shrink_to_fit();
+  }
+
+  /// Bytes the entries' strings hold (their capacity).
+  std::size_t bytes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& e : slots_)
+      n += e.method.capacity() + e.path.capacity() + e.target.capacity() + e.body.capacity() +
+           e.fault.capacity();
+    return n;
   }
 
   /// Entries, oldest first, optionally only those of one path.

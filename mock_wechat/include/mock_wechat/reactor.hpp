@@ -178,6 +178,7 @@ struct connection {
   explicit connection(int s) : fd(s) {}
   int fd;
   std::string pending;                    ///< received bytes of a request not yet complete
+  std::size_t pending_counted = 0;        ///< pending's size as counted in pending_bytes_
   std::int64_t partial_since = 0;         ///< when the pending request's first byte came
   std::atomic<std::int64_t> deadline{0};  ///< steady ms; 0 while a worker holds it
   std::string remote_ip, local_ip;        ///< looked up once, on first use
@@ -282,6 +283,10 @@ struct reactor_limits {
   int keep_alive_timeout_ms = 5000;                 ///< idle connections close after this
   int request_timeout_ms = 10000;                   ///< a request must arrive whole within this
   int io_timeout_ms = 5000;                         ///< one blocking read or write (slow peer)
+  std::size_t max_connections = 10000;              ///< more are closed as they are accepted
+  /// Bytes of unfinished requests kept across all connections; a connection whose partial
+  /// request would pass it gets 503 and is closed.
+  std::size_t max_pending_bytes = std::size_t{256} << 20;
 };
 
 /// The engine: one level-triggered epoll set per worker (connections are dealt out round
@@ -336,6 +341,11 @@ public:
     connection* raw = c.get();
     {
       std::lock_guard<std::mutex> lock(table_mutex_);
+      if (table_.size() >= limits_.max_connections) {
+        ++refused_;
+        ::close(fd);
+        return;
+      }
       table_.emplace(raw, std::move(c));
     }
     if (!watch(*raw)) close_connection(raw);
@@ -383,6 +393,13 @@ public:
     std::lock_guard<std::mutex> lock(table_mutex_);
     return table_.size();
   }
+  /// Connections closed as they were accepted, at max_connections.
+  std::size_t refused_connections() const {
+    std::lock_guard<std::mutex> lock(table_mutex_);
+    return refused_;
+  }
+  /// Bytes held for unfinished requests, all connections together.
+  std::size_t pending_bytes() const noexcept { return pending_bytes_.load(); }
   /// Threads running connections now (workers, stand-ins, and paused ones).
   std::size_t threads() const {
     std::lock_guard<std::mutex> lock(threads_mutex_);
@@ -491,15 +508,30 @@ private:
       return;
     }
     const std::int64_t now = steady_ms();
+    const std::size_t held = c.pending_counted;
     if (pos < buf.size()) {
+      const std::size_t rest = buf.size() - pos;
+      if (rest > held && pending_bytes_.load() + rest - held > limits_.max_pending_bytes) {
+        reject(c, 503);  // too many bytes of unfinished requests held already
+        close_connection(&c);
+        if (buf.capacity() > keep_buffer) std::string().swap(buf);
+        return;
+      }
       if (c.pending.empty() || pos > 0) c.partial_since = now;
-      c.pending.assign(buf, pos, std::string::npos);
+      std::string(buf, pos, std::string::npos).swap(c.pending);  // capacity: exactly `rest`
+      pending_bytes_ += rest;
+      pending_bytes_ -= held;
+      c.pending_counted = rest;
       c.deadline.store(c.partial_since + limits_.request_timeout_ms);
     } else {
-      if (!c.pending.empty()) std::string().swap(c.pending);
+      if (!c.pending.empty()) {
+        std::string().swap(c.pending);
+        pending_bytes_ -= held;
+        c.pending_counted = 0;
+      }
       c.deadline.store(now + limits_.keep_alive_timeout_ms);
     }
-    if (buf.capacity() > 4 * cap) std::string().swap(buf);
+    if (buf.capacity() > keep_buffer) std::string().swap(buf);  // after a large request
     if (rewatch && !watch(c)) close_connection(&c);
   }
 
@@ -513,13 +545,16 @@ private:
 
   static void reject(connection& c, int status) {
     const std::string body = status == 431 ? "{\"error\":\"request headers too large\"}"
-                                           : "{\"error\":\"request body too large\"}";
-    const std::string res =
-        "HTTP/1.1 " + std::to_string(status) +
-        (status == 431 ? " Request Header Fields Too Large" : " Payload Too Large") +
-        "\r\nContent-Type: application/json; charset=UTF-8\r\n"
-        "Content-Length: " +
-        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+                             : status == 413
+                                 ? "{\"error\":\"request body too large\"}"
+                                 : "{\"error\":\"server busy: too many unfinished requests\"}";
+    const std::string res = "HTTP/1.1 " + std::to_string(status) +
+                            (status == 431   ? " Request Header Fields Too Large"
+                             : status == 413 ? " Payload Too Large"
+                                             : " Service Unavailable") +
+                            "\r\nContent-Type: application/json; charset=UTF-8\r\n"
+                            "Content-Length: " +
+                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
     (void)!::send(c.fd, res.data(), res.size(), MSG_NOSIGNAL);
   }
 
@@ -533,6 +568,7 @@ private:
       owned = std::move(it->second);
       table_.erase(it);
     }
+    pending_bytes_ -= owned->pending_counted;
     ::epoll_ctl(owned->loop, EPOLL_CTL_DEL, owned->fd, nullptr);
     ::shutdown(owned->fd, SHUT_RDWR);
     ::close(owned->fd);
@@ -574,6 +610,10 @@ private:
   std::atomic<std::size_t> next_loop_{0};
   std::atomic<bool> stopping_{false};
   mutable std::mutex table_mutex_;
+  std::size_t refused_ = 0;                    // under table_mutex_
+  std::atomic<std::size_t> pending_bytes_{0};  // every connection's pending_counted, summed
+  // A worker's read buffer larger than this after a request is given back.
+  static constexpr std::size_t keep_buffer = std::size_t{256} * 1024;
   std::unordered_map<connection*, std::unique_ptr<connection>> table_;
   mutable std::mutex threads_mutex_;
   std::condition_variable threads_cv_, sleep_cv_;

@@ -60,6 +60,13 @@ struct options {
   /// and writer (wire.hpp: same bytes, a fraction of the work); false sends every request
   /// through cpp-httplib. The admin API, HTTPS and unusual requests always use httplib.
   bool fast_path = true;
+  /// How much the world holds at most (apps, users, codes, tokens...; docs/bounds.md).
+  world_limits limits;
+  /// Open plain-HTTP connections at most; more are closed as they are accepted.
+  std::size_t max_connections = 10000;
+  /// Bytes of unfinished requests held across all plain-HTTP connections; a connection
+  /// whose partial request would pass it gets 503 and is closed.
+  std::size_t max_pending_bytes = std::size_t{256} << 20;
 };
 
 namespace detail {
@@ -105,7 +112,7 @@ public:
   /// Binds and starts serving. Throws std::runtime_error when the address cannot be bound
   /// or the TLS files cannot be loaded.
   explicit server(options opt = {})
-      : opt_(std::move(opt)), world_(opt_.rules), journal_(opt_.journal),
+      : opt_(std::move(opt)), world_(opt_.rules, opt_.limits), journal_(opt_.journal),
         stats_(wechat_api::paths()), api_(world_), admin_(world_, faults_, journal_, stats_) {
     if (!opt_.tls_cert.empty() || !opt_.tls_key.empty()) {
       if (opt_.tls_cert.empty() || opt_.tls_key.empty())
@@ -127,6 +134,8 @@ public:
       l.max_body = opt_.max_body;
       l.keep_alive_timeout_ms = opt_.keep_alive_timeout_ms;
       l.request_timeout_ms = opt_.request_timeout_ms;
+      l.max_connections = opt_.max_connections;
+      l.max_pending_bytes = opt_.max_pending_bytes;
       if (opt_.fast_path)
         s->fast = [this](const detail::plain_request& r, std::string& out) {
           return answer_plain(r, out);
@@ -158,9 +167,18 @@ public:
   stats_table& stats() noexcept { return stats_; }
   /// Plain-HTTP connections open now (0 under TLS, which does not count them).
   std::size_t open_connections() const {
-    const auto* plain = dynamic_cast<const detail::http_server*>(http_.get());
-    const detail::reactor* r = plain != nullptr ? plain->engine.load() : nullptr;
+    const detail::reactor* r = engine();
     return r != nullptr ? r->connections() : 0;
+  }
+  /// Plain-HTTP connections closed as they were accepted, at options::max_connections.
+  std::size_t refused_connections() const {
+    const detail::reactor* r = engine();
+    return r != nullptr ? r->refused_connections() : 0;
+  }
+  /// Bytes held for unfinished plain-HTTP requests now.
+  std::size_t pending_bytes() const {
+    const detail::reactor* r = engine();
+    return r != nullptr ? r->pending_bytes() : 0;
   }
 
   /// Stops serving and joins the threads. Idempotent; prompt (well under a second).
@@ -177,6 +195,12 @@ public:
   }
 
 private:
+  // The plain-HTTP engine while it runs; null under TLS or when stopped.
+  const detail::reactor* engine() const {
+    const auto* plain = dynamic_cast<const detail::http_server*>(http_.get());
+    return plain != nullptr ? plain->engine.load() : nullptr;
+  }
+
   std::string url_host() const {
     if (opt_.host.find(':') != std::string::npos) return "[" + opt_.host + "]";
     if (opt_.host == "0.0.0.0") return "127.0.0.1";
@@ -279,12 +303,12 @@ private:
     }
     // Truncated (and drop under TLS): promise a body, send part of it, close.
     const std::size_t promised = out.body.size() + truncated_missing;
-    res.set_content_provider(promised, out.content_type.c_str(),
-                             [part = std::move(out.body)](size_t offset, size_t,
-                                                          httplib::DataSink& sink) {
-                               if (offset == 0) sink.write(part.data(), part.size());
-                               return false;
-                             });
+    res.set_content_provider(
+        promised, out.content_type.c_str(),
+        [part = std::move(out.body)](size_t offset, size_t, httplib::DataSink& sink) {
+          if (offset == 0) sink.write(part.data(), part.size());
+          return false;
+        });
   }
 
   // The fast path (plain HTTP): the same answers as serve(), written by wire.hpp.
@@ -300,8 +324,7 @@ private:
       out.body = "{\"errcode\":-1,\"errmsg\":\"system error\"}";
     }
     if (end == ending::drop) return detail::fast_result::close;  // nothing more is sent
-    const std::size_t length =
-        out.body.size() + (end == ending::truncated ? truncated_missing : 0);
+    const std::size_t length = out.body.size() + (end == ending::truncated ? truncated_missing : 0);
     detail::write_plain_response(wire, out.status, out.content_type, out.body, length,
                                  r.close_header, keep_alive_header_);
     return r.close || end == ending::truncated ? detail::fast_result::close
@@ -399,8 +422,9 @@ private:
       e.time = now;
       e.method.assign(call.method);
       e.path.assign(call.path);
-      e.target.assign(call.target);
-      e.body.assign(call.body);
+      e.target.assign(call.target.substr(0, journal_entry::max_target));
+      e.body_size = call.body.size();
+      e.body.assign(call.body.substr(0, journal_entry::max_body + 1));
       e.status = status;
       e.errcode = errcode;
       e.latency_us = us;

@@ -52,6 +52,22 @@ inline constexpr std::int64_t payment_window = 300;
 inline constexpr std::int64_t refresh_token_lifetime = std::int64_t{30} * 86400;
 }  // namespace limits
 
+/// How much the world holds at most, so that nothing an admin caller or a network peer
+/// does can grow the mock's memory without end (docs/bounds.md). Time bounds come first
+/// (codes are forgotten 5 minutes after issue, payments 6, tokens a day after they die,
+/// refresh tokens after their 30 days); these counts hold even with a frozen clock.
+/// At a limit the admin API answers 507 naming it; the WeChat side answers 45009 when no
+/// new access token can be kept.
+struct world_limits {
+  std::size_t apps = 10000;
+  std::size_t users = 1000000;     ///< users with flags, a profile, follows or authorizations
+  std::size_t sessions = 4000000;  ///< (app, user) pairs that logged in: session keys, openids
+  std::size_t codes = 4000000;     ///< unexpired codes of each kind (login, phone, OAuth)
+  std::size_t payments = 4000000;  ///< payments, kept 6 minutes
+  std::size_t tokens = 4000000;    ///< access tokens, kept until a day after they die
+  std::size_t refresh_tokens = 1000000;  ///< OAuth refresh tokens, kept 30 days
+};
+
 /// A control-side failure: HTTP status (400 bad request, 404 unknown thing) and message.
 class admin_error : public std::runtime_error {
 public:
@@ -151,8 +167,14 @@ public:
     std::mutex mutex;
     std::unordered_map<std::string, V> map;
     std::int64_t next_sweep = 0;
+    std::size_t limit = SIZE_MAX;  ///< this shard's share of the map's limit
+    bool full() const noexcept { return map.size() >= limit; }
   };
   shard& of(std::string_view key) { return shards_[std::hash<std::string_view>{}(key) % N]; }
+  /// At most `total` entries in all (each shard holds at most total / N, at least 1).
+  void set_limit(std::size_t total) {
+    for_each_shard([&](shard& s) { s.limit = std::max<std::size_t>(1, total / N); });
+  }
   template <class F> void for_each_shard(F&& f) {
     for (auto& s : shards_) {
       std::lock_guard<std::mutex> lock(s.mutex);
@@ -175,11 +197,12 @@ private:
   std::array<shard, N> shards_;
 };
 
-// Erases a shard's entries for which dead(v) holds, at most every `every` seconds.
-// The caller holds the shard's lock.
+// Erases a shard's entries for which dead(v) holds, at most every `every` seconds of the
+// world's clock, and at once when the clock was moved back (the next sweep would
+// otherwise wait for it to catch up). The caller holds the shard's lock.
 template <class Shard, class Dead>
 void sweep(Shard& s, std::int64_t now, std::int64_t every, Dead&& dead) {
-  if (now < s.next_sweep) return;
+  if (now < s.next_sweep && s.next_sweep - now <= every) return;
   s.next_sweep = now + every;
   for (auto it = s.map.begin(); it != s.map.end();) {
     if (dead(it->second))
@@ -187,6 +210,15 @@ void sweep(Shard& s, std::int64_t now, std::int64_t every, Dead&& dead) {
     else
       ++it;
   }
+}
+
+// Before an insert into a shard at its limit: sweeps it now (dead entries go), and says
+// whether there is room. The caller holds the shard's lock.
+template <class Shard, class Dead> bool make_room(Shard& s, std::int64_t now, Dead&& dead) {
+  if (!s.full()) return true;
+  s.next_sweep = 0;
+  sweep(s, now, 0, dead);
+  return !s.full();
 }
 
 // The key of a pair ("a\nb"), written into `k` (a reused buffer: no allocation once warm).
@@ -212,7 +244,20 @@ inline std::string json_escape(std::string_view s) {
 
 class world {
 public:
-  explicit world(unionid_rules rules = unionid_rules::conditional) : rules_(rules) {}
+  explicit world(unionid_rules rules = unionid_rules::conditional, world_limits l = {})
+      : rules_(rules), limits_(l) {
+    users_.set_limit(l.users);
+    sessions_.set_limit(l.sessions);
+    openids_.set_limit(l.sessions);
+    js_codes_.set_limit(l.codes);
+    phone_codes_.set_limit(l.codes);
+    oauth_codes_.set_limit(l.codes);
+    payments_.set_limit(l.payments);
+    trades_.set_limit(l.payments);
+    tokens_.set_limit(l.tokens);
+    refresh_tokens_.set_limit(l.refresh_tokens);
+  }
+  const world_limits& limits() const noexcept { return limits_; }
   world(const world&) = delete;
   world& operator=(const world&) = delete;
 
@@ -255,6 +300,7 @@ public:
                         "field 'appid' must be 1-64 characters without spaces or URL delimiters");
     if (a.secret.empty()) a.secret = wechat::to_hex(random_chars(16));
     std::unique_lock<std::shared_mutex> lock(apps_mutex_);
+    if (apps_.size() >= limits_.apps && apps_.count(a.appid) == 0) throw full("apps", limits_.apps);
     apps_[a.appid] = std::make_shared<const app>(a);
     return a;
   }
@@ -291,7 +337,7 @@ public:
   /// The user's profile (explicit, or derived from the name).
   profile profile_of(const std::string& user) {
     std::optional<profile> p;
-    with_user(user, [&](user_state& u) { p = u.prof; });
+    read_user(user, [&](const user_state& u) { p = u.prof; });
     return p ? *p : default_profile(user);
   }
 
@@ -338,19 +384,21 @@ public:
   std::string login(const std::string& appid, const std::string& user) {
     const auto a = device_action(appid, user, "login");
     const std::string key = new_session_key();
-    {
-      auto& s = sessions_.of(detail::pair_key(appid, user));
-      std::lock_guard<std::mutex> lock(s.mutex);
-      auto& sess = s.map[detail::pair_key(appid, user)];
-      sess.key = key;
-      sess.created = now();
-    }
     std::string code = random_chars(32);
     const std::int64_t t = now();
-    auto& s = js_codes_.of(code);
-    std::lock_guard<std::mutex> lock(s.mutex);
-    sweep_codes(s, t);
-    s.map[code] = js_code{appid, user, key, t, false};
+    auto& cs = js_codes_.of(code);
+    std::lock_guard<std::mutex> code_lock(cs.mutex);
+    make_room_for_code(cs, t, "login codes");
+    {
+      const std::string k = detail::pair_key(appid, user);
+      auto& s = sessions_.of(k);
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (s.full() && s.map.count(k) == 0) throw full("sessions", limits_.sessions);
+      auto& sess = s.map[k];
+      sess.key = key;
+      sess.created = t;
+    }
+    cs.map[code] = js_code{appid, user, key, t, false};
     return code;
   }
 
@@ -405,7 +453,7 @@ public:
     {
       auto& s = phone_codes_.of(out.code);
       std::lock_guard<std::mutex> lock(s.mutex);
-      sweep_codes(s, t);
+      make_room_for_code(s, t, "phone codes");
       s.map[out.code] = phone_code{appid, user, phone, "86", t, false};
     }
     const nlohmann::json plain = {{"phoneNumber", phone},
@@ -430,16 +478,18 @@ public:
     auto stale = [t](std::int64_t paid_at) {
       return t - paid_at > limits::payment_window + 60 || t < paid_at - 86400;
     };
-    {
-      auto& s = payments_.of(p.transaction_id);
-      std::lock_guard<std::mutex> lock(s.mutex);
-      detail::sweep(s, t, 30, [&](const stored_payment& e) { return stale(e.paid_at); });
-      s.map[p.transaction_id] = stored_payment{p, appid, user, t};
-    }
-    auto& s = trades_.of(detail::pair_key(p.mch_id, p.out_trade_no));
-    std::lock_guard<std::mutex> lock(s.mutex);
-    detail::sweep(s, t, 30, [&](const stored_trade& e) { return stale(e.paid_at); });
-    s.map[detail::pair_key(p.mch_id, p.out_trade_no)] = stored_trade{p.transaction_id, t};
+    const auto dead_payment = [&](const stored_payment& e) { return stale(e.paid_at); };
+    const auto dead_trade = [&](const stored_trade& e) { return stale(e.paid_at); };
+    auto& ps = payments_.of(p.transaction_id);
+    std::lock_guard<std::mutex> payment_lock(ps.mutex);
+    detail::sweep(ps, t, 30, dead_payment);
+    auto& ts = trades_.of(detail::pair_key(p.mch_id, p.out_trade_no));
+    std::lock_guard<std::mutex> trade_lock(ts.mutex);
+    detail::sweep(ts, t, 30, dead_trade);
+    if (!detail::make_room(ps, t, dead_payment) || !detail::make_room(ts, t, dead_trade))
+      throw full("payments", limits_.payments);
+    ps.map[p.transaction_id] = stored_payment{p, appid, user, t};
+    ts.map[detail::pair_key(p.mch_id, p.out_trade_no)] = stored_trade{p.transaction_id, t};
     return p;
   }
 
@@ -455,11 +505,14 @@ public:
     if (scope != "snsapi_base" && scope != "snsapi_userinfo" && scope != "snsapi_login")
       throw admin_error(400, "field 'scope' must be snsapi_base, snsapi_userinfo or snsapi_login");
     remember_openid(*a, user);
+    // the exchange of a consent code records an authorization: the user's state exists by
+    // then, so the WeChat side never meets the users limit
+    if (scope != "snsapi_base") with_user(user, [](user_state&) {});
     std::string code = random_chars(32);
     const std::int64_t t = now();
     auto& s = oauth_codes_.of(code);
     std::lock_guard<std::mutex> lock(s.mutex);
-    sweep_codes(s, t);
+    make_room_for_code(s, t, "OAuth codes");
     s.map[code] = oauth_code_entry{appid,
                                    user,
                                    scope,
@@ -493,13 +546,27 @@ public:
 
   /// Counts of live state, for /__mock/stats and memory checks.
   nlohmann::json sizes() {
+    std::size_t apps = 0, app_tokens = 0;
+    {
+      std::shared_lock<std::shared_mutex> lock(apps_mutex_);
+      apps = apps_.size();
+    }
+    {
+      std::lock_guard<std::mutex> lock(app_tokens_mutex_);
+      app_tokens = app_tokens_.size();
+    }
     return {{"js_codes", js_codes_.size()},
             {"phone_codes", phone_codes_.size()},
             {"oauth_codes", oauth_codes_.size()},
             {"sessions", sessions_.size()},
+            {"openids", openids_.size()},
             {"tokens", tokens_.size()},
+            {"refresh_tokens", refresh_tokens_.size()},
             {"payments", payments_.size()},
-            {"users", users_.size()}};
+            {"trades", trades_.size()},
+            {"users", users_.size()},
+            {"apps", apps},
+            {"app_tokens", app_tokens}};
   }
 
   // ------------------------------------------------------------------- WeChat side --
@@ -555,9 +622,11 @@ public:
       st.classic_count = 0;
     }
     if (st.classic_count >= limits::token_fetches_per_day) return outcome<token_grant>::fail(45009);
+    auto minted = mint_token(token_kind::classic, a->appid, t, limits::token_lifetime);
+    if (!minted) return outcome<token_grant>::fail(45009);  // the mock's token table is full
     ++st.classic_count;
     if (!st.classic.empty()) supersede(st.classic, t);
-    st.classic = mint_token(token_kind::classic, a->appid, t, limits::token_lifetime);
+    st.classic = std::move(*minted);
     outcome<token_grant> out;
     out.value.access_token = st.classic;
     out.value.expires_in = limits::token_lifetime;
@@ -586,13 +655,17 @@ public:
         st.force_count = 0;
       }
       if (st.force_count >= limits::stable_force_per_day) return outcome<token_grant>::fail(45009);
+      auto minted = mint_token(token_kind::stable, a->appid, t, limits::token_lifetime);
+      if (!minted) return outcome<token_grant>::fail(45009);
       ++st.force_count;
       st.last_force = t;
       if (!st.stable.empty()) kill_token(st.stable);
-      st.stable = mint_token(token_kind::stable, a->appid, t, limits::token_lifetime);
+      st.stable = std::move(*minted);
       st.stable_expires = t + limits::token_lifetime;
     } else if (!live) {
-      st.stable = mint_token(token_kind::stable, a->appid, t, limits::token_lifetime);
+      auto minted = mint_token(token_kind::stable, a->appid, t, limits::token_lifetime);
+      if (!minted) return outcome<token_grant>::fail(45009);
+      st.stable = std::move(*minted);
       st.stable_expires = t + limits::token_lifetime;
     }
     outcome<token_grant> out;
@@ -722,13 +795,18 @@ public:
     const bool consent = entry.scope != "snsapi_base";
     if (consent) add_authorization(entry.user, entry.appid);
     outcome<token_grant> out;
-    out.value.access_token = mint_token(token_kind::sns, entry.appid, t, limits::token_lifetime,
-                                        entry.user, entry.scope);
-    out.value.expires_in = limits::token_lifetime;
     out.value.refresh_token = random_chars(86, true);
     {
       auto& s = refresh_tokens_.of(out.value.refresh_token);
       std::lock_guard<std::mutex> lock(s.mutex);
+      const auto expired = [t](const refresh_entry& e) { return t >= e.expires; };
+      detail::sweep(s, t, 3600, expired);
+      if (!detail::make_room(s, t, expired)) return outcome<token_grant>::fail(45009);
+      auto minted = mint_token(token_kind::sns, entry.appid, t, limits::token_lifetime, entry.user,
+                               entry.scope);
+      if (!minted) return outcome<token_grant>::fail(45009);
+      out.value.access_token = std::move(*minted);
+      out.value.expires_in = limits::token_lifetime;
       s.map[out.value.refresh_token] =
           refresh_entry{entry.appid, entry.user, entry.scope, t + limits::refresh_token_lifetime};
     }
@@ -756,8 +834,9 @@ public:
       r = it->second;
     }
     outcome<token_grant> out;
-    out.value.access_token =
-        mint_token(token_kind::sns, r.appid, t, limits::token_lifetime, r.user, r.scope);
+    auto minted = mint_token(token_kind::sns, r.appid, t, limits::token_lifetime, r.user, r.scope);
+    if (!minted) return outcome<token_grant>::fail(45009);
+    out.value.access_token = std::move(*minted);
     out.value.expires_in = limits::token_lifetime;
     out.value.refresh_token = std::string(refresh_token);
     out.value.openid = openid(appid, r.user);
@@ -789,7 +868,7 @@ public:
     if (!user) return outcome<follower_info>::fail(40003);
     outcome<follower_info> out;
     out.value.openid = std::string(oid);
-    with_user(*user, [&](user_state& u) {
+    read_user(*user, [&](const user_state& u) {
       const auto it = u.follow_times.find(a.appid);
       out.value.subscribed = it != u.follow_times.end();
       if (out.value.subscribed) out.value.subscribe_time = it->second;
@@ -902,10 +981,26 @@ private:
     return *key;
   }
 
+  // Changes a user's state, creating it (within the users limit).
   template <class F> void with_user(const std::string& user, F&& f) {
     auto& s = users_.of(user);
     std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.full() && s.map.count(user) == 0) throw full("users", limits_.users);
     f(s.map[user]);
+  }
+  // Reads a user's state, if the user has any; creates nothing.
+  template <class F> void read_user(const std::string& user, F&& f) {
+    auto& s = users_.of(user);
+    std::lock_guard<std::mutex> lock(s.mutex);
+    const auto it = s.map.find(user);
+    if (it != s.map.end()) f(static_cast<const user_state&>(it->second));
+  }
+
+  // The admin API's answer at a limit of world_limits.
+  static admin_error full(const char* what, std::size_t limit) {
+    return admin_error(507, std::string("the mock holds ") + std::to_string(limit) + " " + what +
+                                ", its limit (mock_wechat::world_limits); expired entries are "
+                                "forgotten as the clock moves, or POST /__mock/reset");
   }
 
   void add_authorization(const std::string& user, const std::string& appid) {
@@ -919,6 +1014,7 @@ private:
     const std::string k = detail::pair_key(a.appid, openid(a.appid, user));
     auto& s = openids_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.full() && s.map.count(k) == 0) throw full("openids", limits_.sessions);
     s.map.emplace(k, user);
   }
 
@@ -930,7 +1026,7 @@ private:
     f.bound = a.bound();
     if (!f.bound && high_risk == nullptr) return f;
     std::vector<std::string> follows, authorized;
-    with_user(user, [&](user_state& u) {
+    read_user(user, [&](const user_state& u) {
       if (high_risk != nullptr) *high_risk = u.high_risk;
       if (!f.bound) return;
       follows = u.follows;
@@ -960,7 +1056,9 @@ private:
     detail::pair_key(k, a.appid, user);
     auto& s = sessions_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);
-    auto& sess = s.map[k];
+    auto found = s.map.find(k);  // made by login(), which issued the code
+    if (found == s.map.end()) found = s.map.emplace(k, session_state{}).first;
+    auto& sess = found->second;
     const std::int64_t minute = t / 60;
     if (sess.rate_minute != minute) {
       sess.rate_minute = minute;
@@ -983,22 +1081,31 @@ private:
     return limits::code_lifetime;
   }
 
-  template <class Shard> void sweep_codes(Shard& s, std::int64_t t) {
-    // A code lives 5 (website: 10) minutes; keep used ones that long so a reuse says 40163.
-    detail::sweep(s, t, 30, [&](const auto& c) {
+  // Before a code is issued into shard `s`: forgets codes past their life (a code lives 5
+  // minutes, a website's 10; used ones are kept that long so a reuse says 40163), and
+  // refuses at the codes limit.
+  template <class Shard> void make_room_for_code(Shard& s, std::int64_t t, const char* what) {
+    const auto dead = [&](const auto& c) {
       return t - c.issued > lifetime_of(c) || t < c.issued - 86400;
-    });
+    };
+    detail::sweep(s, t, 30, dead);
+    if (!detail::make_room(s, t, dead)) throw full(what, limits_.codes);
   }
 
-  std::string mint_token(token_kind kind, const std::string& appid, std::int64_t t,
-                         std::int64_t lifetime, const std::string& user = "",
-                         const std::string& scope = "") {
+  // A new access token, kept until a day after it dies (then it answers 40014 like any
+  // garbage). With the token table full, dead tokens are forgotten at once; nullopt when
+  // every kept token is still alive.
+  std::optional<std::string> mint_token(token_kind kind, const std::string& appid, std::int64_t t,
+                                        std::int64_t lifetime, const std::string& user = "",
+                                        const std::string& scope = "") {
     std::string token = new_access_token();
     auto& s = tokens_.of(token);
     std::lock_guard<std::mutex> lock(s.mutex);
-    // Forget tokens a day after they died: they then answer 40014 like any garbage.
     detail::sweep(s, t, 60,
                   [&](const token_entry& e) { return t > std::min(e.expires, e.dies) + 86400; });
+    if (!detail::make_room(s, t,
+                           [&](const token_entry& e) { return t >= std::min(e.expires, e.dies); }))
+      return std::nullopt;
     s.map[token] = token_entry{kind, appid, user, scope, t + lifetime, INT64_MAX};
     return token;
   }
@@ -1063,6 +1170,7 @@ private:
   }
 
   std::atomic<unionid_rules> rules_;
+  world_limits limits_;
   virtual_clock clock_;
   mutable std::shared_mutex apps_mutex_;
   std::unordered_map<std::string, std::shared_ptr<const app>> apps_;

@@ -1,0 +1,246 @@
+// Nothing an admin caller or a network peer does grows the mock without a bound
+// (docs/bounds.md): the world's time bounds hold whichever way its clock is moved, its
+// count limits hold with a frozen clock, and the journal, the fault table, the connection
+// table and the bytes of unfinished requests are bounded too.
+#include "mock_support.hpp"
+
+#include <thread>
+
+using namespace mocktest;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::size_t size_of(fixture& f, const char* what) {
+  return f.world().sizes()[what].get<std::size_t>();
+}
+
+}  // namespace
+
+TEST_CASE("codes are forgotten at their lifetime even after the clock was moved back",
+          "[mock][bounds]") {
+  fixture f;
+  f.add_standard_apps();
+  auto& w = f.world();
+  for (int i = 0; i < 2000; ++i)
+    w.login(mp, "user-" + std::to_string(i % 50));
+  CHECK(size_of(f, "js_codes") == 2000);
+  w.clock().advance(-100000);  // e.g. a test set the clock back to an earlier date
+  for (int i = 0; i < 2000; ++i)
+    w.login(mp, "user-" + std::to_string(i % 50));
+  w.clock().advance(400);  // every code so far is dead: past its 300 s, or from the future
+  for (int i = 0; i < 2000; ++i)
+    w.login(mp, "user-" + std::to_string(i % 50));
+  CHECK(size_of(f, "js_codes") == 2000);
+}
+
+TEST_CASE("with a frozen clock the world's count limits hold, and the admin API says which",
+          "[mock][bounds]") {
+  mock_wechat::options o;
+  o.limits.codes = 160;  // 10 in each of the 16 shards
+  o.limits.sessions = 64;
+  o.limits.users = 32;
+  o.limits.apps = 10;
+  o.limits.payments = 160;
+  fixture f(o);
+  f.add_standard_apps();  // 8 apps
+  f.admin("clock", {{"set", 1800000000}, {"frozen", true}});
+
+  SECTION("login codes: 507 at the limit, room again once they expire") {
+    int issued = 0;
+    reply r;
+    for (int i = 0; i < 1000; ++i) {
+      r = f.post("/__mock/login",
+                 nlohmann::json{{"appid", mp}, {"user", "u" + std::to_string(i % 20)}}.dump());
+      if (r.status != 200) break;
+      ++issued;
+    }
+    CHECK(r.status == 507);
+    CHECK(r.json()["error"].get<std::string>().find("login codes") != std::string::npos);
+    CHECK(issued >= 16);  // at least one shard's worth before a shard filled
+    CHECK(size_of(f, "js_codes") <= 160);
+    f.admin("clock", {{"advance", 301}});
+    CHECK(f.post("/__mock/login", nlohmann::json{{"appid", mp}, {"user", "u1"}}.dump()).status ==
+          200);
+  }
+  SECTION("sessions, users, apps and payments") {
+    reply r;
+    for (int i = 0;
+         i < 200 &&
+         (r = f.post("/__mock/login",
+                     nlohmann::json{{"appid", mp}, {"user", "s" + std::to_string(i)}}.dump()))
+                 .status == 200;
+         ++i) {
+    }
+    CHECK(r.status == 507);
+    CHECK(size_of(f, "sessions") <= 64);
+    CHECK(size_of(f, "openids") <= 64);
+    for (int i = 0;
+         i < 200 &&
+         (r = f.post("/__mock/users",
+                     nlohmann::json{{"user", "h" + std::to_string(i)}, {"high_risk", true}}.dump()))
+                 .status == 200;
+         ++i) {
+    }
+    CHECK(r.status == 507);
+    CHECK(r.json()["error"].get<std::string>().find("users") != std::string::npos);
+    CHECK(size_of(f, "users") <= 32);
+    for (int i = 0;
+         i < 20 && (r = f.post("/__mock/apps",
+                               nlohmann::json{{"appid", "wxextra" + std::to_string(i)}}.dump()))
+                           .status == 200;
+         ++i) {
+    }
+    CHECK(r.status == 507);
+    CHECK(size_of(f, "apps") == 10);
+    f.admin(
+        "apps",
+        {{"appid", mp}, {"secret", mp_secret}, {"open_account", "acct-1"}});  // replacing is fine
+    for (int i = 0;
+         i < 500 &&
+         (r = f.post("/__mock/pay", nlohmann::json{{"appid", mp}, {"user", "s1"}}.dump())).status ==
+             200;
+         ++i) {
+    }
+    CHECK(r.status == 507);
+    CHECK(size_of(f, "payments") <= 160);
+  }
+  SECTION("reading a user's state creates none") {
+    const auto before = size_of(f, "users");
+    const std::string code = f.login(mp, "reader");
+    CHECK(f.code2session(mp, mp_secret, code).errcode() == 0);
+    f.admin("user_info", {{"appid", mp}, {"user", "reader"}});
+    CHECK(size_of(f, "users") == before);
+  }
+}
+
+TEST_CASE("access tokens are bounded: a peer refreshing OAuth tokens gets 45009 at the limit",
+          "[mock][bounds]") {
+  mock_wechat::options o;
+  o.limits.tokens = 64;  // 4 per shard
+  fixture f(o);
+  f.add_standard_apps();
+  const std::string code = f.admin(
+      "oauth_code", {{"appid", oa}, {"user", "alice"}, {"scope", "snsapi_userinfo"}})["code"];
+  const reply first = f.get("/sns/oauth2/access_token?appid=" + oa + "&secret=" + oa_secret +
+                            "&code=" + code + "&grant_type=authorization_code");
+  REQUIRE(first.errcode() == 0);
+  const std::string refresh = first.json()["refresh_token"];
+  const std::string rp = "/sns/oauth2/refresh_token?appid=" + oa +
+                         "&grant_type=refresh_token&refresh_token=" + refresh;
+  int errcode = 0;
+  for (int i = 0; i < 1000 && errcode == 0; ++i)
+    errcode = f.get(rp).errcode();
+  CHECK(errcode == 45009);
+  CHECK(size_of(f, "tokens") <= 64);
+  f.world().clock().advance(7200);  // every token so far has expired: room again
+  CHECK(f.get(rp).errcode() == 0);
+  CHECK(size_of(f, "tokens") <= 64);
+}
+
+TEST_CASE("refresh tokens are forgotten after their 30 days", "[mock][bounds]") {
+  fixture f;
+  f.add_standard_apps();
+  auto exchange = [&] {
+    const std::string code =
+        f.admin("oauth_code", {{"appid", oa}, {"user", "alice"}, {"scope", "snsapi_base"}})["code"];
+    return f.get("/sns/oauth2/access_token?appid=" + oa + "&secret=" + oa_secret + "&code=" + code +
+                 "&grant_type=authorization_code");
+  };
+  for (int i = 0; i < 200; ++i)
+    REQUIRE(exchange().errcode() == 0);
+  CHECK(size_of(f, "refresh_tokens") == 200);
+  f.world().clock().advance(30 * 86400);
+  for (int i = 0; i < 200; ++i)
+    REQUIRE(exchange().errcode() == 0);
+  CHECK(size_of(f, "refresh_tokens") == 200);
+}
+
+TEST_CASE("the journal keeps a bounded number of bytes whatever peers send", "[mock][bounds]") {
+  mock_wechat::options o;
+  o.journal = 50;
+  fixture f(o);
+  f.add_standard_apps();
+  const std::string big(512 * 1024, 'x');
+  for (int i = 0; i < 60; ++i) {
+    auto r = f.http.Post(
+        ("/wxa/business/getuserphonenumber?access_token=t" + std::string(5000, 'q')).c_str(), big,
+        "application/json");
+    REQUIRE(r);
+  }
+  CHECK(f.mock.journal().count() == 50);
+  CHECK(f.mock.journal().bytes() <= 50 * (mock_wechat::journal_entry::max_target +
+                                          mock_wechat::journal_entry::max_body + 1024));
+  const auto j = f.mock.journal().to_json();
+  CHECK(j.back()["body"] == "(524288 bytes, not kept)");
+  CHECK(j.back()["query"]["access_token"] == "***");
+  SECTION("small bodies are kept as before") {
+    f.post("/wxa/business/getuserphonenumber?access_token=t", R"({"code":"abc"})");
+    CHECK(f.mock.journal().to_json().back()["body"]["code"] == "abc");
+  }
+}
+
+TEST_CASE("the fault table holds at most 1000 faults", "[mock][bounds]") {
+  fixture f;
+  for (std::size_t i = 0; i < mock_wechat::fault_table::max_faults; ++i)
+    f.mock.faults().add(
+        mock_wechat::fault::from_json({{"path", "/wxa/checksession"}, {"errcode", -1}}));
+  const reply r = f.post("/__mock/faults", R"({"path":"/wxa/checksession","errcode":-1})");
+  CHECK(r.status == 507);
+  CHECK(r.json()["error"].get<std::string>().find("DELETE /__mock/faults") != std::string::npos);
+  f.mock.faults().clear();
+  CHECK(f.post("/__mock/faults", R"({"path":"/wxa/checksession","errcode":-1})").status == 200);
+}
+
+TEST_CASE("connections beyond max_connections are closed as they are accepted",
+          "[mock][bounds][hostile]") {
+  mock_wechat::options o;
+  o.max_connections = 8;
+  fixture f(o);
+  f.add_standard_apps();
+  std::vector<raw> held;
+  for (int i = 0; i < 8; ++i) {
+    held.emplace_back(f.mock.port());
+    REQUIRE(held.back().ok());
+  }
+  for (int i = 0; i < 50 && f.mock.open_connections() < 8; ++i)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(f.mock.open_connections() == 8);
+  raw extra(f.mock.port());
+  CHECK(extra.closed_by_peer(2s));
+  CHECK(f.mock.refused_connections() >= 1);
+  CHECK(f.mock.open_connections() <= 8);
+  held.clear();  // the held ones go: room again
+  for (int i = 0; i < 200 && f.mock.open_connections() > 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  raw again(f.mock.port());
+  REQUIRE(again.send("GET /__mock/health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(again.read_response().rfind("HTTP/1.1 200", 0) == 0);
+}
+
+TEST_CASE("unfinished requests hold at most max_pending_bytes, past it 503 and close",
+          "[mock][bounds][hostile]") {
+  mock_wechat::options o;
+  o.max_pending_bytes = 1 << 20;
+  fixture f(o);
+  f.add_standard_apps();
+  const std::string head =
+      "POST /wxa/business/getuserphonenumber?access_token=t HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n";
+  raw a(f.mock.port()), b(f.mock.port());
+  REQUIRE(a.send(head + std::string(600000, 'a')));
+  for (int i = 0; i < 200 && f.mock.pending_bytes() < 600000; ++i)
+    std::this_thread::sleep_for(10ms);
+  CHECK(f.mock.pending_bytes() >= 600000);
+  REQUIRE(b.send(head + std::string(600000, 'b')));
+  const std::string refused = b.read_response();
+  CHECK(refused.rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(b.closed_by_peer(2s));
+  CHECK(f.mock.pending_bytes() <= std::size_t{1} << 20);
+  // the first one completes and is answered; nothing stays held
+  REQUIRE(a.send(std::string(300000, 'a')));
+  CHECK(a.read_response().rfind("HTTP/1.1 200", 0) == 0);
+  for (int i = 0; i < 200 && f.mock.pending_bytes() > 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  CHECK(f.mock.pending_bytes() == 0);
+}
