@@ -1,8 +1,10 @@
 // login_server: what a mini program backend looks like with this library. Copy it.
 //
 //   login_server --appid A --secret S [--api-base URL] [--ca-file F] [--port 8081]
-//                [--mock-port P]
+//                [--mock-port P] [--session-ttl 86400] [--max-sessions 100000]
 //
+// Our own session tokens live --session-ttl seconds; beyond --max-sessions the oldest are
+// forgotten first (a forgotten token answers 401 and the device logs in again).
 // --appid/--secret may come from the environment instead (WECHAT_APPID, WECHAT_SECRET), which
 // keeps the secret out of `ps`. Without --api-base it starts the embedded mock of
 // api.weixin.qq.com (A/S registered as a mini program bound to an Open Platform account) and
@@ -23,8 +25,10 @@
 #include <nlohmann/json.hpp>
 #include <wechat/wechat.hpp>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <deque>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -40,28 +44,58 @@ struct session {
   std::optional<std::string> unionid;
 };
 
+// Our own login sessions: token -> what we know of the user. Bounded both ways, so that
+// no crowd of logins grows the server without end: a session lives `ttl` from its
+// login, and beyond `max` sessions the oldest goes first (O(1) amortized per login). A
+// forgotten token answers 401: the device logs in again.
 class session_table {
 public:
+  session_table(std::chrono::seconds ttl, std::size_t max) : ttl_(ttl), max_(max) {}
+
   std::string open(session s) {
     std::string token = wechat::to_hex(wechat::random_bytes(24));
+    const auto now = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(mutex_);
-    sessions_[token] = std::move(s);
+    sessions_[token] = entry{std::move(s), now};
+    order_.emplace_back(token, now);
+    forget(now);
     return token;
   }
-  std::optional<session> find(const std::string& token) const {
+  std::optional<session> find(const std::string& token) {
+    const auto now = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(mutex_);
+    forget(now);
     const auto it = sessions_.find(token);
     if (it == sessions_.end()) return std::nullopt;
-    return it->second;
+    return it->second.s;
   }
   void close(const std::string& token) {
     std::lock_guard<std::mutex> lock(mutex_);
-    sessions_.erase(token);
+    sessions_.erase(token);  // its record in order_ goes when it reaches the front
   }
 
 private:
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, session> sessions_;
+  struct entry {
+    session s;
+    std::chrono::steady_clock::time_point opened;
+  };
+  // Oldest first: those past ttl_, and while more than max_ are held. Caller holds mutex_.
+  void forget(std::chrono::steady_clock::time_point now) {
+    while (!order_.empty()) {
+      const auto& [token, opened] = order_.front();
+      const auto it = sessions_.find(token);
+      const bool current = it != sessions_.end() && it->second.opened == opened;
+      if (current && now - opened < ttl_ && sessions_.size() <= max_) break;
+      if (current) sessions_.erase(it);
+      order_.pop_front();
+    }
+  }
+
+  const std::chrono::seconds ttl_;
+  const std::size_t max_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, entry> sessions_;
+  std::deque<std::pair<std::string, std::chrono::steady_clock::time_point>> order_;
 };
 
 void reply(httplib::Response& res, int status, const nlohmann::json& body) {
@@ -103,9 +137,14 @@ int main(int argc, char** argv) {
   const std::string ca_file = option(argc, argv, "--ca-file");
   const int port = std::atoi(option(argc, argv, "--port", nullptr, "8081").c_str());
   const int mock_port = std::atoi(option(argc, argv, "--mock-port", nullptr, "0").c_str());
+  // Our sessions: a day each, 100,000 at most (the oldest forgotten first).
+  const long long session_ttl =
+      std::atoll(option(argc, argv, "--session-ttl", nullptr, "86400").c_str());
+  const long long max_sessions =
+      std::atoll(option(argc, argv, "--max-sessions", nullptr, "100000").c_str());
   if (appid.empty() || secret.empty()) {
     std::cerr << "usage: login_server --appid A --secret S [--api-base URL] [--ca-file F] "
-                 "[--port 8081] [--mock-port P]\n"
+                 "[--port 8081] [--mock-port P] [--session-ttl 86400] [--max-sessions 100000]\n"
                  "       (or WECHAT_APPID / WECHAT_SECRET in the environment)\n";
     return 2;
   }
@@ -137,7 +176,8 @@ int main(int argc, char** argv) {
   wechat::resolver_options ro;
   ro.appid = appid;
   wechat::unionid_resolver resolver(ro, wx);
-  session_table sessions;
+  session_table sessions(std::chrono::seconds(std::max(1LL, session_ttl)),
+                         static_cast<std::size_t>(std::max(1LL, max_sessions)));
 
   httplib::Server http;
   http.set_tcp_nodelay(true);

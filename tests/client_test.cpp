@@ -223,9 +223,11 @@ TEST_CASE("code2session with code_memory_max 0 remembers nothing but still share
       std::error_code ec;
       results[i] = wx.code2session(code, ec);
     });
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   CHECK(f.calls("/sns/jscode2session") == 1);
-  for (const auto& r : results) CHECK(r.session_key == results[0].session_key);
+  for (const auto& r : results)
+    CHECK(r.session_key == results[0].session_key);
   CHECK(wx.remembered_codes() == 0);
   std::error_code ec;
   wx.code2session(code, ec);

@@ -3,6 +3,8 @@
 
 #include "fixtures.hpp"
 
+#include <malloc.h>
+
 #include <string>
 
 using fixtures::sample_appid;
@@ -393,10 +395,36 @@ TEST_CASE("24 base64 characters that decode to 17 or 18 bytes are malformed, not
   REQUIRE(k17.size() == 24);
   REQUIRE(k18.size() == 24);
   for (const std::string& k : {k17, k18}) {
-    CHECK(user_error(k, {sample_encrypted_data, sample_iv}) == wechat::decrypt_errc::session_key_malformed);
-    CHECK(user_error(sample_session_key, {sample_encrypted_data, k}) == wechat::decrypt_errc::iv_malformed);
+    CHECK(user_error(k, {sample_encrypted_data, sample_iv}) ==
+          wechat::decrypt_errc::session_key_malformed);
+    CHECK(user_error(sample_session_key, {sample_encrypted_data, k}) ==
+          wechat::decrypt_errc::iv_malformed);
     std::error_code ec;
     wechat::encrypt_data(k, "{}", sample_iv, ec);
     CHECK(ec == wechat::decrypt_errc::session_key_malformed);
   }
+}
+
+TEST_CASE("a huge payload's buffer is given back at the next ordinary decryption",
+          "[decrypt][bounds]") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  SUCCEED("the sanitizers' allocator does not keep glibc's counts: checked in the plain build");
+  return;
+#endif
+  // glibc's count of bytes allocated now: the per-thread buffer is not visible otherwise
+  const auto allocated = [] {
+    const auto m = mallinfo2();
+    return m.uordblks + m.hblkhd;  // the heap, and the chunks mapped on their own
+  };
+  std::error_code ec;
+  wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv}, opts(), ec);
+  REQUIRE_FALSE(ec);
+  const std::size_t before = allocated();
+  const std::string huge(std::size_t{8} << 20, 'A');  // 8 MiB of base64: 6 MiB decoded
+  wechat::decrypt_user_info(sample_session_key, {huge, sample_iv}, opts(), ec);
+  CHECK(ec);  // not a WeChat payload, but it was decoded into the buffer
+  CHECK(allocated() >= before + (std::size_t{6} << 20));
+  wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv}, opts(), ec);
+  REQUIRE_FALSE(ec);
+  CHECK(allocated() < before + (std::size_t{8} << 20) + 65536);  // the 8 MiB input only
 }

@@ -70,6 +70,28 @@ base=$(sed -n 's/^login_server listening on //p' "$work/out2")
 check_flow "$base" "$mockbase"
 echo "standalone mock: ok"
 
+# 3. Sessions are bounded: with --max-sessions 2 the oldest of three logins is forgotten.
+"$server" --appid "$appid" --secret "$secret" --port 0 --max-sessions 2 > "$work/out3" 2> "$work/err3" &
+pids+=($!)
+wait_line "$work/out3" "login_server listening on"
+base=$(sed -n 's/^login_server listening on //p' "$work/out3")
+mockbase=$(sed -n 's/^embedded mock_wechat on \([^;]*\);.*/\1/p' "$work/err3")
+tokens=()
+for user in u1 u2 u3; do
+  code=$(curl -sf -XPOST "$mockbase/__mock/login" -d "{\"appid\":\"$appid\",\"user\":\"$user\"}" | field code)
+  tokens+=("$(curl -sf -XPOST "$base/login" -d "{\"code\":\"$code\"}" | field token)")
+done
+userinfo_status() {  # TOKEN USER
+  local info req
+  info=$(curl -sf -XPOST "$mockbase/__mock/user_info" -d "{\"appid\":\"$appid\",\"user\":\"$2\"}")
+  req=$(node -e 'const i=JSON.parse(process.argv[1]);console.log(JSON.stringify({token:process.argv[2],encryptedData:i.encryptedData,iv:i.iv}))' "$info" "$1")
+  curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/userinfo" -d "$req"
+}
+[[ $(userinfo_status "${tokens[0]}" u1) == 401 ]] || fail "the oldest session was kept beyond --max-sessions"
+[[ $(userinfo_status "${tokens[1]}" u2) == 200 ]] || fail "session 2 lost"
+[[ $(userinfo_status "${tokens[2]}" u3) == 200 ]] || fail "session 3 lost"
+echo "bounded sessions: ok"
+
 # Nothing secret in anything the server said.
 if grep -q -- "$secret" "$work"/out* "$work"/err* "$work/answers"; then fail "the appsecret was printed"; fi
 echo "login_server ok"

@@ -149,8 +149,7 @@ public:
       const std::int64_t now = clock_->now_ms();
       sweep_codes(now);
       const auto it = codes_.find(key);
-      if (it != codes_.end() &&
-          (!it->second.done || now - it->second.done_at < code_memory_ms())) {
+      if (it != codes_.end() && (!it->second.done || now - it->second.done_at < code_memory_ms())) {
         flight = it->second.result;
       } else {
         flight = promise.get_future().share();
@@ -436,8 +435,8 @@ private:
     const std::int64_t memory = code_memory_ms();
     while (!done_order_.empty()) {
       const auto it = codes_.find(done_order_.front().first);
-      const bool current = it != codes_.end() && it->second.done &&
-                           it->second.seq == done_order_.front().second;
+      const bool current =
+          it != codes_.end() && it->second.done && it->second.seq == done_order_.front().second;
       if (current && now - it->second.done_at < memory && codes_.size() <= opt_.code_memory_max)
         break;  // the oldest record is live and within both bounds: so is every later one
       if (current) codes_.erase(it);
@@ -515,7 +514,7 @@ private:
   std::shared_ptr<const wechat::clock> clock_;
   token_provider tokens_;
   std::mutex codes_mutex_;
-  std::unordered_map<std::string, code_entry> codes_;  // in flight and remembered
+  std::unordered_map<std::string, code_entry> codes_;             // in flight and remembered
   std::deque<std::pair<std::string, std::uint64_t>> done_order_;  // remembered, oldest first
   std::uint64_t code_seq_ = 0;
 };

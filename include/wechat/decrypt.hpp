@@ -114,7 +114,12 @@ inline std::string_view decrypt_plaintext(std::string_view session_key, std::str
   if (data.size() % 4 != 0) {
     bec = base64_diagnose(data);
   } else {
-    buffer.resize(base64_decoded_size(data));
+    const std::size_t size = base64_decoded_size(data);
+    // A buffer grown by an unusually large payload is given back at the next ordinary
+    // one: a thread holds at most its last payload's size beyond 64 KiB (docs/bounds.md).
+    constexpr std::size_t keep = std::size_t{64} * 1024;
+    if (buffer.capacity() > keep && size <= keep) std::string().swap(buffer);
+    buffer.resize(size);
   }
   std::size_t n = 0;
   if (!bec) n = base64_decode_to(data, reinterpret_cast<unsigned char*>(buffer.data()), bec);
