@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test sanitize tidy fuzz bench bench-load clean format
+.PHONY: all deps configure build demo test sanitize tsan tidy fuzz bench bench-load clean format
 
 all: build
 
@@ -31,6 +31,20 @@ sanitize: deps
 	cmake --preset asan
 	cmake --build build-asan -j $(JOBS)
 	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+# The tests that run threads under ThreadSanitizer (CMakePresets.json): code2session's
+# single flight, the token provider and its Redis lock, the fleet, the mock's server under
+# concurrent clients, the hostile clients, the load generator. Any report fails the test.
+TSAN_TARGETS = client_logic_test client_test unionid_test fault_table_test \
+  mock_endpoints_test mock_unionid_test mock_faults_test mock_admin_test \
+  mock_standalone_test mock_hostile_test mock_bounds_test wire_test redis_test fleet_worker \
+  mock_wechat loadgen
+TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|wire_test|redis_test): |^load_smoke$$
+tsan: deps
+	cmake --preset tsan
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
 
 # clang-tidy over the headers, examples and mock_wechat (.clang-tidy; any finding fails).
 tidy:
@@ -63,4 +77,4 @@ format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
 
 clean:
-	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-release build-fuzz build-tidy
+	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-tsan build-release build-fuzz build-tidy
