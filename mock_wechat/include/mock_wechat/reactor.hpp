@@ -299,9 +299,12 @@ public:
   using serve_fn = std::function<bool(buffered_stream&)>;
   using fast_fn = std::function<fast_result(const plain_request&, std::string&)>;
 
-  reactor(reactor_limits limits, serve_fn serve, fast_fn fast = {})
+  /// `retired` runs first thing in the destructor (e.g. to withdraw the reactor from
+  /// other threads' reach).
+  reactor(reactor_limits limits, serve_fn serve, fast_fn fast = {},
+          std::function<void()> retired = {})
       : limits_(limits), serve_(std::move(serve)), fast_(std::move(fast)),
-        wakefd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+        retired_(std::move(retired)), wakefd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     loops_.resize(std::max<std::size_t>(1, limits_.workers));
     for (auto& ep : loops_) {
       ep = ::epoll_create1(EPOLL_CLOEXEC);
@@ -315,6 +318,7 @@ public:
     sweeper_ = std::thread([this] { sweep(); });
   }
   ~reactor() override {
+    if (retired_) retired_();
     shutdown();
     for (int ep : loops_)
       ::close(ep);
@@ -605,6 +609,7 @@ private:
   reactor_limits limits_;
   serve_fn serve_;
   fast_fn fast_;
+  std::function<void()> retired_;
   int wakefd_;
   std::vector<int> loops_;
   std::atomic<std::size_t> next_loop_{0};

@@ -76,9 +76,6 @@ namespace detail {
 class http_server final : public httplib::Server {
 public:
   reactor_limits limits;
-  /// Made on the listen thread by listen_after_bind() (through new_task_queue), gone
-  /// when it returns; read by other threads, hence atomic.
-  std::atomic<reactor*> engine{nullptr};
 
   /// Answers plain API requests before httplib sees them (wire.hpp); empty: httplib
   /// answers everything.
@@ -92,16 +89,31 @@ public:
           const bool ok = process_request(strm, false, closed, nullptr);
           return ok && !closed;
         },
-        fast);
-    engine.store(r);
+        fast, [this] {  // as the reactor goes: no one may use it any more
+          std::lock_guard<std::mutex> lock(engine_mutex_);
+          engine_ = nullptr;
+        });
+    std::lock_guard<std::mutex> lock(engine_mutex_);
+    engine_ = r;
     return r;
+  }
+
+  /// Runs f(engine), the engine kept alive meanwhile; engine is null before it is made
+  /// and once it is gone (the server stopped). The engine is made by listen_after_bind()
+  /// (through new_task_queue) and destroyed when it returns, both on the listen thread.
+  template <class F> auto with_engine(F&& f) const {
+    std::lock_guard<std::mutex> lock(engine_mutex_);
+    return f(static_cast<const reactor*>(engine_));
   }
 
 private:
   bool process_and_close_socket(socket_t sock) override {
-    engine.load()->add(sock);
+    engine_->add(sock);  // the listen thread, which alone makes and destroys the engine
     return true;
   }
+
+  mutable std::mutex engine_mutex_;
+  reactor* engine_ = nullptr;
 };
 
 }  // namespace detail
@@ -167,18 +179,19 @@ public:
   stats_table& stats() noexcept { return stats_; }
   /// Plain-HTTP connections open now (0 under TLS, which does not count them).
   std::size_t open_connections() const {
-    const detail::reactor* r = engine();
-    return r != nullptr ? r->connections() : 0;
+    return with_engine(
+        [](const detail::reactor* r) { return r != nullptr ? r->connections() : 0; });
   }
   /// Plain-HTTP connections closed as they were accepted, at options::max_connections.
   std::size_t refused_connections() const {
-    const detail::reactor* r = engine();
-    return r != nullptr ? r->refused_connections() : 0;
+    return with_engine(
+        [](const detail::reactor* r) { return r != nullptr ? r->refused_connections() : 0; });
   }
   /// Bytes held for unfinished plain-HTTP requests now.
   std::size_t pending_bytes() const {
-    const detail::reactor* r = engine();
-    return r != nullptr ? r->pending_bytes() : 0;
+    return with_engine([](const detail::reactor* r) {
+      return r != nullptr ? r->pending_bytes() : std::size_t{0};
+    });
   }
 
   /// Stops serving and joins the threads. Idempotent; prompt (well under a second).
@@ -191,14 +204,13 @@ public:
     stop_cv_.notify_all();
     http_->stop();
     thread_.join();  // the reactor is gone with httplib's listen loop
-    if (auto* plain = dynamic_cast<detail::http_server*>(http_.get())) plain->engine.store(nullptr);
   }
 
 private:
-  // The plain-HTTP engine while it runs; null under TLS or when stopped.
-  const detail::reactor* engine() const {
+  // f(the plain-HTTP engine), kept alive meanwhile; f(nullptr) under TLS or when stopped.
+  template <class F> std::size_t with_engine(F&& f) const {
     const auto* plain = dynamic_cast<const detail::http_server*>(http_.get());
-    return plain != nullptr ? plain->engine.load() : nullptr;
+    return plain != nullptr ? plain->with_engine(f) : f(nullptr);
   }
 
   std::string url_host() const {
