@@ -39,11 +39,11 @@ TSAN_TARGETS = client_logic_test client_test unionid_test fault_table_test \
   mock_endpoints_test mock_unionid_test mock_faults_test mock_admin_test \
   mock_standalone_test mock_hostile_test mock_bounds_test wire_test redis_test fleet_worker \
   mock_wechat loadgen
-TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|wire_test|redis_test): |^load_smoke$$
+TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|wire_test|redis_test):|^load_smoke$$
 tsan: deps
 	cmake --preset tsan
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" \
 	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
 
 # clang-tidy over the headers, examples and mock_wechat (.clang-tidy; any finding fails).
