@@ -4,11 +4,18 @@
 //       issues N login codes through the mock's admin API (spread over users P-0, P-1..., so the
 //       per-user rate limit is never hit), one per line
 //   client_bench login  --base URL --appid A --secret S --codes FILE --threads N
+//                       [--code-memory-max M]
 //       exchanges every code once through ONE shared wechat::client from N threads;
 //       prints {"logins_per_sec":..,"errors":..,"seconds":..}
 //   client_bench token  --threads N --seconds S
 //       N threads read a cached access token as fast as they can (no network);
 //       prints {"ns_per_get":..,"gets":..}
+//   client_bench soak   --base URL --appid A --secret S --logins N --threads T --every K
+//                       [--users U] [--code-memory-max M]
+//       ONE client with the default options (or code_memory_max M) exchanges N fresh
+//       codes from T threads, minting them K at a time through the admin API; after every
+//       K logins prints a CSV line: logins,rss_kib,remembered_codes,seconds
+//       (benchmarks/run_client_soak.sh)
 #include <httplib.h>
 #include <wechat/client.hpp>
 #include <wechat/transport/httplib.hpp>
@@ -21,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 namespace {
 
 std::map<std::string, std::string> parse(int argc, char** argv) {
@@ -30,19 +39,20 @@ std::map<std::string, std::string> parse(int argc, char** argv) {
   return a;
 }
 
-int issue(std::map<std::string, std::string>& a) {
-  const std::size_t count = std::stoul(a["--count"]);
-  std::vector<std::string> codes(count);
+// Fills `codes` with fresh login codes from the admin API (4 connections), code i for user
+// prefix-(first + i) % users, so no user comes near the per-user rate limit.
+void mint(const std::string& base, const std::string& appid, const std::string& prefix,
+          std::size_t first, std::size_t users, std::vector<std::string>& codes) {
   std::atomic<std::size_t> next{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&] {
-      httplib::Client c(a["--base"]);
+      httplib::Client c(base);
       c.set_keep_alive(true);
       c.set_tcp_nodelay(true);
-      for (std::size_t i; (i = next++) < count;) {
-        const std::string body = "{\"appid\":\"" + a["--appid"] + "\",\"user\":\"" + a["--prefix"] +
-                                 "-" + std::to_string(i % (count / 40 + 1)) + "\"}";
+      for (std::size_t i; (i = next++) < codes.size();) {
+        const std::string body = "{\"appid\":\"" + appid + "\",\"user\":\"" + prefix + "-" +
+                                 std::to_string((first + i) % users) + "\"}";
         auto r = c.Post("/__mock/login", body, "application/json");
         if (!r || r->status != 200) {
           std::cerr << "issue: login failed: "
@@ -56,10 +66,35 @@ int issue(std::map<std::string, std::string>& a) {
     });
   for (auto& t : threads)
     t.join();
+}
+
+int issue(std::map<std::string, std::string>& a) {
+  const std::size_t count = std::stoul(a["--count"]);
+  std::vector<std::string> codes(count);
+  mint(a["--base"], a["--appid"], a["--prefix"], 0, count / 40 + 1, codes);
   std::ofstream out(a["--out"]);
   for (const auto& c : codes)
     out << c << '\n';
   return 0;
+}
+
+// Exchanges every code once through `wx` from `threads` threads; the failed logins (the
+// first few are named on stderr).
+std::size_t exchange_all(wechat::client& wx, const std::vector<std::string>& codes, int threads) {
+  std::atomic<std::size_t> next{0}, errors{0};
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i)
+    pool.emplace_back([&] {
+      for (std::size_t k; (k = next++) < codes.size();) {
+        std::error_code ec;
+        const auto s = wx.code2session(codes[k], ec);
+        if ((ec || s.openid.empty()) && errors++ < 5)
+          std::cerr << "code2session failed: " << ec.message() << "\n";
+      }
+    });
+  for (auto& th : pool)
+    th.join();
+  return errors.load();
 }
 
 int login(std::map<std::string, std::string>& a) {
@@ -71,24 +106,17 @@ int login(std::map<std::string, std::string>& a) {
   wechat::httplib_transport_options t;
   t.base_url = a["--base"];
   t.max_connections = static_cast<std::size_t>(n);
-  wechat::client wx({a["--appid"], a["--secret"]}, wechat::httplib_transport::create(t));
-  std::atomic<std::size_t> next{0}, errors{0};
+  wechat::client_options o;
+  o.appid = a["--appid"];
+  o.secret = a["--secret"];
+  if (a.count("--code-memory-max")) o.code_memory_max = std::stoul(a["--code-memory-max"]);
+  wechat::client wx(o, wechat::httplib_transport::create(t));
   const auto start = std::chrono::steady_clock::now();
-  std::vector<std::thread> threads;
-  for (int i = 0; i < n; ++i)
-    threads.emplace_back([&] {
-      for (std::size_t k; (k = next++) < codes.size();) {
-        std::error_code ec;
-        const auto s = wx.code2session(codes[k], ec);
-        if (ec || s.openid.empty()) ++errors;
-      }
-    });
-  for (auto& th : threads)
-    th.join();
+  const std::size_t errors = exchange_all(wx, codes, n);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << nlohmann::json{{"logins_per_sec", codes.size() / secs},
-                              {"errors", errors.load()},
+                              {"errors", errors},
                               {"seconds", secs},
                               {"logins", codes.size()},
                               {"threads", n}}
@@ -145,6 +173,43 @@ int token(std::map<std::string, std::string>& a) {
   return 0;
 }
 
+// This process's resident set (KiB), from /proc/self/statm.
+std::size_t rss_kib() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE)) / 1024;
+}
+
+int soak(std::map<std::string, std::string>& a) {
+  const std::size_t logins = std::stoul(a["--logins"]);
+  const std::size_t every = std::stoul(a["--every"]);
+  const int n = std::stoi(a["--threads"]);
+  const std::size_t users = a.count("--users") ? std::stoul(a["--users"]) : 50000;
+  wechat::client_options o;
+  o.appid = a["--appid"];
+  o.secret = a["--secret"];
+  if (a.count("--code-memory-max")) o.code_memory_max = std::stoul(a["--code-memory-max"]);
+  wechat::httplib_transport_options t;
+  t.base_url = a["--base"];
+  t.max_connections = static_cast<std::size_t>(n);
+  wechat::client wx(o, wechat::httplib_transport::create(t));
+  std::vector<std::string> codes(every);  // reused: the batch costs the same every time
+  std::size_t errors = 0;
+  const auto start = std::chrono::steady_clock::now();
+  std::cout << "logins,rss_kib,remembered_codes,seconds" << std::endl;
+  for (std::size_t done = 0; done < logins; done += every) {
+    mint(a["--base"], o.appid, "soak", done, users, codes);
+    errors += exchange_all(wx, codes, n);
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << done + every << ',' << rss_kib() << ',' << wx.remembered_codes() << ',' << secs
+              << std::endl;
+  }
+  if (errors > 0) std::cerr << "soak: " << errors << " failed logins\n";
+  return errors > 0 ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,6 +222,7 @@ int main(int argc, char** argv) {
   if (mode == "issue") return issue(a);
   if (mode == "login") return login(a);
   if (mode == "token") return token(a);
+  if (mode == "soak") return soak(a);
   std::cerr << "unknown mode\n";
   return 2;
 }

@@ -31,6 +31,13 @@ struct client_fixture : fixture {
     o.backoff = std::chrono::milliseconds(5);
     return wechat::client(o, transport, std::move(store), std::move(clk));
   }
+  /// The mini program's client options, as a test starts from them.
+  static wechat::client_options mp_options() {
+    wechat::client_options o;
+    o.appid = mp;
+    o.secret = mp_secret;
+    return o;
+  }
   std::size_t calls(const std::string& path) { return mock.journal().count(path); }
   std::shared_ptr<wechat::httplib_transport> transport;
 };
@@ -139,9 +146,7 @@ TEST_CASE("code2session forgets a code after its 5 minutes, and never remembers 
 TEST_CASE("code2session remembers at most code_memory_max codes, forgetting the oldest",
           "[client][code2session][bounds]") {
   client_fixture f;
-  wechat::client_options o;
-  o.appid = mp;
-  o.secret = mp_secret;
+  auto o = f.mp_options();
   o.code_memory_max = 50;
   wechat::client wx(o, f.transport);
   std::vector<std::string> codes;
@@ -175,9 +180,7 @@ TEST_CASE("code2session forgets codes after code_memory even when no one asks ag
           "[client][code2session][bounds]") {
   client_fixture f;
   auto clk = std::make_shared<wechat::manual_clock>();
-  wechat::client_options o;
-  o.appid = mp;
-  o.secret = mp_secret;
+  auto o = f.mp_options();
   o.code_memory = std::chrono::seconds(60);
   wechat::client wx(o, f.transport, nullptr, clk);
   std::error_code ec;
@@ -209,9 +212,7 @@ TEST_CASE("code2session forgets codes after code_memory even when no one asks ag
 TEST_CASE("code2session with code_memory_max 0 remembers nothing but still shares a flight",
           "[client][code2session][bounds]") {
   client_fixture f;
-  wechat::client_options o;
-  o.appid = mp;
-  o.secret = mp_secret;
+  auto o = f.mp_options();
   o.code_memory_max = 0;
   wechat::client wx(o, f.transport);
   f.admin("faults", {{"path", "/sns/jscode2session"}, {"delay_ms", 500}, {"times", 1}});
