@@ -43,8 +43,9 @@ inline void redact(nlohmann::json& j) {
 /// so that recording costs a few string copies: no secret ever leaves through it.
 struct journal_entry {
   /// What one entry keeps at most of a request, so that the journal's memory is bounded
-  /// (capacity x about 12 KiB) whatever peers send: WeChat API requests are far smaller.
-  static constexpr std::size_t max_target = 8192;
+  /// (capacity x about 20 KiB) whatever peers send: WeChat API requests are far smaller.
+  static constexpr std::size_t max_method = 16;
+  static constexpr std::size_t max_target = 8192;  ///< of the path, and of path and query
   static constexpr std::size_t max_body = 4096;
 
   std::uint64_t seq = 0;
@@ -105,6 +106,7 @@ public:
     }
     e->seq = ++seq_;
     fill(*e);
+    if (e->path.size() > journal_entry::max_target) e->path.resize(journal_entry::max_target);
     if (e->target.size() > journal_entry::max_target) e->target.resize(journal_entry::max_target);
     if (e->body.size() > journal_entry::max_body) e->body.clear();  // body_size says how big
     for (std::string* s : {&e->method, &e->path, &e->target, &e->body, &e->fault})

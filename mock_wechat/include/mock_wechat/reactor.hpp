@@ -372,6 +372,7 @@ public:
     for (auto& [raw, c] : table_)
       ::close(c->fd);
     table_.clear();
+    pending_bytes_.store(0);
   }
 
   /// Waits `ms` on purpose (a delay fault) without taking a worker from other
@@ -515,7 +516,7 @@ private:
     const std::size_t held = c.pending_counted;
     if (pos < buf.size()) {
       const std::size_t rest = buf.size() - pos;
-      if (rest > held && pending_bytes_.load() + rest - held > limits_.max_pending_bytes) {
+      if (!count_pending(held, rest)) {
         reject(c, 503);  // too many bytes of unfinished requests held already
         close_connection(&c);
         if (buf.capacity() > keep_buffer) std::string().swap(buf);
@@ -523,20 +524,28 @@ private:
       }
       if (c.pending.empty() || pos > 0) c.partial_since = now;
       std::string(buf, pos, std::string::npos).swap(c.pending);  // capacity: exactly `rest`
-      pending_bytes_ += rest;
-      pending_bytes_ -= held;
       c.pending_counted = rest;
       c.deadline.store(c.partial_since + limits_.request_timeout_ms);
     } else {
       if (!c.pending.empty()) {
         std::string().swap(c.pending);
-        pending_bytes_ -= held;
+        pending_bytes_.fetch_sub(held);
         c.pending_counted = 0;
       }
       c.deadline.store(now + limits_.keep_alive_timeout_ms);
     }
     if (buf.capacity() > keep_buffer) std::string().swap(buf);  // after a large request
     if (rewatch && !watch(c)) close_connection(&c);
+  }
+
+  // A connection's unfinished request goes from `held` to `rest` bytes: counted in
+  // pending_bytes_ in one step, unless growing it would pass max_pending_bytes.
+  bool count_pending(std::size_t held, std::size_t rest) {
+    std::size_t total = pending_bytes_.load();
+    do {
+      if (rest > held && total - held + rest > limits_.max_pending_bytes) return false;
+    } while (!pending_bytes_.compare_exchange_weak(total, total - held + rest));
+    return true;
   }
 
   // Sends `data` whole (waiting for room at most io_timeout_ms at a time) and clears it.
@@ -572,7 +581,7 @@ private:
       owned = std::move(it->second);
       table_.erase(it);
     }
-    pending_bytes_ -= owned->pending_counted;
+    pending_bytes_.fetch_sub(owned->pending_counted);
     ::epoll_ctl(owned->loop, EPOLL_CTL_DEL, owned->fd, nullptr);
     ::shutdown(owned->fd, SHUT_RDWR);
     ::close(owned->fd);

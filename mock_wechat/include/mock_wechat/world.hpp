@@ -60,15 +60,17 @@ inline constexpr std::int64_t refresh_token_lifetime = std::int64_t{30} * 86400;
 /// new access token can be kept.
 struct world_limits {
   std::size_t apps = 10000;
-  std::size_t users = 1000000;     ///< users with flags, a profile, follows or authorizations
-  std::size_t sessions = 4000000;  ///< (app, user) pairs that logged in: session keys, openids
-  std::size_t codes = 4000000;     ///< unexpired codes of each kind (login, phone, OAuth)
-  std::size_t payments = 4000000;  ///< payments, kept 6 minutes
-  std::size_t tokens = 4000000;    ///< access tokens, kept until a day after they die
-  std::size_t refresh_tokens = 1000000;  ///< OAuth refresh tokens, kept 30 days
+  std::size_t users = 1000000;        ///< users with flags, a profile, follows or authorizations
+  std::size_t sessions = 4000000;     ///< (app, user) pairs that logged in: session keys, openids
+  std::size_t codes = 4000000;        ///< unexpired codes of each kind (login, phone, OAuth)
+  std::size_t payments = 4000000;     ///< payments, kept 6 minutes
+  std::size_t tokens = 1000000;       ///< app access tokens, kept until a day after they die
+  std::size_t user_tokens = 4000000;  ///< OAuth user access tokens, likewise
+  std::size_t refresh_tokens = 1000000;  ///< OAuth refresh tokens, kept 30 days and 1
 };
 
-/// A control-side failure: HTTP status (400 bad request, 404 unknown thing) and message.
+/// A control-side failure: HTTP status (400 bad request, 404 unknown thing, 507 a limit of
+/// world_limits) and message.
 class admin_error : public std::runtime_error {
 public:
   admin_error(int status, const std::string& message)
@@ -167,13 +169,15 @@ public:
     std::mutex mutex;
     std::unordered_map<std::string, V> map;
     std::int64_t next_sweep = 0;
-    std::size_t limit = SIZE_MAX;  ///< this shard's share of the map's limit
+    std::size_t limit = SIZE_MAX;        ///< this shard's share of the map's limit
+    std::int64_t forced_at = INT64_MIN;  ///< when make_room last swept it at the limit
     bool full() const noexcept { return map.size() >= limit; }
   };
   shard& of(std::string_view key) { return shards_[std::hash<std::string_view>{}(key) % N]; }
-  /// At most `total` entries in all (each shard holds at most total / N, at least 1).
+  /// At most about `total` entries in all: each of the N shards holds at most
+  /// ceil(total / N), at least 1 (keys spread evenly over the shards).
   void set_limit(std::size_t total) {
-    for_each_shard([&](shard& s) { s.limit = std::max<std::size_t>(1, total / N); });
+    for_each_shard([&](shard& s) { s.limit = std::max<std::size_t>(1, (total + N - 1) / N); });
   }
   template <class F> void for_each_shard(F&& f) {
     for (auto& s : shards_) {
@@ -213,11 +217,17 @@ void sweep(Shard& s, std::int64_t now, std::int64_t every, Dead&& dead) {
 }
 
 // Before an insert into a shard at its limit: sweeps it now (dead entries go), and says
-// whether there is room. The caller holds the shard's lock.
+// whether there is room. Entries die only as the clock moves, so a shard still full is
+// not swept again until it has: at the limit an insert costs one scan per clock second,
+// not one per attempt. The caller holds the shard's lock.
 template <class Shard, class Dead> bool make_room(Shard& s, std::int64_t now, Dead&& dead) {
   if (!s.full()) return true;
+  if (s.forced_at == now) return false;
+  s.forced_at = now;
+  const std::int64_t next = s.next_sweep;
   s.next_sweep = 0;
   sweep(s, now, 0, dead);
+  s.next_sweep = next;
   return !s.full();
 }
 
@@ -255,6 +265,7 @@ public:
     payments_.set_limit(l.payments);
     trades_.set_limit(l.payments);
     tokens_.set_limit(l.tokens);
+    user_tokens_.set_limit(l.user_tokens);
     refresh_tokens_.set_limit(l.refresh_tokens);
   }
   const world_limits& limits() const noexcept { return limits_; }
@@ -281,6 +292,7 @@ public:
     payments_.clear();
     trades_.clear();
     tokens_.clear();
+    user_tokens_.clear();
     refresh_tokens_.clear();
     {
       std::lock_guard<std::mutex> lock(app_tokens_mutex_);
@@ -487,7 +499,7 @@ public:
     std::lock_guard<std::mutex> trade_lock(ts.mutex);
     detail::sweep(ts, t, 30, dead_trade);
     if (!detail::make_room(ps, t, dead_payment) || !detail::make_room(ts, t, dead_trade))
-      throw full("payments", limits_.payments);
+      throw full("payments", limits_.payments, true);
     ps.map[p.transaction_id] = stored_payment{p, appid, user, t};
     ts.map[detail::pair_key(p.mch_id, p.out_trade_no)] = stored_trade{p.transaction_id, t};
     return p;
@@ -561,6 +573,7 @@ public:
             {"sessions", sessions_.size()},
             {"openids", openids_.size()},
             {"tokens", tokens_.size()},
+            {"user_tokens", user_tokens_.size()},
             {"refresh_tokens", refresh_tokens_.size()},
             {"payments", payments_.size()},
             {"trades", trades_.size()},
@@ -793,23 +806,33 @@ public:
       entry = it->second;
     }
     const bool consent = entry.scope != "snsapi_base";
-    if (consent) add_authorization(entry.user, entry.appid);
     outcome<token_grant> out;
     out.value.refresh_token = random_chars(86, true);
+    bool kept = false;
     {
       auto& s = refresh_tokens_.of(out.value.refresh_token);
       std::lock_guard<std::mutex> lock(s.mutex);
-      const auto expired = [t](const refresh_entry& e) { return t >= e.expires; };
+      // kept a day past their 30 days, so that a late refresh says 42002 (expired)
+      const auto expired = [t](const refresh_entry& e) { return t >= e.expires + 86400; };
       detail::sweep(s, t, 3600, expired);
-      if (!detail::make_room(s, t, expired)) return outcome<token_grant>::fail(45009);
-      auto minted = mint_token(token_kind::sns, entry.appid, t, limits::token_lifetime, entry.user,
-                               entry.scope);
-      if (!minted) return outcome<token_grant>::fail(45009);
-      out.value.access_token = std::move(*minted);
-      out.value.expires_in = limits::token_lifetime;
-      s.map[out.value.refresh_token] =
-          refresh_entry{entry.appid, entry.user, entry.scope, t + limits::refresh_token_lifetime};
+      if (detail::make_room(s, t, expired)) {
+        if (auto minted = mint_token(token_kind::sns, entry.appid, t, limits::token_lifetime,
+                                     entry.user, entry.scope)) {
+          out.value.access_token = std::move(*minted);
+          out.value.expires_in = limits::token_lifetime;
+          s.map[out.value.refresh_token] = refresh_entry{entry.appid, entry.user, entry.scope,
+                                                         t + limits::refresh_token_lifetime};
+          kept = true;
+        }
+      }
     }
+    if (!kept) {  // the mock's tables are full: the code stays unused, to be tried again
+      auto& s = oauth_codes_.of(code);
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (const auto it = s.map.find(std::string(code)); it != s.map.end()) it->second.used = false;
+      return outcome<token_grant>::fail(45009);
+    }
+    if (consent) add_authorization(entry.user, entry.appid);
     out.value.openid = openid(appid, entry.user);
     out.value.scope = entry.scope;
     rule_facts f = facts(*a, entry.user);
@@ -997,10 +1020,15 @@ private:
   }
 
   // The admin API's answer at a limit of world_limits.
-  static admin_error full(const char* what, std::size_t limit) {
-    return admin_error(507, std::string("the mock holds ") + std::to_string(limit) + " " + what +
-                                ", its limit (mock_wechat::world_limits); expired entries are "
-                                "forgotten as the clock moves, or POST /__mock/reset");
+  // The admin API's answer at a limit of world_limits. `expires`: the entries die with
+  // time (codes, payments), so moving the clock makes room; others stay until a reset.
+  static admin_error full(const char* what, std::size_t limit, bool expires = false) {
+    return admin_error(507, std::string("the mock is at its limit of ") + std::to_string(limit) +
+                                " " + what +
+                                " (mock_wechat::world_limits, spread over 16 shards); " +
+                                (expires ? "they are forgotten as the clock moves past their life, "
+                                           "or POST /__mock/reset"
+                                         : "POST /__mock/reset, or raise the limit"));
   }
 
   void add_authorization(const std::string& user, const std::string& appid) {
@@ -1089,7 +1117,7 @@ private:
       return t - c.issued > lifetime_of(c) || t < c.issued - 86400;
     };
     detail::sweep(s, t, 30, dead);
-    if (!detail::make_room(s, t, dead)) throw full(what, limits_.codes);
+    if (!detail::make_room(s, t, dead)) throw full(what, limits_.codes, true);
   }
 
   // A new access token, kept until a day after it dies (then it answers 40014 like any
@@ -1099,7 +1127,7 @@ private:
                                         std::int64_t lifetime, const std::string& user = "",
                                         const std::string& scope = "") {
     std::string token = new_access_token();
-    auto& s = tokens_.of(token);
+    auto& s = (kind == token_kind::sns ? user_tokens_ : tokens_).of(token);
     std::lock_guard<std::mutex> lock(s.mutex);
     detail::sweep(s, t, 60,
                   [&](const token_entry& e) { return t > std::min(e.expires, e.dies) + 86400; });
@@ -1128,7 +1156,7 @@ private:
     if (token.empty()) return outcome<token_owner>::fail(41001);
     token_entry e;
     {
-      auto& s = tokens_.of(token);
+      auto& s = (sns ? user_tokens_ : tokens_).of(token);
       std::lock_guard<std::mutex> lock(s.mutex);
       const auto it = s.map.find(std::string(token));
       if (it == s.map.end() || (it->second.kind == token_kind::sns) != sns)
@@ -1182,7 +1210,10 @@ private:
   detail::sharded_map<std::string> openids_;
   detail::sharded_map<stored_payment> payments_;
   detail::sharded_map<stored_trade> trades_;
-  detail::sharded_map<token_entry> tokens_;
+  detail::sharded_map<token_entry> tokens_;  // app tokens (cgi-bin/token, stable_token)
+  // OAuth user tokens, apart: a peer can mint them without a secret (refresh_token), and
+  // filling their table must not stop apps from getting theirs.
+  detail::sharded_map<token_entry> user_tokens_;
   detail::sharded_map<refresh_entry> refresh_tokens_;
   std::mutex app_tokens_mutex_;
   std::unordered_map<std::string, app_token_state> app_tokens_;
