@@ -71,7 +71,8 @@ public:
   }
   void close(const std::string& token) {
     std::lock_guard<std::mutex> lock(mutex_);
-    sessions_.erase(token);  // its record in order_ goes when it reaches the front
+    sessions_.erase(token);  // its record in order_ goes when it reaches the front...
+    if (order_.size() > 2 * sessions_.size() + 64) compact();  // ...or now, if many wait
   }
 
 private:
@@ -89,6 +90,17 @@ private:
       if (current) sessions_.erase(it);
       order_.pop_front();
     }
+  }
+
+  // Drops the records of closed sessions from order_, keeping its order. O(n), once the
+  // closed records outnumber the open ones: O(1) amortized per close.
+  void compact() {
+    std::deque<std::pair<std::string, std::chrono::steady_clock::time_point>> kept;
+    for (auto& r : order_) {
+      const auto it = sessions_.find(r.first);
+      if (it != sessions_.end() && it->second.opened == r.second) kept.push_back(std::move(r));
+    }
+    order_.swap(kept);
   }
 
   const std::chrono::seconds ttl_;

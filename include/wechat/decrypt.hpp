@@ -13,6 +13,7 @@
 // Depends on OpenSSL's libcrypto and nlohmann/json (generic form only). No HTTP.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -115,10 +116,11 @@ inline std::string_view decrypt_plaintext(std::string_view session_key, std::str
     bec = base64_diagnose(data);
   } else {
     const std::size_t size = base64_decoded_size(data);
-    // A buffer grown by an unusually large payload is given back at the next ordinary
-    // one: a thread holds at most its last payload's size beyond 64 KiB (docs/bounds.md).
+    // A buffer grown by an unusually large payload is given back at the next payload of
+    // less than half its size: a thread holds at most 64 KiB, or twice its last
+    // payload's size (docs/bounds.md).
     constexpr std::size_t keep = std::size_t{64} * 1024;
-    if (buffer.capacity() > keep && size <= keep) std::string().swap(buffer);
+    if (buffer.capacity() > std::max(keep, 2 * size)) std::string().swap(buffer);
     buffer.resize(size);
   }
   std::size_t n = 0;
