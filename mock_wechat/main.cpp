@@ -6,6 +6,11 @@
 //               [--tls-cert F --tls-key F]          serve HTTPS
 //               [--threads N] [--journal N]         worker threads; journal size (0 = off)
 //               [--admin-token T]                   require it on /__mock (needed off loopback)
+//               [--max-connections N]               open plain-HTTP connections (10000)
+//               [--limit NAME=N]...                 raise or lower a limit of the world:
+//                                                   apps, users, sessions, codes, payments,
+//                                                   tokens, user_tokens, refresh_tokens
+//                                                   (docs/mock.md, "Limits")
 //
 // Prints exactly one line "mock_wechat listening on http://HOST:PORT" when ready, serves
 // until SIGINT or SIGTERM, then exits 0. Bad arguments: a message on stderr, exit 2.
@@ -23,7 +28,8 @@ namespace {
 constexpr const char* usage =
     "usage: mock_wechat [--host 127.0.0.1] [--port 8080] [--scenario FILE.json]\n"
     "                   [--unionid-rules conditional|bound] [--tls-cert F --tls-key F]\n"
-    "                   [--threads N] [--journal N] [--admin-token T]\n";
+    "                   [--threads N] [--journal N] [--admin-token T]\n"
+    "                   [--max-connections N] [--limit NAME=N]...\n";
 
 int bad(const std::string& what) {
   std::cerr << "mock_wechat: " << what << "\n" << usage;
@@ -34,6 +40,26 @@ bool parse_size(const std::string& s, long long lo, long long hi, long long& out
   char* end = nullptr;
   out = std::strtoll(s.c_str(), &end, 10);
   return !s.empty() && *end == '\0' && out >= lo && out <= hi;
+}
+
+// "NAME=N" into the world limit NAME.
+bool parse_limit(const std::string& v, mock_wechat::world_limits& l) {
+  const auto eq = v.find('=');
+  long long n = 0;
+  if (eq == std::string::npos || !parse_size(v.substr(eq + 1), 1, 1000000000LL, n)) return false;
+  const std::string name = v.substr(0, eq);
+  std::size_t* field = name == "apps"             ? &l.apps
+                       : name == "users"          ? &l.users
+                       : name == "sessions"       ? &l.sessions
+                       : name == "codes"          ? &l.codes
+                       : name == "payments"       ? &l.payments
+                       : name == "tokens"         ? &l.tokens
+                       : name == "user_tokens"    ? &l.user_tokens
+                       : name == "refresh_tokens" ? &l.refresh_tokens
+                                                  : nullptr;
+  if (field == nullptr) return false;
+  *field = static_cast<std::size_t>(n);
+  return true;
 }
 
 bool is_loopback(const std::string& host) {
@@ -79,7 +105,14 @@ int main(int argc, char** argv) {
       opt.journal = static_cast<std::size_t>(n);
     } else if (a == "--admin-token")
       opt.admin_token = v;
-    else
+    else if (a == "--max-connections") {
+      if (!parse_size(v, 1, 10000000, n)) return bad("--max-connections must be 1-10000000");
+      opt.max_connections = static_cast<std::size_t>(n);
+    } else if (a == "--limit") {
+      if (!parse_limit(v, opt.limits))
+        return bad("--limit takes NAME=N (N 1-1000000000), NAME one of apps, users, sessions, "
+                   "codes, payments, tokens, user_tokens, refresh_tokens");
+    } else
       return bad("unknown option " + a);
   }
   if (opt.tls_cert.empty() != opt.tls_key.empty())

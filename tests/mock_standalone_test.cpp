@@ -137,12 +137,39 @@ TEST_CASE("mock_wechat refuses bad command lines with exit 2", "[mock][standalon
            {MOCK_WECHAT_PATH, "--tls-cert", "x.pem"},
            {MOCK_WECHAT_PATH, "--bogus", "1"},
            {MOCK_WECHAT_PATH, "--host", "0.0.0.0", "--port", "0"},  // off loopback without a token
-           {MOCK_WECHAT_PATH, "--port", "0", "--scenario", "/nonexistent.json"}}) {
+           {MOCK_WECHAT_PATH, "--port", "0", "--scenario", "/nonexistent.json"},
+           {MOCK_WECHAT_PATH, "--port", "0", "--limit", "nothing=5"},
+           {MOCK_WECHAT_PATH, "--port", "0", "--limit", "codes=0"},
+           {MOCK_WECHAT_PATH, "--port", "0", "--max-connections", "0"}}) {
     process p(args);
     const int code = p.stop(0, 5000);  // signal 0: just wait for the exit
     CHECK((code == 2 || code == 1));
     CHECK(p.first_line(100).find("listening") == std::string::npos);
   }
+}
+
+TEST_CASE("mock_wechat --limit and --max-connections set the world's and the server's limits",
+          "[mock][standalone][bounds]") {
+  process p({MOCK_WECHAT_PATH, "--port", "0", "--limit", "codes=16", "--limit", "apps=3",
+             "--max-connections", "50"});
+  const int port = port_of(p.first_line(), "http");
+  httplib::Client c("127.0.0.1", port);
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(
+        c.Post("/__mock/apps", "{\"appid\":\"wx" + std::to_string(i) + "\"}", "application/json")
+            ->status == 200);
+  auto app = c.Post("/__mock/apps", R"({"appid":"wx9"})", "application/json");
+  REQUIRE(app);
+  CHECK(app->status == 507);
+  int status = 200;
+  for (int i = 0; i < 200 && status == 200; ++i) {
+    auto r = c.Post("/__mock/login", R"({"appid":"wx0","user":"u)" + std::to_string(i) + "\"}",
+                    "application/json");
+    REQUIRE(r);
+    status = r->status;
+  }
+  CHECK(status == 507);  // 16 codes at most (one per shard)
+  CHECK(p.stop(SIGTERM) == 0);
 }
 
 TEST_CASE(
