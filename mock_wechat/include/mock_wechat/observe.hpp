@@ -59,6 +59,16 @@ struct journal_entry {
   std::int64_t latency_us = 0;
   std::string fault;  ///< the fault kind injected, if any
 
+  /// Keeps a request within the caps above (a reused slot: no allocation once warm).
+  void keep_request(std::string_view m, std::string_view p, std::string_view t,
+                    std::string_view b) {
+    keep(method, m, max_method);
+    keep(path, p, max_target);
+    keep(target, t, max_target);
+    body_size = b.size();
+    keep(body, b.size() <= max_body ? b : std::string_view(), max_body);
+  }
+
   /// The entry with secret query and body fields shown as "***".
   nlohmann::json to_json() const {
     nlohmann::json q = nlohmann::json::object();
@@ -81,6 +91,13 @@ struct journal_entry {
     if (!fault.empty()) j["fault"] = fault;
     return j;
   }
+
+private:
+  // `to` = at most `cap` bytes of `from`, its capacity within `cap` too.
+  static void keep(std::string& to, std::string_view from, std::size_t cap) {
+    to.assign(from.substr(0, cap));
+    if (to.capacity() > cap) to.shrink_to_fit();
+  }
 };
 
 /// A ring of the last `capacity` requests to WeChat endpoints. Capacity 0 turns it off
@@ -93,7 +110,8 @@ public:
   std::size_t capacity() const noexcept { return capacity_; }
   bool enabled() const noexcept { return capacity_ > 0; }
 
-  /// Records one request: `fill(entry)` assigns its fields (into a reused slot).
+  /// Records one request: `fill(entry)` sets its fields (into a reused slot), the request
+  /// through journal_entry::keep_request, which keeps the journal's bytes bounded.
   template <class Fill> void record(Fill&& fill) {
     if (capacity_ == 0) return;
     std::lock_guard<std::mutex> lock(mutex_);
@@ -106,11 +124,6 @@ public:
     }
     e->seq = ++seq_;
     fill(*e);
-    if (e->path.size() > journal_entry::max_target) e->path.resize(journal_entry::max_target);
-    if (e->target.size() > journal_entry::max_target) e->target.resize(journal_entry::max_target);
-    if (e->body.size() > journal_entry::max_body) e->body.clear();  // body_size says how big
-    for (std::string* s : {&e->method, &e->path, &e->target, &e->body, &e->fault})
-      if (s->capacity() > journal_entry::max_target) s->shrink_to_fit();
   }
 
   /// Bytes the entries' strings hold (their capacity).

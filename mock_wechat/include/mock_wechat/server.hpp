@@ -432,11 +432,7 @@ private:
     const std::int64_t now = world_.now();
     journal_.record([&](journal_entry& e) {
       e.time = now;
-      e.method.assign(call.method.substr(0, journal_entry::max_method));
-      e.path.assign(call.path.substr(0, journal_entry::max_target));
-      e.target.assign(call.target.substr(0, journal_entry::max_target));
-      e.body_size = call.body.size();
-      e.body.assign(call.body.substr(0, journal_entry::max_body + 1));
+      e.keep_request(call.method, call.path, call.target, call.body);
       e.status = status;
       e.errcode = errcode;
       e.latency_us = us;

@@ -172,6 +172,8 @@ public:
     std::size_t limit = SIZE_MAX;        ///< this shard's share of the map's limit
     std::int64_t forced_at = INT64_MIN;  ///< when make_room last swept it at the limit
     bool full() const noexcept { return map.size() >= limit; }
+    /// Whether `key` may be set: it is there already, or the shard is below its limit.
+    bool room_for(const std::string& key) const { return !full() || map.count(key) != 0; }
   };
   shard& of(std::string_view key) { return shards_[std::hash<std::string_view>{}(key) % N]; }
   /// At most about `total` entries in all: each of the N shards holds at most
@@ -216,19 +218,28 @@ void sweep(Shard& s, std::int64_t now, std::int64_t every, Dead&& dead) {
   }
 }
 
-// Before an insert into a shard at its limit: sweeps it now (dead entries go), and says
-// whether there is room. Entries die only as the clock moves, so a shard still full is
-// not swept again until it has: at the limit an insert costs one scan per clock second,
-// not one per attempt. The caller holds the shard's lock.
-template <class Shard, class Dead> bool make_room(Shard& s, std::int64_t now, Dead&& dead) {
+// Before an insert into a shard: the periodic sweep of what dead() says (every `every`
+// seconds), then, at the limit, a sweep now of what dead_when_full() says (tokens: also
+// those dead but kept to answer 42001), and whether there is room. Entries die only as the
+// clock moves, so a shard still full is not swept again until it has: at the limit an
+// insert costs one scan per clock second, not one per attempt. The caller holds the
+// shard's lock.
+template <class Shard, class Dead, class DeadWhenFull>
+bool make_room(Shard& s, std::int64_t now, std::int64_t every, Dead&& dead,
+               DeadWhenFull&& dead_when_full) {
+  sweep(s, now, every, dead);
   if (!s.full()) return true;
   if (s.forced_at == now) return false;
   s.forced_at = now;
   const std::int64_t next = s.next_sweep;
   s.next_sweep = 0;
-  sweep(s, now, 0, dead);
+  sweep(s, now, 0, dead_when_full);
   s.next_sweep = next;
   return !s.full();
+}
+template <class Shard, class Dead>
+bool make_room(Shard& s, std::int64_t now, std::int64_t every, Dead&& dead) {
+  return make_room(s, now, every, dead, dead);
 }
 
 // The key of a pair ("a\nb"), written into `k` (a reused buffer: no allocation once warm).
@@ -405,7 +416,7 @@ public:
       const std::string k = detail::pair_key(appid, user);
       auto& s = sessions_.of(k);
       std::lock_guard<std::mutex> lock(s.mutex);
-      if (s.full() && s.map.count(k) == 0) throw full("sessions", limits_.sessions);
+      if (!s.room_for(k)) throw full("sessions", limits_.sessions);
       auto& sess = s.map[k];
       sess.key = key;
       sess.created = t;
@@ -494,11 +505,9 @@ public:
     const auto dead_trade = [&](const stored_trade& e) { return stale(e.paid_at); };
     auto& ps = payments_.of(p.transaction_id);
     std::lock_guard<std::mutex> payment_lock(ps.mutex);
-    detail::sweep(ps, t, 30, dead_payment);
     auto& ts = trades_.of(detail::pair_key(p.mch_id, p.out_trade_no));
     std::lock_guard<std::mutex> trade_lock(ts.mutex);
-    detail::sweep(ts, t, 30, dead_trade);
-    if (!detail::make_room(ps, t, dead_payment) || !detail::make_room(ts, t, dead_trade))
+    if (!detail::make_room(ps, t, 30, dead_payment) || !detail::make_room(ts, t, 30, dead_trade))
       throw full("payments", limits_.payments, true);
     ps.map[p.transaction_id] = stored_payment{p, appid, user, t};
     ts.map[detail::pair_key(p.mch_id, p.out_trade_no)] = stored_trade{p.transaction_id, t};
@@ -814,8 +823,7 @@ public:
       std::lock_guard<std::mutex> lock(s.mutex);
       // kept a day past their 30 days, so that a late refresh says 42002 (expired)
       const auto expired = [t](const refresh_entry& e) { return t >= e.expires + 86400; };
-      detail::sweep(s, t, 3600, expired);
-      if (detail::make_room(s, t, expired)) {
+      if (detail::make_room(s, t, 3600, expired)) {
         if (auto minted = mint_token(token_kind::sns, entry.appid, t, limits::token_lifetime,
                                      entry.user, entry.scope)) {
           out.value.access_token = std::move(*minted);
@@ -1008,7 +1016,7 @@ private:
   template <class F> void with_user(const std::string& user, F&& f) {
     auto& s = users_.of(user);
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.full() && s.map.count(user) == 0) throw full("users", limits_.users);
+    if (!s.room_for(user)) throw full("users", limits_.users);
     f(s.map[user]);
   }
   // Reads a user's state, if the user has any; creates nothing.
@@ -1019,7 +1027,6 @@ private:
     if (it != s.map.end()) f(static_cast<const user_state&>(it->second));
   }
 
-  // The admin API's answer at a limit of world_limits.
   // The admin API's answer at a limit of world_limits. `expires`: the entries die with
   // time (codes, payments), so moving the clock makes room; others stay until a reset.
   static admin_error full(const char* what, std::size_t limit, bool expires = false) {
@@ -1042,7 +1049,7 @@ private:
     const std::string k = detail::pair_key(a.appid, openid(a.appid, user));
     auto& s = openids_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.full() && s.map.count(k) == 0) throw full("openids", limits_.sessions);
+    if (!s.room_for(k)) throw full("openids", limits_.sessions);
     s.map.emplace(k, user);
   }
 
@@ -1084,9 +1091,7 @@ private:
     detail::pair_key(k, a.appid, user);
     auto& s = sessions_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);
-    auto found = s.map.find(k);  // made by login(), which issued the code
-    if (found == s.map.end()) found = s.map.emplace(k, session_state{}).first;
-    auto& sess = found->second;
+    auto& sess = s.map[k];  // made by login(), which issued the code
     const std::int64_t minute = t / 60;
     if (sess.rate_minute != minute) {
       sess.rate_minute = minute;
@@ -1116,8 +1121,7 @@ private:
     const auto dead = [&](const auto& c) {
       return t - c.issued > lifetime_of(c) || t < c.issued - 86400;
     };
-    detail::sweep(s, t, 30, dead);
-    if (!detail::make_room(s, t, dead)) throw full(what, limits_.codes, true);
+    if (!detail::make_room(s, t, 30, dead)) throw full(what, limits_.codes, true);
   }
 
   // A new access token, kept until a day after it dies (then it answers 40014 like any
@@ -1129,10 +1133,9 @@ private:
     std::string token = new_access_token();
     auto& s = (kind == token_kind::sns ? user_tokens_ : tokens_).of(token);
     std::lock_guard<std::mutex> lock(s.mutex);
-    detail::sweep(s, t, 60,
-                  [&](const token_entry& e) { return t > std::min(e.expires, e.dies) + 86400; });
-    if (!detail::make_room(s, t,
-                           [&](const token_entry& e) { return t >= std::min(e.expires, e.dies); }))
+    if (!detail::make_room(
+            s, t, 60, [&](const token_entry& e) { return t > std::min(e.expires, e.dies) + 86400; },
+            [&](const token_entry& e) { return t >= std::min(e.expires, e.dies); }))
       return std::nullopt;
     s.map[token] = token_entry{kind, appid, user, scope, t + lifetime, INT64_MAX};
     return token;
