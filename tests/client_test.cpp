@@ -263,12 +263,19 @@ TEST_CASE("a failed refresh is reported to every waiting thread, not retried by 
           "[client][token]") {
   client_fixture f;
   f.admin("faults",
-          {{"path", "/cgi-bin/stable_token"}, {"errcode", 45009}, {"delay_ms", 100}, {"times", 1}});
+          {{"path", "/cgi-bin/stable_token"}, {"errcode", 45009}, {"delay_ms", 1500}, {"times", 1}});
+  // The flight lasts 1.5 s and every thread starts asking at once: a thread that asked after
+  // the failure would rightly fetch again, so the test must not depend on how fast 64
+  // threads are created (under ThreadSanitizer that took longer than a 100 ms flight).
   auto wx = f.make(mp, mp_secret);
   std::atomic<int> quota{0};
+  std::atomic<int> ready{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 64; ++i)
     threads.emplace_back([&] {
+      ++ready;
+      while (ready.load() < 64)
+        std::this_thread::yield();
       std::error_code ec;
       wx.tokens().get(ec);
       if (ec == wechat::api_errc::daily_quota_reached) ++quota;
