@@ -23,7 +23,7 @@ struct client_fixture : fixture {
   wechat::client make(const std::string& appid, const std::string& secret,
                       wechat::token_mode mode = wechat::token_mode::stable,
                       std::shared_ptr<wechat::token_store> store = nullptr,
-                      std::shared_ptr<const wechat::clock> clk = nullptr) {
+                      std::shared_ptr<const wechat::time_source> clk = nullptr) {
     wechat::client_options o;
     o.appid = appid;
     o.secret = secret;
@@ -506,10 +506,10 @@ TEST_CASE("official account and OAuth calls", "[client][oauth]") {
   wx.sns_auth(r.access_token, "oother", ec);
   CHECK(ec == wechat::api_errc::invalid_openid);
   f.admin("follow", {{"user", "alice"}, {"appid", oa}});
-  const auto fi = wx.user_info(t.openid);
+  const auto fi = wx.follower(t.openid);
   CHECK(fi.subscribed);
   CHECK(fi.unionid == t.unionid);
-  wx.user_info("onobody", ec);
+  wx.follower("onobody", ec);
   CHECK(ec == wechat::api_errc::invalid_openid);
 }
 

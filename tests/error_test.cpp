@@ -80,3 +80,62 @@ TEST_CASE("throw_if_error throws wechat::error only on failure, with context", "
     CHECK(std::string(e.what()).rfind("decrypt_user_info: ", 0) == 0);
   }
 }
+
+TEST_CASE("the errcode table is the one source: enum, name, message and WeChat's errmsg",
+          "[error]") {
+  std::set<int> values;
+  std::set<std::string> names;
+  for (const auto& e : wechat::api_errcs()) {
+    const std::error_code ec = e.code;
+    CAPTURE(ec.value(), e.name);
+    CHECK(values.insert(ec.value()).second);
+    CHECK(names.insert(e.name).second);
+    CHECK(wechat::find_api_errc(ec.value()) == &e);
+    CHECK(wechat::error_name(ec) == e.name);
+    CHECK(ec.message() == e.text);
+    CHECK(std::string(e.errmsg).size() > 5);
+    CHECK(wechat::make_api_error_code(ec.value()) == e.code);
+  }
+  CHECK(wechat::api_errcs().size() == 32);
+  CHECK(wechat::find_api_errc(61451) == nullptr);
+  CHECK(std::string(wechat::find_api_errc(40029)->errmsg) == "invalid code");
+}
+
+TEST_CASE("throw_if_error throws api_error for a WeChat errcode, errmsg and rid from the detail",
+          "[error]") {
+  wechat::error_detail d;
+  d.errcode = 40163;
+  d.errmsg = "code been used, rid: 6a0b1c2d-11111111-22222222";
+  d.rid = "6a0b1c2d-11111111-22222222";
+  try {
+    wechat::throw_if_error(wechat::api_errc::code_been_used, d, "code2session");
+    FAIL("no exception");
+  } catch (const wechat::api_error& e) {
+    CHECK(e.errcode() == 40163);
+    CHECK(e.rid() == d.rid);
+    CHECK(std::string(e.what()).rfind("WeChat errcode 40163: " + d.errmsg, 0) == 0);
+  }
+  SECTION("without a detail it is still an api_error, with the library's text") {
+    try {
+      wechat::throw_if_error(wechat::api_errc::invalid_code);
+      FAIL("no exception");
+    } catch (const wechat::api_error& e) {
+      CHECK(e.errcode() == 40029);
+      CHECK(std::string(e.what()) ==
+            "WeChat errcode 40029: invalid code: unknown, expired (5 minutes), or issued to "
+            "another appid");
+    }
+  }
+  SECTION("another domain names the field or HTTP status the detail holds") {
+    wechat::error_detail p;
+    p.field = "openid";
+    try {
+      wechat::throw_if_error(wechat::protocol_errc::missing_field, p, "code2session");
+      FAIL("no exception");
+    } catch (const wechat::api_error&) {
+      FAIL("not a WeChat errcode");
+    } catch (const wechat::error& e) {
+      CHECK(std::string(e.what()).rfind("code2session (field 'openid'): ", 0) == 0);
+    }
+  }
+}

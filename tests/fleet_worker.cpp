@@ -9,7 +9,11 @@
 //   fleet_worker link REDIS_PORT WORKER USERS
 //       links USERS identities (two apps each) in the shared directory; prints "ok".
 #include <wechat/store/redis.hpp>
+#include <wechat/token.hpp>
 #include <wechat/transport/httplib.hpp>
+#include <wechat/unionid.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <iostream>

@@ -147,7 +147,7 @@ TEST_CASE("scenarios load apps, users, follows and the rule mode, or say what is
   CHECK(w.apps().size() == 2);
   CHECK(w.profile_of("alice").nickname == "Alice");
   CHECK(w.exchange_js_code("wx1000000000000001", "s", w.login("wx1000000000000001", "alice"))
-            .errcode == 40226);
+            .errc == wechat::api_errc::code_blocked);
   CHECK(w.follower(*w.find_app(mock_wechat::make_appid("news")),
                    mock_wechat::openid(mock_wechat::make_appid("news"), "bob"))
             .value.subscribed);

@@ -5,6 +5,8 @@
 #include "mock_support.hpp"
 
 #include <wechat/store/redis.hpp>
+#include <wechat/token.hpp>
+#include <wechat/unionid.hpp>
 #include <wechat/transport/httplib.hpp>
 
 #include <signal.h>

@@ -214,3 +214,50 @@ TEST_CASE("the directory links one person's openids across apps, both ways",
       CHECK(dir.openids_of(mock_wechat::unionid("acct-1", "user" + std::to_string(k))).size() == 2);
   }
 }
+
+TEST_CASE("the resolver asks getPaidUnionId only through the lookup it is given, inside the window",
+          "[unionid][resolver]") {
+  // No HTTP: the lookup is a lambda that records what it was asked.
+  auto clk = std::make_shared<wechat::manual_clock>(1800000000);
+  std::vector<std::string> asked;
+  std::error_code answer;  // what the lookup answers
+  wechat::paid_unionid_lookup lookup = [&](std::string_view openid, const wechat::paid_order& o,
+                                           std::error_code& ec) {
+    asked.push_back(std::string(openid) + "/" + o.transaction_id);
+    ec = answer;
+    return ec ? std::string() : std::string("union-42");
+  };
+  wechat::resolver_options ro;
+  ro.appid = "wx-app";
+  wechat::unionid_resolver resolver(ro, lookup, clk);
+  wechat::unionid_evidence e;
+  e.session.openid = "o-1";
+  e.session.session_key = "irrelevant";
+  wechat::payment_evidence pay;
+  pay.order.transaction_id = "tx-9";
+  pay.paid_at = 1800000000 - 299;
+  e.payment = pay;
+
+  SECTION("inside the window: one call, the unionid and its channel") {
+    const auto r = resolver.resolve(e);
+    CHECK(asked == std::vector<std::string>{"o-1/tx-9"});
+    REQUIRE(r.unionid);
+    CHECK(*r.unionid == "union-42");
+    CHECK(r.channel == wechat::unionid_channel::paid);
+  }
+  SECTION("past the 5 minutes: no call, the reason says so") {
+    e.payment->paid_at = 1800000000 - 301;
+    const auto r = resolver.resolve(e);
+    CHECK(asked.empty());
+    REQUIRE(r.diagnosis);
+    CHECK(r.diagnosis->reason == wechat::unionid_reason::payment_window_closed);
+  }
+  SECTION("WeChat says 89300: payment_not_found, the cause kept") {
+    answer = wechat::api_errc::invalid_trade;
+    const auto r = resolver.resolve(e);
+    CHECK(asked.size() == 1);
+    REQUIRE(r.diagnosis);
+    CHECK(r.diagnosis->reason == wechat::unionid_reason::payment_not_found);
+    CHECK(r.diagnosis->cause == wechat::api_errc::invalid_trade);
+  }
+}

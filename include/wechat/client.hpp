@@ -39,6 +39,7 @@
 #include "wechat/decrypt.hpp"
 #include "wechat/detail/api_response.hpp"
 #include "wechat/detail/retry.hpp"
+#include "wechat/detail/single_flight.hpp"
 #include "wechat/error.hpp"
 #include "wechat/token.hpp"
 #include "wechat/transport.hpp"
@@ -108,7 +109,7 @@ auto throwing(F&& f, const char* what) -> decltype(f(std::declval<std::error_cod
   std::error_code ec;
   error_detail d;
   auto r = f(ec, &d);
-  token_provider::throw_on(ec, d, what);
+  throw_if_error(ec, d, what);
   return r;
 }
 }  // namespace detail
@@ -122,7 +123,7 @@ public:
   /// time source (the system clock by default).
   client(client_options o, std::shared_ptr<transport> t,
          std::shared_ptr<token_store> store = nullptr,
-         std::shared_ptr<const wechat::clock> clk = nullptr)
+         std::shared_ptr<const wechat::time_source> clk = nullptr)
       : opt_(std::move(o)), transport_(std::move(t)),
         clock_(clk ? std::move(clk) : default_clock()),
         tokens_(token_options{opt_.appid, opt_.secret, opt_.tokens, std::chrono::seconds(300),
@@ -141,23 +142,20 @@ public:
   session_info code2session(std::string_view code, std::error_code& ec, error_detail* d = nullptr) {
     ec.clear();
     const std::string key(code);
-    std::shared_future<code_result> flight;
-    std::promise<code_result> promise;  // kept by the leader, the one caller that sends
-    bool leader = false;
+    detail::flight<code_result> flight;
     {
       std::lock_guard<std::mutex> lock(codes_mutex_);
       const std::int64_t now = clock_->now_ms();
       sweep_codes(now);
       const auto it = codes_.find(key);
       if (it != codes_.end() && (!it->second.done || now - it->second.done_at < code_memory_ms())) {
-        flight = it->second.result;
+        flight = detail::flight<code_result>::follow(it->second.result);
       } else {
-        flight = promise.get_future().share();
-        codes_[key] = code_entry{flight};  // replaces a remembered result past its time
-        leader = true;
+        flight = detail::flight<code_result>::lead();  // the one caller that sends
+        codes_[key] = code_entry{flight.shared()};  // replaces a remembered result past its time
       }
     }
-    if (leader) {
+    if (flight.leads()) {
       code_result r;
       http_request req;
       req.target = "/sns/jscode2session?appid=" + url_encode(opt_.appid) +
@@ -166,10 +164,10 @@ public:
       // Not safe to repeat: a code is single use. One attempt.
       const auto j = exchange(req, r.ec, &r.detail, false);
       if (!r.ec) {
-        r.session.openid = detail::required_string(j, "openid", r.ec, &r.detail);
+        r.value.openid = detail::required_string(j, "openid", r.ec, &r.detail);
         if (!r.ec)
-          r.session.session_key = detail::required_string(j, "session_key", r.ec, &r.detail);
-        if (!r.ec) r.session.unionid = detail::optional_string(j, "unionid");
+          r.value.session_key = detail::required_string(j, "session_key", r.ec, &r.detail);
+        if (!r.ec) r.value.unionid = detail::optional_string(j, "unionid");
       }
       {
         std::lock_guard<std::mutex> lock(codes_mutex_);
@@ -186,15 +184,9 @@ public:
           sweep_codes(it->second.done_at);
         }
       }
-      promise.set_value(r);
+      flight.land(std::move(r));
     }
-    const code_result& r = flight.get();
-    if (r.ec) {
-      ec = r.ec;
-      if (d) *d = r.detail;
-      return {};
-    }
-    return r.session;
+    return flight.wait().deliver(ec, d);
   }
   session_info code2session(std::string_view code) {
     return detail::throwing(
@@ -387,9 +379,10 @@ public:
         "sns_auth");
   }
 
-  /// An official account's follower: GET /cgi-bin/user/info.
-  follower_info user_info(std::string_view openid, std::error_code& ec, error_detail* d = nullptr,
-                          std::string_view lang = "zh_CN") {
+  /// An official account's follower: GET /cgi-bin/user/info. Errors: api_errc
+  /// (invalid_openid...), transport_errc, protocol_errc.
+  follower_info follower(std::string_view openid, std::error_code& ec, error_detail* d = nullptr,
+                         std::string_view lang = "zh_CN") {
     const auto j =
         with_token("/cgi-bin/user/info",
                    "&openid=" + url_encode(openid) + "&lang=" + url_encode(lang), {}, ec, d, true);
@@ -401,19 +394,26 @@ public:
     f.unionid = detail::optional_string(j, "unionid");
     return f;
   }
-  /// Throwing overload of user_info.
-  follower_info user_info(std::string_view openid) {
+  /// Throwing overload of follower.
+  follower_info follower(std::string_view openid) {
     return detail::throwing(
-        [&](std::error_code& ec, error_detail* d) { return user_info(openid, ec, d); },
-        "user_info");
+        [&](std::error_code& ec, error_detail* d) { return follower(openid, ec, d); }, "follower");
+  }
+  /// Deprecated since 0.2.0: "user_info" is the decrypted wx.getUserInfo payload; this is
+  /// follower().
+  [[deprecated("use client::follower")]] follower_info user_info(std::string_view openid,
+                                                                 std::error_code& ec,
+                                                                 error_detail* d = nullptr,
+                                                                 std::string_view lang = "zh_CN") {
+    return follower(openid, ec, d, lang);
+  }
+  /// Deprecated since 0.2.0: use follower().
+  [[deprecated("use client::follower")]] follower_info user_info(std::string_view openid) {
+    return follower(openid);
   }
 
 private:
-  struct code_result {
-    session_info session;
-    std::error_code ec;
-    error_detail detail;
-  };
+  using code_result = detail::shared_result<session_info>;
   struct code_entry {
     std::shared_future<code_result> result;
     bool done = false;         // false: in flight
@@ -453,22 +453,15 @@ private:
   nlohmann::json exchange(const http_request& req, std::error_code& ec, error_detail* d,
                           bool safe) {
     nlohmann::json j;
-    const int attempts = safe ? std::max(1, opt_.max_attempts) : 1;
-    for (int attempt = 1;; ++attempt) {
-      error_detail local;
-      ec.clear();
-      const http_response res = transport_->send(req, ec);
-      if (ec)
-        local.http_status = res.status;
-      else
-        j = detail::parse_answer(res, ec, &local);
+    error_detail local;
+    detail::retry(safe ? opt_.max_attempts : 1, opt_.backoff, [&](int attempt) {
+      local = error_detail{};
+      j = detail::round_trip(*transport_, req, ec, local);
       local.attempts = attempt;
-      if (!ec || attempt >= attempts || !detail::retryable(ec)) {
-        if (d) *d = local;
-        return j;
-      }
-      detail::backoff_sleep(opt_.backoff, attempt);
-    }
+      return ec;
+    });
+    if (d) *d = local;
+    return j;
   }
 
   // A call that carries the access token. A token WeChat rejects (40001, 40014, 42001)
@@ -511,7 +504,7 @@ private:
 
   client_options opt_;
   std::shared_ptr<transport> transport_;
-  std::shared_ptr<const wechat::clock> clock_;
+  std::shared_ptr<const wechat::time_source> clock_;
   token_provider tokens_;
   std::mutex codes_mutex_;
   std::unordered_map<std::string, code_entry> codes_;             // in flight and remembered

@@ -9,16 +9,17 @@
 
 namespace wechat {
 
-/// A source of wall-clock time (Unix milliseconds).
-class clock {
+/// A source of wall-clock time. Time points are Unix time: now_ms() in milliseconds, now()
+/// in whole seconds (the unit WeChat's timestamps use); durations are std::chrono types.
+class time_source {
 public:
-  virtual ~clock() = default;
+  virtual ~time_source() = default;
   virtual std::int64_t now_ms() const = 0;
   std::int64_t now() const { return now_ms() / 1000; }  ///< Unix seconds
 };
 
 /// The system clock.
-class system_clock final : public clock {
+class system_clock final : public time_source {
 public:
   std::int64_t now_ms() const override {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -28,7 +29,7 @@ public:
 };
 
 /// A clock that moves only when told to: for tests.
-class manual_clock final : public clock {
+class manual_clock final : public time_source {
 public:
   /// Starts at `unix_seconds` and moves only when told.
   explicit manual_clock(std::int64_t unix_seconds = 1800000000) : ms_(unix_seconds * 1000) {}
@@ -42,8 +43,11 @@ private:
   std::atomic<std::int64_t> ms_;
 };
 
+/// Deprecated since 0.2.0 (it collides with ::clock from <ctime>): use time_source.
+using clock [[deprecated("use wechat::time_source")]] = time_source;
+
 /// The process-wide system clock.
-inline std::shared_ptr<const clock> default_clock() {
+inline std::shared_ptr<const time_source> default_clock() {
   static const auto c = std::make_shared<const system_clock>();
   return c;
 }

@@ -28,7 +28,9 @@
 #include "wechat/crypto.hpp"
 #include "wechat/detail/api_response.hpp"
 #include "wechat/detail/retry.hpp"
+#include "wechat/detail/single_flight.hpp"
 #include "wechat/error.hpp"
+#include "wechat/store.hpp"
 #include "wechat/transport.hpp"
 
 namespace wechat {
@@ -37,64 +39,6 @@ namespace wechat {
 /// sharing one app) or GET /cgi-bin/token (each fetch invalidates the previous token after
 /// 5 minutes).
 enum class token_mode { stable, classic };
-
-/// A token as stored: its value and when it stops working (Unix ms).
-struct stored_token {
-  std::string value;
-  std::int64_t expires_at_ms = 0;
-};
-
-/// Where tokens live between processes. The in-memory store serves one process; the Redis
-/// store (wechat/store/redis.hpp) a fleet. Implementations are thread safe.
-class token_store {
-public:
-  virtual ~token_store() = default;
-  virtual std::optional<stored_token> load(const std::string& key, std::error_code& ec) = 0;
-  virtual void save(const std::string& key, const stored_token& token, std::error_code& ec) = 0;
-  /// Removes the token under `key` only if it is still `value`.
-  virtual void erase_if(const std::string& key, const std::string& value, std::error_code& ec) = 0;
-  /// Takes the refresh lock `key` for `owner` for `ttl`, if nobody holds it. A store
-  /// shared by several processes must implement it (the Redis store does, with SET NX PX);
-  /// a store private to one process needs no lock: the default always grants it.
-  virtual bool acquire(const std::string& key, const std::string& owner,
-                       std::chrono::milliseconds ttl, std::error_code& ec) {
-    (void)key, (void)owner, (void)ttl;
-    ec.clear();
-    return true;
-  }
-  /// Releases the lock if `owner` still holds it.
-  virtual void release(const std::string& key, const std::string& owner, std::error_code& ec) {
-    (void)key, (void)owner;
-    ec.clear();
-  }
-};
-
-/// The default store: a map in this process.
-class memory_token_store final : public token_store {
-public:
-  std::optional<stored_token> load(const std::string& key, std::error_code& ec) override {
-    ec.clear();
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto it = map_.find(key);
-    if (it == map_.end()) return std::nullopt;
-    return it->second;
-  }
-  void save(const std::string& key, const stored_token& token, std::error_code& ec) override {
-    ec.clear();
-    std::lock_guard<std::mutex> lock(mutex_);
-    map_[key] = token;
-  }
-  void erase_if(const std::string& key, const std::string& value, std::error_code& ec) override {
-    ec.clear();
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto it = map_.find(key);
-    if (it != map_.end() && it->second.value == value) map_.erase(it);
-  }
-
-private:
-  std::mutex mutex_;
-  std::unordered_map<std::string, stored_token> map_;
-};
 
 /// How a token_provider fetches and refreshes.
 struct token_options {
@@ -118,7 +62,7 @@ class token_provider {
 public:
   token_provider(token_options o, std::shared_ptr<transport> t,
                  std::shared_ptr<token_store> store = nullptr,
-                 std::shared_ptr<const wechat::clock> clk = nullptr)
+                 std::shared_ptr<const wechat::time_source> clk = nullptr)
       : opt_(std::move(o)), transport_(std::move(t)),
         store_(store ? std::move(store) : std::make_shared<memory_token_store>()),
         clock_(clk ? std::move(clk) : default_clock()),
@@ -143,7 +87,7 @@ public:
     std::error_code ec;
     error_detail d;
     auto t = get(ec, &d);
-    throw_on(ec, d, "access token");
+    throw_if_error(ec, d, "access token");
     return t;
   }
 
@@ -167,32 +111,21 @@ public:
   /// The fetch mode in use.
   token_mode mode() const noexcept { return opt_.mode; }
 
-  /// Throws the right exception for a failed call: api_error for WeChat's errcodes
-  /// (errmsg and rid kept), wechat::error otherwise.
-  static void throw_on(const std::error_code& ec, const error_detail& d, const char* what) {
-    if (!ec) return;
-    if (ec.category() == api_category())
-      throw api_error(d.errcode ? d.errcode : ec.value(), d.errmsg, d.rid);
-    std::string msg = what;
-    if (!d.field.empty()) msg += " (field '" + d.field + "')";
-    if (d.http_status) msg += " (HTTP " + std::to_string(d.http_status) + ")";
-    throw error(ec, msg);
+  /// Deprecated since 0.2.0: use wechat::throw_if_error(ec, d, what), which it calls.
+  [[deprecated("use wechat::throw_if_error(ec, detail, context)")]] static void throw_on(
+      const std::error_code& ec, const error_detail& d, const char* what) {
+    throw_if_error(ec, d, what);
   }
 
 private:
-  struct result {
-    stored_token token;
-    std::error_code ec;
-    error_detail detail;
-  };
+  using result = detail::shared_result<stored_token>;
 
   std::int64_t ahead_ms() const noexcept {
     return std::chrono::duration_cast<std::chrono::milliseconds>(opt_.refresh_ahead).count();
   }
 
   std::string slow_get(std::int64_t now, std::error_code& ec, error_detail* d) {
-    std::shared_future<result> flight;
-    bool leader = false;
+    detail::flight<result> flight;
     std::string rejected;
     {
       std::lock_guard<std::mutex> lock(flight_mutex_);
@@ -205,7 +138,7 @@ private:
           return cached_.value;
       }
       if (flight_.valid()) {
-        flight = flight_;
+        flight = detail::flight<result>::follow(flight_);
       } else {
         // Another process (or provider) may have refreshed already.
         std::error_code sec;
@@ -215,28 +148,20 @@ private:
           publish(*stored);
           return stored->value;
         }
-        promise_ = std::promise<result>();
-        flight_ = promise_.get_future().share();
-        flight = flight_;
-        leader = true;
+        flight = detail::flight<result>::lead();
+        flight_ = flight.shared();
         rejected = rejected_;
       }
     }
-    if (leader) {
+    if (flight.leads()) {
       result r = refresh_with_lock(rejected);  // saves to the store when it can
-      if (!r.ec) publish(r.token);             // this process's cache, store or not
+      if (!r.ec) publish(r.value);             // this process's cache, store or not
       std::lock_guard<std::mutex> lock(flight_mutex_);
       if (!r.ec && rejected_ == rejected) rejected_.clear();
-      promise_.set_value(r);
+      flight.land(std::move(r));
       flight_ = std::shared_future<result>();
     }
-    const result& r = flight.get();
-    if (r.ec) {
-      ec = r.ec;
-      if (d) *d = r.detail;
-      return {};
-    }
-    return r.token.value;
+    return flight.wait().deliver(ec, d).value;
   }
 
   // The leader's refresh. Across processes sharing the store, exactly one fetches: the one
@@ -257,10 +182,10 @@ private:
         result r;
         if (!sec && stored && stored->value != rejected &&
             now < stored->expires_at_ms - ahead_ms()) {
-          r.token = *stored;  // another process refreshed while we queued for the lock
+          r.value = *stored;  // another process refreshed while we queued for the lock
         } else {
           r = fetch(now, rejected);
-          if (!r.ec && !lec) store_->save(key_, r.token, sec);
+          if (!r.ec && !lec) store_->save(key_, r.value, sec);
         }
         if (!lec) store_->release(lock_key, owner, sec);
         return r;
@@ -277,7 +202,7 @@ private:
         if (!sec && stored && stored->value != rejected &&
             clock_->now_ms() < stored->expires_at_ms - ahead_ms()) {
           result r;
-          r.token = *stored;
+          r.value = *stored;
           return r;
         }
         if (sec) break;
@@ -300,16 +225,17 @@ private:
 
   // One upstream fetch, with retries for -1 and transport failures.
   result fetch(std::int64_t now, const std::string& rejected) {
-    result r = fetch_once(false);
-    for (int attempt = 1; attempt < opt_.max_attempts && detail::retryable(r.ec); ++attempt) {
-      detail::backoff_sleep(opt_.backoff, attempt);
+    result r;
+    detail::retry(opt_.max_attempts, opt_.backoff, [&](int attempt) {
       r = fetch_once(false);
-    }
+      r.detail.attempts = attempt;
+      return r.ec;
+    });
     // stable_token in normal mode hands back the platform's current token; if that is the
     // very token WeChat just rejected, force a new one (within the platform's limits:
     // 30 s apart, 20 a day).
     if (!r.ec && opt_.mode == token_mode::stable && !rejected.empty() &&
-        r.token.value == rejected && force_allowed(now)) {
+        r.value.value == rejected && force_allowed(now)) {
       result forced = fetch_once(true);
       if (!forced.ec) r = forced;
     }
@@ -348,32 +274,26 @@ private:
                    "&secret=" + url_encode(opt_.secret);
     }
     r.detail.attempts = 1;
-    const http_response res = transport_->send(req, r.ec);
-    if (r.ec) {
-      r.detail.http_status = res.status;
-      return r;
-    }
-    const auto j = detail::parse_answer(res, r.ec, &r.detail);
+    const auto j = detail::round_trip(*transport_, req, r.ec, r.detail);
     if (r.ec) return r;
-    r.token.value = detail::required_string(j, "access_token", r.ec, &r.detail);
+    r.value.value = detail::required_string(j, "access_token", r.ec, &r.detail);
     if (r.ec) return r;
     const std::int64_t expires_in = detail::integer_field(j, "expires_in", 7200);
-    r.token.expires_at_ms = sent + expires_in * 1000;
+    r.value.expires_at_ms = sent + expires_in * 1000;
     return r;
   }
 
   token_options opt_;
   std::shared_ptr<transport> transport_;
   std::shared_ptr<token_store> store_;
-  std::shared_ptr<const wechat::clock> clock_;
+  std::shared_ptr<const wechat::time_source> clock_;
   std::string key_;
 
   mutable std::shared_mutex cache_mutex_;
   stored_token cached_;
 
   std::mutex flight_mutex_;
-  std::promise<result> promise_;
-  std::shared_future<result> flight_;
+  std::shared_future<result> flight_;  // the refresh in progress, if any
   std::string rejected_;  // the last token WeChat rejected; guarded by flight_mutex_
   std::int64_t force_day_ = -1;
   int forces_today_ = 0;

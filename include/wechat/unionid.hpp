@@ -15,12 +15,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -29,6 +31,7 @@
 #include "wechat/client.hpp"
 #include "wechat/decrypt.hpp"
 #include "wechat/error.hpp"
+#include "wechat/store.hpp"
 
 namespace wechat {
 
@@ -181,14 +184,31 @@ struct resolver_options {
   std::chrono::seconds user_info_max_age{0};  ///< freshness check on the user info watermark
 };
 
+/// How the resolver asks WeChat's getPaidUnionId: client::get_paid_unionid, or anything
+/// callable like it (a test's lambda, a cache in front of the client). The only call the
+/// resolver ever makes.
+using paid_unionid_lookup = std::function<std::string(
+    std::string_view openid, const paid_order& order, std::error_code& ec)>;
+
 /// Finds a user's UnionID through every channel WeChat offers, from what the backend has
 /// in hand (unionid_evidence), or says why it is missing (unionid_diagnosis).
 class unionid_resolver {
 public:
-  /// `wx` is used for getPaidUnionId only, and only when needed.
+  /// `wx` is used for getPaidUnionId only, and only when needed; it must outlive the
+  /// resolver.
   unionid_resolver(resolver_options o, client& wx,
-                   std::shared_ptr<const wechat::clock> clk = nullptr)
-      : opt_(std::move(o)), wx_(wx), clock_(clk ? std::move(clk) : default_clock()) {}
+                   std::shared_ptr<const wechat::time_source> clk = nullptr)
+      : unionid_resolver(std::move(o),
+                         paid_unionid_lookup([&wx](std::string_view openid, const paid_order& order,
+                                                   std::error_code& ec) {
+                           return wx.get_paid_unionid(openid, order, ec);
+                         }),
+                         std::move(clk)) {}
+  /// Asks getPaidUnionId through `paid` (only when a payment is in hand and inside its
+  /// window).
+  unionid_resolver(resolver_options o, paid_unionid_lookup paid,
+                   std::shared_ptr<const wechat::time_source> clk = nullptr)
+      : opt_(std::move(o)), paid_(std::move(paid)), clock_(clk ? std::move(clk) : default_clock()) {}
 
   /// Tries the channels in order. ec is set only for misuse (no openid in the session);
   /// a failed channel is part of the diagnosis, not an error.
@@ -239,7 +259,7 @@ public:
       } else {
         r.tried.push_back(unionid_channel::paid);
         std::error_code pec;
-        const std::string u = wx_.get_paid_unionid(e.session.openid, e.payment->order, pec);
+        const std::string u = paid_(e.session.openid, e.payment->order, pec);
         if (!pec) return give(r, u, unionid_channel::paid);
         if (pec == api_errc::open_not_exists)
           note(unionid_reason::app_not_bound, pec);
@@ -298,72 +318,11 @@ private:
   }
 
   resolver_options opt_;
-  client& wx_;
-  std::shared_ptr<const wechat::clock> clock_;
+  paid_unionid_lookup paid_;
+  std::shared_ptr<const wechat::time_source> clock_;
 };
 
 // ------------------------------------------------------------------ the directory --
-
-/// An openid in an app.
-struct app_openid {
-  std::string appid, openid;
-  bool operator<(const app_openid& o) const {
-    return std::tie(appid, openid) < std::tie(o.appid, o.openid);
-  }
-  bool operator==(const app_openid& o) const { return appid == o.appid && openid == o.openid; }
-};
-
-/// Where the directory keeps its links. In memory by default; Redis for a fleet.
-class identity_store {
-public:
-  virtual ~identity_store() = default;
-  /// Records `who`, linked to `unionid` when it is not empty. Linking an openid already
-  /// linked to another unionid: store_errc::conflict. Idempotent.
-  virtual void link(const app_openid& who, const std::string& unionid, std::error_code& ec) = 0;
-  /// The unionid of `who`, if linked. `known` says whether `who` was ever recorded.
-  virtual std::optional<std::string> unionid_of(const app_openid& who, bool& known,
-                                                std::error_code& ec) = 0;
-  /// Every openid linked to `unionid`, sorted.
-  virtual std::vector<app_openid> openids_of(const std::string& unionid, std::error_code& ec) = 0;
-};
-
-/// The default store: maps in this process, thread safe.
-class memory_identity_store final : public identity_store {
-public:
-  void link(const app_openid& who, const std::string& unionid, std::error_code& ec) override {
-    ec.clear();
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto& current = by_openid_[who];  // records `who` even without a unionid
-    if (unionid.empty()) return;
-    if (!current.empty() && current != unionid) {
-      ec = store_errc::conflict;
-      return;
-    }
-    current = unionid;
-    by_unionid_[unionid].insert(who);
-  }
-  std::optional<std::string> unionid_of(const app_openid& who, bool& known,
-                                        std::error_code& ec) override {
-    ec.clear();
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto it = by_openid_.find(who);
-    known = it != by_openid_.end();
-    if (!known || it->second.empty()) return std::nullopt;
-    return it->second;
-  }
-  std::vector<app_openid> openids_of(const std::string& unionid, std::error_code& ec) override {
-    ec.clear();
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto it = by_unionid_.find(unionid);
-    if (it == by_unionid_.end()) return {};
-    return {it->second.begin(), it->second.end()};
-  }
-
-private:
-  std::mutex mutex_;
-  std::map<app_openid, std::string> by_openid_;
-  std::map<std::string, std::set<app_openid>> by_unionid_;
-};
 
 /// One person's openids across apps, linked through the unionid. A user first seen
 /// without a unionid is kept by (appid, openid) and joins the right identity when the

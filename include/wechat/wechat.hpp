@@ -9,6 +9,7 @@
 #include "wechat/crypto.hpp"
 #include "wechat/decrypt.hpp"
 #include "wechat/error.hpp"
+#include "wechat/store.hpp"
 #include "wechat/token.hpp"
 #include "wechat/transport.hpp"
 #include "wechat/transport/httplib.hpp"

@@ -14,16 +14,7 @@
 
 namespace wechat {
 
-/// What is known about a failure beyond its error_code: WeChat's errmsg and rid, the HTTP
-/// status, or the field that was missing. Never holds a secret.
-struct error_detail {
-  int errcode = 0;      ///< WeChat's errcode (api errors)
-  std::string errmsg;   ///< WeChat's errmsg, verbatim (api errors)
-  std::string rid;      ///< WeChat's request id, for support tickets
-  int http_status = 0;  ///< the HTTP status (transport_errc::http_status)
-  std::string field;    ///< the missing or mistyped field (protocol errors)
-  int attempts = 0;     ///< how many requests the call made
-};
+// error_detail, filled here, is declared in wechat/error.hpp.
 
 namespace detail {
 
@@ -81,6 +72,19 @@ inline nlohmann::json parse_answer(const http_response& res, std::error_code& ec
     }
   }
   return j;
+}
+
+/// One request and its answer read: sends `req`, then parse_answer(). On a transport
+/// failure `d.http_status` holds the status the transport saw (0 when none).
+inline nlohmann::json round_trip(transport& t, const http_request& req, std::error_code& ec,
+                                 error_detail& d) {
+  ec.clear();
+  const http_response res = t.send(req, ec);
+  if (ec) {
+    d.http_status = res.status;
+    return nullptr;
+  }
+  return parse_answer(res, ec, &d);
 }
 
 /// A required string field; sets protocol_errc::missing_field / wrong_type.

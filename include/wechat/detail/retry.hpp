@@ -1,4 +1,4 @@
-// wechat/detail/retry.hpp - the retry policy shared by token fetches and API calls.
+// wechat/detail/retry.hpp - the one retry policy, shared by token fetches and API calls.
 #pragma once
 
 #include <chrono>
@@ -27,6 +27,19 @@ inline void backoff_sleep(std::chrono::milliseconds base, int attempt) {
   const long long b = base.count() << (attempt - 1);
   std::this_thread::sleep_for(
       std::chrono::milliseconds(b + std::uniform_int_distribution<long long>(0, b / 2 + 1)(rng)));
+}
+
+/// The one retry policy: runs `attempt(n)` for n = 1, 2, ... until it returns no error, an
+/// error not worth repeating (retryable() above), or `max_attempts` ran (at least one
+/// always does), sleeping backoff_sleep() between attempts. Returns the attempts made.
+/// Only for calls that are safe to repeat: a single-use code is sent with max_attempts 1.
+template <class Attempt>
+int retry(int max_attempts, std::chrono::milliseconds backoff, Attempt&& attempt) {
+  for (int n = 1;; ++n) {
+    const std::error_code ec = attempt(n);
+    if (!ec || n >= max_attempts || !retryable(ec)) return n;
+    backoff_sleep(backoff, n);
+  }
 }
 
 }  // namespace wechat::detail

@@ -25,8 +25,7 @@
 #include <vector>
 
 #include "wechat/error.hpp"
-#include "wechat/token.hpp"
-#include "wechat/unionid.hpp"
+#include "wechat/store.hpp"
 
 namespace wechat {
 

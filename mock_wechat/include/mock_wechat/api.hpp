@@ -48,43 +48,11 @@ struct api_response {
   int errcode = 0;  ///< WeChat's errcode in the body (0 on success), for stats and journal
 };
 
-/// The standard errmsg text WeChat writes for an errcode.
+/// The errmsg WeChat writes for `errcode` (wechat/error.hpp's table; "system error" for a
+/// code the table does not name, as an injected fault may give).
 inline const char* errmsg_text(int errcode) noexcept {
-  switch (errcode) {
-  case -1: return "system error";
-  case 40001: return "invalid credential, access_token is invalid or not latest";
-  case 40002: return "invalid grant_type";
-  case 40003: return "invalid openid";
-  case 40013: return "invalid appid";
-  case 40014: return "invalid access_token";
-  case 40029: return "invalid code";
-  case 40030: return "invalid refresh_token";
-  case 40097: return "invalid args";
-  case 40101: return "missing parameter";
-  case 40125: return "invalid appsecret";
-  case 40163: return "code been used";
-  case 40164: return "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist";
-  case 40226: return "code blocked";
-  case 41001: return "access_token missing";
-  case 41002: return "appid missing";
-  case 41003: return "refresh_token missing";
-  case 41004: return "appsecret missing";
-  case 41008: return "missing code";
-  case 41009: return "missing openid";
-  case 42001: return "access_token expired";
-  case 42002: return "refresh_token expired";
-  case 43002: return "require POST method";
-  case 45009: return "reach max api daily quota limit";
-  case 45011: return "api minute-quota reach limit, must slower, retry next minute";
-  case 47001: return "data format error";
-  case 48001: return "api unauthorized";
-  case 87007: return "session_key is not existd or expired";
-  case 87008: return "invalid sig_method";
-  case 87009: return "invalid signature";
-  case 89002: return "open not exists";
-  case 89300: return "invalid trade";
-  default: return "system error";
-  }
+  const auto* e = wechat::find_api_errc(errcode);
+  return e != nullptr ? e->errmsg : "system error";
 }
 
 class wechat_api {
@@ -122,7 +90,12 @@ public:
     return "application/json; charset=UTF-8";
   }
 
-  /// WeChat's error answer for `errcode` on `path`.
+  /// WeChat's error answer for `e` on `path`.
+  api_response error(std::string_view path, wechat::api_errc e) const {
+    return error(path, static_cast<int>(e));
+  }
+  /// WeChat's error answer for any errcode (an injected fault may give one the table does
+  /// not name).
   api_response error(std::string_view path, int errcode) const {
     api_response r;
     r.content_type = content_type(path);
@@ -182,11 +155,11 @@ private:
   // GET /sns/jscode2session?appid&secret&js_code&grant_type=authorization_code
   api_response jscode2session(const api_request& q) {
     const auto appid = q.param("appid"), secret = q.param("secret"), code = q.param("js_code");
-    if (appid.empty()) return error(q.path, 41002);
-    if (secret.empty()) return error(q.path, 41004);
-    if (code.empty()) return error(q.path, 41008);
+    if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (secret.empty()) return error(q.path, wechat::api_errc::appsecret_missing);
+    if (code.empty()) return error(q.path, wechat::api_errc::code_missing);
     const auto o = world_.exchange_js_code(appid, secret, code);
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     std::string b;
     b.reserve(128);
     b += "{\"session_key\":\"";
@@ -209,65 +182,65 @@ private:
   // GET /cgi-bin/token?grant_type=client_credential&appid&secret
   api_response token(const api_request& q) {
     const auto appid = q.param("appid"), secret = q.param("secret");
-    if (appid.empty()) return error(q.path, 41002);
-    if (secret.empty()) return error(q.path, 41004);
-    if (q.param("grant_type") != "client_credential") return error(q.path, 40002);
+    if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (secret.empty()) return error(q.path, wechat::api_errc::appsecret_missing);
+    if (q.param("grant_type") != "client_credential") return error(q.path, wechat::api_errc::invalid_grant_type);
     const auto o = world_.fetch_token(appid, secret);
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, token_body(o.value));
   }
 
   // POST /cgi-bin/stable_token {"grant_type","appid","secret","force_refresh"?}
   api_response stable_token(const api_request& q) {
-    if (q.method != "POST") return error(q.path, 43002);
+    if (q.method != "POST") return error(q.path, wechat::api_errc::require_post_method);
     const auto j = nlohmann::json::parse(q.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return error(q.path, 47001);
+    if (j.is_discarded() || !j.is_object()) return error(q.path, wechat::api_errc::data_format_error);
     auto str = [&](const char* k) -> std::string {
       const auto it = j.find(k);
       return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
     };
     const std::string appid = str("appid"), secret = str("secret");
-    if (appid.empty()) return error(q.path, 41002);
-    if (secret.empty()) return error(q.path, 41004);
-    if (str("grant_type") != "client_credential") return error(q.path, 40002);
+    if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (secret.empty()) return error(q.path, wechat::api_errc::appsecret_missing);
+    if (str("grant_type") != "client_credential") return error(q.path, wechat::api_errc::invalid_grant_type);
     bool force = false;
     if (const auto it = j.find("force_refresh"); it != j.end() && !it->is_null()) {
-      if (!it->is_boolean()) return error(q.path, 47001);
+      if (!it->is_boolean()) return error(q.path, wechat::api_errc::data_format_error);
       force = it->get<bool>();
     }
     const auto o = world_.fetch_stable_token(appid, secret, force);
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, token_body(o.value));
   }
 
   // GET /wxa/getpaidunionid?access_token&openid&transaction_id | mch_id+out_trade_no
   api_response getpaidunionid(const api_request& q) {
     const auto owner = world_.check_app_token(q.param("access_token"));
-    if (owner.errcode) return error(q.path, owner.errcode);
+    if (!owner.ok()) return error(q.path, owner.errc);
     const auto o =
         world_.paid_unionid(*owner.value.app, q.param("openid"), q.param("transaction_id"),
                             q.param("mch_id"), q.param("out_trade_no"));
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, "{\"unionid\":\"" + o.value + "\",\"errcode\":0,\"errmsg\":\"ok\"}");
   }
 
   // GET /wxa/checksession?access_token&openid&signature&sig_method=hmac_sha256
   api_response checksession(const api_request& q) {
     const auto owner = world_.check_app_token(q.param("access_token"));
-    if (owner.errcode) return error(q.path, owner.errcode);
-    const int e = world_.check_session(*owner.value.app, q.param("openid"), q.param("signature"),
-                                       q.param("sig_method"));
-    if (e) return error(q.path, e);
+    if (!owner.ok()) return error(q.path, owner.errc);
+    const auto o = world_.check_session(*owner.value.app, q.param("openid"),
+                                        q.param("signature"), q.param("sig_method"));
+    if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, "{\"errcode\":0,\"errmsg\":\"ok\"}");
   }
 
   // GET /wxa/resetusersessionkey?access_token&openid&signature&sig_method=hmac_sha256
   api_response resetusersessionkey(const api_request& q) {
     const auto owner = world_.check_app_token(q.param("access_token"));
-    if (owner.errcode) return error(q.path, owner.errcode);
+    if (!owner.ok()) return error(q.path, owner.errc);
     const auto o = world_.reset_session(*owner.value.app, q.param("openid"), q.param("signature"),
                                         q.param("sig_method"));
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path,
               "{\"errcode\":0,\"errmsg\":\"ok\",\"openid\":" + detail::json_escape(o.value.openid) +
                   ",\"session_key\":\"" + o.value.session_key + "\"}");
@@ -275,19 +248,19 @@ private:
 
   // POST /wxa/business/getuserphonenumber?access_token  {"code","openid"?}
   api_response getuserphonenumber(const api_request& q) {
-    if (q.method != "POST") return error(q.path, 43002);
+    if (q.method != "POST") return error(q.path, wechat::api_errc::require_post_method);
     const auto owner = world_.check_app_token(q.param("access_token"));
-    if (owner.errcode) return error(q.path, owner.errcode);
+    if (!owner.ok()) return error(q.path, owner.errc);
     const auto j = nlohmann::json::parse(q.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return error(q.path, 47001);
+    if (j.is_discarded() || !j.is_object()) return error(q.path, wechat::api_errc::data_format_error);
     const auto code = j.find("code");
     if (code == j.end() || !code->is_string() || code->get<std::string>().empty())
-      return error(q.path, 41008);
+      return error(q.path, wechat::api_errc::code_missing);
     std::string oid;
     if (const auto it = j.find("openid"); it != j.end() && it->is_string())
       oid = it->get<std::string>();
     const auto o = world_.phone_number(*owner.value.app, code->get<std::string>(), oid);
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     std::string b = "{\"errcode\":0,\"errmsg\":\"ok\",\"phone_info\":{";
     add_field(b, "phoneNumber", o.value.phone_number);
     b += ',';
@@ -317,32 +290,32 @@ private:
   // GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code
   api_response oauth_access_token(const api_request& q) {
     const auto appid = q.param("appid"), secret = q.param("secret"), code = q.param("code");
-    if (appid.empty()) return error(q.path, 41002);
-    if (secret.empty()) return error(q.path, 41004);
-    if (code.empty()) return error(q.path, 41008);
-    if (q.param("grant_type") != "authorization_code") return error(q.path, 40002);
+    if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (secret.empty()) return error(q.path, wechat::api_errc::appsecret_missing);
+    if (code.empty()) return error(q.path, wechat::api_errc::code_missing);
+    if (q.param("grant_type") != "authorization_code") return error(q.path, wechat::api_errc::invalid_grant_type);
     const auto o = world_.exchange_oauth_code(appid, secret, code);
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, oauth_body(o.value));
   }
 
   // GET /sns/oauth2/refresh_token?appid&grant_type=refresh_token&refresh_token
   api_response oauth_refresh_token(const api_request& q) {
     const auto appid = q.param("appid"), rt = q.param("refresh_token");
-    if (appid.empty()) return error(q.path, 41002);
-    if (rt.empty()) return error(q.path, 41003);
-    if (q.param("grant_type") != "refresh_token") return error(q.path, 40002);
+    if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (rt.empty()) return error(q.path, wechat::api_errc::refresh_token_missing);
+    if (q.param("grant_type") != "refresh_token") return error(q.path, wechat::api_errc::invalid_grant_type);
     const auto o = world_.refresh_oauth(appid, rt);
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, oauth_body(o.value));
   }
 
   // GET /sns/userinfo?access_token&openid&lang
   api_response sns_userinfo(const api_request& q) {
     const auto owner = world_.check_sns_token(q.param("access_token"));
-    if (owner.errcode) return error(q.path, owner.errcode);
+    if (!owner.ok()) return error(q.path, owner.errc);
     const auto o = world_.sns_userinfo(owner.value, q.param("openid"));
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     nlohmann::json j = {{"openid", o.value.openid},
                         {"nickname", o.value.prof.nickname},
                         {"sex", o.value.prof.gender},
@@ -359,18 +332,18 @@ private:
   // GET /sns/auth?access_token&openid
   api_response sns_auth(const api_request& q) {
     const auto owner = world_.check_sns_token(q.param("access_token"));
-    if (owner.errcode) return error(q.path, owner.errcode);
+    if (!owner.ok()) return error(q.path, owner.errc);
     if (q.param("openid") != openid(owner.value.app->appid, owner.value.user))
-      return error(q.path, 40003);
+      return error(q.path, wechat::api_errc::invalid_openid);
     return ok(q.path, "{\"errcode\":0,\"errmsg\":\"ok\"}");
   }
 
   // GET /cgi-bin/user/info?access_token&openid&lang
   api_response user_info(const api_request& q) {
     const auto owner = world_.check_app_token(q.param("access_token"));
-    if (owner.errcode) return error(q.path, owner.errcode);
+    if (!owner.ok()) return error(q.path, owner.errc);
     const auto o = world_.follower(*owner.value.app, q.param("openid"));
-    if (o.errcode) return error(q.path, o.errcode);
+    if (!o.ok()) return error(q.path, o.errc);
     std::string b;
     if (!o.value.subscribed) {
       b = "{\"subscribe\":0,";

@@ -101,16 +101,19 @@ struct profile {
   std::string avatar_url;
 };
 
-/// The result of a WeChat-side operation: errcode 0 and a value, or a WeChat errcode.
+/// The result of a WeChat-side operation: a value, or the WeChat errcode to answer.
 template <class T> struct outcome {
-  int errcode = 0;
+  wechat::api_errc errc{};  ///< api_errc{} (0) on success
   T value{};
-  static outcome fail(int code) {
+  bool ok() const noexcept { return errc == wechat::api_errc{}; }
+  static outcome fail(wechat::api_errc e) {
     outcome o;
-    o.errcode = code;
+    o.errc = e;
     return o;
   }
 };
+/// The value of an outcome that has none beyond success.
+struct done {};
 
 struct session_grant {  ///< jscode2session success
   std::string session_key, openid;
@@ -599,8 +602,8 @@ public:
                                           std::string_view code) {
     const auto a = find_app(appid);
     if (!a || (a->type != app_type::miniprogram && a->type != app_type::minigame))
-      return outcome<session_grant>::fail(40013);
-    if (!wechat::constant_time_equal(a->secret, secret)) return outcome<session_grant>::fail(40125);
+      return outcome<session_grant>::fail(wechat::api_errc::invalid_appid);
+    if (!wechat::constant_time_equal(a->secret, secret)) return outcome<session_grant>::fail(wechat::api_errc::invalid_appsecret);
     const std::int64_t t = now();
     outcome<session_grant> out;
     std::string uid;
@@ -613,14 +616,14 @@ public:
       const auto it = s.map.find(key);
       if (it == s.map.end() || it->second.appid != appid ||
           t - it->second.issued >= limits::code_lifetime)
-        return outcome<session_grant>::fail(40029);
+        return outcome<session_grant>::fail(wechat::api_errc::invalid_code);
       js_code& entry = it->second;
-      if (entry.used) return outcome<session_grant>::fail(40163);
+      if (entry.used) return outcome<session_grant>::fail(wechat::api_errc::code_been_used);
       if (!count_js_code_call(*a, entry.user, t, out.value.openid, uid))
-        return outcome<session_grant>::fail(45011);
+        return outcome<session_grant>::fail(wechat::api_errc::minute_quota_reached);
       bool high_risk = false;
       f = facts(*a, entry.user, &high_risk);
-      if (high_risk) return outcome<session_grant>::fail(40226);
+      if (high_risk) return outcome<session_grant>::fail(wechat::api_errc::code_blocked);
       entry.used = true;
       out.value.session_key = entry.session_key;
     }
@@ -633,8 +636,8 @@ public:
   outcome<token_grant> fetch_token(std::string_view appid, std::string_view secret) {
     const auto a = find_app(appid);
     if (!a || a->type == app_type::mobile_app || a->type == app_type::website)
-      return outcome<token_grant>::fail(40013);
-    if (!wechat::constant_time_equal(a->secret, secret)) return outcome<token_grant>::fail(40125);
+      return outcome<token_grant>::fail(wechat::api_errc::invalid_appid);
+    if (!wechat::constant_time_equal(a->secret, secret)) return outcome<token_grant>::fail(wechat::api_errc::invalid_appsecret);
     const std::int64_t t = now();
     std::lock_guard<std::mutex> lock(app_tokens_mutex_);
     auto& st = app_tokens_[a->appid];
@@ -643,9 +646,9 @@ public:
       st.classic_day = day;
       st.classic_count = 0;
     }
-    if (st.classic_count >= limits::token_fetches_per_day) return outcome<token_grant>::fail(45009);
+    if (st.classic_count >= limits::token_fetches_per_day) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
     auto minted = mint_token(token_kind::classic, a->appid, t, limits::token_lifetime);
-    if (!minted) return outcome<token_grant>::fail(45009);  // the mock's token table is full
+    if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);  // the mock's token table is full
     ++st.classic_count;
     if (!st.classic.empty()) supersede(st.classic, t);
     st.classic = std::move(*minted);
@@ -663,8 +666,8 @@ public:
                                           bool force) {
     const auto a = find_app(appid);
     if (!a || a->type == app_type::mobile_app || a->type == app_type::website)
-      return outcome<token_grant>::fail(40013);
-    if (!wechat::constant_time_equal(a->secret, secret)) return outcome<token_grant>::fail(40125);
+      return outcome<token_grant>::fail(wechat::api_errc::invalid_appid);
+    if (!wechat::constant_time_equal(a->secret, secret)) return outcome<token_grant>::fail(wechat::api_errc::invalid_appsecret);
     const std::int64_t t = now();
     std::lock_guard<std::mutex> lock(app_tokens_mutex_);
     auto& st = app_tokens_[a->appid];
@@ -676,9 +679,9 @@ public:
         st.force_day = day;
         st.force_count = 0;
       }
-      if (st.force_count >= limits::stable_force_per_day) return outcome<token_grant>::fail(45009);
+      if (st.force_count >= limits::stable_force_per_day) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
       auto minted = mint_token(token_kind::stable, a->appid, t, limits::token_lifetime);
-      if (!minted) return outcome<token_grant>::fail(45009);
+      if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
       ++st.force_count;
       st.last_force = t;
       if (!st.stable.empty()) kill_token(st.stable);
@@ -686,7 +689,7 @@ public:
       st.stable_expires = t + limits::token_lifetime;
     } else if (!live) {
       auto minted = mint_token(token_kind::stable, a->appid, t, limits::token_lifetime);
-      if (!minted) return outcome<token_grant>::fail(45009);
+      if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
       st.stable = std::move(*minted);
       st.stable_expires = t + limits::token_lifetime;
     }
@@ -705,18 +708,18 @@ public:
   outcome<std::string> paid_unionid(const app& a, std::string_view oid,
                                     std::string_view transaction_id, std::string_view mch_id,
                                     std::string_view out_trade_no) {
-    if (oid.empty()) return outcome<std::string>::fail(40003);
+    if (oid.empty()) return outcome<std::string>::fail(wechat::api_errc::invalid_openid);
     if (transaction_id.empty() && (mch_id.empty() || out_trade_no.empty()))
-      return outcome<std::string>::fail(40101);
+      return outcome<std::string>::fail(wechat::api_errc::missing_parameter);
     const auto user = user_of(a.appid, oid);
-    if (!user) return outcome<std::string>::fail(40003);
-    if (!a.bound()) return outcome<std::string>::fail(89002);
+    if (!user) return outcome<std::string>::fail(wechat::api_errc::invalid_openid);
+    if (!a.bound()) return outcome<std::string>::fail(wechat::api_errc::open_not_exists);
     std::string tid(transaction_id);
     if (tid.empty()) {
       auto& s = trades_.of(detail::pair_key(mch_id, out_trade_no));
       std::lock_guard<std::mutex> lock(s.mutex);
       const auto it = s.map.find(detail::pair_key(mch_id, out_trade_no));
-      if (it == s.map.end()) return outcome<std::string>::fail(89300);
+      if (it == s.map.end()) return outcome<std::string>::fail(wechat::api_errc::invalid_trade);
       tid = it->second.transaction_id;
     }
     stored_payment p;
@@ -724,28 +727,28 @@ public:
       auto& s = payments_.of(tid);
       std::lock_guard<std::mutex> lock(s.mutex);
       const auto it = s.map.find(tid);
-      if (it == s.map.end()) return outcome<std::string>::fail(89300);
+      if (it == s.map.end()) return outcome<std::string>::fail(wechat::api_errc::invalid_trade);
       p = it->second;
     }
     const std::int64_t t = now();
     if (p.appid != a.appid || p.user != *user || t - p.paid_at > limits::payment_window ||
         t < p.paid_at || !unionid_allowed(rules(), channel::paid, facts(a, *user)))
-      return outcome<std::string>::fail(89300);
+      return outcome<std::string>::fail(wechat::api_errc::invalid_trade);
     outcome<std::string> out;
     out.value = unionid(a.open_account, *user);
     return out;
   }
 
   /// checksession after the token check: 87008, 40003, 87009.
-  int check_session(const app& a, std::string_view oid, std::string_view signature,
+  outcome<done> check_session(const app& a, std::string_view oid, std::string_view signature,
                     std::string_view sig_method) {
-    if (sig_method != "hmac_sha256") return 87008;
+    if (sig_method != "hmac_sha256") return outcome<done>::fail(wechat::api_errc::invalid_sig_method);
     const auto user = user_of(a.appid, oid);
-    if (!user) return 40003;
+    if (!user) return outcome<done>::fail(wechat::api_errc::invalid_openid);
     const auto key = current_session_key(a.appid, *user);
     if (!key || !wechat::constant_time_equal(wechat::session_key_signature(*key), signature))
-      return 87009;
-    return 0;
+      return outcome<done>::fail(wechat::api_errc::invalid_signature);
+    return {};
   }
 
   /// resetusersessionkey after the token check: 40097, 87008, 40003, 87007, 87009.
@@ -753,17 +756,17 @@ public:
   outcome<session_grant> reset_session(const app& a, std::string_view oid,
                                        std::string_view signature, std::string_view sig_method) {
     if (oid.empty() || signature.empty() || sig_method.empty())
-      return outcome<session_grant>::fail(40097);
-    if (sig_method != "hmac_sha256") return outcome<session_grant>::fail(87008);
+      return outcome<session_grant>::fail(wechat::api_errc::invalid_args);
+    if (sig_method != "hmac_sha256") return outcome<session_grant>::fail(wechat::api_errc::invalid_sig_method);
     const auto user = user_of(a.appid, oid);
-    if (!user) return outcome<session_grant>::fail(40003);
+    if (!user) return outcome<session_grant>::fail(wechat::api_errc::invalid_openid);
     const std::string k = detail::pair_key(a.appid, *user);
     auto& s = sessions_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);
     const auto it = s.map.find(k);
-    if (it == s.map.end() || it->second.key.empty()) return outcome<session_grant>::fail(87007);
+    if (it == s.map.end() || it->second.key.empty()) return outcome<session_grant>::fail(wechat::api_errc::session_key_not_exist);
     if (!wechat::constant_time_equal(wechat::session_key_signature(it->second.key), signature))
-      return outcome<session_grant>::fail(87009);
+      return outcome<session_grant>::fail(wechat::api_errc::invalid_signature);
     it->second.key = new_session_key();
     outcome<session_grant> out;
     out.value.openid = std::string(oid);
@@ -779,11 +782,11 @@ public:
     std::lock_guard<std::mutex> lock(s.mutex);
     const auto it = s.map.find(std::string(code));
     if (it == s.map.end() || t - it->second.issued >= limits::code_lifetime)
-      return outcome<phone_grant>::fail(40029);
-    if (it->second.appid != a.appid) return outcome<phone_grant>::fail(40013);
-    if (it->second.used) return outcome<phone_grant>::fail(40163);
+      return outcome<phone_grant>::fail(wechat::api_errc::invalid_code);
+    if (it->second.appid != a.appid) return outcome<phone_grant>::fail(wechat::api_errc::invalid_appid);
+    if (it->second.used) return outcome<phone_grant>::fail(wechat::api_errc::code_been_used);
     if (!oid.empty() && oid != openid(a.appid, it->second.user))
-      return outcome<phone_grant>::fail(40003);
+      return outcome<phone_grant>::fail(wechat::api_errc::invalid_openid);
     it->second.used = true;
     outcome<phone_grant> out;
     out.value.pure_phone_number = it->second.pure_phone;
@@ -799,8 +802,8 @@ public:
                                            std::string_view code) {
     const auto a = find_app(appid);
     if (!a || a->type == app_type::miniprogram || a->type == app_type::minigame)
-      return outcome<token_grant>::fail(40013);
-    if (!wechat::constant_time_equal(a->secret, secret)) return outcome<token_grant>::fail(40125);
+      return outcome<token_grant>::fail(wechat::api_errc::invalid_appid);
+    if (!wechat::constant_time_equal(a->secret, secret)) return outcome<token_grant>::fail(wechat::api_errc::invalid_appsecret);
     const std::int64_t t = now();
     oauth_code_entry entry;
     {
@@ -809,8 +812,8 @@ public:
       const auto it = s.map.find(std::string(code));
       if (it == s.map.end() || it->second.appid != appid ||
           t - it->second.issued >= it->second.lifetime)
-        return outcome<token_grant>::fail(40029);
-      if (it->second.used) return outcome<token_grant>::fail(40163);
+        return outcome<token_grant>::fail(wechat::api_errc::invalid_code);
+      if (it->second.used) return outcome<token_grant>::fail(wechat::api_errc::code_been_used);
       it->second.used = true;
       entry = it->second;
     }
@@ -838,7 +841,7 @@ public:
       auto& s = oauth_codes_.of(code);
       std::lock_guard<std::mutex> lock(s.mutex);
       if (const auto it = s.map.find(std::string(code)); it != s.map.end()) it->second.used = false;
-      return outcome<token_grant>::fail(45009);
+      return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
     }
     if (consent) add_authorization(entry.user, entry.appid);
     out.value.openid = openid(appid, entry.user);
@@ -853,20 +856,20 @@ public:
   /// sns/oauth2/refresh_token after the presence checks: 40013, 40030, 42002.
   outcome<token_grant> refresh_oauth(std::string_view appid, std::string_view refresh_token) {
     const auto a = find_app(appid);
-    if (!a) return outcome<token_grant>::fail(40013);
+    if (!a) return outcome<token_grant>::fail(wechat::api_errc::invalid_appid);
     const std::int64_t t = now();
     refresh_entry r;
     {
       auto& s = refresh_tokens_.of(refresh_token);
       std::lock_guard<std::mutex> lock(s.mutex);
       const auto it = s.map.find(std::string(refresh_token));
-      if (it == s.map.end() || it->second.appid != appid) return outcome<token_grant>::fail(40030);
-      if (t >= it->second.expires) return outcome<token_grant>::fail(42002);
+      if (it == s.map.end() || it->second.appid != appid) return outcome<token_grant>::fail(wechat::api_errc::invalid_refresh_token);
+      if (t >= it->second.expires) return outcome<token_grant>::fail(wechat::api_errc::refresh_token_expired);
       r = it->second;
     }
     outcome<token_grant> out;
     auto minted = mint_token(token_kind::sns, r.appid, t, limits::token_lifetime, r.user, r.scope);
-    if (!minted) return outcome<token_grant>::fail(45009);
+    if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
     out.value.access_token = std::move(*minted);
     out.value.expires_in = limits::token_lifetime;
     out.value.refresh_token = std::string(refresh_token);
@@ -881,8 +884,8 @@ public:
   /// sns/userinfo after the token check: 40003 (openid not the token's user), 48001
   /// (snsapi_base scope).
   outcome<sns_user> sns_userinfo(const token_owner& owner, std::string_view oid) {
-    if (oid != openid(owner.app->appid, owner.user)) return outcome<sns_user>::fail(40003);
-    if (owner.scope == "snsapi_base") return outcome<sns_user>::fail(48001);
+    if (oid != openid(owner.app->appid, owner.user)) return outcome<sns_user>::fail(wechat::api_errc::invalid_openid);
+    if (owner.scope == "snsapi_base") return outcome<sns_user>::fail(wechat::api_errc::api_unauthorized);
     outcome<sns_user> out;
     out.value.openid = std::string(oid);
     out.value.prof = profile_of(owner.user);
@@ -894,9 +897,9 @@ public:
   /// cgi-bin/user/info after the token check: 40003 (unknown openid for this account, or
   /// the app is not an official account).
   outcome<follower_info> follower(const app& a, std::string_view oid) {
-    if (a.type != app_type::official_account) return outcome<follower_info>::fail(40003);
+    if (a.type != app_type::official_account) return outcome<follower_info>::fail(wechat::api_errc::invalid_openid);
     const auto user = user_of(a.appid, oid);
-    if (!user) return outcome<follower_info>::fail(40003);
+    if (!user) return outcome<follower_info>::fail(wechat::api_errc::invalid_openid);
     outcome<follower_info> out;
     out.value.openid = std::string(oid);
     read_user(*user, [&](const user_state& u) {
@@ -1156,22 +1159,22 @@ private:
   }
 
   outcome<token_owner> check_token(std::string_view token, bool sns) {
-    if (token.empty()) return outcome<token_owner>::fail(41001);
+    if (token.empty()) return outcome<token_owner>::fail(wechat::api_errc::access_token_missing);
     token_entry e;
     {
       auto& s = (sns ? user_tokens_ : tokens_).of(token);
       std::lock_guard<std::mutex> lock(s.mutex);
       const auto it = s.map.find(std::string(token));
       if (it == s.map.end() || (it->second.kind == token_kind::sns) != sns)
-        return outcome<token_owner>::fail(40014);
+        return outcome<token_owner>::fail(wechat::api_errc::invalid_access_token);
       e = it->second;
     }
     const std::int64_t t = now();
-    if (t >= e.dies && e.dies < e.expires) return outcome<token_owner>::fail(40001);
-    if (t >= e.expires) return outcome<token_owner>::fail(42001);
+    if (t >= e.dies && e.dies < e.expires) return outcome<token_owner>::fail(wechat::api_errc::invalid_credential);
+    if (t >= e.expires) return outcome<token_owner>::fail(wechat::api_errc::access_token_expired);
     outcome<token_owner> out;
     out.value.app = find_app(e.appid);
-    if (!out.value.app) return outcome<token_owner>::fail(40014);  // app removed by reset
+    if (!out.value.app) return outcome<token_owner>::fail(wechat::api_errc::invalid_access_token);  // app removed by reset
     out.value.user = e.user;
     out.value.scope = e.scope;
     return out;
