@@ -77,7 +77,7 @@ int main() {
   }
 
   step(4, "Device: wx.getUserInfo(); the backend decrypts and verifies it with the session_key");
-  const auto payload = wx_world.user_info(appid, "zhang-san");
+  const auto payload = wx_world.get_user_info(appid, "zhang-san");
   wechat::verify_options verify;
   verify.appid = appid;
   verify.max_age = std::chrono::minutes(10);
@@ -106,7 +106,7 @@ int main() {
   backend.check_session_key(session.openid, session.session_key, ec, &detail);
   line("checkSessionKey with the old key -> " + wechat::error_name(ec) + " (errcode " +
        std::to_string(detail.errcode) + ", rid " + detail.rid + ")");
-  const auto payload2 = wx_world.user_info(appid, "zhang-san");
+  const auto payload2 = wx_world.get_user_info(appid, "zhang-san");
   wechat::decrypt_user_info(session.session_key, {payload2.encrypted_data, payload2.iv}, verify,
                             ec);
   line("decrypting the new payload with the old key -> " + wechat::error_name(ec) + ":");

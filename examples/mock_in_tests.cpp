@@ -7,7 +7,7 @@
 //
 //   1. one mock_wechat::server per test (or per fixture): it binds a free port;
 //   2. register your app in its world, point your client's base_url at mock.base_url();
-//   3. play the device with world().login(), user_info(), pay()...;
+//   3. play the device with world().login(), get_user_info(), pay()...;
 //   4. bend the world: clock().advance() for expiry, faults().add() for WeChat failing.
 //
 // Build: link wechat::mock (it brings wechat::wechat) and Catch2.
@@ -123,7 +123,7 @@ TEST_CASE("the profile from wx.getUserInfo is decrypted, verified, and brings th
   std::error_code ec;
   const std::string openid = f.service.sign_in(f.mock.world().login(appid, "bob"), ec);
   REQUIRE_FALSE(ec);
-  const auto p = f.mock.world().user_info(appid, "bob");  // what the device sends up
+  const auto p = f.mock.world().get_user_info(appid, "bob");  // what the device sends up
   f.service.update_profile(openid, {p.encrypted_data, p.iv, p.raw_data, p.signature}, ec);
   REQUIRE_FALSE(ec);
   CHECK_FALSE(f.service.get(openid).nickname.empty());
@@ -145,7 +145,7 @@ TEST_CASE("the device logged in again: the old session_key no longer decrypts") 
   const std::string openid = f.service.sign_in(f.mock.world().login(appid, "dave"), ec);
   REQUIRE_FALSE(ec);
   f.mock.world().login(appid, "dave");  // a new wx.login; our server kept the old key
-  const auto p = f.mock.world().user_info(appid, "dave");
+  const auto p = f.mock.world().get_user_info(appid, "dave");
   f.service.update_profile(openid, {p.encrypted_data, p.iv, p.raw_data, p.signature}, ec);
   CHECK(ec.category() == wechat::decrypt_category());  // a typed error, never garbage
 }

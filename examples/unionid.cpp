@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
        resolver->resolve(login(*wx, mp, "di")));
 
   e = login(*wx, mp, "ed");
-  const auto info = w.user_info(mp, "ed");
+  const auto info = w.get_user_info(mp, "ed");
   e.user_info =
       wechat::encrypted_user_info{info.encrypted_data, info.iv, info.raw_data, info.signature};
   show("the user consented: wx.getUserInfo, decrypted with the session_key", resolver->resolve(e));

@@ -27,6 +27,7 @@
 #include "wechat/clock.hpp"
 #include "wechat/crypto.hpp"
 #include "wechat/detail/api_response.hpp"
+#include "wechat/detail/quota.hpp"
 #include "wechat/detail/retry.hpp"
 #include "wechat/detail/single_flight.hpp"
 #include "wechat/error.hpp"
@@ -242,14 +243,11 @@ private:
     return r;
   }
 
+  // WeChat allows 20 forced refreshes a day, 30 s apart (wechat-api.md section 4).
   bool force_allowed(std::int64_t now) {
-    const std::int64_t day = now / 86400000;
-    if (force_day_ != day) {
-      force_day_ = day;
-      forces_today_ = 0;
-    }
-    if (forces_today_ >= 20 || (last_force_ms_ != 0 && now - last_force_ms_ < 30000)) return false;
-    ++forces_today_;
+    if (force_quota_.spent(now) || (last_force_ms_ != 0 && now - last_force_ms_ < 30000))
+      return false;
+    force_quota_.take(now);
     last_force_ms_ = now;
     return true;
   }
@@ -295,8 +293,7 @@ private:
   std::mutex flight_mutex_;
   std::shared_future<result> flight_;  // the refresh in progress, if any
   std::string rejected_;  // the last token WeChat rejected; guarded by flight_mutex_
-  std::int64_t force_day_ = -1;
-  int forces_today_ = 0;
+  detail::window_quota force_quota_{86400000, 20};  // forced refreshes a day (ms)
   std::int64_t last_force_ms_ = 0;
   std::atomic<std::uint64_t> fetches_{0};
 };

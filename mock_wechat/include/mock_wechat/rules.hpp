@@ -12,7 +12,7 @@
 //   oauth (sns/oauth2)        mobile apps and websites always; official accounts with
 //                             the snsapi_userinfo scope
 //   sns_userinfo              whenever the token's scope allows the call at all
-//   user_info_api (user/info) U follows this official account
+//   follower (user/info)      U follows this official account
 // bound: as conditional, except code2session and wxcontext: every user of a bound app.
 // Unbound apps never carry a unionid, in either mode.
 #pragma once
@@ -25,7 +25,16 @@ namespace mock_wechat {
 
 enum class app_type { miniprogram, minigame, official_account, mobile_app, website };
 enum class unionid_rules { conditional, bound };
-enum class channel { code2session, wxcontext, user_info, paid, oauth, sns_userinfo, user_info_api };
+enum class channel {
+  code2session,
+  wxcontext,
+  user_info,  ///< the decrypted wx.getUserInfo payload
+  paid,
+  oauth,
+  sns_userinfo,
+  follower,  ///< cgi-bin/user/info: an official account's follower
+  user_info_api [[deprecated("use channel::follower")]] = follower,
+};
 
 inline const char* to_string(app_type t) noexcept {
   switch (t) {
@@ -69,7 +78,7 @@ struct rule_facts {
   bool bound = false;                        ///< the app has an Open Platform account
   bool follows_same_account_oa = false;      ///< follows an official account of that account
   bool authorized_same_account_app = false;  ///< authorized an OA, mobile app or website of it
-  bool follows_this_oa = false;              ///< user_info_api: follows this official account
+  bool follows_this_oa = false;              ///< follower: follows this official account
   bool userinfo_scope = false;               ///< oauth: the code had snsapi_userinfo/login scope
 };
 
@@ -87,7 +96,7 @@ inline bool unionid_allowed(unionid_rules mode, channel ch, const rule_facts& f)
     return f.type == app_type::mobile_app || f.type == app_type::website ||
            (f.type == app_type::official_account && f.userinfo_scope);
   case channel::sns_userinfo: return true;
-  case channel::user_info_api: return f.follows_this_oa;
+  case channel::follower: return f.follows_this_oa;
   }
   return false;
 }

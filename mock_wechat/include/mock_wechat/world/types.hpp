@@ -1,0 +1,175 @@
+// mock_wechat/world/types.hpp - the values the world deals in: its lifetimes and limits,
+// apps and profiles, what the device gets (payloads), what the WeChat side grants, and
+// the two error models' types: admin_error (control side, an HTTP status) and
+// outcome<T> (WeChat side, an api_errc).
+#pragma once
+
+#include <wechat/error.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "mock_wechat/rules.hpp"
+
+namespace mock_wechat {
+
+/// Lifetimes and limits (wechat-api.md section 7).
+namespace limits {
+inline constexpr std::int64_t code_lifetime = 300;          ///< wx.login, phone, OAuth codes
+inline constexpr std::int64_t website_code_lifetime = 600;  ///< website OAuth codes
+inline constexpr std::int64_t token_lifetime = 7200;        ///< every access_token
+inline constexpr std::int64_t token_overlap = 300;          ///< old token after a new fetch
+inline constexpr std::int64_t stable_renew_before = 300;    ///< stable_token renewal
+inline constexpr int stable_force_per_day = 20;
+inline constexpr std::int64_t stable_force_min_gap = 30;
+inline constexpr int token_fetches_per_day = 2000;
+inline constexpr int js_code_per_user_minute = 100;
+inline constexpr std::int64_t payment_window = 300;
+inline constexpr std::int64_t refresh_token_lifetime = std::int64_t{30} * 86400;
+}  // namespace limits
+
+/// How much the world holds at most, so that nothing an admin caller or a network peer
+/// does can grow the mock's memory without end (docs/bounds.md). Time bounds come first
+/// (codes are forgotten 5 minutes after issue, payments 6, tokens a day after they die,
+/// refresh tokens after their 30 days); these counts hold even with a frozen clock.
+/// At a limit the admin API answers 507 naming it; the WeChat side answers 45009 when no
+/// new access token can be kept.
+struct world_limits {
+  std::size_t apps = 10000;
+  std::size_t users = 1000000;        ///< users with flags, a profile, follows or authorizations
+  std::size_t sessions = 4000000;     ///< (app, user) pairs that logged in: session keys, openids
+  std::size_t codes = 4000000;        ///< unexpired codes of each kind (login, phone, OAuth)
+  std::size_t payments = 4000000;     ///< payments, kept 6 minutes
+  std::size_t tokens = 1000000;       ///< app access tokens, kept until a day after they die
+  std::size_t user_tokens = 4000000;  ///< OAuth user access tokens, likewise
+  std::size_t refresh_tokens = 1000000;  ///< OAuth refresh tokens, kept 30 days and 1
+};
+
+/// A control-side failure: HTTP status (400 bad request, 404 unknown thing, 507 a limit of
+/// world_limits) and message.
+class admin_error : public std::runtime_error {
+public:
+  admin_error(int status, const std::string& message)
+      : std::runtime_error(message), status_(status) {}
+  int status() const noexcept { return status_; }
+
+private:
+  int status_;
+};
+
+/// An app registered with the mock.
+struct app {
+  std::string appid;
+  std::string secret;
+  app_type type = app_type::miniprogram;
+  std::string open_account;  ///< Open Platform account it is bound to; empty: unbound
+  bool bound() const noexcept { return !open_account.empty(); }
+};
+
+/// What wx.getUserInfo reveals of a user. Defaults are derived from the user's name.
+struct profile {
+  std::string nickname;
+  int gender = 0;
+  std::string language = "zh_CN";
+  std::string city = "Guangzhou";
+  std::string province = "Guangdong";
+  std::string country = "China";
+  std::string avatar_url;
+};
+
+/// The result of a WeChat-side operation: a value, or the WeChat errcode to answer.
+template <class T> struct outcome {
+  wechat::api_errc errc{};  ///< api_errc{} (0) on success
+  T value{};
+  bool ok() const noexcept { return errc == wechat::api_errc{}; }
+  static outcome fail(wechat::api_errc e) {
+    outcome o;
+    o.errc = e;
+    return o;
+  }
+};
+/// The value of an outcome that has none beyond success.
+struct done {};
+
+struct session_grant {  ///< jscode2session success
+  std::string session_key, openid;
+  std::optional<std::string> unionid;
+};
+struct token_grant {  ///< cgi-bin/token, stable_token, sns/oauth2 success
+  std::string access_token;
+  std::int64_t expires_in = 0;
+  std::string refresh_token, openid, scope;
+  std::optional<std::string> unionid;
+};
+struct token_owner {  ///< whom a presented access_token belongs to
+  std::shared_ptr<const mock_wechat::app> app;
+  std::string user, scope;  ///< sns tokens only
+};
+struct phone_grant {
+  std::string phone_number, pure_phone_number, country_code;
+  std::int64_t timestamp = 0;
+};
+struct sns_user {
+  std::string openid;
+  profile prof;
+  std::optional<std::string> unionid;
+};
+struct follower_record {  ///< cgi-bin/user/info success
+  bool subscribed = false;
+  std::string openid;
+  std::int64_t subscribe_time = 0;
+  std::optional<std::string> unionid;
+};
+
+/// What the device gets from wx.getUserInfo.
+struct user_info_payload {
+  std::string raw_data, signature, encrypted_data, iv;
+};
+/// What the device gets from the phone-number button.
+struct phone_payload {
+  std::string code, encrypted_data, iv;
+};
+/// A WeChat Pay payment.
+struct payment_record {
+  std::string transaction_id, mch_id, out_trade_no;
+};
+/// What cloud.getWXContext() returns inside a cloud function.
+struct wx_context {
+  std::string openid, appid;
+  std::optional<std::string> unionid;
+  std::string env = "mock-env", source = "wx_client";
+};
+
+/// Deprecated since 0.2.0: follower_record (the library's wechat::follower_info is the
+/// client's side of the same answer).
+using follower_info [[deprecated("use mock_wechat::follower_record")]] = follower_record;
+
+namespace detail {
+
+/// A JSON string literal for `s`; invalid UTF-8 is replaced, never thrown on.
+inline std::string json_escape(std::string_view s) {
+  return nlohmann::json(std::string(s))
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// The admin API's answer at a limit of world_limits (HTTP 507). `expires`: the entries
+/// die with time (codes, payments), so moving the clock makes room; others stay until a
+/// reset.
+inline admin_error limit_reached(const char* what, std::size_t limit, bool expires = false) {
+  return admin_error(507, std::string("the mock is at its limit of ") + std::to_string(limit) +
+                              " " + what +
+                              " (mock_wechat::world_limits, spread over 16 shards); " +
+                              (expires ? "they are forgotten as the clock moves past their life, "
+                                         "or POST /__mock/reset"
+                                       : "POST /__mock/reset, or raise the limit"));
+}
+
+}  // namespace detail
+}  // namespace mock_wechat
