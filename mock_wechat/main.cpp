@@ -66,13 +66,63 @@ bool is_loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// What the command line asks for.
+struct command_line {
   mock_wechat::options opt;
-  opt.port = 8080;
   std::string scenario;
   bool rules_given = false;
+};
+
+// One option and its value into `c`; false (and `error` set) for a bad value.
+bool apply_option(const std::string& a, const std::string& v, command_line& c,
+                  std::string& error) {
+  auto& opt = c.opt;
+  long long n = 0;
+  const auto fail = [&](const char* what) {
+    error = what;
+    return false;
+  };
+  if (a == "--host")
+    opt.host = v;
+  else if (a == "--port") {
+    if (!parse_size(v, 0, 65535, n)) return fail("--port must be 0-65535");
+    opt.port = static_cast<int>(n);
+  } else if (a == "--scenario")
+    c.scenario = v;
+  else if (a == "--unionid-rules") {
+    if (!mock_wechat::parse_unionid_rules(v, opt.rules))
+      return fail("--unionid-rules must be conditional or bound");
+    c.rules_given = true;
+  } else if (a == "--tls-cert")
+    opt.tls_cert = v;
+  else if (a == "--tls-key")
+    opt.tls_key = v;
+  else if (a == "--threads") {
+    if (!parse_size(v, 1, 4096, n)) return fail("--threads must be 1-4096");
+    opt.threads = static_cast<std::size_t>(n);
+  } else if (a == "--journal") {
+    if (!parse_size(v, 0, 10000000, n)) return fail("--journal must be 0-10000000");
+    opt.journal = static_cast<std::size_t>(n);
+  } else if (a == "--admin-token")
+    opt.admin_token = v;
+  else if (a == "--max-connections") {
+    if (!parse_size(v, 1, 10000000, n)) return fail("--max-connections must be 1-10000000");
+    opt.max_connections = static_cast<std::size_t>(n);
+  } else if (a == "--limit") {
+    if (!parse_limit(v, opt.limits))
+      return fail("--limit takes NAME=N (N 1-1000000000), NAME one of apps, users, sessions, "
+                  "codes, payments, tokens, user_tokens, refresh_tokens");
+  } else {
+    error = "unknown option " + a;
+    return false;
+  }
+  return true;
+}
+
+// The whole command line into `c`. Returns -1 to go on, or the exit status (0 after
+// --help, 2 after a message on stderr).
+int parse_command_line(int argc, char** argv, command_line& c) {
+  c.opt.port = 8080;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -80,45 +130,22 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (i + 1 >= argc) return bad("option " + a + " needs a value");
-    const std::string v = argv[++i];
-    long long n = 0;
-    if (a == "--host")
-      opt.host = v;
-    else if (a == "--port") {
-      if (!parse_size(v, 0, 65535, n)) return bad("--port must be 0-65535");
-      opt.port = static_cast<int>(n);
-    } else if (a == "--scenario")
-      scenario = v;
-    else if (a == "--unionid-rules") {
-      if (!mock_wechat::parse_unionid_rules(v, opt.rules))
-        return bad("--unionid-rules must be conditional or bound");
-      rules_given = true;
-    } else if (a == "--tls-cert")
-      opt.tls_cert = v;
-    else if (a == "--tls-key")
-      opt.tls_key = v;
-    else if (a == "--threads") {
-      if (!parse_size(v, 1, 4096, n)) return bad("--threads must be 1-4096");
-      opt.threads = static_cast<std::size_t>(n);
-    } else if (a == "--journal") {
-      if (!parse_size(v, 0, 10000000, n)) return bad("--journal must be 0-10000000");
-      opt.journal = static_cast<std::size_t>(n);
-    } else if (a == "--admin-token")
-      opt.admin_token = v;
-    else if (a == "--max-connections") {
-      if (!parse_size(v, 1, 10000000, n)) return bad("--max-connections must be 1-10000000");
-      opt.max_connections = static_cast<std::size_t>(n);
-    } else if (a == "--limit") {
-      if (!parse_limit(v, opt.limits))
-        return bad("--limit takes NAME=N (N 1-1000000000), NAME one of apps, users, sessions, "
-                   "codes, payments, tokens, user_tokens, refresh_tokens");
-    } else
-      return bad("unknown option " + a);
+    std::string error;
+    if (!apply_option(a, argv[++i], c, error)) return bad(error);
   }
-  if (opt.tls_cert.empty() != opt.tls_key.empty())
+  if (c.opt.tls_cert.empty() != c.opt.tls_key.empty())
     return bad("--tls-cert and --tls-key go together");
-  if (!is_loopback(opt.host) && opt.admin_token.empty())
-    return bad("serving on " + opt.host + " exposes the admin API: give --admin-token");
+  if (!is_loopback(c.opt.host) && c.opt.admin_token.empty())
+    return bad("serving on " + c.opt.host + " exposes the admin API: give --admin-token");
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  command_line c;
+  if (const int status = parse_command_line(argc, argv, c); status >= 0) return status;
+  const mock_wechat::options& opt = c.opt;
 
   // Block the stop signals before any thread starts, then wait for them synchronously.
   sigset_t stop_signals;
@@ -136,9 +163,9 @@ int main(int argc, char** argv) {
 
   try {
     mock_wechat::server server(opt);
-    if (!scenario.empty()) {
-      mock_wechat::load_scenario_file(server.world(), scenario);
-      if (rules_given) server.world().set_rules(opt.rules);  // the command line wins
+    if (!c.scenario.empty()) {
+      mock_wechat::load_scenario_file(server.world(), c.scenario);
+      if (c.rules_given) server.world().set_rules(opt.rules);  // the command line wins
     }
     std::cout << "mock_wechat listening on " << server.base_url() << std::endl;
     int sig = 0;

@@ -2,6 +2,7 @@
 // of section 1 of wechat-api.md, one by one.
 #include <catch2/catch.hpp>
 #include <wechat/client.hpp>
+#include <wechat/detail/quota.hpp>
 
 #include <deque>
 
@@ -153,4 +154,20 @@ TEST_CASE("with the store unreachable the provider still caches its token in mem
     CHECK(p.get() == "TOKEN");
   CHECK(p.fetches() == 1);  // one fetch, then the cache: not one fetch per call
   CHECK(t->sent.size() == 1);
+}
+
+TEST_CASE("window_quota counts per window and starts afresh at the window's first instant",
+          "[client][quota]") {
+  wechat::detail::window_quota q(86400, 2);  // 2 a day, in seconds
+  const std::int64_t day = 1800000000 / 86400 * 86400;  // a day's first second
+  CHECK_FALSE(q.spent(day - 1));
+  CHECK(q.try_take(day - 1));
+  CHECK(q.try_take(day - 1));
+  CHECK(q.spent(day - 1));
+  CHECK_FALSE(q.try_take(day - 1));  // refused: nothing counted
+  CHECK_FALSE(q.spent(day));         // the next day, at its first second
+  q.take(day);
+  q.take(day + 86399);
+  CHECK(q.spent(day + 86399));
+  CHECK(q.try_take(day + 86400));
 }

@@ -92,6 +92,19 @@ TEST_CASE("admin: the clock advances, sets (frozen) and answers integer now",
         2);
 }
 
+TEST_CASE("the virtual clock advances by plain seconds or by any std::chrono duration",
+          "[mock][clock]") {
+  mock_wechat::virtual_clock c;
+  c.set(1800000000);
+  c.advance(301);
+  CHECK(c.now() == 1800000301);
+  c.advance(std::chrono::milliseconds(1500));
+  CHECK(c.now_ms() == 1800000302500);
+  c.advance(std::chrono::minutes(-5));
+  CHECK(c.now_ms() == 1800000002500);
+  CHECK(c.now() == 1800000002);
+}
+
 TEST_CASE("admin: reset empties world, journal and faults", "[mock][admin]") {
   fixture f;
   f.add_standard_apps();

@@ -232,42 +232,13 @@ public:
     // 2. the device's user info: consent. Carries unionId whenever the app is bound.
     if (e.user_info) {
       r.tried.push_back(unionid_channel::user_info);
-      verify_options v;
-      v.appid = opt_.appid;
-      v.max_age = opt_.user_info_max_age;
-      std::error_code dec;
-      const auto u = decrypt_user_info(e.session.session_key,
-                                       {e.user_info->encrypted_data, e.user_info->iv,
-                                        e.user_info->raw_data, e.user_info->signature},
-                                       v, dec);
-      if (dec)
-        note(unionid_reason::user_info_invalid, dec);
-      else if (u.openid != e.session.openid)
-        note(unionid_reason::user_info_invalid, decrypt_errc::unexpected_payload);
-      else if (u.unionid)
-        return give(r, *u.unionid, unionid_channel::user_info);
-      else
-        note(unionid_reason::app_not_bound, {});  // verified consent without unionId: unbound
+      if (auto u = from_user_info(e, note)) return give(r, *u, unionid_channel::user_info);
     }
 
     // 3. getPaidUnionId, inside the 5-minute window only.
-    if (e.payment) {
-      if (opt_.mini_game) {
-        note(unionid_reason::mini_game, {});
-      } else if (clock_->now() - e.payment->paid_at > 300) {
-        note(unionid_reason::payment_window_closed, {});
-      } else {
-        r.tried.push_back(unionid_channel::paid);
-        std::error_code pec;
-        const std::string u = paid_(e.session.openid, e.payment->order, pec);
-        if (!pec) return give(r, u, unionid_channel::paid);
-        if (pec == api_errc::open_not_exists)
-          note(unionid_reason::app_not_bound, pec);
-        else if (pec == api_errc::invalid_trade)
-          note(unionid_reason::payment_not_found, pec);
-        else
-          note(unionid_reason::wechat_unavailable, pec);
-      }
+    if (e.payment && payment_in_window(*e.payment, note)) {
+      r.tried.push_back(unionid_channel::paid);
+      if (auto u = from_payment(e, note)) return give(r, *u, unionid_channel::paid);
     }
 
     // 4. the cloud context, when it is this user's in this app.
@@ -293,6 +264,57 @@ public:
   }
 
 private:
+  // Channel 2: the unionId in the verified user info of this session's user; otherwise
+  // notes why there is none.
+  template <class Note>
+  std::optional<std::string> from_user_info(const unionid_evidence& e, Note& note) const {
+    verify_options v;
+    v.appid = opt_.appid;
+    v.max_age = opt_.user_info_max_age;
+    std::error_code dec;
+    const auto u = decrypt_user_info(e.session.session_key,
+                                     {e.user_info->encrypted_data, e.user_info->iv,
+                                      e.user_info->raw_data, e.user_info->signature},
+                                     v, dec);
+    if (dec)
+      note(unionid_reason::user_info_invalid, dec);
+    else if (u.openid != e.session.openid)
+      note(unionid_reason::user_info_invalid, decrypt_errc::unexpected_payload);
+    else if (u.unionid)
+      return u.unionid;
+    else
+      note(unionid_reason::app_not_bound, {});  // verified consent without unionId: unbound
+    return std::nullopt;
+  }
+
+  // Channel 3 applies: a mini program (not a game) within 5 minutes of the payment.
+  template <class Note> bool payment_in_window(const payment_evidence& p, Note& note) const {
+    if (opt_.mini_game) {
+      note(unionid_reason::mini_game, {});
+      return false;
+    }
+    if (clock_->now() - p.paid_at > 300) {
+      note(unionid_reason::payment_window_closed, {});
+      return false;
+    }
+    return true;
+  }
+
+  // Channel 3: asks getPaidUnionId; otherwise notes why it said no.
+  template <class Note>
+  std::optional<std::string> from_payment(const unionid_evidence& e, Note& note) const {
+    std::error_code pec;
+    std::string u = paid_(e.session.openid, e.payment->order, pec);
+    if (!pec) return u;
+    if (pec == api_errc::open_not_exists)
+      note(unionid_reason::app_not_bound, pec);
+    else if (pec == api_errc::invalid_trade)
+      note(unionid_reason::payment_not_found, pec);
+    else
+      note(unionid_reason::wechat_unavailable, pec);
+    return std::nullopt;
+  }
+
   // Lower is more telling: a definitive fact beats a guess.
   static int rank(unionid_reason r) noexcept {
     switch (r) {

@@ -4,7 +4,8 @@
 // decodes only the fields the caller asks for and skips the rest without building a DOM:
 // a DOM parse alone costs more than the base64 + AES work it follows.
 //
-// Usage: read_object(reader, [&](std::string_view key) { ...reader.string(x)... }).
+// Usage: json_reader r(text); r.object([&](std::string_view key) { if (key == "a")
+// r.string(a); else r.skip(0); }); r.finish(); (decrypt.hpp's read_top_object wraps it).
 // A grammar violation sets syntax_error(); a value of the wrong type for a known field
 // is skipped and sets shape_error(), so "not JSON" and "JSON of the wrong shape" stay
 // distinguishable.

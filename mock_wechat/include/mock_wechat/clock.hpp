@@ -1,4 +1,7 @@
-// mock_wechat/clock.hpp - the mock's virtual clock. Every expiry in the mock reads it:
+// mock_wechat/clock.hpp - the mock's virtual clock. Like the library's clocks
+// (wechat/clock.hpp): time points are Unix time, now() in seconds (WeChat's unit) and
+// now_ms() in milliseconds; set() takes Unix seconds; durations are std::chrono types
+// (advance also takes plain seconds, the admin API's unit). Every expiry in the mock reads it:
 // 5-minute codes, 7200 s tokens, the 5-minute token overlap, the payment window,
 // per-minute rate limits, daily quotas.
 //
@@ -39,13 +42,12 @@ public:
       frozen_.store(false, std::memory_order_release);
     }
   }
-  /// Moves the clock forward (or back, with a negative value) by `seconds`.
-  void advance(std::int64_t seconds) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (frozen_.load())
-      frozen_at_ms_.fetch_add(seconds * 1000);
-    else
-      offset_ms_.fetch_add(seconds * 1000);
+  /// Moves the clock forward (or back, with a negative value) by `seconds`, the unit of
+  /// the admin API's {"advance":seconds}.
+  void advance(std::int64_t seconds) { advance_ms(seconds * 1000); }
+  /// Moves the clock by a std::chrono duration, as wechat::manual_clock::advance does.
+  template <class Rep, class Period> void advance(std::chrono::duration<Rep, Period> d) {
+    advance_ms(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
   }
   /// Lets a frozen clock run again from where it stands.
   void resume() {
@@ -62,6 +64,13 @@ public:
   }
 
 private:
+  void advance_ms(std::int64_t ms) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (frozen_.load())
+      frozen_at_ms_.fetch_add(ms);
+    else
+      offset_ms_.fetch_add(ms);
+  }
   static std::int64_t real_ms() noexcept {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
