@@ -74,8 +74,7 @@ struct command_line {
 };
 
 // One option and its value into `c`; false (and `error` set) for a bad value.
-bool apply_option(const std::string& a, const std::string& v, command_line& c,
-                  std::string& error) {
+bool apply_option(const std::string& a, const std::string& v, command_line& c, std::string& error) {
   auto& opt = c.opt;
   long long n = 0;
   const auto fail = [&](const char* what) {

@@ -158,7 +158,7 @@ TEST_CASE("with the store unreachable the provider still caches its token in mem
 
 TEST_CASE("window_quota counts per window and starts afresh at the window's first instant",
           "[client][quota]") {
-  wechat::detail::window_quota q(86400, 2);  // 2 a day, in seconds
+  wechat::detail::window_quota q(86400, 2);             // 2 a day, in seconds
   const std::int64_t day = 1800000000 / 86400 * 86400;  // a day's first second
   CHECK_FALSE(q.spent(day - 1));
   CHECK(q.try_take(day - 1));

@@ -8,8 +8,7 @@
 
 using namespace mocktest;
 
-TEST_CASE("0.1.0 names: wechat::clock, client::user_info, token_provider::throw_on",
-          "[compat]") {
+TEST_CASE("0.1.0 names: wechat::clock, client::user_info, token_provider::throw_on", "[compat]") {
   fixture f;
   f.add_standard_apps();
   std::shared_ptr<const wechat::clock> clk = std::make_shared<wechat::manual_clock>(1800000000);

@@ -152,7 +152,7 @@ public:
         flight = detail::flight<code_result>::follow(it->second.result);
       } else {
         flight = detail::flight<code_result>::lead();  // the one caller that sends
-        codes_[key] = code_entry{flight.shared()};  // replaces a remembered result past its time
+        codes_[key] = code_entry{flight.shared()};     // replaces a remembered result past its time
       }
     }
     if (flight.leads()) {
@@ -165,8 +165,7 @@ public:
       const auto j = exchange(req, r.ec, &r.detail, false);
       if (!r.ec) {
         r.value.openid = detail::required_string(j, "openid", r.ec, &r.detail);
-        if (!r.ec)
-          r.value.session_key = detail::required_string(j, "session_key", r.ec, &r.detail);
+        if (!r.ec) r.value.session_key = detail::required_string(j, "session_key", r.ec, &r.detail);
         if (!r.ec) r.value.unionid = detail::optional_string(j, "unionid");
       }
       {

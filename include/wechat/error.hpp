@@ -35,143 +35,159 @@ namespace wechat {
 // not: `ec == api_errc::code_been_used`, or `ec.value() == 40163`. Sources: wechat-api.md
 // section 2 (WeChat's server API docs, read 2024-2026); the errmsg column is what the live
 // API writes before its ", rid: ..." suffix.
-#define WECHAT_API_ERRCODES(X)                                                                  \
-  X(system_busy, -1, "system error", "system busy, retry later")                                \
-  X(invalid_credential, 40001, "invalid credential, access_token is invalid or not latest",     \
-    "invalid credential: access_token superseded by a newer fetch, or wrong appsecret")         \
-  X(invalid_grant_type, 40002, "invalid grant_type", "invalid grant_type")                      \
-  X(invalid_openid, 40003, "invalid openid", "invalid openid")                                  \
-  X(invalid_appid, 40013, "invalid appid", "invalid appid")                                     \
-  X(invalid_access_token, 40014, "invalid access_token", "invalid access_token")                \
-  X(invalid_code, 40029, "invalid code",                                                        \
-    "invalid code: unknown, expired (5 minutes), or issued to another appid")                   \
-  X(invalid_refresh_token, 40030, "invalid refresh_token", "invalid refresh_token")             \
-  X(invalid_args, 40097, "invalid args", "invalid args")                                        \
-  X(missing_parameter, 40101, "missing parameter", "missing parameter")                         \
-  X(invalid_appsecret, 40125, "invalid appsecret", "invalid appsecret")                         \
-  X(code_been_used, 40163, "code been used", "code been used: a login code is single use")      \
-  X(invalid_ip, 40164, "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist",          \
-    "caller IP not in the app's IP whitelist")                                                  \
-  X(code_blocked, 40226, "code blocked", "code blocked: high-risk user")                        \
-  X(access_token_missing, 41001, "access_token missing", "access_token missing")                \
-  X(appid_missing, 41002, "appid missing", "appid missing")                                     \
-  X(refresh_token_missing, 41003, "refresh_token missing", "refresh_token missing")             \
-  X(appsecret_missing, 41004, "appsecret missing", "appsecret missing")                         \
-  X(code_missing, 41008, "missing code", "code missing")                                        \
-  X(openid_missing, 41009, "missing openid", "openid missing")                                  \
-  X(access_token_expired, 42001, "access_token expired", "access_token expired")                \
-  X(refresh_token_expired, 42002, "refresh_token expired", "refresh_token expired")             \
-  X(require_post_method, 43002, "require POST method", "require POST method")                   \
-  X(daily_quota_reached, 45009, "reach max api daily quota limit", "daily API quota reached")   \
-  X(minute_quota_reached, 45011, "api minute-quota reach limit, must slower, retry next minute",\
-    "minute API quota reached: slow down, retry next minute")                                   \
-  X(data_format_error, 47001, "data format error",                                              \
-    "data format error: the POST body is not the JSON the API expects")                         \
-  X(api_unauthorized, 48001, "api unauthorized",                                                \
-    "api unauthorized (scope or permission missing)")                                           \
-  X(session_key_not_exist, 87007, "session_key is not existd or expired",                       \
-    "session_key does not exist or expired")                                                    \
-  X(invalid_sig_method, 87008, "invalid sig_method", "invalid sig_method")                      \
-  X(invalid_signature, 87009, "invalid signature",                                              \
-    "invalid signature: session_key is wrong or no longer the current one")                     \
-  X(open_not_exists, 89002, "open not exists",                                                  \
-    "open not exists: app not bound to an Open Platform account")                               \
-  X(invalid_trade, 89300, "invalid trade",                                                      \
+#define WECHAT_API_ERRCODES(X)                                                                     \
+  X(system_busy, -1, "system error", "system busy, retry later")                                   \
+  X(invalid_credential, 40001, "invalid credential, access_token is invalid or not latest",        \
+    "invalid credential: access_token superseded by a newer fetch, or wrong appsecret")            \
+  X(invalid_grant_type, 40002, "invalid grant_type",                                               \
+    "invalid grant_type: not the one this API takes (client_credential, authorization_code or "    \
+    "refresh_token)")                                                                              \
+  X(invalid_openid, 40003, "invalid openid",                                                       \
+    "invalid openid: not an openid of this app (another app's, or a user the app has never seen)") \
+  X(invalid_appid, 40013, "invalid appid",                                                         \
+    "invalid appid: unknown, of an app type this API does not serve, or the code belongs to "      \
+    "another app")                                                                                 \
+  X(invalid_access_token, 40014, "invalid access_token",                                           \
+    "invalid access_token: not a token WeChat issued (truncated, or another kind of token)")       \
+  X(invalid_code, 40029, "invalid code",                                                           \
+    "invalid code: unknown, expired (5 minutes), or issued to another appid")                      \
+  X(invalid_refresh_token, 40030, "invalid refresh_token",                                         \
+    "invalid refresh_token: unknown, or issued to another appid")                                  \
+  X(invalid_args, 40097, "invalid args", "invalid args: a parameter is empty or malformed")        \
+  X(missing_parameter, 40101, "missing parameter",                                                 \
+    "missing parameter: give transaction_id, or mch_id with out_trade_no")                         \
+  X(invalid_appsecret, 40125, "invalid appsecret",                                                 \
+    "invalid appsecret: the secret does not match the appid (a secret reset in the console "       \
+    "invalidates the old one)")                                                                    \
+  X(code_been_used, 40163, "code been used", "code been used: a login code is single use")         \
+  X(invalid_ip, 40164, "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist",             \
+    "caller IP not in the app's IP whitelist")                                                     \
+  X(code_blocked, 40226, "code blocked", "code blocked: high-risk user")                           \
+  X(access_token_missing, 41001, "access_token missing", "access_token missing from the request")  \
+  X(appid_missing, 41002, "appid missing", "appid missing from the request")                       \
+  X(refresh_token_missing, 41003, "refresh_token missing",                                         \
+    "refresh_token missing from the request")                                                      \
+  X(appsecret_missing, 41004, "appsecret missing", "appsecret missing from the request")           \
+  X(code_missing, 41008, "missing code", "code missing from the request")                          \
+  X(openid_missing, 41009, "missing openid", "openid missing from the request")                    \
+  X(access_token_expired, 42001, "access_token expired",                                           \
+    "access_token expired: past its expires_in; fetch a new one")                                  \
+  X(refresh_token_expired, 42002, "refresh_token expired",                                         \
+    "refresh_token expired (30 days): the user must authorize again")                              \
+  X(require_post_method, 43002, "require POST method",                                             \
+    "require POST method: this API takes a POST with a JSON body")                                 \
+  X(daily_quota_reached, 45009, "reach max api daily quota limit",                                 \
+    "daily API quota reached: wait for the next day, and cache what you fetch (share one access "  \
+    "token)")                                                                                      \
+  X(minute_quota_reached, 45011, "api minute-quota reach limit, must slower, retry next minute",   \
+    "minute API quota reached: slow down, retry next minute")                                      \
+  X(data_format_error, 47001, "data format error",                                                 \
+    "data format error: the POST body is not the JSON the API expects")                            \
+  X(api_unauthorized, 48001, "api unauthorized", "api unauthorized (scope or permission missing)") \
+  X(session_key_not_exist, 87007, "session_key is not existd or expired",                          \
+    "session_key does not exist or expired: the user must wx.login again")                         \
+  X(invalid_sig_method, 87008, "invalid sig_method",                                               \
+    "invalid sig_method: only hmac_sha256 is accepted")                                            \
+  X(invalid_signature, 87009, "invalid signature",                                                 \
+    "invalid signature: session_key is wrong or no longer the current one")                        \
+  X(open_not_exists, 89002, "open not exists",                                                     \
+    "open not exists: app not bound to an Open Platform account")                                  \
+  X(invalid_trade, 89300, "invalid trade",                                                         \
     "invalid trade: no such payment, or the 5-minute window has passed")
 
 // The library's own domains: X(enumerator, value, "message"). Values are stable.
 
 /// The HTTP exchange itself failed. Nothing was learnt from WeChat.
-#define WECHAT_TRANSPORT_ERRCS(X)                                                               \
-  X(connect_failed, 1, "could not connect to the WeChat API host")                              \
-  X(timeout, 2, "the request timed out")                                                        \
-  X(tls_failed, 3, "TLS handshake or certificate verification failed")                          \
-  X(connection_closed, 4, "the connection closed before a complete response")                   \
-  X(response_too_large, 5, "the response exceeded the size limit")                              \
-  X(http_status, 6, "the server answered with a non-2xx HTTP status")                           \
-  X(insecure_url, 7,                                                                            \
-    "refusing plain http:// to a non-loopback host (allow it explicitly if you must)")          \
-  X(invalid_url, 8, "the base URL is not a valid http(s) URL")                                  \
+#define WECHAT_TRANSPORT_ERRCS(X)                                                                  \
+  X(connect_failed, 1, "could not connect to the WeChat API host")                                 \
+  X(timeout, 2, "the request timed out")                                                           \
+  X(tls_failed, 3, "TLS handshake or certificate verification failed")                             \
+  X(connection_closed, 4, "the connection closed before a complete response")                      \
+  X(response_too_large, 5, "the response exceeded the size limit")                                 \
+  X(http_status, 6, "the server answered with a non-2xx HTTP status")                              \
+  X(insecure_url, 7,                                                                               \
+    "refusing plain http:// to a non-loopback host (allow it explicitly if you must)")             \
+  X(invalid_url, 8, "the base URL is not a valid http(s) URL")                                     \
   X(failed, 9, "the HTTP request failed")
 
 /// WeChat answered, but the answer is not what the API promises.
-#define WECHAT_PROTOCOL_ERRCS(X)                                                                \
-  X(not_json, 1, "the response body is not JSON")                                               \
-  X(not_object, 2, "the response body is not a JSON object")                                    \
-  X(missing_field, 3, "the response lacks a field the API promises")                            \
+#define WECHAT_PROTOCOL_ERRCS(X)                                                                   \
+  X(not_json, 1, "the response body is not JSON")                                                  \
+  X(not_object, 2, "the response body is not a JSON object")                                       \
+  X(missing_field, 3, "the response lacks a field the API promises")                               \
   X(wrong_type, 4, "a response field has an unexpected JSON type")
 
 /// The cryptographic primitives.
-#define WECHAT_CRYPTO_ERRCS(X)                                                                  \
-  X(base64_invalid_character, 1,                                                                \
-    "base64: character outside the standard alphabet (A-Z a-z 0-9 + / =)")                      \
-  X(base64_invalid_length, 2, "base64: length is not a multiple of 4, or '=' is misplaced")     \
-  X(base64_space_for_plus, 3,                                                                   \
-    "base64: contains a space where '+' belonged; the value went through form or URL "          \
-    "decoding without being URL-encoded first")                                                 \
-  X(base64_percent_encoded, 4, "base64: contains %-escapes; the value is still URL-encoded")    \
-  X(base64_non_canonical, 5, "base64: non-zero bits in the final padding")                      \
-  X(bad_key_length, 6, "AES-128 key must be 16 bytes")                                          \
-  X(bad_iv_length, 7, "AES-CBC IV must be 16 bytes")                                            \
-  X(bad_ciphertext_length, 8, "ciphertext is empty or not a multiple of the 16-byte block")     \
-  X(bad_padding, 9, "PKCS#7 padding check failed")                                              \
+#define WECHAT_CRYPTO_ERRCS(X)                                                                     \
+  X(base64_invalid_character, 1,                                                                   \
+    "base64: character outside the standard alphabet (A-Z a-z 0-9 + / =)")                         \
+  X(base64_invalid_length, 2, "base64: length is not a multiple of 4, or '=' is misplaced")        \
+  X(base64_space_for_plus, 3,                                                                      \
+    "base64: contains a space where '+' belonged; the value went through form or URL "             \
+    "decoding without being URL-encoded first")                                                    \
+  X(base64_percent_encoded, 4, "base64: contains %-escapes; the value is still URL-encoded")       \
+  X(base64_non_canonical, 5, "base64: non-zero bits in the final padding")                         \
+  X(bad_key_length, 6, "AES-128 key must be 16 bytes")                                             \
+  X(bad_iv_length, 7, "AES-CBC IV must be 16 bytes")                                               \
+  X(bad_ciphertext_length, 8, "ciphertext is empty or not a multiple of the 16-byte block")        \
+  X(bad_padding, 9, "PKCS#7 padding check failed")                                                 \
   X(openssl_failure, 10, "OpenSSL reported a failure")
 
 /// Decrypting and verifying what the device sent (wx.getUserInfo, getPhoneNumber...).
 /// Each failure is its own value, so a caller can tell them apart; every message says
 /// which input was wrong, what was wrong, and what usually causes it.
-#define WECHAT_DECRYPT_ERRCS(X)                                                                 \
-  X(session_key_malformed, 1,                                                                   \
-    "session_key is malformed: expected 24 base64 characters encoding 16 bytes (WeChat "        \
-    "sample: -41001); it was truncated, or is not the session_key that code2session returned")  \
-  X(session_key_has_space, 2,                                                                   \
-    "session_key contains a space where '+' belonged: it went through URL/form decoding; "      \
-    "store it exactly as code2session returned it")                                             \
-  X(iv_malformed, 3,                                                                            \
-    "iv is malformed: expected 24 base64 characters encoding 16 bytes (WeChat sample: "         \
-    "-41002); the front end sent another field, or it was truncated")                           \
-  X(iv_has_space, 4,                                                                            \
-    "iv contains a space where '+' belonged: the front end sent it unencoded in a URL or "      \
-    "form body; send JSON, or encodeURIComponent it")                                           \
-  X(data_not_base64, 5,                                                                         \
-    "encryptedData is not base64 (WeChat sample: -41003); the front end sent another field, "   \
-    "or the value was altered in transit")                                                      \
-  X(data_has_space, 6,                                                                          \
-    "encryptedData contains a space where '+' belonged: the front end sent it unencoded in a "  \
-    "URL or form body; send JSON, or encodeURIComponent it")                                    \
-  X(data_bad_length, 7,                                                                         \
-    "encryptedData decodes to an empty or partial AES block (not a multiple of 16 bytes); it "  \
-    "was truncated in transit or in storage")                                                   \
-  X(bad_padding, 8,                                                                             \
-    "decryption failed the PKCS#7 padding check (WeChat sample: -41003): almost always the "    \
-    "session_key is from an older wx.login than the data; call wx.login, exchange the new "     \
-    "code, then fetch the data again")                                                          \
-  X(not_json, 9,                                                                                \
-    "decrypted, but the plaintext is not JSON (WeChat sample: -41003): the iv does not belong " \
-    "to this encryptedData, or the session_key is stale")                                       \
-  X(unexpected_payload, 10,                                                                     \
-    "decrypted JSON does not have the expected shape (a required field is missing or of the "   \
-    "wrong type): it is another kind of payload")                                               \
-  X(appid_not_set, 11,                                                                          \
-    "no appid was given to check the watermark against; set verify_options.appid")             \
-  X(appid_mismatch, 12,                                                                         \
-    "watermark appid is not this app's appid (WeChat sample: -41003): the data was produced "   \
-    "for another mini program, or the backend is configured with the wrong appid")             \
-  X(watermark_too_old, 13,                                                                      \
-    "watermark timestamp is older than the allowed age: the payload is being replayed, or the " \
-    "device's data was cached too long")                                                        \
-  X(signature_malformed, 14,                                                                    \
-    "signature is not 40 hexadecimal characters: the front end sent another field")             \
-  X(signature_mismatch, 15,                                                                     \
-    "rawData signature does not match sha1(rawData + session_key): rawData was altered "        \
+#define WECHAT_DECRYPT_ERRCS(X)                                                                    \
+  X(session_key_malformed, 1,                                                                      \
+    "session_key is malformed: expected 24 base64 characters encoding 16 bytes (WeChat "           \
+    "sample: -41001); it was truncated, or is not the session_key that code2session returned")     \
+  X(session_key_has_space, 2,                                                                      \
+    "session_key contains a space where '+' belonged: it went through URL/form decoding; "         \
+    "store it exactly as code2session returned it")                                                \
+  X(iv_malformed, 3,                                                                               \
+    "iv is malformed: expected 24 base64 characters encoding 16 bytes (WeChat sample: "            \
+    "-41002); the front end sent another field, or it was truncated")                              \
+  X(iv_has_space, 4,                                                                               \
+    "iv contains a space where '+' belonged: the front end sent it unencoded in a URL or "         \
+    "form body; send JSON, or encodeURIComponent it")                                              \
+  X(data_not_base64, 5,                                                                            \
+    "encryptedData is not base64 (WeChat sample: -41003); the front end sent another field, "      \
+    "or the value was altered in transit")                                                         \
+  X(data_has_space, 6,                                                                             \
+    "encryptedData contains a space where '+' belonged: the front end sent it unencoded in a "     \
+    "URL or form body; send JSON, or encodeURIComponent it")                                       \
+  X(data_bad_length, 7,                                                                            \
+    "encryptedData decodes to an empty or partial AES block (not a multiple of 16 bytes); it "     \
+    "was truncated in transit or in storage")                                                      \
+  X(bad_padding, 8,                                                                                \
+    "decryption failed the PKCS#7 padding check (WeChat sample: -41003): almost always the "       \
+    "session_key is from an older wx.login than the data; call wx.login, exchange the new "        \
+    "code, then fetch the data again")                                                             \
+  X(not_json, 9,                                                                                   \
+    "decrypted, but the plaintext is not JSON (WeChat sample: -41003): the iv does not belong "    \
+    "to this encryptedData, or the session_key is stale")                                          \
+  X(unexpected_payload, 10,                                                                        \
+    "decrypted JSON does not have the expected shape (a required field is missing or of the "      \
+    "wrong type): it is another kind of payload")                                                  \
+  X(appid_not_set, 11,                                                                             \
+    "no appid was given to check the watermark against; set verify_options.appid")                 \
+  X(appid_mismatch, 12,                                                                            \
+    "watermark appid is not this app's appid (WeChat sample: -41003): the data was produced "      \
+    "for another mini program, or the backend is configured with the wrong appid")                 \
+  X(watermark_too_old, 13,                                                                         \
+    "watermark timestamp is older than the allowed age: the payload is being replayed, or the "    \
+    "device's data was cached too long")                                                           \
+  X(signature_malformed, 14,                                                                       \
+    "signature is not 40 hexadecimal characters: the front end sent another field")                \
+  X(signature_mismatch, 15,                                                                        \
+    "rawData signature does not match sha1(rawData + session_key): rawData was altered "           \
     "(re-serialized, re-encoded), or the session_key is stale")
 
 /// Stores (token store, identity directory): in memory, or Redis for a fleet.
-#define WECHAT_STORE_ERRCS(X)                                                                   \
-  X(unavailable, 1, "the store cannot be reached")                                              \
-  X(conflict, 2,                                                                                \
-    "the openid is already linked to another unionid: one openid has one unionid per Open "     \
-    "Platform account; check the app's binding and the data fed to the directory")             \
+#define WECHAT_STORE_ERRCS(X)                                                                      \
+  X(unavailable, 1, "the store cannot be reached")                                                 \
+  X(conflict, 2,                                                                                   \
+    "the openid is already linked to another unionid: one openid has one unionid per Open "        \
+    "Platform account; check the app's binding and the data fed to the directory")                 \
   X(corrupt, 3, "the stored data cannot be read back")
 
 #define WECHAT_DETAIL_ENUMERATOR(name, value, ...) name = value,
@@ -205,16 +221,16 @@ inline constexpr api_errc_info api_errc_table[] = {WECHAT_API_ERRCODES(WECHAT_DE
 #undef WECHAT_DETAIL_API_INFO
 
 // A library domain's names and messages, by value (nullptr for a value it does not have).
-#define WECHAT_DETAIL_CASE_NAME(name, value, text) \
-  case value: return #name;
-#define WECHAT_DETAIL_CASE_TEXT(name, value, text) \
-  case value: return text;
-#define WECHAT_DETAIL_DOMAIN(domain, TABLE)                               \
-  inline const char* domain##_name(int v) noexcept {                      \
-    switch (v) { TABLE(WECHAT_DETAIL_CASE_NAME) default: return nullptr; } \
-  }                                                                       \
-  inline const char* domain##_text(int v) noexcept {                      \
-    switch (v) { TABLE(WECHAT_DETAIL_CASE_TEXT) default: return nullptr; } \
+// clang-format off
+#define WECHAT_DETAIL_CASE_NAME(name, value, text) case value: return #name;
+#define WECHAT_DETAIL_CASE_TEXT(name, value, text) case value: return text;
+// clang-format on
+#define WECHAT_DETAIL_DOMAIN(domain, TABLE)                                                        \
+  inline const char* domain##_name(int v) noexcept {                                               \
+    switch (v) { TABLE(WECHAT_DETAIL_CASE_NAME) default : return nullptr; }                        \
+  }                                                                                                \
+  inline const char* domain##_text(int v) noexcept {                                               \
+    switch (v) { TABLE(WECHAT_DETAIL_CASE_TEXT) default : return nullptr; }                        \
   }
 WECHAT_DETAIL_DOMAIN(transport_errc, WECHAT_TRANSPORT_ERRCS)
 WECHAT_DETAIL_DOMAIN(protocol_errc, WECHAT_PROTOCOL_ERRCS)
@@ -250,8 +266,7 @@ inline const api_errc_info* find_api_errc(int errcode) noexcept {
 namespace detail {
 
 // A category whose names and messages come from one of the tables above.
-template <const char* (*Text)(int)>
-class table_category final : public std::error_category {
+template <const char* (*Text)(int)> class table_category final : public std::error_category {
 public:
   explicit table_category(const char* name, const char* unknown) noexcept
       : name_(name), unknown_(unknown) {}
@@ -308,14 +323,14 @@ inline const std::error_category& protocol_category() noexcept {
 }
 /// The category of primitive crypto failures ("wechat.crypto").
 inline const std::error_category& crypto_category() noexcept {
-  static const detail::table_category<detail::crypto_errc_text> instance(
-      "wechat.crypto", "unknown crypto error");
+  static const detail::table_category<detail::crypto_errc_text> instance("wechat.crypto",
+                                                                         "unknown crypto error");
   return instance;
 }
 /// The category of decrypt-and-verify failures ("wechat.decrypt").
 inline const std::error_category& decrypt_category() noexcept {
-  static const detail::table_category<detail::decrypt_errc_text> instance(
-      "wechat.decrypt", "unknown decrypt error");
+  static const detail::table_category<detail::decrypt_errc_text> instance("wechat.decrypt",
+                                                                          "unknown decrypt error");
   return instance;
 }
 

@@ -113,8 +113,8 @@ public:
   token_mode mode() const noexcept { return opt_.mode; }
 
   /// Deprecated since 0.2.0: use wechat::throw_if_error(ec, d, what), which it calls.
-  [[deprecated("use wechat::throw_if_error(ec, detail, context)")]] static void throw_on(
-      const std::error_code& ec, const error_detail& d, const char* what) {
+  [[deprecated("use wechat::throw_if_error(ec, detail, context)")]] static void
+  throw_on(const std::error_code& ec, const error_detail& d, const char* what) {
     throw_if_error(ec, d, what);
   }
 
@@ -292,7 +292,7 @@ private:
 
   std::mutex flight_mutex_;
   std::shared_future<result> flight_;  // the refresh in progress, if any
-  std::string rejected_;  // the last token WeChat rejected; guarded by flight_mutex_
+  std::string rejected_;               // the last token WeChat rejected; guarded by flight_mutex_
   detail::window_quota force_quota_{86400000, 20};  // forced refreshes a day (ms)
   std::int64_t last_force_ms_ = 0;
   std::atomic<std::uint64_t> fetches_{0};

@@ -208,7 +208,8 @@ public:
   /// window).
   unionid_resolver(resolver_options o, paid_unionid_lookup paid,
                    std::shared_ptr<const wechat::time_source> clk = nullptr)
-      : opt_(std::move(o)), paid_(std::move(paid)), clock_(clk ? std::move(clk) : default_clock()) {}
+      : opt_(std::move(o)), paid_(std::move(paid)), clock_(clk ? std::move(clk) : default_clock()) {
+  }
 
   /// Tries the channels in order. ec is set only for misuse (no openid in the session);
   /// a failed channel is part of the diagnosis, not an error.

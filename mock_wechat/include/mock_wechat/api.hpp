@@ -184,7 +184,8 @@ private:
     const auto appid = q.param("appid"), secret = q.param("secret");
     if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
     if (secret.empty()) return error(q.path, wechat::api_errc::appsecret_missing);
-    if (q.param("grant_type") != "client_credential") return error(q.path, wechat::api_errc::invalid_grant_type);
+    if (q.param("grant_type") != "client_credential")
+      return error(q.path, wechat::api_errc::invalid_grant_type);
     const auto o = world_.fetch_token(appid, secret);
     if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, token_body(o.value));
@@ -194,7 +195,8 @@ private:
   api_response stable_token(const api_request& q) {
     if (q.method != "POST") return error(q.path, wechat::api_errc::require_post_method);
     const auto j = nlohmann::json::parse(q.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return error(q.path, wechat::api_errc::data_format_error);
+    if (j.is_discarded() || !j.is_object())
+      return error(q.path, wechat::api_errc::data_format_error);
     auto str = [&](const char* k) -> std::string {
       const auto it = j.find(k);
       return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -202,7 +204,8 @@ private:
     const std::string appid = str("appid"), secret = str("secret");
     if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
     if (secret.empty()) return error(q.path, wechat::api_errc::appsecret_missing);
-    if (str("grant_type") != "client_credential") return error(q.path, wechat::api_errc::invalid_grant_type);
+    if (str("grant_type") != "client_credential")
+      return error(q.path, wechat::api_errc::invalid_grant_type);
     bool force = false;
     if (const auto it = j.find("force_refresh"); it != j.end() && !it->is_null()) {
       if (!it->is_boolean()) return error(q.path, wechat::api_errc::data_format_error);
@@ -228,8 +231,8 @@ private:
   api_response checksession(const api_request& q) {
     const auto owner = world_.check_app_token(q.param("access_token"));
     if (!owner.ok()) return error(q.path, owner.errc);
-    const auto o = world_.check_session(*owner.value.app, q.param("openid"),
-                                        q.param("signature"), q.param("sig_method"));
+    const auto o = world_.check_session(*owner.value.app, q.param("openid"), q.param("signature"),
+                                        q.param("sig_method"));
     if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, "{\"errcode\":0,\"errmsg\":\"ok\"}");
   }
@@ -252,7 +255,8 @@ private:
     const auto owner = world_.check_app_token(q.param("access_token"));
     if (!owner.ok()) return error(q.path, owner.errc);
     const auto j = nlohmann::json::parse(q.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return error(q.path, wechat::api_errc::data_format_error);
+    if (j.is_discarded() || !j.is_object())
+      return error(q.path, wechat::api_errc::data_format_error);
     const auto code = j.find("code");
     if (code == j.end() || !code->is_string() || code->get<std::string>().empty())
       return error(q.path, wechat::api_errc::code_missing);
@@ -293,7 +297,8 @@ private:
     if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
     if (secret.empty()) return error(q.path, wechat::api_errc::appsecret_missing);
     if (code.empty()) return error(q.path, wechat::api_errc::code_missing);
-    if (q.param("grant_type") != "authorization_code") return error(q.path, wechat::api_errc::invalid_grant_type);
+    if (q.param("grant_type") != "authorization_code")
+      return error(q.path, wechat::api_errc::invalid_grant_type);
     const auto o = world_.exchange_oauth_code(appid, secret, code);
     if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, oauth_body(o.value));
@@ -304,7 +309,8 @@ private:
     const auto appid = q.param("appid"), rt = q.param("refresh_token");
     if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
     if (rt.empty()) return error(q.path, wechat::api_errc::refresh_token_missing);
-    if (q.param("grant_type") != "refresh_token") return error(q.path, wechat::api_errc::invalid_grant_type);
+    if (q.param("grant_type") != "refresh_token")
+      return error(q.path, wechat::api_errc::invalid_grant_type);
     const auto o = world_.refresh_oauth(appid, rt);
     if (!o.ok()) return error(q.path, o.errc);
     return ok(q.path, oauth_body(o.value));

@@ -82,9 +82,7 @@ public:
   /// random 32-hex one. Returns the app as stored.
   app add_app(app a) { return dir_.add_app(std::move(a)); }
   /// The app, or nullptr.
-  std::shared_ptr<const app> find_app(std::string_view appid) const {
-    return dir_.find_app(appid);
-  }
+  std::shared_ptr<const app> find_app(std::string_view appid) const { return dir_.find_app(appid); }
   /// Every app, sorted by appid.
   std::vector<app> apps() const { return dir_.apps(); }
 
@@ -168,7 +166,7 @@ public:
   }
   /// Deprecated since 0.2.0: get_user_info (the device's wx.getUserInfo).
   [[deprecated("use world::get_user_info")]] user_info_payload user_info(const std::string& appid,
-                                                                       const std::string& user) {
+                                                                         const std::string& user) {
     return get_user_info(appid, user);
   }
 
@@ -185,8 +183,9 @@ public:
       throw admin_error(400, "field 'phone' must be 5-15 digits, optionally after +86");
     phone_payload out;
     const std::int64_t t = now();
-    out.code = phone_codes_.issue(t, limits::code_lifetime,
-                                  [&] { return phone_code{appid, user, phone, "86"}; });
+    out.code = phone_codes_.issue(t, limits::code_lifetime, [&] {
+      return phone_code{appid, user, phone, "86"};
+    });
     const nlohmann::json plain = {{"phoneNumber", phone},
                                   {"purePhoneNumber", phone},
                                   {"countryCode", "86"},
@@ -215,9 +214,11 @@ public:
     // the exchange of a consent code records an authorization: the user's state exists by
     // then, so the WeChat side never meets the users limit
     if (scope != "snsapi_base") dir_.ensure_user(user);
-    const std::int64_t lifetime = a->type == app_type::website ? limits::website_code_lifetime
-                                                                : limits::code_lifetime;
-    return oauth_codes_.issue(now(), lifetime, [&] { return oauth_code_grant{appid, user, scope}; });
+    const std::int64_t lifetime =
+        a->type == app_type::website ? limits::website_code_lifetime : limits::code_lifetime;
+    return oauth_codes_.issue(now(), lifetime, [&] {
+      return oauth_code_grant{appid, user, scope};
+    });
   }
 
   /// cloud.getWXContext() in a cloud function of the app, for the user.
@@ -268,8 +269,8 @@ public:
     outcome<session_grant> out;
     detail::session_table::ids ids;
     rule_facts f;
-    const auto redeemed = js_codes_.redeem(
-        code, appid, t, wechat::api_errc::invalid_code, [&](const js_code& c) {
+    const auto redeemed =
+        js_codes_.redeem(code, appid, t, wechat::api_errc::invalid_code, [&](const js_code& c) {
           if (!sessions_.count_exchange(*a, c.user, t, ids))
             return wechat::api_errc::minute_quota_reached;
           bool high_risk = false;
@@ -280,7 +281,8 @@ public:
         });
     if (!redeemed.ok()) return outcome<session_grant>::fail(redeemed.errc);
     out.value.openid = std::move(ids.openid);
-    if (unionid_allowed(rules(), channel::code2session, f)) out.value.unionid = std::move(ids.unionid);
+    if (unionid_allowed(rules(), channel::code2session, f))
+      out.value.unionid = std::move(ids.unionid);
     return out;
   }
 
@@ -350,7 +352,8 @@ public:
     using wechat::api_errc;
     if (oid.empty() || signature.empty() || sig_method.empty())
       return outcome<session_grant>::fail(api_errc::invalid_args);
-    if (sig_method != "hmac_sha256") return outcome<session_grant>::fail(api_errc::invalid_sig_method);
+    if (sig_method != "hmac_sha256")
+      return outcome<session_grant>::fail(api_errc::invalid_sig_method);
     const auto user = user_of(a.appid, oid);
     if (!user) return outcome<session_grant>::fail(api_errc::invalid_openid);
     outcome<session_grant> out;
@@ -366,14 +369,14 @@ public:
   outcome<phone_grant> phone_number(const app& a, std::string_view code, std::string_view oid) {
     const std::int64_t t = now();
     outcome<phone_grant> out;
-    const auto redeemed = phone_codes_.redeem(
-        code, a.appid, t, wechat::api_errc::invalid_appid, [&](const phone_code& c) {
-          if (!oid.empty() && oid != openid(a.appid, c.user))
-            return wechat::api_errc::invalid_openid;
-          out.value.pure_phone_number = c.pure_phone;
-          out.value.country_code = c.country_code;
-          return wechat::api_errc{};
-        });
+    const auto redeemed = phone_codes_.redeem(code, a.appid, t, wechat::api_errc::invalid_appid,
+                                              [&](const phone_code& c) {
+                                                if (!oid.empty() && oid != openid(a.appid, c.user))
+                                                  return wechat::api_errc::invalid_openid;
+                                                out.value.pure_phone_number = c.pure_phone;
+                                                out.value.country_code = c.country_code;
+                                                return wechat::api_errc{};
+                                              });
     if (!redeemed.ok()) return outcome<phone_grant>::fail(redeemed.errc);
     out.value.phone_number = "+" + out.value.country_code + out.value.pure_phone_number;
     out.value.timestamp = t;
@@ -430,7 +433,8 @@ public:
   outcome<sns_user> sns_userinfo(const token_owner& owner, std::string_view oid) {
     if (oid != openid(owner.app->appid, owner.user))
       return outcome<sns_user>::fail(wechat::api_errc::invalid_openid);
-    if (owner.scope == "snsapi_base") return outcome<sns_user>::fail(wechat::api_errc::api_unauthorized);
+    if (owner.scope == "snsapi_base")
+      return outcome<sns_user>::fail(wechat::api_errc::api_unauthorized);
     outcome<sns_user> out;
     out.value.openid = std::string(oid);
     out.value.prof = profile_of(owner.user);

@@ -32,8 +32,7 @@ public:
   /// A new code at `t`, alive `lifetime` seconds, standing for what `make()` returns.
   /// `make` runs once there is room (so a refusal at the limit, admin_error 507, leaves
   /// nothing half done) and may itself throw.
-  template <class Make>
-  std::string issue(std::int64_t t, std::int64_t lifetime, Make&& make) {
+  template <class Make> std::string issue(std::int64_t t, std::int64_t lifetime, Make&& make) {
     std::string code = random_chars(32);
     auto& s = codes_.of(code);
     std::lock_guard<std::mutex> lock(s.mutex);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <wechat/crypto.hpp>
+#include <wechat/decrypt.hpp>
 #include <wechat/detail/quota.hpp>
 
 #include <cstdint>
@@ -22,7 +23,9 @@ namespace mock_wechat::detail {
 
 class session_table {
 public:
-  explicit session_table(const world_limits& l) : limit_(l.sessions) { sessions_.set_limit(limit_); }
+  explicit session_table(const world_limits& l) : limit_(l.sessions) {
+    sessions_.set_limit(limit_);
+  }
 
   void clear() { sessions_.clear(); }
   std::size_t size() { return sessions_.size(); }
@@ -81,8 +84,8 @@ public:
   /// resetusersessionkey for `user` in `appid`, the caller proving the current key with
   /// `signature`: 87007 without a key, 87009 for a wrong or stale one; else `new_key` is
   /// the current key from now on (the old one dies at once).
-  outcome<done> reset(const std::string& appid, const std::string& user,
-                      std::string_view signature, const std::string& new_key) {
+  outcome<done> reset(const std::string& appid, const std::string& user, std::string_view signature,
+                      const std::string& new_key) {
     const std::string k = pair_key(appid, user);
     auto& s = sessions_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);

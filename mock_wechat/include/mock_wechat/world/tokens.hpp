@@ -50,7 +50,8 @@ public:
   outcome<token_grant> fetch_classic(const std::string& appid, std::int64_t t) {
     std::lock_guard<std::mutex> lock(apps_mutex_);
     auto& st = apps_[appid];
-    if (st.classic_quota.spent(t)) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
+    if (st.classic_quota.spent(t))
+      return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
     auto minted = mint(false, appid, t);
     if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
     st.classic_quota.take(t);
@@ -71,7 +72,8 @@ public:
     const bool live = !st.stable.empty() && st.stable_expires - t > limits::stable_renew_before;
     if (force &&
         !(st.last_force != INT64_MIN && t - st.last_force < limits::stable_force_min_gap)) {
-      if (st.force_quota.spent(t)) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
+      if (st.force_quota.spent(t))
+        return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
       auto minted = mint(false, appid, t);
       if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
       st.force_quota.take(t);

@@ -164,8 +164,7 @@ inline std::string json_escape(std::string_view s) {
 /// reset.
 inline admin_error limit_reached(const char* what, std::size_t limit, bool expires = false) {
   return admin_error(507, std::string("the mock is at its limit of ") + std::to_string(limit) +
-                              " " + what +
-                              " (mock_wechat::world_limits, spread over 16 shards); " +
+                              " " + what + " (mock_wechat::world_limits, spread over 16 shards); " +
                               (expires ? "they are forgotten as the clock moves past their life, "
                                          "or POST /__mock/reset"
                                        : "POST /__mock/reset, or raise the limit"));
