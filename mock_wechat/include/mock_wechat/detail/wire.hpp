@@ -1,4 +1,4 @@
-// mock_wechat/wire.hpp - the mock's own reader and writer for the plain HTTP/1.1 requests
+// mock_wechat/detail/wire.hpp - the mock's own reader and writer for the plain HTTP/1.1 requests
 // WeChat clients send (GET or POST, a query, maybe a JSON body), so that the hot path under
 // load does not pay for cpp-httplib's general request model (a line reader that copies
 // byte by byte, a case-insensitive multimap of headers, a regex router, a second parse of

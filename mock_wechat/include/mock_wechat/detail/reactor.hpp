@@ -1,4 +1,4 @@
-// mock_wechat/reactor.hpp - the plain-HTTP connection engine under mock_wechat::server.
+// mock_wechat/detail/reactor.hpp - the plain-HTTP connection engine under mock_wechat::server.
 //
 // cpp-httplib 0.11.4 runs one connection per worker thread for as long as it stays open:
 // 256 keep-alive connections need 256 threads, and on two cores those threads starve the
@@ -46,7 +46,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "mock_wechat/wire.hpp"
+#include "mock_wechat/detail/wire.hpp"
 
 namespace mock_wechat {
 namespace detail {
