@@ -2,7 +2,8 @@
 // device side (login, user_info, phone, pay, oauth_code, wxcontext), the control side
 // (apps, follow, unfollow, authorize, users, clock, faults, reset) and what the mock saw
 // (requests, stats, health). All bodies are JSON; errors are HTTP 400/404 with
-// {"error":"..."} naming the field or the unknown thing. Success is HTTP 200.
+// {"error":"..."} naming the field or the unknown thing (507 naming the limit when the
+// world or the fault table is full). Success is HTTP 200.
 #pragma once
 
 #include <string>

@@ -2,10 +2,14 @@
 //
 //   mock_wechat::server mock;                       // 127.0.0.1, any free port, started
 //   mock.world().add_app({"wx...", "secret", mock_wechat::app_type::miniprogram, "acct"});
+//   wechat::httplib_transport_options t;
+//   t.base_url = mock.base_url();                   // "http://127.0.0.1:PORT"
+//   wechat::client client({"wx...", "secret"}, wechat::httplib_transport::create(t));
 //   std::string code = mock.world().login("wx...", "alice");
-//   client.base_url(mock.base_url());               // "http://127.0.0.1:PORT"
 //   mock.world().clock().advance(301);              // the code has now expired
-//   mock.faults().add(...);                         // next call fails as asked
+//   mock_wechat::fault f;                           // the next code2session answers -1
+//   f.path = "/sns/jscode2session"; f.errcode = -1; f.times = 1;
+//   mock.faults().add(f);
 //
 // The same controls are served over HTTP under /__mock (admin.hpp). The destructor stops
 // the server promptly and joins its threads.
@@ -162,7 +166,7 @@ public:
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  /// "http://127.0.0.1:PORT" (https with TLS): give it to the client as its base URL.
+  /// "http://127.0.0.1:PORT" (https with TLS): the base_url to give the client's transport.
   std::string base_url() const {
     return std::string(tls_ ? "https://" : "http://") + url_host() + ":" + std::to_string(port_);
   }
