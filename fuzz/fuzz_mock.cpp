@@ -2,12 +2,12 @@
 // into method, request target, body. It goes through the request framer (as raw bytes),
 // every WeChat endpoint handler and the admin API: answers are HTTP statuses with JSON,
 // never a crash; admin errors are admin_error (a 400/404 answer), nothing else escapes.
-// As raw bytes it also goes through the fast path's reader (wire.hpp): whatever that
+// As raw bytes it also goes through the fast path's reader (detail/wire.hpp): whatever that
 // accepts, cpp-httplib must read the same way.
 #include <mock_wechat/admin.hpp>
 #include <mock_wechat/api.hpp>
-#include <mock_wechat/reactor.hpp>
-#include <mock_wechat/wire.hpp>
+#include <mock_wechat/detail/reactor.hpp>
+#include <mock_wechat/detail/wire.hpp>
 
 #include "../tests/httplib_reference.hpp"
 

@@ -1,5 +1,5 @@
 // cpp-httplib 0.11.4 reading a request from memory, as a reference for the mock's own
-// reader (mock_wechat/wire.hpp): tests/wire_test.cpp and fuzz/fuzz_mock.cpp compare them.
+// reader (mock_wechat/detail/wire.hpp): tests/wire_test.cpp and fuzz/fuzz_mock.cpp compare them.
 #pragma once
 
 #include <httplib.h>

@@ -1,4 +1,4 @@
-// The mock's own HTTP/1.1 reader and writer (wire.hpp) against cpp-httplib 0.11.4, which
+// The mock's own HTTP/1.1 reader and writer (detail/wire.hpp) against cpp-httplib 0.11.4, which
 // answers everything the fast path declines:
 //  - every request the reader accepts, handwritten or mutated at random, httplib reads the
 //    same way (method, path, target, body, whether the connection closes);
@@ -9,7 +9,7 @@
 #include "httplib_reference.hpp"
 #include "mock_support.hpp"
 
-#include <mock_wechat/wire.hpp>
+#include <mock_wechat/detail/wire.hpp>
 
 #include <random>
 

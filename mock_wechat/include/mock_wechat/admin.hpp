@@ -2,7 +2,8 @@
 // device side (login, user_info, phone, pay, oauth_code, wxcontext), the control side
 // (apps, follow, unfollow, authorize, users, clock, faults, reset) and what the mock saw
 // (requests, stats, health). All bodies are JSON; errors are HTTP 400/404 with
-// {"error":"..."} naming the field or the unknown thing. Success is HTTP 200.
+// {"error":"..."} naming the field or the unknown thing (507 naming the limit when the
+// world or the fault table is full). Success is HTTP 200.
 #pragma once
 
 #include <string>
@@ -66,140 +67,230 @@ private:
     return it == q->end() ? std::string() : it->second;
   }
 
+  // What a call's function gets of the request.
+  struct call_args {
+    std::string_view body;
+    const params* query;  ///< may be null
+  };
+  using call_fn = nlohmann::json (admin_api::*)(const call_args&);
+
+  // The methods a route answers; HEAD is GET.
+  enum method_bits : unsigned { on_get = 1, on_post = 2, on_delete = 4 };
+
+  static unsigned method_bit(std::string_view method) noexcept {
+    if (method == "GET" || method == "HEAD") return on_get;
+    if (method == "POST") return on_post;
+    if (method == "DELETE") return on_delete;
+    return 0;
+  }
+
+  // One admin call: a path under /__mock, the methods it takes, the function that answers.
+  struct route {
+    std::string_view path;
+    unsigned methods;
+    call_fn call;
+  };
+
+  // Every admin call (DESIGN.md's table). A path with several methods has one entry per
+  // function; any other method, like any other path, is an unknown admin call (404).
+  static const route* find_route(std::string_view call, unsigned method) noexcept {
+    static constexpr route routes[] = {
+        {"/health", on_get, &admin_api::health},
+        {"/reset", on_post, &admin_api::reset},
+        {"/apps", on_post, &admin_api::add_app},
+        {"/apps", on_get, &admin_api::list_apps},
+        {"/users", on_post, &admin_api::set_user},
+        {"/follow", on_post, &admin_api::follow},
+        {"/unfollow", on_post, &admin_api::unfollow},
+        {"/authorize", on_post, &admin_api::authorize},
+        {"/login", on_post, &admin_api::login},
+        {"/user_info", on_post, &admin_api::user_info},
+        {"/phone", on_post, &admin_api::phone},
+        {"/pay", on_post, &admin_api::pay},
+        {"/oauth_code", on_post, &admin_api::oauth_code},
+        {"/wxcontext", on_post, &admin_api::wxcontext},
+        {"/clock", on_get, &admin_api::clock_now},
+        {"/clock", on_post, &admin_api::set_clock},
+        {"/faults", on_post, &admin_api::add_fault},
+        {"/faults", on_get, &admin_api::list_faults},
+        {"/faults", on_delete, &admin_api::clear_faults},
+        {"/requests", on_get, &admin_api::list_requests},
+        {"/requests", on_delete, &admin_api::clear_requests},
+        {"/stats", on_get, &admin_api::stats},
+    };
+    for (const route& r : routes)
+      if (r.path == call && (r.methods & method) != 0) return &r;
+    return nullptr;
+  }
+
   nlohmann::json dispatch(std::string_view method, std::string_view path, std::string_view body,
                           const params* q) {
-    const bool get = method == "GET" || method == "HEAD", post = method == "POST",
-               del = method == "DELETE";
     constexpr std::string_view prefix = "/__mock";
     if (path.substr(0, prefix.size()) != prefix)
       throw admin_error(404, "not an admin path: the admin API lives under /__mock");
-    const std::string_view call = path.substr(prefix.size());
-
-    if (call == "/health" && get) return {{"status", "ok"}};
-    if (call == "/reset" && post) {
-      world_.reset();
-      journal_.clear();
-      faults_.clear();
-      stats_.clear();
-      return {{"status", "ok"}};
-    }
-    if (call == "/apps" && post) return to_json(world_.add_app(app_from_json(parse_body(body))));
-    if (call == "/apps" && get) {
-      nlohmann::json a = nlohmann::json::array();
-      for (const auto& x : world_.apps())
-        a.push_back(to_json(x));
-      return a;
-    }
-    if (call == "/users" && post) {
-      const auto j = parse_body(body);
-      const std::string user = str(j, "user");
-      if (const auto it = j.find("high_risk"); it != j.end()) {
-        if (!it->is_boolean()) throw admin_error(400, "field 'high_risk' must be true or false");
-        world_.set_high_risk(user, it->get<bool>());
-      }
-      if (const auto it = j.find("profile"); it != j.end())
-        world_.set_profile(user, profile_from_json(user, *it, "profile"));
-      return {{"status", "ok"}};
-    }
-    if ((call == "/follow" || call == "/unfollow" || call == "/authorize") && post) {
-      const auto j = parse_body(body);
-      const std::string user = str(j, "user"), appid = str(j, "appid");
-      if (call == "/follow")
-        world_.follow(user, appid);
-      else if (call == "/unfollow")
-        world_.unfollow(user, appid);
-      else
-        world_.authorize(user, appid);
-      return {{"status", "ok"}};
-    }
-    if (call == "/login" && post) {
-      const auto j = parse_body(body);
-      return {{"code", world_.login(str(j, "appid"), str(j, "user"))}};
-    }
-    if (call == "/user_info" && post) {
-      const auto j = parse_body(body);
-      const auto p = world_.user_info(str(j, "appid"), str(j, "user"));
-      return {{"rawData", p.raw_data},
-              {"signature", p.signature},
-              {"encryptedData", p.encrypted_data},
-              {"iv", p.iv}};
-    }
-    if (call == "/phone" && post) {
-      const auto j = parse_body(body);
-      const auto p = world_.phone(str(j, "appid"), str(j, "user"), str(j, "phone", false));
-      return {{"code", p.code}, {"encryptedData", p.encrypted_data}, {"iv", p.iv}};
-    }
-    if (call == "/pay" && post) {
-      const auto j = parse_body(body);
-      const auto p = world_.pay(str(j, "appid"), str(j, "user"));
-      return {{"transaction_id", p.transaction_id},
-              {"mch_id", p.mch_id},
-              {"out_trade_no", p.out_trade_no}};
-    }
-    if (call == "/oauth_code" && post) {
-      const auto j = parse_body(body);
-      return {{"code", world_.oauth_code(str(j, "appid"), str(j, "user"), str(j, "scope"))}};
-    }
-    if (call == "/wxcontext" && post) {
-      const auto j = parse_body(body);
-      const auto c = world_.wxcontext(str(j, "appid"), str(j, "user"));
-      nlohmann::json r = {
-          {"OPENID", c.openid}, {"APPID", c.appid}, {"ENV", c.env}, {"SOURCE", c.source}};
-      if (c.unionid) r["UNIONID"] = *c.unionid;
-      return r;
-    }
-    if (call == "/clock" && (get || post)) {
-      if (post) {
-        const auto j = parse_body(body);
-        const auto adv = j.find("advance"), set = j.find("set");
-        if (adv != j.end() && set != j.end())
-          throw admin_error(400, "give 'advance' or 'set', not both");
-        if (adv != j.end()) {
-          if (!adv->is_number_integer())
-            throw admin_error(400, "field 'advance' must be an integer (seconds)");
-          world_.clock().advance(adv->get<std::int64_t>());
-        } else if (set != j.end()) {
-          if (!set->is_number_integer() || set->get<std::int64_t>() < 0)
-            throw admin_error(400, "field 'set' must be a non-negative integer (Unix seconds)");
-          bool freeze = true;
-          if (const auto fr = j.find("frozen"); fr != j.end()) {
-            if (!fr->is_boolean()) throw admin_error(400, "field 'frozen' must be true or false");
-            freeze = fr->get<bool>();
-          }
-          world_.clock().set(set->get<std::int64_t>(), freeze);
-        } else if (const auto fr = j.find("frozen");
-                   fr != j.end() && fr->is_boolean() && !fr->get<bool>()) {
-          world_.clock().resume();
-        } else {
-          throw admin_error(400, "give 'advance' (seconds) or 'set' (Unix seconds)");
-        }
-      }
-      return {{"now", world_.now()}};
-    }
-    if (call == "/faults") {
-      if (post) {
-        const auto id = faults_.add(fault::from_json(parse_body(body)));
-        return {{"status", "ok"}, {"id", id}};
-      }
-      if (get) return faults_.to_json();
-      if (del) {
-        faults_.clear(query_param(q, "path"));
-        return {{"status", "ok"}};
-      }
-    }
-    if (call == "/requests") {
-      if (get) return journal_.to_json(query_param(q, "path"));
-      if (del) {
-        journal_.clear(query_param(q, "path"));
-        return {{"status", "ok"}};
-      }
-    }
-    if (call == "/stats" && get)
-      return {{"endpoints", stats_.to_json()},
-              {"world", world_.sizes()},
-              {"journal", {{"capacity", journal_.capacity()}, {"entries", journal_.count()}}}};
+    if (const route* r = find_route(path.substr(prefix.size()), method_bit(method)))
+      return (this->*(r->call))(call_args{body, q});
     throw admin_error(404, "unknown admin call " + std::string(method) + " " + std::string(path));
   }
+
+  // The control side.
+
+  nlohmann::json reset(const call_args& /*unused*/) {
+    world_.reset();
+    journal_.clear();
+    faults_.clear();
+    stats_.clear();
+    return {{"status", "ok"}};
+  }
+
+  nlohmann::json add_app(const call_args& a) {
+    return to_json(world_.add_app(app_from_json(parse_body(a.body))));
+  }
+
+  nlohmann::json list_apps(const call_args& /*unused*/) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& x : world_.apps())
+      a.push_back(to_json(x));
+    return a;
+  }
+
+  nlohmann::json set_user(const call_args& a) {
+    const auto j = parse_body(a.body);
+    const std::string user = str(j, "user");
+    if (const auto it = j.find("high_risk"); it != j.end()) {
+      if (!it->is_boolean()) throw admin_error(400, "field 'high_risk' must be true or false");
+      world_.set_high_risk(user, it->get<bool>());
+    }
+    if (const auto it = j.find("profile"); it != j.end())
+      world_.set_profile(user, profile_from_json(user, *it, "profile"));
+    return {{"status", "ok"}};
+  }
+
+  nlohmann::json follow(const call_args& a) {
+    const auto j = parse_body(a.body);
+    const std::string user = str(j, "user"), appid = str(j, "appid");
+    world_.follow(user, appid);
+    return {{"status", "ok"}};
+  }
+
+  nlohmann::json unfollow(const call_args& a) {
+    const auto j = parse_body(a.body);
+    const std::string user = str(j, "user"), appid = str(j, "appid");
+    world_.unfollow(user, appid);
+    return {{"status", "ok"}};
+  }
+
+  nlohmann::json authorize(const call_args& a) {
+    const auto j = parse_body(a.body);
+    const std::string user = str(j, "user"), appid = str(j, "appid");
+    world_.authorize(user, appid);
+    return {{"status", "ok"}};
+  }
+
+  nlohmann::json clock_now(const call_args& /*unused*/) { return {{"now", world_.now()}}; }
+
+  // {"advance":seconds}, {"set":unix,"frozen"?} or {"frozen":false}; answers the new now.
+  nlohmann::json set_clock(const call_args& a) {
+    const auto j = parse_body(a.body);
+    const auto adv = j.find("advance"), set = j.find("set");
+    if (adv != j.end() && set != j.end())
+      throw admin_error(400, "give 'advance' or 'set', not both");
+    if (adv != j.end()) {
+      if (!adv->is_number_integer())
+        throw admin_error(400, "field 'advance' must be an integer (seconds)");
+      world_.clock().advance(adv->get<std::int64_t>());
+    } else if (set != j.end()) {
+      if (!set->is_number_integer() || set->get<std::int64_t>() < 0)
+        throw admin_error(400, "field 'set' must be a non-negative integer (Unix seconds)");
+      bool freeze = true;
+      if (const auto fr = j.find("frozen"); fr != j.end()) {
+        if (!fr->is_boolean()) throw admin_error(400, "field 'frozen' must be true or false");
+        freeze = fr->get<bool>();
+      }
+      world_.clock().set(set->get<std::int64_t>(), freeze);
+    } else if (const auto fr = j.find("frozen");
+               fr != j.end() && fr->is_boolean() && !fr->get<bool>()) {
+      world_.clock().resume();
+    } else {
+      throw admin_error(400, "give 'advance' (seconds) or 'set' (Unix seconds)");
+    }
+    return clock_now(a);
+  }
+
+  nlohmann::json add_fault(const call_args& a) {
+    const auto id = faults_.add(fault::from_json(parse_body(a.body)));
+    return {{"status", "ok"}, {"id", id}};
+  }
+
+  nlohmann::json list_faults(const call_args& /*unused*/) { return faults_.to_json(); }
+
+  nlohmann::json clear_faults(const call_args& a) {
+    faults_.clear(query_param(a.query, "path"));
+    return {{"status", "ok"}};
+  }
+
+  // The device side: what wx.login, wx.getUserInfo, the phone button... give the device.
+
+  nlohmann::json login(const call_args& a) {
+    const auto j = parse_body(a.body);
+    return {{"code", world_.login(str(j, "appid"), str(j, "user"))}};
+  }
+
+  nlohmann::json user_info(const call_args& a) {
+    const auto j = parse_body(a.body);
+    const auto p = world_.get_user_info(str(j, "appid"), str(j, "user"));
+    return {{"rawData", p.raw_data},
+            {"signature", p.signature},
+            {"encryptedData", p.encrypted_data},
+            {"iv", p.iv}};
+  }
+
+  nlohmann::json phone(const call_args& a) {
+    const auto j = parse_body(a.body);
+    const auto p = world_.phone(str(j, "appid"), str(j, "user"), str(j, "phone", false));
+    return {{"code", p.code}, {"encryptedData", p.encrypted_data}, {"iv", p.iv}};
+  }
+
+  nlohmann::json pay(const call_args& a) {
+    const auto j = parse_body(a.body);
+    const auto p = world_.pay(str(j, "appid"), str(j, "user"));
+    return {{"transaction_id", p.transaction_id},
+            {"mch_id", p.mch_id},
+            {"out_trade_no", p.out_trade_no}};
+  }
+
+  nlohmann::json oauth_code(const call_args& a) {
+    const auto j = parse_body(a.body);
+    return {{"code", world_.oauth_code(str(j, "appid"), str(j, "user"), str(j, "scope"))}};
+  }
+
+  nlohmann::json wxcontext(const call_args& a) {
+    const auto j = parse_body(a.body);
+    const auto c = world_.wxcontext(str(j, "appid"), str(j, "user"));
+    nlohmann::json r = {
+        {"OPENID", c.openid}, {"APPID", c.appid}, {"ENV", c.env}, {"SOURCE", c.source}};
+    if (c.unionid) r["UNIONID"] = *c.unionid;
+    return r;
+  }
+
+  // What the mock saw.
+
+  nlohmann::json list_requests(const call_args& a) {
+    return journal_.to_json(query_param(a.query, "path"));
+  }
+
+  nlohmann::json clear_requests(const call_args& a) {
+    journal_.clear(query_param(a.query, "path"));
+    return {{"status", "ok"}};
+  }
+
+  nlohmann::json stats(const call_args& /*unused*/) {
+    return {{"endpoints", stats_.to_json()},
+            {"world", world_.sizes()},
+            {"journal", {{"capacity", journal_.capacity()}, {"entries", journal_.count()}}}};
+  }
+
+  nlohmann::json health(const call_args& /*unused*/) { return {{"status", "ok"}}; }
 
   world& world_;
   fault_table& faults_;

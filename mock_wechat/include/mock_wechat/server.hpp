@@ -2,18 +2,22 @@
 //
 //   mock_wechat::server mock;                       // 127.0.0.1, any free port, started
 //   mock.world().add_app({"wx...", "secret", mock_wechat::app_type::miniprogram, "acct"});
+//   wechat::httplib_transport_options t;
+//   t.base_url = mock.base_url();                   // "http://127.0.0.1:PORT"
+//   wechat::client client({"wx...", "secret"}, wechat::httplib_transport::create(t));
 //   std::string code = mock.world().login("wx...", "alice");
-//   client.base_url(mock.base_url());               // "http://127.0.0.1:PORT"
 //   mock.world().clock().advance(301);              // the code has now expired
-//   mock.faults().add(...);                         // next call fails as asked
+//   mock_wechat::fault f;                           // the next code2session answers -1
+//   f.path = "/sns/jscode2session"; f.errcode = -1; f.times = 1;
+//   mock.faults().add(f);
 //
 // The same controls are served over HTTP under /__mock (admin.hpp). The destructor stops
 // the server promptly and joins its threads.
 //
 // Built on Debian's cpp-httplib 0.11.4, minding its traps: TCP_NODELAY on (every
 // keep-alive response otherwise stalls ~40 ms); plain HTTP connections run by an epoll
-// reactor with two workers per core (reactor.hpp) instead of a thread per connection held
-// for as long as it is open, with no 5-request keep-alive cap; a listen backlog of 1024,
+// reactor with two workers per core (detail/reactor.hpp) instead of a thread per connection
+// held for as long as it is open, with no 5-request keep-alive cap; a listen backlog of 1024,
 // not 5. HTTPS keeps httplib's thread-per-connection model (a pool of `threads`, 64 by
 // default): it is for checking TLS, not for load.
 #pragma once
@@ -35,9 +39,9 @@
 
 #include "mock_wechat/admin.hpp"
 #include "mock_wechat/api.hpp"
+#include "mock_wechat/detail/reactor.hpp"
 #include "mock_wechat/faults.hpp"
 #include "mock_wechat/observe.hpp"
-#include "mock_wechat/reactor.hpp"
 #include "mock_wechat/world.hpp"
 
 namespace mock_wechat {
@@ -57,8 +61,8 @@ struct options {
   std::size_t max_header = std::size_t{64} * 1024;  ///< request line + headers; more gets HTTP 431
   int backlog = 1024;                               ///< listen backlog
   /// Plain HTTP: answer ordinary WeChat API requests with the mock's own HTTP/1.1 reader
-  /// and writer (wire.hpp: same bytes, a fraction of the work); false sends every request
-  /// through cpp-httplib. The admin API, HTTPS and unusual requests always use httplib.
+  /// and writer (detail/wire.hpp: same bytes, a fraction of the work); false sends every
+  /// request through cpp-httplib. The admin API, HTTPS and unusual requests always use httplib.
   bool fast_path = true;
   /// How much the world holds at most (apps, users, codes, tokens...; docs/bounds.md).
   world_limits limits;
@@ -71,13 +75,13 @@ struct options {
 
 namespace detail {
 
-// httplib::Server whose connections are run by a reactor (reactor.hpp) instead of one
-// thread each.
+// httplib::Server whose connections are run by a reactor (detail/reactor.hpp) instead of
+// one thread each.
 class http_server final : public httplib::Server {
 public:
   reactor_limits limits;
 
-  /// Answers plain API requests before httplib sees them (wire.hpp); empty: httplib
+  /// Answers plain API requests before httplib sees them (detail/wire.hpp); empty: httplib
   /// answers everything.
   reactor::fast_fn fast;
 
@@ -162,7 +166,7 @@ public:
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  /// "http://127.0.0.1:PORT" (https with TLS): give it to the client as its base URL.
+  /// "http://127.0.0.1:PORT" (https with TLS): the base_url to give the client's transport.
   std::string base_url() const {
     return std::string(tls_ ? "https://" : "http://") + url_host() + ":" + std::to_string(port_);
   }
@@ -323,7 +327,7 @@ private:
         });
   }
 
-  // The fast path (plain HTTP): the same answers as serve(), written by wire.hpp.
+  // The fast path (plain HTTP): the same answers as serve(), written by detail/wire.hpp.
   detail::fast_result answer_plain(const detail::plain_request& r, std::string& wire) {
     if (is_admin_path(r.path)) return detail::fast_result::declined;
     api_response out;

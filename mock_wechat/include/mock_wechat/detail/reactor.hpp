@@ -1,4 +1,4 @@
-// mock_wechat/reactor.hpp - the plain-HTTP connection engine under mock_wechat::server.
+// mock_wechat/detail/reactor.hpp - the plain-HTTP connection engine under mock_wechat::server.
 //
 // cpp-httplib 0.11.4 runs one connection per worker thread for as long as it stays open:
 // 256 keep-alive connections need 256 threads, and on two cores those threads starve the
@@ -46,7 +46,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "mock_wechat/wire.hpp"
+#include "mock_wechat/detail/wire.hpp"
 
 namespace mock_wechat {
 namespace detail {
@@ -451,7 +451,26 @@ private:
     c.deadline.store(0, std::memory_order_relaxed);
     thread_local std::string buf;
     buf.assign(c.pending);
-    bool eof = false;
+    const bool eof = receive(c, buf);
+    current_socket = c.fd;
+    current_connection = &c;
+    rewatch = false;
+    std::size_t pos = 0;
+    const bool keep = answer_requests(c, buf, pos);
+    current_socket = -1;
+    current_connection = nullptr;
+    if (!keep || eof) {
+      close_connection(&c);
+      return;
+    }
+    const bool kept = hold_rest(c, buf, pos);
+    if (buf.capacity() > keep_buffer) std::string().swap(buf);  // after a large request
+    if (kept && rewatch && !watch(c)) close_connection(&c);
+  }
+
+  // Appends what has arrived on c to buf, up to what one request may take. True at end of
+  // file or on an error: the connection closes once what came is answered.
+  bool receive(connection& c, std::string& buf) const {
     constexpr std::size_t chunk = std::size_t{16} * 1024;
     const std::size_t cap = limits_.max_header + limits_.max_body + chunk;
     thread_local char received[chunk];  // not buf.resize(): that would zero 16 KiB a read
@@ -463,15 +482,16 @@ private:
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n == 0 || errno != EAGAIN) eof = true;
-      break;
+      return n == 0 || errno != EAGAIN;
     }
+    return false;
+  }
 
-    std::size_t pos = 0;
+  // Answers every whole request in buf from pos on, and moves pos past them: the fast
+  // path's answers gathered and sent together, anything else answered by httplib. False
+  // when the connection must close.
+  bool answer_requests(connection& c, const std::string& buf, std::size_t& pos) {
     bool keep = !stopping_.load(std::memory_order_relaxed);
-    current_socket = c.fd;
-    current_connection = &c;
-    rewatch = false;
     thread_local std::string out;  // the fast path's answers, sent together
     out.clear();
     while (keep && pos < buf.size()) {
@@ -484,16 +504,9 @@ private:
         keep = false;
         break;
       }
-      if (fast_) {
-        if (const auto req = parse_plain_request(std::string_view(buf).substr(pos, frame.size))) {
-          const fast_result r = fast_(*req, out);
-          if (r != fast_result::declined) {
-            pos += frame.size;
-            keep = r == fast_result::keep;
-            if (out.size() >= std::size_t{64} * 1024) keep = send_all(c, out) && keep;
-            continue;
-          }
-        }
+      if (fast_ && answer_fast(c, std::string_view(buf).substr(pos, frame.size), out, keep)) {
+        pos += frame.size;
+        continue;
       }
       if (!send_all(c, out)) {  // what the fast path answered goes first
         keep = false;
@@ -506,12 +519,26 @@ private:
     }
     if (!out.empty()) keep = send_all(c, out) && keep;
     if (out.capacity() > std::size_t{256} * 1024) std::string().swap(out);
-    current_socket = -1;
-    current_connection = nullptr;
-    if (!keep || eof) {
-      close_connection(&c);
-      return;
-    }
+    return keep;
+  }
+
+  // The fast path: true when it answered `request` (appended to out, sent once 64 KiB are
+  // gathered), keep then saying whether the connection stays open; false when it declined
+  // and httplib is to answer.
+  bool answer_fast(connection& c, std::string_view request, std::string& out, bool& keep) {
+    const auto req = parse_plain_request(request);
+    if (!req) return false;
+    const fast_result r = fast_(*req, out);
+    if (r == fast_result::declined) return false;
+    keep = r == fast_result::keep;
+    if (out.size() >= std::size_t{64} * 1024) keep = send_all(c, out) && keep;
+    return true;
+  }
+
+  // After the answers: keeps what is left from pos, the start of an unfinished request, for
+  // the next read (deadline: the request timeout), or else sets the keep-alive deadline.
+  // False when that would hold too many bytes: the connection got 503 and is closed.
+  bool hold_rest(connection& c, const std::string& buf, std::size_t pos) {
     const std::int64_t now = steady_ms();
     const std::size_t held = c.pending_counted;
     if (pos < buf.size()) {
@@ -519,8 +546,7 @@ private:
       if (!count_pending(held, rest)) {
         reject(c, 503);  // too many bytes of unfinished requests held already
         close_connection(&c);
-        if (buf.capacity() > keep_buffer) std::string().swap(buf);
-        return;
+        return false;
       }
       if (c.pending.empty() || pos > 0) c.partial_since = now;
       std::string(buf, pos, std::string::npos).swap(c.pending);  // capacity: exactly `rest`
@@ -534,8 +560,7 @@ private:
       }
       c.deadline.store(now + limits_.keep_alive_timeout_ms);
     }
-    if (buf.capacity() > keep_buffer) std::string().swap(buf);  // after a large request
-    if (rewatch && !watch(c)) close_connection(&c);
+    return true;
   }
 
   // A connection's unfinished request goes from `held` to `rest` bytes: counted in

@@ -1,4 +1,4 @@
-// mock_wechat/wire.hpp - the mock's own reader and writer for the plain HTTP/1.1 requests
+// mock_wechat/detail/wire.hpp - the mock's own reader and writer for the plain HTTP/1.1 requests
 // WeChat clients send (GET or POST, a query, maybe a JSON body), so that the hot path under
 // load does not pay for cpp-httplib's general request model (a line reader that copies
 // byte by byte, a case-insensitive multimap of headers, a regex router, a second parse of
@@ -23,120 +23,161 @@ namespace detail {
 
 /// One request, as read by parse_plain_request: views into the received bytes.
 struct plain_request {
-  std::string_view method;  ///< "GET" or "POST"
-  std::string_view target;  ///< as sent: path and query
-  std::string_view path;    ///< the target up to '?' (only unreserved characters)
-  std::string_view body;    ///< Content-Length bytes (POST only)
-  bool close = false;       ///< the connection closes after the answer
+  std::string_view method;    ///< "GET" or "POST"
+  std::string_view target;    ///< as sent: path and query
+  std::string_view path;      ///< the target up to '?' (only unreserved characters)
+  std::string_view body;      ///< Content-Length bytes (POST only)
+  bool close = false;         ///< the connection closes after the answer
   bool close_header = false;  ///< answer with "Connection: close" (the client asked for it)
 };
 
-/// Reads `whole`, exactly one request as framed by frame_request(). Returns nothing when the
-/// request is outside the narrow subset described above: the caller hands it to httplib.
-inline std::optional<plain_request> parse_plain_request(std::string_view whole) noexcept {
+// The request line "GET /target HTTP/1.1" (or POST, or HTTP/1.0): sets r.method, r.target
+// and http10. False: declined.
+inline bool read_request_line(std::string_view line, plain_request& r, bool& http10) noexcept {
   constexpr std::size_t max_target = 8192;  // httplib answers 414 above this
-  constexpr int max_headers = 100;
-  plain_request r;
-  const std::size_t line_end = whole.find("\r\n");
-  if (line_end == std::string_view::npos) return std::nullopt;
-  const std::string_view line = whole.substr(0, line_end);
   if (line.compare(0, 4, "GET ") == 0)
     r.method = line.substr(0, 3);
   else if (line.compare(0, 5, "POST ") == 0)
     r.method = line.substr(0, 4);
   else
-    return std::nullopt;
+    return false;
   const std::size_t t0 = r.method.size() + 1;
   const std::size_t sp = line.find(' ', t0);
-  if (sp == std::string_view::npos) return std::nullopt;
+  if (sp == std::string_view::npos) return false;
   r.target = line.substr(t0, sp - t0);
   const std::string_view version = line.substr(sp + 1);
-  bool http10 = false;
   if (version == "HTTP/1.0")
     http10 = true;
   else if (version != "HTTP/1.1")
-    return std::nullopt;
-  if (r.target.empty() || r.target[0] != '/' || r.target.size() >= max_target)
-    return std::nullopt;
+    return false;
+  return !r.target.empty() && r.target[0] == '/' && r.target.size() < max_target;
+}
+
+// Sets r.path, the target up to '?', when it is all unreserved characters and the query
+// after it is one httplib reads alike. False: declined.
+inline bool read_target(plain_request& r) noexcept {
   std::size_t q = 0;
   for (; q < r.target.size() && r.target[q] != '?'; ++q) {
     const char c = r.target[q];
     const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                             (c >= '0' && c <= '9') || c == '/' || c == '_' || c == '-' ||
                             c == '.' || c == '~';
-    if (!unreserved) return std::nullopt;
+    if (!unreserved) return false;
   }
   r.path = r.target.substr(0, q);
-  for (std::size_t i = q + 1; i < r.target.size(); ++i) {  // httplib drops a fragment and
+  for (std::size_t i = q + 1; i < r.target.size(); ++i) {    // httplib drops a fragment and
     const auto c = static_cast<unsigned char>(r.target[i]);  // refuses a second '?'
-    if (c <= 0x20 || c >= 0x7f || c == '#' || c == '?') return std::nullopt;
+    if (c <= 0x20 || c >= 0x7f || c == '#' || c == '?') return false;
   }
+  return true;
+}
 
-  // Headers: "Name: value" lines up to the empty line.
-  const std::size_t header_end = whole.find("\r\n\r\n");
-  if (header_end == std::string_view::npos) return std::nullopt;
-  auto is = [](std::string_view name, std::string_view lower) {
-    if (name.size() != lower.size()) return false;
-    for (std::size_t i = 0; i < name.size(); ++i)
-      if ((name[i] | 0x20) != lower[i]) return false;
-    return true;
-  };
-  std::optional<std::size_t> length;
-  std::string_view connection;
-  int connection_headers = 0, count = 0;
-  std::size_t pos = line_end + 2;
+// ASCII case-insensitive equality with `lower`, written in lower case.
+inline bool equals_lower(std::string_view s, std::string_view lower) noexcept {
+  if (s.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if ((s[i] | 0x20) != lower[i]) return false;
+  return true;
+}
+
+// A header name is a token: no spaces, controls or separators.
+inline bool is_header_name(std::string_view name) noexcept {
+  for (const char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '(' || c == ')' || c == '<' || c == '>' || c == '@' ||
+        c == ',' || c == ';' || c == '\\' || c == '"' || c == '/' || c == '[' || c == ']' ||
+        c == '?' || c == '=' || c == '{' || c == '}' || c == ':')
+      return false;
+  }
+  return true;
+}
+
+// A header value: no controls but tabs.
+inline bool is_header_value(std::string_view value) noexcept {
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
+// What the headers say about the body and the connection.
+struct plain_headers {
+  std::optional<std::size_t> length;  ///< Content-Length
+  std::string_view connection;        ///< Connection, blanks trimmed
+  int connection_headers = 0;         ///< Connection headers seen
+};
+
+// One "Name: value" line into h. False: declined (malformed, a framing header twice, or a
+// header that asks for more than the fast path does).
+inline bool read_header(std::string_view line, plain_headers& h) noexcept {
+  const std::size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  const std::string_view name = line.substr(0, colon);
+  std::string_view value = line.substr(colon + 1);
+  if (!is_header_name(name) || !is_header_value(value)) return false;
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+    value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+    value.remove_suffix(1);
+  if (equals_lower(name, "content-length")) {
+    if (h.length || value.empty() || value.size() > 12) return false;
+    std::size_t n = 0;
+    for (const char c : value) {
+      if (c < '0' || c > '9') return false;
+      n = n * 10 + static_cast<std::size_t>(c - '0');
+    }
+    h.length = n;
+  } else if (equals_lower(name, "connection")) {
+    if (++h.connection_headers > 1) return false;
+    h.connection = value;
+  } else if (equals_lower(name, "transfer-encoding") || equals_lower(name, "expect") ||
+             equals_lower(name, "content-encoding") || equals_lower(name, "range")) {
+    return false;
+  } else if (equals_lower(name, "content-type")) {
+    if (value.size() >= 10 && equals_lower(value.substr(0, 10), "multipart/")) return false;
+  }
+  return true;
+}
+
+// The header lines of `whole` from `pos` (just after the request line) to the empty line
+// at `header_end`. False: declined.
+inline bool read_headers(std::string_view whole, std::size_t pos, std::size_t header_end,
+                         plain_headers& h) noexcept {
+  constexpr int max_headers = 100;
+  int count = 0;
   while (pos < header_end + 2) {
     const std::size_t eol = whole.find("\r\n", pos);
-    const std::string_view h = whole.substr(pos, eol - pos);
+    const std::string_view line = whole.substr(pos, eol - pos);
     pos = eol + 2;
-    if (++count > max_headers) return std::nullopt;
-    const std::size_t colon = h.find(':');
-    if (colon == std::string_view::npos || colon == 0) return std::nullopt;
-    const std::string_view name = h.substr(0, colon);
-    for (const char c : name) {  // a token: no spaces, controls or separators
-      const auto u = static_cast<unsigned char>(c);
-      if (u <= 0x20 || u >= 0x7f || c == '(' || c == ')' || c == '<' || c == '>' || c == '@' ||
-          c == ',' || c == ';' || c == '\\' || c == '"' || c == '/' || c == '[' || c == ']' ||
-          c == '?' || c == '=' || c == '{' || c == '}' || c == ':')
-        return std::nullopt;
-    }
-    std::string_view value = h.substr(colon + 1);
-    for (const char c : value) {
-      const auto u = static_cast<unsigned char>(c);
-      if ((u < 0x20 && c != '\t') || u == 0x7f) return std::nullopt;
-    }
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
-      value.remove_suffix(1);
-    if (is(name, "content-length")) {
-      if (length || value.empty() || value.size() > 12) return std::nullopt;
-      std::size_t n = 0;
-      for (const char c : value) {
-        if (c < '0' || c > '9') return std::nullopt;
-        n = n * 10 + static_cast<std::size_t>(c - '0');
-      }
-      length = n;
-    } else if (is(name, "connection")) {
-      if (++connection_headers > 1) return std::nullopt;
-      connection = value;
-    } else if (is(name, "transfer-encoding") || is(name, "expect") ||
-               is(name, "content-encoding") || is(name, "range")) {
-      return std::nullopt;
-    } else if (is(name, "content-type")) {
-      if (value.size() >= 10 && is(value.substr(0, 10), "multipart/")) return std::nullopt;
-    }
+    if (++count > max_headers || !read_header(line, h)) return false;
   }
+  return true;
+}
+
+/// Reads `whole`, exactly one request as framed by frame_request(). Returns nothing when the
+/// request is outside the narrow subset described above: the caller hands it to httplib.
+inline std::optional<plain_request> parse_plain_request(std::string_view whole) noexcept {
+  plain_request r;
+  bool http10 = false;
+  const std::size_t line_end = whole.find("\r\n");
+  if (line_end == std::string_view::npos ||
+      !read_request_line(whole.substr(0, line_end), r, http10) || !read_target(r))
+    return std::nullopt;
+  const std::size_t header_end = whole.find("\r\n\r\n");
+  plain_headers h;
+  if (header_end == std::string_view::npos || !read_headers(whole, line_end + 2, header_end, h))
+    return std::nullopt;
   const std::size_t body_at = header_end + 4;
   if (r.method == "GET") {
-    if (length || body_at != whole.size()) return std::nullopt;
+    if (h.length || body_at != whole.size()) return std::nullopt;
   } else {
-    if (!length || body_at + *length != whole.size()) return std::nullopt;
+    if (!h.length || body_at + *h.length != whole.size()) return std::nullopt;
     r.body = whole.substr(body_at);
   }
   // cpp-httplib's rules, case and all: "close" closes; HTTP/1.0 closes unless "Keep-Alive".
-  r.close_header = connection == "close";
-  r.close = r.close_header || (http10 && connection != "Keep-Alive");
+  r.close_header = h.connection == "close";
+  r.close = r.close_header || (http10 && h.connection != "Keep-Alive");
   return r;
 }
 
