@@ -140,6 +140,89 @@ std::string option(int argc, char** argv, const std::string& name, const char* e
   return fallback;
 }
 
+// What the routes share: one client per app (thread safe, shared by all requests), the
+// resolver, our sessions.
+struct backend {
+  std::string appid;
+  wechat::client& wx;
+  wechat::unionid_resolver& resolver;
+  session_table& sessions;
+};
+
+// POST /login {"code"}: code2session, then a session of ours; the session_key stays here.
+void handle_login(backend& b, const httplib::Request& req, httplib::Response& res) {
+  auto& wx = b.wx;
+  auto& sessions = b.sessions;
+  const auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (!body.is_object() || !body.contains("code") || !body["code"].is_string() ||
+      body["code"].get<std::string>().empty())
+    return reply_error(res, 400, "bad_request", "send {\"code\": the code from wx.login}");
+  std::error_code ec;
+  const wechat::session_info s = wx.code2session(body["code"].get<std::string>(), ec);
+  if (ec) return reply_upstream_error(res, ec);
+  const std::string token = sessions.open({s.openid, s.session_key, s.unionid});
+  nlohmann::json out{{"token", token}, {"openid", s.openid}};
+  if (s.unionid) out["unionid"] = *s.unionid;
+  reply(res, 200, out);
+}
+
+// POST /userinfo {"token","encryptedData","iv","rawData"?,"signature"?}: decrypt and verify
+// with the session's key, then the UnionID from whatever channel has it.
+void handle_userinfo(backend& b, const httplib::Request& req, httplib::Response& res) {
+  auto& sessions = b.sessions;
+  const std::string& appid = b.appid;
+  const auto body = nlohmann::json::parse(req.body, nullptr, false);
+  auto text = [&](const char* k) {
+    return body.is_object() && body.contains(k) && body[k].is_string() ? body[k].get<std::string>()
+                                                                       : std::string();
+  };
+  const std::string token = text("token");
+  if (token.empty() || text("encryptedData").empty() || text("iv").empty())
+    return reply_error(res, 400, "bad_request",
+                       "send {\"token\",\"encryptedData\",\"iv\",\"rawData\"?,\"signature\"?}");
+  const auto s = sessions.find(token);
+  if (!s) return reply_error(res, 401, "unknown_token", "log in again: POST /login");
+
+  wechat::verify_options verify;
+  verify.appid = appid;
+  verify.max_age = std::chrono::minutes(10);
+  const std::string encrypted = text("encryptedData"), iv = text("iv"), raw = text("rawData"),
+                    signature = text("signature");
+  std::error_code ec;
+  const wechat::user_info user =
+      wechat::decrypt_user_info(s->session_key, {encrypted, iv, raw, signature}, verify, ec);
+  if (ec) {
+    // The commonest cause: the device called wx.login again and this session's key is no
+    // longer the current one. The device must log in again; we forget this session.
+    if (ec == wechat::decrypt_errc::bad_padding || ec == wechat::decrypt_errc::not_json ||
+        ec == wechat::decrypt_errc::signature_mismatch) {
+      sessions.close(token);
+      return reply_error(res, 409, wechat::error_name(ec), ec.message());
+    }
+    return reply_error(res, 400, wechat::error_name(ec), ec.message());
+  }
+
+  wechat::unionid_evidence evidence;
+  evidence.session = {s->openid, s->session_key, s->unionid};
+  evidence.user_info = wechat::encrypted_user_info{encrypted, iv, raw, signature};
+  const wechat::unionid_result who = b.resolver.resolve(evidence, ec);
+
+  nlohmann::json u{{"openId", user.openid},   {"nickName", user.nickname},
+                   {"gender", user.gender},   {"language", user.language},
+                   {"city", user.city},       {"province", user.province},
+                   {"country", user.country}, {"avatarUrl", user.avatar_url}};
+  if (user.unionid) u["unionId"] = *user.unionid;
+  nlohmann::json out{{"user", u}};
+  if (!ec && who.unionid) {
+    out["unionid"] = *who.unionid;
+  } else if (!ec && who.diagnosis) {
+    out["unionid_missing"] = {{"reason", wechat::to_string(who.diagnosis->reason)},
+                              {"why", who.diagnosis->text()},
+                              {"next_step", who.diagnosis->next_step()}};
+  }
+  reply(res, 200, out);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,72 +278,12 @@ int main(int argc, char** argv) {
   http.set_tcp_nodelay(true);
   http.set_payload_max_length(std::size_t{64} * 1024);
 
-  http.Post("/login", [&](const httplib::Request& req, httplib::Response& res) {
-    const auto body = nlohmann::json::parse(req.body, nullptr, false);
-    if (!body.is_object() || !body.contains("code") || !body["code"].is_string() ||
-        body["code"].get<std::string>().empty())
-      return reply_error(res, 400, "bad_request", "send {\"code\": the code from wx.login}");
-    std::error_code ec;
-    const wechat::session_info s = wx.code2session(body["code"].get<std::string>(), ec);
-    if (ec) return reply_upstream_error(res, ec);
-    const std::string token = sessions.open({s.openid, s.session_key, s.unionid});
-    nlohmann::json out{{"token", token}, {"openid", s.openid}};
-    if (s.unionid) out["unionid"] = *s.unionid;
-    reply(res, 200, out);
+  backend b{appid, wx, resolver, sessions};
+  http.Post("/login", [&b](const httplib::Request& req, httplib::Response& res) {
+    handle_login(b, req, res);
   });
-
-  http.Post("/userinfo", [&](const httplib::Request& req, httplib::Response& res) {
-    const auto body = nlohmann::json::parse(req.body, nullptr, false);
-    auto text = [&](const char* k) {
-      return body.is_object() && body.contains(k) && body[k].is_string()
-                 ? body[k].get<std::string>()
-                 : std::string();
-    };
-    const std::string token = text("token");
-    if (token.empty() || text("encryptedData").empty() || text("iv").empty())
-      return reply_error(res, 400, "bad_request",
-                         "send {\"token\",\"encryptedData\",\"iv\",\"rawData\"?,\"signature\"?}");
-    const auto s = sessions.find(token);
-    if (!s) return reply_error(res, 401, "unknown_token", "log in again: POST /login");
-
-    wechat::verify_options verify;
-    verify.appid = appid;
-    verify.max_age = std::chrono::minutes(10);
-    const std::string encrypted = text("encryptedData"), iv = text("iv"), raw = text("rawData"),
-                      signature = text("signature");
-    std::error_code ec;
-    const wechat::user_info user =
-        wechat::decrypt_user_info(s->session_key, {encrypted, iv, raw, signature}, verify, ec);
-    if (ec) {
-      // The commonest cause: the device called wx.login again and this session's key is no
-      // longer the current one. The device must log in again; we forget this session.
-      if (ec == wechat::decrypt_errc::bad_padding || ec == wechat::decrypt_errc::not_json ||
-          ec == wechat::decrypt_errc::signature_mismatch) {
-        sessions.close(token);
-        return reply_error(res, 409, wechat::error_name(ec), ec.message());
-      }
-      return reply_error(res, 400, wechat::error_name(ec), ec.message());
-    }
-
-    wechat::unionid_evidence evidence;
-    evidence.session = {s->openid, s->session_key, s->unionid};
-    evidence.user_info = wechat::encrypted_user_info{encrypted, iv, raw, signature};
-    const wechat::unionid_result who = resolver.resolve(evidence, ec);
-
-    nlohmann::json u{{"openId", user.openid},   {"nickName", user.nickname},
-                     {"gender", user.gender},   {"language", user.language},
-                     {"city", user.city},       {"province", user.province},
-                     {"country", user.country}, {"avatarUrl", user.avatar_url}};
-    if (user.unionid) u["unionId"] = *user.unionid;
-    nlohmann::json out{{"user", u}};
-    if (!ec && who.unionid) {
-      out["unionid"] = *who.unionid;
-    } else if (!ec && who.diagnosis) {
-      out["unionid_missing"] = {{"reason", wechat::to_string(who.diagnosis->reason)},
-                                {"why", who.diagnosis->text()},
-                                {"next_step", who.diagnosis->next_step()}};
-    }
-    reply(res, 200, out);
+  http.Post("/userinfo", [&b](const httplib::Request& req, httplib::Response& res) {
+    handle_userinfo(b, req, res);
   });
 
   // --port 0: any free port (tests use it); the line below says which.

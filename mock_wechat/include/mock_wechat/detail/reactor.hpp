@@ -17,6 +17,10 @@
 //  - responses go out in one send() each (pipelined answers of the fast path together);
 //  - a sweeper shuts down connections idle past the keep-alive timeout and requests not
 //    complete within the request timeout (the owning worker then closes them).
+//
+// Why one file of ~650 lines: the connection, the worker loop and the sweeper share one
+// piece of state (which worker owns a connection, and when it may be closed) whose rules
+// are easiest to check when read together; each function is short.
 #pragma once
 
 #include <httplib.h>
