@@ -17,6 +17,7 @@
 // number of connections that got no response at all ("starved"). wrk cannot report the last
 // two: it does not count per connection.
 #include <wechat/crypto.hpp>
+#include <wechat/error.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -186,11 +187,11 @@ private:
     case 1: get(c, js + "&secret=" + cfg_.secret + "&js_code=" + c.code); break;
     case 2:
       get(c, js + "&secret=" + cfg_.secret + "&js_code=" + c.code);
-      c.expect_errcode = 40163;
+      c.expect_errcode = static_cast<int>(wechat::api_errc::code_been_used);
       break;
     case 3:
       get(c, js + "&secret=wrong-" + cfg_.secret + "&js_code=x");
-      c.expect_errcode = 40125;
+      c.expect_errcode = static_cast<int>(wechat::api_errc::invalid_appsecret);
       break;
     case 4:
       post(c, "/cgi-bin/stable_token",
@@ -204,7 +205,7 @@ private:
     case 6:
       get(c, "/wxa/checksession?access_token=" + c.token + "&openid=" + c.openid +
                  "&signature=" + std::string(64, '0') + "&sig_method=hmac_sha256");
-      c.expect_errcode = 87009;
+      c.expect_errcode = static_cast<int>(wechat::api_errc::invalid_signature);
       break;
     case 7:
       post(c, "/__mock/pay", "{\"appid\":\"" + cfg_.appid + "\",\"user\":\"" + user + "\"}");
@@ -216,7 +217,7 @@ private:
     default:
       get(c, "/wxa/getpaidunionid?access_token=" + c.token + "&openid=" + c.openid +
                  "&transaction_id=4200000000000000000000000000");
-      c.expect_errcode = 89300;
+      c.expect_errcode = static_cast<int>(wechat::api_errc::invalid_trade);
       break;
     }
   }

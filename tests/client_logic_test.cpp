@@ -5,6 +5,7 @@
 #include <wechat/detail/quota.hpp>
 
 #include <deque>
+#include <stdexcept>
 
 namespace {
 
@@ -158,7 +159,7 @@ TEST_CASE("with the store unreachable the provider still caches its token in mem
 
 TEST_CASE("window_quota counts per window and starts afresh at the window's first instant",
           "[client][quota]") {
-  wechat::detail::window_quota q(86400, 2);             // 2 a day, in seconds
+  wechat::detail::window_quota<86400, 2> q;             // 2 a day, in seconds
   const std::int64_t day = 1800000000 / 86400 * 86400;  // a day's first second
   CHECK_FALSE(q.spent(day - 1));
   CHECK(q.try_take(day - 1));
@@ -170,4 +171,45 @@ TEST_CASE("window_quota counts per window and starts afresh at the window's firs
   q.take(day + 86399);
   CHECK(q.spent(day + 86399));
   CHECK(q.try_take(day + 86400));
+}
+
+namespace {
+// Throws on its first send (a user's transport may), then answers normally.
+class throwing_once_transport final : public wechat::transport {
+public:
+  int sends = 0;
+  std::string body;
+  wechat::http_response send(const wechat::http_request&, std::error_code& ec) override {
+    ec.clear();
+    if (sends++ == 0) throw std::runtime_error("transport blew up");
+    return {200, body, "text/plain"};
+  }
+};
+}  // namespace
+
+TEST_CASE("a transport that throws leaves no flight behind: the next call leads a new one",
+          "[client][single_flight]") {
+  auto t = std::make_shared<throwing_once_transport>();
+  wechat::client_options o;
+  o.appid = "wx1000000000000001";
+  o.secret = "s3cret";
+  wechat::client wx(o, t);
+  SECTION("code2session") {
+    t->body = R"({"openid":"o1","session_key":"tiihtNczf5v6AKRyjwEUhQ=="})";
+    std::error_code ec;
+    CHECK_THROWS_AS(wx.code2session("c1", ec), std::runtime_error);
+    CHECK(wx.remembered_codes() == 0);
+    const auto s = wx.code2session("c1", ec);  // not a broken promise, not a hang
+    CHECK_FALSE(ec);
+    CHECK(s.openid == "o1");
+    CHECK(t->sends == 2);
+  }
+  SECTION("the access token") {
+    t->body = R"({"access_token":"T1","expires_in":7200})";
+    std::error_code ec;
+    CHECK_THROWS_AS(wx.tokens().get(ec), std::runtime_error);
+    CHECK(wx.tokens().get(ec) == "T1");
+    CHECK_FALSE(ec);
+    CHECK(t->sends == 2);
+  }
 }

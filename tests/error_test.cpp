@@ -113,7 +113,7 @@ TEST_CASE("throw_if_error throws api_error for a WeChat errcode, errmsg and rid 
   } catch (const wechat::api_error& e) {
     CHECK(e.errcode() == 40163);
     CHECK(e.rid() == d.rid);
-    CHECK(std::string(e.what()).rfind("WeChat errcode 40163: " + d.errmsg, 0) == 0);
+    CHECK(std::string(e.what()).rfind("code2session: WeChat errcode 40163: " + d.errmsg, 0) == 0);
   }
   SECTION("without a detail it is still an api_error, with the library's text") {
     try {

@@ -252,6 +252,10 @@ TEST_CASE("the resolver asks getPaidUnionId only through the lookup it is given,
     REQUIRE(r.diagnosis);
     CHECK(r.diagnosis->reason == wechat::unionid_reason::payment_window_closed);
   }
+  SECTION("an empty lookup is refused when the resolver is made") {
+    CHECK_THROWS_AS(wechat::unionid_resolver(ro, wechat::paid_unionid_lookup{}, clk),
+                    std::invalid_argument);
+  }
   SECTION("WeChat says 89300: payment_not_found, the cause kept") {
     answer = wechat::api_errc::invalid_trade;
     const auto r = resolver.resolve(e);

@@ -163,7 +163,15 @@ public:
                    "&secret=" + url_encode(opt_.secret) + "&js_code=" + url_encode(code) +
                    "&grant_type=authorization_code";
       // Not safe to repeat: a code is single use. One attempt.
-      const auto j = exchange(req, r.ec, &r.detail, false);
+      nlohmann::json j;
+      try {
+        j = exchange(req, r.ec, &r.detail, false);
+      } catch (...) {  // a transport that throws: forget the flight, wake the followers
+        std::lock_guard<std::mutex> lock(codes_mutex_);
+        codes_.erase(key);
+        flight.abandon(std::current_exception());
+        throw;
+      }
       if (!r.ec) {
         r.value.openid = detail::required_string(j, "openid", r.ec, &r.detail);
         if (!r.ec) r.value.session_key = detail::required_string(j, "session_key", r.ec, &r.detail);

@@ -35,6 +35,9 @@ namespace wechat {
 // not: `ec == api_errc::code_been_used`, or `ec.value() == 40163`. Sources: wechat-api.md
 // section 2 (WeChat's server API docs, read 2024-2026); the errmsg column is what the live
 // API writes before its ", rid: ..." suffix.
+// The table macros (WECHAT_API_ERRCODES and the WECHAT_*_ERRCS below) are public and
+// stable: expand them to build tables of your own (say, an HTTP status per errcode);
+// wechat::api_errcs() gives the same table at run time.
 #define WECHAT_API_ERRCODES(X)                                                                     \
   X(system_busy, -1, "system error", "system busy, retry later")                                   \
   X(invalid_credential, 40001, "invalid credential, access_token is invalid or not latest",        \
@@ -407,8 +410,10 @@ public:
 /// request id, for support tickets); never a secret.
 class api_error : public error {
 public:
-  api_error(int errcode, std::string errmsg, std::string rid)
-      : error(make_api_error_code(errcode), describe(errcode, errmsg)), errcode_(errcode),
+  /// `context`, when given, names the call and starts what() ("code2session: WeChat
+  /// errcode 40029: ...").
+  api_error(int errcode, std::string errmsg, std::string rid, const char* context = nullptr)
+      : error(make_api_error_code(errcode), describe(errcode, errmsg, context)), errcode_(errcode),
         errmsg_(std::move(errmsg)), rid_(std::move(rid)) {}
 
   /// WeChat's errcode, verbatim.
@@ -420,9 +425,12 @@ public:
   const std::string& rid() const noexcept { return rid_; }
 
 private:
-  static std::string describe(int errcode, const std::string& errmsg) {
+  static std::string describe(int errcode, const std::string& errmsg, const char* context) {
     // std::system_error appends ": " and the library's text for the errcode.
-    return "WeChat errcode " + std::to_string(errcode) + (errmsg.empty() ? "" : ": " + errmsg);
+    std::string d = context != nullptr && *context != '\0' ? std::string(context) + ": " : "";
+    d += "WeChat errcode " + std::to_string(errcode);
+    if (!errmsg.empty()) d += ": " + errmsg;
+    return d;
   }
   int errcode_;
   std::string errmsg_;
@@ -430,14 +438,14 @@ private:
 };
 
 /// The one throw helper: does nothing when ec holds no error; throws wechat::api_error
-/// for a WeChat errcode (errmsg and rid from `d`), wechat::error otherwise, its message
-/// prefixed by `context` (e.g. "decrypt_user_info") and naming the field or HTTP status
-/// that `d` holds.
+/// for a WeChat errcode (errmsg and rid from `d`), wechat::error otherwise. Either way the
+/// message starts with `context` (the call, e.g. "code2session"), and for other domains
+/// names the field or HTTP status that `d` holds.
 inline void throw_if_error(const std::error_code& ec, const error_detail& d,
                            const char* context = nullptr) {
   if (!ec) return;
   if (ec.category() == api_category())
-    throw api_error(d.errcode != 0 ? d.errcode : ec.value(), d.errmsg, d.rid);
+    throw api_error(d.errcode != 0 ? d.errcode : ec.value(), d.errmsg, d.rid, context);
   std::string msg = context != nullptr ? context : "";
   if (!d.field.empty()) msg += " (field '" + d.field + "')";
   if (d.http_status != 0) msg += " (HTTP " + std::to_string(d.http_status) + ")";

@@ -155,8 +155,16 @@ private:
       }
     }
     if (flight.leads()) {
-      result r = refresh_with_lock(rejected);  // saves to the store when it can
-      if (!r.ec) publish(r.value);             // this process's cache, store or not
+      result r;
+      try {
+        r = refresh_with_lock(rejected);  // saves to the store when it can
+      } catch (...) {  // a transport or store that throws: no waiter is left hanging
+        std::lock_guard<std::mutex> lock(flight_mutex_);
+        flight.abandon(std::current_exception());
+        flight_ = std::shared_future<result>();
+        throw;
+      }
+      if (!r.ec) publish(r.value);  // this process's cache, store or not
       std::lock_guard<std::mutex> lock(flight_mutex_);
       if (!r.ec && rejected_ == rejected) rejected_.clear();
       flight.land(std::move(r));
@@ -293,7 +301,7 @@ private:
   std::mutex flight_mutex_;
   std::shared_future<result> flight_;  // the refresh in progress, if any
   std::string rejected_;               // the last token WeChat rejected; guarded by flight_mutex_
-  detail::window_quota force_quota_{86400000, 20};  // forced refreshes a day (ms)
+  detail::window_quota<86400000, 20> force_quota_;  // forced refreshes a day (ms)
   std::int64_t last_force_ms_ = 0;
   std::atomic<std::uint64_t> fetches_{0};
 };

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -205,10 +206,11 @@ public:
                          }),
                          std::move(clk)) {}
   /// Asks getPaidUnionId through `paid` (only when a payment is in hand and inside its
-  /// window).
+  /// window). An empty `paid` is a programming error: std::invalid_argument.
   unionid_resolver(resolver_options o, paid_unionid_lookup paid,
                    std::shared_ptr<const wechat::time_source> clk = nullptr)
       : opt_(std::move(o)), paid_(std::move(paid)), clock_(clk ? std::move(clk) : default_clock()) {
+    if (!paid_) throw std::invalid_argument("unionid_resolver: the paid_unionid_lookup is empty");
   }
 
   /// Tries the channels in order. ec is set only for misuse (no openid in the session);

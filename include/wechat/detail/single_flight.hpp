@@ -3,6 +3,7 @@
 // the token provider (per app).
 #pragma once
 
+#include <exception>
 #include <future>
 #include <optional>
 #include <system_error>
@@ -57,6 +58,10 @@ public:
   const std::shared_future<R>& shared() const noexcept { return result_; }
   /// The leader publishes its result to every follower (once).
   void land(R r) { promise_->set_value(std::move(r)); }
+  /// The leader's work threw (a user's transport or store, or bad_alloc): every follower's
+  /// wait() rethrows it, rather than waiting for ever or meeting a broken promise. The
+  /// owner must also forget the flight, so that the next caller leads a new one.
+  void abandon(std::exception_ptr e) { promise_->set_exception(std::move(e)); }
   /// Waits for the result: the leader's own, or the one it is following.
   const R& wait() const { return result_.get(); }
 

@@ -1,4 +1,6 @@
-// wechat/store/redis.hpp - the fleet's stores on Redis (target wechat::redis, hiredis):
+// wechat/store/redis.hpp - the fleet's stores on Redis (target wechat::redis, hiredis; it
+// needs no HTTP). With the client (wechat/client.hpp, target wechat::wechat) and the
+// directory (wechat/unionid.hpp):
 //
 //   auto redis = std::make_shared<wechat::redis_connection>(wechat::redis_options{"127.0.0.1",
 //   6379}); wechat::client wx(opts, transport, std::make_shared<wechat::redis_token_store>(redis));

@@ -55,6 +55,15 @@ inline const char* errmsg_text(int errcode) noexcept {
   return e != nullptr ? e->errmsg : "system error";
 }
 
+/// WeChat's answer when it fails inside ({"errcode":-1,"errmsg":"system error"}), for a
+/// handler that threw and for injected faults.
+inline const std::string& system_error_body() {
+  static const std::string body =
+      "{\"errcode\":" + std::to_string(static_cast<int>(wechat::api_errc::system_busy)) +
+      ",\"errmsg\":\"" + errmsg_text(static_cast<int>(wechat::api_errc::system_busy)) + "\"}";
+  return body;
+}
+
 class wechat_api {
 public:
   explicit wechat_api(world& w) : world_(w) {}
@@ -131,9 +140,9 @@ public:
     api_response r;
     r.status = 404;
     r.content_type = "application/json; charset=UTF-8";
-    r.errcode = -1;
-    r.body =
-        "{\"errcode\":-1,\"errmsg\":" + detail::json_escape("unknown api " + std::string(p)) + "}";
+    r.errcode = static_cast<int>(wechat::api_errc::system_busy);
+    r.body = "{\"errcode\":" + std::to_string(r.errcode) +
+             ",\"errmsg\":" + detail::json_escape("unknown api " + std::string(p)) + "}";
     return r;
   }
 

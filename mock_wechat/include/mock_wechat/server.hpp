@@ -263,8 +263,7 @@ private:
     s.set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, const std::exception_ptr&) {
           res.status = 500;
-          res.set_content("{\"errcode\":-1,\"errmsg\":\"system error\"}",
-                          "application/json; charset=UTF-8");
+          res.set_content(system_error_body(), "application/json; charset=UTF-8");
         });
   }
 
@@ -337,7 +336,7 @@ private:
     } catch (const std::exception&) {  // as httplib's exception handler answers
       out.status = 500;
       out.content_type = "application/json; charset=UTF-8";
-      out.body = "{\"errcode\":-1,\"errmsg\":\"system error\"}";
+      out.body = system_error_body();
     }
     if (end == ending::drop) return detail::fast_result::close;  // nothing more is sent
     const std::size_t length = out.body.size() + (end == ending::truncated ? truncated_missing : 0);
@@ -408,15 +407,16 @@ private:
       return "http_status";
     }
     if (f.malformed) {
-      out.body = "{\"errcode\":-1,\"errmsg\":\"system err";
+      out.body = system_error_body().substr(0, system_error_body().size() - 4);  // cut short
       return "malformed";
     }
     if (f.oversized) {
-      out.body = "{\"errcode\":-1,\"errmsg\":\"system error\",\"padding\":\"";
+      out.body = system_error_body();
+      out.body.replace(out.body.size() - 1, 1, ",\"padding\":\"");  // {...,"padding":"x..."}
       out.body.append(f.oversized > out.body.size() + 2 ? f.oversized - out.body.size() - 2 : 0,
                       'x');
       out.body += "\"}";
-      out.errcode = -1;
+      out.errcode = static_cast<int>(wechat::api_errc::system_busy);
       return "oversized";
     }
     if (f.drop || f.truncated) {

@@ -129,7 +129,7 @@ public:
     device_action(appid, user, "login");
     const std::string key = new_session_key();
     const std::int64_t t = now();
-    return js_codes_.issue(t, limits::code_lifetime, [&] {
+    return js_codes_.issue(t, [&] {
       sessions_.start(appid, user, key, t);
       return js_code{appid, user, key};
     });
@@ -183,9 +183,7 @@ public:
       throw admin_error(400, "field 'phone' must be 5-15 digits, optionally after +86");
     phone_payload out;
     const std::int64_t t = now();
-    out.code = phone_codes_.issue(t, limits::code_lifetime, [&] {
-      return phone_code{appid, user, phone, "86"};
-    });
+    out.code = phone_codes_.issue(t, [&] { return phone_code{appid, user, phone, "86"}; });
     const nlohmann::json plain = {{"phoneNumber", phone},
                                   {"purePhoneNumber", phone},
                                   {"countryCode", "86"},
@@ -216,8 +214,8 @@ public:
     if (scope != "snsapi_base") dir_.ensure_user(user);
     const std::int64_t lifetime =
         a->type == app_type::website ? limits::website_code_lifetime : limits::code_lifetime;
-    return oauth_codes_.issue(now(), lifetime, [&] {
-      return oauth_code_grant{appid, user, scope};
+    return oauth_codes_.issue(now(), [&] {
+      return oauth_code_grant{appid, user, scope, lifetime};
     });
   }
 
@@ -356,10 +354,10 @@ public:
       return outcome<session_grant>::fail(api_errc::invalid_sig_method);
     const auto user = user_of(a.appid, oid);
     if (!user) return outcome<session_grant>::fail(api_errc::invalid_openid);
+    auto key = sessions_.reset(a.appid, *user, signature);
+    if (!key.ok()) return outcome<session_grant>::fail(key.errc);
     outcome<session_grant> out;
-    out.value.session_key = new_session_key();
-    const auto reset = sessions_.reset(a.appid, *user, signature, out.value.session_key);
-    if (!reset.ok()) return outcome<session_grant>::fail(reset.errc);
+    out.value.session_key = std::move(key.value);
     out.value.openid = std::string(oid);
     return out;
   }
@@ -473,6 +471,7 @@ private:
   };
   struct oauth_code_grant {
     std::string appid, user, scope;
+    std::int64_t lifetime = limits::code_lifetime;  ///< a website's lives 10 minutes
   };
 
   // A device action of `user` in mini program (or game) `appid`: the app, once the app and

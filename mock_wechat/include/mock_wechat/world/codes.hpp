@@ -29,18 +29,20 @@ public:
     codes_.set_limit(limit);
   }
 
-  /// A new code at `t`, alive `lifetime` seconds, standing for what `make()` returns.
-  /// `make` runs once there is room (so a refusal at the limit, admin_error 507, leaves
-  /// nothing half done) and may itself throw.
-  template <class Make> std::string issue(std::int64_t t, std::int64_t lifetime, Make&& make) {
+  /// A new code at `t`, standing for what `make()` returns. `make` runs once there is
+  /// room (so a refusal at the limit, admin_error 507, leaves nothing half done) and may
+  /// itself throw. The code lives limits::code_lifetime, or the payload's `lifetime`
+  /// member when it has one (a website's OAuth code).
+  template <class Make> std::string issue(std::int64_t t, Make&& make) {
     std::string code = random_chars(32);
     auto& s = codes_.of(code);
     std::lock_guard<std::mutex> lock(s.mutex);
     const auto dead = [t](const entry& c) {
-      return t - c.issued > c.lifetime || t < c.issued - 86400;  // or the clock went back
+      return t - c.issued > lifetime_of(c.data, 0) || t < c.issued - 86400;  // or clock back
     };
     if (!make_room(s, t, 30, dead)) throw limit_reached(what_, limit_, true);
-    s.map[code] = entry{make(), t, lifetime, false};
+    Payload data = make();  // before the insert: if it throws, no code was made
+    s.map[code] = entry{std::move(data), t, false};
     return code;
   }
 
@@ -57,7 +59,7 @@ public:
     thread_local std::string key;  // no allocation per lookup once warm
     key.assign(code);
     const auto it = s.map.find(key);
-    if (it == s.map.end() || t - it->second.issued >= it->second.lifetime)
+    if (it == s.map.end() || t - it->second.issued >= lifetime_of(it->second.data, 0))
       return outcome<done>::fail(wechat::api_errc::invalid_code);
     entry& e = it->second;
     if (e.data.appid != appid) return outcome<done>::fail(other_app);
@@ -82,9 +84,17 @@ private:
   struct entry {
     Payload data;
     std::int64_t issued = 0;
-    std::int64_t lifetime = limits::code_lifetime;
     bool used = false;
   };
+
+  // A payload's own lifetime, if it has one; else every code's 5 minutes.
+  template <class P>
+  static auto lifetime_of(const P& p, int) noexcept -> decltype(std::int64_t{p.lifetime}) {
+    return p.lifetime;
+  }
+  template <class P> static std::int64_t lifetime_of(const P&, long) noexcept {
+    return limits::code_lifetime;
+  }
 
   const char* what_;
   std::size_t limit_;

@@ -82,27 +82,29 @@ public:
   }
 
   /// resetusersessionkey for `user` in `appid`, the caller proving the current key with
-  /// `signature`: 87007 without a key, 87009 for a wrong or stale one; else `new_key` is
-  /// the current key from now on (the old one dies at once).
-  outcome<done> reset(const std::string& appid, const std::string& user, std::string_view signature,
-                      const std::string& new_key) {
+  /// `signature`: 87007 without a key, 87009 for a wrong or stale one; else a new key is
+  /// the current one from now on (the old one dies at once) and is returned.
+  outcome<std::string> reset(const std::string& appid, const std::string& user,
+                             std::string_view signature) {
     const std::string k = pair_key(appid, user);
     auto& s = sessions_.of(k);
     std::lock_guard<std::mutex> lock(s.mutex);
     const auto it = s.map.find(k);
     if (it == s.map.end() || it->second.key.empty())
-      return outcome<done>::fail(wechat::api_errc::session_key_not_exist);
+      return outcome<std::string>::fail(wechat::api_errc::session_key_not_exist);
     if (!wechat::constant_time_equal(wechat::session_key_signature(it->second.key), signature))
-      return outcome<done>::fail(wechat::api_errc::invalid_signature);
-    it->second.key = new_key;
-    return {};
+      return outcome<std::string>::fail(wechat::api_errc::invalid_signature);
+    it->second.key = new_session_key();
+    outcome<std::string> out;
+    out.value = it->second.key;
+    return out;
   }
 
 private:
   struct session_state {
     std::string key;
     std::int64_t created = 0;
-    wechat::detail::window_quota exchanges{60, limits::js_code_per_user_minute};
+    wechat::detail::window_quota<60, limits::js_code_per_user_minute> exchanges;
     std::string openid;                    ///< the user's openid in the app (a SHA-1)
     std::string unionid, unionid_account;  ///< its unionid, and the account it is under
   };

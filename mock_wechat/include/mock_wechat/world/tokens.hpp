@@ -188,10 +188,10 @@ private:
   };
   struct app_tokens {  ///< one app's tokens and quotas
     std::string classic;
-    wechat::detail::window_quota classic_quota{86400, limits::token_fetches_per_day};
+    wechat::detail::window_quota<86400, limits::token_fetches_per_day> classic_quota;
     std::string stable;
     std::int64_t stable_expires = 0;
-    wechat::detail::window_quota force_quota{86400, limits::stable_force_per_day};
+    wechat::detail::window_quota<86400, limits::stable_force_per_day> force_quota;
     std::int64_t last_force = INT64_MIN;
   };
 
