@@ -100,9 +100,9 @@ private:
         {"/apps", on_post, &admin_api::add_app},
         {"/apps", on_get, &admin_api::list_apps},
         {"/users", on_post, &admin_api::set_user},
-        {"/follow", on_post, &admin_api::follow},
-        {"/unfollow", on_post, &admin_api::unfollow},
-        {"/authorize", on_post, &admin_api::authorize},
+        {"/follow", on_post, &admin_api::relate<&world::follow>},
+        {"/unfollow", on_post, &admin_api::relate<&world::unfollow>},
+        {"/authorize", on_post, &admin_api::relate<&world::authorize>},
         {"/login", on_post, &admin_api::login},
         {"/user_info", on_post, &admin_api::user_info},
         {"/phone", on_post, &admin_api::phone},
@@ -166,24 +166,12 @@ private:
     return {{"status", "ok"}};
   }
 
-  nlohmann::json follow(const call_args& a) {
+  // {"user","appid"}: what the user does with an app (world::follow, unfollow, authorize).
+  template <void (world::*Act)(const std::string&, const std::string&)>
+  nlohmann::json relate(const call_args& a) {
     const auto j = parse_body(a.body);
     const std::string user = str(j, "user"), appid = str(j, "appid");
-    world_.follow(user, appid);
-    return {{"status", "ok"}};
-  }
-
-  nlohmann::json unfollow(const call_args& a) {
-    const auto j = parse_body(a.body);
-    const std::string user = str(j, "user"), appid = str(j, "appid");
-    world_.unfollow(user, appid);
-    return {{"status", "ok"}};
-  }
-
-  nlohmann::json authorize(const call_args& a) {
-    const auto j = parse_body(a.body);
-    const std::string user = str(j, "user"), appid = str(j, "appid");
-    world_.authorize(user, appid);
+    (world_.*Act)(user, appid);
     return {{"status", "ok"}};
   }
 

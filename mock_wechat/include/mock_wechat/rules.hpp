@@ -36,6 +36,11 @@ enum class channel {
   user_info_api [[deprecated("use channel::follower")]] = follower,
 };
 
+/// A mini program or a mini game: the apps whose users log in with wx.login.
+inline constexpr bool is_mini(app_type t) noexcept {
+  return t == app_type::miniprogram || t == app_type::minigame;
+}
+
 inline const char* to_string(app_type t) noexcept {
   switch (t) {
   case app_type::miniprogram: return "miniprogram";

@@ -258,11 +258,9 @@ public:
   /// (40029, 40163, 45011, 40226). Success consumes the code.
   outcome<session_grant> exchange_js_code(std::string_view appid, std::string_view secret,
                                           std::string_view code) {
-    const auto a = find_app(appid);
-    if (!a || (a->type != app_type::miniprogram && a->type != app_type::minigame))
-      return outcome<session_grant>::fail(wechat::api_errc::invalid_appid);
-    if (!wechat::constant_time_equal(a->secret, secret))
-      return outcome<session_grant>::fail(wechat::api_errc::invalid_appsecret);
+    const auto caller = authenticate(appid, secret, is_mini);
+    if (!caller.ok()) return outcome<session_grant>::fail(caller.errc);
+    const auto& a = caller.value;
     const std::int64_t t = now();
     outcome<session_grant> out;
     detail::session_table::ids ids;
@@ -287,7 +285,7 @@ public:
   /// cgi-bin/token after the presence checks: 40013, 40125, 45009. Each fetch mints a new
   /// token; the previous one keeps working for 5 minutes, then answers 40001.
   outcome<token_grant> fetch_token(std::string_view appid, std::string_view secret) {
-    const auto a = token_app(appid, secret);
+    const auto a = authenticate(appid, secret, has_app_tokens);
     if (!a.ok()) return outcome<token_grant>::fail(a.errc);
     return tokens_.fetch_classic(a.value->appid, now());
   }
@@ -298,7 +296,7 @@ public:
   /// old at once, at most 20 a day and never within 30 s of the previous force.
   outcome<token_grant> fetch_stable_token(std::string_view appid, std::string_view secret,
                                           bool force) {
-    const auto a = token_app(appid, secret);
+    const auto a = authenticate(appid, secret, has_app_tokens);
     if (!a.ok()) return outcome<token_grant>::fail(a.errc);
     return tokens_.fetch_stable(a.value->appid, now(), force);
   }
@@ -385,11 +383,9 @@ public:
   /// A snsapi_userinfo/snsapi_login code records the user's authorization of the app.
   outcome<token_grant> exchange_oauth_code(std::string_view appid, std::string_view secret,
                                            std::string_view code) {
-    const auto a = find_app(appid);
-    if (!a || a->type == app_type::miniprogram || a->type == app_type::minigame)
-      return outcome<token_grant>::fail(wechat::api_errc::invalid_appid);
-    if (!wechat::constant_time_equal(a->secret, secret))
-      return outcome<token_grant>::fail(wechat::api_errc::invalid_appsecret);
+    const auto caller = authenticate(appid, secret, [](app_type t) { return !is_mini(t); });
+    if (!caller.ok()) return outcome<token_grant>::fail(caller.errc);
+    const auto& a = caller.value;
     const std::int64_t t = now();
     oauth_code_grant entry;
     const auto redeemed = oauth_codes_.redeem(code, appid, t, wechat::api_errc::invalid_code,
@@ -492,17 +488,24 @@ private:
     return *key;
   }
 
-  // The app asking for an app token (cgi-bin/token, stable_token): 40013 for an unknown
-  // app or one that has no app tokens (mobile apps, websites), 40125 for a wrong secret.
-  outcome<std::shared_ptr<const app>> token_app(std::string_view appid, std::string_view secret) {
+  // The app calling with its secret (jscode2session, the token endpoints, OAuth): 40013
+  // for an unknown app or one of a type the endpoint does not `serve`, 40125 for a wrong
+  // secret.
+  template <class Serves>
+  outcome<std::shared_ptr<const app>> authenticate(std::string_view appid, std::string_view secret,
+                                                   Serves&& serve) {
     auto a = find_app(appid);
-    if (!a || a->type == app_type::mobile_app || a->type == app_type::website)
+    if (!a || !serve(a->type))
       return outcome<std::shared_ptr<const app>>::fail(wechat::api_errc::invalid_appid);
     if (!wechat::constant_time_equal(a->secret, secret))
       return outcome<std::shared_ptr<const app>>::fail(wechat::api_errc::invalid_appsecret);
     outcome<std::shared_ptr<const app>> out;
     out.value = std::move(a);
     return out;
+  }
+  // Apps with app access tokens (cgi-bin/token, stable_token): not mobile apps or websites.
+  static bool has_app_tokens(app_type t) noexcept {
+    return t != app_type::mobile_app && t != app_type::website;
   }
 
   outcome<token_owner> check_token(std::string_view token, bool sns) {

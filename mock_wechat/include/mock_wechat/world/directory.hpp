@@ -90,25 +90,18 @@ public:
   /// The app, which must be a mini program or mini game (400 otherwise).
   std::shared_ptr<const app> require_mini_app(const std::string& appid, const char* what) const {
     auto a = require_app(appid);
-    if (a->type != app_type::miniprogram && a->type != app_type::minigame)
-      throw admin_error(400, std::string(what) + " takes a mini program or mini game; " + appid +
-                                 " is a " + to_string(a->type));
+    expect_type(*a, is_mini(a->type), what, "a mini program or mini game");
     return a;
   }
 
   /// 400 unless `a` is an official account, mobile app or website.
   static void check_web_app(const app& a, const char* what) {
-    if (a.type == app_type::miniprogram || a.type == app_type::minigame)
-      throw admin_error(400, std::string(what) +
-                                 " takes an official account, mobile app or website; " + a.appid +
-                                 " is a " + to_string(a.type));
+    expect_type(a, !is_mini(a.type), what, "an official account, mobile app or website");
   }
 
   /// 400 unless `a` is an official account.
   static void check_official_account(const app& a, const char* what) {
-    if (a.type != app_type::official_account)
-      throw admin_error(400, std::string(what) + " takes an official account; " + a.appid +
-                                 " is a " + to_string(a.type));
+    expect_type(a, a.type == app_type::official_account, what, "an official account");
   }
 
   // ------------------------------------------------------------------------ users --
@@ -225,6 +218,13 @@ public:
   std::size_t openid_count() { return openids_.size(); }
 
 private:
+  // "<what> takes <takes>; <appid> is a <type>" (400) unless `ok`.
+  static void expect_type(const app& a, bool ok, const char* what, const char* takes) {
+    if (!ok)
+      throw admin_error(400, std::string(what) + " takes " + takes + "; " + a.appid + " is a " +
+                                 to_string(a.type));
+  }
+
   struct user_state {
     std::vector<std::string> follows, authorized;
     std::unordered_map<std::string, std::int64_t> follow_times;
