@@ -3,6 +3,11 @@
 // the code, decrypts and verifies the user info, checks the session key, and learns who
 // the user is; then the commonest failure (the device logged in again and the backend kept
 // the old key) as it happens live. Secrets are never printed.
+//
+// The mock behaves as WeChat does today: the UnionID rules since 2021-02-23 (every user of a
+// bound mini program gets it from code2session) and anonymous profiles since 2021-04-28
+// (getUserInfo says "微信用户"); mock_wechat::options::rules and ::profiles give the
+// older world.
 #include <mock_wechat/mock_wechat.hpp>
 #include <wechat/wechat.hpp>
 
@@ -36,6 +41,8 @@ int main() {
   line("mock serving on " + mock.base_url());
   line("mini program " + appid + " and official account " + oa_appid +
        ", both bound to one Open Platform account");
+  line("the mock's world is today's WeChat: UnionID rules since 2021-02-23, anonymous");
+  line("profiles since 2021-04-28 (--unionid-rules conditional / --profiles real: the older one)");
 
   // The backend: one transport, one client per app. Against WeChat, base_url is simply
   // left at its default (https://api.weixin.qq.com).
@@ -56,24 +63,35 @@ int main() {
   }
   line("openid:      " + session.openid);
   line("session_key: kept on the server, never sent to the device (not shown)");
-  line("unionid:     " +
-       show(session.unionid,
-            "(none: the user neither follows nor authorized an app of this account)"));
+  line("unionid:     " + show(session.unionid, "(none: is the app bound?)") +
+       "  <- every user of a bound mini program, no consent needed (since 2021-02-23)");
   [[maybe_unused]] const auto again = backend.code2session(code, ec);  // a front end double submit
   line(std::string("same code again (double submit): ") +
        (ec ? wechat::error_name(ec) : "the remembered result, no 40163"));
 
-  step(3, "Backend: resolve the UnionID with what it has in hand (only the session so far)");
+  step(3, "Backend: resolve the UnionID with what it has in hand (the session)");
   wechat::resolver_options ro;
-  ro.appid = appid;
+  ro.appid = appid;  // ro.rules: today's by default (unionid_rules::legacy for the old ones)
   wechat::unionid_resolver resolver(ro, backend);
   wechat::unionid_evidence evidence;
   evidence.session = session;
   auto resolved = resolver.resolve(evidence);
-  if (resolved.diagnosis) {
-    line("no unionid: " + std::string(wechat::to_string(resolved.diagnosis->reason)));
-    line("why:       " + std::string(resolved.diagnosis->text()));
-    line("next step: " + std::string(resolved.diagnosis->next_step()));
+  line("resolver: unionid " + show(resolved.unionid, "(none)") + " through the " +
+       wechat::to_string(resolved.channel) + " channel");
+  {
+    // The same call for a mini program not bound to an Open Platform account.
+    const std::string lone = "wx0123456789abcdef";
+    wx_world.add_app({lone, "lone-secret", mock_wechat::app_type::miniprogram, ""});
+    wechat::client lone_backend({lone, "lone-secret"}, transport);
+    wechat::resolver_options lo;
+    lo.appid = lone;
+    wechat::unionid_evidence le;
+    le.session = lone_backend.code2session(wx_world.login(lone, "zhang-san"));
+    const auto r = wechat::unionid_resolver(lo, lone_backend).resolve(le);
+    line("an unbound mini program instead: no unionid, " +
+         std::string(wechat::to_string(r.diagnosis->reason)));
+    line("  why:       " + std::string(r.diagnosis->text()));
+    line("  next step: " + std::string(r.diagnosis->next_step()));
   }
 
   step(4, "Device: wx.getUserInfo(); the backend decrypts and verifies it with the session_key");
@@ -89,13 +107,17 @@ int main() {
     return 1;
   }
   line("verified: padding, JSON, watermark appid, watermark age, rawData signature");
-  line("nickname: " + user.nickname + ", openId " + user.openid);
-  line("unionId:  " + show(user.unionid, "(none)") + "  <- getUserInfo is itself the consent");
-  evidence.user_info = wechat::encrypted_user_info{payload.encrypted_data, payload.iv,
-                                                   payload.raw_data, payload.signature};
-  resolved = resolver.resolve(evidence);
-  line("resolver: unionid " + show(resolved.unionid, "(none)") + " through the " +
-       wechat::to_string(resolved.channel) + " channel");
+  line("nickname: " + user.nickname + " (anonymous since 2021-04-28), openId " + user.openid);
+  line("unionId:  " + show(user.unionid, "(none)"));
+  const auto profile_payload = wx_world.get_user_profile(appid, "zhang-san");
+  const wechat::user_profile profile = wechat::decrypt_user_profile(
+      session.session_key,
+      {profile_payload.encrypted_data, profile_payload.iv, profile_payload.raw_data,
+       profile_payload.signature},
+      verify);
+  line("wx.getUserProfile data: " + profile.nickname +
+       ", no openId, no unionId inside (decrypt_user_profile)");
+  line("real names and avatars now come from what the user types (nickname input, chooseAvatar)");
 
   step(5, "Backend: is the session_key still the current one? (checkSessionKey)");
   backend.check_session_key(session.openid, session.session_key, ec);
@@ -122,12 +144,15 @@ int main() {
       oa_backend.oauth_exchange(wx_world.oauth_code(oa_appid, "zhang-san", "snsapi_userinfo"));
   line("openid in the official account: " + oauth.openid + " (another openid: one per app)");
   line("unionid: " + show(oauth.unionid, "(none)"));
+  const auto snapshot = oa_backend.oauth_exchange(
+      wx_world.oauth_code(oa_appid, "zhang-san", "snsapi_userinfo", /*snapshot=*/true));
+  line(std::string("from the page's snapshot view (since 2022-07-12): is_snapshot_user ") +
+       (snapshot.is_snapshot_user ? "true" : "false") + ", a virtual openid, unionid " +
+       show(snapshot.unionid, "(none)") + ": not a user to link");
 
   step(8, "The identity directory links the openids through the unionid");
   wechat::identity_directory directory;
-  directory.link(appid, session.openid);  // first seen without a unionid...
-  if (resolved.unionid)
-    directory.link(appid, session.openid, *resolved.unionid);  // ...merged later
+  if (resolved.unionid) directory.link(appid, session.openid, *resolved.unionid);
   if (oauth.unionid) directory.link(oa_appid, oauth.openid, *oauth.unionid);
   for (const auto& who : directory.openids_of(resolved.unionid.value_or("")))
     line("unionid " + resolved.unionid.value_or("") + " -> " + who.appid + " / " + who.openid);

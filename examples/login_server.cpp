@@ -2,7 +2,10 @@
 //
 //   login_server --appid A --secret S [--api-base URL] [--ca-file F] [--port 8081]
 //                [--mock-port P] [--session-ttl 86400] [--max-sessions 100000]
+//                [--unionid-rules current|legacy]
 //
+// --unionid-rules: the rules the UnionID diagnosis assumes: current (default; WeChat since
+// 2021-02-23, every user of a bound app gets it from code2session) or legacy (before it).
 // Our own session tokens live --session-ttl seconds; beyond --max-sessions the oldest are
 // forgotten first (a forgotten token answers 401 and the device logs in again).
 // --appid/--secret may come from the environment instead (WECHAT_APPID, WECHAT_SECRET), which
@@ -15,8 +18,17 @@
 //   POST /login    {"code"}  (from wx.login)
 //     -> 200 {"token","openid","unionid"?}  token: our own opaque session token. The
 //        session_key stays here and is never sent back.
-//   POST /userinfo {"token","encryptedData","iv","rawData"?,"signature"?}  (wx.getUserInfo)
+//   POST /userinfo {"token","encryptedData","iv","rawData"?,"signature"?}  (wx.getUserInfo
+//        or wx.getUserProfile: the latter has no ids inside, and since 2021-04-28 / 2022-11-08
+//        both profiles are anonymous, "微信用户")
 //     -> 200 {"user":{...decrypted, verified fields...},"unionid"?,"unionid_missing"?}
+//   POST /unionid {"token","transaction_id"? | "mch_id"+"out_trade_no"?,"paid_at"?,
+//                  "encryptedData"?,"iv"?,"rawData"?,"signature"?,"cloud"?}
+//        every channel the backend has: the session, a payment (paid_at: Unix seconds of
+//        the payment notification, default now; getPaidUnionId is asked only within 5
+//        minutes of it), the device's user info, a cloud function's getWXContext()
+//        ("cloud":{"OPENID","APPID","UNIONID"?})
+//     -> 200 {"unionid","channel"} or 200 {"diagnosis":{"reason","why","next_step"}}
 //   Errors: {"error": stable name, "message": what happened and what to do}, with 400 (bad
 //   request), 401 (unknown token, or a code WeChat refused), 409 (the session_key is stale:
 //   log in again), 429 (WeChat's rate limit) or 502 (WeChat unreachable or failing).
@@ -122,6 +134,11 @@ void reply_error(httplib::Response& res, int status, const std::string& name,
 
 // How a failed code2session maps to our answer. The message is the library's: it never
 // contains the secret, the session_key or a token.
+// Why there is no unionid: the stable reason, what it means, what to do next.
+nlohmann::json diagnosis_json(const wechat::unionid_diagnosis& d) {
+  return {{"reason", wechat::to_string(d.reason)}, {"why", d.text()}, {"next_step", d.next_step()}};
+}
+
 void reply_upstream_error(httplib::Response& res, const std::error_code& ec) {
   int status = 502;  // WeChat unreachable, failing, or answering nonsense
   if (ec == wechat::api_errc::invalid_code || ec == wechat::api_errc::code_been_used)
@@ -188,9 +205,20 @@ void handle_userinfo(backend& b, const httplib::Request& req, httplib::Response&
   verify.max_age = std::chrono::minutes(10);
   const std::string encrypted = text("encryptedData"), iv = text("iv"), raw = text("rawData"),
                     signature = text("signature");
+  const wechat::device_data data{encrypted, iv, raw, signature};
   std::error_code ec;
-  const wechat::user_info user =
-      wechat::decrypt_user_info(s->session_key, {encrypted, iv, raw, signature}, verify, ec);
+  wechat::user_info user = wechat::decrypt_user_info(s->session_key, data, verify, ec);
+  if (ec == wechat::decrypt_errc::profile_without_ids) {
+    // wx.getUserProfile data: verified, a profile with no ids; the ids are the session's.
+    const wechat::user_profile p = wechat::decrypt_user_profile(s->session_key, data, verify, ec);
+    user.nickname = p.nickname;
+    user.gender = p.gender;
+    user.language = p.language;
+    user.city = p.city;
+    user.province = p.province;
+    user.country = p.country;
+    user.avatar_url = p.avatar_url;
+  }
   if (ec) {
     // The commonest cause: the device called wx.login again and this session's key is no
     // longer the current one. The device must log in again; we forget this session.
@@ -207,20 +235,89 @@ void handle_userinfo(backend& b, const httplib::Request& req, httplib::Response&
   evidence.user_info = wechat::encrypted_user_info{encrypted, iv, raw, signature};
   const wechat::unionid_result who = b.resolver.resolve(evidence, ec);
 
-  nlohmann::json u{{"openId", user.openid},   {"nickName", user.nickname},
-                   {"gender", user.gender},   {"language", user.language},
-                   {"city", user.city},       {"province", user.province},
-                   {"country", user.country}, {"avatarUrl", user.avatar_url}};
+  nlohmann::json u{{"nickName", user.nickname}, {"gender", user.gender},
+                   {"language", user.language}, {"city", user.city},
+                   {"province", user.province}, {"country", user.country},
+                   {"avatarUrl", user.avatar_url}};
+  if (!user.openid.empty()) u["openId"] = user.openid;  // getUserProfile data has none
   if (user.unionid) u["unionId"] = *user.unionid;
   nlohmann::json out{{"user", u}};
   if (!ec && who.unionid) {
     out["unionid"] = *who.unionid;
   } else if (!ec && who.diagnosis) {
-    out["unionid_missing"] = {{"reason", wechat::to_string(who.diagnosis->reason)},
-                              {"why", who.diagnosis->text()},
-                              {"next_step", who.diagnosis->next_step()}};
+    out["unionid_missing"] = diagnosis_json(*who.diagnosis);
   }
   reply(res, 200, out);
+}
+
+// POST /unionid: every channel the backend has in hand for this session's user, through
+// the resolver (which calls getPaidUnionId only inside the payment's 5-minute window).
+void handle_unionid(backend& b, const httplib::Request& req, httplib::Response& res) {
+  const auto body = nlohmann::json::parse(req.body, nullptr, false);
+  const auto bad = [&](const std::string& what) {
+    reply_error(res, 400, "bad_request",
+                what + "; send {\"token\",\"transaction_id\"? | \"mch_id\"+\"out_trade_no\"?,"
+                       "\"paid_at\"?,\"encryptedData\"?,\"iv\"?,\"cloud\"?}");
+  };
+  if (!body.is_object()) return bad("the body is not a JSON object");
+  // A field that must be a string when present.
+  std::string field_error;
+  auto text = [&](const char* k) {
+    const auto it = body.find(k);
+    if (it == body.end()) return std::string();
+    if (!it->is_string()) field_error = std::string("field '") + k + "' must be a string";
+    return it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string token = text("token"), transaction = text("transaction_id"),
+                    mch = text("mch_id"), trade = text("out_trade_no"),
+                    encrypted = text("encryptedData"), iv = text("iv"), raw = text("rawData"),
+                    signature = text("signature");
+  if (!field_error.empty()) return bad(field_error);
+  if (token.empty()) return bad("field 'token' is missing");
+  if (!transaction.empty() && (!mch.empty() || !trade.empty()))
+    return bad("give transaction_id or mch_id + out_trade_no, not both");
+  if (mch.empty() != trade.empty()) return bad("mch_id and out_trade_no go together");
+  if (encrypted.empty() != iv.empty()) return bad("encryptedData and iv go together");
+  const auto s = b.sessions.find(token);
+  if (!s) return reply_error(res, 401, "unknown_token", "log in again: POST /login");
+
+  wechat::unionid_evidence evidence;
+  evidence.session = {s->openid, s->session_key, s->unionid};
+  if (!encrypted.empty())
+    evidence.user_info = wechat::encrypted_user_info{encrypted, iv, raw, signature};
+  if (!transaction.empty() || !mch.empty()) {
+    wechat::payment_evidence p;
+    p.order = !transaction.empty() ? wechat::paid_order::by_transaction(transaction)
+                                    : wechat::paid_order::by_trade(mch, trade);
+    p.paid_at = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+    if (const auto it = body.find("paid_at"); it != body.end()) {
+      if (!it->is_number_integer() || it->get<std::int64_t>() < 0)
+        return bad("field 'paid_at' must be Unix seconds");
+      p.paid_at = it->get<std::int64_t>();
+    }
+    evidence.payment = std::move(p);
+  } else if (body.contains("paid_at")) {
+    return bad("'paid_at' without a payment");
+  }
+  if (const auto it = body.find("cloud"); it != body.end()) {
+    const auto str = [&](const char* k) {
+      const auto f = it->find(k);
+      return f != it->end() && f->is_string() ? f->get<std::string>() : std::string();
+    };
+    if (!it->is_object() || str("OPENID").empty() || str("APPID").empty())
+      return bad("field 'cloud' must be getWXContext(): {\"OPENID\",\"APPID\",\"UNIONID\"?}");
+    wechat::cloud_context c{str("OPENID"), str("APPID"), std::nullopt};
+    if (!str("UNIONID").empty()) c.unionid = str("UNIONID");
+    evidence.cloud = std::move(c);
+  }
+  std::error_code ec;
+  const wechat::unionid_result who = b.resolver.resolve(evidence, ec);
+  if (ec) return reply_error(res, 400, wechat::error_name(ec), ec.message());
+  if (who.unionid)
+    return reply(res, 200, {{"unionid", *who.unionid}, {"channel", wechat::to_string(who.channel)}});
+  reply(res, 200, {{"diagnosis", diagnosis_json(*who.diagnosis)}});
 }
 
 }  // namespace
@@ -237,9 +334,11 @@ int main(int argc, char** argv) {
       std::atoll(option(argc, argv, "--session-ttl", nullptr, "86400").c_str());
   const long long max_sessions =
       std::atoll(option(argc, argv, "--max-sessions", nullptr, "100000").c_str());
-  if (appid.empty() || secret.empty()) {
+  const std::string rules = option(argc, argv, "--unionid-rules", nullptr, "current");
+  if (appid.empty() || secret.empty() || (rules != "current" && rules != "legacy")) {
     std::cerr << "usage: login_server --appid A --secret S [--api-base URL] [--ca-file F] "
                  "[--port 8081] [--mock-port P] [--session-ttl 86400] [--max-sessions 100000]\n"
+                 "                    [--unionid-rules current|legacy]\n"
                  "       (or WECHAT_APPID / WECHAT_SECRET in the environment)\n";
     return 2;
   }
@@ -270,6 +369,7 @@ int main(int argc, char** argv) {
   wechat::client wx({appid, secret}, transport);  // one per app, shared by all threads
   wechat::resolver_options ro;
   ro.appid = appid;
+  ro.rules = rules == "legacy" ? wechat::unionid_rules::legacy : wechat::unionid_rules::current;
   wechat::unionid_resolver resolver(ro, wx);
   session_table sessions(std::chrono::seconds(std::max(1LL, session_ttl)),
                          static_cast<std::size_t>(std::max(1LL, max_sessions)));
@@ -284,6 +384,9 @@ int main(int argc, char** argv) {
   });
   http.Post("/userinfo", [&b](const httplib::Request& req, httplib::Response& res) {
     handle_userinfo(b, req, res);
+  });
+  http.Post("/unionid", [&b](const httplib::Request& req, httplib::Response& res) {
+    handle_unionid(b, req, res);
   });
 
   // --port 0: any free port (tests use it); the line below says which.

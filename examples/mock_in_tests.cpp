@@ -10,6 +10,10 @@
 //   3. play the device with world().login(), get_user_info(), pay()...;
 //   4. bend the world: clock().advance() for expiry, faults().add() for WeChat failing.
 //
+// The mock behaves as WeChat does today (the UnionID rules since 2021-02-23, anonymous
+// profiles since 2021-04-28); mock_wechat::options::rules and ::profiles give the older
+// behaviour when a test needs it.
+//
 // Build: link wechat::mock (it brings wechat::wechat) and Catch2.
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
@@ -43,7 +47,8 @@ public:
     return s.openid;
   }
 
-  /// Stores the profile the device sent, after decrypting and verifying it.
+  /// Stores the profile the device sent (wx.getUserInfo or wx.getUserProfile data), after
+  /// decrypting and verifying it.
   void update_profile(const std::string& openid, const wechat::device_data& d,
                       std::error_code& ec) {
     std::string key;
@@ -53,12 +58,11 @@ public:
     }
     wechat::verify_options v;
     v.appid = appid_;
-    const auto user = wechat::decrypt_user_info(key, d, v, ec);
+    // getUserProfile data carries no ids: the profile alone, the ids stay the session's
+    const auto profile = wechat::decrypt_user_profile(key, d, v, ec);
     if (ec) return;
     std::lock_guard<std::mutex> lock(mutex_);
-    auto& a = accounts_[openid];
-    a.nickname = user.nickname;
-    if (user.unionid) a.unionid = user.unionid;
+    accounts_[openid].nickname = profile.nickname;
   }
 
   account get(const std::string& openid) {
@@ -115,19 +119,36 @@ TEST_CASE("a user signs in with the code from wx.login") {
   const std::string openid = f.service.sign_in(code, ec);
   REQUIRE_FALSE(ec);
   CHECK(openid == mock_wechat::openid(appid, "alice"));  // the mock's ids are deterministic
-  CHECK_FALSE(f.service.get(openid).unionid);            // new user, no consent yet: no unionid
+  // a bound app: the unionid at once, no follow or consent needed (WeChat since 2021-02-23)
+  CHECK(f.service.get(openid).unionid == mock_wechat::unionid("my-open-account", "alice"));
 }
 
-TEST_CASE("the profile from wx.getUserInfo is decrypted, verified, and brings the unionid") {
+TEST_CASE("an app not bound to an Open Platform account never gets a unionid") {
+  world_fixture f;
+  f.mock.world().add_app({appid, secret, mock_wechat::app_type::miniprogram, ""});  // unbind
+  std::error_code ec;
+  const std::string openid = f.service.sign_in(f.mock.world().login(appid, "alice"), ec);
+  REQUIRE_FALSE(ec);
+  CHECK_FALSE(f.service.get(openid).unionid);
+}
+
+TEST_CASE("the profile the device sends is decrypted and verified: anonymous, as today") {
   world_fixture f;
   std::error_code ec;
   const std::string openid = f.service.sign_in(f.mock.world().login(appid, "bob"), ec);
   REQUIRE_FALSE(ec);
-  const auto p = f.mock.world().get_user_info(appid, "bob");  // what the device sends up
+  const auto p = f.mock.world().get_user_info(appid, "bob");  // wx.getUserInfo
   f.service.update_profile(openid, {p.encrypted_data, p.iv, p.raw_data, p.signature}, ec);
   REQUIRE_FALSE(ec);
-  CHECK_FALSE(f.service.get(openid).nickname.empty());
-  CHECK(f.service.get(openid).unionid);  // getUserInfo is the consent
+  CHECK(f.service.get(openid).nickname == "微信用户");  // since 2021-04-28
+  const auto q = f.mock.world().get_user_profile(appid, "bob");  // wx.getUserProfile: no ids
+  f.service.update_profile(openid, {q.encrypted_data, q.iv, q.raw_data, q.signature}, ec);
+  CHECK_FALSE(ec);
+  f.mock.world().set_profiles(mock_wechat::profile_era::real);  // before 2021-04-28
+  const auto r = f.mock.world().get_user_info(appid, "bob");
+  f.service.update_profile(openid, {r.encrypted_data, r.iv, r.raw_data, r.signature}, ec);
+  REQUIRE_FALSE(ec);
+  CHECK(f.service.get(openid).nickname == "bob");  // the user's own (the mock derives it)
 }
 
 TEST_CASE("a code is single use and dies after five minutes (the mock's clock)") {

@@ -27,6 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   v.max_age = std::chrono::seconds(600);
   std::error_code ec;
   (void)wechat::decrypt_user_info(parts[0], d, v, ec);
+  (void)wechat::decrypt_user_profile(parts[0], d, v, ec);
   (void)wechat::decrypt_phone_number(parts[0], d, v, ec);
   (void)wechat::decrypt_json(parts[0], d, v, ec);
   (void)wechat::verify_signature(parts[3], parts[0], parts[4], ec);
@@ -35,6 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string key = "tiihtNczf5v6AKRyjwEUhQ==", iv = "r7BXXKkLb8qrSNn05n0qiA==";
   const std::string enc = wechat::encrypt_data(key, std::string(in), iv);
   (void)wechat::decrypt_user_info(key, {enc, iv}, v, ec);
+  (void)wechat::decrypt_user_profile(key, {enc, iv}, v, ec);
   (void)wechat::decrypt_phone_number(key, {enc, iv}, v, ec);
   return 0;
 }

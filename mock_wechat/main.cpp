@@ -2,7 +2,10 @@
 //
 //   mock_wechat [--host 127.0.0.1] [--port 8080]    port 0 = any free port
 //               [--scenario FILE.json]              apps, users, follows, authorizations, rules
-//               [--unionid-rules conditional|bound] default conditional
+//               [--unionid-rules bound|conditional] default bound (WeChat since 2021-02-23);
+//                                                   conditional = the rules before it
+//               [--profiles anonymous|real]         default anonymous (getUserInfo since
+//                                                   2021-04-28); real = the old full profile
 //               [--tls-cert F --tls-key F]          serve HTTPS
 //               [--threads N] [--journal N]         worker threads; journal size (0 = off)
 //               [--admin-token T]                   require it on /__mock (needed off loopback)
@@ -27,7 +30,8 @@ namespace {
 
 constexpr const char* usage =
     "usage: mock_wechat [--host 127.0.0.1] [--port 8080] [--scenario FILE.json]\n"
-    "                   [--unionid-rules conditional|bound] [--tls-cert F --tls-key F]\n"
+    "                   [--unionid-rules bound|conditional] [--profiles anonymous|real]\n"
+    "                   [--tls-cert F --tls-key F]\n"
     "                   [--threads N] [--journal N] [--admin-token T]\n"
     "                   [--max-connections N] [--limit NAME=N]...\n";
 
@@ -71,6 +75,7 @@ struct command_line {
   mock_wechat::options opt;
   std::string scenario;
   bool rules_given = false;
+  bool profiles_given = false;
 };
 
 // One option and its value into `c`; false (and `error` set) for a bad value.
@@ -90,8 +95,12 @@ bool apply_option(const std::string& a, const std::string& v, command_line& c, s
     c.scenario = v;
   else if (a == "--unionid-rules") {
     if (!mock_wechat::parse_unionid_rules(v, opt.rules))
-      return fail("--unionid-rules must be conditional or bound");
+      return fail("--unionid-rules must be bound or conditional");
     c.rules_given = true;
+  } else if (a == "--profiles") {
+    if (!mock_wechat::parse_profile_era(v, opt.profiles))
+      return fail("--profiles must be anonymous or real");
+    c.profiles_given = true;
   } else if (a == "--tls-cert")
     opt.tls_cert = v;
   else if (a == "--tls-key")
@@ -165,6 +174,7 @@ int main(int argc, char** argv) {
     if (!c.scenario.empty()) {
       mock_wechat::load_scenario_file(server.world(), c.scenario);
       if (c.rules_given) server.world().set_rules(opt.rules);  // the command line wins
+      if (c.profiles_given) server.world().set_profiles(opt.profiles);
     }
     std::cout << "mock_wechat listening on " << server.base_url() << std::endl;
     int sig = 0;

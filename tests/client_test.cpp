@@ -57,7 +57,12 @@ TEST_CASE("code2session returns openid, session_key and unionid, both overloads"
   CHECK(s.unionid == std::optional<std::string>(mock_wechat::unionid("acct-1", "alice")));
   const auto t = wx.code2session(f.login(mp, "bob"));
   CHECK(t.openid == mock_wechat::openid(mp, "bob"));
-  CHECK_FALSE(t.unionid);
+  // today's rules: every user of a bound mini program, follower or not
+  CHECK(t.unionid == std::optional<std::string>(mock_wechat::unionid("acct-1", "bob")));
+  auto unbound = f.make(lone, "lone-secret");
+  CHECK_FALSE(unbound.code2session(f.login(lone, "bob")).unionid);
+  f.world().set_rules(mock_wechat::unionid_rules::conditional);  // the legacy rules
+  CHECK_FALSE(wx.code2session(f.login(mp, "carol")).unionid);
   SECTION("it never sends an access token, and works while tokens are broken") {
     f.admin("faults", {{"path", "/cgi-bin/stable_token"}, {"errcode", 40125}});
     CHECK_NOTHROW(wx.code2session(f.login(mp, "carol")));
@@ -511,6 +516,29 @@ TEST_CASE("official account and OAuth calls", "[client][oauth]") {
   CHECK(fi.unionid == t.unionid);
   wx.follower("onobody", ec);
   CHECK(ec == wechat::api_errc::invalid_openid);
+  SECTION("the snapshot page (2022-07-12): flagged, and sns_userinfo refuses it locally") {
+    const std::string sc = f.admin("oauth_code", {{"appid", oa},
+                                                  {"user", "alice"},
+                                                  {"scope", "snsapi_userinfo"},
+                                                  {"snapshot", true}})["code"];
+    const auto s = wx.oauth_exchange(sc);
+    CHECK(s.is_snapshot_user);
+    CHECK(s.openid != mock_wechat::openid(oa, "alice"));
+    CHECK_FALSE(s.unionid);
+    CHECK_FALSE(t.is_snapshot_user);
+    const auto before = f.mock.journal().count("/sns/userinfo");
+    wechat::error_detail d;
+    wx.sns_userinfo(s, ec, &d);
+    CHECK(ec == wechat::api_errc::api_unauthorized);
+    CHECK(d.errmsg.find("snapshot") != std::string::npos);
+    CHECK(f.mock.journal().count("/sns/userinfo") == before);  // no request
+    CHECK_THROWS_AS(wx.sns_userinfo(s), wechat::api_error);
+    // by token and openid it goes to WeChat, which refuses it the same way
+    wx.sns_userinfo(s.access_token, s.openid, ec);
+    CHECK(ec == wechat::api_errc::api_unauthorized);
+    // an ordinary token through the same overload is answered
+    CHECK(wx.sns_userinfo(r).unionid == t.unionid);
+  }
 }
 
 TEST_CASE("HTTPS: trusted with the mock's test CA, refused without it", "[client][tls]") {

@@ -266,7 +266,7 @@ TEST_CASE("plaintext that is not JSON, or JSON of the wrong shape, is told apart
   CHECK(err("{\"openId\":\"o\xff\"," + wm + "}") ==
         wechat::decrypt_errc::not_json);  // invalid UTF-8
   CHECK(err(R"([1,2,3])") == wechat::decrypt_errc::unexpected_payload);
-  CHECK(err("{" + wm + "}") == wechat::decrypt_errc::unexpected_payload);        // no openId
+  CHECK(err("{" + wm + "}") == wechat::decrypt_errc::profile_without_ids);       // no openId
   CHECK(err(R"({"openId":"o1"})") == wechat::decrypt_errc::unexpected_payload);  // no watermark
   CHECK(err(R"({"openId":"o1","watermark":{"appid":"wx4f4bc4dec97d474b"}})") ==
         wechat::decrypt_errc::unexpected_payload);  // no timestamp
@@ -285,6 +285,48 @@ TEST_CASE("plaintext that is not JSON, or JSON of the wrong shape, is told apart
     wechat::decrypt_json(f2.key, {f2.data, f2.iv}, opts(), ec);
     CHECK(ec == wechat::decrypt_errc::unexpected_payload);
   }
+}
+
+TEST_CASE("getUserProfile data: no ids, named as such, read by decrypt_user_profile",
+          "[decrypt][profile]") {
+  // A payload as wx.getUserProfile gives it since 2022-11-08: anonymous, no openId/unionId.
+  const std::string plain =
+      R"({"nickName":"微信用户","gender":0,"language":"","city":"","province":"","country":"",)"
+      R"("avatarUrl":"https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132",)"
+      R"("is_demote":true,"watermark":{"timestamp":1700000000,"appid":"wx4f4bc4dec97d474b"}})";
+  const fresh f(plain);
+  const std::string raw = R"({"nickName":"微信用户","gender":0})";
+  const std::string sig = wechat::raw_data_signature(raw, f.key);
+  // decrypt_user_info says what it is (not a shape error), after verifying it is genuine
+  CHECK(user_error(f.key, {f.data, f.iv, raw, sig}) == wechat::decrypt_errc::profile_without_ids);
+  CHECK(std::string(std::error_code(wechat::decrypt_errc::profile_without_ids).message())
+            .find("decrypt_user_profile") != std::string::npos);
+  CHECK(user_error(f.key, {f.data, f.iv, raw, std::string(40, '0')}) ==
+        wechat::decrypt_errc::signature_mismatch);  // a forged rawData is still caught first
+  const auto p = wechat::decrypt_user_profile(f.key, {f.data, f.iv, raw, sig}, opts());
+  CHECK(p.nickname == "微信用户");
+  CHECK(p.gender == 0);
+  CHECK(p.city.empty());
+  CHECK(p.avatar_url.find("thirdwx.qlogo.cn") != std::string::npos);
+  CHECK(p.watermark.timestamp == 1700000000);
+  std::error_code ec;
+  // the watermark still applies: another app's, or too old
+  wechat::decrypt_user_profile(f.key, {f.data, f.iv}, opts("wx0000000000000000"), ec);
+  CHECK(ec == wechat::decrypt_errc::appid_mismatch);
+  wechat::verify_options aged = opts();
+  aged.max_age = std::chrono::seconds(60);
+  aged.now = 1700000061;
+  const auto stale = wechat::decrypt_user_profile(f.key, {f.data, f.iv}, aged, ec);
+  CHECK(ec == wechat::decrypt_errc::watermark_too_old);
+  CHECK(stale.nickname.empty());  // nothing half-filled on failure
+  CHECK_THROWS_AS(wechat::decrypt_user_profile(f.key, {f.data, f.iv}, aged), wechat::error);
+  // getUserInfo data is a profile too (its ids are not part of the result)
+  const fresh g(user_json());
+  CHECK(wechat::decrypt_user_profile(g.key, {g.data, g.iv}, opts()).nickname == "Band");
+  // a payload without a watermark is not a profile either
+  const fresh h(R"({"nickName":"x"})");
+  wechat::decrypt_user_profile(h.key, {h.data, h.iv}, opts(), ec);
+  CHECK(ec == wechat::decrypt_errc::unexpected_payload);
 }
 
 TEST_CASE("the watermark must name this app", "[decrypt][watermark]") {

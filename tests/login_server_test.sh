@@ -31,6 +31,18 @@ check_flow() {  # BASE_OF_LOGIN_SERVER MOCK_BASE
   [[ $status == 200 ]] || fail "userinfo $status: $(cat "$work/userinfo")"
   [[ $(field user < "$work/userinfo" | field openId) == "$openid" ]] || fail "userinfo: $(cat "$work/userinfo")"
   [[ -n $(field unionid < "$work/userinfo") ]] || fail "no unionid after consent: $(cat "$work/userinfo")"
+  # Today's WeChat: an anonymous profile that still carries the ids.
+  [[ $(field user < "$work/userinfo" | field nickName) == "微信用户" ]] || fail "not anonymous: $(cat "$work/userinfo")"
+  # wx.getUserProfile data: no ids inside; accepted, the unionid comes from the session.
+  prof=$(curl -sf -XPOST "$mockbase/__mock/user_profile" -d "{\"appid\":\"$appid\",\"user\":\"alice\"}")
+  req=$(node -e 'const i=JSON.parse(process.argv[1]);console.log(JSON.stringify({token:process.argv[2],encryptedData:i.encryptedData,iv:i.iv,rawData:i.rawData,signature:i.signature}))' "$prof" "$token")
+  status=$(curl -s -o "$work/profile" -w '%{http_code}' -XPOST "$base/userinfo" -d "$req")
+  [[ $status == 200 ]] || fail "getUserProfile data $status: $(cat "$work/profile")"
+  [[ -z $(field user < "$work/profile" | field openId) ]] || fail "an openId from getUserProfile data: $(cat "$work/profile")"
+  [[ $(field unionid < "$work/profile") == $(field unionid < "$work/userinfo") ]] || fail "profile: $(cat "$work/profile")"
+  # POST /unionid: today's rules give it from the session (a bound app).
+  ans=$(curl -s -XPOST "$base/unionid" -d "{\"token\":\"$token\"}")
+  [[ $(field channel <<< "$ans") == session && -n $(field unionid <<< "$ans") ]] || fail "/unionid: $ans"
 
   # Wrong inputs: typed answers.
   [[ $(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/login" -d '{"nope":1}') == 400 ]] || fail "bad body"
@@ -70,7 +82,52 @@ base=$(sed -n 's/^login_server listening on //p' "$work/out2")
 check_flow "$base" "$mockbase"
 echo "standalone mock: ok"
 
-# 3. Sessions are bounded: with --max-sessions 2 the oldest of three logins is forgotten.
+# 3. POST /unionid through every channel, against a mock keeping the legacy rules (WeChat
+#    before 2021-02-23: no unionid from code2session without a follow or an authorization),
+#    with a login_server that diagnoses under the same rules.
+"$mock" --port 0 --unionid-rules conditional > "$work/mock4.out" &
+pids+=($!)
+wait_line "$work/mock4.out" listening
+mockbase=$(sed -n 's/^mock_wechat listening on //p' "$work/mock4.out")
+curl -sf -XPOST "$mockbase/__mock/apps" -d "{\"appid\":\"$appid\",\"secret\":\"$secret\",\"type\":\"miniprogram\",\"open_account\":\"acct\"}" > /dev/null
+oa=wx10000000000000aa
+curl -sf -XPOST "$mockbase/__mock/apps" -d "{\"appid\":\"$oa\",\"secret\":\"oa-secret\",\"type\":\"official_account\",\"open_account\":\"acct\"}" > /dev/null
+"$server" --appid "$appid" --secret "$secret" --api-base "$mockbase" --unionid-rules legacy --port 0 > "$work/out4" 2> "$work/err4" &
+pids+=($!)
+wait_line "$work/out4" "login_server listening on"
+base=$(sed -n 's/^login_server listening on //p' "$work/out4")
+code=$(curl -sf -XPOST "$mockbase/__mock/login" -d "{\"appid\":\"$appid\",\"user\":\"bob\"}" | field code)
+login=$(curl -sf -XPOST "$base/login" -d "{\"code\":\"$code\"}")
+token=$(field token <<< "$login")
+[[ -z $(field unionid <<< "$login") ]] || fail "legacy rules gave a unionid at login: $login"
+ans=$(curl -s -XPOST "$base/unionid" -d "{\"token\":\"$token\"}")
+[[ $(field diagnosis <<< "$ans" | field reason) == no_relationship ]] || fail "/unionid, nothing in hand: $ans"
+# A payment: getPaidUnionId inside the window; a payment 6 minutes old is not asked about.
+pay=$(curl -sf -XPOST "$mockbase/__mock/pay" -d "{\"appid\":\"$appid\",\"user\":\"bob\"}")
+tx=$(field transaction_id <<< "$pay")
+ans=$(curl -s -XPOST "$base/unionid" -d "{\"token\":\"$token\",\"transaction_id\":\"$tx\"}")
+[[ $(field channel <<< "$ans") == paid && -n $(field unionid <<< "$ans") ]] || fail "/unionid paid: $ans"
+unionid=$(field unionid <<< "$ans")
+ans=$(curl -s -XPOST "$base/unionid" -d "{\"token\":\"$token\",\"mch_id\":\"$(field mch_id <<< "$pay")\",\"out_trade_no\":\"$(field out_trade_no <<< "$pay")\"}")
+[[ $(field unionid <<< "$ans") == "$unionid" ]] || fail "/unionid by mch_id + out_trade_no: $ans"
+old=$(( $(date +%s) - 400 ))
+ans=$(curl -s -XPOST "$base/unionid" -d "{\"token\":\"$token\",\"transaction_id\":\"$tx\",\"paid_at\":$old}")
+[[ $(field diagnosis <<< "$ans" | field reason) == payment_window_closed ]] || fail "/unionid, old payment: $ans"
+# The cloud context, once bob follows the account's official account.
+curl -sf -XPOST "$mockbase/__mock/follow" -d "{\"appid\":\"$oa\",\"user\":\"bob\"}" > /dev/null
+ctx=$(curl -sf -XPOST "$mockbase/__mock/wxcontext" -d "{\"appid\":\"$appid\",\"user\":\"bob\"}")
+ans=$(curl -s -XPOST "$base/unionid" -d "{\"token\":\"$token\",\"cloud\":$ctx}")
+[[ $(field channel <<< "$ans") == cloud && $(field unionid <<< "$ans") == "$unionid" ]] || fail "/unionid cloud: $ans"
+# Wrong inputs: 400 or 401, never a guess.
+for body in '{"token":"'$token'","paid_at":1}' '{"token":"'$token'","mch_id":"1"}' \
+            '{"token":"'$token'","transaction_id":7}' '{"token":"'$token'","cloud":{"OPENID":1}}' \
+            '{"token":"'$token'","encryptedData":"x"}' '[]' '{}'; do
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/unionid" -d "$body") == 400 ]] || fail "/unionid accepted $body"
+done
+[[ $(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/unionid" -d '{"token":"nope"}') == 401 ]] || fail "/unionid unknown token"
+echo "POST /unionid: ok"
+
+# 4. Sessions are bounded: with --max-sessions 2 the oldest of three logins is forgotten.
 "$server" --appid "$appid" --secret "$secret" --port 0 --max-sessions 2 > "$work/out3" 2> "$work/err3" &
 pids+=($!)
 wait_line "$work/out3" "login_server listening on"

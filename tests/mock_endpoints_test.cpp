@@ -23,7 +23,17 @@ TEST_CASE("jscode2session answers the real success shape", "[mock][code2session]
   CHECK(j["session_key"].get<std::string>().size() == 24);
   CHECK(wechat::base64_decode(j["session_key"].get<std::string>()).size() == 16);
   CHECK(j["session_key"] == *f.world().current_session_key(mp, "alice"));
-  CHECK_FALSE(j.contains("unionid"));  // conditional rules: alice neither follows nor authorized
+  // today's rules (the default; WeChat since 2021-02-23): every user of a bound app
+  CHECK(j["unionid"] == mock_wechat::unionid("acct-1", "alice"));
+  CHECK(r.body.find("\"openid\"") < r.body.find("\"unionid\""));
+  SECTION("the legacy rules: alice neither follows nor authorized, so no unionid") {
+    f.world().set_rules(mock_wechat::unionid_rules::conditional);
+    CHECK_FALSE(f.code2session(mp, mp_secret, f.login(mp, "alice")).json().contains("unionid"));
+  }
+  SECTION("an unbound mini program never has one") {
+    CHECK_FALSE(
+        f.code2session(lone, "lone-secret", f.login(lone, "alice")).json().contains("unionid"));
+  }
 }
 
 TEST_CASE("jscode2session checks presence, then identity, then state", "[mock][code2session]") {
@@ -460,8 +470,19 @@ TEST_CASE("OAuth: code exchange, refresh, sns/userinfo, sns/auth", "[mock][oauth
         f.get("/sns/userinfo?access_token=" + user_token + "&openid=" + oid + "&lang=zh_CN");
     check_compact(u);
     CHECK(u.body.rfind("{\"openid\":", 0) == 0);
-    CHECK(u.json()["nickname"] == "alice");
+    CHECK(u.json()["nickname"] == "alice");  // still the user's own nickname...
+    CHECK(u.json()["sex"] == 0);              // ...but no gender or region since 2021-10-20
+    CHECK(u.json()["province"] == "");
+    CHECK(u.json()["city"] == "");
+    CHECK(u.json()["country"] == "");
     CHECK(u.json()["privilege"].is_array());
+    f.world().set_profiles(mock_wechat::profile_era::real);
+    f.admin("users", {{"user", "alice"}, {"profile", {{"gender", 2}, {"city", "Shenzhen"}}}});
+    const auto real =
+        f.get("/sns/userinfo?access_token=" + user_token + "&openid=" + oid).json();
+    CHECK(real["sex"] == 2);
+    CHECK(real["city"] == "Shenzhen");
+    f.world().set_profiles(mock_wechat::profile_era::anonymous);
     CHECK(u.json()["unionid"] == mock_wechat::unionid("acct-1", "alice"));
     check_error_shape(f.get("/sns/userinfo?access_token=" + base_token + "&openid=" + oid), 48001,
                       "/sns/userinfo", f.world().now());
@@ -527,9 +548,29 @@ TEST_CASE("user_info encrypts the real payload with the current key, rawData sig
   const wechat::device_data d{enc, iv, raw, sig};
   const auto u = wechat::decrypt_user_info(key, d, o);
   CHECK(u.openid == mock_wechat::openid(mp, "alice"));
-  CHECK(u.nickname == "alice");
+  // today's anonymous profile (WeChat since 2021-04-28), still with the ids
+  CHECK(u.nickname == "微信用户");
+  CHECK(u.gender == 0);
+  CHECK(u.city.empty());
+  CHECK(u.province.empty());
+  CHECK(u.country.empty());
+  CHECK(u.avatar_url == mock_wechat::anonymous_avatar_url);
   CHECK(u.unionid ==
-        std::optional<std::string>(mock_wechat::unionid("acct-1", "alice")));  // bound: consent
+        std::optional<std::string>(mock_wechat::unionid("acct-1", "alice")));  // bound
+  SECTION("profiles real (WeChat before 2021-04-28): the user's own profile") {
+    f.world().set_profiles(mock_wechat::profile_era::real);
+    f.admin("users", {{"user", "alice"}, {"profile", {{"nickName", "Alice"}, {"gender", 2},
+                                                      {"city", "Shenzhen"}}}});
+    const auto q = f.admin("user_info", {{"appid", mp}, {"user", "alice"}});
+    const auto v = wechat::decrypt_user_info(
+        key, {q["encryptedData"].get<std::string>(), q["iv"].get<std::string>(),
+              q["rawData"].get<std::string>(), q["signature"].get<std::string>()},
+        o);
+    CHECK(v.nickname == "Alice");
+    CHECK(v.gender == 2);
+    CHECK(v.city == "Shenzhen");
+    CHECK(v.openid == u.openid);
+  }
   SECTION("a new login rotates the key: the old one fails exactly as live") {
     const std::string code = f.login(mp, "alice");
     std::error_code ec;
@@ -572,4 +613,114 @@ TEST_CASE("login and phone codes live exactly 300 seconds", "[mock][clock]") {
   check_error_shape(f.post("/wxa/business/getuserphonenumber?access_token=" + token,
                            nlohmann::json{{"code", phone["code"]}}.dump()),
                     40029, "/wxa/business/getuserphonenumber", f.world().now());
+}
+
+TEST_CASE("the snapshot page: is_snapshotuser 1, a virtual openid, no unionid, no userinfo",
+          "[mock][oauth][snapshot]") {
+  for (const auto mode :
+       {mock_wechat::unionid_rules::bound, mock_wechat::unionid_rules::conditional}) {
+    mock_wechat::options opt;
+    opt.rules = mode;
+    fixture f(opt);
+    f.add_standard_apps();
+    const std::string path = "/sns/oauth2/access_token";
+    auto exchange = [&](const std::string& code) {
+      return f.get(path + "?appid=" + oa + "&secret=" + oa_secret + "&code=" + code +
+                   "&grant_type=authorization_code");
+    };
+    const std::string code = f.admin("oauth_code", {{"appid", oa},
+                                                    {"user", "alice"},
+                                                    {"scope", "snsapi_userinfo"},
+                                                    {"snapshot", true}})["code"];
+    const reply r = exchange(code);
+    check_compact(r);
+    const auto j = r.json();
+    CHECK_FALSE(j.contains("errcode"));
+    CHECK(j["is_snapshotuser"] == 1);
+    CHECK(r.body.find("\"scope\":\"snsapi_base\",\"is_snapshotuser\":1") != std::string::npos);
+    const std::string virtual_openid = j["openid"];
+    CHECK(virtual_openid.size() == 28);
+    CHECK(virtual_openid != mock_wechat::openid(oa, "alice"));
+    CHECK_FALSE(j.contains("unionid"));  // a bound official account, snsapi_userinfo asked
+    const std::string token = j["access_token"];
+    check_error_shape(f.get("/sns/userinfo?access_token=" + token + "&openid=" + virtual_openid),
+                      48001, "/sns/userinfo", f.world().now());
+    CHECK(f.get("/sns/auth?access_token=" + token + "&openid=" + virtual_openid).errcode() == 0);
+    check_error_shape(exchange(code), 40163, path, f.world().now());  // single use still
+    // a refresh keeps the user on the snapshot side
+    const auto again = f.get("/sns/oauth2/refresh_token?appid=" + oa +
+                             "&grant_type=refresh_token&refresh_token=" +
+                             j["refresh_token"].get<std::string>())
+                           .json();
+    CHECK(again["openid"] == virtual_openid);
+    CHECK(again["is_snapshotuser"] == 1);
+    // nobody in particular: the page is no authorization (legacy rules would show it)
+    const auto s = f.code2session(mp, mp_secret, f.login(mp, "alice")).json();
+    CHECK(s.contains("unionid") == (mode == mock_wechat::unionid_rules::bound));
+    // an ordinary code of the same user is the real openid, without the flag
+    const auto normal =
+        exchange(f.admin("oauth_code", {{"appid", oa}, {"user", "alice"}, {"scope", "snsapi_base"}})
+                     ["code"])
+            .json();
+    CHECK(normal["openid"] == mock_wechat::openid(oa, "alice"));
+    CHECK_FALSE(normal.contains("is_snapshotuser"));
+    // the snapshot page is an official account's
+    CHECK(f.post("/__mock/oauth_code", nlohmann::json{{"appid", web},
+                                                      {"user", "alice"},
+                                                      {"scope", "snsapi_login"},
+                                                      {"snapshot", true}}
+                                           .dump())
+              .status == 400);
+    CHECK(f.post("/__mock/oauth_code", nlohmann::json{{"appid", oa},
+                                                      {"user", "alice"},
+                                                      {"scope", "snsapi_base"},
+                                                      {"snapshot", "yes"}}
+                                           .dump())
+              .status == 400);
+  }
+}
+
+TEST_CASE("user_profile: the wx.getUserProfile payload has no ids, in either era",
+          "[mock][device][profile]") {
+  fixture f;
+  f.add_standard_apps();
+  f.login(mp, "alice");
+  const std::string key = *f.world().current_session_key(mp, "alice");
+  wechat::verify_options o;
+  o.appid = mp;
+  o.max_age = std::chrono::seconds(60);
+  auto fetch = [&] {
+    const auto p = f.admin("user_profile", {{"appid", mp}, {"user", "alice"}});
+    return std::vector<std::string>{p["encryptedData"], p["iv"], p["rawData"], p["signature"]};
+  };
+  auto data = [](const std::vector<std::string>& v) {
+    return wechat::device_data{v[0], v[1], v[2], v[3]};
+  };
+  const auto p = fetch();
+  const auto plain = nlohmann::json::parse(wechat::decrypt_unverified(key, p[0], p[1]));
+  CHECK_FALSE(plain.contains("openId"));
+  CHECK_FALSE(plain.contains("unionId"));
+  CHECK(plain["watermark"]["appid"] == mp);
+  const auto u = wechat::decrypt_user_profile(key, data(p), o);
+  CHECK(u.nickname == "微信用户");
+  CHECK(u.avatar_url == mock_wechat::anonymous_avatar_url);
+  CHECK(u.gender == 0);
+  CHECK(u.watermark.appid == mp);
+  std::error_code ec;
+  wechat::decrypt_user_info(key, data(p), o, ec);
+  CHECK(ec == wechat::decrypt_errc::profile_without_ids);  // genuine data, named as such
+  // the watermark is still checked
+  wechat::verify_options other = o;
+  other.appid = mp2;
+  wechat::decrypt_user_profile(key, data(p), other, ec);
+  CHECK(ec == wechat::decrypt_errc::appid_mismatch);
+  f.world().set_profiles(mock_wechat::profile_era::real);
+  const auto real = wechat::decrypt_user_profile(key, data(fetch()), o);
+  CHECK(real.nickname == "alice");
+  SECTION("the device must have logged in, in a mini program") {
+    CHECK(f.post("/__mock/user_profile", R"({"appid":")" + mp + R"(","user":"nobody"})").status ==
+          400);
+    CHECK(f.post("/__mock/user_profile", R"({"appid":")" + oa + R"(","user":"alice"})").status ==
+          400);
+  }
 }

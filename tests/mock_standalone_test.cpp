@@ -130,10 +130,63 @@ TEST_CASE("mock_wechat --scenario starts ready and --unionid-rules overrides it"
   std::remove(path.c_str());
 }
 
+TEST_CASE("mock_wechat defaults to today's WeChat, --unionid-rules and --profiles go back",
+          "[mock][standalone]") {
+  const std::string path = "standalone_profiles.json";
+  std::ofstream(path) << R"({"profiles":"real","apps":[
+      {"appid":"wx1000000000000001","secret":"s","type":"miniprogram","open_account":"acct"}],
+      "users":[{"id":"alice","profile":{"nickName":"Alice"}}]})";
+  struct run {
+    std::vector<std::string> args;
+    bool unionid;
+    std::string nickname;
+  };
+  const std::string scenario[] = {"--scenario", path};
+  for (const run& r : std::vector<run>{
+           {{}, true, "微信用户"},  // bound (2021-02-23), anonymous (2021-04-28)
+           {{"--unionid-rules", "conditional", "--profiles", "real"}, false, "Alice"},
+           {{scenario[0], scenario[1]}, true, "Alice"},  // the scenario's era
+           {{scenario[0], scenario[1], "--profiles", "anonymous"}, true, "微信用户"}}) {
+    std::vector<std::string> args{MOCK_WECHAT_PATH, "--port", "0"};
+    args.insert(args.end(), r.args.begin(), r.args.end());
+    process p(args);
+    const int port = port_of(p.first_line(), "http");
+    httplib::Client c("127.0.0.1", port);
+    const std::string app = R"({"appid":"wx1000000000000001","user":"alice"})";
+    if (r.args.empty() || r.args[0] != "--scenario") {
+      REQUIRE(c.Post("/__mock/apps",
+                     R"({"appid":"wx1000000000000001","secret":"s","type":"miniprogram","open_account":"acct"})",
+                     "application/json"));
+      REQUIRE(c.Post("/__mock/users", R"({"user":"alice","profile":{"nickName":"Alice"}})",
+                     "application/json"));
+    }
+    auto login = c.Post("/__mock/login", app, "application/json");
+    REQUIRE(login);
+    const std::string code = nlohmann::json::parse(login->body)["code"];
+    auto s = c.Get(("/sns/jscode2session?appid=wx1000000000000001&secret=s&js_code=" + code).c_str());
+    REQUIRE(s);
+    const auto session = nlohmann::json::parse(s->body);
+    CHECK(session.contains("unionid") == r.unionid);
+    auto info = c.Post("/__mock/user_info", app, "application/json");
+    REQUIRE(info);
+    const auto i = nlohmann::json::parse(info->body);
+    wechat::verify_options v;
+    v.appid = "wx1000000000000001";
+    const auto u = wechat::decrypt_user_info(
+        session["session_key"].get<std::string>(),
+        {i["encryptedData"].get<std::string>(), i["iv"].get<std::string>()}, v);
+    CHECK(u.nickname == r.nickname);
+    CHECK(u.unionid.has_value());  // getUserInfo of a bound app carries it in every era
+    CHECK(p.stop(SIGTERM) == 0);
+  }
+  std::remove(path.c_str());
+}
+
 TEST_CASE("mock_wechat refuses bad command lines with exit 2", "[mock][standalone]") {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {MOCK_WECHAT_PATH, "--port", "99999"},
            {MOCK_WECHAT_PATH, "--unionid-rules", "sometimes"},
+           {MOCK_WECHAT_PATH, "--profiles", "fake"},
            {MOCK_WECHAT_PATH, "--tls-cert", "x.pem"},
            {MOCK_WECHAT_PATH, "--bogus", "1"},
            {MOCK_WECHAT_PATH, "--host", "0.0.0.0", "--port", "0"},  // off loopback without a token

@@ -1,5 +1,6 @@
-// The UnionID rules as a table, over every channel, in both modes. The expected column is
-// the seed's rules restated here independently of mock_wechat/rules.hpp.
+// The UnionID rules as a table, over every channel, in both modes: bound (today's, WeChat
+// since 2021-02-23) and conditional (before it). The expected column restates the rules
+// here, independently of mock_wechat/rules.hpp.
 #include "mock_support.hpp"
 
 #include <wechat/decrypt.hpp>
@@ -116,19 +117,23 @@ TEST_CASE("the UnionID rule table: OAuth and user/info", "[mock][unionid][oauth]
     struct row {
       std::string appid, secret, scope;
       bool expected;
+      bool snapshot = false;
     };
     const row rows[] = {
         {oa, oa_secret, "snsapi_base", false},
         {oa, oa_secret, "snsapi_userinfo", true},
+        {oa, oa_secret, "snsapi_userinfo", false, true},  // the snapshot page (2022-07-12)
         {app_id, "app-secret", "snsapi_base", true},
         {app_id, "app-secret", "snsapi_userinfo", true},
         {web, "web-secret", "snsapi_login", true},
         {lone_oa, "lo-secret", "snsapi_userinfo", false},
     };
     for (const auto& r : rows) {
-      INFO(mock_wechat::to_string(mode) << " " << r.appid << " " << r.scope);
-      const std::string code = f.admin(
-          "oauth_code", {{"appid", r.appid}, {"user", "alice"}, {"scope", r.scope}})["code"];
+      INFO(mock_wechat::to_string(mode) << " " << r.appid << " " << r.scope << " " << r.snapshot);
+      const std::string code = f.admin("oauth_code", {{"appid", r.appid},
+                                                      {"user", "alice"},
+                                                      {"scope", r.scope},
+                                                      {"snapshot", r.snapshot}})["code"];
       const auto j = f.get("/sns/oauth2/access_token?appid=" + r.appid + "&secret=" + r.secret +
                            "&code=" + code + "&grant_type=authorization_code")
                          .json();
@@ -156,7 +161,9 @@ TEST_CASE("the UnionID rule table: OAuth and user/info", "[mock][unionid][oauth]
 
 TEST_CASE("an snsapi_userinfo OAuth exchange is an authorization but snsapi_base is not",
           "[mock][unionid][oauth]") {
-  fixture f;  // conditional
+  mock_wechat::options opt;
+  opt.rules = mock_wechat::unionid_rules::conditional;  // only the legacy rules can tell
+  fixture f(opt);
   f.add_standard_apps();
   for (const std::string scope : {"snsapi_base", "snsapi_userinfo"}) {
     const std::string user = "dave-" + scope;

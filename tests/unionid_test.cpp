@@ -1,8 +1,9 @@
-// The resolver against the mock, in both rule modes: for every combination of (bound) x
-// (follows a same-account official account) x (authorized a same-account app) x
-// (consented via getUserInfo) x (paid: no, inside the window, outside it), the unionid and
-// channel, or the reason, are what the seed's rules say; and the mock's rule engine and
-// the resolver agree on every row. Then the identity directory.
+// The resolver against the mock: for every combination of (mock mode: bound = WeChat since
+// 2021-02-23, conditional = before) x (the resolver's rule set: current, legacy) x (app
+// bound) x (follows a same-account official account) x (authorized a same-account app) x
+// (device data: none, getUserInfo, getUserProfile) x (paid: no, inside the window, outside
+// it), the unionid and channel, or the reason, are what the rules say; and the mock's rule
+// engine and the resolver agree on every row. Then the identity directory.
 #include "mock_support.hpp"
 
 #include <wechat/transport/httplib.hpp>
@@ -12,12 +13,13 @@ using namespace mocktest;
 
 namespace {
 enum class paid { no, inside, outside };
-}
+enum class consent { none, user_info, user_profile };
+}  // namespace
 
-TEST_CASE("the resolver follows the UnionID rules on every row, in both modes",
+TEST_CASE("the resolver follows the UnionID rules on every row, both rule sets, both mock modes",
           "[unionid][resolver]") {
   for (const auto mode :
-       {mock_wechat::unionid_rules::conditional, mock_wechat::unionid_rules::bound}) {
+       {mock_wechat::unionid_rules::bound, mock_wechat::unionid_rules::conditional}) {
     mock_wechat::options opt;
     opt.rules = mode;
     fixture f(opt);
@@ -31,20 +33,18 @@ TEST_CASE("the resolver follows the UnionID rules on every row, in both modes",
     for (const bool bound : {true, false}) {
       const std::string appid = bound ? mp : lone, secret = bound ? mp_secret : "lone-secret";
       wechat::client wx({appid, secret}, transport, nullptr, clk);
-      wechat::resolver_options ro;
-      ro.appid = appid;  // binding unknown to the resolver: it must infer it
-      wechat::unionid_resolver resolver(ro, wx, clk);
       for (const bool follows : {false, true})
         for (const bool authorized : {false, true})
-          for (const bool consented : {false, true})
+          for (const consent c : {consent::none, consent::user_info, consent::user_profile})
             for (const paid p : {paid::no, paid::inside, paid::outside}) {
               const std::string user = "u" + std::to_string(row++);
               if (follows) f.admin("follow", {{"user", user}, {"appid", oa}});
               if (authorized) f.admin("authorize", {{"user", user}, {"appid", app_id}});
               wechat::unionid_evidence e;
               e.session = wx.code2session(f.login(appid, user));
-              if (consented) {
-                const auto u = f.admin("user_info", {{"appid", appid}, {"user", user}});
+              if (c != consent::none) {
+                const auto u = f.admin(c == consent::user_info ? "user_info" : "user_profile",
+                                       {{"appid", appid}, {"user", user}});
                 e.user_info = wechat::encrypted_user_info{u["encryptedData"], u["iv"], u["rawData"],
                                                           u["signature"]};
               }
@@ -57,66 +57,129 @@ TEST_CASE("the resolver follows the UnionID rules on every row, in both modes",
                 f.world().clock().advance(301);
                 clk->advance(std::chrono::seconds(301));
               }
-              const auto paid_calls = f.mock.journal().count("/wxa/getpaidunionid");
-              const auto r = resolver.resolve(e);
-
-              // The seed's rules, restated.
+              // What the mock's rules give, restated: code2session...
               const bool session =
                   bound && (mode == mock_wechat::unionid_rules::bound || follows || authorized);
+              // ...and the channel that gives it, whatever the resolver's rule set.
               std::optional<wechat::unionid_channel> channel;
-              std::optional<wechat::unionid_reason> reason;
               if (session)
                 channel = wechat::unionid_channel::session;
-              else if (bound && consented)
+              else if (bound && c == consent::user_info)
                 channel = wechat::unionid_channel::user_info;
               else if (bound && p == paid::inside)
                 channel = wechat::unionid_channel::paid;
-              else if (!bound && (consented || p == paid::inside))
-                reason = wechat::unionid_reason::app_not_bound;
-              else if (p == paid::outside)
-                reason = wechat::unionid_reason::payment_window_closed;
-              else
-                reason = wechat::unionid_reason::no_relationship;
 
-              INFO("mode=" << mock_wechat::to_string(mode) << " bound=" << bound
-                           << " follows=" << follows << " authorized=" << authorized
-                           << " consented=" << consented << " paid=" << static_cast<int>(p));
-              if (channel) {
-                REQUIRE(r.unionid);
-                CHECK(*r.unionid == mock_wechat::unionid("acct-1", user));
-                CHECK(r.channel == *channel);
-                CHECK_FALSE(r.diagnosis);
-              } else {
-                CHECK_FALSE(r.unionid);
-                REQUIRE(r.diagnosis);
-                CHECK(r.diagnosis->reason == *reason);
-                CHECK(std::string(r.diagnosis->next_step()).size() > 20);
+              for (const auto rules : {wechat::unionid_rules::current, wechat::unionid_rules::legacy}) {
+                wechat::resolver_options ro;
+                ro.appid = appid;  // binding unknown to the resolver: it must infer it
+                ro.rules = rules;
+                wechat::unionid_resolver resolver(ro, wx, clk);
+                const auto paid_calls = f.mock.journal().count("/wxa/getpaidunionid");
+                const auto r = resolver.resolve(e);
+
+                // The diagnosis when no channel gives it: definitive facts first (an
+                // unbound app proven by a verified getUserInfo or by getPaidUnionId's
+                // 89002; getUserProfile data, which has no ids), then what the rule set
+                // makes of code2session's silence, then the payment window.
+                std::optional<wechat::unionid_reason> reason;
+                if (!channel) {
+                  if (!bound && (c == consent::user_info || p == paid::inside))
+                    reason = wechat::unionid_reason::app_not_bound;
+                  else if (c == consent::user_profile)
+                    reason = wechat::unionid_reason::profile_without_ids;
+                  else if (rules == wechat::unionid_rules::current)
+                    reason = wechat::unionid_reason::likely_not_bound;
+                  else if (p == paid::outside)
+                    reason = wechat::unionid_reason::payment_window_closed;
+                  else
+                    reason = wechat::unionid_reason::no_relationship;
+                }
+
+                INFO("mode=" << mock_wechat::to_string(mode) << " rules=" << wechat::to_string(rules)
+                             << " bound=" << bound << " follows=" << follows
+                             << " authorized=" << authorized << " consent=" << static_cast<int>(c)
+                             << " paid=" << static_cast<int>(p));
+                if (channel) {
+                  REQUIRE(r.unionid);
+                  CHECK(*r.unionid == mock_wechat::unionid("acct-1", user));
+                  CHECK(r.channel == *channel);
+                  CHECK_FALSE(r.diagnosis);
+                } else {
+                  CHECK_FALSE(r.unionid);
+                  REQUIRE(r.diagnosis);
+                  CHECK(r.diagnosis->reason == *reason);
+                  CHECK(std::string(r.diagnosis->next_step()).size() > 20);
+                }
+                // Never a call it did not need: getPaidUnionId only when the payment is the
+                // channel left to try, and never outside the window.
+                const bool should_call =
+                    !session && !(bound && c == consent::user_info) && p == paid::inside;
+                CHECK(f.mock.journal().count("/wxa/getpaidunionid") - paid_calls ==
+                      (should_call ? 1u : 0u));
               }
-              // Never a call it did not need: getPaidUnionId only when the payment is the
-              // channel left to try, and never outside the window.
-              const bool should_call = !session && !(bound && consented) && p == paid::inside;
-              CHECK(f.mock.journal().count("/wxa/getpaidunionid") - paid_calls ==
-                    (should_call ? 1u : 0u));
               // The mock's own engine agrees: the session channel matches wxcontext.
               const auto ctx = f.admin("wxcontext", {{"appid", appid}, {"user", user}});
               CHECK(ctx.contains("UNIONID") == session);
             }
     }
-    CHECK(row == 48);
+    CHECK(row == 72);
   }
 }
 
-TEST_CASE("the resolver: configured unbound, cloud context, invalid user info",
+TEST_CASE("today's rules: a bound app without a unionid from code2session is an anomaly",
           "[unionid][resolver]") {
-  fixture f;
+  // A world that still applies the legacy rules stands in for the anomaly: the backend
+  // says the app is bound, code2session says nothing.
+  mock_wechat::options opt;
+  opt.rules = mock_wechat::unionid_rules::conditional;
+  fixture f(opt);
   f.add_standard_apps();
   wechat::httplib_transport_options t;
   t.base_url = f.mock.base_url();
   wechat::client wx({mp, mp_secret}, wechat::httplib_transport::create(t));
   wechat::resolver_options ro;
   ro.appid = mp;
+  ro.bound = true;
   wechat::unionid_evidence e;
   e.session = wx.code2session(f.login(mp, "alice"));
+  REQUIRE_FALSE(e.session.unionid);
+  const auto today = wechat::unionid_resolver(ro, wx).resolve(e);
+  REQUIRE(today.diagnosis);
+  CHECK(today.diagnosis->reason == wechat::unionid_reason::bound_but_missing);
+  CHECK(std::string(today.diagnosis->text()).find("2021-02-23") != std::string::npos);
+  ro.rules = wechat::unionid_rules::legacy;
+  const auto legacy = wechat::unionid_resolver(ro, wx).resolve(e);
+  REQUIRE(legacy.diagnosis);
+  CHECK(legacy.diagnosis->reason == wechat::unionid_reason::no_relationship);
+  CHECK(std::string(legacy.diagnosis->next_step()).find("getUserInfo") != std::string::npos);
+  // getUserInfo consent still gives it under either rule set (the payload carries it)
+  const auto u = f.admin("user_info", {{"appid", mp}, {"user", "alice"}});
+  e.user_info = wechat::encrypted_user_info{u["encryptedData"], u["iv"], u["rawData"], u["signature"]};
+  for (const auto rules : {wechat::unionid_rules::current, wechat::unionid_rules::legacy}) {
+    ro.rules = rules;
+    const auto r = wechat::unionid_resolver(ro, wx).resolve(e);
+    REQUIRE(r.unionid);
+    CHECK(r.channel == wechat::unionid_channel::user_info);
+  }
+}
+
+TEST_CASE("the resolver: configured unbound, cloud context, invalid user info",
+          "[unionid][resolver]") {
+  // The legacy rules, in the world and the resolver: code2session gives no unionid, so
+  // the later channels are reached and their own failures are the diagnosis.
+  mock_wechat::options opt;
+  opt.rules = mock_wechat::unionid_rules::conditional;
+  fixture f(opt);
+  f.add_standard_apps();
+  wechat::httplib_transport_options t;
+  t.base_url = f.mock.base_url();
+  wechat::client wx({mp, mp_secret}, wechat::httplib_transport::create(t));
+  wechat::resolver_options ro;
+  ro.appid = mp;
+  ro.rules = wechat::unionid_rules::legacy;
+  wechat::unionid_evidence e;
+  e.session = wx.code2session(f.login(mp, "alice"));
+  REQUIRE_FALSE(e.session.unionid);
   SECTION("configured as unbound: app_not_bound, no call") {
     ro.bound = false;
     wechat::unionid_resolver r(ro, wx);
@@ -161,7 +224,7 @@ TEST_CASE("the resolver: configured unbound, cloud context, invalid user info",
 }
 
 TEST_CASE("every unionid_reason has a name, a text and a next step", "[unionid]") {
-  for (int v = 1; v <= 8; ++v) {
+  for (int v = 1; v <= 11; ++v) {
     const auto r = static_cast<wechat::unionid_reason>(v);
     CHECK(std::string(wechat::to_string(r)) != "?");
     CHECK(std::string(wechat::unionid_reason_text(r)).size() > 20);
@@ -250,7 +313,14 @@ TEST_CASE("the resolver asks getPaidUnionId only through the lookup it is given,
     const auto r = resolver.resolve(e);
     CHECK(asked.empty());
     REQUIRE(r.diagnosis);
-    CHECK(r.diagnosis->reason == wechat::unionid_reason::payment_window_closed);
+    // today's rules: code2session's silence says more (the app is likely unbound)...
+    CHECK(r.diagnosis->reason == wechat::unionid_reason::likely_not_bound);
+    // ...the legacy rules: the closed window is the reason
+    ro.rules = wechat::unionid_rules::legacy;
+    const auto l = wechat::unionid_resolver(ro, lookup, clk).resolve(e);
+    CHECK(asked.empty());
+    REQUIRE(l.diagnosis);
+    CHECK(l.diagnosis->reason == wechat::unionid_reason::payment_window_closed);
   }
   SECTION("an empty lookup is refused when the resolver is made") {
     CHECK_THROWS_AS(wechat::unionid_resolver(ro, wechat::paid_unionid_lookup{}, clk),
@@ -261,7 +331,14 @@ TEST_CASE("the resolver asks getPaidUnionId only through the lookup it is given,
     const auto r = resolver.resolve(e);
     CHECK(asked.size() == 1);
     REQUIRE(r.diagnosis);
-    CHECK(r.diagnosis->reason == wechat::unionid_reason::payment_not_found);
+    CHECK(r.diagnosis->reason == wechat::unionid_reason::payment_not_found);  // both rule sets
     CHECK(r.diagnosis->cause == wechat::api_errc::invalid_trade);
+    SECTION("89002: app_not_bound, the cause kept") {
+      answer = wechat::api_errc::open_not_exists;
+      const auto n = resolver.resolve(e);
+      REQUIRE(n.diagnosis);
+      CHECK(n.diagnosis->reason == wechat::unionid_reason::app_not_bound);
+      CHECK(n.diagnosis->cause == wechat::api_errc::open_not_exists);
+    }
   }
 }

@@ -84,6 +84,11 @@ struct oauth_token {
   std::string openid;
   std::string scope;
   std::optional<std::string> unionid;
+  /// "is_snapshotuser":1 - the user is on an official account's snapshot page (WeChat
+  /// since 2022-07-12, community doc 000c2c34068880629ced91a2f56001): `openid` (and any
+  /// unionid) are virtual, not the real user's, and sns/userinfo is refused. Do not link
+  /// or store this openid as a user; ask the user to open the full page.
+  bool is_snapshot_user = false;
 };
 
 /// sns/userinfo's answer.
@@ -368,6 +373,28 @@ public:
         },
         "sns_userinfo");
   }
+  /// sns/userinfo for what oauth_exchange returned. A snapshot-page user (is_snapshot_user)
+  /// has no profile to give: api_errc::api_unauthorized (48001, what WeChat answers) at
+  /// once, without a request (error_detail::attempts 0).
+  sns_user_info sns_userinfo(const oauth_token& token, std::error_code& ec,
+                             error_detail* d = nullptr, std::string_view lang = "zh_CN") {
+    if (token.is_snapshot_user) {
+      ec = api_errc::api_unauthorized;
+      if (d) {
+        *d = error_detail{};
+        d->errcode = static_cast<int>(api_errc::api_unauthorized);
+        d->errmsg = "snapshot-page user: the openid is virtual and WeChat refuses sns/userinfo";
+      }
+      return {};
+    }
+    return sns_userinfo(token.access_token, token.openid, ec, d, lang);
+  }
+  /// Throwing overload of sns_userinfo for an oauth_token.
+  sns_user_info sns_userinfo(const oauth_token& token) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return sns_userinfo(token, ec, d); },
+        "sns_userinfo");
+  }
 
   /// Is this user access token valid for this openid? GET /sns/auth. No error: yes.
   void sns_auth(std::string_view access_token, std::string_view openid, std::error_code& ec,
@@ -507,6 +534,7 @@ private:
     t.refresh_token = detail::optional_string(j, "refresh_token").value_or("");
     t.scope = detail::optional_string(j, "scope").value_or("");
     t.unionid = detail::optional_string(j, "unionid");
+    t.is_snapshot_user = detail::integer_field(j, "is_snapshotuser", 0) == 1;
     return t;
   }
 

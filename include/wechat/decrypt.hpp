@@ -38,6 +38,12 @@ struct watermark {
 /// Decrypted wx.getUserInfo payload. The device-side names are camelCase (openId,
 /// nickName, avatarUrl, unionId); lowercase variants (openid, nickname, unionid...) are
 /// accepted too.
+///
+/// Since 2021-04-28 WeChat's getUserInfo gives an anonymous profile ("微信用户", the grey
+/// default avatar, gender 0, empty region) that still carries openId and unionId; since
+/// 2021-10-20 no user-info API gives gender or region (wechat-api.md section 8). Data from
+/// wx.getUserProfile has no openId: decrypt_user_info refuses it with
+/// decrypt_errc::profile_without_ids; decrypt_user_profile reads it.
 struct user_info {
   std::string openid;                  ///< "openId" (required)
   std::string nickname;                ///< "nickName"
@@ -49,6 +55,21 @@ struct user_info {
   std::string avatar_url;              ///< "avatarUrl"
   std::optional<std::string> unionid;  ///< "unionId": only when the app is bound
   wechat::watermark watermark;         ///< "watermark" (required)
+};
+
+/// Decrypted wx.getUserProfile payload (base library 2.10.4+, since 2021-04): the profile
+/// and the watermark, no openId and no unionId (wechat-api.md section 8). Since 2022-11-08
+/// its profile is anonymous too ("微信用户", the grey avatar): real profiles now come from
+/// what the user types (the chooseAvatar button, the nickname input), never from an API.
+struct user_profile {
+  std::string nickname;         ///< "nickName"
+  int gender = 0;               ///< 0 unknown, 1 male, 2 female (0 since 2021-10-20)
+  std::string language;         ///< "language"
+  std::string city;             ///< "city" (empty since 2021-10-20)
+  std::string province;         ///< "province"
+  std::string country;          ///< "country"
+  std::string avatar_url;       ///< "avatarUrl"
+  wechat::watermark watermark;  ///< "watermark" (required)
 };
 
 /// Decrypted phone number payload (old-style getPhoneNumber, and the phone_info object
@@ -252,17 +273,20 @@ inline std::string session_key_signature(std::string_view session_key) {
   return hmac_sha256_hex(session_key, "");
 }
 
-/// Decrypts and verifies a wx.getUserInfo payload. Verifies the rawData signature too when
-/// `data.raw_data` or `data.signature` is given.
-/// Errors: every decrypt_errc; crypto_errc::openssl_failure.
-inline user_info decrypt_user_info(std::string_view session_key, const device_data& data,
-                                   const verify_options& options, std::error_code& ec) {
-  user_info out;
+namespace detail {
+
+// Decrypts and verifies a user-info-shaped payload (getUserInfo or getUserProfile) into
+// `out`; `has_openid` says whether it carried an openId. The watermark is required, the
+// rawData signature checked when given. On error `out` is left for the caller to clear.
+inline void decrypt_profile_payload(std::string_view session_key, const device_data& data,
+                                    const verify_options& options, user_info& out,
+                                    bool& has_openid, std::error_code& ec) {
+  has_openid = false;
   const std::string_view plain =
       detail::decrypt_plaintext(session_key, data.encrypted_data, data.iv, ec);
-  if (ec) return out;
+  if (ec) return;
   detail::json_reader r(plain);
-  bool has_openid = false, has_watermark = false;
+  bool has_watermark = false;
   std::string unionid;
   std::int64_t gender = 0;
   detail::read_top_object(r, [&](std::string_view k) {
@@ -295,9 +319,23 @@ inline user_info decrypt_user_info(std::string_view session_key, const device_da
   });
   if (gender < 0 || gender > 2) r.set_shape_error();
   out.gender = static_cast<int>(gender);
-  detail::finish_typed(r, has_openid && has_watermark, out.watermark, options, ec);
+  detail::finish_typed(r, has_watermark, out.watermark, options, ec);
   if (!ec && (!data.raw_data.empty() || !data.signature.empty()))
     verify_signature(data.raw_data, data.signature, session_key, ec);
+}
+
+}  // namespace detail
+
+/// Decrypts and verifies a wx.getUserInfo payload. Verifies the rawData signature too when
+/// `data.raw_data` or `data.signature` is given.
+/// Errors: every decrypt_errc (profile_without_ids: genuine wx.getUserProfile data, which
+/// has no openId; use decrypt_user_profile); crypto_errc::openssl_failure.
+inline user_info decrypt_user_info(std::string_view session_key, const device_data& data,
+                                   const verify_options& options, std::error_code& ec) {
+  user_info out;
+  bool has_openid = false;
+  detail::decrypt_profile_payload(session_key, data, options, out, has_openid, ec);
+  if (!ec && !has_openid) ec = decrypt_errc::profile_without_ids;
   if (ec) out = user_info{};
   return out;
 }
@@ -308,6 +346,38 @@ inline user_info decrypt_user_info(std::string_view session_key, const device_da
   std::error_code ec;
   auto r = decrypt_user_info(session_key, data, options, ec);
   throw_if_error(ec, "decrypt_user_info");
+  return r;
+}
+
+/// Decrypts and verifies a wx.getUserProfile payload: the profile and the watermark, no
+/// ids (take them from code2session). getUserInfo data is accepted too; its ids are not
+/// part of the result. The watermark is checked as for decrypt_user_info, the rawData
+/// signature when given. Errors: every decrypt_errc but profile_without_ids;
+/// crypto_errc::openssl_failure.
+inline user_profile decrypt_user_profile(std::string_view session_key, const device_data& data,
+                                         const verify_options& options, std::error_code& ec) {
+  user_info u;
+  bool has_openid = false;
+  detail::decrypt_profile_payload(session_key, data, options, u, has_openid, ec);
+  user_profile out;
+  if (ec) return out;
+  out.nickname = std::move(u.nickname);
+  out.gender = u.gender;
+  out.language = std::move(u.language);
+  out.city = std::move(u.city);
+  out.province = std::move(u.province);
+  out.country = std::move(u.country);
+  out.avatar_url = std::move(u.avatar_url);
+  out.watermark = std::move(u.watermark);
+  return out;
+}
+
+/// Throwing overload of decrypt_user_profile.
+inline user_profile decrypt_user_profile(std::string_view session_key, const device_data& data,
+                                         const verify_options& options) {
+  std::error_code ec;
+  auto r = decrypt_user_profile(session_key, data, options, ec);
+  throw_if_error(ec, "decrypt_user_profile");
   return r;
 }
 

@@ -183,7 +183,11 @@ namespace wechat {
     "signature is not 40 hexadecimal characters: the front end sent another field")                \
   X(signature_mismatch, 15,                                                                        \
     "rawData signature does not match sha1(rawData + session_key): rawData was altered "           \
-    "(re-serialized, re-encoded), or the session_key is stale")
+    "(re-serialized, re-encoded), or the session_key is stale")                                    \
+  X(profile_without_ids, 16,                                                                       \
+    "decrypted and verified, but this is wx.getUserProfile data: it carries no openId and no "     \
+    "unionId (WeChat since 2021-04); read it with decrypt_user_profile, and take the ids from "     \
+    "code2session")
 
 /// Stores (token store, identity directory): in memory, or Redis for a fleet.
 #define WECHAT_STORE_ERRCS(X)                                                                      \

@@ -2,13 +2,24 @@
 //
 // unionid_resolver tries every channel the backend has in hand, in order:
 //   1. session       code2session's unionid
-//   2. user_info     the device's encrypted user info (wx.getUserInfo is itself consent)
+//   2. user_info     the device's encrypted wx.getUserInfo data (getUserProfile data has
+//                    no ids at all)
 //   3. paid          getPaidUnionId, only while the 5-minute payment window is open
 //   4. cloud         a cloud function's getWXContext() UNIONID, forwarded to the backend
 // and returns the unionid with the channel that gave it. When none does, it returns a
 // diagnosis: a reason from a fixed set (unionid_reason) with a one-line explanation and
 // the next step. It never calls an endpoint it does not need, and never calls
 // getPaidUnionId outside its window.
+//
+// The diagnosis depends on the rules the app lives under (resolver_options::rules):
+//   current (the default): WeChat since 2021-02-23 ("小程序登录、用户信息相关接口调整说明",
+//     developers.weixin.qq.com community doc 000cacfa20ce88df04cb468bc52801): code2session
+//     gives the unionid to every user of a mini program or mini game bound to an Open
+//     Platform account. Its absence means the app is not bound (likely_not_bound), or,
+//     for an app you say is bound, something is wrong (bound_but_missing).
+//   legacy: before 2021-02-23, only after the user followed an official account or
+//     authorized an app of the same account, or consented through getUserInfo; its
+//     absence was ordinary (no_relationship).
 //
 // identity_directory links one person's openids across apps through the unionid.
 #pragma once
@@ -36,6 +47,20 @@
 
 namespace wechat {
 
+/// The UnionID rules the app lives under (wechat-api.md sections 6 and 8).
+enum class unionid_rules {
+  /// WeChat since 2021-02-23: every user of a bound mini program or mini game gets the
+  /// unionid from code2session (the mock's `--unionid-rules bound`, its default).
+  current = 1,
+  /// WeChat before 2021-02-23: only after a follow or an authorization of the same Open
+  /// Platform account, or getUserInfo consent (the mock's `--unionid-rules conditional`).
+  legacy,
+};
+
+inline const char* to_string(unionid_rules r) noexcept {
+  return r == unionid_rules::legacy ? "legacy" : "current";
+}
+
 /// Where a unionid came from.
 enum class unionid_channel { session = 1, user_info, paid, cloud };
 
@@ -53,13 +78,16 @@ inline const char* to_string(unionid_channel c) noexcept {
 /// unionid_next_step().
 enum class unionid_reason {
   app_not_bound = 1,       ///< the app has no Open Platform account (89002, or configured so)
-  no_relationship,         ///< no follow, no authorization, no consent, no payment
+  no_relationship,         ///< legacy rules: no follow, authorization, consent or payment
   user_info_invalid,       ///< the device's user info failed to decrypt or verify (see cause)
   payment_window_closed,   ///< the payment is older than 5 minutes
   payment_not_found,       ///< no such payment by this openid (89300 inside the window)
   cloud_context_mismatch,  ///< the cloud context is for another openid or appid
   mini_game,               ///< mini games get no unionid from getPaidUnionId
   wechat_unavailable,      ///< a call needed to decide failed (busy, network): try again
+  profile_without_ids,     ///< the user info is getUserProfile data: no ids in it, ever
+  likely_not_bound,        ///< current rules: code2session gave none, so the app is unbound
+  bound_but_missing,       ///< current rules: the app is bound, yet code2session gave none
 };
 
 inline const char* to_string(unionid_reason r) noexcept {
@@ -72,6 +100,9 @@ inline const char* to_string(unionid_reason r) noexcept {
   case unionid_reason::cloud_context_mismatch: return "cloud_context_mismatch";
   case unionid_reason::mini_game: return "mini_game";
   case unionid_reason::wechat_unavailable: return "wechat_unavailable";
+  case unionid_reason::profile_without_ids: return "profile_without_ids";
+  case unionid_reason::likely_not_bound: return "likely_not_bound";
+  case unionid_reason::bound_but_missing: return "bound_but_missing";
   }
   return "?";
 }
@@ -82,9 +113,9 @@ inline const char* unionid_reason_text(unionid_reason r) noexcept {
   case unionid_reason::app_not_bound:
     return "the app is not bound to an Open Platform account, so WeChat gives it no unionid at all";
   case unionid_reason::no_relationship:
-    return "the user has neither followed an official account nor authorized an app of the same "
-           "Open "
-           "Platform account, and has not consented through getUserInfo";
+    return "under the legacy rules (WeChat before 2021-02-23), the user has neither followed an "
+           "official account nor authorized an app of the same Open Platform account, and has "
+           "not consented through getUserInfo";
   case unionid_reason::user_info_invalid:
     return "the device's user info did not decrypt or verify, so its unionId cannot be trusted";
   case unionid_reason::payment_window_closed:
@@ -97,6 +128,16 @@ inline const char* unionid_reason_text(unionid_reason r) noexcept {
   case unionid_reason::mini_game: return "mini games get no unionid through getPaidUnionId";
   case unionid_reason::wechat_unavailable:
     return "a WeChat call needed to decide failed (busy or unreachable)";
+  case unionid_reason::profile_without_ids:
+    return "no ids in getUserProfile data: wx.getUserProfile's encryptedData carries neither "
+           "openId nor unionId (WeChat since 2021-04), so it can never give a unionid";
+  case unionid_reason::likely_not_bound:
+    return "code2session gave no unionid; since 2021-02-23 WeChat gives one to every user of a "
+           "mini program bound to an Open Platform account, so this app is almost certainly not "
+           "bound";
+  case unionid_reason::bound_but_missing:
+    return "the app is configured as bound, yet code2session gave no unionid, which WeChat has "
+           "given to every user of a bound mini program since 2021-02-23: an anomaly";
   }
   return "?";
 }
@@ -109,9 +150,9 @@ inline const char* unionid_next_step(unionid_reason r) noexcept {
            "users "
            "by openid only";
   case unionid_reason::no_relationship:
-    return "ask for consent with getUserInfo (send encryptedData and iv), or invite the user to "
-           "follow your "
-           "official account; after a payment, call getPaidUnionId within 5 minutes";
+    return "(legacy rules) ask for consent with getUserInfo (send encryptedData and iv), or "
+           "invite the user to follow your official account; after a payment, call "
+           "getPaidUnionId within 5 minutes; today, binding the app gives every user's unionid";
   case unionid_reason::user_info_invalid:
     return "fix the decryption (see the cause: usually a session_key from an older wx.login), then "
            "retry "
@@ -127,8 +168,22 @@ inline const char* unionid_next_step(unionid_reason r) noexcept {
     return "forward the getWXContext() of the same user's session, from this app's cloud "
            "environment";
   case unionid_reason::mini_game:
-    return "ask for getUserInfo consent, or rely on a follow/authorization of the same account";
+    return "take it from code2session: a bound mini game gets it for every user since "
+           "2021-02-23 (legacy rules: getUserInfo consent, or a follow/authorization)";
   case unionid_reason::wechat_unavailable: return "retry later; the cause says what failed";
+  case unionid_reason::profile_without_ids:
+    return "take the unionid from code2session (bound apps get it for every user); use "
+           "getUserProfile data, if at all, for the profile only (anonymous since 2022-11-08), "
+           "and send getUserInfo data when you need ids from the device";
+  case unionid_reason::likely_not_bound:
+    return "bind the mini program to your Open Platform account (open.weixin.qq.com, "
+           "management center), or identify users by openid; if it is bound, set "
+           "resolver_options::bound to true";
+  case unionid_reason::bound_but_missing:
+    return "check on open.weixin.qq.com that this appid is bound to the account you expect, "
+           "that the appid and secret are this app's, and that code2session's answer reaches "
+           "you whole (no proxy or wrapper dropping fields); meanwhile identify the user by "
+           "openid";
   }
   return "?";
 }
@@ -183,6 +238,8 @@ struct resolver_options {
   std::optional<bool> bound;
   bool mini_game = false;                     ///< the app is a mini game
   std::chrono::seconds user_info_max_age{0};  ///< freshness check on the user info watermark
+  /// The rules the diagnosis assumes: today's (default) or the legacy ones.
+  unionid_rules rules = unionid_rules::current;
 };
 
 /// How the resolver asks WeChat's getPaidUnionId: client::get_paid_unionid, or anything
@@ -228,9 +285,13 @@ public:
       if (!found || rank(reason) < rank(found->reason)) found = unionid_diagnosis{reason, cause};
     };
 
-    // 1. code2session's own answer.
+    // 1. code2session's own answer. Under today's rules its absence is itself telling.
     r.tried.push_back(unionid_channel::session);
     if (e.session.unionid) return give(r, *e.session.unionid, unionid_channel::session);
+    if (opt_.rules == unionid_rules::current)
+      note(opt_.bound == true ? unionid_reason::bound_but_missing
+                              : unionid_reason::likely_not_bound,
+           {});
 
     // 2. the device's user info: consent. Carries unionId whenever the app is bound.
     if (e.user_info) {
@@ -279,7 +340,9 @@ private:
                                      {e.user_info->encrypted_data, e.user_info->iv,
                                       e.user_info->raw_data, e.user_info->signature},
                                      v, dec);
-    if (dec)
+    if (dec == decrypt_errc::profile_without_ids)
+      note(unionid_reason::profile_without_ids, {});
+    else if (dec)
       note(unionid_reason::user_info_invalid, dec);
     else if (u.openid != e.session.openid)
       note(unionid_reason::user_info_invalid, decrypt_errc::unexpected_payload);
@@ -318,19 +381,24 @@ private:
     return std::nullopt;
   }
 
-  // Lower is more telling: a definitive fact beats a guess.
+  // Lower is more telling: a definitive fact beats a guess. 89300 (payment_not_found)
+  // implies a bound app (an unbound one gets 89002 first), so it outranks what today's
+  // rules infer from code2session's silence; a closed window says nothing of the binding.
   static int rank(unionid_reason r) noexcept {
     switch (r) {
     case unionid_reason::app_not_bound: return 0;
     case unionid_reason::user_info_invalid: return 1;
-    case unionid_reason::payment_not_found: return 2;
-    case unionid_reason::payment_window_closed: return 3;
-    case unionid_reason::mini_game: return 4;
-    case unionid_reason::cloud_context_mismatch: return 5;
-    case unionid_reason::wechat_unavailable: return 6;
-    case unionid_reason::no_relationship: return 7;
+    case unionid_reason::profile_without_ids: return 2;
+    case unionid_reason::payment_not_found: return 3;
+    case unionid_reason::bound_but_missing: return 4;
+    case unionid_reason::likely_not_bound: return 5;
+    case unionid_reason::payment_window_closed: return 6;
+    case unionid_reason::mini_game: return 7;
+    case unionid_reason::cloud_context_mismatch: return 8;
+    case unionid_reason::wechat_unavailable: return 9;
+    case unionid_reason::no_relationship: return 10;
     }
-    return 8;
+    return 11;
   }
   static unionid_result& give(unionid_result& r, const std::string& u, unionid_channel c) {
     r.unionid = u;

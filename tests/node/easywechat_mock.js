@@ -55,7 +55,8 @@ async function admin(url, call, body) {
     const { code } = await admin(url, 'login', { appid, user: 'alice' });
     const session = await utils.codeToSession(code);
     check(session.openid === ctx.OPENID, 'codeToSession: openid');
-    check(session.unionid === ctx.UNIONID, 'codeToSession: unionid (alice follows the official account)');
+    check(session.unionid === ctx.UNIONID && ctx.UNIONID,
+          'codeToSession: unionid (a bound mini program: every user since 2021-02-23)');
     check(Buffer.from(session.session_key, 'base64').length === 16, 'codeToSession: session_key');
     await assert.rejects(utils.codeToSession(code), /40163/, 'a used code is refused with 40163');
     checks++;
@@ -78,10 +79,16 @@ async function admin(url, call, body) {
     const info = await admin(url, 'user_info', { appid, user: 'alice' });
     const plain = utils.decryptSession(session.session_key, info.iv, info.encryptedData);
     check(plain.openId === ctx.OPENID, 'decryptSession: openId');
-    check(plain.nickName === 'alice', 'decryptSession: nickName');
+    check(plain.nickName === '微信用户', 'decryptSession: the anonymous nickName (since 2021-04-28)');
+    check(plain.unionId === ctx.UNIONID, 'decryptSession: unionId');
     check(plain.watermark.appid === appid, 'decryptSession: watermark');
     check(crypto.createHash('sha1').update(info.rawData + session.session_key).digest('hex') === info.signature,
           'rawData signature as the SDKs compute it');
+    // wx.getUserProfile data: the same decryption, no ids inside
+    const prof = await admin(url, 'user_profile', { appid, user: 'alice' });
+    const p2 = utils.decryptSession(session.session_key, prof.iv, prof.encryptedData);
+    check(p2.openId === undefined && p2.unionId === undefined, 'getUserProfile data: no ids');
+    check(p2.nickName === '微信用户' && p2.watermark.appid === appid, 'getUserProfile data: profile, watermark');
     console.log(`easywechat_mock: ${checks} checks passed (node-easywechat 3.6.2 against ${url})`);
   } finally {
     child.kill('SIGTERM');

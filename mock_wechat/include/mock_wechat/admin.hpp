@@ -1,5 +1,5 @@
 // mock_wechat/admin.hpp - the admin API under /__mock (DESIGN.md's contract): the
-// device side (login, user_info, phone, pay, oauth_code, wxcontext), the control side
+// device side (login, user_info, user_profile, phone, pay, oauth_code, wxcontext), the control side
 // (apps, follow, unfollow, authorize, users, clock, faults, reset) and what the mock saw
 // (requests, stats, health). All bodies are JSON; errors are HTTP 400/404 with
 // {"error":"..."} naming the field or the unknown thing (507 naming the limit when the
@@ -105,6 +105,7 @@ private:
         {"/authorize", on_post, &admin_api::relate<&world::authorize>},
         {"/login", on_post, &admin_api::login},
         {"/user_info", on_post, &admin_api::user_info},
+        {"/user_profile", on_post, &admin_api::user_profile},
         {"/phone", on_post, &admin_api::phone},
         {"/pay", on_post, &admin_api::pay},
         {"/oauth_code", on_post, &admin_api::oauth_code},
@@ -224,13 +225,21 @@ private:
     return {{"code", world_.login(str(j, "appid"), str(j, "user"))}};
   }
 
-  nlohmann::json user_info(const call_args& a) {
-    const auto j = parse_body(a.body);
-    const auto p = world_.get_user_info(str(j, "appid"), str(j, "user"));
+  static nlohmann::json payload_json(const user_info_payload& p) {
     return {{"rawData", p.raw_data},
             {"signature", p.signature},
             {"encryptedData", p.encrypted_data},
             {"iv", p.iv}};
+  }
+
+  nlohmann::json user_info(const call_args& a) {
+    const auto j = parse_body(a.body);
+    return payload_json(world_.get_user_info(str(j, "appid"), str(j, "user")));
+  }
+
+  nlohmann::json user_profile(const call_args& a) {
+    const auto j = parse_body(a.body);
+    return payload_json(world_.get_user_profile(str(j, "appid"), str(j, "user")));
   }
 
   nlohmann::json phone(const call_args& a) {
@@ -249,7 +258,13 @@ private:
 
   nlohmann::json oauth_code(const call_args& a) {
     const auto j = parse_body(a.body);
-    return {{"code", world_.oauth_code(str(j, "appid"), str(j, "user"), str(j, "scope"))}};
+    bool snapshot = false;
+    if (const auto it = j.find("snapshot"); it != j.end()) {
+      if (!it->is_boolean()) throw admin_error(400, "field 'snapshot' must be true or false");
+      snapshot = it->get<bool>();
+    }
+    return {{"code", world_.oauth_code(str(j, "appid"), str(j, "user"), str(j, "scope"),
+                                       snapshot)}};
   }
 
   nlohmann::json wxcontext(const call_args& a) {

@@ -293,6 +293,7 @@ private:
     add_field(b, "openid", g.openid);
     b += ',';
     add_field(b, "scope", g.scope);
+    if (g.snapshot_user) b += ",\"is_snapshotuser\":1";
     if (g.unionid) {
       b += ',';
       add_field(b, "unionid", *g.unionid);
@@ -348,7 +349,7 @@ private:
   api_response sns_auth(const api_request& q) {
     const auto owner = world_.check_sns_token(q.param("access_token"));
     if (!owner.ok()) return error(q.path, owner.errc);
-    if (q.param("openid") != openid(owner.value.app->appid, owner.value.user))
+    if (q.param("openid") != world_.openid_of(owner.value))
       return error(q.path, wechat::api_errc::invalid_openid);
     return ok(q.path, "{\"errcode\":0,\"errmsg\":\"ok\"}");
   }

@@ -1,8 +1,9 @@
 // mock_wechat/scenario.hpp - a scenario file describes a world to start from: apps,
-// users, follows, authorizations and the UnionID rule mode.
+// users, follows, authorizations, the UnionID rule mode and the profile era.
 //
 // {
-//   "unionid_rules": "conditional" | "bound",                       (optional)
+//   "unionid_rules": "bound" | "conditional",                       (optional)
+//   "profiles": "anonymous" | "real",                               (optional)
 //   "apps": [ {"appid":"wx...","secret":"...","type":"miniprogram",
 //              "open_account":"acct-1"} ],                          (open_account optional)
 //   "users": [ {"id":"alice", "high_risk":false,
@@ -115,8 +116,14 @@ inline void apply_scenario(world& w, const nlohmann::json& s) {
   if (const auto rules = detail::string_field(s, "unionid_rules", root, false); !rules.empty()) {
     unionid_rules r;
     if (!parse_unionid_rules(rules, r))
-      throw admin_error(400, "scenario: field 'unionid_rules' must be conditional or bound");
+      throw admin_error(400, "scenario: field 'unionid_rules' must be bound or conditional");
     w.set_rules(r);
+  }
+  if (const auto era = detail::string_field(s, "profiles", root, false); !era.empty()) {
+    profile_era e;
+    if (!parse_profile_era(era, e))
+      throw admin_error(400, "scenario: field 'profiles' must be anonymous or real");
+    w.set_profiles(e);
   }
   const auto& apps = detail::array_field(s, "apps", root);
   for (std::size_t i = 0; i < apps.size(); ++i)

@@ -50,7 +50,10 @@ namespace mock_wechat {
 struct options {
   std::string host = "127.0.0.1";  ///< interface to bind
   int port = 0;                    ///< 0: any free port
-  unionid_rules rules = unionid_rules::conditional;
+  /// The UnionID rules: bound (WeChat since 2021-02-23) or conditional (before it).
+  unionid_rules rules = unionid_rules::bound;
+  /// What user-info APIs reveal: anonymous (WeChat since 2021-04-28) or real (before it).
+  profile_era profiles = profile_era::anonymous;
   std::size_t threads = 0;           ///< workers; 0: two per core (HTTP), 64 (HTTPS)
   std::size_t journal = 1000;        ///< journal capacity; 0 turns it off
   std::string tls_cert, tls_key;     ///< PEM files: serve HTTPS
@@ -128,7 +131,7 @@ public:
   /// Binds and starts serving. Throws std::runtime_error when the address cannot be bound
   /// or the TLS files cannot be loaded.
   explicit server(options opt = {})
-      : opt_(std::move(opt)), world_(opt_.rules, opt_.limits), journal_(opt_.journal),
+      : opt_(std::move(opt)), world_(opt_.rules, opt_.limits, opt_.profiles), journal_(opt_.journal),
         stats_(wechat_api::paths()), api_(world_), admin_(world_, faults_, journal_, stats_) {
     if (!opt_.tls_cert.empty() || !opt_.tls_key.empty()) {
       if (opt_.tls_cert.empty() || opt_.tls_key.empty())

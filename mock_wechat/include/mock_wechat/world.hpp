@@ -51,8 +51,9 @@ namespace mock_wechat {
 
 class world {
 public:
-  explicit world(unionid_rules rules = unionid_rules::conditional, world_limits l = {})
-      : rules_(rules), limits_(l), dir_(l), sessions_(l), js_codes_("login codes", l.codes),
+  explicit world(unionid_rules rules = unionid_rules::bound, world_limits l = {},
+                 profile_era profiles = profile_era::anonymous)
+      : rules_(rules), profiles_(profiles), limits_(l), dir_(l), sessions_(l), js_codes_("login codes", l.codes),
         phone_codes_("phone codes", l.codes), oauth_codes_("OAuth codes", l.codes), tokens_(l),
         payments_(l) {}
   world(const world&) = delete;
@@ -63,6 +64,8 @@ public:
   std::int64_t now() const noexcept { return clock_.now(); }
   unionid_rules rules() const noexcept { return rules_.load(); }
   void set_rules(unionid_rules r) noexcept { rules_.store(r); }
+  profile_era profiles() const noexcept { return profiles_.load(); }
+  void set_profiles(profile_era e) noexcept { profiles_.store(e); }
 
   /// Empties the world (apps, users, codes, tokens, payments); the clock back to real time.
   void reset() {
@@ -141,28 +144,26 @@ public:
     return sessions_.current_key(appid, user);
   }
 
-  /// wx.getUserInfo: the user's profile, encrypted with the current session_key, with
-  /// rawData signed as WeChat signs it. Carries unionId when the mini program is bound.
+  /// wx.getUserInfo: the profile of the era (profiles(): the anonymous one by default),
+  /// encrypted with the current session_key, with rawData signed as WeChat signs it.
+  /// Carries openId, and unionId when the mini program is bound.
   user_info_payload get_user_info(const std::string& appid, const std::string& user) {
     const auto a = device_action(appid, user, "user_info");
-    const std::string key = require_session(appid, user);
-    const profile p = profile_of(user);
-    const nlohmann::json raw = {{"nickName", p.nickname},   {"gender", p.gender},
-                                {"language", p.language},   {"city", p.city},
-                                {"province", p.province},   {"country", p.country},
-                                {"avatarUrl", p.avatar_url}};
-    nlohmann::json plain = {{"openId", openid(appid, user)}};
-    for (const auto& [k, v] : raw.items())
-      plain[k] = v;
+    std::optional<std::string> uid;
     if (unionid_allowed(rules(), channel::user_info, dir_.facts(*a, user)))
-      plain["unionId"] = unionid(a->open_account, user);
-    plain["watermark"] = {{"timestamp", now()}, {"appid", appid}};
-    user_info_payload out;
-    out.raw_data = raw.dump();
-    out.signature = wechat::raw_data_signature(out.raw_data, key);
-    out.iv = new_session_key();  // 16 random bytes, base64
-    out.encrypted_data = wechat::encrypt_data(key, plain.dump(), out.iv);
-    return out;
+      uid = unionid(a->open_account, user);
+    return profile_payload(appid, user, openid(appid, user), uid);
+  }
+  /// wx.getUserProfile (base library 2.10.4+, since 2021-04): the same profile with no
+  /// openId and no unionId inside (wechat-api.md section 8).
+  user_info_payload get_user_profile(const std::string& appid, const std::string& user) {
+    device_action(appid, user, "user_profile");
+    return profile_payload(appid, user, std::nullopt, std::nullopt);
+  }
+  /// What a user-info API shows of the user in this era: the anonymous profile, or the
+  /// user's own (explicit, or derived from the name) under profile_era::real.
+  profile shown_profile(const std::string& user) {
+    return profiles() == profile_era::real ? profile_of(user) : anonymous_profile();
   }
   /// Deprecated since 0.2.0: get_user_info (the device's wx.getUserInfo).
   [[deprecated("use world::get_user_info")]] user_info_payload user_info(const std::string& appid,
@@ -201,13 +202,23 @@ public:
 
   /// Web/app OAuth on the device: a code for sns/oauth2/access_token. scope:
   /// snsapi_base (silent), snsapi_userinfo (consent), snsapi_login (website login).
+  /// `snapshot`: the official account's snapshot page (since 2022-07-12, community doc
+  /// 000c2c34068880629ced91a2f56001): the exchange answers is_snapshotuser 1, a virtual
+  /// openid, no unionid, scope snsapi_base, whatever scope the page asked for.
   std::string oauth_code(const std::string& appid, const std::string& user,
-                         const std::string& scope) {
+                         const std::string& scope, bool snapshot = false) {
     const auto a = dir_.require_app(appid);
     dir_.check_user(user);
     dir_.check_web_app(*a, "oauth_code");
     if (scope != "snsapi_base" && scope != "snsapi_userinfo" && scope != "snsapi_login")
       throw admin_error(400, "field 'scope' must be snsapi_base, snsapi_userinfo or snsapi_login");
+    if (snapshot && a->type != app_type::official_account)
+      throw admin_error(400, "oauth_code: 'snapshot' is an official account's page; " + appid +
+                                 " is a " + to_string(a->type));
+    if (snapshot)  // a snapshot user is nobody in particular: no state, no openid to learn
+      return oauth_codes_.issue(now(), [&] {
+        return oauth_code_grant{appid, user, snapshot_scope, limits::code_lifetime};
+      });
     dir_.remember_openid(*a, user);
     // the exchange of a consent code records an authorization: the user's state exists by
     // then, so the WeChat side never meets the users limit
@@ -399,6 +410,10 @@ public:
       oauth_codes_.unredeem(code);
       return out;
     }
+    if (entry.scope == snapshot_scope) {
+      as_snapshot(out.value, appid, entry.user);
+      return out;
+    }
     const bool consent = entry.scope != "snsapi_base";
     if (consent) dir_.add_authorization(entry.user, entry.appid);
     out.value.openid = openid(appid, entry.user);
@@ -415,8 +430,19 @@ public:
     if (!find_app(appid)) return outcome<token_grant>::fail(wechat::api_errc::invalid_appid);
     std::string user;
     auto out = tokens_.refresh_oauth(appid, refresh_token, now(), user);
-    if (out.ok()) out.value.openid = openid(appid, user);
+    if (!out.ok()) return out;
+    if (out.value.scope == snapshot_scope)
+      as_snapshot(out.value, appid, user);
+    else
+      out.value.openid = openid(appid, user);
     return out;
+  }
+
+  /// The openid an OAuth user token stands for: the user's in the app, or the virtual one
+  /// of a snapshot-page user.
+  std::string openid_of(const token_owner& owner) const {
+    return owner.scope == snapshot_scope ? snapshot_openid(owner.app->appid, owner.user)
+                                         : openid(owner.app->appid, owner.user);
   }
 
   /// Validates a user access_token from OAuth: 41001, 40014, 42001.
@@ -424,14 +450,24 @@ public:
 
   /// sns/userinfo after the token check: 40003 (openid not the token's user), 48001
   /// (snsapi_base scope).
+  /// A snapshot-page user's token is 48001 too (its scope is snsapi_base).
   outcome<sns_user> sns_userinfo(const token_owner& owner, std::string_view oid) {
-    if (oid != openid(owner.app->appid, owner.user))
+    if (oid != openid_of(owner))
       return outcome<sns_user>::fail(wechat::api_errc::invalid_openid);
-    if (owner.scope == "snsapi_base")
+    if (owner.scope == "snsapi_base" || owner.scope == snapshot_scope)
       return outcome<sns_user>::fail(wechat::api_errc::api_unauthorized);
     outcome<sns_user> out;
     out.value.openid = std::string(oid);
+    // since 2021-10-20 (community doc 00028edbe3c58081e7cc834705b801) no gender or region;
+    // the nickname and avatar are still the user's own
     out.value.prof = profile_of(owner.user);
+    if (profiles() == profile_era::anonymous) {
+      const profile anon = anonymous_profile();
+      out.value.prof.gender = anon.gender;
+      out.value.prof.city = anon.city;
+      out.value.prof.province = anon.province;
+      out.value.prof.country = anon.country;
+    }
     if (unionid_allowed(rules(), channel::sns_userinfo, dir_.facts(*owner.app, owner.user)))
       out.value.unionid = unionid(owner.app->open_account, owner.user);
     return out;
@@ -458,6 +494,45 @@ public:
   }
 
 private:
+  // A snapshot-page OAuth grant's scope as the code and token tables keep it; answered as
+  // snsapi_base with is_snapshotuser 1.
+  static constexpr const char* snapshot_scope = "snsapi_base/snapshot";
+  // The virtual openid of a snapshot-page user: stable per (app, user), never the real one.
+  static std::string snapshot_openid(std::string_view appid, std::string_view user) {
+    return "o" + detail::hashed_id("snapshot-openid", appid, user);
+  }
+  static void as_snapshot(token_grant& g, std::string_view appid, std::string_view user) {
+    g.openid = snapshot_openid(appid, user);
+    g.scope = "snsapi_base";
+    g.snapshot_user = true;
+    g.unionid.reset();
+  }
+
+  // wx.getUserInfo / wx.getUserProfile: the era's profile as rawData (signed with the
+  // current session_key) and encryptedData (the profile, the ids given, the watermark).
+  user_info_payload profile_payload(const std::string& appid, const std::string& user,
+                                    const std::optional<std::string>& oid,
+                                    const std::optional<std::string>& uid) {
+    const std::string key = require_session(appid, user);
+    const profile p = shown_profile(user);
+    const nlohmann::json raw = {{"nickName", p.nickname},   {"gender", p.gender},
+                                {"language", p.language},   {"city", p.city},
+                                {"province", p.province},   {"country", p.country},
+                                {"avatarUrl", p.avatar_url}};
+    nlohmann::json plain = nlohmann::json::object();
+    if (oid) plain["openId"] = *oid;
+    for (const auto& [k, v] : raw.items())
+      plain[k] = v;
+    if (uid) plain["unionId"] = *uid;
+    plain["watermark"] = {{"timestamp", now()}, {"appid", appid}};
+    user_info_payload out;
+    out.raw_data = raw.dump();
+    out.signature = wechat::raw_data_signature(out.raw_data, key);
+    out.iv = new_session_key();  // 16 random bytes, base64
+    out.encrypted_data = wechat::encrypt_data(key, plain.dump(), out.iv);
+    return out;
+  }
+
   // What each kind of code stands for.
   struct js_code {
     std::string appid, user, session_key;
@@ -529,6 +604,7 @@ private:
   }
 
   std::atomic<unionid_rules> rules_;
+  std::atomic<profile_era> profiles_;
   const world_limits limits_;
   virtual_clock clock_;
   detail::directory dir_;

@@ -84,6 +84,28 @@ struct profile {
   std::string avatar_url;
 };
 
+/// The grey default avatar WeChat gives every anonymous profile (the URL published in
+/// developers' reports of getUserInfo/getUserProfile payloads since 2021-04-28).
+inline constexpr const char* anonymous_avatar_url =
+    "https://thirdwx.qlogo.cn/mmopen/vi_32/"
+    "POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/"
+    "132";
+
+/// What wx.getUserInfo (since 2021-04-28) and wx.getUserProfile (since 2022-11-08) reveal
+/// of anyone: nickName "微信用户", the grey avatar, gender 0, empty region and language
+/// (wechat-api.md section 8; the language is "zh_CN" or empty there: the mock chooses
+/// empty, as in the payloads developers published).
+inline profile anonymous_profile() {
+  profile p;
+  p.nickname = "微信用户";
+  p.language.clear();
+  p.city.clear();
+  p.province.clear();
+  p.country.clear();
+  p.avatar_url = anonymous_avatar_url;
+  return p;
+}
+
 /// The result of a WeChat-side operation: a value, or the WeChat errcode to answer.
 template <class T> struct outcome {
   wechat::api_errc errc{};  ///< api_errc{} (0) on success
@@ -107,6 +129,7 @@ struct token_grant {  ///< cgi-bin/token, stable_token, sns/oauth2 success
   std::int64_t expires_in = 0;
   std::string refresh_token, openid, scope;
   std::optional<std::string> unionid;
+  bool snapshot_user = false;  ///< sns/oauth2: the official account's snapshot page
 };
 struct token_owner {  ///< whom a presented access_token belongs to
   std::shared_ptr<const mock_wechat::app> app;
