@@ -85,7 +85,7 @@ echo "standalone mock: ok"
 # 3. POST /unionid through every channel, against a mock keeping the legacy rules (WeChat
 #    before 2021-02-23: no unionid from code2session without a follow or an authorization),
 #    with a login_server that diagnoses under the same rules.
-"$mock" --port 0 --unionid-rules conditional > "$work/mock4.out" &
+"$mock" --port 0 --unionid-rules conditional --profiles real > "$work/mock4.out" &
 pids+=($!)
 wait_line "$work/mock4.out" listening
 mockbase=$(sed -n 's/^mock_wechat listening on //p' "$work/mock4.out")
@@ -100,6 +100,10 @@ code=$(curl -sf -XPOST "$mockbase/__mock/login" -d "{\"appid\":\"$appid\",\"user
 login=$(curl -sf -XPOST "$base/login" -d "{\"code\":\"$code\"}")
 token=$(field token <<< "$login")
 [[ -z $(field unionid <<< "$login") ]] || fail "legacy rules gave a unionid at login: $login"
+info=$(curl -sf -XPOST "$mockbase/__mock/user_info" -d "{\"appid\":\"$appid\",\"user\":\"bob\"}")
+req=$(node -e 'const i=JSON.parse(process.argv[1]);console.log(JSON.stringify({token:process.argv[2],encryptedData:i.encryptedData,iv:i.iv,rawData:i.rawData,signature:i.signature}))' "$info" "$token")
+ans=$(curl -s -XPOST "$base/userinfo" -d "$req")
+[[ $(field user <<< "$ans" | field nickName) == bob && -n $(field unionid <<< "$ans") ]] || fail "real profile, consent: $ans"
 ans=$(curl -s -XPOST "$base/unionid" -d "{\"token\":\"$token\"}")
 [[ $(field diagnosis <<< "$ans" | field reason) == no_relationship ]] || fail "/unionid, nothing in hand: $ans"
 # A payment: getPaidUnionId inside the window; a payment 6 minutes old is not asked about.

@@ -2,7 +2,7 @@
 // 2021-02-23, conditional = before) x (the resolver's rule set: current, legacy) x (app
 // bound) x (follows a same-account official account) x (authorized a same-account app) x
 // (device data: none, getUserInfo, getUserProfile) x (paid: no, inside the window, outside
-// it), the unionid and channel, or the reason, are what the rules say; and the mock's rule
+// it), in both profile eras (anonymous, real), the unionid and channel, or the reason, are what the rules say; and the mock's rule
 // engine and the resolver agree on every row. Then the identity directory.
 #include "mock_support.hpp"
 
@@ -19,9 +19,11 @@ enum class consent { none, user_info, user_profile };
 TEST_CASE("the resolver follows the UnionID rules on every row, both rule sets, both mock modes",
           "[unionid][resolver]") {
   for (const auto mode :
-       {mock_wechat::unionid_rules::bound, mock_wechat::unionid_rules::conditional}) {
+       {mock_wechat::unionid_rules::bound, mock_wechat::unionid_rules::conditional})
+  for (const auto era : {mock_wechat::profile_era::anonymous, mock_wechat::profile_era::real}) {
     mock_wechat::options opt;
     opt.rules = mode;
+    opt.profiles = era;  // the profile era changes the profile, never the ids
     fixture f(opt);
     f.add_standard_apps();
     f.world().clock().set(1800000000);
@@ -95,7 +97,8 @@ TEST_CASE("the resolver follows the UnionID rules on every row, both rule sets, 
                     reason = wechat::unionid_reason::no_relationship;
                 }
 
-                INFO("mode=" << mock_wechat::to_string(mode) << " rules=" << wechat::to_string(rules)
+                INFO("mode=" << mock_wechat::to_string(mode) << " era=" << mock_wechat::to_string(era)
+                             << " rules=" << wechat::to_string(rules)
                              << " bound=" << bound << " follows=" << follows
                              << " authorized=" << authorized << " consent=" << static_cast<int>(c)
                              << " paid=" << static_cast<int>(p));
