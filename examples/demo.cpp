@@ -12,6 +12,7 @@
 #include <wechat/wechat.hpp>
 
 #include <iostream>
+#include <map>
 #include <string>
 
 namespace {
@@ -156,10 +157,14 @@ int main() {
   if (oauth.unionid) directory.link(oa_appid, oauth.openid, *oauth.unionid);
   for (const auto& who : directory.openids_of(resolved.unionid.value_or("")))
     line("unionid " + resolved.unionid.value_or("") + " -> " + who.appid + " / " + who.openid);
-  line("requests the backend made to WeChat: " + std::to_string(mock.journal().count()) + " (" +
-       std::to_string(mock.journal().count("/sns/jscode2session")) + " code2session, " +
-       std::to_string(mock.journal().count("/cgi-bin/stable_token")) + " stable_token, " +
-       std::to_string(mock.journal().count("/wxa/checksession")) + " checksession)");
+  // Every request the backends made, by endpoint (the mock's journal): they add up.
+  std::map<std::string, int> by_path;
+  for (const auto& entry : mock.journal().to_json()) ++by_path[entry["path"].get<std::string>()];
+  std::string counts;
+  for (const auto& [path, n] : by_path)
+    counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + path;
+  line("requests the backends made to WeChat: " + std::to_string(mock.journal().count()) + " (" +
+       counts + ")");
   std::cout << "\ndemo finished\n";
   return 0;
 }

@@ -322,7 +322,20 @@ void handle_unionid(backend& b, const httplib::Request& req, httplib::Response& 
 
 }  // namespace
 
+constexpr const char* usage =
+    "usage: login_server --appid A --secret S [--api-base URL] [--ca-file F] [--port 8081]\n"
+    "                    [--mock-port P] [--session-ttl 86400] [--max-sessions 100000]\n"
+    "                    [--unionid-rules current|legacy]\n"
+    "       (or WECHAT_APPID / WECHAT_SECRET in the environment)\n"
+    "Without --api-base it talks to an embedded mock of api.weixin.qq.com.\n"
+    "Routes: POST /login, POST /userinfo, POST /unionid (see the top of login_server.cpp).\n";
+
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      std::cout << usage;
+      return 0;
+    }
   const std::string appid = option(argc, argv, "--appid", "WECHAT_APPID");
   const std::string secret = option(argc, argv, "--secret", "WECHAT_SECRET");
   const std::string api_base = option(argc, argv, "--api-base");
@@ -336,10 +349,7 @@ int main(int argc, char** argv) {
       std::atoll(option(argc, argv, "--max-sessions", nullptr, "100000").c_str());
   const std::string rules = option(argc, argv, "--unionid-rules", nullptr, "current");
   if (appid.empty() || secret.empty() || (rules != "current" && rules != "legacy")) {
-    std::cerr << "usage: login_server --appid A --secret S [--api-base URL] [--ca-file F] "
-                 "[--port 8081] [--mock-port P] [--session-ttl 86400] [--max-sessions 100000]\n"
-                 "                    [--unionid-rules current|legacy]\n"
-                 "       (or WECHAT_APPID / WECHAT_SECRET in the environment)\n";
+    std::cerr << usage;
     return 2;
   }
   sigset_t stop;

@@ -5,7 +5,9 @@
 //
 // Paste the four values from your logs. On success prints the verified plaintext JSON and
 // exits 0. On failure prints one line naming the input that is wrong, what is wrong with
-// it and what usually causes it, and exits 1. Never prints the session_key.
+// it and what usually causes it, and exits 1. A bad command line: one line on stderr, exit
+// 2 (as mock_wechat). Never prints the session_key, nor any argument that could be a value
+// (a value put where an option belongs is named by its position only).
 #include <wechat/decrypt.hpp>
 
 #include <cstdio>
@@ -20,11 +22,27 @@ constexpr const char* usage =
     "usage: wechat-decrypt --appid A --session-key K --iv IV --data ENCRYPTED\n"
     "                      [--raw-data R --signature S] [--max-age SECONDS]\n"
     "Decrypts and verifies what a mini program sent (wx.getUserInfo, getPhoneNumber...).\n"
-    "Prints the verified JSON and exits 0, or one line naming the failure and exits 1.\n";
+    "Prints the verified JSON and exits 0, or one line naming the failure and exits 1.\n"
+    "A bad command line exits 2. --max-age must be positive: leave it out for no age check.\n";
 
 int fail(const std::string& line) {
   std::cout << "wechat-decrypt: " << line << '\n';
   return 1;
+}
+
+// A bad command line: one line on stderr, exit 2.
+int usage_error(const std::string& line) {
+  std::cerr << "wechat-decrypt: " << line << " (see --help)\n";
+  return 2;
+}
+
+// An option name ("--" and lowercase letters or dashes): safe to repeat in a message. A
+// session_key, iv or encryptedData is base64 and never looks like one.
+bool looks_like_option(const std::string& a) {
+  if (a.size() < 3 || a.size() > 32 || a.compare(0, 2, "--") != 0) return false;
+  for (std::size_t i = 2; i < a.size(); ++i)
+    if (!((a[i] >= 'a' && a[i] <= 'z') || a[i] == '-')) return false;
+  return true;
 }
 
 }  // namespace
@@ -39,27 +57,35 @@ int main(int argc, char** argv) {
     }
     static const char* known[] = {"--appid",    "--session-key", "--iv",     "--data",
                                   "--raw-data", "--signature",   "--max-age"};
-    bool ok = false;
-    for (const char* k : known)
-      ok = ok || a == k;
-    if (!ok) return fail("unknown option '" + a + "' (see --help)");
-    if (i + 1 >= argc) return fail("option " + a + " needs a value (see --help)");
+    auto is_known = [&](const std::string& s) {
+      for (const char* k : known)
+        if (s == k) return true;
+      return false;
+    };
+    if (!is_known(a)) {
+      if (looks_like_option(a)) return usage_error("unknown option '" + a + "'");
+      return usage_error("argument " + std::to_string(i) +
+                         " is not an option: a value without its option, or an option "
+                         "before it missing its value? (the value is not shown)");
+    }
+    if (i + 1 >= argc || is_known(argv[i + 1]))
+      return usage_error("option " + a + " needs a value");
     args[a] = argv[++i];
   }
   for (const char* required : {"--appid", "--session-key", "--iv", "--data"}) {
-    if (args.find(required) == args.end())
-      return fail(std::string("missing ") + required + " (see --help)");
+    if (args.find(required) == args.end()) return usage_error(std::string("missing ") + required);
   }
   if (args.count("--raw-data") != args.count("--signature"))
-    return fail("--raw-data and --signature go together: give both or neither");
+    return usage_error("--raw-data and --signature go together: give both or neither");
 
   wechat::verify_options options;
   options.appid = args["--appid"];
   if (auto it = args.find("--max-age"); it != args.end()) {
     char* end = nullptr;
     const long long v = std::strtoll(it->second.c_str(), &end, 10);
-    if (end == it->second.c_str() || *end != '\0' || v < 0)
-      return fail("--max-age must be a whole number of seconds, got '" + it->second + "'");
+    if (end == it->second.c_str() || *end != '\0' || v <= 0)
+      return usage_error("--max-age must be a positive whole number of seconds (0 would turn "
+                         "the age check off: leave --max-age out for that)");
     options.max_age = std::chrono::seconds(v);
   }
 

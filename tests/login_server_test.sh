@@ -59,6 +59,12 @@ check_flow() {  # BASE_OF_LOGIN_SERVER MOCK_BASE
   cat "$work/userinfo" "$work/stale" > "$work/answers"
 }
 
+# --help: the usage on stdout, exit 0; no appid: the usage on stderr, exit 2.
+"$server" --help > "$work/help" || fail "--help exited $?"
+grep -q "^usage: login_server" "$work/help" || fail "--help: $(cat "$work/help")"
+set +e; env -u WECHAT_APPID -u WECHAT_SECRET "$server" > /dev/null 2> "$work/noargs"; rc=$?; set -e
+[[ $rc == 2 ]] && grep -q "^usage: login_server" "$work/noargs" || fail "no arguments: exit $rc"
+
 # 1. The embedded mock.
 "$server" --appid "$appid" --secret "$secret" --port 0 > "$work/out1" 2> "$work/err1" &
 pids+=($!)

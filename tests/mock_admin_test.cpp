@@ -151,7 +151,8 @@ TEST_CASE("scenarios load apps, users, follows and the rule mode, or say what is
                "follows":[")" + mock_wechat::make_appid("news") +
                                        R"("]}],
     "follows": [{"user":"bob","appid":")" +
-                                       mock_wechat::make_appid("news") + R"("}],
+                                       mock_wechat::make_appid("news") + R"("},
+                {"user":"dora","appid":"news"}],
     "authorizations": [{"user":"carol","appid":")" +
                                        mock_wechat::make_appid("news") + R"("}]
   })");
@@ -163,6 +164,10 @@ TEST_CASE("scenarios load apps, users, follows and the rule mode, or say what is
             .errc == wechat::api_errc::code_blocked);
   CHECK(w.follower(*w.find_app(mock_wechat::make_appid("news")),
                    mock_wechat::openid(mock_wechat::make_appid("news"), "bob"))
+            .value.subscribed);
+  // an app declared by "name" may be referred to by that name
+  CHECK(w.follower(*w.find_app(mock_wechat::make_appid("news")),
+                   mock_wechat::openid(mock_wechat::make_appid("news"), "dora"))
             .value.subscribed);
 
   auto error = [](const std::string& text) {
@@ -181,15 +186,21 @@ TEST_CASE("scenarios load apps, users, follows and the rule mode, or say what is
         std::string::npos);
   CHECK(error(R"({"follows":[{"user":"a","appid":"wxnope"}]})").find("unknown appid") !=
         std::string::npos);
+  // world errors carry the path of the entry that caused them
+  CHECK(error(R"({"follows":[{"user":"a","appid":"wxnope"}]})").find("scenario.follows[0]: ") ==
+        0);
+  CHECK(error(R"({"users":[{"id":"a","authorized":["x","wxnope"]}]})")
+            .find("scenario.users[0].authorized[0]: ") == 0);
   CHECK(error(R"({"apps":{}})").find("must be an array") != std::string::npos);
   CHECK(error("[]").find("object") != std::string::npos);
 
   const std::string path = "scenario_test_bad.json";
   std::ofstream(path) << "{ not json";
-  CHECK_THROWS_AS(mock_wechat::load_scenario_file(w, path), std::runtime_error);
+  // an unreadable or non-JSON file is the caller's mistake too (mock_wechat exits 2)
+  CHECK_THROWS_AS(mock_wechat::load_scenario_file(w, path), mock_wechat::admin_error);
   std::remove(path.c_str());
   CHECK_THROWS_AS(mock_wechat::load_scenario_file(w, "/nonexistent/scenario.json"),
-                  std::runtime_error);
+                  mock_wechat::admin_error);
 }
 
 TEST_CASE("the embedded server stops promptly even with an idle keep-alive connection",
@@ -220,4 +231,23 @@ TEST_CASE("many keep-alive connections beyond the worker count are all served",
       REQUIRE(r);
       CHECK(r->status == 200);
     }
+}
+
+TEST_CASE("stats percentiles are honest for tiny samples: p99 never below the mean",
+          "[mock][stats]") {
+  mock_wechat::endpoint_stats s;
+  s.add(0, 200, 10);
+  s.add(0, 200, 1000);
+  auto l = s.to_json()["latency_us"];
+  CHECK(l["mean"] == 505);
+  CHECK(l["p99"] == 1000);  // 2 samples: the 99th percentile is the slowest, not the fastest
+  CHECK(l["p50"].get<std::int64_t>() <= 12);  // the bucket of 10 us, never above the max
+  CHECK(l["max"] == 1000);
+  for (int i = 0; i < 98; ++i)
+    s.add(0, 200, 10);
+  l = s.to_json()["latency_us"];  // 100 samples: 99 at 10 us, one at 1000
+  CHECK(l["p99"].get<std::int64_t>() <= 12);
+  CHECK(l["p50"].get<std::int64_t>() <= 12);
+  s.add(0, 200, 1000);  // 101 samples, 2 slow: rank ceil(99.99) = 100 is a slow one
+  CHECK(s.to_json()["latency_us"]["p99"] == 1000);
 }

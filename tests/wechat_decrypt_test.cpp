@@ -129,16 +129,46 @@ TEST_CASE("wechat-decrypt names each failure in one line and exits 1", "[tool]")
   }
 }
 
-TEST_CASE("wechat-decrypt explains bad command lines in one line", "[tool]") {
+TEST_CASE("wechat-decrypt explains bad command lines in one line on stderr, exit 2", "[tool]") {
   auto missing = run({"--appid", "wx"});
-  CHECK(missing.status == 1);
+  CHECK(missing.status == 2);
   CHECK(missing.out == "wechat-decrypt: missing --session-key (see --help)\n");
   auto unknown = run({"--key", "x"});
-  CHECK(unknown.status == 1);
+  CHECK(unknown.status == 2);
   CHECK(lines(unknown.out) == 1);
+  CHECK(unknown.out.find("'--key'") != std::string::npos);
   auto half = sample_args();
   half.insert(half.end(), {"--raw-data", "{}"});
-  CHECK(run(half).status == 1);
+  CHECK(run(half).status == 2);
+  for (const char* age : {"0", "-5", "soon"}) {
+    auto aged = sample_args();
+    aged.insert(aged.end(), {"--max-age", age});
+    const auto r = run(aged);
+    CHECK(r.status == 2);
+    CHECK(r.out.find("positive") != std::string::npos);
+  }
+  SECTION("a forgotten value never echoes the next argument (the session_key)") {
+    const std::string& key = fixtures::sample_session_key;
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"--appid", "wx4f4bc4dec97d474b", "--iv", "--session-key", key, "--data", "x"},
+             {"--appid", "wx4f4bc4dec97d474b", key},
+             {"--session-key", key, "--iv"},
+             {"--max-age", key, "--session-key", key}}) {
+      const auto r = run(args);
+      CAPTURE(r.out);
+      CHECK(r.status == 2);
+      CHECK(lines(r.out) == 1);
+      CHECK(r.out.find(key.substr(0, 8)) == std::string::npos);
+    }
+  }
+  SECTION("usage errors go to stderr, results to stdout") {
+    std::string cmd = std::string(WECHAT_DECRYPT_PATH) + " --appid wx 2>/dev/null";
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    char buf[256];
+    CHECK(fread(buf, 1, sizeof buf, p) == 0);
+    pclose(p);
+  }
   auto help = run({"--help"});
   CHECK(help.status == 0);
   CHECK(help.out.rfind("usage: wechat-decrypt", 0) == 0);

@@ -2,8 +2,10 @@
 // redacted) and per-endpoint statistics (counts, errcodes, latency percentiles).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -248,18 +250,23 @@ private:
     if (log2 < 2) return (std::int64_t{1} << (log2 + 1));
     return (std::int64_t{4 + frac + 1}) << (log2 - 2);
   }
+  // Nearest rank: the smallest latency with at least p of the samples at or below it
+  // (rank ceil(p * n)), as the upper edge of its bucket but never above the maximum seen.
+  // With fewer than 100 samples the p99 is the slowest one: never below the mean.
   std::int64_t percentile(double p) const noexcept {
     std::uint64_t total = 0;
     for (const auto& h : histogram_)
       total += h.load(std::memory_order_relaxed);
     if (total == 0) return 0;
-    const auto want = static_cast<std::uint64_t>(p * static_cast<double>(total - 1)) + 1;
+    const double rank = std::ceil(p * static_cast<double>(total));
+    const auto want = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(rank));
+    const std::int64_t max = max_us_.load(std::memory_order_relaxed);
     std::uint64_t seen = 0;
     for (int b = 0; b < buckets; ++b) {
       seen += histogram_[b].load(std::memory_order_relaxed);
-      if (seen >= want) return bucket_upper(b);
+      if (seen >= want) return std::min(bucket_upper(b), max);
     }
-    return max_us_.load();
+    return max;
   }
 
   std::atomic<std::uint64_t> count_{0}, errors_{0}, http_errors_{0};

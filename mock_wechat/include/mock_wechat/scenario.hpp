@@ -13,7 +13,8 @@
 //   "follows": [ {"user":"alice","appid":"wx<oa>"} ],               (optional)
 //   "authorizations": [ {"user":"alice","appid":"wx<app>"} ]        (optional)
 // }
-// An app may give "name" instead of "appid": its appid is then make_appid(name).
+// An app may give "name" instead of "appid": its appid is then make_appid(name), and
+// follows and authorizations may name it by either. Errors carry the path of the entry.
 #pragma once
 
 #include <fstream>
@@ -108,6 +109,27 @@ inline profile profile_from_json(const std::string& user, const nlohmann::json& 
   return p;
 }
 
+namespace detail {
+
+// An app named in follows/authorizations: its appid, or the name an app was declared with
+// ("name" instead of "appid": make_appid(name)).
+inline std::string app_ref(world& w, const std::string& ref) {
+  if (w.find_app(ref)) return ref;
+  const std::string by_name = make_appid(ref);
+  return w.find_app(by_name) ? by_name : ref;
+}
+
+// Runs `act` (a world call that may throw admin_error) with `where` before its message.
+template <class Act> void at(const std::string& where, Act&& act) {
+  try {
+    act();
+  } catch (const admin_error& e) {
+    throw admin_error(e.status(), where + ": " + e.what());
+  }
+}
+
+}  // namespace detail
+
 /// Applies a scenario (already parsed) to the world. Throws admin_error(400) naming the
 /// first problem, e.g. "scenario.apps[2]: field 'type' must be ...".
 inline void apply_scenario(world& w, const nlohmann::json& s) {
@@ -139,38 +161,44 @@ inline void apply_scenario(world& w, const nlohmann::json& s) {
     }
     if (const auto& p = detail::member(users[i], "profile", where); !p.is_null())
       w.set_profile(id, profile_from_json(id, p, where + ".profile"));
-    for (const auto& f : detail::array_field(users[i], "follows", where)) {
-      if (!f.is_string()) throw admin_error(400, where + ".follows: appids must be strings");
-      w.follow(id, f.get<std::string>());
+    const auto& fl = detail::array_field(users[i], "follows", where);
+    for (std::size_t k = 0; k < fl.size(); ++k) {
+      const std::string at = where + ".follows[" + std::to_string(k) + "]";
+      if (!fl[k].is_string()) throw admin_error(400, at + ": an appid or app name (a string)");
+      detail::at(at, [&] { w.follow(id, detail::app_ref(w, fl[k].get<std::string>())); });
     }
-    for (const auto& f : detail::array_field(users[i], "authorized", where)) {
-      if (!f.is_string()) throw admin_error(400, where + ".authorized: appids must be strings");
-      w.authorize(id, f.get<std::string>());
+    const auto& au = detail::array_field(users[i], "authorized", where);
+    for (std::size_t k = 0; k < au.size(); ++k) {
+      const std::string at = where + ".authorized[" + std::to_string(k) + "]";
+      if (!au[k].is_string()) throw admin_error(400, at + ": an appid or app name (a string)");
+      detail::at(at, [&] { w.authorize(id, detail::app_ref(w, au[k].get<std::string>())); });
     }
   }
   const auto& follows = detail::array_field(s, "follows", root);
   for (std::size_t i = 0; i < follows.size(); ++i) {
     const std::string where = root + ".follows[" + std::to_string(i) + "]";
-    w.follow(detail::string_field(follows[i], "user", where, true),
-             detail::string_field(follows[i], "appid", where, true));
+    const std::string user = detail::string_field(follows[i], "user", where, true),
+                      app = detail::string_field(follows[i], "appid", where, true);
+    detail::at(where, [&] { w.follow(user, detail::app_ref(w, app)); });
   }
   const auto& auths = detail::array_field(s, "authorizations", root);
   for (std::size_t i = 0; i < auths.size(); ++i) {
     const std::string where = root + ".authorizations[" + std::to_string(i) + "]";
-    w.authorize(detail::string_field(auths[i], "user", where, true),
-                detail::string_field(auths[i], "appid", where, true));
+    const std::string user = detail::string_field(auths[i], "user", where, true),
+                      app = detail::string_field(auths[i], "appid", where, true);
+    detail::at(where, [&] { w.authorize(user, detail::app_ref(w, app)); });
   }
 }
 
-/// Reads and applies a scenario file. Throws admin_error(400) (bad content) or
-/// std::runtime_error (unreadable file, not JSON).
+/// Reads and applies a scenario file. Throws admin_error(400) for an unreadable file, one
+/// that is not JSON, or bad content (mock_wechat exits 2 on any of them).
 inline void load_scenario_file(world& w, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read scenario file " + path);
+  if (!in) throw admin_error(400, "cannot read scenario file " + path);
   std::stringstream ss;
   ss << in.rdbuf();
   const auto j = nlohmann::json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded()) throw std::runtime_error("scenario file " + path + " is not valid JSON");
+  if (j.is_discarded()) throw admin_error(400, "scenario file " + path + " is not valid JSON");
   apply_scenario(w, j);
 }
 
