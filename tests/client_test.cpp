@@ -620,7 +620,7 @@ TEST_CASE("get_user_encrypt_key: the device's keys for the current session, both
   CHECK(ec == wechat::api_errc::invalid_openid);
 }
 
-TEST_CASE("get_plugin_open_pid: a plugin code's openpid; 1007 for a wx.login code",
+TEST_CASE("get_plugin_open_pid: a plugin code's openpid, 1007 for a wx.login code",
           "[client][plugin]") {
   client_fixture f;
   auto wx = f.make(mp, mp_secret);

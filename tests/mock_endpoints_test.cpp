@@ -870,7 +870,7 @@ TEST_CASE("clear_quota resets the day's quotas, 10 times a calendar month, then 
   CHECK(post_with(f, path, feb, {{"appid", mp}}).errcode() == 48006);
 }
 
-TEST_CASE("openapi/quota/get counts each app's real calls per day; clear_quota resets them",
+TEST_CASE("openapi/quota/get counts each app's real calls per day, and clear_quota resets them",
           "[mock][quota]") {
   fixture f;
   f.add_standard_apps();

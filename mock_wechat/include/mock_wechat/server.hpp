@@ -441,8 +441,9 @@ private:
               std::string_view fault_kind) {
     const std::int64_t now = world_.now();
     // An answer with a rid (an error) keeps what openapi/rid/get tells its app about it.
-    const std::string rid =
-        out.errcode != 0 ? wechat::detail::extract_rid(out.body) : std::string();
+    const std::string rid = out.errcode != 0 && out.status == 200
+                                ? wechat::detail::extract_rid(out.body)
+                                : std::string();
     std::string appid, ip;
     if (!rid.empty()) {
       appid = caller_appid(call);
