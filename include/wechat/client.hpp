@@ -17,7 +17,7 @@
 // - WeChat busy (-1) and transport failures are retried with backoff and jitter, but only
 //   for calls that are safe to repeat (never one that consumes a code or rotates a key);
 // - 45009/45011 are never retried: ec says to slow down.
-// (About 500 lines: one class, a short pair of overloads per WeChat call.)
+// (About 750 lines: one class, a short pair of overloads per WeChat call.)
 #pragma once
 
 #include <chrono>
