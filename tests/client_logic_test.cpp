@@ -109,9 +109,12 @@ TEST_CASE("countryCode as a number, and a missing field named", "[client][parse]
 TEST_CASE("the rid is parsed from either errmsg style", "[client][parse]") {
   CHECK(wechat::detail::extract_rid("invalid code, rid: 66c69111-4157f271-729ca238") ==
         "66c69111-4157f271-729ca238");
-  CHECK(wechat::detail::extract_rid("invalid credential, access_token is invalid or not latest "
-                                    "rid: 6b04bdfc-788b670a-5c7476a8") ==
-        "6b04bdfc-788b670a-5c7476a8");
+  CHECK(wechat::detail::extract_rid("invalid credential, access_token is invalid or not latest, "
+                                    "could get access_token by getStableAccessToken, more details "
+                                    "at https://mmbizurl.cn/s/JtxxFh33r rid: "
+                                    "6b04bdfc-788b670a-5c7476a8") == "6b04bdfc-788b670a-5c7476a8");
+  CHECK(wechat::detail::extract_rid(" rid: 65194e73-3fc2766d-3dc5ae06") ==
+        "65194e73-3fc2766d-3dc5ae06");  // 1007's errmsg: empty before the rid
   CHECK(wechat::detail::extract_rid(
             "invalid credential hint: [abc] rid: 1a2b3c4d-00000000-ffffffff") ==
         "1a2b3c4d-00000000-ffffffff");

@@ -604,3 +604,179 @@ TEST_CASE("the token is refreshed ahead of expiry, by one caller, while others k
   CHECK(wx.tokens().get() == t2);
   CHECK(wx.tokens().fetches() == 2);
 }
+
+// ------------------------------------ login-adjacent calls (wechat-api.md section 8) --
+
+TEST_CASE("get_user_encrypt_key: the device's keys for the current session, both overloads",
+          "[client][encryptkey]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  const std::string oid = mock_wechat::openid(mp, "alice");
+  const auto s = wx.code2session(f.login(mp, "alice"));
+  const auto keys = wx.get_user_encrypt_key(oid, s.session_key);
+  const auto device = f.world().encrypt_keys(mp, "alice");
+  REQUIRE(keys.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(keys[i].encrypt_key == device[i].encrypt_key);
+    CHECK(keys[i].iv == device[i].iv);
+    CHECK(keys[i].version == device[i].version);
+    CHECK(keys[i].create_time == device[i].create_time);
+  }
+  CHECK(keys[0].expire_in > 0);
+  CHECK(keys[1].expire_in == 0);
+  CHECK(keys[0].version == keys[1].version + 1);
+  std::error_code ec;
+  wechat::error_detail d;
+  CHECK(wx.get_user_encrypt_key(oid, s.session_key, ec, &d).size() == 3);
+  CHECK_FALSE(ec);
+  for (const auto& e : f.mock.journal().to_json("/wxa/business/getuserencryptkey"))
+    CHECK(e["query"]["signature"] == "***");  // only a signature went out, masked here too
+  wx.code2session(f.login(mp, "alice"));  // the device logged in again
+  CHECK(wx.get_user_encrypt_key(oid, s.session_key, ec, &d).empty());
+  CHECK(ec == wechat::api_errc::invalid_signature);
+  CHECK(d.rid.size() == 26);
+  try {
+    wx.get_user_encrypt_key(oid, s.session_key);
+    FAIL("no exception");
+  } catch (const wechat::api_error& e) {
+    CHECK(e.errcode() == 87009);
+    const std::string what = e.what();
+    CHECK(what.rfind("get_user_encrypt_key: WeChat errcode 87009", 0) == 0);
+    CHECK(what.find(s.session_key) == std::string::npos);
+  }
+  wx.get_user_encrypt_key("onobody", s.session_key, ec);
+  CHECK(ec == wechat::api_errc::invalid_openid);
+}
+
+TEST_CASE("get_plugin_open_pid: a plugin code's openpid, 1007 for a wx.login code",
+          "[client][plugin]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  const std::string plugin = "wx9000000000000009";
+  auto plugin_code = [&](const std::string& user) {
+    return f.admin("plugin_login", {{"appid", mp}, {"plugin_appid", plugin}, {"user", user}})["code"]
+        .get<std::string>();
+  };
+  CHECK(wx.get_plugin_open_pid(plugin_code("alice")) ==
+        mock_wechat::world::openpid(plugin, "alice"));
+  std::error_code ec;
+  wechat::error_detail d;
+  const std::string code = plugin_code("bob");
+  CHECK(wx.get_plugin_open_pid(code, ec, &d) == mock_wechat::world::openpid(plugin, "bob"));
+  CHECK_FALSE(ec);
+  wx.get_plugin_open_pid(code, ec, &d);
+  CHECK(ec == wechat::api_errc::code_been_used);
+  CHECK(f.calls("/wxa/getpluginopenpid") == 3);  // not retried
+  wx.get_plugin_open_pid(f.login(mp, "alice"), ec, &d);
+  CHECK(ec == wechat::api_errc::not_plugin_code);
+  CHECK(d.errcode == 1007);
+  CHECK(d.errmsg == " rid: " + d.rid);  // WeChat's errmsg is empty before the rid
+  CHECK(wechat::error_name(ec) == "not_plugin_code");
+  try {
+    wx.get_plugin_open_pid("nosuchcode");
+    FAIL("no exception");
+  } catch (const wechat::api_error& e) {
+    CHECK(e.code() == wechat::api_errc::invalid_code);
+  }
+}
+
+TEST_CASE("get_user_risk_rank: the rank and WeChat's unoin_id, both overloads", "[client][risk]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  wx.code2session(f.login(mp, "alice"));
+  f.admin("users", {{"user", "alice"}, {"risk_rank", 2}});
+  wechat::risk_rank_request r;
+  r.openid = mock_wechat::openid(mp, "alice");
+  r.scene = 1;
+  r.client_ip = "203.0.113.7";
+  r.mobile_no = "13800138000";
+  r.is_test = true;
+  const auto a = wx.get_user_risk_rank(r);
+  CHECK(a.risk_rank == 2);
+  CHECK(a.union_id > 0);
+  const auto sent = f.mock.journal().to_json("/wxa/getuserriskrank").back()["body"];
+  CHECK(sent == nlohmann::json{{"appid", mp},
+                               {"openid", r.openid},
+                               {"scene", 1},
+                               {"client_ip", "203.0.113.7"},
+                               {"mobile_no", "13800138000"},
+                               {"is_test", true}});
+  std::error_code ec;
+  const auto b = wx.get_user_risk_rank(r, ec);
+  CHECK_FALSE(ec);
+  CHECK(b.union_id > a.union_id);  // one id per request
+  r.openid = "onobody";
+  wx.get_user_risk_rank(r, ec);
+  CHECK(ec == wechat::api_errc::invalid_openid);
+  r.openid = mock_wechat::openid(mp, "alice");
+  r.client_ip.clear();
+  CHECK_THROWS_AS(wx.get_user_risk_rank(r), wechat::api_error);  // 47001: client_ip required
+  wx.get_user_risk_rank(r, ec);
+  CHECK(ec == wechat::api_errc::data_format_error);
+}
+
+TEST_CASE("clear_quota and get_api_quota: counted calls, reset, 10 a month", "[client][quota]") {
+  client_fixture f;
+  f.world().clock().set(1801440000);  // 2027-02-01, frozen
+  auto wx = f.make(mp, mp_secret);
+  const std::string oid = mock_wechat::openid(mp, "alice");
+  std::error_code ec;
+  for (int i = 0; i < 3; ++i)
+    wx.check_session_key(oid, "bm90IHRoZSBrZXkgYXQgYWxsIQ==", ec);
+  const auto q = wx.get_api_quota("/wxa/checksession");
+  CHECK(q.daily_limit == 1000000);
+  CHECK(q.used == 3);
+  CHECK(q.remain == 1000000 - 3);
+  CHECK(wx.get_api_quota("/cgi-bin/stable_token", ec).used == 1);  // the client's one fetch
+  CHECK_FALSE(ec);
+  wx.get_api_quota("/sns/jscode2session", ec);
+  CHECK(ec == wechat::api_errc::cgi_path_no_permission);
+  CHECK_THROWS_AS(wx.get_api_quota("/cgi-bin/nope"), wechat::api_error);
+  CHECK_NOTHROW(wx.clear_quota());
+  CHECK(wx.get_api_quota("/wxa/checksession").used == 0);
+  for (int i = 2; i <= 10; ++i) {
+    wx.clear_quota(ec);
+    REQUIRE_FALSE(ec);
+  }
+  wechat::error_detail d;
+  wx.clear_quota(ec, &d);
+  CHECK(ec == wechat::api_errc::clear_quota_limit_reached);
+  CHECK(d.errmsg.rfind("forbid to clear quota because of reaching the limit rid: ", 0) == 0);
+  CHECK(f.calls("/cgi-bin/clear_quota") == 11);  // never retried
+  try {
+    wx.clear_quota();
+    FAIL("no exception");
+  } catch (const wechat::api_error& e) {
+    CHECK(e.errcode() == 48006);
+  }
+  CHECK(wx.get_api_quota("/cgi-bin/clear_quota").remain == 0);
+}
+
+TEST_CASE("get_rid_info: what WeChat kept of this app's failed call", "[client][rid]") {
+  client_fixture f;
+  auto wx = f.make(mp, mp_secret);
+  std::error_code ec;
+  wechat::error_detail d;
+  wx.check_session_key("onobody", "bm90IHRoZSBrZXkgYXQgYWxsIQ==", ec, &d);
+  REQUIRE(ec == wechat::api_errc::invalid_openid);
+  const auto info = wx.get_rid_info(d.rid);
+  CHECK(info.invoke_time == f.world().now());
+  CHECK(info.response_body.find(d.rid) != std::string::npos);
+  CHECK(info.request_url.rfind("access_token=***&openid=onobody&signature=***", 0) == 0);
+  CHECK(info.client_ip == "127.0.0.1");
+  CHECK(info.request_body.empty());
+  const auto again = wx.get_rid_info(d.rid, ec);
+  CHECK_FALSE(ec);
+  CHECK(again.response_body == info.response_body);
+  auto other = f.make(mp2, "mp2-secret");
+  other.get_rid_info(d.rid, ec);
+  CHECK(ec == wechat::api_errc::rid_no_permission);
+  wx.get_rid_info("6b04bdfc-788b670a-5c7476a8", ec);
+  CHECK(ec == wechat::api_errc::rid_not_found);
+  try {
+    wx.get_rid_info("not a rid");
+    FAIL("no exception");
+  } catch (const wechat::api_error& e) {
+    CHECK(e.code() == wechat::api_errc::invalid_rid);
+  }
+}

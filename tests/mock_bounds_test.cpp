@@ -207,7 +207,8 @@ TEST_CASE("the journal keeps a bounded number of bytes whatever peers send", "[m
   }
   CHECK(f.mock.journal().count() == 50);
   const std::size_t per_entry =
-      2 * mock_wechat::journal_entry::max_target + mock_wechat::journal_entry::max_body + 1024;
+      2 * mock_wechat::journal_entry::max_target + mock_wechat::journal_entry::max_body +
+      mock_wechat::journal_entry::max_response + 3 * mock_wechat::journal_entry::max_short + 1024;
   CHECK(f.mock.journal().bytes() <= 50 * per_entry);
   const auto j = f.mock.journal().to_json();
   CHECK(j.back()["body"] == "(524288 bytes, not kept)");

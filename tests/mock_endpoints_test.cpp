@@ -3,6 +3,7 @@
 #include "mock_support.hpp"
 
 #include <wechat/decrypt.hpp>
+#include <wechat/detail/api_response.hpp>
 
 using namespace mocktest;
 
@@ -723,4 +724,448 @@ TEST_CASE("user_profile: the wx.getUserProfile payload has no ids, in either era
     CHECK(f.post("/__mock/user_profile", R"({"appid":")" + oa + R"(","user":"alice"})").status ==
           400);
   }
+}
+
+// ------------------------------------ login-adjacent endpoints (wechat-api.md section 8) --
+
+namespace {
+// A POST to a token-carrying endpoint of section 8.
+reply post_with(fixture& f, const std::string& path, const std::string& token,
+                const nlohmann::json& body) {
+  return f.post(path + "?access_token=" + token, body.dump());
+}
+}  // namespace
+
+TEST_CASE("40001 answers today's errmsg, with its hint, then the rid", "[mock][token]") {
+  fixture f;
+  f.add_standard_apps();
+  f.world().clock().set(1800000000);
+  const std::string t1 = f.token(mp, mp_secret);
+  f.token(mp, mp_secret);
+  f.world().clock().advance(300);
+  const reply r =
+      f.get("/wxa/checksession?access_token=" + t1 + "&openid=x&signature=s&sig_method=hmac_sha256");
+  check_error_shape(r, 40001, "/wxa/checksession", f.world().now());
+  CHECK(r.json()["errmsg"].get<std::string>().rfind(
+            "invalid credential, access_token is invalid or not latest, could get access_token by "
+            "getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r rid: ",
+            0) == 0);
+}
+
+TEST_CASE("getuserencryptkey: the user's last 3 keys, behind checksession's signature check",
+          "[mock][encryptkey]") {
+  fixture f;
+  f.add_standard_apps();
+  f.world().clock().set(1800000000);
+  const std::string path = "/wxa/business/getuserencryptkey";
+  const std::string token = f.token(mp, mp_secret);
+  const std::string oid = mock_wechat::openid(mp, "alice");
+  f.login(mp, "alice");
+  const std::string k1 = *f.world().current_session_key(mp, "alice");
+  auto query = [&](const std::string& key, const std::string& o = "",
+                   const std::string& method = "hmac_sha256", const std::string& tok = "") {
+    return path + "?access_token=" + (tok.empty() ? token : tok) +
+           "&openid=" + (o.empty() ? oid : o) +
+           "&signature=" + wechat::session_key_signature(key) + "&sig_method=" + method;
+  };
+  const reply r = f.get(query(k1));
+  check_compact(r);
+  CHECK(r.content_type == "application/json; charset=UTF-8");
+  CHECK(r.body.rfind("{\"errcode\":0,\"errmsg\":\"ok\",\"key_info_list\":[{\"encrypt_key\":", 0) ==
+        0);
+  const auto list = r.json()["key_info_list"];
+  REQUIRE(list.size() == 3);
+  const auto now = f.world().now();
+  for (std::size_t i = 0; i < 3; ++i) {
+    INFO("key " << i);
+    const auto& k = list[i];
+    CHECK(wechat::base64_decode(k["encrypt_key"].get<std::string>()).size() == 16);
+    CHECK(std::regex_match(k["iv"].get<std::string>(), std::regex("[0-9a-f]{16}")));
+    CHECK(k["create_time"].get<std::int64_t>() <= now);
+    if (i > 0) {
+      CHECK(k["version"].get<std::int64_t>() == list[i - 1]["version"].get<std::int64_t>() - 1);
+      CHECK(k["create_time"].get<std::int64_t>() ==
+            list[i - 1]["create_time"].get<std::int64_t>() - 3600);
+      CHECK(k["expire_in"] == 0);  // the older keys have expired
+      CHECK(k["encrypt_key"] != list[i - 1]["encrypt_key"]);
+    }
+  }
+  const std::int64_t left = list[0]["expire_in"].get<std::int64_t>();
+  CHECK(left > 0);
+  CHECK(left <= 3600);
+  CHECK(list[0]["create_time"].get<std::int64_t>() + 3600 - now == left);
+  const auto device = f.world().encrypt_keys(mp, "alice");  // what the device holds
+  CHECK(list[0]["encrypt_key"] == device[0].encrypt_key);
+  CHECK(list[0]["version"] == device[0].version);
+  CHECK(f.post(query(k1), "").body == r.body);  // POST with the same query: the same answer
+
+  SECTION("errors in WeChat's order: token, sig_method, openid, signature") {
+    check_error_shape(f.get(path + "?openid=" + oid), 41001, path, now);
+    check_error_shape(f.get(query(k1, "", "hmac_sha256", "garbage")), 40014, path, now);
+    check_error_shape(f.get(query(k1, "", "md5")), 87008, path, now);
+    check_error_shape(f.get(query(k1, "onobody")), 40003, path, now);
+    check_error_shape(f.get(query("bm90IHRoZSBrZXkgYXQgYWxsIQ==")), 87009, path, now);
+  }
+  SECTION("a stale session_key after a new login: 87009; the new key works") {
+    f.login(mp, "alice");
+    check_error_shape(f.get(query(k1)), 87009, path, now);
+    const std::string k2 = *f.world().current_session_key(mp, "alice");
+    CHECK(f.get(query(k2)).json()["key_info_list"] == list);  // the keys do not follow logins
+  }
+  SECTION("the newest key expires after 3600 s and a new one takes over") {
+    f.world().clock().advance(left - 1);
+    CHECK(f.get(query(k1)).json()["key_info_list"][0]["version"] == list[0]["version"]);
+    f.world().clock().advance(1);
+    const auto next = f.get(query(k1)).json()["key_info_list"];
+    CHECK(next[0]["version"].get<std::int64_t>() == list[0]["version"].get<std::int64_t>() + 1);
+    CHECK(next[0]["expire_in"] == 3600);
+    CHECK(next[0]["create_time"] == f.world().now());
+    CHECK(next[1]["encrypt_key"] == list[0]["encrypt_key"]);  // rolled down the list
+    CHECK(next[1]["expire_in"] == 0);
+    CHECK(next[2]["encrypt_key"] == list[1]["encrypt_key"]);
+  }
+  SECTION("each user and app has keys of its own") {
+    f.login(mp, "bob");
+    const auto bob = f.get(query(*f.world().current_session_key(mp, "bob"),
+                                 mock_wechat::openid(mp, "bob")))
+                         .json()["key_info_list"];
+    CHECK(bob[0]["encrypt_key"] != list[0]["encrypt_key"]);
+    CHECK(f.world().encrypt_keys(mp2, "alice")[0].encrypt_key != device[0].encrypt_key);
+  }
+}
+
+TEST_CASE("getpluginopenpid: plugin codes, one openpid per plugin and user, 1007 for wx.login's",
+          "[mock][plugin]") {
+  fixture f;
+  f.add_standard_apps();
+  f.world().clock().set(1800000000);
+  const std::string path = "/wxa/getpluginopenpid";
+  const std::string plugin = "wx9000000000000009";
+  const std::string token = f.token(mp, mp_secret);
+  auto plugin_code = [&](const std::string& host, const std::string& user,
+                         const std::string& p = "wx9000000000000009") {
+    return f.admin("plugin_login", {{"appid", host}, {"plugin_appid", p}, {"user", user}})["code"]
+        .get<std::string>();
+  };
+  auto ask = [&](const std::string& code, const std::string& tok = "") {
+    return post_with(f, path, tok.empty() ? token : tok, {{"code", code}});
+  };
+  const std::string code = plugin_code(mp, "alice");
+  CHECK(code.size() == 32);
+  const reply r = ask(code);
+  check_compact(r);
+  CHECK(r.body == "{\"errcode\":0,\"errmsg\":\"ok\",\"openpid\":\"" +
+                      mock_wechat::world::openpid(plugin, "alice") + "\"}");
+  const std::string openpid = r.json()["openpid"];
+  CHECK(openpid.size() == 28);
+  CHECK(openpid != mock_wechat::openid(mp, "alice"));
+  CHECK(openpid != mock_wechat::openid(plugin, "alice"));
+  const auto now = f.world().now();
+  check_error_shape(ask(code), 40163, path, now);  // used
+  check_error_shape(ask("unknowncode"), 40029, path, now);
+  check_error_shape(ask(plugin_code(mp2, "alice")), 40029, path, now);  // another host's code
+  check_error_shape(post_with(f, path, token, nlohmann::json::object()), 41008, path, now);
+  check_error_shape(f.post(path + "?access_token=" + token, "not json"), 47001, path, now);
+  check_error_shape(f.get(path + "?access_token=" + token), 43002, path, now);
+  check_error_shape(post_with(f, path, "garbage", {{"code", code}}), 40014, path, now);
+
+  SECTION("a wx.login code: 1007 with an empty errmsg (then the rid), as observed") {
+    const std::string login_code = f.login(mp, "alice");
+    const reply bad = ask(login_code);
+    INFO(bad.body);
+    CHECK(std::regex_match(bad.body, std::regex("\\{\"errcode\":1007,\"errmsg\":\" rid: "
+                                                 "[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}\"\\}")));
+    CHECK(f.code2session(mp, mp_secret, login_code).errcode() == 0);  // not used up by that
+    CHECK(ask(login_code).errcode() == 1007);  // used or not, still not a plugin code
+  }
+  SECTION("the same plugin in another host: the same openpid; another plugin: another one") {
+    CHECK(ask(plugin_code(mp2, "alice"), f.token(mp2, "mp2-secret")).json()["openpid"] ==
+          openpid);
+    const std::string other = ask(plugin_code(mp, "alice", "wx9100000000000091")).json()["openpid"];
+    CHECK(other != openpid);
+    CHECK(ask(plugin_code(mp, "bob")).json()["openpid"] != openpid);
+  }
+  SECTION("plugin codes live 300 seconds") {
+    const std::string a = plugin_code(mp, "alice"), b = plugin_code(mp, "bob");
+    f.world().clock().advance(299);
+    CHECK(ask(a).errcode() == 0);
+    f.world().clock().advance(1);
+    check_error_shape(ask(b, f.token(mp, mp_secret)), 40029, path, f.world().now());
+  }
+  SECTION("the admin call names what is wrong") {
+    CHECK(f.post("/__mock/plugin_login", nlohmann::json{{"appid", mp}, {"user", "a"}}.dump())
+              .status == 400);
+    CHECK(f.post("/__mock/plugin_login",
+                 nlohmann::json{{"appid", oa}, {"plugin_appid", plugin}, {"user", "a"}}.dump())
+              .status == 400);  // the host must be a mini program
+    CHECK(f.post("/__mock/plugin_login",
+                 nlohmann::json{{"appid", "wx0"}, {"plugin_appid", plugin}, {"user", "a"}}.dump())
+              .status == 404);
+  }
+}
+
+TEST_CASE("getuserriskrank: the user's rank, set through /__mock/users", "[mock][risk]") {
+  fixture f;
+  f.add_standard_apps();
+  const std::string path = "/wxa/getuserriskrank";
+  const std::string token = f.token(mp, mp_secret);
+  for (const char* u : {"alice", "mallory", "carol"})
+    f.login(mp, u);
+  auto body = [&](const std::string& user) {
+    return nlohmann::json{{"appid", mp},
+                          {"openid", mock_wechat::openid(mp, user)},
+                          {"scene", 0},
+                          {"client_ip", "203.0.113.7"}};
+  };
+  const reply r = post_with(f, path, token, body("alice"));
+  check_compact(r);
+  CHECK(std::regex_match(
+      r.body, std::regex("\\{\"errcode\":0,\"errmsg\":\"getuserriskrank succ\",\"risk_rank\":0,"
+                         "\"unoin_id\":[0-9]+\\}")));
+  const auto first_id = r.json()["unoin_id"].get<std::int64_t>();
+  f.admin("users", {{"user", "alice"}, {"risk_rank", 3}});
+  const auto j = post_with(f, path, token, body("alice")).json();
+  CHECK(j["risk_rank"] == 3);
+  CHECK(j["unoin_id"].get<std::int64_t>() > first_id);  // one id per request
+  f.admin("users", {{"user", "mallory"}, {"high_risk", true}});
+  CHECK(post_with(f, path, token, body("mallory")).json()["risk_rank"] == 4);  // no rank: 4
+  f.admin("users", {{"user", "mallory"}, {"risk_rank", 1}});
+  CHECK(post_with(f, path, token, body("mallory")).json()["risk_rank"] == 1);  // explicit wins
+  auto with = body("carol");
+  with["mobile_no"] = "13800138000";
+  with["email_address"] = "carol@example.com";
+  with["extended_info"] = "";
+  with["is_test"] = true;
+  CHECK(post_with(f, path, token, with).json()["risk_rank"] == 0);
+
+  SECTION("errors: method, token, body, then identity") {
+    const auto now = f.world().now();
+    check_error_shape(f.get(path + "?access_token=" + token), 43002, path, now);
+    check_error_shape(post_with(f, path, "", body("alice")), 41001, path, now);
+    check_error_shape(f.post(path + "?access_token=" + token, "[1]"), 47001, path, now);
+    for (const char* field : {"appid", "openid", "scene", "client_ip"}) {
+      INFO("without " << field);
+      auto b = body("alice");
+      b.erase(field);
+      check_error_shape(post_with(f, path, token, b), 47001, path, now);
+    }
+    auto bad_scene = body("alice");
+    bad_scene["scene"] = 7;
+    check_error_shape(post_with(f, path, token, bad_scene), 47001, path, now);
+    auto bad_test = body("alice");
+    bad_test["is_test"] = "yes";
+    check_error_shape(post_with(f, path, token, bad_test), 47001, path, now);
+    auto other = body("alice");
+    other["appid"] = mp2;
+    check_error_shape(post_with(f, path, token, other), 40013, path, now);
+    auto unknown = body("alice");
+    unknown["openid"] = "onobody";
+    check_error_shape(post_with(f, path, token, unknown), 40003, path, now);
+    f.admin("follow", {{"user", "alice"}, {"appid", oa}});
+    auto oa_body = body("alice");
+    oa_body["appid"] = oa;
+    oa_body["openid"] = mock_wechat::openid(oa, "alice");
+    check_error_shape(post_with(f, path, f.token(oa, oa_secret), oa_body), 48001, path, now);
+  }
+  SECTION("the admin API takes ranks 0 to 4 only") {
+    for (const nlohmann::json& bad : {nlohmann::json(5), nlohmann::json(-1), nlohmann::json("2"),
+                                      nlohmann::json(2.5)}) {
+      const reply a =
+          f.post("/__mock/users", nlohmann::json{{"user", "alice"}, {"risk_rank", bad}}.dump());
+      CHECK(a.status == 400);
+      CHECK(a.json()["error"] == "field 'risk_rank' must be 0, 1, 2, 3 or 4");
+    }
+    CHECK(post_with(f, path, token, body("alice")).json()["risk_rank"] == 3);  // unchanged
+  }
+}
+
+TEST_CASE("clear_quota resets the day's quotas, 10 times a calendar month, then 48006",
+          "[mock][quota]") {
+  fixture f;
+  f.add_standard_apps();
+  f.world().clock().set(1801440000 - 86400 * 3);  // 2027-01-29, frozen
+  const std::string path = "/cgi-bin/clear_quota";
+  const std::string token = f.token(mp, mp_secret);
+  for (int i = 1; i < 2000; ++i)  // cgi-bin/token's 2000 a day, spent
+    REQUIRE(f.world().fetch_token(mp, mp_secret).ok());
+  const std::string q =
+      "/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret;
+  check_error_shape(f.get(q), 45009, "/cgi-bin/token", f.world().now());
+  const std::string stable = f.post("/cgi-bin/stable_token",
+                                    nlohmann::json{{"grant_type", "client_credential"},
+                                                   {"appid", mp},
+                                                   {"secret", mp_secret}}
+                                        .dump())
+                                 .json()["access_token"];
+  const reply ok = post_with(f, path, stable, {{"appid", mp}});
+  check_compact(ok);
+  CHECK(ok.body == "{\"errcode\":0,\"errmsg\":\"ok\"}");
+  CHECK(f.get(q).errcode() == 0);  // 45009 lifted
+  for (int i = 2; i <= 10; ++i)
+    REQUIRE(post_with(f, path, stable, {{"appid", mp}}).errcode() == 0);
+  check_error_shape(post_with(f, path, stable, {{"appid", mp}}), 48006, path, f.world().now());
+  CHECK(post_with(f, path, f.token(mp2, "mp2-secret"), {{"appid", mp2}}).errcode() == 0);  // per app
+  const auto now = f.world().now();
+  check_error_shape(f.get(path + "?access_token=" + stable), 43002, path, now);
+  check_error_shape(post_with(f, path, "garbage", {{"appid", mp}}), 40014, path, now);
+  check_error_shape(f.post(path + "?access_token=" + stable, "{"), 47001, path, now);
+  check_error_shape(post_with(f, path, stable, nlohmann::json::object()), 41002, path, now);
+  check_error_shape(post_with(f, path, stable, {{"appid", mp2}}), 40013, path, now);
+  f.world().clock().set(1801440000 - 1);  // still January
+  check_error_shape(post_with(f, path, f.token(mp, mp_secret), {{"appid", mp}}), 48006, path,
+                    f.world().now());
+  f.world().clock().set(1801440000);  // February: 10 more
+  const std::string feb = f.token(mp, mp_secret);
+  for (int i = 1; i <= 10; ++i)
+    REQUIRE(post_with(f, path, feb, {{"appid", mp}}).errcode() == 0);
+  CHECK(post_with(f, path, feb, {{"appid", mp}}).errcode() == 48006);
+}
+
+TEST_CASE("openapi/quota/get counts each app's real calls per day, and clear_quota resets them",
+          "[mock][quota]") {
+  fixture f;
+  f.add_standard_apps();
+  f.world().clock().set(1800000000);
+  const std::string path = "/cgi-bin/openapi/quota/get";
+  const std::string token = f.token(mp, mp_secret);  // 1 cgi-bin/token fetch
+  auto quota = [&](const std::string& cgi_path, const std::string& tok = "") {
+    return post_with(f, path, tok.empty() ? token : tok, {{"cgi_path", cgi_path}});
+  };
+  auto check = [&](const std::string& tok) {
+    return f.get("/wxa/checksession?access_token=" + tok +
+                 "&openid=x&signature=s&sig_method=hmac_sha256");
+  };
+  const reply r = quota("/wxa/checksession");
+  check_compact(r);
+  CHECK(r.body ==
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"quota\":{\"daily_limit\":1000000,\"used\":0,\"remain\":"
+        "1000000}}");
+  for (int i = 0; i < 3; ++i)
+    CHECK(check(token).errcode() == 40003);  // failed calls count too
+  check(f.token(mp2, "mp2-secret"));         // another app's call is its own
+  check("garbage");                          // no app: counts for no one
+  auto q = quota("/wxa/checksession").json()["quota"];
+  CHECK(q["used"] == 3);
+  CHECK(q["remain"] == 1000000 - 3);
+  q = quota("/cgi-bin/token").json()["quota"];
+  CHECK(q["daily_limit"] == 2000);
+  CHECK(q["used"] == 1);
+  CHECK(q["remain"] == 1999);
+  CHECK(quota("/cgi-bin/openapi/quota/get").json()["quota"]["used"] == 4);  // itself, each time
+  f.post("/cgi-bin/stable_token", nlohmann::json{{"grant_type", "client_credential"},
+                                                 {"appid", mp},
+                                                 {"secret", mp_secret}}
+                                      .dump());
+  CHECK(quota("/cgi-bin/stable_token").json()["quota"]["used"] == 1);
+
+  SECTION("clear_quota starts every counter of the day again; its own counts the month") {
+    CHECK(post_with(f, "/cgi-bin/clear_quota", token, {{"appid", mp}}).errcode() == 0);
+    CHECK(quota("/wxa/checksession").json()["quota"]["used"] == 0);
+    CHECK(quota("/cgi-bin/token").json()["quota"]["used"] == 0);
+    q = quota("/cgi-bin/clear_quota").json()["quota"];
+    CHECK(q["daily_limit"] == 10);
+    CHECK(q["used"] == 1);
+    CHECK(q["remain"] == 9);
+  }
+  SECTION("a new day starts from 0") {
+    f.world().clock().advance(86400);
+    const std::string tomorrow = f.token(mp, mp_secret);
+    CHECK(quota("/wxa/checksession", tomorrow).json()["quota"]["used"] == 0);
+    CHECK(quota("/cgi-bin/token", tomorrow).json()["quota"]["used"] == 1);
+  }
+  SECTION("every /cgi-bin and /wxa path the mock serves has a quota") {
+    for (const auto& p : mock_wechat::wechat_api::paths()) {
+      if (p.rfind("/sns/", 0) == 0) continue;
+      INFO(p);
+      CHECK(quota(p).errcode() == 0);
+    }
+  }
+  SECTION("errors: method, token, body, then the path") {
+    const auto now = f.world().now();
+    check_error_shape(f.get(path + "?access_token=" + token), 43002, path, now);
+    check_error_shape(post_with(f, path, "garbage", {{"cgi_path", "/wxa/checksession"}}), 40014,
+                      path, now);
+    check_error_shape(post_with(f, path, token, nlohmann::json::object()), 47001, path, now);
+    check_error_shape(quota("/sns/jscode2session"), 76022, path, now);
+    check_error_shape(quota("/cgi-bin/message/custom/send"), 76021, path, now);
+    check_error_shape(quota("wxa/checksession"), 76021, path, now);
+  }
+}
+
+TEST_CASE("openapi/rid/get: the app's own failed calls from the journal, secrets masked",
+          "[mock][rid]") {
+  fixture f;
+  f.add_standard_apps();
+  f.world().clock().set(1800000000);
+  const std::string path = "/cgi-bin/openapi/rid/get";
+  const std::string token = f.token(mp, mp_secret);
+  auto rid_of = [](const reply& r) { return wechat::detail::extract_rid(r.body); };
+  auto ask = [&](const std::string& rid, const std::string& tok = "") {
+    return post_with(f, path, tok.empty() ? token : tok, {{"rid", rid}});
+  };
+  const reply failed = f.get("/wxa/checksession?access_token=" + token +
+                             "&openid=onobody&signature=abc&sig_method=hmac_sha256");
+  REQUIRE(failed.errcode() == 40003);
+  const std::string rid = rid_of(failed);
+  REQUIRE(rid.size() == 26);
+  const reply r = ask(rid);
+  check_compact(r);
+  CHECK(r.body.rfind("{\"errcode\":0,\"errmsg\":\"ok\",\"request\":{\"invoke_time\":", 0) == 0);
+  const auto req = r.json()["request"];
+  CHECK(req["invoke_time"] == 1800000000);
+  CHECK(req["cost_in_ms"].get<std::int64_t>() >= 0);
+  CHECK(req["request_url"] == "access_token=***&openid=onobody&signature=***&sig_method=hmac_sha256");
+  CHECK(req["request_body"] == "");
+  CHECK(req["response_body"] == failed.body);
+  CHECK(req["client_ip"] == "127.0.0.1");
+  CHECK(r.body.find(token) == std::string::npos);
+
+  SECTION("a failed POST: its body, secrets masked") {
+    const reply bad = f.post("/wxa/business/getuserphonenumber?access_token=" + token,
+                             R"({"code":"nope"})");
+    CHECK(ask(rid_of(bad)).json()["request"]["request_body"] == R"({"code":"nope"})");
+    const reply wrong = f.post("/cgi-bin/stable_token",
+                               nlohmann::json{{"grant_type", "client_credential"},
+                                              {"appid", mp},
+                                              {"secret", "wrong"}}
+                                   .dump());
+    REQUIRE(wrong.errcode() == 40125);
+    const auto w = ask(rid_of(wrong)).json()["request"];
+    CHECK(nlohmann::json::parse(w["request_body"].get<std::string>())["secret"] == "***");
+    CHECK(w["response_body"] == wrong.body);
+  }
+  SECTION("another app's rid: 76003; a rid that named no app: 76003") {
+    const std::string other = f.token(mp2, "mp2-secret");
+    check_error_shape(ask(rid, other), 76003, path, f.world().now());
+    CHECK(ask(rid_of(ask(rid, other)), other).errcode() == 0);  // its own failure it may read
+    const reply garbage = f.get("/wxa/checksession?access_token=garbage&openid=x");
+    CHECK(ask(rid_of(garbage)).errcode() == 76003);
+  }
+  SECTION("unknown, malformed, /sns/*, older than 7 days") {
+    const auto now = f.world().now();
+    check_error_shape(ask("6b04bdfc-788b670a-5c7476a8"), 76001, path, now);
+    check_error_shape(ask("not-a-rid"), 76002, path, now);
+    check_error_shape(post_with(f, path, token, nlohmann::json::object()), 76002, path, now);
+    check_error_shape(f.get(path + "?access_token=" + token), 43002, path, now);
+    check_error_shape(post_with(f, path, "garbage", {{"rid", rid}}), 40014, path, now);
+    const reply sns = f.code2session(mp, mp_secret, "nosuchcode");
+    check_error_shape(ask(rid_of(sns)), 76022, path, now);
+    f.world().clock().advance(7 * 86400);
+    const std::string later = f.token(mp, mp_secret);
+    CHECK(ask(rid, later).errcode() == 0);  // 7 days: still there
+    f.world().clock().advance(1);
+    check_error_shape(ask(rid, later), 76001, path, f.world().now());
+  }
+}
+
+TEST_CASE("openapi/rid/get with the journal off knows no rid", "[mock][rid]") {
+  mock_wechat::options o;
+  o.journal = 0;
+  fixture f(o);
+  f.add_standard_apps();
+  const std::string token = f.token(mp, mp_secret);
+  const reply failed = f.get("/wxa/checksession?access_token=" + token + "&openid=onobody");
+  const reply r = post_with(f, "/cgi-bin/openapi/rid/get", token,
+                            {{"rid", wechat::detail::extract_rid(failed.body)}});
+  check_error_shape(r, 76001, "/cgi-bin/openapi/rid/get", f.world().now());
 }

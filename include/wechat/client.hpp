@@ -17,7 +17,7 @@
 // - WeChat busy (-1) and transport failures are retried with backoff and jitter, but only
 //   for calls that are safe to repeat (never one that consumes a code or rotates a key);
 // - 45009/45011 are never retried: ec says to slow down.
-// (About 500 lines: one class, a short pair of overloads per WeChat call.)
+// (About 750 lines: one class, a short pair of overloads per WeChat call.)
 #pragma once
 
 #include <chrono>
@@ -106,6 +106,52 @@ struct follower_info {
   std::string openid;
   std::int64_t subscribe_time = 0;
   std::optional<std::string> unionid;  ///< followers of a bound official account
+};
+
+/// One key of getuserencryptkey's answer: a key wx.getUserCryptoManager gave the device
+/// (wechat-api.md section 8). Each lives 3600 s.
+struct user_encrypt_key {
+  std::string encrypt_key;      ///< base64 of the 16-byte key
+  std::int64_t version = 0;     ///< increases with each new key; the device names it
+  std::int64_t expire_in = 0;   ///< seconds left (0: expired)
+  std::string iv;               ///< hex, as WeChat gives it
+  std::int64_t create_time = 0;  ///< Unix seconds
+};
+
+/// What getuserriskrank is told about the request (wechat-api.md section 8).
+struct risk_rank_request {
+  std::string openid;
+  int scene = 0;           ///< 0 registration, 1 marketing fraud (2 UGC, mini games)
+  std::string client_ip;   ///< the user's IP address
+  std::string mobile_no;   ///< optional (empty: not sent)
+  std::string email_address;  ///< optional
+  std::string extended_info;  ///< optional
+  bool is_test = false;    ///< a test call
+};
+
+/// getuserriskrank's answer.
+struct user_risk_rank {
+  int risk_rank = 0;  ///< 0 (lowest) to 4 (highest risk)
+  /// WeChat's `unoin_id` (sic: its spelling of union_id). Despite the name it is not a
+  /// UnionID: it is the id of this risk query, for support requests.
+  std::int64_t union_id = 0;
+};
+
+/// cgi-bin/openapi/quota/get's answer: an API's quota for today.
+struct api_quota {
+  std::int64_t daily_limit = 0;
+  std::int64_t used = 0;
+  std::int64_t remain = 0;
+};
+
+/// cgi-bin/openapi/rid/get's answer: what WeChat recorded of the failed call behind a rid.
+struct rid_info {
+  std::int64_t invoke_time = 0;  ///< Unix seconds
+  std::int64_t cost_in_ms = 0;
+  std::string request_url;    ///< the query string (WeChat masks the credentials)
+  std::string request_body;   ///< the POST body
+  std::string response_body;  ///< the answer, with the rid in its errmsg
+  std::string client_ip;
 };
 
 namespace detail {
@@ -445,6 +491,190 @@ public:
   /// Deprecated since 0.2.0: use follower().
   [[deprecated("use client::follower")]] follower_info user_info(std::string_view openid) {
     return follower(openid);
+  }
+
+  // ------------------------------- login-adjacent calls (wechat-api.md section 8) --
+
+  /// The user's last 3 encryption keys (wx.getUserCryptoManager's), newest first: GET
+  /// /wxa/business/getuserencryptkey. `session_key` proves the user's current session
+  /// (only its HMAC signature is sent). Errors: api_errc::invalid_signature (87009: the
+  /// key is stale, the user logged in again), invalid_openid, invalid_sig_method; token,
+  /// transport and protocol errors.
+  std::vector<user_encrypt_key> get_user_encrypt_key(std::string_view openid,
+                                                     std::string_view session_key,
+                                                     std::error_code& ec,
+                                                     error_detail* d = nullptr) {
+    const auto j = with_token("/wxa/business/getuserencryptkey",
+                              session_query(openid, session_key), {}, ec, d, true);
+    std::vector<user_encrypt_key> keys;
+    if (ec) return keys;
+    const auto list = j.find("key_info_list");
+    if (list == j.end() || !list->is_array()) {
+      ec = protocol_errc::missing_field;
+      if (d) d->field = "key_info_list";
+      return keys;
+    }
+    for (const auto& item : *list) {
+      if (!item.is_object()) {
+        ec = protocol_errc::wrong_type;
+        if (d) d->field = "key_info_list";
+        return {};
+      }
+      user_encrypt_key k;
+      k.encrypt_key = detail::required_string(item, "encrypt_key", ec, d);
+      if (ec) return {};
+      k.iv = detail::optional_string(item, "iv").value_or("");
+      k.version = detail::integer_field(item, "version", 0);
+      k.expire_in = detail::integer_field(item, "expire_in", 0);
+      k.create_time = detail::integer_field(item, "create_time", 0);
+      keys.push_back(std::move(k));
+    }
+    return keys;
+  }
+  /// Throwing overload of get_user_encrypt_key.
+  std::vector<user_encrypt_key> get_user_encrypt_key(std::string_view openid,
+                                                     std::string_view session_key) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) {
+          return get_user_encrypt_key(openid, session_key, ec, d);
+        },
+        "get_user_encrypt_key");
+  }
+
+  /// A plugin user's openpid (one id per plugin and user, not an openid) from the code of
+  /// wx.pluginLogin: POST /wxa/getpluginopenpid, with the host mini program's token. Not
+  /// retried on -1: the code is single use. Errors: api_errc::invalid_code (unknown,
+  /// expired, of another host), code_been_used, not_plugin_code (1007: a wx.login code).
+  std::string get_plugin_open_pid(std::string_view code, std::error_code& ec,
+                                  error_detail* d = nullptr) {
+    const nlohmann::json body = {{"code", std::string(code)}};
+    const auto j = with_token("/wxa/getpluginopenpid", "", body.dump(), ec, d, false);
+    if (ec) return {};
+    return detail::required_string(j, "openpid", ec, d);
+  }
+  /// Throwing overload of get_plugin_open_pid.
+  std::string get_plugin_open_pid(std::string_view code) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return get_plugin_open_pid(code, ec, d); },
+        "get_plugin_open_pid");
+  }
+
+  /// The user's risk rank (0-4) for a registration or marketing scene: POST
+  /// /wxa/getuserriskrank (this client's appid is sent). Errors: api_errc::invalid_openid,
+  /// data_format_error (a required field empty), invalid_appid; token and transport errors.
+  user_risk_rank get_user_risk_rank(const risk_rank_request& r, std::error_code& ec,
+                                    error_detail* d = nullptr) {
+    nlohmann::json body = {{"appid", opt_.appid},
+                           {"openid", r.openid},
+                           {"scene", r.scene},
+                           {"client_ip", r.client_ip}};
+    if (!r.mobile_no.empty()) body["mobile_no"] = r.mobile_no;
+    if (!r.email_address.empty()) body["email_address"] = r.email_address;
+    if (!r.extended_info.empty()) body["extended_info"] = r.extended_info;
+    if (r.is_test) body["is_test"] = true;
+    const auto j = with_token("/wxa/getuserriskrank", "",
+                              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                              ec, d, true);
+    user_risk_rank out;
+    if (ec) return out;
+    const auto rank = j.find("risk_rank");
+    if (rank == j.end() || rank->is_null()) {
+      ec = protocol_errc::missing_field;
+      if (d) d->field = "risk_rank";
+      return out;
+    }
+    if (!rank->is_number_integer()) {
+      ec = protocol_errc::wrong_type;
+      if (d) d->field = "risk_rank";
+      return out;
+    }
+    out.risk_rank = rank->get<int>();
+    // WeChat writes "unoin_id"; read "union_id" too, should it ever fix the spelling
+    out.union_id = detail::integer_field(j, "unoin_id", detail::integer_field(j, "union_id", 0));
+    return out;
+  }
+  /// Throwing overload of get_user_risk_rank.
+  user_risk_rank get_user_risk_rank(const risk_rank_request& r) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return get_user_risk_rank(r, ec, d); },
+        "get_user_risk_rank");
+  }
+
+  /// Resets this app's daily API quotas (45009 lifts): POST /cgi-bin/clear_quota. WeChat
+  /// allows 10 a month: then api_errc::clear_quota_limit_reached (48006). Not retried.
+  void clear_quota(std::error_code& ec, error_detail* d = nullptr) {
+    const nlohmann::json body = {{"appid", opt_.appid}};
+    with_token("/cgi-bin/clear_quota", "", body.dump(), ec, d, false);
+  }
+  /// Throwing overload of clear_quota.
+  void clear_quota() {
+    detail::throwing(
+        [&](std::error_code& ec, error_detail* d) {
+          clear_quota(ec, d);
+          return 0;
+        },
+        "clear_quota");
+  }
+
+  /// Today's quota of one API of this app ("/cgi-bin/..." or "/wxa/...", no host): POST
+  /// /cgi-bin/openapi/quota/get. Errors: api_errc::cgi_path_not_found (76021),
+  /// cgi_path_no_permission (76022: /sns/* APIs).
+  api_quota get_api_quota(std::string_view cgi_path, std::error_code& ec,
+                          error_detail* d = nullptr) {
+    const nlohmann::json body = {{"cgi_path", std::string(cgi_path)}};
+    const auto j = with_token("/cgi-bin/openapi/quota/get", "",
+                              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                              ec, d, true);
+    api_quota q;
+    if (ec) return q;
+    const auto quota = j.find("quota");
+    if (quota == j.end() || !quota->is_object()) {
+      ec = protocol_errc::missing_field;
+      if (d) d->field = "quota";
+      return q;
+    }
+    q.daily_limit = detail::integer_field(*quota, "daily_limit", 0);
+    q.used = detail::integer_field(*quota, "used", 0);
+    q.remain = detail::integer_field(*quota, "remain", 0);
+    return q;
+  }
+  /// Throwing overload of get_api_quota.
+  api_quota get_api_quota(std::string_view cgi_path) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return get_api_quota(cgi_path, ec, d); },
+        "get_api_quota");
+  }
+
+  /// What WeChat recorded of this app's failed call behind `rid` (error_detail::rid,
+  /// api_error::rid()): POST /cgi-bin/openapi/rid/get. Errors: api_errc::rid_not_found
+  /// (76001, also past 7 days), invalid_rid (76002), rid_no_permission (76003: another
+  /// app's call).
+  rid_info get_rid_info(std::string_view rid, std::error_code& ec, error_detail* d = nullptr) {
+    const nlohmann::json body = {{"rid", std::string(rid)}};
+    const auto j = with_token("/cgi-bin/openapi/rid/get", "",
+                              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                              ec, d, true);
+    rid_info r;
+    if (ec) return r;
+    const auto req = j.find("request");
+    if (req == j.end() || !req->is_object()) {
+      ec = protocol_errc::missing_field;
+      if (d) d->field = "request";
+      return r;
+    }
+    r.invoke_time = detail::integer_field(*req, "invoke_time", 0);
+    r.cost_in_ms = detail::integer_field(*req, "cost_in_ms", 0);
+    r.request_url = detail::optional_string(*req, "request_url").value_or("");
+    r.request_body = detail::optional_string(*req, "request_body").value_or("");
+    r.response_body = detail::optional_string(*req, "response_body").value_or("");
+    r.client_ip = detail::optional_string(*req, "client_ip").value_or("");
+    return r;
+  }
+  /// Throwing overload of get_rid_info.
+  rid_info get_rid_info(std::string_view rid) {
+    return detail::throwing(
+        [&](std::error_code& ec, error_detail* d) { return get_rid_info(rid, ec, d); },
+        "get_rid_info");
   }
 
 private:

@@ -40,7 +40,12 @@ namespace wechat {
 // wechat::api_errcs() gives the same table at run time.
 #define WECHAT_API_ERRCODES(X)                                                                     \
   X(system_busy, -1, "system error", "system busy, retry later")                                   \
-  X(invalid_credential, 40001, "invalid credential, access_token is invalid or not latest",        \
+  X(not_plugin_code, 1007, "",                                                                     \
+    "not a plugin code: getpluginopenpid takes the code of wx.pluginLogin inside the plugin, "     \
+    "not a wx.login code (WeChat answers this one with an empty errmsg)")                          \
+  X(invalid_credential, 40001,                                                                     \
+    "invalid credential, access_token is invalid or not latest, could get access_token by "        \
+    "getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r",                       \
     "invalid credential: access_token superseded by a newer fetch, or wrong appsecret")            \
   X(invalid_grant_type, 40002, "invalid grant_type",                                               \
     "invalid grant_type: not the one this API takes (client_credential, authorization_code or "    \
@@ -87,6 +92,17 @@ namespace wechat {
   X(data_format_error, 47001, "data format error",                                                 \
     "data format error: the POST body is not the JSON the API expects")                            \
   X(api_unauthorized, 48001, "api unauthorized", "api unauthorized (scope or permission missing)") \
+  X(clear_quota_limit_reached, 48006, "forbid to clear quota because of reaching the limit",      \
+    "clear_quota refused: the app has already reset its quotas 10 times this month")               \
+  X(rid_not_found, 76001, "rid not found, please check",                                           \
+    "rid not found: not a rid WeChat gave out, or older than 7 days")                              \
+  X(invalid_rid, 76002, "rid is error", "invalid rid: empty, or not 3 groups of 8 hex digits")     \
+  X(rid_no_permission, 76003, "could not query this rid,no permission",                            \
+    "rid of another account: query it with the access_token of the app that made the call")       \
+  X(cgi_path_not_found, 76021, "cgi_path not found, please check",                                 \
+    "cgi_path not found: give the API's path as \"/cgi-bin/...\", without the host")               \
+  X(cgi_path_no_permission, 76022, "could not use this cgi_path, no permission",                   \
+    "cgi_path not queryable with this token: /sns/* APIs have no quota or rid to query")           \
   X(session_key_not_exist, 87007, "session_key is not existd or expired",                          \
     "session_key does not exist or expired: the user must wx.login again")                         \
   X(invalid_sig_method, 87008, "invalid sig_method",                                               \

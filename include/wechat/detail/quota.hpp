@@ -32,6 +32,14 @@ public:
     return true;
   }
 
+  /// How many events the window holding `now` has counted.
+  int used(std::int64_t now) noexcept {
+    roll(now);
+    return count_;
+  }
+  /// Forgets the current window's events (WeChat's clear_quota).
+  void clear() noexcept { count_ = 0; }
+
 private:
   void roll(std::int64_t now) noexcept {
     const std::int64_t w = now / Window;

@@ -110,6 +110,7 @@ private:
         {"/pay", on_post, &admin_api::pay},
         {"/oauth_code", on_post, &admin_api::oauth_code},
         {"/wxcontext", on_post, &admin_api::wxcontext},
+        {"/plugin_login", on_post, &admin_api::plugin_login},
         {"/clock", on_get, &admin_api::clock_now},
         {"/clock", on_post, &admin_api::set_clock},
         {"/faults", on_post, &admin_api::add_fault},
@@ -158,12 +159,19 @@ private:
   nlohmann::json set_user(const call_args& a) {
     const auto j = parse_body(a.body);
     const std::string user = str(j, "user");
+    int rank = -1;  // checked before anything changes
+    if (const auto it = j.find("risk_rank"); it != j.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<std::int64_t>() < 0 || it->get<std::int64_t>() > 4)
+        throw admin_error(400, "field 'risk_rank' must be 0, 1, 2, 3 or 4");
+      rank = static_cast<int>(it->get<std::int64_t>());
+    }
     if (const auto it = j.find("high_risk"); it != j.end()) {
       if (!it->is_boolean()) throw admin_error(400, "field 'high_risk' must be true or false");
       world_.set_high_risk(user, it->get<bool>());
     }
     if (const auto it = j.find("profile"); it != j.end())
       world_.set_profile(user, profile_from_json(user, *it, "profile"));
+    if (rank >= 0) world_.set_risk_rank(user, rank);
     return {{"status", "ok"}};
   }
 
@@ -274,6 +282,12 @@ private:
         {"OPENID", c.openid}, {"APPID", c.appid}, {"ENV", c.env}, {"SOURCE", c.source}};
     if (c.unionid) r["UNIONID"] = *c.unionid;
     return r;
+  }
+
+  // wx.pluginLogin inside a plugin: {"appid" (the host mini program),"plugin_appid","user"}.
+  nlohmann::json plugin_login(const call_args& a) {
+    const auto j = parse_body(a.body);
+    return {{"code", world_.plugin_login(str(j, "appid"), str(j, "plugin_appid"), str(j, "user"))}};
   }
 
   // What the mock saw.

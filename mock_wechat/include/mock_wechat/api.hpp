@@ -13,6 +13,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mock_wechat/ids.hpp"
+#include "mock_wechat/observe.hpp"
 #include "mock_wechat/query.hpp"
 #include "mock_wechat/world.hpp"
 
@@ -68,6 +70,10 @@ class wechat_api {
 public:
   explicit wechat_api(world& w) : world_(w) {}
 
+  /// The journal cgi-bin/openapi/rid/get answers from (the server's); without one every
+  /// rid is unknown (76001).
+  void set_journal(const journal* j) noexcept { journal_ = j; }
+
   /// Every path this API serves.
   static const std::vector<std::string>& paths() {
     static const std::vector<std::string> p = {"/sns/jscode2session",
@@ -81,7 +87,14 @@ public:
                                                "/sns/oauth2/refresh_token",
                                                "/sns/userinfo",
                                                "/sns/auth",
-                                               "/cgi-bin/user/info"};
+                                               "/cgi-bin/user/info",
+                                               // wechat-api.md section 8
+                                               "/wxa/business/getuserencryptkey",
+                                               "/wxa/getpluginopenpid",
+                                               "/wxa/getuserriskrank",
+                                               "/cgi-bin/clear_quota",
+                                               "/cgi-bin/openapi/quota/get",
+                                               "/cgi-bin/openapi/rid/get"};
     return p;
   }
 
@@ -124,6 +137,7 @@ public:
   /// Answers a request to a WeChat endpoint. Unknown paths: HTTP 404 with
   /// {"errcode":-1,"errmsg":"unknown api <path>"}.
   api_response handle(const api_request& q) {
+    count_quota(q);
     const std::string_view p = q.path;
     if (p == "/sns/jscode2session") return jscode2session(q);
     if (p == "/cgi-bin/token") return token(q);
@@ -137,6 +151,12 @@ public:
     if (p == "/sns/userinfo") return sns_userinfo(q);
     if (p == "/sns/auth") return sns_auth(q);
     if (p == "/cgi-bin/user/info") return user_info(q);
+    if (p == "/wxa/business/getuserencryptkey") return getuserencryptkey(q);
+    if (p == "/wxa/getpluginopenpid") return getpluginopenpid(q);
+    if (p == "/wxa/getuserriskrank") return getuserriskrank(q);
+    if (p == "/cgi-bin/clear_quota") return clear_quota(q);
+    if (p == "/cgi-bin/openapi/quota/get") return quota_get(q);
+    if (p == "/cgi-bin/openapi/rid/get") return rid_get(q);
     api_response r;
     r.status = 404;
     r.content_type = "application/json; charset=UTF-8";
@@ -379,6 +399,207 @@ private:
     return ok(q.path, std::move(b));
   }
 
+  // ------------------------------- login-adjacent endpoints (wechat-api.md section 8) --
+
+  // A POST endpoint that carries an app token: 43002 for another method, the token's
+  // checks, 47001 for a body that is not a JSON object. api_errc{} with `owner` and `j`
+  // set, or the errcode to answer.
+  wechat::api_errc post_with_token(const api_request& q, token_owner& owner, nlohmann::json& j) {
+    if (q.method != "POST") return wechat::api_errc::require_post_method;
+    auto o = world_.check_app_token(q.param("access_token"));
+    if (!o.ok()) return o.errc;
+    owner = std::move(o.value);
+    j = nlohmann::json::parse(q.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return wechat::api_errc::data_format_error;
+    return {};
+  }
+
+  // A string member of a request body: nullopt when absent or not a string.
+  static std::optional<std::string> body_string(const nlohmann::json& j, const char* name) {
+    const auto it = j.find(name);
+    if (it == j.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  }
+
+  // Counts the call against its app's daily quota for the path (world/quotas.hpp): the
+  // app of its access_token, or for stable_token the registered appid its body names.
+  void count_quota(const api_request& q) {
+    if (q.path.rfind("/sns/", 0) == 0) return;  // no quota for /sns/* (76022)
+    if (const auto token = q.param("access_token"); !token.empty()) {
+      world_.count_call(q.path, token);
+    } else if (q.path == "/cgi-bin/stable_token") {
+      const auto j = nlohmann::json::parse(q.body, nullptr, false);
+      if (j.is_object())
+        if (const auto appid = body_string(j, "appid")) world_.count_call_by_app(q.path, *appid);
+    }
+  }
+
+  // GET (or POST, same query) /wxa/business/getuserencryptkey?access_token&openid&signature
+  // &sig_method=hmac_sha256
+  api_response getuserencryptkey(const api_request& q) {
+    const auto owner = world_.check_app_token(q.param("access_token"));
+    if (!owner.ok()) return error(q.path, owner.errc);
+    const auto o = world_.user_encrypt_keys(*owner.value.app, q.param("openid"),
+                                            q.param("signature"), q.param("sig_method"));
+    if (!o.ok()) return error(q.path, o.errc);
+    std::string b = "{\"errcode\":0,\"errmsg\":\"ok\",\"key_info_list\":[";
+    for (std::size_t i = 0; i < o.value.size(); ++i) {
+      const auto& k = o.value[i];
+      if (i > 0) b += ',';
+      b += "{\"encrypt_key\":\"" + k.encrypt_key + "\",\"version\":" + std::to_string(k.version) +
+           ",\"expire_in\":" + std::to_string(k.expire_in) + ",\"iv\":\"" + k.iv +
+           "\",\"create_time\":" + std::to_string(k.create_time) + "}";
+    }
+    return ok(q.path, b + "]}");
+  }
+
+  // POST /wxa/getpluginopenpid?access_token  {"code"}
+  api_response getpluginopenpid(const api_request& q) {
+    token_owner owner;
+    nlohmann::json j;
+    if (const auto e = post_with_token(q, owner, j); e != wechat::api_errc{})
+      return error(q.path, e);
+    const auto code = body_string(j, "code");
+    if (!code || code->empty()) return error(q.path, wechat::api_errc::code_missing);
+    const auto o = world_.plugin_open_pid(*owner.app, *code);
+    if (!o.ok()) return error(q.path, o.errc);
+    std::string b = "{\"errcode\":0,\"errmsg\":\"ok\",";
+    add_field(b, "openpid", o.value);
+    return ok(q.path, b + "}");
+  }
+
+  // POST /wxa/getuserriskrank?access_token  {"appid","openid","scene","client_ip",
+  // "mobile_no"?,"email_address"?,"extended_info"?,"is_test"?}. A required field missing
+  // or of the wrong type, a scene other than 0, 1 or 2, a mistyped optional field: 47001.
+  api_response getuserriskrank(const api_request& q) {
+    token_owner owner;
+    nlohmann::json j;
+    if (const auto e = post_with_token(q, owner, j); e != wechat::api_errc{})
+      return error(q.path, e);
+    const auto appid = body_string(j, "appid"), oid = body_string(j, "openid"),
+               ip = body_string(j, "client_ip");
+    const auto scene = j.find("scene");
+    bool well_formed = appid && !appid->empty() && oid && !oid->empty() && ip && !ip->empty() &&
+                       scene != j.end() && scene->is_number_integer() &&
+                       scene->get<std::int64_t>() >= 0 && scene->get<std::int64_t>() <= 2;
+    for (const char* optional : {"mobile_no", "email_address", "extended_info"})
+      if (const auto it = j.find(optional); it != j.end() && !it->is_null() && !it->is_string())
+        well_formed = false;
+    if (const auto it = j.find("is_test"); it != j.end() && !it->is_null() && !it->is_boolean())
+      well_formed = false;
+    if (!well_formed) return error(q.path, wechat::api_errc::data_format_error);
+    const auto o = world_.user_risk_rank(*owner.app, *appid, *oid);
+    if (!o.ok()) return error(q.path, o.errc);
+    return ok(q.path, "{\"errcode\":0,\"errmsg\":\"getuserriskrank succ\",\"risk_rank\":" +
+                          std::to_string(o.value.risk_rank) +
+                          ",\"unoin_id\":" + std::to_string(o.value.unoin_id) + "}");
+  }
+
+  // POST /cgi-bin/clear_quota?access_token  {"appid"}
+  api_response clear_quota(const api_request& q) {
+    token_owner owner;
+    nlohmann::json j;
+    if (const auto e = post_with_token(q, owner, j); e != wechat::api_errc{})
+      return error(q.path, e);
+    const auto appid = body_string(j, "appid");
+    if (!appid || appid->empty()) return error(q.path, wechat::api_errc::appid_missing);
+    const auto o = world_.clear_quota(*owner.app, *appid);
+    if (!o.ok()) return error(q.path, o.errc);
+    return ok(q.path, "{\"errcode\":0,\"errmsg\":\"ok\"}");
+  }
+
+  // POST /cgi-bin/openapi/quota/get?access_token  {"cgi_path"}
+  api_response quota_get(const api_request& q) {
+    token_owner owner;
+    nlohmann::json j;
+    if (const auto e = post_with_token(q, owner, j); e != wechat::api_errc{})
+      return error(q.path, e);
+    const auto path = body_string(j, "cgi_path");
+    if (!path) return error(q.path, wechat::api_errc::data_format_error);
+    const auto o = world_.api_quota(*owner.app, *path);
+    if (!o.ok()) return error(q.path, o.errc);
+    return ok(q.path, "{\"errcode\":0,\"errmsg\":\"ok\",\"quota\":{\"daily_limit\":" +
+                          std::to_string(o.value.daily_limit) +
+                          ",\"used\":" + std::to_string(o.value.used) +
+                          ",\"remain\":" + std::to_string(o.value.remain) + "}}");
+  }
+
+  // A rid as the mock writes them: 3 groups of 8 lowercase hex digits.
+  static bool rid_shaped(std::string_view r) noexcept {
+    if (r.size() != 26) return false;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      const char c = r[i];
+      if (i == 8 || i == 17) {
+        if (c != '-') return false;
+      } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The query string of a request target with the values of secret fields as "***".
+  static std::string redacted_query(std::string_view target) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return {};
+    std::string_view rest = target.substr(q + 1);
+    rest = rest.substr(0, rest.find('#'));
+    std::string out;
+    while (!rest.empty()) {
+      const auto amp = rest.find('&');
+      const std::string_view part = rest.substr(0, amp);
+      const auto eq = part.find('=');
+      if (!out.empty()) out += '&';
+      if (eq != std::string_view::npos && is_secret_field(part.substr(0, eq))) {
+        out.append(part.substr(0, eq + 1));
+        out += "***";
+      } else {
+        out.append(part);
+      }
+      if (amp == std::string_view::npos) break;
+      rest = rest.substr(amp + 1);
+    }
+    return out;
+  }
+
+  // POST /cgi-bin/openapi/rid/get?access_token  {"rid"}: from the journal (observe.hpp),
+  // the app's own calls of the last 7 days that the journal still holds. 76002 rid
+  // missing or malformed, 76001 unknown (or forgotten, or the journal is off), 76003
+  // another app's call (or one that named no app), 76022 a /sns/* call.
+  api_response rid_get(const api_request& q) {
+    token_owner owner;
+    nlohmann::json j;
+    if (const auto e = post_with_token(q, owner, j); e != wechat::api_errc{})
+      return error(q.path, e);
+    const auto r = body_string(j, "rid");
+    if (!r || !rid_shaped(*r)) return error(q.path, wechat::api_errc::invalid_rid);
+    const auto e = journal_ != nullptr ? journal_->find_rid(*r) : std::nullopt;
+    if (!e || world_.now() - e->time > limits::rid_lifetime)
+      return error(q.path, wechat::api_errc::rid_not_found);
+    if (e->appid != owner.app->appid) return error(q.path, wechat::api_errc::rid_no_permission);
+    if (e->path.rfind("/sns/", 0) == 0)
+      return error(q.path, wechat::api_errc::cgi_path_no_permission);
+    std::string request_body;
+    if (!e->body.empty() && e->body_size == e->body.size()) {
+      auto b = nlohmann::json::parse(e->body, nullptr, false);
+      if (!b.is_discarded()) {
+        redact(b);
+        request_body = b.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      }
+    }
+    std::string b = "{\"errcode\":0,\"errmsg\":\"ok\",\"request\":{\"invoke_time\":" +
+                    std::to_string(e->time) +
+                    ",\"cost_in_ms\":" + std::to_string(e->latency_us / 1000) + ",";
+    add_field(b, "request_url", redacted_query(e->target));
+    b += ',';
+    add_field(b, "request_body", request_body);
+    b += ',';
+    add_field(b, "response_body", e->response);
+    b += ',';
+    add_field(b, "client_ip", e->client_ip);
+    return ok(q.path, b + "}}");
+  }
+
   // Compact JSON with the keys in WeChat's order (nlohmann sorts them).
   static std::string ordered_dump(const nlohmann::json& j,
                                   std::initializer_list<const char*> order) {
@@ -395,6 +616,7 @@ private:
   }
 
   world& world_;
+  const journal* journal_ = nullptr;
 };
 
 }  // namespace mock_wechat

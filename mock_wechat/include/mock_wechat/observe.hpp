@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,27 @@ struct journal_entry {
   int errcode = 0;
   std::int64_t latency_us = 0;
   std::string fault;  ///< the fault kind injected, if any
+
+  /// What cgi-bin/openapi/rid/get answers from, kept for answers that carry a rid (the
+  /// errors): the rid, whose call it was, the caller's address and the answer's body (its
+  /// first max_response bytes). Empty for other answers.
+  static constexpr std::size_t max_response = 4096;
+  static constexpr std::size_t max_short = 64;  ///< of the rid, the appid, the address
+  std::string rid;
+  std::string appid;  ///< the app whose token (or appid) the call carried
+  std::string client_ip;
+  std::string response;
+
+  /// Keeps what rid/get needs of an answer, within the caps above (empty `rid`: keeps
+  /// nothing).
+  void keep_answer(std::string_view r, std::string_view app, std::string_view ip,
+                   std::string_view answer) {
+    const bool has = !r.empty();
+    keep(rid, r, max_short);
+    keep(appid, has ? app : std::string_view(), max_short);
+    keep(client_ip, has ? ip : std::string_view(), max_short);
+    keep(response, has ? answer : std::string_view(), max_response);
+  }
 
   /// Keeps a request within the caps above (a reused slot: no allocation once warm).
   void keep_request(std::string_view m, std::string_view p, std::string_view t,
@@ -134,7 +156,8 @@ public:
     std::size_t n = 0;
     for (const auto& e : slots_)
       n += e.method.capacity() + e.path.capacity() + e.target.capacity() + e.body.capacity() +
-           e.fault.capacity();
+           e.fault.capacity() + e.rid.capacity() + e.appid.capacity() + e.client_ip.capacity() +
+           e.response.capacity();
     return n;
   }
 
@@ -154,6 +177,17 @@ public:
     std::size_t n = 0;
     each([&](const journal_entry& e) { n += path.empty() || e.path == path; });
     return n;
+  }
+
+  /// The entry of the answer that carried `rid`, if the journal still holds it.
+  std::optional<journal_entry> find_rid(std::string_view rid) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::optional<journal_entry> found;
+    if (rid.empty()) return found;
+    each([&](const journal_entry& e) {
+      if (e.rid == rid) found = e;
+    });
+    return found;
   }
 
   void clear(std::string_view path = {}) {

@@ -24,6 +24,8 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -36,6 +38,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+
+#include <wechat/detail/api_response.hpp>
 
 #include "mock_wechat/admin.hpp"
 #include "mock_wechat/api.hpp"
@@ -133,6 +137,7 @@ public:
   explicit server(options opt = {})
       : opt_(std::move(opt)), world_(opt_.rules, opt_.limits, opt_.profiles), journal_(opt_.journal),
         stats_(wechat_api::paths()), api_(world_), admin_(world_, faults_, journal_, stats_) {
+    api_.set_journal(&journal_);  // openapi/rid/get answers from it
     if (!opt_.tls_cert.empty() || !opt_.tls_key.empty()) {
       if (opt_.tls_cert.empty() || opt_.tls_key.empty())
         throw std::runtime_error("TLS needs both a certificate and a key");
@@ -308,7 +313,7 @@ private:
       return;
     }
     api_response out;
-    const ending end = answer_api({req.method, req.path, req.target, req.body}, out);
+    const ending end = answer_api({req.method, req.path, req.target, req.body, req.remote_addr}, out);
     if (end == ending::drop && !tls_ && detail::current_socket >= 0) {
       ::shutdown(detail::current_socket, SHUT_RDWR);  // the client sees the connection close
       res.status = 200;
@@ -335,7 +340,7 @@ private:
     api_response out;
     ending end = ending::normal;
     try {
-      end = answer_api({r.method, r.path, r.target, r.body}, out);
+      end = answer_api({r.method, r.path, r.target, r.body, {}}, out);
     } catch (const std::exception&) {  // as httplib's exception handler answers
       out.status = 500;
       out.content_type = "application/json; charset=UTF-8";
@@ -355,6 +360,7 @@ private:
 
   struct api_call {
     std::string_view method, path, target, body;
+    std::string_view remote;  ///< the client's address when httplib knows it (else looked up)
   };
 
   // A request to a WeChat endpoint, faults, stats and journal included. `out` is the
@@ -380,7 +386,7 @@ private:
                         .count();
     const int status = end == ending::drop ? 200 : out.status;
     stats_.of(call.path).add(out.errcode, status, us);
-    if (journal_.enabled()) record(call, status, out.errcode, us, fault_kind);
+    if (journal_.enabled()) record(call, status, out, us, fault_kind);
     return end;
   }
 
@@ -434,17 +440,55 @@ private:
     return "delay";
   }
 
-  void record(const api_call& call, int status, int errcode, std::int64_t us,
+  void record(const api_call& call, int status, const api_response& out, std::int64_t us,
               std::string_view fault_kind) {
     const std::int64_t now = world_.now();
+    // An answer with a rid (an error) keeps what openapi/rid/get tells its app about it.
+    const std::string rid = out.errcode != 0 && out.status == 200
+                                ? wechat::detail::extract_rid(out.body)
+                                : std::string();
+    std::string appid, ip;
+    if (!rid.empty()) {
+      appid = caller_appid(call);
+      ip = call.remote.empty() ? peer_ip(detail::current_socket) : std::string(call.remote);
+    }
     journal_.record([&](journal_entry& e) {
       e.time = now;
       e.keep_request(call.method, call.path, call.target, call.body);
       e.status = status;
-      e.errcode = errcode;
+      e.errcode = out.errcode;
       e.latency_us = us;
       e.fault.assign(fault_kind);
+      e.keep_answer(rid, appid, ip, out.body);
     });
+  }
+
+  // Whose call it was: the app of its access_token (valid or not), else the appid it
+  // names in the query or the JSON body; empty when it names none.
+  std::string caller_appid(const api_call& call) {
+    const params query = parse_query(call.target);
+    if (const auto it = query.find("access_token"); it != query.end() && !it->second.empty())
+      return world_.token_appid(it->second);
+    if (const auto it = query.find("appid"); it != query.end()) return it->second;
+    const auto j = nlohmann::json::parse(call.body, nullptr, false);
+    if (j.is_object())
+      if (const auto it = j.find("appid"); it != j.end() && it->is_string())
+        return it->get<std::string>();
+    return {};
+  }
+
+  // The address of the peer of socket `fd` ("" when unknown).
+  static std::string peer_ip(int fd) {
+    if (fd < 0) return {};
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+    char text[64] = {0};
+    if (ss.ss_family == AF_INET)
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, text, sizeof text);
+    else if (ss.ss_family == AF_INET6)
+      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, text, sizeof text);
+    return text;
   }
 
   options opt_;

@@ -27,6 +27,7 @@
 
 #include <wechat/decrypt.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -43,6 +44,7 @@
 #include "mock_wechat/world/codes.hpp"
 #include "mock_wechat/world/directory.hpp"
 #include "mock_wechat/world/payments.hpp"
+#include "mock_wechat/world/quotas.hpp"
 #include "mock_wechat/world/sessions.hpp"
 #include "mock_wechat/world/tokens.hpp"
 #include "mock_wechat/world/types.hpp"
@@ -55,7 +57,7 @@ public:
                  profile_era profiles = profile_era::anonymous)
       : rules_(rules), profiles_(profiles), limits_(l), dir_(l), sessions_(l), js_codes_("login codes", l.codes),
         phone_codes_("phone codes", l.codes), oauth_codes_("OAuth codes", l.codes), tokens_(l),
-        payments_(l) {}
+        payments_(l), plugin_codes_("plugin codes", l.codes), quotas_(l) {}
   world(const world&) = delete;
   world& operator=(const world&) = delete;
 
@@ -76,6 +78,8 @@ public:
     oauth_codes_.clear();
     tokens_.clear();
     payments_.clear();
+    plugin_codes_.clear();
+    quotas_.clear();
     clock_.reset();
   }
 
@@ -260,7 +264,9 @@ public:
             {"trades", payments_.trade_count()},
             {"users", dir_.user_count()},
             {"apps", dir_.app_count()},
-            {"app_tokens", tokens_.app_count()}};
+            {"app_tokens", tokens_.app_count()},
+            {"plugin_codes", plugin_codes_.size()},
+            {"quota_apps", quotas_.size()}};
   }
 
   // ------------------------------------------------------------------- WeChat side --
@@ -493,6 +499,170 @@ public:
     return out;
   }
 
+  // ------------------------------- login-adjacent endpoints (wechat-api.md section 8) --
+
+  /// Sets the rank getuserriskrank answers for `user` (0-4; 400 otherwise). Without one,
+  /// a high-risk user's rank is 4 and anyone else's 0.
+  void set_risk_rank(const std::string& user, int rank) {
+    dir_.check_user(user);
+    if (rank < 0 || rank > 4) throw admin_error(400, "field 'risk_rank' must be 0, 1, 2, 3 or 4");
+    dir_.set_risk_rank(user, rank);
+  }
+
+  /// wx.pluginLogin inside plugin `plugin_appid` used by mini program `appid`: a 5-minute
+  /// single-use code for getpluginopenpid, called with the host mini program's token.
+  std::string plugin_login(const std::string& appid, const std::string& plugin_appid,
+                           const std::string& user) {
+    if (plugin_appid.empty()) throw admin_error(400, "field 'plugin_appid' is required");
+    if (plugin_appid.size() > 64 ||
+        plugin_appid.find_first_of(" \t\r\n/?&=#%\"\\") != std::string::npos)
+      throw admin_error(
+          400, "field 'plugin_appid' must be 1-64 characters without spaces or URL delimiters");
+    device_action(appid, user, "plugin_login");
+    return plugin_codes_.issue(now(), [&] { return plugin_code{appid, plugin_appid, user}; });
+  }
+
+  /// The user's openpid in a plugin: one id per (plugin, user), whichever mini program
+  /// hosts the plugin; not the user's openid anywhere.
+  static std::string openpid(std::string_view plugin_appid, std::string_view user) {
+    return "o" + detail::hashed_id("openpid", plugin_appid, user);
+  }
+
+  /// The user's encryption keys in `appid` at the world's now, newest first: the last 3
+  /// (wx.getUserCryptoManager's keys on the device). Each lives 3600 s; a new one takes
+  /// over as the previous expires. Deterministic: a function of (appid, user, time), so
+  /// nothing is stored; each (app, user) has its own phase within the hour.
+  std::vector<encrypt_key_record> encrypt_keys(std::string_view appid, std::string_view user) {
+    constexpr std::int64_t life = limits::encrypt_key_lifetime;
+    const std::string seed = wechat::sha1_hex(std::string("encrypt key\n")
+                                                  .append(appid)
+                                                  .append("\n")
+                                                  .append(user));
+    const std::int64_t phase = static_cast<std::int64_t>(std::stoul(seed.substr(0, 6), nullptr, 16) % life);
+    const std::int64_t t = now(), shifted = t - phase;
+    const std::int64_t slot = (shifted >= 0 ? shifted : shifted - (life - 1)) / life;
+    auto bytes = [](const std::string& hex) {
+      std::string out;
+      for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+      return out;
+    };
+    std::vector<encrypt_key_record> keys;
+    for (int i = 0; i < limits::encrypt_keys_listed; ++i) {
+      encrypt_key_record k;
+      const std::int64_t s = slot - i;
+      const std::string h = wechat::sha1_hex(seed + "\n" + std::to_string(s));
+      k.encrypt_key = wechat::base64_encode(bytes(h.substr(0, 32)));
+      k.iv = h.substr(24, 16);
+      k.version = s;
+      k.create_time = s * life + phase;
+      k.expire_in = i == 0 ? k.create_time + life - t : 0;
+      keys.push_back(std::move(k));
+    }
+    return keys;
+  }
+
+  /// getuserencryptkey after the token check: checksession's checks (87008, 40003, 87009:
+  /// the signature must be of the user's current session_key), then the user's keys.
+  outcome<std::vector<encrypt_key_record>> user_encrypt_keys(const app& a, std::string_view oid,
+                                                             std::string_view signature,
+                                                             std::string_view sig_method) {
+    const auto checked = check_session(a, oid, signature, sig_method);
+    if (!checked.ok()) return outcome<std::vector<encrypt_key_record>>::fail(checked.errc);
+    outcome<std::vector<encrypt_key_record>> out;
+    out.value = encrypt_keys(a.appid, *user_of(a.appid, oid));
+    return out;
+  }
+
+  /// getpluginopenpid after the token check and presence checks: 40029 (unknown, expired,
+  /// or a code of another host app), 1007 (a wx.login code), 40163 (used).
+  outcome<std::string> plugin_open_pid(const app& a, std::string_view code) {
+    const std::int64_t t = now();
+    std::string plugin_appid, user;
+    const auto redeemed = plugin_codes_.redeem(code, a.appid, t, wechat::api_errc::invalid_code,
+                                               [&](const plugin_code& c) {
+                                                 plugin_appid = c.plugin_appid;
+                                                 user = c.user;
+                                                 return wechat::api_errc{};
+                                               });
+    if (!redeemed.ok()) {
+      if (redeemed.errc == wechat::api_errc::invalid_code && js_codes_.known(code, t))
+        return outcome<std::string>::fail(wechat::api_errc::not_plugin_code);
+      return outcome<std::string>::fail(redeemed.errc);
+    }
+    outcome<std::string> out;
+    out.value = openpid(plugin_appid, user);
+    return out;
+  }
+
+  /// getuserriskrank after the token check and presence checks: 40013 (`appid` not the
+  /// token's app), 48001 (not a mini program or game), 40003 (an openid the app has not
+  /// seen). The rank is the user's (set_risk_rank); unoin_id counts the calls.
+  outcome<risk_grant> user_risk_rank(const app& a, std::string_view appid, std::string_view oid) {
+    using wechat::api_errc;
+    if (appid != a.appid) return outcome<risk_grant>::fail(api_errc::invalid_appid);
+    if (!is_mini(a.type)) return outcome<risk_grant>::fail(api_errc::api_unauthorized);
+    const auto user = user_of(a.appid, oid);
+    if (!user) return outcome<risk_grant>::fail(api_errc::invalid_openid);
+    outcome<risk_grant> out;
+    out.value.risk_rank = dir_.risk_rank_of(*user);
+    out.value.unoin_id = ++risk_requests_;
+    return out;
+  }
+
+  /// Counts a call to `path` by the holder of app access token `token` against the app's
+  /// daily quota for the path (quotas.hpp); nothing for a path without one, for an invalid
+  /// token, or for cgi-bin/token (its table counts it).
+  void count_call(std::string_view path, std::string_view token) {
+    const int i = detail::quota_index(path);
+    if (i < 0 || path == "/cgi-bin/token" || token.empty()) return;
+    const auto owner = check_app_token(token);
+    if (owner.ok()) quotas_.count(owner.value.app->appid, i, now());
+  }
+  /// Counts a call to `path` by app `appid` (stable_token, which carries no token), if
+  /// the app is registered.
+  void count_call_by_app(std::string_view path, std::string_view appid) {
+    const int i = detail::quota_index(path);
+    if (i < 0 || path == "/cgi-bin/token") return;
+    if (const auto a = find_app(appid)) quotas_.count(a->appid, i, now());
+  }
+
+  /// clear_quota after the token check and presence checks: 40013 (`appid` not the
+  /// token's app), 48006 (10 resets this month already). Success: every daily quota of
+  /// the app counts from 0 again, cgi-bin/token's 2000 and stable_token's 20 forced
+  /// refreshes included.
+  outcome<done> clear_quota(const app& a, std::string_view appid) {
+    if (appid != a.appid) return outcome<done>::fail(wechat::api_errc::invalid_appid);
+    auto out = quotas_.clear_daily(a.appid, now());
+    if (out.ok()) tokens_.clear_quotas(a.appid);
+    return out;
+  }
+
+  /// quota/get after the token check and presence checks: 76022 for a /sns/* path (WeChat
+  /// keeps no quota for them), 76021 for a path the mock does not serve. clear_quota's
+  /// own quota is per month.
+  outcome<quota_usage> api_quota(const app& a, std::string_view cgi_path) {
+    if (cgi_path.rfind("/sns/", 0) == 0)
+      return outcome<quota_usage>::fail(wechat::api_errc::cgi_path_no_permission);
+    const int i = detail::quota_index(cgi_path);
+    if (i < 0) return outcome<quota_usage>::fail(wechat::api_errc::cgi_path_not_found);
+    const std::int64_t t = now();
+    outcome<quota_usage> out;
+    out.value.daily_limit = detail::quota_paths[i].daily_limit;
+    if (cgi_path == "/cgi-bin/token")
+      out.value.used = tokens_.classic_used(a.appid, t);
+    else if (cgi_path == "/cgi-bin/clear_quota")
+      out.value.used = quotas_.clears(a.appid, t);
+    else
+      out.value.used = quotas_.used(a.appid, i, t);
+    out.value.remain = std::max<std::int64_t>(0, out.value.daily_limit - out.value.used);
+    return out;
+  }
+
+  /// The app a token was issued to, valid or not (while the mock keeps it); empty if none.
+  /// openapi/rid/get uses it to tell whose call a rid belongs to.
+  std::string token_appid(std::string_view token) { return tokens_.appid_of(token); }
+
 private:
   // A snapshot-page OAuth grant's scope as the code and token tables keep it; answered as
   // snsapi_base with is_snapshotuser 1.
@@ -614,6 +784,13 @@ private:
   detail::code_table<oauth_code_grant> oauth_codes_;
   detail::token_table tokens_;
   detail::payment_table payments_;
+  // wechat-api.md section 8
+  struct plugin_code {
+    std::string appid, plugin_appid, user;  ///< appid: the host mini program
+  };
+  detail::code_table<plugin_code> plugin_codes_;
+  detail::quota_table quotas_;
+  std::atomic<std::int64_t> risk_requests_{0};  ///< getuserriskrank's unoin_id
 };
 
 }  // namespace mock_wechat

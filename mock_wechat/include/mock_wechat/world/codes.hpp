@@ -70,6 +70,15 @@ public:
     return {};
   }
 
+  /// Whether `code` is a code of this kind within its life at `t` (used or not, of any
+  /// app): getpluginopenpid tells a wx.login code from an unknown one (1007, not 40029).
+  bool known(std::string_view code, std::int64_t t) {
+    auto& s = codes_.of(code);
+    std::lock_guard<std::mutex> lock(s.mutex);
+    const auto it = s.map.find(std::string(code));
+    return it != s.map.end() && t - it->second.issued < lifetime_of(it->second.data, 0);
+  }
+
   /// Makes a redeemed code usable again (the exchange could not be completed).
   void unredeem(std::string_view code) {
     auto& s = codes_.of(code);

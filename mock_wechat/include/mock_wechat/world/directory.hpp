@@ -124,6 +124,20 @@ public:
     return p ? *p : default_profile(user);
   }
 
+  /// getuserriskrank's answer for the user: 0 (no risk) to 4; -1 forgets an explicit
+  /// rank (the user's rank is then 4 when flagged high risk, else 0).
+  void set_risk_rank(const std::string& user, int rank) {
+    with_user(user, [&](user_state& u) { u.risk_rank = rank; });
+  }
+  /// The user's risk rank: the explicit one, else 4 for a high-risk user, else 0.
+  int risk_rank_of(const std::string& user) {
+    int rank = 0;
+    read_user(user, [&](const user_state& u) {
+      rank = u.risk_rank >= 0 ? u.risk_rank : (u.high_risk ? 4 : 0);
+    });
+    return rank;
+  }
+
   /// `user` follows official account `appid` from `t` (a second follow changes nothing).
   void follow(const std::string& user, const std::string& appid, std::int64_t t) {
     with_user(user, [&](user_state& u) {
@@ -230,6 +244,7 @@ private:
     std::unordered_map<std::string, std::int64_t> follow_times;
     bool high_risk = false;
     std::optional<profile> prof;
+    int risk_rank = -1;  ///< getuserriskrank's 0-4 when set (wechat-api.md section 8)
   };
 
   // Changes a user's state, creating it (within the users limit).

@@ -167,6 +167,35 @@ public:
     return out;
   }
 
+  /// The app a token was issued to (an app token or an OAuth user token), whether or not
+  /// it is still valid, while the table keeps it; empty for a token it never issued.
+  std::string appid_of(std::string_view token) {
+    for (auto* table : {&tokens_, &user_tokens_}) {
+      auto& s = table->of(token);
+      std::lock_guard<std::mutex> lock(s.mutex);
+      const auto it = s.map.find(std::string(token));
+      if (it != s.map.end()) return it->second.appid;
+    }
+    return {};
+  }
+
+  /// cgi-bin/token fetches by `appid` on the day holding `t` (what its 2000 a day counts).
+  std::int64_t classic_used(const std::string& appid, std::int64_t t) {
+    std::lock_guard<std::mutex> lock(apps_mutex_);
+    const auto it = apps_.find(appid);
+    return it == apps_.end() ? 0 : it->second.classic_quota.used(t);
+  }
+
+  /// cgi-bin/clear_quota: today's cgi-bin/token fetches and forced stable_token refreshes
+  /// of `appid` count from 0 again.
+  void clear_quotas(const std::string& appid) {
+    std::lock_guard<std::mutex> lock(apps_mutex_);
+    const auto it = apps_.find(appid);
+    if (it == apps_.end()) return;
+    it->second.classic_quota.clear();
+    it->second.force_quota.clear();
+  }
+
   std::size_t app_token_count() { return tokens_.size(); }
   std::size_t user_token_count() { return user_tokens_.size(); }
   std::size_t refresh_token_count() { return refresh_tokens_.size(); }

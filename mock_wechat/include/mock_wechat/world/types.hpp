@@ -33,6 +33,11 @@ inline constexpr int token_fetches_per_day = 2000;
 inline constexpr int js_code_per_user_minute = 100;
 inline constexpr std::int64_t payment_window = 300;
 inline constexpr std::int64_t refresh_token_lifetime = std::int64_t{30} * 86400;
+// wechat-api.md section 8
+inline constexpr std::int64_t encrypt_key_lifetime = 3600;  ///< getuserencryptkey's keys
+inline constexpr int encrypt_keys_listed = 3;               ///< the user's last 3 keys
+inline constexpr int quota_clears_per_month = 10;           ///< cgi-bin/clear_quota
+inline constexpr std::int64_t rid_lifetime = std::int64_t{7} * 86400;  ///< openapi/rid/get
 }  // namespace limits
 
 /// How much the world holds at most, so that nothing an admin caller or a network peer
@@ -149,6 +154,21 @@ struct follower_record {  ///< cgi-bin/user/info success
   std::string openid;
   std::int64_t subscribe_time = 0;
   std::optional<std::string> unionid;
+};
+
+struct encrypt_key_record {  ///< one key of getuserencryptkey's key_info_list
+  std::string encrypt_key;    ///< base64 of 16 bytes
+  std::string iv;             ///< 16 lowercase hex characters
+  std::int64_t version = 0;   ///< increases with each new key
+  std::int64_t expire_in = 0;  ///< seconds left; 0 once expired
+  std::int64_t create_time = 0;
+};
+struct risk_grant {  ///< getuserriskrank success
+  int risk_rank = 0;
+  std::int64_t unoin_id = 0;  ///< (sic) WeChat's name for the request's id
+};
+struct quota_usage {  ///< cgi-bin/openapi/quota/get success
+  std::int64_t daily_limit = 0, used = 0, remain = 0;
 };
 
 /// What the device gets from wx.getUserInfo.
