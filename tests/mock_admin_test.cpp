@@ -147,7 +147,7 @@ TEST_CASE("scenarios load apps, users, follows and the rule mode, or say what is
     "unionid_rules": "bound",
     "apps": [{"appid":"wx1000000000000001","secret":"s","type":"miniprogram","open_account":"acct"},
              {"name":"news","type":"official_account","open_account":"acct"}],
-    "users": [{"id":"alice","high_risk":true,"profile":{"nickName":"Alice","gender":2},
+    "users": [{"id":"alice","high_risk":true,"risk_rank":3,"profile":{"nickName":"Alice","gender":2},
                "follows":[")" + mock_wechat::make_appid("news") +
                                        R"("]}],
     "follows": [{"user":"bob","appid":")" +
@@ -160,6 +160,10 @@ TEST_CASE("scenarios load apps, users, follows and the rule mode, or say what is
   CHECK(w.rules() == mock_wechat::unionid_rules::bound);
   CHECK(w.apps().size() == 2);
   CHECK(w.profile_of("alice").nickname == "Alice");
+  w.login("wx1000000000000001", "alice");  // the app sees alice's openid
+  CHECK(w.user_risk_rank(*w.find_app("wx1000000000000001"), "wx1000000000000001",
+                         mock_wechat::openid("wx1000000000000001", "alice"))
+            .value.risk_rank == 3);
   CHECK(w.exchange_js_code("wx1000000000000001", "s", w.login("wx1000000000000001", "alice"))
             .errc == wechat::api_errc::code_blocked);
   CHECK(w.follower(*w.find_app(mock_wechat::make_appid("news")),
@@ -184,6 +188,8 @@ TEST_CASE("scenarios load apps, users, follows and the rule mode, or say what is
   CHECK(error(R"({"unionid_rules":"sometimes"})").find("unionid_rules") != std::string::npos);
   CHECK(error(R"({"users":[{"high_risk":true}]})").find("scenario.users[0]: field 'id'") !=
         std::string::npos);
+  CHECK(error(R"({"users":[{"id":"a"},{"id":"b","risk_rank":5}]})")
+            .find("scenario.users[1]: field 'risk_rank'") == 0);
   CHECK(error(R"({"follows":[{"user":"a","appid":"wxnope"}]})").find("unknown appid") !=
         std::string::npos);
   // world errors carry the path of the entry that caused them

@@ -6,7 +6,7 @@
 //   "profiles": "anonymous" | "real",                               (optional)
 //   "apps": [ {"appid":"wx...","secret":"...","type":"miniprogram",
 //              "open_account":"acct-1"} ],                          (open_account optional)
-//   "users": [ {"id":"alice", "high_risk":false,
+//   "users": [ {"id":"alice", "high_risk":false, "risk_rank":0,
 //               "profile":{"nickName":"...","gender":1,"city":"...","province":"...",
 //                          "country":"...","language":"zh_CN","avatarUrl":"..."},
 //               "follows":["wx<oa>"], "authorized":["wx<app>"]} ],   (all optional but id)
@@ -158,6 +158,11 @@ inline void apply_scenario(world& w, const nlohmann::json& s) {
       if (!hr.is_boolean())
         throw admin_error(400, where + ": field 'high_risk' must be true or false");
       w.set_high_risk(id, hr.get<bool>());
+    }
+    if (const auto& rr = detail::member(users[i], "risk_rank", where); !rr.is_null()) {
+      if (!rr.is_number_integer() || rr.get<std::int64_t>() < 0 || rr.get<std::int64_t>() > 4)
+        throw admin_error(400, where + ": field 'risk_rank' must be 0, 1, 2, 3 or 4");
+      w.set_risk_rank(id, static_cast<int>(rr.get<std::int64_t>()));
     }
     if (const auto& p = detail::member(users[i], "profile", where); !p.is_null())
       w.set_profile(id, profile_from_json(id, p, where + ".profile"));
