@@ -43,6 +43,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)wx.get_phone_number("code", "", ec);
   (void)wx.oauth_exchange("code", ec);
   (void)wx.oauth_refresh("refresh", ec);
-  (void)wx.user_info("openid", ec);
+  (void)wx.follower("openid", ec);
+  (void)wx.sns_userinfo("token", "openid", ec);
+  // the login-adjacent calls (wechat-api.md section 8)
+  (void)wx.get_user_encrypt_key("openid", "tiihtNczf5v6AKRyjwEUhQ==", ec);
+  (void)wx.get_plugin_open_pid("code", ec);
+  wechat::risk_rank_request rr;
+  rr.openid = "openid";
+  rr.client_ip = "127.0.0.1";
+  (void)wx.get_user_risk_rank(rr, ec);
+  wx.clear_quota(ec);
+  (void)wx.get_api_quota("/cgi-bin/token", ec);
+  (void)wx.get_rid_info("rid", ec);
   return 0;
 }
