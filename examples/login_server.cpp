@@ -28,7 +28,8 @@
 //        the payment notification, default now; getPaidUnionId is asked only within 5
 //        minutes of it), the device's user info, a cloud function's getWXContext()
 //        ("cloud":{"OPENID","APPID","UNIONID"?})
-//     -> 200 {"unionid","channel"} or 200 {"diagnosis":{"reason","why","next_step"}}
+//     -> 200 {"unionid","channel"} or 200 {"diagnosis":{"reason","why","next_step"}};
+//        409 when the device data is from a newer login, 502/429 when WeChat failed
 //   Errors: {"error": stable name, "message": what happened and what to do}, with 400 (bad
 //   request), 401 (unknown token, or a code WeChat refused), 409 (the session_key is stale:
 //   log in again), 429 (WeChat's rate limit) or 502 (WeChat unreachable or failing).
@@ -132,13 +133,13 @@ void reply_error(httplib::Response& res, int status, const std::string& name,
   reply(res, status, {{"error", name}, {"message", message}});
 }
 
-// How a failed code2session maps to our answer. The message is the library's: it never
-// contains the secret, the session_key or a token.
 // Why there is no unionid: the stable reason, what it means, what to do next.
 nlohmann::json diagnosis_json(const wechat::unionid_diagnosis& d) {
   return {{"reason", wechat::to_string(d.reason)}, {"why", d.text()}, {"next_step", d.next_step()}};
 }
 
+// How a failed WeChat call maps to our answer. The message is the library's: it never
+// contains the secret, the session_key or a token.
 void reply_upstream_error(httplib::Response& res, const std::error_code& ec) {
   int status = 502;  // WeChat unreachable, failing, or answering nonsense
   if (ec == wechat::api_errc::invalid_code || ec == wechat::api_errc::code_been_used)
@@ -183,6 +184,12 @@ void handle_login(backend& b, const httplib::Request& req, httplib::Response& re
   reply(res, 200, out);
 }
 
+// The device's data was made with another (newer) session_key than the one we keep.
+bool stale_key(const std::error_code& ec) {
+  return ec == wechat::decrypt_errc::bad_padding || ec == wechat::decrypt_errc::not_json ||
+         ec == wechat::decrypt_errc::signature_mismatch;
+}
+
 // POST /userinfo {"token","encryptedData","iv","rawData"?,"signature"?}: decrypt and verify
 // with the session's key, then the UnionID from whatever channel has it.
 void handle_userinfo(backend& b, const httplib::Request& req, httplib::Response& res) {
@@ -222,8 +229,7 @@ void handle_userinfo(backend& b, const httplib::Request& req, httplib::Response&
   if (ec) {
     // The commonest cause: the device called wx.login again and this session's key is no
     // longer the current one. The device must log in again; we forget this session.
-    if (ec == wechat::decrypt_errc::bad_padding || ec == wechat::decrypt_errc::not_json ||
-        ec == wechat::decrypt_errc::signature_mismatch) {
+    if (stale_key(ec)) {
       sessions.close(token);
       return reply_error(res, 409, wechat::error_name(ec), ec.message());
     }
@@ -317,7 +323,16 @@ void handle_unionid(backend& b, const httplib::Request& req, httplib::Response& 
   if (ec) return reply_error(res, 400, wechat::error_name(ec), ec.message());
   if (who.unionid)
     return reply(res, 200, {{"unionid", *who.unionid}, {"channel", wechat::to_string(who.channel)}});
-  reply(res, 200, {{"diagnosis", diagnosis_json(*who.diagnosis)}});
+  const wechat::unionid_diagnosis& d = *who.diagnosis;
+  // Failures that are not an answer: WeChat failing (502, 429), and device data made with
+  // a newer session_key than ours (409, as /userinfo: the device must log in again).
+  if (d.reason == wechat::unionid_reason::wechat_unavailable)
+    return reply_upstream_error(res, d.cause);
+  if (d.reason == wechat::unionid_reason::user_info_invalid && stale_key(d.cause)) {
+    b.sessions.close(token);
+    return reply_error(res, 409, wechat::error_name(d.cause), d.cause.message());
+  }
+  reply(res, 200, {{"diagnosis", diagnosis_json(d)}});
 }
 
 }  // namespace

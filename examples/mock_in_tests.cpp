@@ -8,7 +8,10 @@
 //   1. one mock_wechat::server per test (or per fixture): it binds a free port;
 //   2. register your app in its world, point your client's base_url at mock.base_url();
 //   3. play the device with world().login(), get_user_info(), pay()...;
-//   4. bend the world: clock().advance() for expiry, faults().add() for WeChat failing.
+//   4. bend the world: clock().advance() for expiry, faults().add() for WeChat failing;
+//   5. one clock for both sides: give your code mock.world().time_source() (the client,
+//      the resolver, verify_options::clock) so that advancing the mock's clock ages what
+//      your code checks too (watermarks, remembered codes, tokens).
 //
 // The mock behaves as WeChat does today (the UnionID rules since 2021-02-23, anonymous
 // profiles since 2021-04-28); mock_wechat::options::rules and ::profiles give the older
@@ -33,7 +36,10 @@ struct account {
 
 class account_service {
 public:
-  account_service(wechat::client& wx, std::string appid) : wx_(wx), appid_(std::move(appid)) {}
+  /// `clock`: what "now" is for the watermark's age check (the system clock in production).
+  account_service(wechat::client& wx, std::string appid,
+                  std::shared_ptr<const wechat::time_source> clock)
+      : wx_(wx), appid_(std::move(appid)), clock_(std::move(clock)) {}
 
   /// Signs a user in. Returns the openid, or the error WeChat (or the network) gave.
   std::string sign_in(const std::string& code, std::error_code& ec) {
@@ -58,6 +64,8 @@ public:
     }
     wechat::verify_options v;
     v.appid = appid_;
+    v.max_age = std::chrono::minutes(10);  // a replayed payload is refused
+    v.clock = clock_.get();
     // getUserProfile data carries no ids: the profile alone, the ids stay the session's
     const auto profile = wechat::decrypt_user_profile(key, d, v, ec);
     if (ec) return;
@@ -73,6 +81,7 @@ public:
 private:
   wechat::client& wx_;
   std::string appid_;
+  std::shared_ptr<const wechat::time_source> clock_;
   std::mutex mutex_;
   std::map<std::string, account> accounts_;
   std::map<std::string, std::string> keys_;  // session_key per openid: server side only
@@ -91,7 +100,11 @@ struct world_fixture {
   wechat::client wx;
   account_service service;
 
-  world_fixture() : transport(make_transport(mock)), wx(options(), transport), service(wx, appid) {
+  // The client and the service read the mock's clock: one time for the whole test.
+  world_fixture()
+      : transport(make_transport(mock)),
+        wx(options(), transport, nullptr, mock.world().time_source()),
+        service(wx, appid, mock.world().time_source()) {
     // A mini program bound to an Open Platform account: UnionIDs exist.
     mock.world().add_app({appid, secret, mock_wechat::app_type::miniprogram, "my-open-account"});
   }
@@ -158,6 +171,17 @@ TEST_CASE("a code is single use and dies after five minutes (the mock's clock)")
   f.mock.world().clock().advance(301);  // five minutes and a second later
   f.service.sign_in(code, ec);
   CHECK(ec == wechat::api_errc::invalid_code);  // 40029, as WeChat answers
+}
+
+TEST_CASE("a profile replayed 11 minutes later is refused (one clock for mock and service)") {
+  world_fixture f;
+  std::error_code ec;
+  const std::string openid = f.service.sign_in(f.mock.world().login(appid, "frank"), ec);
+  REQUIRE_FALSE(ec);
+  const auto p = f.mock.world().get_user_info(appid, "frank");
+  f.mock.world().clock().advance(std::chrono::minutes(11));  // the service's clock moves too
+  f.service.update_profile(openid, {p.encrypted_data, p.iv, p.raw_data, p.signature}, ec);
+  CHECK(ec == wechat::decrypt_errc::watermark_too_old);
 }
 
 TEST_CASE("the device logged in again: the old session_key no longer decrypts") {

@@ -672,6 +672,11 @@ TEST_CASE("get_plugin_open_pid: a plugin code's openpid, 1007 for a wx.login cod
   CHECK(d.errcode == 1007);
   CHECK(d.errmsg == " rid: " + d.rid);  // WeChat's errmsg is empty before the rid
   CHECK(wechat::error_name(ec) == "not_plugin_code");
+  // a code that is not UTF-8 (the device sends anything): WeChat's answer, not an exception
+  CHECK_NOTHROW(wx.get_plugin_open_pid("\xff\xfe", ec));
+  CHECK(ec == wechat::api_errc::invalid_code);
+  CHECK_NOTHROW(wx.get_phone_number("\xff\xfe", "", ec));
+  CHECK(ec.category() == wechat::api_category());
   try {
     wx.get_plugin_open_pid("nosuchcode");
     FAIL("no exception");
@@ -754,6 +759,7 @@ TEST_CASE("clear_quota and get_api_quota: counted calls, reset, 10 a month", "[c
 
 TEST_CASE("get_rid_info: what WeChat kept of this app's failed call", "[client][rid]") {
   client_fixture f;
+  f.world().clock().set(f.world().now());  // frozen: the call and the check share a second
   auto wx = f.make(mp, mp_secret);
   std::error_code ec;
   wechat::error_detail d;

@@ -106,6 +106,19 @@ TEST_CASE("the watermark age is checked to the second when asked", "[decrypt][wa
     wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv}, o, ec);
     CHECK_FALSE(ec);
   }
+  SECTION("a clock instead of a number: the test's time (a manual clock, the mock's)") {
+    wechat::manual_clock clk(fixtures::sample_timestamp + 300);
+    o.now = 0;
+    o.clock = &clk;
+    wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv}, o, ec);
+    CHECK_FALSE(ec);
+    clk.advance(std::chrono::seconds(1));
+    wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv}, o, ec);
+    CHECK(ec == wechat::decrypt_errc::watermark_too_old);
+    o.now = fixtures::sample_timestamp;  // a number given wins over the clock
+    wechat::decrypt_user_info(sample_session_key, {sample_encrypted_data, sample_iv}, o, ec);
+    CHECK_FALSE(ec);
+  }
 }
 
 TEST_CASE("fresh payloads round-trip, unicode nick names included", "[decrypt]") {
@@ -266,7 +279,9 @@ TEST_CASE("plaintext that is not JSON, or JSON of the wrong shape, is told apart
   CHECK(err("{\"openId\":\"o\xff\"," + wm + "}") ==
         wechat::decrypt_errc::not_json);  // invalid UTF-8
   CHECK(err(R"([1,2,3])") == wechat::decrypt_errc::unexpected_payload);
-  CHECK(err("{" + wm + "}") == wechat::decrypt_errc::profile_without_ids);       // no openId
+  CHECK(err("{" + wm + "}") == wechat::decrypt_errc::unexpected_payload);        // no openId
+  CHECK(err(R"({"nickName":"x",)" + wm + "}") ==
+        wechat::decrypt_errc::profile_without_ids);  // no openId, a profile: getUserProfile's
   CHECK(err(R"({"openId":"o1"})") == wechat::decrypt_errc::unexpected_payload);  // no watermark
   CHECK(err(R"({"openId":"o1","watermark":{"appid":"wx4f4bc4dec97d474b"}})") ==
         wechat::decrypt_errc::unexpected_payload);  // no timestamp
@@ -327,6 +342,13 @@ TEST_CASE("getUserProfile data: no ids, named as such, read by decrypt_user_prof
   const fresh h(R"({"nickName":"x"})");
   wechat::decrypt_user_profile(h.key, {h.data, h.iv}, opts(), ec);
   CHECK(ec == wechat::decrypt_errc::unexpected_payload);
+  // nor phone-number data sent to the wrong place: a shape error, from both functions
+  const fresh ph(R"({"phoneNumber":"13800138000","purePhoneNumber":"13800138000",)"
+                 R"("countryCode":"86","watermark":{"timestamp":1700000000,)"
+                 R"("appid":"wx4f4bc4dec97d474b"}})");
+  wechat::decrypt_user_profile(ph.key, {ph.data, ph.iv}, opts(), ec);
+  CHECK(ec == wechat::decrypt_errc::unexpected_payload);
+  CHECK(user_error(ph.key, {ph.data, ph.iv}) == wechat::decrypt_errc::unexpected_payload);
 }
 
 TEST_CASE("the watermark must name this app", "[decrypt][watermark]") {

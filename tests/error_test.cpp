@@ -42,9 +42,9 @@ TEST_CASE("every named enumerator has a stable name and its own message", "[erro
     add(static_cast<wechat::protocol_errc>(v));
   for (int v = 1; v <= 10; ++v)
     add(static_cast<wechat::crypto_errc>(v));
-  for (int v = 1; v <= 15; ++v)
+  for (int v = 1; v <= 16; ++v)
     add(static_cast<wechat::decrypt_errc>(v));
-  CHECK(names.size() == 36 + 9 + 4 + 10 + 15);
+  CHECK(names.size() == 36 + 9 + 4 + 10 + 16);
   CHECK(wechat::error_name(wechat::api_errc::code_been_used) == "code_been_used");
   CHECK(wechat::error_name(wechat::decrypt_errc::bad_padding) == "bad_padding");
   CHECK(wechat::error_name(std::error_code{}) == "ok");

@@ -135,6 +135,12 @@ for body in '{"token":"'$token'","paid_at":1}' '{"token":"'$token'","mch_id":"1"
   [[ $(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/unionid" -d "$body") == 400 ]] || fail "/unionid accepted $body"
 done
 [[ $(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/unionid" -d '{"token":"nope"}') == 401 ]] || fail "/unionid unknown token"
+# Device data from a newer login than our session's: 409, as /userinfo (log in again).
+curl -sf -XPOST "$mockbase/__mock/login" -d "{\"appid\":\"$appid\",\"user\":\"bob\"}" > /dev/null
+info=$(curl -sf -XPOST "$mockbase/__mock/user_info" -d "{\"appid\":\"$appid\",\"user\":\"bob\"}")
+req=$(node -e 'const i=JSON.parse(process.argv[1]);console.log(JSON.stringify({token:process.argv[2],encryptedData:i.encryptedData,iv:i.iv}))' "$info" "$token")
+status=$(curl -s -o "$work/stale4" -w '%{http_code}' -XPOST "$base/unionid" -d "$req")
+[[ $status == 409 ]] || fail "/unionid with a newer login's data: $status $(cat "$work/stale4")"
 echo "POST /unionid: ok"
 
 # 4. Sessions are bounded: with --max-sessions 2 the oldest of three logins is forgotten.

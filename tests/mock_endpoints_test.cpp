@@ -1134,6 +1134,14 @@ TEST_CASE("openapi/rid/get: the app's own failed calls from the journal, secrets
     CHECK(nlohmann::json::parse(w["request_body"].get<std::string>())["secret"] == "***");
     CHECK(w["response_body"] == wrong.body);
   }
+  SECTION("a secret under a percent-encoded name is masked too (handlers decode names)") {
+    const reply enc = f.get("/wxa/checksession?access%5Ftoken=" + token +
+                            "&openid=onobody&sig%6Eature=abc&sig_method=hmac_sha256");
+    REQUIRE(enc.errcode() == 40003);  // the encoded name authenticated
+    const auto e = ask(rid_of(enc)).json()["request"];
+    CHECK(e["request_url"] == "access%5Ftoken=***&openid=onobody&sig%6Eature=***&sig_method=hmac_sha256");
+    CHECK(e.dump().find(token) == std::string::npos);
+  }
   SECTION("another app's rid: 76003; a rid that named no app: 76003") {
     const std::string other = f.token(mp2, "mp2-secret");
     check_error_shape(ask(rid, other), 76003, path, f.world().now());

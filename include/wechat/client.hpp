@@ -155,6 +155,12 @@ struct rid_info {
 };
 
 namespace detail {
+// A request body: compact JSON; bytes that are not UTF-8 (from a device, say) become U+FFFD
+// instead of throwing from an error_code overload.
+inline std::string json_body(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // The throwing form of a call: runs the error_code form, throws on failure.
 template <class F>
 auto throwing(F&& f, const char* what) -> decltype(f(std::declval<std::error_code&>(), nullptr)) {
@@ -323,7 +329,7 @@ public:
                               error_detail* d = nullptr) {
     nlohmann::json body = {{"code", std::string(code)}};
     if (!openid.empty()) body["openid"] = std::string(openid);
-    const auto j = with_token("/wxa/business/getuserphonenumber", "", body.dump(), ec, d, false);
+    const auto j = with_token("/wxa/business/getuserphonenumber", "", detail::json_body(body), ec, d, false);
     phone_info p;
     if (ec) return p;
     const auto info = j.find("phone_info");
@@ -548,7 +554,7 @@ public:
   std::string get_plugin_open_pid(std::string_view code, std::error_code& ec,
                                   error_detail* d = nullptr) {
     const nlohmann::json body = {{"code", std::string(code)}};
-    const auto j = with_token("/wxa/getpluginopenpid", "", body.dump(), ec, d, false);
+    const auto j = with_token("/wxa/getpluginopenpid", "", detail::json_body(body), ec, d, false);
     if (ec) return {};
     return detail::required_string(j, "openpid", ec, d);
   }
@@ -573,7 +579,7 @@ public:
     if (!r.extended_info.empty()) body["extended_info"] = r.extended_info;
     if (r.is_test) body["is_test"] = true;
     const auto j = with_token("/wxa/getuserriskrank", "",
-                              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                              detail::json_body(body),
                               ec, d, true);
     user_risk_rank out;
     if (ec) return out;
@@ -583,7 +589,8 @@ public:
       if (d) d->field = "risk_rank";
       return out;
     }
-    if (!rank->is_number_integer()) {
+    if (!rank->is_number_integer() || rank->get<std::int64_t>() < 0 ||
+        rank->get<std::int64_t>() > 4) {  // 0-4, nothing else
       ec = protocol_errc::wrong_type;
       if (d) d->field = "risk_rank";
       return out;
@@ -604,7 +611,7 @@ public:
   /// allows 10 a month: then api_errc::clear_quota_limit_reached (48006). Not retried.
   void clear_quota(std::error_code& ec, error_detail* d = nullptr) {
     const nlohmann::json body = {{"appid", opt_.appid}};
-    with_token("/cgi-bin/clear_quota", "", body.dump(), ec, d, false);
+    with_token("/cgi-bin/clear_quota", "", detail::json_body(body), ec, d, false);
   }
   /// Throwing overload of clear_quota.
   void clear_quota() {
@@ -623,7 +630,7 @@ public:
                           error_detail* d = nullptr) {
     const nlohmann::json body = {{"cgi_path", std::string(cgi_path)}};
     const auto j = with_token("/cgi-bin/openapi/quota/get", "",
-                              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                              detail::json_body(body),
                               ec, d, true);
     api_quota q;
     if (ec) return q;
@@ -652,7 +659,7 @@ public:
   rid_info get_rid_info(std::string_view rid, std::error_code& ec, error_detail* d = nullptr) {
     const nlohmann::json body = {{"rid", std::string(rid)}};
     const auto j = with_token("/cgi-bin/openapi/rid/get", "",
-                              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                              detail::json_body(body),
                               ec, d, true);
     rid_info r;
     if (ec) return r;

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "wechat/clock.hpp"
 #include "wechat/crypto.hpp"
 #include "wechat/detail/json_reader.hpp"
 #include "wechat/error.hpp"
@@ -95,8 +96,12 @@ struct verify_options {
   std::string_view appid{};
   /// Reject payloads whose watermark is older than this; zero (default) disables the check.
   std::chrono::seconds max_age{0};
-  /// "Now" in Unix seconds for the age check; zero (default) reads the system clock.
+  /// "Now" in Unix seconds for the age check; zero (default) reads `clock`.
   std::int64_t now = 0;
+  /// The clock for the age check when `now` is zero; null (default): the system clock. In
+  /// a test against the mock, its clock (`mock.world().time_source().get()`), so that
+  /// moving the mock's time ages the watermark too. Must outlive the call.
+  const wechat::time_source* clock = nullptr;
 };
 
 namespace detail {
@@ -178,7 +183,7 @@ inline decrypt_errc check_watermark(const watermark& w, const verify_options& op
   if (opt.appid.empty()) return decrypt_errc::appid_not_set;
   if (!constant_time_equal(w.appid, opt.appid)) return decrypt_errc::appid_mismatch;
   if (opt.max_age.count() > 0) {
-    const std::int64_t now = opt.now != 0 ? opt.now : unix_now();
+    const std::int64_t now = opt.now != 0 ? opt.now : opt.clock ? opt.clock->now() : unix_now();
     if (now - w.timestamp > opt.max_age.count()) return decrypt_errc::watermark_too_old;
   }
   return decrypt_errc{};
@@ -276,12 +281,14 @@ inline std::string session_key_signature(std::string_view session_key) {
 namespace detail {
 
 // Decrypts and verifies a user-info-shaped payload (getUserInfo or getUserProfile) into
-// `out`; `has_openid` says whether it carried an openId. The watermark is required, the
-// rawData signature checked when given. On error `out` is left for the caller to clear.
+// `out`; `has_openid` says whether it carried an openId. The watermark and a nickName are
+// required (a phone-number payload, say, is unexpected_payload), the rawData signature
+// checked when given. On error `out` is left for the caller to clear.
 inline void decrypt_profile_payload(std::string_view session_key, const device_data& data,
                                     const verify_options& options, user_info& out,
                                     bool& has_openid, std::error_code& ec) {
   has_openid = false;
+  bool has_nickname = false;
   const std::string_view plain =
       detail::decrypt_plaintext(session_key, data.encrypted_data, data.iv, ec);
   if (ec) return;
@@ -293,7 +300,7 @@ inline void decrypt_profile_payload(std::string_view session_key, const device_d
     if (k == "openId" || k == "openid")
       has_openid = r.string(out.openid);
     else if (k == "nickName" || k == "nickname")
-      r.string(out.nickname);
+      has_nickname = r.string(out.nickname);
     else if (k == "gender") {
       if (r.peek() == 'n')
         r.skip(1);
@@ -319,7 +326,9 @@ inline void decrypt_profile_payload(std::string_view session_key, const device_d
   });
   if (gender < 0 || gender > 2) r.set_shape_error();
   out.gender = static_cast<int>(gender);
-  detail::finish_typed(r, has_watermark, out.watermark, options, ec);
+  // getUserInfo data always has its openId; a profile (no ids) at least its nickName
+  detail::finish_typed(r, has_watermark && (has_openid || has_nickname), out.watermark, options,
+                       ec);
   if (!ec && (!data.raw_data.empty() || !data.signature.empty()))
     verify_signature(data.raw_data, data.signature, session_key, ec);
 }

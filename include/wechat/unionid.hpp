@@ -172,9 +172,9 @@ inline const char* unionid_next_step(unionid_reason r) noexcept {
            "2021-02-23 (legacy rules: getUserInfo consent, or a follow/authorization)";
   case unionid_reason::wechat_unavailable: return "retry later; the cause says what failed";
   case unionid_reason::profile_without_ids:
-    return "take the unionid from code2session (bound apps get it for every user); use "
-           "getUserProfile data, if at all, for the profile only (anonymous since 2022-11-08), "
-           "and send getUserInfo data when you need ids from the device";
+    return "take the unionid from code2session: a bound app gets it there for every user, so "
+           "if code2session gave none the app is not bound (bind it at open.weixin.qq.com); "
+           "use getUserProfile data for the profile only (anonymous since 2022-11-08)";
   case unionid_reason::likely_not_bound:
     return "bind the mini program to your Open Platform account (open.weixin.qq.com, "
            "management center), or identify users by openid; if it is bound, set "

@@ -550,7 +550,8 @@ private:
       const std::string_view part = rest.substr(0, amp);
       const auto eq = part.find('=');
       if (!out.empty()) out += '&';
-      if (eq != std::string_view::npos && is_secret_field(part.substr(0, eq))) {
+      // the name as the handlers read it (decoded): "access%5Ftoken" is access_token too
+      if (eq != std::string_view::npos && is_secret_field(percent_decode(part.substr(0, eq)))) {
         out.append(part.substr(0, eq + 1));
         out += "***";
       } else {

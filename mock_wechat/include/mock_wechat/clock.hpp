@@ -11,6 +11,8 @@
 // reset() returns to real time.
 #pragma once
 
+#include <wechat/clock.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -18,10 +20,12 @@
 
 namespace mock_wechat {
 
-class virtual_clock {
+/// A wechat::time_source too: give it to the library's client, resolver and
+/// verify_options (world::time_source()) and one clock governs both sides of a test.
+class virtual_clock : public wechat::time_source {
 public:
   /// Virtual Unix time in milliseconds.
-  std::int64_t now_ms() const noexcept {
+  std::int64_t now_ms() const noexcept final {
     if (frozen_.load(std::memory_order_acquire))
       return frozen_at_ms_.load(std::memory_order_acquire);
     return real_ms() + offset_ms_.load(std::memory_order_relaxed);

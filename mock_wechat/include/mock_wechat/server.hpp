@@ -56,8 +56,6 @@ struct options {
   int port = 0;                    ///< 0: any free port
   /// The UnionID rules: bound (WeChat since 2021-02-23) or conditional (before it).
   unionid_rules rules = unionid_rules::bound;
-  /// What user-info APIs reveal: anonymous (WeChat since 2021-04-28) or real (before it).
-  profile_era profiles = profile_era::anonymous;
   std::size_t threads = 0;           ///< workers; 0: two per core (HTTP), 64 (HTTPS)
   std::size_t journal = 1000;        ///< journal capacity; 0 turns it off
   std::string tls_cert, tls_key;     ///< PEM files: serve HTTPS
@@ -78,6 +76,9 @@ struct options {
   /// Bytes of unfinished requests held across all plain-HTTP connections; a connection
   /// whose partial request would pass it gets 503 and is closed.
   std::size_t max_pending_bytes = std::size_t{256} << 20;
+  /// What user-info APIs reveal: anonymous (WeChat since 2021-04-28) or real (before it).
+  /// (Last, so that code initialising the fields above in order keeps compiling.)
+  profile_era profiles = profile_era::anonymous;
 };
 
 namespace detail {

@@ -62,8 +62,12 @@ public:
   world& operator=(const world&) = delete;
 
   const world_limits& limits() const noexcept { return limits_; }
-  virtual_clock& clock() noexcept { return clock_; }
-  std::int64_t now() const noexcept { return clock_.now(); }
+  virtual_clock& clock() noexcept { return *clock_; }
+  std::int64_t now() const noexcept { return clock_->now(); }
+  /// The virtual clock as the library's time source: give it to wechat::client and
+  /// unionid_resolver (and verify_options::clock) so that a test that moves the mock's
+  /// time moves the library's too. Shared: it stays valid after the world is gone.
+  std::shared_ptr<const wechat::time_source> time_source() const { return clock_; }
   unionid_rules rules() const noexcept { return rules_.load(); }
   void set_rules(unionid_rules r) noexcept { rules_.store(r); }
   profile_era profiles() const noexcept { return profiles_.load(); }
@@ -80,7 +84,8 @@ public:
     payments_.clear();
     plugin_codes_.clear();
     quotas_.clear();
-    clock_.reset();
+    clock_->reset();
+    risk_requests_ = 0;
   }
 
   // ------------------------------------------------------------------ control side --
@@ -416,18 +421,21 @@ public:
       oauth_codes_.unredeem(code);
       return out;
     }
-    if (entry.scope == snapshot_scope) {
-      as_snapshot(out.value, appid, entry.user);
-      return out;
-    }
-    const bool consent = entry.scope != "snsapi_base";
+    // a snapshot-page user is nobody in particular: no consent recorded, virtual ids
+    const bool snapshot = entry.scope == snapshot_scope;
+    const bool consent = !snapshot && entry.scope != "snsapi_base";
     if (consent) dir_.add_authorization(entry.user, entry.appid);
-    out.value.openid = openid(appid, entry.user);
-    out.value.scope = entry.scope;
     rule_facts f = dir_.facts(*a, entry.user);
     f.userinfo_scope = consent;
+    f.snapshot_user = snapshot;
     if (unionid_allowed(rules(), channel::oauth, f))
       out.value.unionid = unionid(a->open_account, entry.user);
+    if (snapshot) {
+      as_snapshot(out.value, appid, entry.user);
+    } else {
+      out.value.openid = openid(appid, entry.user);
+      out.value.scope = entry.scope;
+    }
     return out;
   }
 
@@ -569,8 +577,11 @@ public:
                                                              std::string_view sig_method) {
     const auto checked = check_session(a, oid, signature, sig_method);
     if (!checked.ok()) return outcome<std::vector<encrypt_key_record>>::fail(checked.errc);
+    // looked up again: a reset from another thread may have emptied the world since
+    const auto user = user_of(a.appid, oid);
+    if (!user) return outcome<std::vector<encrypt_key_record>>::fail(wechat::api_errc::invalid_openid);
     outcome<std::vector<encrypt_key_record>> out;
-    out.value = encrypt_keys(a.appid, *user_of(a.appid, oid));
+    out.value = encrypt_keys(a.appid, *user);
     return out;
   }
 
@@ -671,11 +682,11 @@ private:
   static std::string snapshot_openid(std::string_view appid, std::string_view user) {
     return "o" + detail::hashed_id("snapshot-openid", appid, user);
   }
+  // What a snapshot grant answers (its unionid is the rule engine's to decide: none).
   static void as_snapshot(token_grant& g, std::string_view appid, std::string_view user) {
     g.openid = snapshot_openid(appid, user);
     g.scope = "snsapi_base";
     g.snapshot_user = true;
-    g.unionid.reset();
   }
 
   // wx.getUserInfo / wx.getUserProfile: the era's profile as rawData (signed with the
@@ -776,7 +787,7 @@ private:
   std::atomic<unionid_rules> rules_;
   std::atomic<profile_era> profiles_;
   const world_limits limits_;
-  virtual_clock clock_;
+  const std::shared_ptr<virtual_clock> clock_ = std::make_shared<virtual_clock>();
   detail::directory dir_;
   detail::session_table sessions_;
   detail::code_table<js_code> js_codes_;
