@@ -23,7 +23,7 @@ configure: deps $(BUILD_DIR)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Only what the demo needs (the library, the mock, examples/demo.cpp): under a minute on 2
+# Only what the demo needs (the library, the mock, examples/demo.cpp): about 30 s on 2
 # cores from a fresh clone, where the whole tree takes several.
 demo: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target demo
