@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test sanitize tsan tidy fuzz bench bench-load clean format
+.PHONY: all deps configure build demo test test-httplib-latest sanitize tsan tidy fuzz bench bench-load clean format
 
 # cmake --build runs make again below: no "Entering directory" lines from it.
 MAKEFLAGS += --no-print-directory
@@ -32,6 +32,25 @@ demo: configure
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
+# The client's and the mock's tests built against the latest upstream cpp-httplib (a
+# single header; CI has it in ../shared/vendor/cpp-httplib-VERSION) instead of Debian's
+# 0.11.4, found as users of vcpkg, Conan or an upstream install find it: through
+# find_package(httplib CONFIG) (tests/httplib-latest/httplibConfig.cmake stands in for
+# upstream's). HTTPLIB_LATEST_DIR=/path/to/folder/with/httplib.h picks another copy.
+HTTPLIB_LATEST_DIR ?= $(lastword $(sort $(wildcard $(CURDIR)/../shared/vendor/cpp-httplib-*)))
+HTTPLIB_LATEST_VERSION = $(patsubst cpp-httplib-%,%,$(notdir $(HTTPLIB_LATEST_DIR)))
+HTTPLIB_LATEST_TARGETS = httplib_version client_test client_logic_test unionid_test fault_table_test \
+  mock_endpoints_test mock_unionid_test mock_faults_test mock_admin_test mock_bounds_test \
+  mock_hostile_test mock_standalone_test engine_diff_test http1_test mock_wechat
+HTTPLIB_LATEST_TESTS = ^(httplib_version|(client_test|client_logic_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|http1_test):)
+test-httplib-latest: deps
+	@test -f "$(HTTPLIB_LATEST_DIR)/httplib.h" || { echo "test-httplib-latest: no httplib.h in '$(HTTPLIB_LATEST_DIR)' (set HTTPLIB_LATEST_DIR)"; exit 1; }
+	cmake -S . -B build-httplib-latest -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -Dhttplib_DIR=$(CURDIR)/tests/httplib-latest -DHTTPLIB_LATEST_DIR=$(HTTPLIB_LATEST_DIR) \
+	  -DWECHAT_EXPECT_HTTPLIB=$(HTTPLIB_LATEST_VERSION) -DWECHAT_BUILD_EXAMPLES=OFF
+	cmake --build build-httplib-latest -j $(JOBS) --target $(HTTPLIB_LATEST_TARGETS)
+	ctest --test-dir build-httplib-latest --output-on-failure -j $(JOBS) -R '$(HTTPLIB_LATEST_TESTS)'
+
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (CMakePresets.json).
 sanitize: deps
 	cmake --preset asan
@@ -43,9 +62,9 @@ sanitize: deps
 # concurrent clients, the hostile clients, the load generator. Any report fails the test.
 TSAN_TARGETS = client_logic_test client_test unionid_test fault_table_test \
   mock_endpoints_test mock_unionid_test mock_faults_test mock_admin_test \
-  mock_standalone_test mock_hostile_test mock_bounds_test wire_test redis_test fleet_worker \
+  mock_standalone_test mock_hostile_test mock_bounds_test engine_diff_test redis_test fleet_worker \
   mock_wechat loadgen
-TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|wire_test|redis_test):|^load_smoke$$
+TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|redis_test):|^load_smoke$$
 tsan: deps
 	cmake --preset tsan
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)

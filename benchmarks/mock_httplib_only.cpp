@@ -1,7 +1,7 @@
-// mock_httplib_only: the mock with its fast path off (options::fast_path = false), so that
-// every request goes through cpp-httplib 0.11.4's reader and writer as it did before
-// wire.hpp. benchmarks/mock_load measures it beside the standalone mock in the same run:
-// the difference is what the fast path is worth.
+// mock_httplib_only: the mock served by cpp-httplib (options::engine = engine_kind::httplib,
+// detail/httplib_engine.hpp: a thread per connection), so that every request goes through
+// cpp-httplib's reader and writer. benchmarks/mock_load measures it beside the standalone
+// mock (the event engine) in the same run: the difference is what the event engine is worth.
 //
 //   mock_httplib_only PORT        serves until SIGINT/SIGTERM
 #include <mock_wechat/server.hpp>
@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   const sigset_t stop = bench::block_stop_signals();
   mock_wechat::options opt;
   opt.port = std::stoi(argv[1]);
-  opt.fast_path = false;
+  opt.engine = mock_wechat::engine_kind::httplib;
   mock_wechat::server mock(opt);
   bench::wait_for_stop(stop);
   return 0;

@@ -1,33 +1,56 @@
-// libFuzzer: the mock's request handling with hostile input. The input is split at '\n'
-// into method, request target, body. It goes through the request framer (as raw bytes),
-// every WeChat endpoint handler and the admin API: answers are HTTP statuses with JSON,
-// never a crash; admin errors are admin_error (a 400/404 answer), nothing else escapes.
-// As raw bytes it also goes through the fast path's reader (detail/wire.hpp): whatever that
-// accepts, cpp-httplib must read the same way.
+// libFuzzer: the mock's request handling with hostile input.
+//
+// As raw bytes, the input goes through the event engine's HTTP/1.1 reader
+// (detail/http1.hpp), whose answers must not depend on how the bytes arrive: a request read
+// whole from the input is, read from any shorter prefix of it, "not whole yet" (never
+// another request, never refused), and read again from exactly its own bytes, the same
+// request; a refusal always closes and names a status the reader may send.
+//
+// Split at '\n' into method, request target and body, it then goes through every WeChat
+// endpoint handler and the admin API: answers are HTTP statuses with JSON, never a crash;
+// admin errors are admin_error (a 400/404 answer), nothing else escapes.
 #include <mock_wechat/admin.hpp>
 #include <mock_wechat/api.hpp>
-#include <mock_wechat/detail/reactor.hpp>
-#include <mock_wechat/detail/wire.hpp>
-
-#include "../tests/httplib_reference.hpp"
+#include <mock_wechat/detail/http1.hpp>
 
 #include <cstdint>
 #include <string>
 
+namespace {
+
+void check_reader(const std::string& in) {
+  using mock_wechat::detail::http1_request;
+  static mock_wechat::http_header headers[mock_wechat::detail::http1_max_fields];
+  static std::string chunked, chunked2;
+  const mock_wechat::detail::http1_limits lim{4096, 65536};
+  const auto whole = mock_wechat::detail::parse_http1(in, lim, headers, chunked);
+  if (whole.kind == http1_request::refused) {
+    const int s = whole.status;
+    if (!whole.close || (s != 400 && s != 413 && s != 414 && s != 417 && s != 431 && s != 501 &&
+                         s != 505))
+      __builtin_trap();
+    return;
+  }
+  if (whole.kind != http1_request::complete) return;
+  const std::string method(whole.method), target(whole.target), body(whole.body);
+  const std::string own = in.substr(0, whole.size);
+  const auto again = mock_wechat::detail::parse_http1(own, lim, headers, chunked2);
+  if (again.kind != http1_request::complete || again.size != whole.size ||
+      again.method != method || again.target != target || again.body != body ||
+      again.close != whole.close)
+    __builtin_trap();
+  for (std::size_t k = 0; k < whole.size; k += 1 + k / 64) {  // every short prefix, then sparser
+    const auto part = mock_wechat::detail::parse_http1(std::string_view(in).substr(0, k), lim,
+                                                       headers, chunked2);
+    if (part.kind != http1_request::need_more) __builtin_trap();
+  }
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string in(reinterpret_cast<const char*>(data), size);
-  const auto frame = mock_wechat::detail::frame_request(in, 4096, 65536);
-  if (frame.kind == mock_wechat::detail::request_frame::ready) {
-    const std::string whole = in.substr(0, frame.size);
-    if (const auto fast = mock_wechat::detail::parse_plain_request(whole)) {
-      static httplib_reference::reference_server reference;
-      const auto slow = reference.read(whole);
-      if (!slow.handled || slow.method != fast->method || slow.path != fast->path ||
-          slow.target != fast->target || slow.body != fast->body || slow.closed != fast->close ||
-          slow.consumed != whole.size())
-        __builtin_trap();
-    }
-  }
+  check_reader(in);
 
   static mock_wechat::world world;
   static mock_wechat::fault_table faults;

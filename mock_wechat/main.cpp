@@ -8,6 +8,9 @@
 //                                                   2021-04-28); real = the old full profile
 //               [--tls-cert F --tls-key F]          serve HTTPS
 //               [--threads N] [--journal N]         worker threads; journal size (0 = off)
+//               [--engine event|httplib]            plain HTTP's engine: the mock's own event
+//                                                   loops (default) or cpp-httplib's Server
+//                                                   (docs/mock.md, "Engines")
 //               [--admin-token T]                   require it on /__mock (needed off loopback)
 //               [--max-connections N]               open plain-HTTP connections (10000)
 //               [--limit NAME=N]...                 raise or lower a limit of the world:
@@ -32,7 +35,8 @@ constexpr const char* usage =
     "usage: mock_wechat [--host 127.0.0.1] [--port 8080] [--scenario FILE.json]\n"
     "                   [--unionid-rules bound|conditional] [--profiles anonymous|real]\n"
     "                   [--tls-cert F --tls-key F]\n"
-    "                   [--threads N] [--journal N] [--admin-token T]\n"
+    "                   [--threads N] [--journal N] [--engine event|httplib]\n"
+    "                   [--admin-token T]\n"
     "                   [--max-connections N] [--limit NAME=N]...\n";
 
 int bad(const std::string& what) {
@@ -108,6 +112,13 @@ bool apply_option(const std::string& a, const std::string& v, command_line& c, s
   else if (a == "--threads") {
     if (!parse_size(v, 1, 4096, n)) return fail("--threads must be 1-4096");
     opt.threads = static_cast<std::size_t>(n);
+  } else if (a == "--engine") {
+    if (v == "event")
+      opt.engine = mock_wechat::engine_kind::event;
+    else if (v == "httplib")
+      opt.engine = mock_wechat::engine_kind::httplib;
+    else
+      return fail("--engine must be event or httplib");
   } else if (a == "--journal") {
     if (!parse_size(v, 0, 10000000, n)) return fail("--journal must be 0-10000000");
     opt.journal = static_cast<std::size_t>(n);

@@ -4,6 +4,7 @@
 // status, and lets go of what it held.
 #include "mock_support.hpp"
 
+#include <dirent.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -201,4 +202,128 @@ TEST_CASE("thousands of connections opened and abandoned: still serving, then al
     std::this_thread::sleep_for(50ms);
   CHECK(f.mock.open_connections() == 0);
   CHECK(answered_promptly(f.mock.port(), 1000ms));
+}
+
+namespace {
+
+// Threads of this process now (the mock's loops among them).
+std::size_t threads_now() {
+  std::size_t n = 0;
+  if (auto* d = ::opendir("/proc/self/task")) {
+    while (auto* e = ::readdir(d))
+      n += e->d_name[0] != '.';
+    ::closedir(d);
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a POST without a body is answered at once, and body-less admin calls work",
+          "[mock][hostile]") {
+  // RFC 9112: neither Content-Length nor Transfer-Encoding means an empty body. Eight such
+  // requests with one loop: none waits for a body that is not coming (issue 19, finding 2).
+  mock_wechat::options o;
+  o.threads = 1;
+  fixture f(o);
+  f.add_standard_apps();
+  std::vector<raw> posts;
+  for (int i = 0; i < 8; ++i) {
+    posts.emplace_back(f.mock.port());
+    REQUIRE(posts.back().send("POST /cgi-bin/stable_token HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  for (auto& p : posts) {
+    const std::string r = p.read_response(2000ms);
+    CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(r.find("\"errcode\":") != std::string::npos);  // WeChat's answer to an empty body
+  }
+  // `curl -XPOST $URL/__mock/reset` (no -d): resets.
+  REQUIRE(f.world().apps().size() == 8);
+  raw reset(f.mock.port());
+  REQUIRE(reset.send("POST /__mock/reset HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(reset.read_response(2000ms).rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(f.world().apps().empty());
+  raw clock(f.mock.port());
+  REQUIRE(clock.send("POST /__mock/clock HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // No fields: an answer at once that says what to send (it waited 5 s and said "bad request").
+  const std::string said = clock.read_response(2000ms);
+  CHECK(said.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(said.find("give 'advance' (seconds) or 'set' (Unix seconds)") != std::string::npos);
+}
+
+TEST_CASE("ambiguous framing gets 400 and closes, and nothing after it is answered",
+          "[mock][hostile]") {
+  fixture f;
+  f.add_standard_apps();
+  const std::string smuggled = "GET /sns/auth?access_token=x&openid=y HTTP/1.1\r\n\r\n";
+  for (const std::string& bad : {
+           "POST /cgi-bin/stable_token HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: " +
+               std::to_string(2 + smuggled.size()) + "\r\n\r\n{}" + smuggled,
+           "POST /cgi-bin/stable_token HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: "
+           "chunked\r\n\r\n0\r\n\r\n" + smuggled,
+           "GET /a b HTTP/1.1\r\n\r\n" + smuggled,
+           "GARBAGE " + smuggled,
+           "GET / HTTP/1.1\r\n folded: x\r\n\r\n" + smuggled,
+       }) {
+    INFO(bad);
+    const std::size_t seen = f.mock.journal().to_json().size();
+    raw c(f.mock.port());
+    REQUIRE(c.send(bad));
+    const std::string r = c.read_response(2000ms);
+    CHECK(r.rfind("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n", 0) == 0);
+    CHECK(c.closed_by_peer(2000ms));
+    CHECK(f.mock.journal().to_json().size() == seen);  // the smuggled request never ran
+  }
+}
+
+TEST_CASE("delays are timers: a thousand delayed answers in flight take no thread",
+          "[mock][hostile]") {
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = files.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &files);
+  getrlimit(RLIMIT_NOFILE, &files);
+  const std::size_t n = std::min<std::size_t>(1000, (files.rlim_cur - 256) / 2);
+  mock_wechat::options o;
+  o.threads = 1;
+  fixture f(o);
+  f.add_standard_apps();
+  f.admin("faults", {{"path", "/sns/auth"}, {"delay_ms", 1500}});
+  const std::size_t before = threads_now();
+  std::vector<raw> waiting;
+  waiting.reserve(n);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < n; ++i) {
+    waiting.emplace_back(f.mock.port());
+    REQUIRE(waiting.back().send("GET /sns/auth?access_token=x&openid=y HTTP/1.1\r\n\r\n"));
+  }
+  std::this_thread::sleep_for(300ms);
+  CHECK(threads_now() == before);  // not one thread per delayed answer
+  CHECK(answered_promptly(f.mock.port(), 1000ms));  // the one loop still serves others
+  std::size_t answered = 0;
+  for (auto& w : waiting)
+    answered += w.read_response(10000ms).find("\"errcode\":40014") != std::string::npos;
+  CHECK(answered == n);
+  CHECK(std::chrono::steady_clock::now() - t0 >= 1500ms);  // none came back early
+  CHECK(f.mock.stats().to_json()["/sns/auth"]["count"] == n + 0);
+}
+
+TEST_CASE("stop() is prompt with delayed answers pending and connections open",
+          "[mock][hostile]") {
+  auto mock = std::make_unique<mock_wechat::server>();
+  mock->faults().add(mock_wechat::fault::from_json({{"path", "*"}, {"delay_ms", 60000}}));
+  std::vector<raw> waiting;
+  for (int i = 0; i < 100; ++i) {
+    waiting.emplace_back(mock->port());
+    REQUIRE(waiting.back().send("GET /sns/auth HTTP/1.1\r\n\r\n"));
+  }
+  std::vector<raw> idle;
+  for (int i = 0; i < 100; ++i)
+    idle.emplace_back(mock->port());
+  std::this_thread::sleep_for(200ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  mock.reset();
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);  // not the 60 s of the delays
+  for (auto& w : waiting)
+    CHECK(w.closed_by_peer(1000ms));
 }

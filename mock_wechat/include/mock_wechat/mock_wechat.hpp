@@ -4,6 +4,7 @@
 #include "mock_wechat/admin.hpp"
 #include "mock_wechat/api.hpp"
 #include "mock_wechat/clock.hpp"
+#include "mock_wechat/core.hpp"
 #include "mock_wechat/faults.hpp"
 #include "mock_wechat/ids.hpp"
 #include "mock_wechat/observe.hpp"

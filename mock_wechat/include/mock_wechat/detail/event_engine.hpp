@@ -1,0 +1,632 @@
+// mock_wechat/detail/event_engine.hpp - the mock's own HTTP/1.1 server: a few event loops
+// that own every byte of every connection, so that no client, however slow, hostile or
+// numerous, holds a thread, and a delayed answer costs a timer, not a thread.
+//
+//  - a listening socket of its own, in every loop's epoll set (EPOLLEXCLUSIVE); the loop
+//    that accepts deals the connection out round robin (a mutex-guarded inbox and an
+//    eventfd per loop), and each connection then belongs to one loop for its whole life:
+//    nothing about a connection is shared between threads;
+//  - a loop reads what has arrived, reads whole requests with detail/http1.hpp (the
+//    limits apply as bytes arrive), has core::handle answer them, and writes the answers
+//    with detail/wire.hpp into the connection's out buffer, sent as far as the socket takes
+//    it; the rest goes when epoll says there is room (a slow reader holds bytes, not a
+//    thread);
+//  - an answer with a delay is written at once into the connection's `delayed` bytes and a
+//    timer; the connection reads nothing more until it has gone (pipelined requests keep
+//    their order);
+//  - timers (delayed answers, and the keep-alive, request and write deadlines) sit in a
+//    binary heap per loop; epoll_wait sleeps until the earliest;
+//  - stop() wakes every loop through its eventfd; each closes its connections and returns.
+//
+// Why one file: the connection, the loop and the timers share one piece of state (what a
+// connection waits for, and when it may be closed) whose rules are easiest to check when
+// read together; each function is short.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "mock_wechat/core.hpp"
+#include "mock_wechat/detail/http1.hpp"
+#include "mock_wechat/detail/wire.hpp"
+
+namespace mock_wechat::detail {
+
+/// Limits and timeouts of the event engine.
+struct engine_limits {
+  std::size_t workers = 2;                          ///< event loops, one thread each
+  std::size_t max_header = std::size_t{64} * 1024;  ///< request line + headers; more gets 431
+  std::size_t max_body = 1 << 20;                   ///< request body; more gets 413
+  int keep_alive_timeout_ms = 5000;                 ///< idle connections close after this
+  int request_timeout_ms = 10000;                   ///< a request must arrive whole within this
+  int io_timeout_ms = 5000;                         ///< an answer must leave within this
+  std::size_t max_connections = 10000;              ///< more are closed as they are accepted
+  /// Bytes of unfinished requests kept across all connections; a connection whose partial
+  /// request would pass it gets 503 and is closed.
+  std::size_t max_pending_bytes = std::size_t{256} << 20;
+  int backlog = 1024;                                      ///< listen backlog
+  std::string keep_alive_header = "timeout=5, max=100000";  ///< the Keep-Alive header's value
+};
+
+inline std::int64_t steady_us() noexcept {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// A listening TCP socket on host:port (0: any free port), non-blocking. Throws
+/// std::runtime_error naming the address and the reason.
+inline int listen_on(const std::string& host, int port, int backlog, int& bound_port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* list = nullptr;
+  const std::string service = std::to_string(port);
+  const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &list);
+  if (rc != 0)
+    throw std::runtime_error("cannot bind " + host + ":" + service + ": " + ::gai_strerror(rc));
+  int error = 0;
+  int fd = -1;
+  for (addrinfo* a = list; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      error = errno;
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
+      error = errno;
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(list);
+  if (fd < 0)
+    throw std::runtime_error("cannot bind " + host + ":" + service + ": " + std::strerror(error));
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  bound_port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                                        : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  return fd;
+}
+
+/// The event engine. Binds in the constructor (throwing std::runtime_error when it cannot)
+/// and serves until stop() or destruction. `handler` answers each request (core::handle; a
+/// benchmark's fixed answer); it is called on the loops' threads, several at once.
+class event_engine {
+public:
+  using handler = std::function<http_response(const http_request&)>;
+
+  event_engine(handler h, const std::string& host, int port, engine_limits limits)
+      : handler_(std::move(h)), limits_(std::move(limits)) {
+    listen_fd_ = listen_on(host, port, limits_.backlog, port_);
+    const std::size_t n = std::max<std::size_t>(1, limits_.workers);
+    for (std::size_t i = 0; i < n; ++i)
+      loops_.push_back(std::make_unique<loop>(*this, i));
+    for (auto& l : loops_)
+      l->thread = std::thread([p = l.get()] { p->run(); });
+  }
+  ~event_engine() { stop(); }
+  event_engine(const event_engine&) = delete;
+  event_engine& operator=(const event_engine&) = delete;
+
+  int port() const noexcept { return port_; }
+
+  /// Stops every loop and closes every connection. Idempotent; prompt.
+  void stop() {
+    if (stopping_.exchange(true)) return;
+    for (auto& l : loops_)
+      l->wake();
+    for (auto& l : loops_)
+      if (l->thread.joinable()) l->thread.join();
+    ::close(listen_fd_);
+    pending_bytes_.store(0);
+  }
+
+  std::size_t connections() const noexcept { return connections_.load(); }
+  std::size_t refused_connections() const noexcept { return refused_.load(); }
+  std::size_t pending_bytes() const noexcept { return pending_bytes_.load(); }
+
+private:
+  struct connection {
+    int fd = -1;
+    std::uint32_t gen = 0;        ///< bumped when the slot is let go: stale events and timers
+    std::string in;               ///< received bytes not yet answered
+    std::size_t in_counted = 0;   ///< in's size as counted in pending_bytes_
+    std::size_t scanned = 0;      ///< the parser's resume point in `in`
+    std::string out;              ///< answers not yet sent
+    std::size_t out_sent = 0;     ///< of `out`
+    std::string delayed;          ///< an answer waiting for its timer
+    connection_fault delayed_fault = connection_fault::none;
+    bool delayed_close = false;   ///< close once the delayed answer is sent
+    bool waiting = false;         ///< an answer is delayed: read nothing meanwhile
+    bool closing = false;         ///< close once `out` is sent
+    bool continue_sent = false;   ///< "100 Continue" went out for the request being read
+    bool eof = false;             ///< the client sent all it will send
+    std::int64_t deadline = 0;    ///< steady µs; 0: none
+    std::int64_t partial_since = 0;
+    std::int64_t timer_due = 0;   ///< the earliest deadline timer in the heap; 0: none
+    std::uint32_t events = 0;     ///< the epoll interest now
+    char peer[INET6_ADDRSTRLEN] = {0};
+  };
+
+  enum class timer_kind : std::uint8_t { deadline, answer };
+  struct timer {
+    std::int64_t due;
+    std::uint32_t slot, gen;
+    timer_kind kind;
+    bool operator>(const timer& o) const noexcept { return due > o.due; }
+  };
+
+  static constexpr std::uint64_t listen_tag = ~std::uint64_t{0};
+  static constexpr std::uint64_t wake_tag = ~std::uint64_t{0} - 1;
+
+  // One event loop: its epoll set, its connections, its timers.
+  struct loop {
+    loop(event_engine& e, std::size_t i)
+        : engine(e), index(i), ep(::epoll_create1(EPOLL_CLOEXEC)),
+          wakefd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+      if (ep < 0 || wakefd < 0) throw std::runtime_error("cannot create an event loop");
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = wake_tag;
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, wakefd, &ev);
+      ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+      ev.data.u64 = listen_tag;
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, e.listen_fd_, &ev);
+    }
+    ~loop() {
+      ::close(ep);
+      ::close(wakefd);
+    }
+
+    event_engine& engine;
+    std::size_t index;
+    int ep, wakefd;
+    std::thread thread;
+    std::mutex inbox_mutex;
+    std::vector<int> inbox;  // accepted by another loop, for this one
+    bool closed = false;     // under inbox_mutex: the loop has stopped
+    std::vector<std::unique_ptr<connection>> slots;
+    std::vector<std::uint32_t> free_slots;
+    std::vector<timer> timers;  // a min-heap on due
+
+    void wake() {
+      std::uint64_t one = 1;
+      (void)!::write(wakefd, &one, sizeof one);
+    }
+
+    void give(int fd) {
+      {
+        std::lock_guard<std::mutex> lock(inbox_mutex);
+        if (!closed) {
+          inbox.push_back(fd);
+          fd = -1;
+        }
+      }
+      if (fd < 0) return wake();
+      ::close(fd);  // this loop has stopped
+      engine.connections_.fetch_sub(1);
+    }
+
+    void run() {
+      epoll_event events[256];
+      while (!engine.stopping_.load(std::memory_order_relaxed)) {
+        const int n = ::epoll_wait(ep, events, 256, wait_ms());
+        for (int i = 0; i < n; ++i) {
+          const std::uint64_t tag = events[i].data.u64;
+          if (tag == listen_tag)
+            accept_some();
+          else if (tag == wake_tag)
+            take_inbox();
+          else
+            on_event(tag, events[i].events);
+        }
+        fire_timers();
+      }
+      for (std::uint32_t s = 0; s < slots.size(); ++s)
+        if (slots[s] && slots[s]->fd >= 0) close_connection(s);
+      std::lock_guard<std::mutex> lock(inbox_mutex);
+      closed = true;
+      for (const int fd : inbox) {
+        ::close(fd);
+        engine.connections_.fetch_sub(1);
+      }
+      inbox.clear();
+    }
+
+    int wait_ms() const {
+      if (timers.empty()) return -1;
+      const std::int64_t left = timers.front().due - steady_us();
+      return left <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>((left + 999) / 1000, 60000));
+    }
+
+    // --- connections come and go ---
+
+    void accept_some() {
+      for (int i = 0; i < 64; ++i) {  // then let the other loops take their turn
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        const int fd = ::accept4(engine.listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+          // Out of descriptors: the connection waits in the backlog; without a pause the
+          // level-triggered listener would wake this loop again at once, for ever.
+          if (errno == EMFILE || errno == ENFILE)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          return;  // EAGAIN, or an error the next connection may not have
+        }
+        if (engine.connections_.fetch_add(1) >= engine.limits_.max_connections) {
+          engine.connections_.fetch_sub(1);
+          engine.refused_.fetch_add(1);
+          ::close(fd);
+          continue;
+        }
+        loop& to = *engine.loops_[engine.next_loop_.fetch_add(1) % engine.loops_.size()];
+        if (&to == this)
+          adopt(fd);
+        else
+          to.give(fd);
+      }
+    }
+
+    void take_inbox() {
+      std::uint64_t n = 0;
+      (void)!::read(wakefd, &n, sizeof n);
+      std::vector<int> fds;
+      {
+        std::lock_guard<std::mutex> lock(inbox_mutex);
+        fds.swap(inbox);
+      }
+      for (const int fd : fds)
+        adopt(fd);
+    }
+
+    void adopt(int fd) {
+      if (engine.stopping_.load()) {
+        ::close(fd);
+        engine.connections_.fetch_sub(1);
+        return;
+      }
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      std::uint32_t s;
+      if (!free_slots.empty()) {
+        s = free_slots.back();
+        free_slots.pop_back();
+      } else {
+        s = static_cast<std::uint32_t>(slots.size());
+        slots.push_back(std::make_unique<connection>());
+      }
+      connection& c = *slots[s];
+      const std::uint32_t gen = c.gen;
+      c = connection{};
+      c.gen = gen;
+      c.fd = fd;
+      peer_of(fd, c.peer);
+      c.events = EPOLLIN | EPOLLRDHUP;
+      epoll_event ev{};
+      ev.events = c.events;
+      ev.data.u64 = tag_of(s, c.gen);
+      if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        close_connection(s);
+        return;
+      }
+      set_deadline(s, c, steady_us() + ms(engine.limits_.keep_alive_timeout_ms));
+    }
+
+    void close_connection(std::uint32_t s) {
+      connection& c = *slots[s];
+      if (c.fd < 0) return;
+      ::epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+      ::shutdown(c.fd, SHUT_RDWR);
+      ::close(c.fd);
+      c.fd = -1;
+      ++c.gen;  // every event and timer still naming the old connection is now stale
+      engine.pending_bytes_.fetch_sub(c.in_counted);
+      engine.connections_.fetch_sub(1);
+      // Let the memory go: a slot may stay free for long.
+      std::string().swap(c.in);
+      std::string().swap(c.out);
+      std::string().swap(c.delayed);
+      c.in_counted = 0;
+      free_slots.push_back(s);
+    }
+
+    // --- events ---
+
+    void on_event(std::uint64_t tag, std::uint32_t ev) {
+      const auto s = static_cast<std::uint32_t>(tag & 0xffffffffu);
+      if (s >= slots.size()) return;
+      connection& c = *slots[s];
+      if (c.fd < 0 || c.gen != static_cast<std::uint32_t>(tag >> 32)) return;
+      if ((ev & EPOLLERR) != 0) return close_connection(s);
+      if ((ev & EPOLLOUT) != 0 && !flush(s, c)) return;
+      const bool reading = !c.waiting && !c.closing && !c.eof;
+      if (reading && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) {
+        if (receive(c)) c.eof = true;
+        return serve(s, c);
+      }
+      if ((ev & EPOLLHUP) != 0) return close_connection(s);  // gone while we were not reading
+      after_io(s, c);
+    }
+
+    // Appends what has arrived to c.in, up to what one request may take. True at end of
+    // file or on an error.
+    bool receive(connection& c) const {
+      constexpr std::size_t chunk = std::size_t{16} * 1024;
+      const std::size_t cap = engine.limits_.max_header + engine.limits_.max_body + chunk;
+      thread_local char received[chunk];  // not c.in.resize(): that would zero 16 KiB a read
+      while (c.in.size() < cap) {
+        const ssize_t n = ::recv(c.fd, received, chunk, 0);
+        if (n > 0) {
+          c.in.append(received, static_cast<std::size_t>(n));
+          if (static_cast<std::size_t>(n) < chunk) break;
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        return n == 0 || errno != EAGAIN;
+      }
+      return false;
+    }
+
+    // Answers every whole request in c.in, in order, until one is delayed; then keeps the
+    // rest, sends what it can, and sets the connection's next deadline.
+    void serve(std::uint32_t s, connection& c) {
+      thread_local http_header headers[http1_max_fields];
+      thread_local std::string chunked_body;
+      const auto& lim = engine.limits_;
+      const http1_limits hl{lim.max_header, lim.max_body};
+      std::size_t pos = 0;
+      while (!c.waiting && !c.closing && pos < c.in.size()) {
+        const std::string_view rest = std::string_view(c.in).substr(pos);
+        const http1_request r = parse_http1(rest, hl, headers, chunked_body, c.scanned);
+        if (r.kind == http1_request::need_more) {
+          c.scanned = r.scanned;
+          if (r.expect_continue && !c.continue_sent) {
+            c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+            c.continue_sent = true;
+          }
+          break;
+        }
+        c.scanned = 0;
+        c.continue_sent = false;
+        if (r.kind == http1_request::refused) {
+          const http_response e = framing_error(r.status);
+          write_response(c.out, e.status, e.content_type, e.body, e.length, true,
+                         lim.keep_alive_header);
+          c.closing = true;
+          pos = c.in.size();
+          break;
+        }
+        http_request req;
+        req.method = r.method;
+        req.target = r.target;
+        req.headers = headers;
+        req.header_count = r.header_count;
+        req.body = r.body;
+        req.peer = c.peer;
+        http_response a = engine.handler_(req);
+        pos += r.size;
+        const bool head = r.method == "HEAD";
+        if (a.delay_us > 0) {
+          c.delayed.clear();
+          if (a.fault != connection_fault::drop)
+            write_response(c.delayed, a.status, a.content_type, a.body, a.length,
+                           r.close && a.fault == connection_fault::none, lim.keep_alive_header,
+                           head);
+          c.delayed_fault = a.fault;
+          c.delayed_close = r.close;
+          c.waiting = true;
+          push_timer(steady_us() + a.delay_us, s, c.gen, timer_kind::answer);
+          break;
+        }
+        emit(c, a, r.close, head);
+      }
+      keep_rest(c, pos);
+      if (c.eof && !c.waiting) c.closing = true;  // what came is answered; nothing more will
+      after_io(s, c);
+    }
+
+    // An answer into c.out, and what it does to the connection.
+    void emit(connection& c, const http_response& a, bool close, bool head) {
+      if (a.fault == connection_fault::drop) {
+        c.closing = true;  // earlier pipelined answers still go; this one never does
+        return;
+      }
+      write_response(c.out, a.status, a.content_type, a.body, a.length,
+                     close && a.fault == connection_fault::none,
+                     engine.limits_.keep_alive_header, head);
+      if (close || a.fault == connection_fault::truncate) c.closing = true;
+    }
+
+    // Drops the answered bytes from c.in and counts what is left against the pending
+    // budget; over it, 503 and close.
+    void keep_rest(connection& c, std::size_t pos) {
+      if (pos > 0) c.in.erase(0, pos);
+      if (c.closing) c.in.clear();
+      if (c.in.empty() && c.in.capacity() > std::size_t{4} * 1024) std::string().swap(c.in);
+      const std::size_t held = c.in_counted, now_held = c.in.size();
+      if (now_held > 0 && (held == 0 || pos > 0)) c.partial_since = steady_us();
+      if (now_held == held) return;
+      if (now_held > held) {
+        std::size_t total = engine.pending_bytes_.load();
+        do {
+          if (total - held + now_held > engine.limits_.max_pending_bytes) {
+            engine.pending_bytes_.fetch_sub(held);
+            c.in_counted = 0;
+            std::string().swap(c.in);
+            const http_response e = framing_error(503);
+            write_response(c.out, e.status, e.content_type, e.body, e.length, true,
+                           engine.limits_.keep_alive_header);
+            c.closing = true;
+            return;
+          }
+        } while (!engine.pending_bytes_.compare_exchange_weak(total, total - held + now_held));
+      } else {
+        engine.pending_bytes_.fetch_sub(held - now_held);
+      }
+      c.in_counted = now_held;
+    }
+
+    // After reading or writing: sends what it can, then closes the connection or sets its
+    // epoll interest and next deadline.
+    void after_io(std::uint32_t s, connection& c) {
+      if (!flush(s, c)) return;
+      const bool unsent = c.out_sent < c.out.size();
+      if (c.closing && !unsent && !c.waiting) return close_connection(s);
+      const std::uint32_t want =
+          (unsent ? EPOLLOUT : 0u) |
+          (!c.waiting && !c.closing && !c.eof && !unsent ? EPOLLIN | EPOLLRDHUP : 0u);
+      if (want != c.events) {
+        epoll_event ev{};
+        ev.events = want;
+        ev.data.u64 = tag_of(s, c.gen);
+        ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+        c.events = want;
+      }
+      const auto& lim = engine.limits_;
+      const std::int64_t now = steady_us();
+      if (unsent)
+        set_deadline(s, c, now + ms(lim.io_timeout_ms));
+      else if (c.waiting)
+        c.deadline = 0;  // the answer's timer comes first
+      else if (!c.in.empty())
+        set_deadline(s, c, c.partial_since + ms(lim.request_timeout_ms));
+      else
+        set_deadline(s, c, now + ms(lim.keep_alive_timeout_ms));
+    }
+
+    // Sends what it can of c.out. False when the connection was closed (peer gone).
+    bool flush(std::uint32_t s, connection& c) {
+      while (c.out_sent < c.out.size()) {
+        const ssize_t n = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
+                                 MSG_NOSIGNAL);
+        if (n > 0) {
+          c.out_sent += static_cast<std::size_t>(n);
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        close_connection(s);
+        return false;
+      }
+      c.out.clear();
+      c.out_sent = 0;
+      if (c.out.capacity() > std::size_t{64} * 1024) std::string().swap(c.out);
+      return true;
+    }
+
+    // --- timers ---
+
+    static std::int64_t ms(int v) noexcept { return std::int64_t{v} * 1000; }
+
+    void push_timer(std::int64_t due, std::uint32_t s, std::uint32_t gen, timer_kind k) {
+      timers.push_back(timer{due, s, gen, k});
+      std::push_heap(timers.begin(), timers.end(), std::greater<>());
+    }
+
+    // A deadline moves often (every request); the heap keeps one entry per connection at
+    // its earliest deadline, and an entry that fires early re-arms at the current one.
+    void set_deadline(std::uint32_t s, connection& c, std::int64_t due) {
+      c.deadline = due;
+      if (c.timer_due == 0 || due < c.timer_due) {
+        c.timer_due = due;
+        push_timer(due, s, c.gen, timer_kind::deadline);
+      }
+    }
+
+    void fire_timers() {
+      const std::int64_t now = steady_us();
+      while (!timers.empty() && timers.front().due <= now) {
+        std::pop_heap(timers.begin(), timers.end(), std::greater<>());
+        const timer t = timers.back();
+        timers.pop_back();
+        connection& c = *slots[t.slot];
+        if (c.fd < 0 || c.gen != t.gen) continue;
+        if (t.kind == timer_kind::answer) {
+          deliver(t.slot, c);
+          continue;
+        }
+        if (t.due != c.timer_due) continue;  // superseded by an earlier entry
+        c.timer_due = 0;
+        if (c.deadline == 0) continue;
+        if (c.deadline <= now) {
+          close_connection(t.slot);  // idle, too slow to send a request, or to read answers
+          continue;
+        }
+        c.timer_due = c.deadline;
+        push_timer(c.deadline, t.slot, c.gen, timer_kind::deadline);
+      }
+    }
+
+    // A delayed answer's time has come: it goes out, then the connection reads on.
+    void deliver(std::uint32_t s, connection& c) {
+      c.waiting = false;
+      if (c.delayed_fault == connection_fault::drop) {
+        c.closing = true;
+      } else {
+        c.out += c.delayed;
+        if (c.delayed_close || c.delayed_fault == connection_fault::truncate) c.closing = true;
+      }
+      std::string().swap(c.delayed);
+      if (!c.closing && !c.in.empty()) return serve(s, c);  // pipelined requests waited
+      if (c.eof) c.closing = true;
+      after_io(s, c);
+    }
+
+    static std::uint64_t tag_of(std::uint32_t s, std::uint32_t gen) noexcept {
+      return (std::uint64_t{gen} << 32) | s;
+    }
+
+    static void peer_of(int fd, char* out) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
+      if (ss.ss_family == AF_INET)
+        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, out,
+                    INET6_ADDRSTRLEN);
+      else if (ss.ss_family == AF_INET6)
+        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, out,
+                    INET6_ADDRSTRLEN);
+    }
+  };
+
+  handler handler_;
+  engine_limits limits_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::vector<std::unique_ptr<loop>> loops_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::size_t> next_loop_{0};
+  std::atomic<std::size_t> connections_{0};
+  std::atomic<std::size_t> refused_{0};
+  std::atomic<std::size_t> pending_bytes_{0};
+};
+
+}  // namespace mock_wechat::detail
