@@ -6,6 +6,7 @@
 #include "mock_wechat/clock.hpp"
 #include "mock_wechat/faults.hpp"
 #include "mock_wechat/ids.hpp"
+#include "mock_wechat/latency.hpp"
 #include "mock_wechat/observe.hpp"
 #include "mock_wechat/rules.hpp"
 #include "mock_wechat/scenario.hpp"
