@@ -293,7 +293,8 @@ TEST_CASE("a fault's latency: read and written back as a spec, alone or added to
   for (const nlohmann::json& j :
        {nlohmann::json{{"path", "/sns/jscode2session"}, {"latency", "uniform:0.5:2"}, {"times", 3}},
         nlohmann::json{{"path", "*"}, {"latency", "fixed:10"}, {"delay_ms", 5}},
-        nlohmann::json{{"path", "*"}, {"latency", "fixed:10"}, {"errcode", -1}, {"probability", 0.5}},
+        nlohmann::json{
+            {"path", "*"}, {"latency", "fixed:10"}, {"errcode", -1}, {"probability", 0.5}},
         nlohmann::json{{"path", "*"}, {"latency", "lognormal:0.001:600000"}, {"drop", true}}}) {
     INFO(j.dump());
     const auto f = fault::from_json(j);
@@ -305,14 +306,14 @@ TEST_CASE("a fault's latency: read and written back as a spec, alone or added to
   // "none" is no latency: not enough for a fault alone, left out of to_json.
   CHECK(fault_refusal({{"path", "*"}, {"latency", "none"}}).find("needs one of") !=
         std::string::npos);
-  CHECK_FALSE(
-      fault::from_json({{"path", "*"}, {"errcode", 1}, {"latency", "none"}}).to_json().contains(
-          "latency"));
+  CHECK_FALSE(fault::from_json({{"path", "*"}, {"errcode", 1}, {"latency", "none"}})
+                  .to_json()
+                  .contains("latency"));
   CHECK(fault_refusal({{"path", "*"}, {"latency", "lognormal:50"}}) ==
         "field 'latency': lognormal takes 2 numbers, got 1; expected lognormal:MEDIAN:P99 "
         "(milliseconds, 0 < MEDIAN <= P99 <= 600000, at most 3 decimals)");
-  CHECK(fault_refusal({{"path", "*"}, {"latency", 50}}).rfind("field 'latency' must be a string",
-                                                               0) == 0);
+  CHECK(fault_refusal({{"path", "*"}, {"latency", 50}})
+            .rfind("field 'latency' must be a string", 0) == 0);
   CHECK(fault_refusal({{"path", "*"}, {"latency", "fixed:700000"}}).find("cap of 600000 ms") !=
         std::string::npos);
   CHECK(fault_refusal({{"path", "*"}, {"drop", true}, {"errcode", 1}, {"latency", "fixed:1"}})
@@ -325,8 +326,8 @@ TEST_CASE("a fault's latency: read and written back as a spec, alone or added to
         5250);
   CHECK(t.delay_us(fault::from_json({{"path", "*"}, {"delay_ms", 7}})) == 7000);
   CHECK(t.delay_us(fault::from_json({{"path", "*"}, {"errcode", 1}})) == 0);
-  CHECK(t.delay_us(fault::from_json(
-            {{"path", "*"}, {"delay_ms", 600000}, {"latency", "fixed:600000"}})) ==
+  CHECK(t.delay_us(
+            fault::from_json({{"path", "*"}, {"delay_ms", 600000}, {"latency", "fixed:600000"}})) ==
         mock_wechat::max_latency_us);
   const auto u = fault::from_json({{"path", "*"}, {"delay_ms", 100}, {"latency", "uniform:0:10"}});
   for (int i = 0; i < 1000; ++i) {
@@ -343,16 +344,16 @@ TEST_CASE("a fault's latency: read and written back as a spec, alone or added to
   CHECK(listed[0]["latency"] == "uniform:10:90");
   const reply bad = f.post("/__mock/faults", R"({"path":"*","latency":"gamma:1"})");
   CHECK(bad.status == 400);
-  CHECK(bad.json()["error"].get<std::string>().rfind("field 'latency': unknown distribution 'gamma'",
-                                                     0) == 0);
+  CHECK(bad.json()["error"].get<std::string>().rfind(
+            "field 'latency': unknown distribution 'gamma'", 0) == 0);
 }
 
 // Issue 19 finding 11: a Content-Type with CR LF in it wrote extra headers into the answer.
 TEST_CASE("a content_type fault refuses control characters", "[faults]") {
   const std::string message = "field 'content_type' must not contain control characters";
-  for (const std::string& bad : {std::string("text/html\r\nSet-Cookie: injected=1"),
-                                 std::string("text/html\n"), std::string("text/\thtml"),
-                                 std::string("text/html\x7f"), std::string("a\0b", 3)}) {
+  for (const std::string& bad :
+       {std::string("text/html\r\nSet-Cookie: injected=1"), std::string("text/html\n"),
+        std::string("text/\thtml"), std::string("text/html\x7f"), std::string("a\0b", 3)}) {
     INFO(nlohmann::json(bad).dump());
     CHECK(fault_refusal({{"path", "*"}, {"content_type", bad}}) == message);
   }

@@ -67,9 +67,9 @@ TEST_CASE("parse_latency reads the three distributions and none, in ms with up t
 }
 
 TEST_CASE("to_string gives back the spec parse_latency read", "[latency]") {
-  for (const char* s : {"none", "fixed:50", "fixed:0", "fixed:0.5", "fixed:12.345", "fixed:0.001",
-                        "fixed:600000", "uniform:10:90", "uniform:0.25:1.5", "lognormal:50:120",
-                        "lognormal:0.1:599999.999"}) {
+  for (const char* s :
+       {"none", "fixed:50", "fixed:0", "fixed:0.5", "fixed:12.345", "fixed:0.001", "fixed:600000",
+        "uniform:10:90", "uniform:0.25:1.5", "lognormal:50:120", "lognormal:0.1:599999.999"}) {
     INFO(s);
     CHECK(parse_latency(s).to_string() == s);
     CHECK(parse_latency(parse_latency(s).to_string()) == parse_latency(s));
@@ -139,8 +139,7 @@ TEST_CASE("parse_latency refuses bad specs saying what was wrong and what is exp
   CHECK_THROWS_WITH(latency_spec::fixed(600000001), Catch::Contains("above the cap"));
 }
 
-TEST_CASE("fixed draws are exact, none draws 0, every draw is capped at 600000 ms",
-          "[latency]") {
+TEST_CASE("fixed draws are exact, none draws 0, every draw is capped at 600000 ms", "[latency]") {
   for (const auto us : draws(parse_latency("fixed:12.345"), 1, 1000))
     CHECK(us == 12345);
   mock_wechat::latency_source none(latency_spec{}, 1);

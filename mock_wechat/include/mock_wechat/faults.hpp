@@ -104,9 +104,8 @@ struct fault {
     if (auto v = integer("delay_ms", 0, max_latency_ms)) f.delay_ms = *v;
     if (const auto it = j.find("latency"); it != j.end()) {
       if (!it->is_string())
-        throw admin_error(400,
-                          "field 'latency' must be a string such as \"lognormal:50:120\"; " +
-                              std::string(latency_spec::expected(latency_spec::kind::none)));
+        throw admin_error(400, "field 'latency' must be a string such as \"lognormal:50:120\"; " +
+                                   std::string(latency_spec::expected(latency_spec::kind::none)));
       try {
         f.latency = parse_latency(it->get<std::string>());
       } catch (const latency_error& e) {

@@ -96,14 +96,10 @@ struct latency_spec {
   /// "lognormal:50:120" (milliseconds, at most 3 decimals, no trailing zeros).
   std::string to_string() const {
     switch (type) {
-    case kind::fixed:
-      return "fixed:" + ms(a_us);
-    case kind::uniform:
-      return "uniform:" + ms(a_us) + ":" + ms(b_us);
-    case kind::lognormal:
-      return "lognormal:" + ms(a_us) + ":" + ms(b_us);
-    case kind::none:
-      break;
+    case kind::fixed: return "fixed:" + ms(a_us);
+    case kind::uniform: return "uniform:" + ms(a_us) + ":" + ms(b_us);
+    case kind::lognormal: return "lognormal:" + ms(a_us) + ":" + ms(b_us);
+    case kind::none: break;
     }
     return "none";
   }
@@ -118,16 +114,14 @@ struct latency_spec {
   /// What a spec of kind `k` must look like (the "expected ..." of error messages).
   static const char* expected(kind k) noexcept {
     switch (k) {
-    case kind::fixed:
-      return "expected fixed:MS (milliseconds, 0 to 600000, at most 3 decimals)";
+    case kind::fixed: return "expected fixed:MS (milliseconds, 0 to 600000, at most 3 decimals)";
     case kind::uniform:
       return "expected uniform:MIN:MAX (milliseconds, 0 <= MIN <= MAX <= 600000, at most 3 "
              "decimals)";
     case kind::lognormal:
       return "expected lognormal:MEDIAN:P99 (milliseconds, 0 < MEDIAN <= P99 <= 600000, at most "
              "3 decimals)";
-    case kind::none:
-      break;
+    case kind::none: break;
     }
     return "expected none, fixed:MS, uniform:MIN:MAX or lognormal:MEDIAN:P99 (milliseconds, at "
            "most 3 decimals, up to 600000)";
@@ -149,11 +143,10 @@ private:
     auto fail = [&](const std::string& why) {
       // The caller gave microseconds, not a spec: show them so, e.g. "uniform(9000 us, 10 us)".
       static const char* const names[] = {"none", "fixed", "uniform", "lognormal"};
-      throw latency_error(std::string(names[static_cast<int>(s.type)]) + "(" +
-                              std::to_string(s.a_us) + " us" +
-                              (s.type == kind::fixed ? "" : ", " + std::to_string(s.b_us) + " us") +
-                              ")",
-                          why + "; " + expected(s.type));
+      throw latency_error(
+          std::string(names[static_cast<int>(s.type)]) + "(" + std::to_string(s.a_us) + " us" +
+              (s.type == kind::fixed ? "" : ", " + std::to_string(s.b_us) + " us") + ")",
+          why + "; " + expected(s.type));
     };
     if (s.a_us < 0 || s.b_us < 0) fail("a negative delay");
     if (s.a_us > max_latency_us || s.b_us > max_latency_us)
@@ -173,7 +166,8 @@ inline bool parse_latency_ms(std::string_view t, std::int64_t& us, std::string& 
   const std::string shown = "'" + printable(t, 20) + "'";
   const auto dot = t.find('.');
   const std::string_view whole = t.substr(0, dot);
-  const std::string_view frac = dot == std::string_view::npos ? std::string_view() : t.substr(dot + 1);
+  const std::string_view frac =
+      dot == std::string_view::npos ? std::string_view() : t.substr(dot + 1);
   auto digits = [](std::string_view d) {
     if (d.empty()) return false;
     for (const char c : d)
@@ -234,9 +228,9 @@ inline latency_spec parse_latency(std::string_view text) {
     k = kind::lognormal;
     want = 2;
   } else {
-    throw latency_error(text, (text.empty() ? std::string("empty")
-                                            : "unknown distribution '" +
-                                                  detail::printable(name, 20) + "'") +
+    throw latency_error(text, (text.empty()
+                                   ? std::string("empty")
+                                   : "unknown distribution '" + detail::printable(name, 20) + "'") +
                                   "; " + latency_spec::expected(kind::none));
   }
   auto fail = [&](const std::string& why) {
@@ -297,10 +291,8 @@ inline std::uint64_t random_seed() {
 inline std::int64_t draw_us(const latency_spec& s, std::uint64_t random64) noexcept {
   using kind = latency_spec::kind;
   switch (s.type) {
-  case kind::none:
-    return 0;
-  case kind::fixed:
-    return detail::clamp_delay_us(s.a_us);
+  case kind::none: return 0;
+  case kind::fixed: return detail::clamp_delay_us(s.a_us);
   case kind::uniform: {
     if (s.b_us <= s.a_us) return detail::clamp_delay_us(s.a_us);
     const auto span = static_cast<std::uint64_t>(s.b_us) - static_cast<std::uint64_t>(s.a_us) + 1;
@@ -315,8 +307,8 @@ inline std::int64_t draw_us(const latency_spec& s, std::uint64_t random64) noexc
     const double mu = std::log(static_cast<double>(s.a_us));
     const double sigma = (std::log(static_cast<double>(s.b_us)) - mu) / z99;
     const double u1 = static_cast<double>((random64 >> 11) + 1) / two_pow_53;  // (0, 1]
-    const double u2 = static_cast<double>(mix64(random64 + splitmix64_gamma) >> 11) /
-                      two_pow_53;  // [0, 1)
+    const double u2 =
+        static_cast<double>(mix64(random64 + splitmix64_gamma) >> 11) / two_pow_53;  // [0, 1)
     const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2);
     const double us = std::exp(mu + sigma * z);
     if (!(us < static_cast<double>(max_latency_us))) return max_latency_us;  // also NaN
