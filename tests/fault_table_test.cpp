@@ -12,10 +12,13 @@
 #include <wechat/client.hpp>
 #include <wechat/transport/httplib.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <thread>
+#include <vector>
 
 using namespace mocktest;
 using namespace std::chrono_literals;
@@ -261,4 +264,181 @@ TEST_CASE("decryption failures never repeat the session_key", "[secrets][decrypt
   for (const auto& s : {good_key, key})
     for (std::size_t i = 0; i + 8 <= s.size(); ++i)
       CHECK(said.find(s.substr(i, 8)) == std::string::npos);
+}
+
+namespace {
+
+// The admin_error fault::from_json throws for `j` (fails the test if it accepts it).
+std::string fault_refusal(const nlohmann::json& j) {
+  try {
+    mock_wechat::fault::from_json(j);
+    FAIL("accepted " << j.dump());
+  } catch (const mock_wechat::admin_error& e) {
+    CHECK(e.status() == 400);
+    return e.what();
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("a fault's latency: read and written back as a spec, alone or added to delay_ms",
+          "[faults][latency]") {
+  using mock_wechat::fault;
+  const auto alone = fault::from_json({{"path", "*"}, {"latency", "lognormal:50:120"}});
+  CHECK(alone.latency == mock_wechat::parse_latency("lognormal:50:120"));
+  CHECK(alone.delay_ms == 0);
+  CHECK(alone.to_json()["latency"] == "lognormal:50:120");
+  CHECK_FALSE(alone.to_json().contains("delay_ms"));
+  for (const nlohmann::json& j :
+       {nlohmann::json{{"path", "/sns/jscode2session"}, {"latency", "uniform:0.5:2"}, {"times", 3}},
+        nlohmann::json{{"path", "*"}, {"latency", "fixed:10"}, {"delay_ms", 5}},
+        nlohmann::json{
+            {"path", "*"}, {"latency", "fixed:10"}, {"errcode", -1}, {"probability", 0.5}},
+        nlohmann::json{{"path", "*"}, {"latency", "lognormal:0.001:600000"}, {"drop", true}}}) {
+    INFO(j.dump());
+    const auto f = fault::from_json(j);
+    auto back = f.to_json();
+    back.erase("id");
+    CHECK(fault::from_json(back).to_json() == f.to_json());
+    CHECK(back["latency"] == j["latency"]);
+  }
+  // "none" is no latency: not enough for a fault alone, left out of to_json.
+  CHECK(fault_refusal({{"path", "*"}, {"latency", "none"}}).find("needs one of") !=
+        std::string::npos);
+  CHECK_FALSE(fault::from_json({{"path", "*"}, {"errcode", 1}, {"latency", "none"}})
+                  .to_json()
+                  .contains("latency"));
+  CHECK(fault_refusal({{"path", "*"}, {"latency", "lognormal:50"}}) ==
+        "field 'latency': lognormal takes 2 numbers, got 1; expected lognormal:MEDIAN:P99 "
+        "(milliseconds, 0 < MEDIAN <= P99 <= 600000, at most 3 decimals)");
+  CHECK(fault_refusal({{"path", "*"}, {"latency", 50}})
+            .rfind("field 'latency' must be a string", 0) == 0);
+  CHECK(fault_refusal({{"path", "*"}, {"latency", "fixed:700000"}}).find("cap of 600000 ms") !=
+        std::string::npos);
+  CHECK(fault_refusal({{"path", "*"}, {"drop", true}, {"errcode", 1}, {"latency", "fixed:1"}})
+            .find("delay_ms and latency combine with any") != std::string::npos);
+
+  // The drawn delay: delay_ms plus the latency draw, capped at 600000 ms.
+  mock_wechat::fault_table t;
+  t.seed(1);
+  CHECK(t.delay_us(fault::from_json({{"path", "*"}, {"delay_ms", 5}, {"latency", "fixed:0.25"}})) ==
+        5250);
+  CHECK(t.delay_us(fault::from_json({{"path", "*"}, {"delay_ms", 7}})) == 7000);
+  CHECK(t.delay_us(fault::from_json({{"path", "*"}, {"errcode", 1}})) == 0);
+  CHECK(t.delay_us(
+            fault::from_json({{"path", "*"}, {"delay_ms", 600000}, {"latency", "fixed:600000"}})) ==
+        mock_wechat::max_latency_us);
+  const auto u = fault::from_json({{"path", "*"}, {"delay_ms", 100}, {"latency", "uniform:0:10"}});
+  for (int i = 0; i < 1000; ++i) {
+    const auto us = t.delay_us(u);
+    CHECK(us >= 100000);
+    CHECK(us <= 110000);
+  }
+
+  // Through the admin API: the list shows the spec; a bad one is a 400 naming the field.
+  fixture f;
+  f.admin("faults", {{"path", "/sns/jscode2session"}, {"latency", "uniform:10:90"}, {"times", 2}});
+  const auto listed = f.get("/__mock/faults").json();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["latency"] == "uniform:10:90");
+  const reply bad = f.post("/__mock/faults", R"({"path":"*","latency":"gamma:1"})");
+  CHECK(bad.status == 400);
+  CHECK(bad.json()["error"].get<std::string>().rfind(
+            "field 'latency': unknown distribution 'gamma'", 0) == 0);
+}
+
+// Issue 19 finding 11: a Content-Type with CR LF in it wrote extra headers into the answer.
+TEST_CASE("a content_type fault refuses control characters", "[faults]") {
+  const std::string message = "field 'content_type' must not contain control characters";
+  for (const std::string& bad :
+       {std::string("text/html\r\nSet-Cookie: injected=1"), std::string("text/html\n"),
+        std::string("text/\thtml"), std::string("text/html\x7f"), std::string("a\0b", 3)}) {
+    INFO(nlohmann::json(bad).dump());
+    CHECK(fault_refusal({{"path", "*"}, {"content_type", bad}}) == message);
+  }
+  CHECK(mock_wechat::fault::from_json(
+            {{"path", "*"}, {"content_type", "application/json; charset=UTF-8"}})
+            .content_type == "application/json; charset=UTF-8");
+  CHECK(mock_wechat::fault::from_json({{"path", "*"}, {"content_type", "text/plain; x=\"é\""}})
+            .content_type == "text/plain; x=\"é\"");  // bytes >= 0x80 are not control characters
+  fixture f;
+  f.add_standard_apps();
+  const reply r = f.post("/__mock/faults",
+                         nlohmann::json{{"path", "/sns/jscode2session"},
+                                        {"content_type", "text/html\r\nSet-Cookie: injected=1"}}
+                             .dump());
+  CHECK(r.status == 400);
+  CHECK(r.json()["error"] == message);
+  CHECK(f.get("/__mock/faults").json().empty());
+  const reply answer = f.code2session(mp, mp_secret, f.login(mp, "alice"));
+  CHECK(answer.status == 200);
+  CHECK(answer.content_type.find("injected") == std::string::npos);
+}
+
+TEST_CASE("a seeded fault table replays which calls a probability fault hits, and its delays",
+          "[faults][latency]") {
+  const auto p = mock_wechat::fault::from_json(
+      {{"path", "/sns/jscode2session"}, {"errcode", -1}, {"probability", 0.3}});
+  auto hits = [&](std::uint64_t seed, mock_wechat::fault_table* reuse = nullptr) {
+    mock_wechat::fault_table own;
+    auto& t = reuse ? *reuse : own;
+    t.clear();
+    t.add(p);
+    if (!reuse) t.seed(seed);
+    std::vector<bool> v;
+    for (int i = 0; i < 2000; ++i)
+      v.push_back(t.take("/sns/jscode2session").has_value());
+    return v;
+  };
+  const auto a = hits(7);
+  CHECK(a == hits(7));
+  CHECK(a != hits(8));
+  CHECK(std::count(a.begin(), a.end(), true) == Approx(600).epsilon(0.1));
+  mock_wechat::fault_table t;
+  t.seed(7);
+  CHECK(hits(0, &t) == a);
+  t.seed(7);  // seeding again restarts the sequence
+  CHECK(hits(0, &t) == a);
+  // Unseeded tables start from std::random_device: two of them differ.
+  mock_wechat::fault_table x, y;
+  x.add(p);
+  y.add(p);
+  std::vector<bool> vx, vy;
+  for (int i = 0; i < 200; ++i) {
+    vx.push_back(x.take("/sns/jscode2session").has_value());
+    vy.push_back(y.take("/sns/jscode2session").has_value());
+  }
+  CHECK(vx != vy);
+
+  // The fault delays drawn with a seed: the same multiset from 4 threads, another seed's differs.
+  const auto lat = mock_wechat::fault::from_json({{"path", "*"}, {"latency", "lognormal:50:120"}});
+  auto delays = [&](std::uint64_t seed, int threads) {
+    mock_wechat::fault_table table;
+    table.seed(seed);
+    std::vector<std::vector<std::int64_t>> per(static_cast<std::size_t>(threads));
+    std::vector<std::thread> run;
+    for (auto& out : per)
+      run.emplace_back([&table, &lat, &out, threads] {
+        for (int i = 0; i < 8000 / threads; ++i)
+          out.push_back(table.delay_us(lat));
+      });
+    for (auto& th : run)
+      th.join();
+    std::vector<std::int64_t> all;
+    for (const auto& o : per)
+      all.insert(all.end(), o.begin(), o.end());
+    std::sort(all.begin(), all.end());
+    return all;
+  };
+  const auto d = delays(7, 1);
+  CHECK(d == delays(7, 4));
+  CHECK(d != delays(8, 4));
+  // Its own stream: not the draws a global --latency with the same seed makes.
+  mock_wechat::latency_source global(lat.latency, 7);
+  std::vector<std::int64_t> g(8000);
+  for (auto& us : g)
+    us = global.draw_us();
+  std::sort(g.begin(), g.end());
+  CHECK(g != d);
 }

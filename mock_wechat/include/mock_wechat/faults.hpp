@@ -5,14 +5,27 @@
 //   errcode      HTTP 200 with {"errcode":N,"errmsg":"..."} (e.g. -1 busy, 45011)
 //   http_status  that HTTP status with an HTML body, as a failing gateway sends
 //   delay_ms     answer late (combinable with any other kind, or alone: then normally)
+//   latency      answer late by a draw from a distribution, "fixed:MS", "uniform:MIN:MAX"
+//                or "lognormal:MEDIAN:P99" (latency.hpp); combinable like delay_ms, or
+//                alone. Given with delay_ms, the two add: delay_ms + a draw (a fixed floor
+//                under a spread), the sum capped at 600000 ms like each of them.
 //   drop         close the connection without answering
 //   malformed    HTTP 200 with a body that is not JSON
 //   truncated    HTTP 200 that promises more body than it sends, then closes
 //   oversized    HTTP 200 with a JSON body padded to this many bytes
-//   content_type the normal answer with this Content-Type instead
+//   content_type the normal answer with this Content-Type instead (no control characters:
+//                bytes below 0x20 and 0x7f are refused, they would inject headers)
 // `path` "*" matches every WeChat endpoint; the admin API is never faulted.
+//
+// Randomness: `probability` and `latency` draw from the table's generators, seeded by
+// fault_table::seed(N) (the mock's --seed N) so that a run replays: the same calls, in the
+// same order, meet the same probabilistic faults, and the fault delays drawn are the same
+// multiset whatever the thread timing (fault_table::delay_us, counter-based). Unseeded,
+// both start from std::random_device.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -23,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mock_wechat/latency.hpp"
 #include "mock_wechat/world.hpp"
 
 namespace mock_wechat {
@@ -40,6 +54,16 @@ struct fault {
   std::int64_t times = -1;   ///< calls left; -1: unlimited (until cleared)
   double probability = 1.0;  ///< chance per call, when times is unlimited
   std::uint64_t id = 0;
+  /// A delay drawn per call, added to delay_ms (last, so that code initialising the fields
+  /// above in order keeps compiling).
+  latency_spec latency;
+
+  /// This fault's delay for one call, in microseconds: delay_ms plus a draw of `latency`
+  /// from `random64` (latency.hpp's draw_us), at most max_latency_us.
+  std::int64_t delay_us(std::uint64_t random64) const noexcept {
+    const std::int64_t fixed_us = std::clamp<std::int64_t>(delay_ms, 0, max_latency_ms) * 1000;
+    return std::min(fixed_us + draw_us(latency, random64), max_latency_us);
+  }
 
   /// Parses the admin API's fault object; throws admin_error(400) naming the field.
   static fault from_json(const nlohmann::json& j) {
@@ -77,22 +101,35 @@ struct fault {
       throw admin_error(400, "field 'path': the admin API cannot be faulted");
     if (auto v = integer("errcode", INT32_MIN, INT32_MAX)) f.errcode = static_cast<int>(*v);
     if (auto v = integer("http_status", 100, 599)) f.http_status = static_cast<int>(*v);
-    if (auto v = integer("delay_ms", 0, 600000)) f.delay_ms = *v;
+    if (auto v = integer("delay_ms", 0, max_latency_ms)) f.delay_ms = *v;
+    if (const auto it = j.find("latency"); it != j.end()) {
+      if (!it->is_string())
+        throw admin_error(400, "field 'latency' must be a string such as \"lognormal:50:120\"; " +
+                                   std::string(latency_spec::expected(latency_spec::kind::none)));
+      try {
+        f.latency = parse_latency(it->get<std::string>());
+      } catch (const latency_error& e) {
+        throw admin_error(400, std::string("field 'latency': ") + e.reason());
+      }
+    }
     if (auto v = integer("oversized", 1, 64 << 20)) f.oversized = static_cast<std::size_t>(*v);
     f.drop = flag("drop");
     f.malformed = flag("malformed");
     f.truncated = flag("truncated");
     f.content_type = str("content_type");
+    for (const char c : f.content_type)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        throw admin_error(400, "field 'content_type' must not contain control characters");
     const int kinds = f.errcode.has_value() + f.http_status.has_value() + f.drop + f.malformed +
                       f.truncated + (f.oversized > 0) + !f.content_type.empty();
     if (kinds > 1)
       throw admin_error(400,
                         "give one of errcode, http_status, drop, malformed, truncated, oversized, "
-                        "content_type (delay_ms combines with any)");
-    if (kinds == 0 && f.delay_ms == 0)
+                        "content_type (delay_ms and latency combine with any)");
+    if (kinds == 0 && f.delay_ms == 0 && !f.latency.enabled())
       throw admin_error(400,
-                        "the fault needs one of errcode, http_status, delay_ms, drop, malformed, "
-                        "truncated, oversized, content_type");
+                        "the fault needs one of errcode, http_status, delay_ms, latency, drop, "
+                        "malformed, truncated, oversized, content_type");
     if (auto v = integer("times", 1, INT32_MAX)) f.times = *v;
     if (const auto it = j.find("probability"); it != j.end()) {
       if (!it->is_number() || it->get<double>() < 0.0 || it->get<double>() > 1.0)
@@ -108,6 +145,7 @@ struct fault {
     if (errcode) j["errcode"] = *errcode;
     if (http_status) j["http_status"] = *http_status;
     if (delay_ms) j["delay_ms"] = delay_ms;
+    if (latency.enabled()) j["latency"] = latency.to_string();
     if (drop) j["drop"] = true;
     if (malformed) j["malformed"] = true;
     if (truncated) j["truncated"] = true;
@@ -160,6 +198,26 @@ public:
     return a;
   }
 
+  /// Seeds the table's randomness (the mock's --seed): the generator deciding which calls
+  /// a `probability` fault hits, and the counter-based stream of fault latency draws
+  /// (restarted at draw 0). Call before serving, or between runs.
+  void seed(std::uint64_t s) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    rng_.seed(s);
+    // Its own stream: the global --latency draws from counter_random(s, n) too.
+    latency_seed_.store(s ^ fault_stream, std::memory_order_relaxed);
+    latency_draws_.store(0, std::memory_order_relaxed);
+  }
+
+  /// The delay of one call that `f` (from take()) applies to, in microseconds: delay_ms
+  /// plus a draw of f.latency from the table's seeded counter; at most max_latency_us.
+  /// Thread-safe, lock-free.
+  std::int64_t delay_us(const fault& f) noexcept {
+    if (!f.latency.enabled()) return f.delay_us(0);
+    const std::uint64_t n = latency_draws_.fetch_add(1, std::memory_order_relaxed);
+    return f.delay_us(counter_random(latency_seed_.load(std::memory_order_relaxed), n));
+  }
+
   /// The fault that applies to this call of `path`, if any (consuming one of its times).
   std::optional<fault> take(std::string_view path) {
     if (count_.load(std::memory_order_acquire) == 0) return std::nullopt;
@@ -167,8 +225,9 @@ public:
     for (auto it = faults_.begin(); it != faults_.end(); ++it) {
       if (it->path != "*" && it->path != path) continue;
       if (it->times < 0) {
+        // 53 bits of mt19937_64 (whose output the standard fixes, unlike its distributions')
         if (it->probability < 1.0 &&
-            std::uniform_real_distribution<double>(0, 1)(rng_) >= it->probability)
+            static_cast<double>(rng_() >> 11) / 9007199254740992.0 >= it->probability)
           continue;
         return *it;
       }
@@ -187,7 +246,10 @@ private:
   std::vector<fault> faults_;
   std::atomic<std::size_t> count_{0};
   std::uint64_t next_id_ = 0;
-  std::mt19937_64 rng_{std::random_device{}()};
+  std::mt19937_64 rng_{random_seed()};
+  static constexpr std::uint64_t fault_stream = 0x6661756c7473ULL;  // "faults"
+  std::atomic<std::uint64_t> latency_seed_{random_seed()};
+  std::atomic<std::uint64_t> latency_draws_{0};
 };
 
 }  // namespace mock_wechat

@@ -7,6 +7,7 @@
 #include "mock_wechat/core.hpp"
 #include "mock_wechat/faults.hpp"
 #include "mock_wechat/ids.hpp"
+#include "mock_wechat/latency.hpp"
 #include "mock_wechat/observe.hpp"
 #include "mock_wechat/rules.hpp"
 #include "mock_wechat/scenario.hpp"
