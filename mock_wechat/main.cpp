@@ -6,6 +6,10 @@
 //                                                   conditional = the rules before it
 //               [--profiles anonymous|real]         default anonymous (getUserInfo since
 //                                                   2021-04-28); real = the old full profile
+//               [--latency SPEC] [--seed N]         added to every WeChat endpoint (not the
+//                                                   admin API): fixed:MS, uniform:MIN:MAX or
+//                                                   lognormal:MEDIAN:P99 (milliseconds); the
+//                                                   seed of the latency and fault draws
 //               [--tls-cert F --tls-key F]          serve HTTPS
 //               [--threads N] [--journal N]         worker threads; journal size (0 = off)
 //               [--engine event|httplib]            plain HTTP's engine: the mock's own event
@@ -25,6 +29,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -34,7 +39,7 @@ namespace {
 constexpr const char* usage =
     "usage: mock_wechat [--host 127.0.0.1] [--port 8080] [--scenario FILE.json]\n"
     "                   [--unionid-rules bound|conditional] [--profiles anonymous|real]\n"
-    "                   [--tls-cert F --tls-key F]\n"
+    "                   [--latency SPEC] [--seed N] [--tls-cert F --tls-key F]\n"
     "                   [--threads N] [--journal N] [--engine event|httplib]\n"
     "                   [--admin-token T]\n"
     "                   [--max-connections N] [--limit NAME=N]...\n";
@@ -105,6 +110,20 @@ bool apply_option(const std::string& a, const std::string& v, command_line& c, s
     if (!mock_wechat::parse_profile_era(v, opt.profiles))
       return fail("--profiles must be anonymous or real");
     c.profiles_given = true;
+  } else if (a == "--latency") {
+    try {
+      opt.latency = mock_wechat::parse_latency(v);
+    } catch (const mock_wechat::latency_error& e) {
+      error = std::string("--latency: ") + e.reason();
+      return false;
+    }
+  } else if (a == "--seed") {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long seed = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || errno != 0 || v[0] == '-')
+      return fail("--seed must be an integer from 0 to 18446744073709551615");
+    opt.seed = seed;
   } else if (a == "--tls-cert")
     opt.tls_cert = v;
   else if (a == "--tls-key")

@@ -99,6 +99,39 @@ TEST_CASE("a delay on one path does not stall other paths", "[mock][faults]") {
   CHECK(other_took < slow_took);                        // ...and the other call did not wait for it
 }
 
+TEST_CASE("a latency fault and options::latency delay answers, and the answer is of arrival time",
+          "[mock][faults]") {
+  mock_wechat::options o;
+  o.latency = mock_wechat::parse_latency("uniform:200:250");  // every WeChat endpoint
+  o.seed = 42;
+  fixture f(o);
+  f.add_standard_apps();
+  f.admin("faults", {{"path", "/sns/auth"}, {"latency", "fixed:300"}, {"times", 1}});
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(f.get("/sns/auth?access_token=x&openid=y").errcode() == 40014);
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(500));  // 300 + >=200
+  const auto t1 = std::chrono::steady_clock::now();
+  CHECK(f.get(c2s_query(f)).errcode() == 0);
+  CHECK(std::chrono::steady_clock::now() - t1 >= std::chrono::milliseconds(200));
+  const auto stats = f.get("/__mock/stats").json();
+  CHECK(stats["endpoints"]["/sns/auth"]["latency_us"]["max"].get<std::int64_t>() >= 500000);
+  CHECK(stats["endpoints"]["/sns/jscode2session"]["latency_us"]["max"].get<std::int64_t>() >= 200000);
+  // A code redeemed in a delayed answer is redeemed on arrival: a second exchange of the
+  // same code while the first answer waits is already 40163.
+  f.admin("faults", {{"path", "/sns/jscode2session"}, {"delay_ms", 800}, {"times", 1}});
+  const std::string code = f.login(mp, "dora");
+  auto first = std::async(std::launch::async, [&] {
+    httplib::Client c("127.0.0.1", f.mock.port());
+    auto r = c.Get(("/sns/jscode2session?appid=" + mp + "&secret=" + mp_secret + "&js_code=" +
+                    code + "&grant_type=authorization_code")
+                       .c_str());
+    return r ? r->body : std::string();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(f.code2session(mp, mp_secret, code).errcode() == 40163);
+  CHECK(first.get().find("\"openid\":") != std::string::npos);
+}
+
 TEST_CASE(
     "probability 0 never fires and the star path matches every WeChat path but never the admin API",
     "[mock][faults]") {

@@ -193,7 +193,12 @@ TEST_CASE("mock_wechat refuses bad command lines with exit 2", "[mock][standalon
            {MOCK_WECHAT_PATH, "--port", "0", "--scenario", "/nonexistent.json"},
            {MOCK_WECHAT_PATH, "--port", "0", "--limit", "nothing=5"},
            {MOCK_WECHAT_PATH, "--port", "0", "--limit", "codes=0"},
-           {MOCK_WECHAT_PATH, "--port", "0", "--max-connections", "0"}}) {
+           {MOCK_WECHAT_PATH, "--port", "0", "--max-connections", "0"},
+           {MOCK_WECHAT_PATH, "--port", "0", "--latency", "lognormal:50"},
+           {MOCK_WECHAT_PATH, "--port", "0", "--latency", "fixed:-1"},
+           {MOCK_WECHAT_PATH, "--port", "0", "--seed", "-1"},
+           {MOCK_WECHAT_PATH, "--port", "0", "--seed", "x"},
+           {MOCK_WECHAT_PATH, "--port", "0", "--engine", "nginx"}}) {
     process p(args);
     const int code = p.stop(0, 5000);  // signal 0: just wait for the exit
     CHECK(code == 2);
@@ -252,4 +257,26 @@ TEST_CASE(
     CHECK(r.error() == httplib::Error::SSLServerVerification);
   }
   CHECK(p.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("mock_wechat --latency delays every WeChat endpoint, never the admin API",
+          "[mock][standalone]") {
+  for (const char* engine : {"event", "httplib"}) {
+    INFO(engine);
+    process p({MOCK_WECHAT_PATH, "--port", "0", "--latency", "fixed:300", "--seed", "7",
+               "--engine", engine});
+    httplib::Client c("127.0.0.1", port_of(p.first_line(), "http"));
+    auto t0 = std::chrono::steady_clock::now();
+    auto w = c.Get("/sns/jscode2session");
+    REQUIRE(w);
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(300));
+    auto stats = c.Get("/__mock/stats");
+    REQUIRE(stats);
+    const auto j = nlohmann::json::parse(stats->body);
+    CHECK(j["endpoints"]["/sns/jscode2session"]["count"] == 1);
+    CHECK(j["endpoints"]["/sns/jscode2session"]["latency_us"]["max"].get<double>() >= 300000);
+    // The admin API is never delayed: its answers are not even in the stats.
+    CHECK_FALSE(j["endpoints"].contains("/__mock/stats"));
+    CHECK(p.stop(SIGTERM) == 0);
+  }
 }

@@ -9,12 +9,13 @@
 //  - anything else: a WeChat endpoint (api.hpp), after the fault table (faults.hpp) had
 //    its say; counted in stats and kept in the journal (observe.hpp).
 //
-// Delays: the answer is computed when the request arrives and *sent* after the delay (a
-// fault's delay_ms plus the global latency). An engine then holds only bytes while it
+// Delays: the answer is computed when the request arrives and *sent* after the delay (the
+// global latency, `--latency`, plus a fault's delay_ms and latency). An engine then holds only bytes while it
 // waits, never a thread or a piece of the world. Stats and the journal record the time
 // the answer took to compute plus the delay it was given.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +30,7 @@
 #include "mock_wechat/admin.hpp"
 #include "mock_wechat/api.hpp"
 #include "mock_wechat/faults.hpp"
+#include "mock_wechat/latency.hpp"
 #include "mock_wechat/observe.hpp"
 #include "mock_wechat/query.hpp"
 #include "mock_wechat/world.hpp"
@@ -129,11 +131,17 @@ inline std::string decode_path(std::string_view path) {
 /// The mock's answers: shared by every engine, thread-safe.
 class core {
 public:
-  core(world& w, fault_table& f, journal& j, stats_table& s, std::string admin_token)
+  /// `latency`: drawn for every WeChat endpoint's answer (never the admin API's), from
+  /// `seed`'s stream (latency.hpp).
+  core(world& w, fault_table& f, journal& j, stats_table& s, std::string admin_token,
+       latency_spec latency = {}, std::uint64_t seed = random_seed())
       : world_(w), faults_(f), journal_(j), stats_(s), api_(w), admin_(w, f, j, s),
-        admin_token_(std::move(admin_token)) {
+        admin_token_(std::move(admin_token)), latency_(latency, seed) {
     api_.set_journal(&journal_);  // openapi/rid/get answers from it
   }
+
+  /// The latency every WeChat endpoint's answer gets.
+  const latency_spec& latency() const noexcept { return latency_.spec(); }
 
   /// The answer to `req`. Never throws: a failure inside is WeChat's -1 with HTTP 500.
   http_response handle(const http_request& req) noexcept {
@@ -190,8 +198,9 @@ private:
     http_response r;
     api_response out;
     std::string_view fault_kind;
+    r.delay_us = latency_.draw_us();  // 0 when there is none
     if (auto f = faults_.take(path)) {
-      r.delay_us = f->delay_ms * 1000;
+      r.delay_us = std::min(r.delay_us + faults_.delay_us(*f), 2 * max_latency_us);
       fault_kind = apply_fault(*f, path, out, r.fault);
     }
     const params query = parse_query(req.target);
@@ -299,6 +308,7 @@ private:
   wechat_api api_;
   admin_api admin_;
   std::string admin_token_;
+  latency_source latency_;
 };
 
 }  // namespace mock_wechat

@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -33,6 +34,7 @@
 #include "mock_wechat/detail/event_engine.hpp"
 #include "mock_wechat/detail/httplib_engine.hpp"
 #include "mock_wechat/faults.hpp"
+#include "mock_wechat/latency.hpp"
 #include "mock_wechat/observe.hpp"
 #include "mock_wechat/world.hpp"
 
@@ -74,6 +76,12 @@ struct options {
   profile_era profiles = profile_era::anonymous;
   /// The HTTP engine for plain HTTP; HTTPS is always served by cpp-httplib's SSLServer.
   engine_kind engine = engine_kind::event;
+  /// Every WeChat endpoint answers this much later (never the admin API): fixed, uniform or
+  /// lognormal (latency.hpp; `--latency`). A fault's delay adds to it.
+  latency_spec latency;
+  /// Seeds the latency draws and the faults' (probability and latency): a run with the same
+  /// seed and the same calls in the same order draws the same. Unset: a random seed.
+  std::optional<std::uint64_t> seed;
 };
 
 /// The mock, serving on a socket from construction to destruction.
@@ -83,7 +91,10 @@ public:
   /// or the TLS files cannot be loaded.
   explicit server(options opt = {})
       : opt_(std::move(opt)), world_(opt_.rules, opt_.limits, opt_.profiles), journal_(opt_.journal),
-        stats_(wechat_api::paths()), core_(world_, faults_, journal_, stats_, opt_.admin_token) {
+        stats_(wechat_api::paths()),
+        core_(world_, faults_, journal_, stats_, opt_.admin_token, opt_.latency,
+              opt_.seed ? *opt_.seed : random_seed()) {
+    if (opt_.seed) faults_.seed(*opt_.seed);
     const int keep_alive_s = std::max(1, opt_.keep_alive_timeout_ms / 1000);
     tls_ = !opt_.tls_cert.empty() || !opt_.tls_key.empty();
     if (tls_ || opt_.engine == engine_kind::httplib) {
