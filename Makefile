@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test sanitize tsan tidy fuzz bench bench-load clean format
+.PHONY: all deps configure build demo test package sanitize tsan tidy fuzz bench bench-load clean format
 
 # cmake --build runs make again below: no "Entering directory" lines from it.
 MAKEFLAGS += --no-print-directory
@@ -31,6 +31,12 @@ demo: configure
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# A Debian package of what `cmake --install` gives (headers, CMake package, mock_wechat,
+# wechat-decrypt): $(BUILD_DIR)/libwechat-dev_VERSION_ARCH.deb, for `apt install ./...`.
+# Without the tests: make package BUILD_DIR=build-package CMAKE_ARGS=-DWECHAT_BUILD_TESTS=OFF
+package: build
+	cmake --build $(BUILD_DIR) --target package
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (CMakePresets.json).
 sanitize: deps
@@ -83,4 +89,4 @@ format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
 
 clean:
-	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-tsan build-release build-fuzz build-tidy
+	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-tsan build-release build-fuzz build-tidy build-package
