@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test test-httplib-latest sanitize tsan tidy fuzz bench bench-load clean format
+.PHONY: all deps configure build demo test test-httplib-latest package sanitize tsan tidy fuzz bench bench-load clean format
 
 # cmake --build runs make again below: no "Entering directory" lines from it.
 MAKEFLAGS += --no-print-directory
@@ -50,6 +50,12 @@ test-httplib-latest: deps
 	  -DWECHAT_EXPECT_HTTPLIB=$(HTTPLIB_LATEST_VERSION) -DWECHAT_BUILD_EXAMPLES=OFF
 	cmake --build build-httplib-latest -j $(JOBS) --target $(HTTPLIB_LATEST_TARGETS)
 	ctest --test-dir build-httplib-latest --output-on-failure -j $(JOBS) -R '$(HTTPLIB_LATEST_TESTS)'
+
+# A Debian package of what `cmake --install` gives (headers, CMake package, mock_wechat,
+# wechat-decrypt): $(BUILD_DIR)/libwechat-dev_VERSION_ARCH.deb, for `apt install ./...`.
+# Without the tests: make package BUILD_DIR=build-package CMAKE_ARGS=-DWECHAT_BUILD_TESTS=OFF
+package: build
+	cmake --build $(BUILD_DIR) --target package
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (CMakePresets.json).
 sanitize: deps
@@ -102,4 +108,4 @@ format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
 
 clean:
-	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-tsan build-release build-fuzz build-tidy
+	rm -rf $(BUILD_DIR) build-bench build-asan build-ubsan build-tsan build-release build-fuzz build-tidy build-package

@@ -13,6 +13,7 @@ packages=(
   libssl-dev nlohmann-json3-dev libcpp-httplib-dev              # the library
   libhiredis-dev redis-server                                   # the fleet store, its tests
   catch2 libbenchmark-dev                                       # tests, benchmarks
+  dpkg-dev file                                                 # make package (dpkg-shlibdeps)
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx-light gnuplot-nox hyperfine)
