@@ -47,7 +47,7 @@ test-httplib-latest: deps
 	@test -f "$(HTTPLIB_LATEST_DIR)/httplib.h" || { echo "test-httplib-latest: no httplib.h in '$(HTTPLIB_LATEST_DIR)' (set HTTPLIB_LATEST_DIR)"; exit 1; }
 	cmake -S . -B build-httplib-latest -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -Dhttplib_DIR=$(CURDIR)/tests/httplib-latest -DHTTPLIB_LATEST_DIR=$(HTTPLIB_LATEST_DIR) \
-	  -DWECHAT_EXPECT_HTTPLIB=$(HTTPLIB_LATEST_VERSION) -DWECHAT_BUILD_EXAMPLES=OFF
+	  -DWECHAT_EXPECT_HTTPLIB=$(HTTPLIB_LATEST_VERSION)
 	cmake --build build-httplib-latest -j $(JOBS) --target $(HTTPLIB_LATEST_TARGETS)
 	ctest --test-dir build-httplib-latest --output-on-failure -j $(JOBS) -R '$(HTTPLIB_LATEST_TESTS)'
 

@@ -327,3 +327,63 @@ TEST_CASE("stop() is prompt with delayed answers pending and connections open",
   for (auto& w : waiting)
     CHECK(w.closed_by_peer(1000ms));
 }
+
+TEST_CASE("over HTTPS the same limits hold: 431, 413, request and handshake timeouts",
+          "[mock][hostile][tls]") {
+  mock_wechat::options o = tls_options();
+  o.threads = 1;
+  o.request_timeout_ms = 600;
+  mock_wechat::server mock(o);
+  REQUIRE(mock.tls());
+  const int port = mock.port();
+  auto served = [port] {  // a whole request over TLS, answered
+    raw c(port, true);
+    return c.ok() && c.send("GET /__mock/health HTTP/1.1\r\n\r\n") &&
+           c.read_response(1000ms).find("{\"status\":\"ok\"}") != std::string::npos;
+  };
+  REQUIRE(served());
+  {  // a header line with no end is cut at max_header: 431, closed, nothing kept
+    raw c(port, true);
+    REQUIRE(c.ok());
+    REQUIRE(c.send("GET / HTTP/1.1\r\nX-Long: " + std::string(80 * 1024, 'a')));
+    const std::string r = c.receive("}");
+    CHECK(r.rfind("HTTP/1.1 431", 0) == 0);
+    CHECK(c.closed_by_peer(2000ms));
+  }
+  {  // a body announced past max_body: 413 before it is sent
+    raw c(port, true);
+    REQUIRE(c.send("POST /cgi-bin/stable_token HTTP/1.1\r\nContent-Length: " +
+                   std::to_string(64 << 20) + "\r\n\r\n"));
+    CHECK(c.receive("}").rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(c.closed_by_peer(2000ms));
+  }
+  {  // half a request, trickled: closed at the request timeout; others served meanwhile
+    std::vector<raw> loris;
+    for (int i = 0; i < 20; ++i) {
+      loris.emplace_back(port, true);
+      REQUIRE(loris.back().send("GET /sns/auth HTTP/1.1\r\nX-Slow: "));
+    }
+    std::vector<raw> silent;  // connected, never a ClientHello
+    for (int i = 0; i < 20; ++i)
+      silent.emplace_back(port, false);
+    CHECK(served());
+    for (auto& l : loris)
+      l.send("a");
+    for (auto& l : loris)
+      CHECK(l.closed_by_peer(3000ms));
+    for (auto& s : silent)
+      CHECK(s.closed_by_peer(3000ms));
+    CHECK(served());
+  }
+  {  // a body-less POST is answered at once over TLS too
+    raw c(port, true);
+    REQUIRE(c.send("POST /__mock/reset HTTP/1.1\r\n\r\n"));
+    CHECK(c.read_response(1000ms).rfind("HTTP/1.1 200", 0) == 0);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while ((mock.pending_bytes() > 0 || mock.open_connections() > 0) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  CHECK(mock.pending_bytes() == 0);
+  CHECK(mock.open_connections() == 0);
+}

@@ -235,8 +235,10 @@ TEST_CASE(
     "[mock][standalone][tls]") {
   const std::string dir = "tls_test_ca";
   REQUIRE(std::system(("bash " MAKE_TEST_CA " " + dir + " > /dev/null").c_str()) == 0);
+  for (const char* engine : {"event", "httplib"}) {
+  INFO(engine);
   process p({MOCK_WECHAT_PATH, "--port", "0", "--tls-cert", dir + "/server.pem", "--tls-key",
-             dir + "/server.key"});
+             dir + "/server.key", "--engine", engine});
   const int port = port_of(p.first_line(), "https");
   {
     httplib::SSLClient c("127.0.0.1", port);
@@ -257,6 +259,33 @@ TEST_CASE(
     CHECK(r.error() == httplib::Error::SSLServerVerification);
   }
   CHECK(p.stop(SIGTERM) == 0);
+  }
+}
+
+TEST_CASE("mock_wechat over HTTPS exits 0 on SIGTERM within a second, whatever TLS clients do",
+          "[mock][standalone][tls]") {
+  const std::string dir = "tls_test_ca";
+  REQUIRE(std::system(("bash " MAKE_TEST_CA " " + dir + " > /dev/null").c_str()) == 0);
+  process p({MOCK_WECHAT_PATH, "--port", "0", "--tls-cert", dir + "/server.pem", "--tls-key",
+             dir + "/server.key"});
+  const int port = port_of(p.first_line(), "https");
+  std::vector<mocktest::raw> clients;
+  for (int i = 0; i < 200; ++i) {
+    clients.emplace_back(port, true);
+    REQUIRE(clients.back().ok());
+    if (i % 4 == 1)  // streaming a header line that never ends
+      REQUIRE(clients.back().send("GET / HTTP/1.1\r\nX-Long: " + std::string(16 * 1024, 'a')));
+    else if (i % 4 == 2)  // half a request
+      REQUIRE(clients.back().send("GET /sns/auth HTTP/1.1\r\nHost"));
+    else if (i % 4 == 3)  // kept alive after an answer
+      REQUIRE(clients.back().send("GET /__mock/health HTTP/1.1\r\n\r\n"));
+  }
+  std::vector<mocktest::raw> handshaking;  // TCP connected, no ClientHello
+  for (int i = 0; i < 20; ++i)
+    handshaking.emplace_back(port, false);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(p.stop(SIGTERM, 3000) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
 }
 
 TEST_CASE("mock_wechat --latency delays every WeChat endpoint, never the admin API",

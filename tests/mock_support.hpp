@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -144,23 +145,39 @@ inline void check_compact(const reply& r) {
 // A plain TCP connection to the mock.
 class raw {
 public:
-  explicit raw(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+  /// A connection to 127.0.0.1:port; with `tls`, over TLS (the handshake done here, the
+  /// server's certificate not checked: these tests are about what the server does).
+  explicit raw(int port, bool tls = false) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<std::uint16_t>(port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (ok_ && tls) {
+      static SSL_CTX* ctx = ::SSL_CTX_new(::TLS_client_method());
+      ssl_ = ::SSL_new(ctx);
+      ::SSL_set_fd(ssl_, fd_);
+      ok_ = ::SSL_connect(ssl_) == 1;
+    }
   }
   ~raw() { close(); }
   raw(const raw&) = delete;
   raw& operator=(const raw&) = delete;
-  raw(raw&& o) noexcept : fd_(o.fd_), ok_(o.ok_) { o.fd_ = -1; }
+  raw(raw&& o) noexcept : fd_(o.fd_), ssl_(o.ssl_), ok_(o.ok_) {
+    o.fd_ = -1;
+    o.ssl_ = nullptr;
+  }
   bool ok() const { return ok_; }
   void close() {
+    if (ssl_ != nullptr) ::SSL_free(ssl_);
+    ssl_ = nullptr;
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
   bool send(const std::string& s) {
+    if (ssl_ != nullptr)
+      return s.empty() || ::SSL_write(ssl_, s.data(), static_cast<int>(s.size())) ==
+                              static_cast<int>(s.size());
     return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
   }
   /// Everything received until `until` appears, the peer closes, or `timeout` passes.
@@ -172,9 +189,11 @@ public:
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      const bool buffered = ssl_ != nullptr && ::SSL_pending(ssl_) > 0;
+      if (!buffered && ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
       char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      const ssize_t n = ssl_ != nullptr ? ::SSL_read(ssl_, buf, sizeof buf)
+                                        : ::recv(fd_, buf, sizeof buf, 0);
       if (n <= 0) {
         closed_ = true;
         break;
@@ -209,8 +228,24 @@ public:
 
 private:
   int fd_;
+  SSL* ssl_ = nullptr;
   bool ok_ = false;
   bool closed_ = false;
 };
+
+/// A throwaway test CA and server certificate (scripts/make-test-ca.sh), made once per
+/// test program in `dir`; options serving HTTPS with it.
+inline mock_wechat::options tls_options(mock_wechat::options o = {}) {
+#ifdef MAKE_TEST_CA
+  static const std::string dir = [] {
+    const std::string d = "mock_tls_ca";
+    REQUIRE(std::system(("bash " MAKE_TEST_CA " " + d + " > /dev/null").c_str()) == 0);
+    return d;
+  }();
+  o.tls_cert = dir + "/server.pem";
+  o.tls_key = dir + "/server.key";
+#endif
+  return o;
+}
 
 }  // namespace mocktest

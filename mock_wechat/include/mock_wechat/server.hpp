@@ -16,11 +16,12 @@
 //
 // What answers is core.hpp, whatever the engine; the engine frames it (docs/mock.md,
 // "Engines"):
-//  - engine_kind::event (plain HTTP's default): the mock's own HTTP/1.1 server
+//  - engine_kind::event (the default, HTTP and HTTPS): the mock's own HTTP/1.1 server
 //    (detail/event_engine.hpp): a few event loops, no thread per connection or per delayed
-//    answer, every limit (431, 413, request timeout) applied as the bytes arrive;
-//  - engine_kind::httplib (HTTPS, or when asked): cpp-httplib's Server or SSLServer through
-//    its public API (detail/httplib_engine.hpp), a thread per connection.
+//    answer, every limit (431, 413, request timeout) applied as the bytes arrive, over TLS
+//    too;
+//  - engine_kind::httplib (when asked): cpp-httplib's Server or SSLServer through its
+//    public API (detail/httplib_engine.hpp), a thread per connection.
 #pragma once
 
 #include <algorithm>
@@ -42,8 +43,8 @@ namespace mock_wechat {
 
 /// Which HTTP engine serves the mock (docs/mock.md, "Engines").
 enum class engine_kind {
-  event,    ///< the mock's own event loops (plain HTTP only; the default)
-  httplib,  ///< cpp-httplib's Server / SSLServer, a thread per connection (HTTPS always)
+  event,    ///< the mock's own event loops, HTTP and HTTPS (the default)
+  httplib,  ///< cpp-httplib's Server / SSLServer, a thread per connection
 };
 
 /// How to run the mock.
@@ -74,7 +75,7 @@ struct options {
   /// What user-info APIs reveal: anonymous (WeChat since 2021-04-28) or real (before it).
   /// (Last, so that code initialising the fields above in order keeps compiling.)
   profile_era profiles = profile_era::anonymous;
-  /// The HTTP engine for plain HTTP; HTTPS is always served by cpp-httplib's SSLServer.
+  /// The HTTP engine (docs/mock.md, "Engines").
   engine_kind engine = engine_kind::event;
   /// Every WeChat endpoint answers this much later (never the admin API): fixed, uniform or
   /// lognormal (latency.hpp; `--latency`). A fault's delay adds to it.
@@ -97,7 +98,9 @@ public:
     if (opt_.seed) faults_.seed(*opt_.seed);
     const int keep_alive_s = std::max(1, opt_.keep_alive_timeout_ms / 1000);
     tls_ = !opt_.tls_cert.empty() || !opt_.tls_key.empty();
-    if (tls_ || opt_.engine == engine_kind::httplib) {
+    if (tls_ && (opt_.tls_cert.empty() || opt_.tls_key.empty()))
+      throw std::runtime_error("TLS needs both a certificate and a key");
+    if (opt_.engine == engine_kind::httplib) {
       detail::httplib_engine_options h;
       h.host = opt_.host;
       h.port = opt_.port;
@@ -124,6 +127,7 @@ public:
     l.max_pending_bytes = opt_.max_pending_bytes;
     l.backlog = opt_.backlog;
     l.keep_alive_header = "timeout=" + std::to_string(keep_alive_s) + ", max=100000";
+    if (tls_) l.tls = detail::tls_server_context(opt_.tls_cert, opt_.tls_key);
     event_ = std::make_unique<detail::event_engine>(
         [this](const http_request& r) { return core_.handle(r); }, opt_.host, opt_.port,
         std::move(l));

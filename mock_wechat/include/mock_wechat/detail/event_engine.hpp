@@ -16,6 +16,10 @@
 //    their order);
 //  - timers (delayed answers, and the keep-alive, request and write deadlines) sit in a
 //    binary heap per loop; epoll_wait sleeps until the earliest;
+//  - HTTPS is the same loop with OpenSSL on the non-blocking socket (SSL_accept, SSL_read,
+//    SSL_write; their WANT_READ/WANT_WRITE become epoll interest): the decrypted bytes go
+//    through the same reader, limits and timeouts as plain HTTP, and a handshake must be
+//    done within the request timeout;
 //  - stop() wakes every loop through its eventfd; each closes its connections and returns.
 //
 // Why one file: the connection, the loop and the timers share one piece of state (what a
@@ -33,11 +37,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <climits>
+#include <csignal>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -68,7 +77,28 @@ struct engine_limits {
   std::size_t max_pending_bytes = std::size_t{256} << 20;
   int backlog = 1024;                                      ///< listen backlog
   std::string keep_alive_header = "timeout=5, max=100000";  ///< the Keep-Alive header's value
+  std::shared_ptr<SSL_CTX> tls;  ///< serve HTTPS with it (tls_server_context); null: plain HTTP
 };
+
+/// A server TLS context from PEM files: TLS 1.2 or later, no renegotiation or compression,
+/// buffers given back while a connection is idle. Throws std::runtime_error naming the
+/// files (never their contents).
+inline std::shared_ptr<SSL_CTX> tls_server_context(const std::string& cert,
+                                                   const std::string& key) {
+  std::shared_ptr<SSL_CTX> ctx(::SSL_CTX_new(::TLS_server_method()), ::SSL_CTX_free);
+  if (!ctx) throw std::runtime_error("cannot create a TLS context");
+  ::SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  ::SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  ::SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (::SSL_CTX_use_certificate_chain_file(ctx.get(), cert.c_str()) != 1 ||
+      ::SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      ::SSL_CTX_check_private_key(ctx.get()) != 1) {
+    ::ERR_clear_error();
+    throw std::runtime_error("cannot load TLS certificate/key " + cert + ", " + key);
+  }
+  return ctx;
+}
 
 inline std::int64_t steady_us() noexcept {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -172,6 +202,10 @@ private:
     std::int64_t partial_since = 0;
     std::int64_t timer_due = 0;   ///< the earliest deadline timer in the heap; 0: none
     std::uint32_t events = 0;     ///< the epoll interest now
+    SSL* ssl = nullptr;           ///< HTTPS: the connection's TLS state
+    bool tls_ready = false;       ///< the handshake is done
+    bool tls_wants_write = false;  ///< a TLS read waits for room to write (handshake)
+    bool tls_write_wants_read = false;  ///< a TLS write waits for bytes to read
     char peer[INET6_ADDRSTRLEN] = {0};
   };
 
@@ -235,6 +269,12 @@ private:
     }
 
     void run() {
+      // OpenSSL writes with write(), not send(MSG_NOSIGNAL): a peer gone mid-answer must give
+      // EPIPE, not a SIGPIPE that ends the process embedding the mock.
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
       epoll_event events[256];
       while (!engine.stopping_.load(std::memory_order_relaxed)) {
         const int n = ::epoll_wait(ep, events, 256, wait_ms());
@@ -329,6 +369,15 @@ private:
       c.gen = gen;
       c.fd = fd;
       peer_of(fd, c.peer);
+      c.partial_since = steady_us();  // HTTPS: the handshake's deadline counts from here
+      if (engine.limits_.tls) {
+        c.ssl = ::SSL_new(engine.limits_.tls.get());
+        if (c.ssl == nullptr || ::SSL_set_fd(c.ssl, fd) != 1) {
+          ::ERR_clear_error();
+          return close_connection(s);
+        }
+        ::SSL_set_accept_state(c.ssl);
+      }
       c.events = EPOLLIN | EPOLLRDHUP;
       epoll_event ev{};
       ev.events = c.events;
@@ -337,12 +386,21 @@ private:
         close_connection(s);
         return;
       }
-      set_deadline(s, c, steady_us() + ms(engine.limits_.keep_alive_timeout_ms));
+      // A TLS handshake counts as a request's first bytes: the request timeout.
+      set_deadline(s, c,
+                   c.partial_since + ms(c.ssl != nullptr ? engine.limits_.request_timeout_ms
+                                                         : engine.limits_.keep_alive_timeout_ms));
     }
 
     void close_connection(std::uint32_t s) {
       connection& c = *slots[s];
       if (c.fd < 0) return;
+      if (c.ssl != nullptr) {
+        if (c.tls_ready) ::SSL_shutdown(c.ssl);  // close_notify, if the socket takes it now
+        ::SSL_free(c.ssl);
+        ::ERR_clear_error();
+        c.ssl = nullptr;
+      }
       ::epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
       ::shutdown(c.fd, SHUT_RDWR);
       ::close(c.fd);
@@ -366,9 +424,11 @@ private:
       connection& c = *slots[s];
       if (c.fd < 0 || c.gen != static_cast<std::uint32_t>(tag >> 32)) return;
       if ((ev & EPOLLERR) != 0) return close_connection(s);
-      if ((ev & EPOLLOUT) != 0 && !flush(s, c)) return;
+      const bool tls_write_retry = c.tls_write_wants_read && (ev & EPOLLIN) != 0;
+      if (((ev & EPOLLOUT) != 0 || tls_write_retry) && !flush(s, c)) return;
       const bool reading = !c.waiting && !c.closing && !c.eof;
-      if (reading && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) {
+      const bool tls_read_retry = c.tls_wants_write && (ev & EPOLLOUT) != 0;
+      if (reading && ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0 || tls_read_retry)) {
         if (receive(c)) c.eof = true;
         return serve(s, c);
       }
@@ -382,6 +442,7 @@ private:
       constexpr std::size_t chunk = std::size_t{16} * 1024;
       const std::size_t cap = engine.limits_.max_header + engine.limits_.max_body + chunk;
       thread_local char received[chunk];  // not c.in.resize(): that would zero 16 KiB a read
+      if (c.ssl != nullptr) return receive_tls(c, received, chunk, cap);
       while (c.in.size() < cap) {
         const ssize_t n = ::recv(c.fd, received, chunk, 0);
         if (n > 0) {
@@ -393,6 +454,38 @@ private:
         return n == 0 || errno != EAGAIN;
       }
       return false;
+    }
+
+    // receive() over TLS: the handshake first, then every record there is (OpenSSL may
+    // hold decrypted bytes epoll cannot see, so it reads until WANT_READ).
+    static bool receive_tls(connection& c, char* buf, std::size_t chunk, std::size_t cap) {
+      c.tls_wants_write = false;
+      ::ERR_clear_error();
+      if (!c.tls_ready) {
+        const int r = ::SSL_accept(c.ssl);
+        if (r != 1) return tls_blocked(c, r);
+        c.tls_ready = true;
+      }
+      while (c.in.size() < cap) {
+        ::ERR_clear_error();
+        const int n = ::SSL_read(c.ssl, buf, static_cast<int>(chunk));
+        if (n <= 0) return tls_blocked(c, n);
+        c.in.append(buf, static_cast<std::size_t>(n));
+      }
+      return false;
+    }
+
+    // After a TLS read gave `r` <= 0: false when it only waits for the socket (and for
+    // which way), true when the connection is over (close_notify, end of file, an error).
+    static bool tls_blocked(connection& c, int r) {
+      const int e = ::SSL_get_error(c.ssl, r);
+      if (e == SSL_ERROR_WANT_READ) return false;
+      if (e == SSL_ERROR_WANT_WRITE) {
+        c.tls_wants_write = true;
+        return false;
+      }
+      ::ERR_clear_error();
+      return true;
     }
 
     // Answers every whole request in c.in, in order, until one is delayed; then keeps the
@@ -501,8 +594,9 @@ private:
       const bool unsent = c.out_sent < c.out.size();
       if (c.closing && !unsent && !c.waiting) return close_connection(s);
       const std::uint32_t want =
-          (unsent ? EPOLLOUT : 0u) |
-          (!c.waiting && !c.closing && !c.eof && !unsent ? EPOLLIN | EPOLLRDHUP : 0u);
+          (unsent || c.tls_wants_write ? EPOLLOUT : 0u) |
+          (!c.waiting && !c.closing && !c.eof && !unsent ? EPOLLIN | EPOLLRDHUP : 0u) |
+          (unsent && c.tls_write_wants_read ? EPOLLIN : 0u);
       if (want != c.events) {
         epoll_event ev{};
         ev.events = want;
@@ -514,6 +608,8 @@ private:
       const std::int64_t now = steady_us();
       if (unsent)
         set_deadline(s, c, now + ms(lim.io_timeout_ms));
+      else if (c.ssl != nullptr && !c.tls_ready)  // a handshake is a request's first bytes
+        set_deadline(s, c, c.partial_since + ms(lim.request_timeout_ms));
       else if (c.waiting)
         c.deadline = 0;  // the answer's timer comes first
       else if (!c.in.empty())
@@ -524,6 +620,7 @@ private:
 
     // Sends what it can of c.out. False when the connection was closed (peer gone).
     bool flush(std::uint32_t s, connection& c) {
+      if (c.ssl != nullptr) return flush_tls(s, c);
       while (c.out_sent < c.out.size()) {
         const ssize_t n = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
                                  MSG_NOSIGNAL);
@@ -533,6 +630,32 @@ private:
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        close_connection(s);
+        return false;
+      }
+      c.out.clear();
+      c.out_sent = 0;
+      if (c.out.capacity() > std::size_t{64} * 1024) std::string().swap(c.out);
+      return true;
+    }
+
+    bool flush_tls(std::uint32_t s, connection& c) {
+      c.tls_write_wants_read = false;
+      while (c.out_sent < c.out.size()) {
+        ::ERR_clear_error();
+        const std::size_t left = std::min<std::size_t>(c.out.size() - c.out_sent, INT_MAX);
+        const int n = ::SSL_write(c.ssl, c.out.data() + c.out_sent, static_cast<int>(left));
+        if (n > 0) {
+          c.out_sent += static_cast<std::size_t>(n);
+          continue;
+        }
+        const int e = ::SSL_get_error(c.ssl, n);
+        if (e == SSL_ERROR_WANT_WRITE) return true;
+        if (e == SSL_ERROR_WANT_READ) {
+          c.tls_write_wants_read = true;
+          return true;
+        }
+        ::ERR_clear_error();
         close_connection(s);
         return false;
       }
