@@ -209,9 +209,11 @@ public:
     }
   }
 
-  /// Room for one more slot (a block, a larger index): may throw std::bad_alloc, and then
-  /// nothing changed. After it, add() cannot fail.
+  /// Room for one more slot (a block, a larger index): may throw (std::bad_alloc; past
+  /// 2^32 slots in a shard, std::length_error), and then nothing changed. After it, add()
+  /// cannot fail.
   void reserve_one() {
+    if (count_ >= UINT32_MAX) throw std::length_error("code_shard: full");  // 4-byte numbers
     if (count_ == blocks_.size() * block_slots)
       blocks_.push_back(std::make_unique<slot[]>(block_slots));
     if (count_ + 1 > max_load(buckets_)) rebuild(buckets_ == 0 ? min_buckets : 2 * buckets_);
