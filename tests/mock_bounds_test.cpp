@@ -4,7 +4,11 @@
 // table and the bytes of unfinished requests are bounded too.
 #include "mock_support.hpp"
 
+#include <malloc.h>
+
+#include <string>
 #include <thread>
+#include <vector>
 
 using namespace mocktest;
 using namespace std::chrono_literals;
@@ -49,6 +53,88 @@ TEST_CASE("codes are forgotten at their lifetime even after the clock was moved 
   for (int i = 0; i < 2000; ++i)
     w.login(mp, "user-" + std::to_string(i % 50));
   CHECK(size_of(f, "js_codes") == 2000);
+}
+
+TEST_CASE("codes at their limit: 507 naming them, nothing half made, room as the clock moves",
+          "[mock][bounds][codes]") {
+  mock_wechat::world_limits l;
+  l.codes = 16;  // one in each of the 16 shards
+  mock_wechat::world w(mock_wechat::unionid_rules::bound, l);
+  w.add_app({mp, mp_secret, mock_wechat::app_type::miniprogram, "acct-1"});
+  w.clock().set(1800000000, true);
+  std::vector<std::string> codes;
+  int status = 0;
+  std::string message;
+  for (int i = 0; i < 1000 && status == 0; ++i) {
+    try {
+      codes.push_back(w.login(mp, "u" + std::to_string(i)));
+    } catch (const mock_wechat::admin_error& e) {
+      status = e.status();
+      message = e.what();
+    }
+  }
+  CHECK(status == 507);
+  CHECK(message.find("login codes") != std::string::npos);
+  CHECK(w.sizes()["js_codes"].get<std::size_t>() == codes.size());
+  CHECK(codes.size() <= 16);
+  for (const std::string& c : codes)  // each still answers, once
+    CHECK(w.exchange_js_code(mp, mp_secret, c).ok());
+  w.clock().advance(300);  // dead to an exchange, but kept one more second
+  CHECK(w.exchange_js_code(mp, mp_secret, codes[0]).errc == wechat::api_errc::invalid_code);
+  w.clock().advance(1);  // now past their life: swept as a new code needs the room
+  CHECK(w.login(mp, "late").size() == 32);
+  CHECK(w.sizes()["js_codes"].get<std::size_t>() <= 16);
+}
+
+TEST_CASE("a live code costs less than 150 bytes, and what it held goes with it",
+          "[mock][bounds][memory]") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  SUCCEED("the sanitizers' allocator does not keep glibc's counts: checked in the plain build");
+  return;
+#endif
+  // glibc's count of bytes allocated now (benchmarks/code_memory measures the same way)
+  const auto allocated = [] {
+    const auto m = mallinfo2();
+    return static_cast<double>(m.uordblks + m.hblkhd);
+  };
+  mock_wechat::world w;
+  w.clock().set(1800000000, true);  // held: no code dies while they are counted
+  std::vector<std::string> apps, users;
+  for (int a = 0; a < 3; ++a)
+    apps.push_back(w.add_app({"wxmem" + std::to_string(a), "s", mock_wechat::app_type::miniprogram,
+                              ""})
+                       .appid);
+  for (int u = 0; u < 10000; ++u)
+    users.push_back("user-" + std::to_string(u));
+  for (const auto& a : apps)  // what the world keeps per (app, user), not per code
+    for (const auto& u : users)
+      w.login(a, u);
+  const double before = allocated();
+  constexpr int n = 200000;
+  for (int i = 0; i < n; ++i)
+    w.login(apps[static_cast<std::size_t>(i) % 3], users[static_cast<std::size_t>(i) % 10000]);
+  const double per_code = (allocated() - before) / n;
+  INFO("bytes per login code: " << per_code);
+  CHECK(per_code < 150);  // was ~315 (a map of strings)
+
+  // 20,000 snapshot OAuth codes, each for a user of its own with a long name: only the
+  // code table holds those names (in its pool), and it gives them back with the codes
+  w.add_app({"wxmem-oa", "s", mock_wechat::app_type::official_account, ""});
+  const double with_logins = allocated();
+  for (int i = 0; i < 20000; ++i)
+    w.oauth_code("wxmem-oa", std::to_string(i) + std::string(120, 'v'), "snsapi_base", true);
+  CHECK(allocated() - with_logins > 20000 * 120.0);
+  w.clock().advance(301);  // every code so far is dead
+  for (int i = 0; i < 400; ++i) {  // sweeps every shard of both tables
+    w.login(apps[0], users[0]);
+    w.oauth_code("wxmem-oa", "x", "snsapi_base", true);
+  }
+  CHECK(w.sizes()["js_codes"] == 400);
+  CHECK(w.sizes()["oauth_codes"] == 400);
+  // what stays: a spare block of slots per shard, the pool's id tables (were 230,000 codes
+  // and 20,000 long names: ~20 MB)
+  INFO("bytes kept after the sweep: " << allocated() - before);
+  CHECK(allocated() < before + 2e6);
 }
 
 TEST_CASE("with a frozen clock the world's count limits hold, and the admin API says which",

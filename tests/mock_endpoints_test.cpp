@@ -5,6 +5,10 @@
 #include <wechat/decrypt.hpp>
 #include <wechat/detail/api_response.hpp>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 using namespace mocktest;
 
 TEST_CASE("jscode2session answers the real success shape", "[mock][code2session]") {
@@ -1176,4 +1180,224 @@ TEST_CASE("openapi/rid/get with the journal off knows no rid", "[mock][rid]") {
   const reply r = post_with(f, "/cgi-bin/openapi/rid/get", token,
                             {{"rid", wechat::detail::extract_rid(failed.body)}});
   check_error_shape(r, 76001, "/cgi-bin/openapi/rid/get", f.world().now());
+}
+
+// The code tables keep codes packed (issue 16: a 24-byte key, interned strings, the
+// session_key as 16 bytes): through the world's own API, every edge answers as it did
+// when codes were strings in a map.
+namespace {
+
+void add_code_apps(mock_wechat::world& w) {
+  using T = mock_wechat::app_type;
+  w.add_app({mp, mp_secret, T::miniprogram, "acct-1"});
+  w.add_app({mp2, "mp2-secret", T::miniprogram, "acct-1"});
+  w.add_app({oa, oa_secret, T::official_account, "acct-1"});
+  w.add_app({web, "web-secret", T::website, "acct-1"});
+}
+
+struct code_world {
+  mock_wechat::world w;
+  code_world() {
+    add_code_apps(w);
+    w.clock().set(1800000000);
+  }
+  wechat::api_errc js(const std::string& appid, const std::string& secret,
+                      std::string_view code) {
+    return w.exchange_js_code(appid, secret, code).errc;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("login codes packed: the exact session_key and ids, used twice 40163, another "
+          "app's 40029",
+          "[mock][codes]") {
+  code_world c;
+  auto& w = c.w;
+  // users of every length the admin API takes, in and beyond the short-string buffer
+  for (const std::string& user : {std::string("a"), std::string("alice"),
+                                  std::string("用户-with-a-name-longer-than-fifteen"),
+                                  std::string(128, 'u')}) {
+    const std::string code = w.login(mp, user);
+    REQUIRE(code.size() == 32);
+    const auto key = w.current_session_key(mp, user);
+    REQUIRE(key);
+    const auto got = w.exchange_js_code(mp, mp_secret, code);
+    REQUIRE(got.ok());
+    CHECK(got.value.session_key == *key);  // the same 24 characters back from 16 bytes
+    CHECK(got.value.openid == mock_wechat::openid(mp, user));
+    CHECK(got.value.unionid == mock_wechat::unionid("acct-1", user));
+    CHECK(c.js(mp, mp_secret, code) == wechat::api_errc::code_been_used);
+  }
+  const std::string bob = w.login(mp, "bob");
+  CHECK(c.js(mp2, "mp2-secret", bob) == wechat::api_errc::invalid_code);  // another app's
+  CHECK(c.js(mp, mp_secret, bob) == wechat::api_errc{});  // not used up by that
+  CHECK(c.js(mp2, "mp2-secret", bob) == wechat::api_errc::invalid_code);  // used, still not its
+  CHECK(w.sizes()["js_codes"] == 5);  // used codes are kept (a reuse says 40163)
+}
+
+TEST_CASE("codes packed: anything but 32 characters of [A-Za-z0-9] is unknown (40029)",
+          "[mock][codes]") {
+  code_world c;
+  auto& w = c.w;
+  const std::string code = w.login(mp, "alice");
+  std::string flipped = code;  // another character in one place: another (unknown) code
+  flipped[7] = flipped[7] == 'A' ? 'B' : 'A';
+  const std::string bad[] = {"",
+                             "x",
+                             code.substr(0, 31),
+                             code + "A",
+                             code.substr(0, 31) + "-",
+                             code.substr(0, 31) + "_",
+                             code.substr(0, 31) + "=",
+                             code.substr(0, 31) + " ",
+                             code.substr(0, 30) + "\xc3\xa9",  // é: 32 bytes, not alnum
+                             std::string(code).replace(0, 1, 1, '\0'),
+                             flipped,
+                             std::string(32, 'A')};
+  for (const std::string& b : bad) {
+    INFO("code: " << b);
+    CHECK(c.js(mp, mp_secret, b) == wechat::api_errc::invalid_code);
+    CHECK(w.phone_number(*w.find_app(mp), b, "").errc == wechat::api_errc::invalid_code);
+    CHECK(w.exchange_oauth_code(oa, oa_secret, b).errc == wechat::api_errc::invalid_code);
+    CHECK(w.plugin_open_pid(*w.find_app(mp), b).errc == wechat::api_errc::invalid_code);
+  }
+  CHECK(c.js(mp, mp_secret, code) == wechat::api_errc{});  // none of them touched it
+}
+
+TEST_CASE("codes packed: alive until the second before their lifetime, then 40029",
+          "[mock][codes][clock]") {
+  code_world c;
+  auto& w = c.w;
+  const std::string a = w.login(mp, "alice"), b = w.login(mp, "bob");
+  const std::string phone = w.phone(mp, "alice").code;
+  const std::string phone_late = w.phone(mp, "bob").code;
+  const std::string oa_code = w.oauth_code(oa, "alice", "snsapi_userinfo");
+  const std::string oa_late = w.oauth_code(oa, "bob", "snsapi_base");
+  const std::string web_code = w.oauth_code(web, "alice", "snsapi_login");
+  const std::string web_late = w.oauth_code(web, "bob", "snsapi_login");
+  const std::string plug = w.plugin_login(mp, "wx9000000000000009", "alice");
+  const auto app = *w.find_app(mp);
+  w.clock().advance(299);
+  CHECK(c.js(mp, mp_secret, a) == wechat::api_errc{});
+  const auto p = w.phone_number(app, phone, "");
+  REQUIRE(p.ok());
+  CHECK(p.value.pure_phone_number.size() == 11);
+  CHECK(p.value.country_code == "86");
+  CHECK(p.value.phone_number == "+86" + p.value.pure_phone_number);
+  CHECK(w.phone_number(app, phone, "").errc == wechat::api_errc::code_been_used);
+  const auto o = w.exchange_oauth_code(oa, oa_secret, oa_code);
+  REQUIRE(o.ok());
+  CHECK(o.value.scope == "snsapi_userinfo");
+  CHECK(o.value.openid == mock_wechat::openid(oa, "alice"));
+  CHECK(w.exchange_oauth_code(oa, oa_secret, oa_code).errc == wechat::api_errc::code_been_used);
+  const auto pid = w.plugin_open_pid(app, plug);
+  REQUIRE(pid.ok());
+  CHECK(pid.value == mock_wechat::world::openpid("wx9000000000000009", "alice"));
+  w.clock().advance(1);  // 300 s: the login, phone and OAuth codes of an app are gone
+  CHECK(c.js(mp, mp_secret, b) == wechat::api_errc::invalid_code);
+  CHECK(c.js(mp, mp_secret, a) == wechat::api_errc::invalid_code);  // used, and past its life
+  CHECK(w.phone_number(app, phone_late, "").errc == wechat::api_errc::invalid_code);
+  CHECK(w.exchange_oauth_code(oa, oa_secret, oa_late).errc == wechat::api_errc::invalid_code);
+  const auto wc = w.exchange_oauth_code(web, "web-secret", web_code);  // a website's: 600 s
+  REQUIRE(wc.ok());
+  CHECK(wc.value.scope == "snsapi_login");
+  w.clock().advance(299);
+  CHECK(w.exchange_oauth_code(web, "web-secret", web_code).errc ==
+        wechat::api_errc::code_been_used);
+  w.clock().advance(1);
+  CHECK(w.exchange_oauth_code(web, "web-secret", web_late).errc == wechat::api_errc::invalid_code);
+}
+
+TEST_CASE("codes packed: another app's phone code 40013, a login code for a plugin 1007",
+          "[mock][codes]") {
+  code_world c;
+  auto& w = c.w;
+  const std::string login = w.login(mp, "alice");
+  const std::string phone = w.phone(mp, "alice", "+8613912345678").code;
+  CHECK(w.phone_number(*w.find_app(mp2), phone, "").errc == wechat::api_errc::invalid_appid);
+  CHECK(w.phone_number(*w.find_app(mp), phone, "onobody").errc ==
+        wechat::api_errc::invalid_openid);  // refused by the check: not used up
+  const auto p = w.phone_number(*w.find_app(mp), phone, mock_wechat::openid(mp, "alice"));
+  REQUIRE(p.ok());
+  CHECK(p.value.pure_phone_number == "13912345678");
+  CHECK(w.plugin_open_pid(*w.find_app(mp), login).errc == wechat::api_errc::not_plugin_code);
+  CHECK(w.plugin_open_pid(*w.find_app(mp2), login).errc == wechat::api_errc::not_plugin_code);
+  const std::string snap = w.oauth_code(oa, "carol", "snsapi_userinfo", true);
+  CHECK(w.exchange_oauth_code(web, "web-secret", snap).errc == wechat::api_errc::invalid_code);
+  const auto s = w.exchange_oauth_code(oa, oa_secret, snap);
+  REQUIRE(s.ok());
+  CHECK(s.value.scope == "snsapi_base");
+  CHECK(s.value.snapshot_user);
+}
+
+TEST_CASE("codes packed: a reset forgets every code, and codes work again after it",
+          "[mock][codes]") {
+  code_world c;
+  auto& w = c.w;
+  std::vector<std::pair<std::string, std::string>> codes;  // appid, code
+  for (int i = 0; i < 100; ++i) {
+    const std::string& appid = i % 2 ? mp : mp2;
+    codes.emplace_back(appid, w.login(appid, "user-" + std::to_string(i % 7)));
+  }
+  const std::string phone = w.phone(mp, "user-1").code;
+  const std::string oauth = w.oauth_code(oa, "user-1", "snsapi_base");
+  const std::string plug = w.plugin_login(mp, "wx9000000000000009", "user-1");
+  CHECK(w.sizes()["js_codes"] == 100);
+  w.reset();
+  CHECK(w.sizes()["js_codes"] == 0);
+  CHECK(w.sizes()["phone_codes"] == 0);
+  CHECK(w.sizes()["oauth_codes"] == 0);
+  CHECK(w.sizes()["plugin_codes"] == 0);
+  add_code_apps(w);
+  w.clock().set(1800000000);
+  for (const auto& [appid, code] : codes)
+    CHECK(c.js(appid, appid == mp ? mp_secret : "mp2-secret", code) ==
+          wechat::api_errc::invalid_code);
+  CHECK(w.phone_number(*w.find_app(mp), phone, "").errc == wechat::api_errc::invalid_code);
+  CHECK(w.exchange_oauth_code(oa, oa_secret, oauth).errc == wechat::api_errc::invalid_code);
+  CHECK(w.plugin_open_pid(*w.find_app(mp), plug).errc == wechat::api_errc::invalid_code);
+  // new codes after the reset carry their own strings (interned again from nothing)
+  const std::string fresh = w.login(mp, "zed");
+  const auto got = w.exchange_js_code(mp, mp_secret, fresh);
+  REQUIRE(got.ok());
+  CHECK(got.value.openid == mock_wechat::openid(mp, "zed"));
+  CHECK(got.value.session_key == *w.current_session_key(mp, "zed"));
+}
+
+TEST_CASE("codes packed: logins, exchanges and resets from several threads at once",
+          "[mock][codes][threads]") {
+  code_world c;
+  auto& w = c.w;
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 3000; ++i) {
+        const std::string user = "u" + std::to_string(t) + "-" + std::to_string(i % 50);
+        std::string code;
+        try {
+          code = w.login(mp, user);
+        } catch (const mock_wechat::admin_error&) {
+          continue;  // the app is gone for a moment: a reset
+        }
+        const auto got = w.exchange_js_code(mp, mp_secret, code);
+        // a reset between the two may have forgotten the code, or the app; never a code
+        // that answers for someone else
+        if (got.ok() && got.value.openid != mock_wechat::openid(mp, user)) ++wrong;
+      }
+    });
+  std::thread resetter([&] {
+    while (!stop) {
+      w.reset();
+      w.add_app({mp, mp_secret, mock_wechat::app_type::miniprogram, "acct-1"});
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  for (auto& t : threads)
+    t.join();
+  stop = true;
+  resetter.join();
+  CHECK(wrong == 0);
 }

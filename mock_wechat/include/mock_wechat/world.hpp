@@ -25,13 +25,17 @@
 // the app table is read-mostly behind a shared_mutex.
 #pragma once
 
+#include <wechat/crypto.hpp>
 #include <wechat/decrypt.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -714,16 +718,69 @@ private:
     return out;
   }
 
-  // What each kind of code stands for.
+  // What each kind of code stands for, and how its code table keeps it (codes.hpp): the
+  // strings interned in the table's pool, 4 bytes each; a session_key as its 16 bytes.
+  using pool_access = detail::string_pool::access;
   struct js_code {
     std::string appid, user, session_key;
+    struct packed {
+      std::array<detail::string_pool::id, 2> strings;  // appid, user
+      std::array<std::uint8_t, 16> key;                 // session_key, decoded
+    };
+    void pack(packed& p, pool_access& pool) const {
+      // new_session_key()'s 24 base64 characters, canonical: they encode back the same
+      std::error_code ec;
+      const std::string raw = wechat::base64_decode(session_key, ec);
+      if (ec || raw.size() != p.key.size())
+        throw std::logic_error("a login code's session_key is not 16 bytes in base64");
+      std::memcpy(p.key.data(), raw.data(), raw.size());
+      p.strings[0] = pool.intern(appid);
+      p.strings[1] = pool.intern(user);
+    }
+    void unpack(const packed& p, const pool_access& pool) {
+      appid.assign(pool[p.strings[0]]);
+      user.assign(pool[p.strings[1]]);
+      session_key = wechat::base64_encode(
+          std::string_view(reinterpret_cast<const char*>(p.key.data()), p.key.size()));
+    }
   };
   struct phone_code {
     std::string appid, user, pure_phone, country_code;
+    struct packed {
+      std::array<detail::string_pool::id, 4> strings;  // in the order above
+    };
+    void pack(packed& p, pool_access& pool) const {
+      p.strings[0] = pool.intern(appid);
+      p.strings[1] = pool.intern(user);
+      p.strings[2] = pool.intern(pure_phone);
+      p.strings[3] = pool.intern(country_code);
+    }
+    void unpack(const packed& p, const pool_access& pool) {
+      appid.assign(pool[p.strings[0]]);
+      user.assign(pool[p.strings[1]]);
+      pure_phone.assign(pool[p.strings[2]]);
+      country_code.assign(pool[p.strings[3]]);
+    }
   };
   struct oauth_code_grant {
     std::string appid, user, scope;
     std::int64_t lifetime = limits::code_lifetime;  ///< a website's lives 10 minutes
+    struct packed {
+      std::array<detail::string_pool::id, 3> strings;  // appid, user, scope
+      std::int64_t lifetime;
+    };
+    void pack(packed& p, pool_access& pool) const {
+      p.lifetime = lifetime;
+      p.strings[0] = pool.intern(appid);
+      p.strings[1] = pool.intern(user);
+      p.strings[2] = pool.intern(scope);
+    }
+    void unpack(const packed& p, const pool_access& pool) {
+      appid.assign(pool[p.strings[0]]);
+      user.assign(pool[p.strings[1]]);
+      scope.assign(pool[p.strings[2]]);
+      lifetime = p.lifetime;
+    }
   };
 
   // A device action of `user` in mini program (or game) `appid`: the app, once the app and
@@ -798,6 +855,19 @@ private:
   // wechat-api.md section 8
   struct plugin_code {
     std::string appid, plugin_appid, user;  ///< appid: the host mini program
+    struct packed {
+      std::array<detail::string_pool::id, 3> strings;  // in the order above
+    };
+    void pack(packed& p, pool_access& pool) const {
+      p.strings[0] = pool.intern(appid);
+      p.strings[1] = pool.intern(plugin_appid);
+      p.strings[2] = pool.intern(user);
+    }
+    void unpack(const packed& p, const pool_access& pool) {
+      appid.assign(pool[p.strings[0]]);
+      plugin_appid.assign(pool[p.strings[1]]);
+      user.assign(pool[p.strings[2]]);
+    }
   };
   detail::code_table<plugin_code> plugin_codes_;
   detail::quota_table quotas_;

@@ -27,6 +27,15 @@ public:
     bool full() const noexcept { return map.size() >= limit; }
     /// Whether `key` may be set: it is there already, or the shard is below its limit.
     bool room_for(const std::string& key) const { return !full() || map.count(key) != 0; }
+    /// Erases the entries for which dead(value) holds (sweep()'s scan).
+    template <class Dead> void erase_if(Dead&& dead) {
+      for (auto it = map.begin(); it != map.end();) {
+        if (dead(static_cast<const V&>(it->second)))
+          it = map.erase(it);
+        else
+          ++it;
+      }
+    }
   };
   shard& of(std::string_view key) { return shards_[std::hash<std::string_view>{}(key) % N]; }
   /// At most about `total` entries in all: each of the N shards holds at most
@@ -58,17 +67,14 @@ private:
 
 // Erases a shard's entries for which dead(v) holds, at most every `every` seconds of the
 // world's clock, and at once when the clock was moved back (the next sweep would
-// otherwise wait for it to catch up). The caller holds the shard's lock.
+// otherwise wait for it to catch up). The caller holds the shard's lock. A Shard is
+// sharded_map's, or any with next_sweep, forced_at, full() and erase_if(dead) (the code
+// tables' compact shards, codes.hpp).
 template <class Shard, class Dead>
 void sweep(Shard& s, std::int64_t now, std::int64_t every, Dead&& dead) {
   if (now < s.next_sweep && s.next_sweep - now <= every) return;
   s.next_sweep = now + every;
-  for (auto it = s.map.begin(); it != s.map.end();) {
-    if (dead(it->second))
-      it = s.map.erase(it);
-    else
-      ++it;
-  }
+  s.erase_if(dead);
 }
 
 // Before an insert into a shard: the periodic sweep of what dead() says (every `every`
