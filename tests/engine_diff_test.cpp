@@ -12,7 +12,10 @@
 //  - cpp-httplib 0.11.4 answers only the first of pipelined requests.
 #include "mock_support.hpp"
 
+#include <algorithm>
 #include <functional>
+#include <string_view>
+#include <vector>
 #include <regex>
 
 using namespace mocktest;
@@ -34,10 +37,31 @@ std::string normalized(std::string s) {
   return std::regex_replace(s, random_part, "$1$2<random>");
 }
 
-// An answer without the Connection and Keep-Alive headers (compared apart).
+// Whether the engines are compared byte for byte (cpp-httplib 0.11.x, whose framing the
+// event engine writes) or by status, header set and body (later versions).
+constexpr bool byte_for_byte = std::string_view(CPPHTTPLIB_VERSION).substr(0, 5) == "0.11.";
+
+// An answer without the Connection and Keep-Alive headers (compared apart). Against
+// cpp-httplib 0.11.4, whose header order and reason phrases the event engine writes, the
+// rest must be the same bytes; against a later cpp-httplib, which orders headers and
+// words some reason phrases its own way, the status code, the set of headers and the body.
 std::string without_connection_close(std::string s) {
   static const std::regex framing("\r\n(Connection: close|Keep-Alive: [^\r]*|Accept-Ranges: bytes)");
-  return std::regex_replace(s, framing, "");
+  s = std::regex_replace(s, framing, "");
+  const auto end = s.find("\r\n\r\n");
+  if (byte_for_byte || end == std::string::npos) return s;
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < end;) {
+    const auto eol = std::min(s.find("\r\n", at), end);
+    lines.push_back(s.substr(at, eol - at));
+    at = eol + 2;
+  }
+  lines[0] = lines[0].substr(0, 12);  // "HTTP/1.1 200": no reason phrase
+  std::sort(lines.begin() + 1, lines.end());
+  std::string out;
+  for (const auto& l : lines)
+    out += l + "\r\n";
+  return out + s.substr(end + 2);
 }
 
 struct exchange {
@@ -84,8 +108,9 @@ TEST_CASE("the event engine and the httplib engine answer alike", "[engines]") {
     }
     CHECK(!a.answer.empty());
     CHECK(without_connection_close(a.answer) == without_connection_close(b.answer));
-    // Connection: close from httplib means it from the event engine too.
-    if (b.answer.find("Connection: close") != std::string::npos)
+    // Connection: close from httplib 0.11 means it from the event engine too (later versions
+    // also say it after an error status, and keep the connection open all the same).
+    if (byte_for_byte && b.answer.find("Connection: close") != std::string::npos)
       CHECK(a.answer.find("Connection: close") != std::string::npos);
     return a;
   };

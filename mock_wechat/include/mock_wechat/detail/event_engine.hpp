@@ -606,13 +606,12 @@ private:
       }
       const auto& lim = engine.limits_;
       const std::int64_t now = steady_us();
+      const bool handshaking = c.ssl != nullptr && !c.tls_ready;  // a request's first bytes
       if (unsent)
         set_deadline(s, c, now + ms(lim.io_timeout_ms));
-      else if (c.ssl != nullptr && !c.tls_ready)  // a handshake is a request's first bytes
-        set_deadline(s, c, c.partial_since + ms(lim.request_timeout_ms));
       else if (c.waiting)
         c.deadline = 0;  // the answer's timer comes first
-      else if (!c.in.empty())
+      else if (handshaking || !c.in.empty())
         set_deadline(s, c, c.partial_since + ms(lim.request_timeout_ms));
       else
         set_deadline(s, c, now + ms(lim.keep_alive_timeout_ms));
