@@ -231,3 +231,19 @@ TEST_CASE("how the bytes arrive changes nothing: every prefix waits, the whole r
     CHECK(last.size == req.size());
   }
 }
+
+TEST_CASE("after a review: Connection headers are read together, chunk sizes and trailers strictly",
+          "[http1]") {
+  reader r;
+  // "close" in any Connection header closes, whatever another one says.
+  CHECK(r.read("GET / HTTP/1.1\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n").close);
+  CHECK_FALSE(r.read("GET / HTTP/1.0\r\nConnection: x\r\nConnection: keep-alive\r\n\r\n").close);
+  // Nothing but blanks and an extension after a chunk size.
+  CHECK(refusal("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 garbage\r\nabcde\r\n0\r\n\r\n") ==
+        400);
+  const auto q = r.read("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 ;e=1\r\nabcde\r\n0\r\n\r\n");
+  REQUIRE(q.kind == http1_request::complete);
+  CHECK(q.body == "abcde");
+  // A trailer's value holds no control byte.
+  CHECK(refusal("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\x01z\r\n\r\n") == 400);
+}

@@ -387,3 +387,46 @@ TEST_CASE("over HTTPS the same limits hold: 431, 413, request and handshake time
   CHECK(mock.pending_bytes() == 0);
   CHECK(mock.open_connections() == 0);
 }
+
+TEST_CASE("after a review: answers a client does not read stay bounded, and a body that never "
+          "ends within the read cap is refused",
+          "[mock][hostile]") {
+  mock_wechat::options o;
+  o.threads = 1;
+  o.max_body = 4096;
+  o.max_header = 4096;
+  fixture f(o);
+  {  // 4 MB of pipelined requests (15 MB of answers) sent before an answer is read: the
+     // mock stops answering at its cap while the client does not read, reads no more than
+     // the budget holds, and answers them all, in order, once the client reads
+    raw c(f.mock.port());
+    std::string many;
+    while (many.size() < std::size_t{4} << 20)
+      many += "GET /__mock/health HTTP/1.1\r\n\r\n";
+    const long n = static_cast<long>(many.size() / 31);
+    auto sent = std::async(std::launch::async, [&] { return c.send(many); });
+    std::this_thread::sleep_for(500ms);
+    CHECK(f.mock.pending_bytes() <= o.max_header + o.max_body + 16 * 1024);
+    std::string got;
+    long answers = 0;
+    for (;;) {
+      const std::string more = c.receive("\x01never", 2000ms);
+      if (more.empty()) break;
+      answers += std::count(more.begin(), more.end(), '}');
+      if (answers >= n) break;
+    }
+    CHECK(sent.get());
+    CHECK(answers == n);
+  }
+  {  // a chunked body of 1-byte chunks with long extensions: refused, not read for ever
+    raw c(f.mock.port());
+    std::string body = "POST /cgi-bin/stable_token HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    while (body.size() < 40 * 1024)
+      body += "1;" + std::string(1000, 'e') + "\r\nx\r\n";
+    c.send(body);
+    const std::string r = c.receive("}", 3000ms);
+    CHECK(r.rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(c.closed_by_peer(2000ms));
+  }
+  CHECK(answered_promptly(f.mock.port(), 1000ms));
+}

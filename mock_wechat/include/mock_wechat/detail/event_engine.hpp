@@ -169,6 +169,7 @@ public:
 
   /// Stops every loop and closes every connection. Idempotent; prompt.
   void stop() {
+    std::lock_guard<std::mutex> lock(stop_mutex_);  // a second caller waits for the first
     if (stopping_.exchange(true)) return;
     for (auto& l : loops_)
       l->wake();
@@ -199,13 +200,15 @@ private:
     bool continue_sent = false;   ///< "100 Continue" went out for the request being read
     bool eof = false;             ///< the client sent all it will send
     std::int64_t deadline = 0;    ///< steady µs; 0: none
-    std::int64_t partial_since = 0;
+    std::int64_t partial_since = 0;  ///< when the unfinished request's first byte came
+    std::int64_t idle_since = 0;     ///< when the connection last had nothing to do
     std::int64_t timer_due = 0;   ///< the earliest deadline timer in the heap; 0: none
     std::uint32_t events = 0;     ///< the epoll interest now
     SSL* ssl = nullptr;           ///< HTTPS: the connection's TLS state
     bool tls_ready = false;       ///< the handshake is done
     bool tls_wants_write = false;  ///< a TLS read waits for room to write (handshake)
     bool tls_write_wants_read = false;  ///< a TLS write waits for bytes to read
+    bool tls_failed = false;       ///< a fatal TLS error: no close_notify
     char peer[INET6_ADDRSTRLEN] = {0};
   };
 
@@ -232,7 +235,11 @@ private:
       ::epoll_ctl(ep, EPOLL_CTL_ADD, wakefd, &ev);
       ev.events = EPOLLIN | EPOLLEXCLUSIVE;
       ev.data.u64 = listen_tag;
-      ::epoll_ctl(ep, EPOLL_CTL_ADD, e.listen_fd_, &ev);
+      if (::epoll_ctl(ep, EPOLL_CTL_ADD, e.listen_fd_, &ev) != 0) {  // a kernel without it
+        ev.events = EPOLLIN;
+        if (::epoll_ctl(ep, EPOLL_CTL_ADD, e.listen_fd_, &ev) != 0)
+          throw std::runtime_error("cannot watch the listening socket");
+      }
     }
     ~loop() {
       ::close(ep);
@@ -369,7 +376,7 @@ private:
       c.gen = gen;
       c.fd = fd;
       peer_of(fd, c.peer);
-      c.partial_since = steady_us();  // HTTPS: the handshake's deadline counts from here
+      c.partial_since = c.idle_since = steady_us();  // HTTPS: the handshake's deadline too
       if (engine.limits_.tls) {
         c.ssl = ::SSL_new(engine.limits_.tls.get());
         if (c.ssl == nullptr || ::SSL_set_fd(c.ssl, fd) != 1) {
@@ -396,7 +403,7 @@ private:
       connection& c = *slots[s];
       if (c.fd < 0) return;
       if (c.ssl != nullptr) {
-        if (c.tls_ready) ::SSL_shutdown(c.ssl);  // close_notify, if the socket takes it now
+        if (c.tls_ready && !c.tls_failed) ::SSL_shutdown(c.ssl);  // close_notify, if it fits
         ::SSL_free(c.ssl);
         ::ERR_clear_error();
         c.ssl = nullptr;
@@ -425,7 +432,12 @@ private:
       if (c.fd < 0 || c.gen != static_cast<std::uint32_t>(tag >> 32)) return;
       if ((ev & EPOLLERR) != 0) return close_connection(s);
       const bool tls_write_retry = c.tls_write_wants_read && (ev & EPOLLIN) != 0;
-      if (((ev & EPOLLOUT) != 0 || tls_write_retry) && !flush(s, c)) return;
+      if ((ev & EPOLLOUT) != 0 || tls_write_retry) {
+        if (!flush(s, c)) return;
+        // Drained: requests read before the answers backed up are answered now.
+        if (c.out_sent == c.out.size() && !c.in.empty() && !c.waiting && !c.closing)
+          return serve(s, c);
+      }
       const bool reading = !c.waiting && !c.closing && !c.eof;
       const bool tls_read_retry = c.tls_wants_write && (ev & EPOLLOUT) != 0;
       if (reading && ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0 || tls_read_retry)) {
@@ -438,9 +450,17 @@ private:
 
     // Appends what has arrived to c.in, up to what one request may take. True at end of
     // file or on an error.
+    // The most bytes one request may take on the wire: head, body and the chunked
+    // encoding's overhead.
+    std::size_t read_cap() const noexcept {
+      return engine.limits_.max_header + engine.limits_.max_body + chunk_size;
+    }
+    static constexpr std::size_t chunk_size = std::size_t{16} * 1024;  // one read
+    static constexpr std::size_t out_cap = std::size_t{256} * 1024;    // answers not yet read
+
     bool receive(connection& c) const {
-      constexpr std::size_t chunk = std::size_t{16} * 1024;
-      const std::size_t cap = engine.limits_.max_header + engine.limits_.max_body + chunk;
+      constexpr std::size_t chunk = chunk_size;
+      const std::size_t cap = read_cap();
       thread_local char received[chunk];  // not c.in.resize(): that would zero 16 KiB a read
       if (c.ssl != nullptr) return receive_tls(c, received, chunk, cap);
       while (c.in.size() < cap) {
@@ -465,6 +485,7 @@ private:
         const int r = ::SSL_accept(c.ssl);
         if (r != 1) return tls_blocked(c, r);
         c.tls_ready = true;
+        c.idle_since = steady_us();
       }
       while (c.in.size() < cap) {
         ::ERR_clear_error();
@@ -484,6 +505,7 @@ private:
         c.tls_wants_write = true;
         return false;
       }
+      c.tls_failed = e != SSL_ERROR_ZERO_RETURN;  // anything but the peer's close_notify
       ::ERR_clear_error();
       return true;
     }
@@ -496,9 +518,22 @@ private:
       const auto& lim = engine.limits_;
       const http1_limits hl{lim.max_header, lim.max_body};
       std::size_t pos = 0;
+      // Answers wait in c.out for a client that does not read them: past out_cap, the
+      // requests behind stay unread in c.in (counted in the pending budget) until it drains.
+      bool backed_up = false;
       while (!c.waiting && !c.closing && pos < c.in.size()) {
+        if (c.out.size() - c.out_sent >= out_cap) {
+          backed_up = true;
+          break;
+        }
         const std::string_view rest = std::string_view(c.in).substr(pos);
-        const http1_request r = parse_http1(rest, hl, headers, chunked_body, c.scanned);
+        http1_request r = parse_http1(rest, hl, headers, chunked_body, c.scanned);
+        if (r.kind == http1_request::need_more && rest.size() >= read_cap()) {
+          // As many bytes as a request may take on the wire, and still not whole (a body
+          // chunked into tiny pieces with long extensions): too large.
+          r.kind = http1_request::refused;
+          r.status = r.head_done ? 413 : 431;
+        }
         if (r.kind == http1_request::need_more) {
           c.scanned = r.scanned;
           if (r.expect_continue && !c.continue_sent) {
@@ -526,6 +561,7 @@ private:
         req.peer = c.peer;
         http_response a = engine.handler_(req);
         pos += r.size;
+        c.idle_since = steady_us();
         const bool head = r.method == "HEAD";
         if (a.delay_us > 0) {
           c.delayed.clear();
@@ -542,7 +578,8 @@ private:
         emit(c, a, r.close, head);
       }
       keep_rest(c, pos);
-      if (c.eof && !c.waiting) c.closing = true;  // what came is answered; nothing more will
+      // What came is answered (or cannot be); nothing more will come.
+      if (c.eof && !c.waiting && !backed_up) c.closing = true;
       after_io(s, c);
     }
 
@@ -575,9 +612,15 @@ private:
             c.in_counted = 0;
             std::string().swap(c.in);
             const http_response e = framing_error(503);
-            write_response(c.out, e.status, e.content_type, e.body, e.length, true,
-                           engine.limits_.keep_alive_header);
-            c.closing = true;
+            if (c.waiting) {  // after the answer that waits: answers keep their order
+              write_response(c.delayed, e.status, e.content_type, e.body, e.length, true,
+                             engine.limits_.keep_alive_header);
+              c.delayed_close = true;
+            } else {
+              write_response(c.out, e.status, e.content_type, e.body, e.length, true,
+                             engine.limits_.keep_alive_header);
+              c.closing = true;
+            }
             return;
           }
         } while (!engine.pending_bytes_.compare_exchange_weak(total, total - held + now_held));
@@ -593,10 +636,10 @@ private:
       if (!flush(s, c)) return;
       const bool unsent = c.out_sent < c.out.size();
       if (c.closing && !unsent && !c.waiting) return close_connection(s);
-      const std::uint32_t want =
-          (unsent || c.tls_wants_write ? EPOLLOUT : 0u) |
-          (!c.waiting && !c.closing && !c.eof && !unsent ? EPOLLIN | EPOLLRDHUP : 0u) |
-          (unsent && c.tls_write_wants_read ? EPOLLIN : 0u);
+      const bool reading = !c.waiting && !c.closing && !c.eof && !unsent;
+      const std::uint32_t want = (unsent || (reading && c.tls_wants_write) ? EPOLLOUT : 0u) |
+                                 (reading ? EPOLLIN | EPOLLRDHUP : 0u) |
+                                 (unsent && c.tls_write_wants_read ? EPOLLIN : 0u);
       if (want != c.events) {
         epoll_event ev{};
         ev.events = want;
@@ -613,8 +656,9 @@ private:
         c.deadline = 0;  // the answer's timer comes first
       else if (handshaking || !c.in.empty())
         set_deadline(s, c, c.partial_since + ms(lim.request_timeout_ms));
-      else
-        set_deadline(s, c, now + ms(lim.keep_alive_timeout_ms));
+      else  // idle: from when it last had something to do (TLS bytes that make no request
+            // yet, a record trickled in, do not keep it open)
+        set_deadline(s, c, c.idle_since + ms(lim.keep_alive_timeout_ms));
     }
 
     // Sends what it can of c.out. False when the connection was closed (peer gone).
@@ -654,6 +698,7 @@ private:
           c.tls_write_wants_read = true;
           return true;
         }
+        c.tls_failed = true;
         ::ERR_clear_error();
         close_connection(s);
         return false;
@@ -717,7 +762,11 @@ private:
         if (c.delayed_close || c.delayed_fault == connection_fault::truncate) c.closing = true;
       }
       std::string().swap(c.delayed);
-      if (!c.closing && !c.in.empty()) return serve(s, c);  // pipelined requests waited
+      c.idle_since = steady_us();
+      if (!c.closing && !c.in.empty()) {  // pipelined requests waited: their time starts now
+        c.partial_since = c.idle_since;
+        return serve(s, c);
+      }
       if (c.eof) c.closing = true;
       after_io(s, c);
     }
@@ -745,6 +794,7 @@ private:
   int port_ = 0;
   std::vector<std::unique_ptr<loop>> loops_;
   std::atomic<bool> stopping_{false};
+  std::mutex stop_mutex_;
   std::atomic<std::size_t> next_loop_{0};
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::size_t> refused_{0};

@@ -13,7 +13,7 @@
 //
 // Limits are checked as the bytes arrive: a head past max_header (or with more than 100
 // fields) is 431 before its end is seen, a body announced or de-chunked past max_body 413
-// before it is read. tests/http1_test.cpp has a case per rule; fuzz/fuzz_http1.cpp checks
+// before it is read. tests/http1_test.cpp has a case per rule; fuzz/fuzz_mock.cpp checks
 // that any split of the bytes reads the same.
 #pragma once
 
@@ -154,7 +154,10 @@ inline std::int64_t read_chunked(std::string_view buf, std::size_t from,
       size = size * 16 + static_cast<std::size_t>(d);
     }
     if (i == p) return -400;
-    if (i < eol && buf[i] != ';' && buf[i] != ' ' && buf[i] != '\t') return -400;
+    std::size_t after = i;  // chunk-size [BWS ";" chunk-ext]: nothing else after the digits
+    while (after < eol && (buf[after] == ' ' || buf[after] == '\t'))
+      ++after;
+    if (after < eol && buf[after] != ';') return -400;
     for (std::size_t k = i; k < eol; ++k) {  // extensions: ignored, but no control bytes
       const auto u = static_cast<unsigned char>(buf[k]);
       if ((u < 0x20 && buf[k] != '\t') || u == 0x7f) return -400;
@@ -173,6 +176,10 @@ inline std::int64_t read_chunked(std::string_view buf, std::size_t from,
         if (colon == 0 || colon == std::string_view::npos) return -400;
         for (const char c : line.substr(0, colon))
           if (!is_tchar(c)) return -400;
+        for (const char c : line.substr(colon + 1)) {
+          const auto u = static_cast<unsigned char>(c);
+          if ((u < 0x20 && c != '\t') || u == 0x7f) return -400;
+        }
         t = e + 2;
       }
     }
@@ -227,9 +234,8 @@ inline http1_request parse_http1(std::string_view buf, const http1_limits& lim,
   const std::size_t line_end = head.find("\r\n");
   if (const int s = read_request_line(head.substr(0, line_end), r); s != 0) return refuse(s);
   bool has_length = false, chunked = false, has_te = false, expect = false;
+  bool close_token = false, keep_alive_token = false;  // over every Connection header
   std::int64_t length = 0;
-  std::string_view connection;
-  int connections = 0;
   std::size_t pos = line_end + 2;
   while (pos < head.size()) {
     const std::size_t eol = head.find("\r\n", pos);
@@ -261,8 +267,8 @@ inline http1_request parse_http1(std::string_view buf, const http1_limits& lim,
       }
       has_te = chunked = true;
     } else if (equals_lower(name, "connection")) {
-      ++connections;
-      connection = value;
+      close_token = close_token || has_token(value, "close");
+      keep_alive_token = keep_alive_token || has_token(value, "keep-alive");
     } else if (equals_lower(name, "expect")) {
       if (!equals_lower(value, "100-continue")) return refuse(417);
       expect = !r.http10;
@@ -270,8 +276,8 @@ inline http1_request parse_http1(std::string_view buf, const http1_limits& lim,
   }
   if (has_length && has_te) return refuse(400);
   if (chunked && r.http10) return refuse(400);
-  r.close_asked = connections > 0 && has_token(connection, "close");
-  r.close = r.close_asked || (r.http10 && !(connections == 1 && has_token(connection, "keep-alive")));
+  r.close_asked = close_token;
+  r.close = close_token || (r.http10 && !keep_alive_token);
   const std::size_t body_at = end + 4;
   if (chunked) {
     const std::int64_t e = read_chunked(buf, body_at, lim, head_size, chunked_body);

@@ -69,6 +69,10 @@ public:
     });
     while (!http_->is_running() && !done_)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!http_->is_running()) {  // listen_after_bind gave up
+      thread_.join();
+      throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(port_));
+    }
   }
   ~httplib_engine() { stop(); }
   httplib_engine(const httplib_engine&) = delete;
