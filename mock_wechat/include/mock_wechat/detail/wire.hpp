@@ -13,7 +13,7 @@ namespace detail {
 
 /// The reason phrase cpp-httplib 0.11.4 writes for a status (its own table, "Switching
 /// Protocol" and all; "Internal Server Error" for any status it does not know).
-/// tests/wire_test.cpp compares every status from 100 to 599 with httplib's.
+/// tests/engine_diff_test.cpp compares whole answers byte for byte with cpp-httplib 0.11.4.
 inline const char* reason_phrase(int status) noexcept {
   switch (status) {
   case 100: return "Continue";
