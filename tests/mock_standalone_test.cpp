@@ -233,7 +233,7 @@ TEST_CASE("mock_wechat --limit and --max-connections set the world's and the ser
 TEST_CASE(
     "mock_wechat serves HTTPS with a test CA and a verifying client trusts it only with that CA",
     "[mock][standalone][tls]") {
-  const std::string dir = "tls_test_ca";
+  const std::string dir = "tls_test_ca_engines";  // one per test: ctest runs them at once
   REQUIRE(std::system(("bash " MAKE_TEST_CA " " + dir + " > /dev/null").c_str()) == 0);
   for (const char* engine : {"event", "httplib"}) {
   INFO(engine);
@@ -264,7 +264,7 @@ TEST_CASE(
 
 TEST_CASE("mock_wechat over HTTPS exits 0 on SIGTERM within a second, whatever TLS clients do",
           "[mock][standalone][tls]") {
-  const std::string dir = "tls_test_ca";
+  const std::string dir = "tls_test_ca_sigterm";
   REQUIRE(std::system(("bash " MAKE_TEST_CA " " + dir + " > /dev/null").c_str()) == 0);
   process p({MOCK_WECHAT_PATH, "--port", "0", "--tls-cert", dir + "/server.pem", "--tls-key",
              dir + "/server.key"});
