@@ -9,9 +9,10 @@
 // (WeChat's errmsg and rid, the HTTP status, the missing field). What the client does for
 // you:
 // - code2session never sends an access token (its failures cannot break login), and
-//   concurrent calls with the same code share one request and one result; a code already
-//   exchanged within its 5 minutes returns the remembered result (no 40163 for a front end
-//   that double-submits);
+//   concurrent calls with the same code share one request and one result; the same code
+//   again within a short double-submit window (client_options::code_memory, 10 s) returns
+//   the remembered result (no 40163 for a front end that double-submits or retries a lost
+//   answer), and after it WeChat's own answer, 40163: a used code is worthless again;
 // - a call rejected for its token (40001, 40014, 42001) invalidates that token if it is
 //   still the current one, refreshes once and retries once;
 // - WeChat busy (-1) and transport failures are retried with backoff and jitter, but only
@@ -54,8 +55,13 @@ struct client_options {
   token_mode tokens = token_mode::stable;  ///< how access tokens are fetched
   int max_attempts = 3;                    ///< for calls safe to repeat
   std::chrono::milliseconds backoff{100};  ///< first backoff; doubled each retry, with jitter
-  std::chrono::seconds code_memory{300};   ///< how long an exchanged code's result is kept
-  std::size_t code_memory_max = 100000;    ///< at most this many remembered codes
+  /// The double-submit window: for this long after a successful exchange, the same code
+  /// gets the remembered result (session_key included) instead of WeChat's 40163. It is a
+  /// security trade-off: whoever holds a used code (a proxy log, a crash report) gets the
+  /// session within the window, so keep it to seconds. 0 remembers nothing (concurrent
+  /// callers still share one request). Before 0.2.0 it was 300 s (a code's whole life).
+  std::chrono::seconds code_memory{10};
+  std::size_t code_memory_max = 100000;  ///< at most this many remembered codes
 };
 
 /// code2session's answer.
