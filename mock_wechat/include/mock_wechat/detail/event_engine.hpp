@@ -20,7 +20,13 @@
 //    SSL_write; their WANT_READ/WANT_WRITE become epoll interest): the decrypted bytes go
 //    through the same reader, limits and timeouts as plain HTTP, and a handshake must be
 //    done within the request timeout;
-//  - stop() wakes every loop through its eventfd; each closes its connections and returns.
+//  - stop() wakes every loop through its eventfd; each closes its connections and returns;
+//  - a server whose answers take time of their own (examples/login_server calls WeChat)
+//    gives a deferred_handler instead: it gets each whole request and a `responder`, hands
+//    the work to its own threads and calls the responder once, from any thread; the loop
+//    treats the connection as it treats a delayed answer (reads nothing more) until the
+//    answer comes through the loop's eventfd, or answer_timeout_ms passes (503). The
+//    loops never block on it.
 //
 // Why one file: the connection, the loop and the timers share one piece of state (what a
 // connection waits for, and when it may be closed) whose rules are easiest to check when
@@ -78,7 +84,51 @@ struct engine_limits {
   int backlog = 1024;                                      ///< listen backlog
   std::string keep_alive_header = "timeout=5, max=100000";  ///< the Keep-Alive header's value
   std::shared_ptr<SSL_CTX> tls;  ///< serve HTTPS with it (tls_server_context); null: plain HTTP
+  /// deferred_handler only: an answer not given within this is 503 and the connection
+  /// closes (a later call of its responder does nothing).
+  int answer_timeout_ms = 30000;
 };
+
+class event_engine;
+
+/// Answers one request of a deferred_handler, later and from any thread. Copyable; the
+/// first call answers, any later call (or one after the connection or the engine is gone)
+/// does nothing. Never blocks: the answer is queued for the connection's loop.
+class responder {
+public:
+  responder() = default;
+  void operator()(http_response answer) const;
+
+private:
+  friend class event_engine;
+  struct completion {
+    std::uint32_t slot, gen, seq;
+    http_response answer;
+  };
+  // A loop's queue of answers from other threads; shared with the responders, so that one
+  // called after the engine stopped finds it closed instead of a freed loop.
+  struct box {
+    std::mutex mutex;
+    bool closed = false;  // the loop has stopped (its eventfd is about to close)
+    int wakefd = -1;
+    std::vector<completion> items;
+  };
+  responder(std::shared_ptr<box> b, std::uint32_t slot, std::uint32_t gen, std::uint32_t seq)
+      : box_(std::move(b)), slot_(slot), gen_(gen), seq_(seq) {}
+  std::shared_ptr<box> box_;
+  std::uint32_t slot_ = 0, gen_ = 0, seq_ = 0;
+};
+
+inline void responder::operator()(http_response answer) const {
+  if (!box_) return;
+  std::lock_guard<std::mutex> lock(box_->mutex);
+  if (box_->closed) return;
+  box_->items.push_back(completion{slot_, gen_, seq_, std::move(answer)});
+  if (box_->items.size() == 1) {  // else a wake is already on its way
+    std::uint64_t one = 1;
+    (void)!::write(box_->wakefd, &one, sizeof one);
+  }
+}
 
 /// A server TLS context from PEM files: TLS 1.2 or later, no renegotiation or compression,
 /// buffers given back while a connection is idle. Throws std::runtime_error naming the
@@ -151,15 +201,17 @@ inline int listen_on(const std::string& host, int port, int backlog, int& bound_
 class event_engine {
 public:
   using handler = std::function<http_response(const http_request&)>;
+  /// Gets each whole request (valid only during the call: copy what the work needs) and
+  /// its responder. Must not block: it hands the work on and returns.
+  using deferred_handler = std::function<void(const http_request&, responder)>;
 
   event_engine(handler h, const std::string& host, int port, engine_limits limits)
       : handler_(std::move(h)), limits_(std::move(limits)) {
-    listen_fd_ = listen_on(host, port, limits_.backlog, port_);
-    const std::size_t n = std::max<std::size_t>(1, limits_.workers);
-    for (std::size_t i = 0; i < n; ++i)
-      loops_.push_back(std::make_unique<loop>(*this, i));
-    for (auto& l : loops_)
-      l->thread = std::thread([p = l.get()] { p->run(); });
+    start(host, port);
+  }
+  event_engine(deferred_handler h, const std::string& host, int port, engine_limits limits)
+      : deferred_(std::move(h)), limits_(std::move(limits)) {
+    start(host, port);
   }
   ~event_engine() { stop(); }
   event_engine(const event_engine&) = delete;
@@ -184,6 +236,15 @@ public:
   std::size_t pending_bytes() const noexcept { return pending_bytes_.load(); }
 
 private:
+  void start(const std::string& host, int port) {
+    listen_fd_ = listen_on(host, port, limits_.backlog, port_);
+    const std::size_t n = std::max<std::size_t>(1, limits_.workers);
+    for (std::size_t i = 0; i < n; ++i)
+      loops_.push_back(std::make_unique<loop>(*this, i));
+    for (auto& l : loops_)
+      l->thread = std::thread([p = l.get()] { p->run(); });
+  }
+
   struct connection {
     int fd = -1;
     std::uint32_t gen = 0;        ///< bumped when the slot is let go: stale events and timers
@@ -199,6 +260,10 @@ private:
     bool closing = false;         ///< close once `out` is sent
     bool continue_sent = false;   ///< "100 Continue" went out for the request being read
     bool eof = false;             ///< the client sent all it will send
+    bool deferred = false;        ///< waiting for a responder (deferred_handler)
+    bool deferred_head = false;   ///< ...to a HEAD request
+    std::uint32_t answer_seq = 0;  ///< which answer the connection waits for
+    std::int64_t deferred_due = 0;  ///< steady µs: the responder's deadline
     std::int64_t deadline = 0;    ///< steady µs; 0: none
     std::int64_t partial_since = 0;  ///< when the unfinished request's first byte came
     std::int64_t idle_since = 0;     ///< when the connection last had nothing to do
@@ -217,6 +282,7 @@ private:
     std::int64_t due;
     std::uint32_t slot, gen;
     timer_kind kind;
+    std::uint32_t seq;  ///< answer timers: the answer_seq they deliver
     bool operator>(const timer& o) const noexcept { return due > o.due; }
   };
 
@@ -227,8 +293,10 @@ private:
   struct loop {
     loop(event_engine& e, std::size_t i)
         : engine(e), index(i), ep(::epoll_create1(EPOLL_CLOEXEC)),
-          wakefd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+          wakefd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+          answers(std::make_shared<responder::box>()) {
       if (ep < 0 || wakefd < 0) throw std::runtime_error("cannot create an event loop");
+      answers->wakefd = wakefd;
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.u64 = wake_tag;
@@ -253,6 +321,7 @@ private:
     std::mutex inbox_mutex;
     std::vector<int> inbox;  // accepted by another loop, for this one
     bool closed = false;     // under inbox_mutex: the loop has stopped
+    std::shared_ptr<responder::box> answers;  // deferred answers from other threads
     std::vector<std::unique_ptr<connection>> slots;
     std::vector<std::uint32_t> free_slots;
     std::vector<timer> timers;  // a min-heap on due
@@ -298,6 +367,11 @@ private:
       }
       for (std::uint32_t s = 0; s < slots.size(); ++s)
         if (slots[s] && slots[s]->fd >= 0) close_connection(s);
+      {
+        std::lock_guard<std::mutex> lock(answers->mutex);
+        answers->closed = true;  // responders called from now on do nothing
+        answers->items.clear();
+      }
       std::lock_guard<std::mutex> lock(inbox_mutex);
       closed = true;
       for (const int fd : inbox) {
@@ -352,6 +426,32 @@ private:
       }
       for (const int fd : fds)
         adopt(fd);
+      take_answers();
+    }
+
+    // Deferred answers that came from other threads: each to its connection, if it still
+    // waits for that very answer.
+    void take_answers() {
+      std::vector<responder::completion> done;
+      {
+        std::lock_guard<std::mutex> lock(answers->mutex);
+        done.swap(answers->items);
+      }
+      for (auto& d : done) {
+        if (d.slot >= slots.size()) continue;
+        connection& c = *slots[d.slot];
+        if (c.fd < 0 || c.gen != d.gen || !c.deferred || d.seq != c.answer_seq) continue;
+        std::string bytes;
+        const http_response& a = d.answer;
+        if (a.fault != connection_fault::drop)
+          write_response(bytes, a.status, a.content_type, a.body, a.length,
+                         c.delayed_close && a.fault == connection_fault::none,
+                         engine.limits_.keep_alive_header, c.deferred_head);
+        c.delayed.insert(0, bytes);  // before a 503 the pending budget may have queued
+        c.delayed_fault = a.fault;
+        c.deferred = false;
+        deliver(d.slot, c);
+      }
     }
 
     void adopt(int fd) {
@@ -559,10 +659,16 @@ private:
         req.header_count = r.header_count;
         req.body = r.body;
         req.peer = c.peer;
+        const bool head = r.method == "HEAD";
+        if (engine.deferred_) {
+          pos += r.size;
+          c.idle_since = steady_us();
+          defer(s, c, req, r.close, head);
+          break;
+        }
         http_response a = engine.handler_(req);
         pos += r.size;
         c.idle_since = steady_us();
-        const bool head = r.method == "HEAD";
         if (a.delay_us > 0) {
           c.delayed.clear();
           if (a.fault != connection_fault::drop)
@@ -572,7 +678,7 @@ private:
           c.delayed_fault = a.fault;
           c.delayed_close = r.close;
           c.waiting = true;
-          push_timer(steady_us() + a.delay_us, s, c.gen, timer_kind::answer);
+          push_timer(steady_us() + a.delay_us, s, c.gen, timer_kind::answer, ++c.answer_seq);
           break;
         }
         emit(c, a, r.close, head);
@@ -581,6 +687,46 @@ private:
       // What came is answered (or cannot be); nothing more will come.
       if (c.eof && !c.waiting && !backed_up) c.closing = true;
       after_io(s, c);
+    }
+
+    // A request for the deferred_handler: the connection waits (reads nothing more) until
+    // its responder answers or answer_timeout_ms passes.
+    void defer(std::uint32_t s, connection& c, const http_request& req, bool close, bool head) {
+      c.delayed.clear();
+      c.delayed_fault = connection_fault::none;
+      c.delayed_close = close;
+      c.deferred_head = head;
+      c.deferred = true;
+      c.waiting = true;
+      c.deferred_due = c.idle_since + ms(engine.limits_.answer_timeout_ms);
+      const responder answer(answers, s, c.gen, ++c.answer_seq);
+      try {
+        engine.deferred_(req, answer);
+      } catch (...) {  // a handler that throws still answers, and the loop lives on
+        http_response e;
+        e.status = 500;
+        e.content_type = json_type;
+        e.body = "{\"error\":\"internal error\"}";
+        e.length = e.body.size();
+        answer(std::move(e));
+      }
+    }
+
+    // A deferred answer that did not come in time: 503, and the connection closes.
+    void answer_timed_out(std::uint32_t s, connection& c) {
+      ++c.answer_seq;  // its responder, if it ever calls, answers nothing
+      c.deferred = false;
+      http_response e;
+      e.status = 503;
+      e.content_type = json_type;
+      e.body = "{\"error\":\"server busy: no answer in time\"}";
+      e.length = e.body.size();
+      std::string bytes;
+      write_response(bytes, e.status, e.content_type, e.body, e.length, true,
+                     engine.limits_.keep_alive_header, c.deferred_head);
+      c.delayed.insert(0, bytes);
+      c.delayed_close = true;
+      deliver(s, c);
     }
 
     // An answer into c.out, and what it does to the connection.
@@ -652,6 +798,8 @@ private:
       const bool handshaking = c.ssl != nullptr && !c.tls_ready;  // a request's first bytes
       if (unsent)
         set_deadline(s, c, now + ms(lim.io_timeout_ms));
+      else if (c.waiting && c.deferred)
+        set_deadline(s, c, c.deferred_due);  // the responder's time
       else if (c.waiting)
         c.deadline = 0;  // the answer's timer comes first
       else if (handshaking || !c.in.empty())
@@ -713,8 +861,9 @@ private:
 
     static std::int64_t ms(int v) noexcept { return std::int64_t{v} * 1000; }
 
-    void push_timer(std::int64_t due, std::uint32_t s, std::uint32_t gen, timer_kind k) {
-      timers.push_back(timer{due, s, gen, k});
+    void push_timer(std::int64_t due, std::uint32_t s, std::uint32_t gen, timer_kind k,
+                    std::uint32_t seq = 0) {
+      timers.push_back(timer{due, s, gen, k, seq});
       std::push_heap(timers.begin(), timers.end(), std::greater<>());
     }
 
@@ -737,14 +886,17 @@ private:
         connection& c = *slots[t.slot];
         if (c.fd < 0 || c.gen != t.gen) continue;
         if (t.kind == timer_kind::answer) {
-          deliver(t.slot, c);
+          if (c.waiting && !c.deferred && t.seq == c.answer_seq) deliver(t.slot, c);
           continue;
         }
         if (t.due != c.timer_due) continue;  // superseded by an earlier entry
         c.timer_due = 0;
         if (c.deadline == 0) continue;
         if (c.deadline <= now) {
-          close_connection(t.slot);  // idle, too slow to send a request, or to read answers
+          if (c.waiting && c.deferred)
+            answer_timed_out(t.slot, c);
+          else
+            close_connection(t.slot);  // idle, too slow to send a request, or to read answers
           continue;
         }
         c.timer_due = c.deadline;
@@ -788,7 +940,8 @@ private:
     }
   };
 
-  handler handler_;
+  handler handler_;           // one of these two
+  deferred_handler deferred_;
   engine_limits limits_;
   int listen_fd_ = -1;
   int port_ = 0;
