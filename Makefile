@@ -41,8 +41,9 @@ HTTPLIB_LATEST_DIR ?= $(lastword $(sort $(wildcard $(CURDIR)/../shared/vendor/cp
 HTTPLIB_LATEST_VERSION = $(patsubst cpp-httplib-%,%,$(notdir $(HTTPLIB_LATEST_DIR)))
 HTTPLIB_LATEST_TARGETS = httplib_version client_test client_logic_test unionid_test fault_table_test \
   mock_endpoints_test mock_unionid_test mock_faults_test mock_admin_test mock_bounds_test \
-  mock_hostile_test mock_standalone_test engine_diff_test http1_test mock_wechat
-HTTPLIB_LATEST_TESTS = ^(httplib_version|(client_test|client_logic_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|http1_test):)
+  mock_hostile_test mock_standalone_test engine_diff_test http1_test net_test tls_client_test \
+  mock_command_line_test mock_wechat
+HTTPLIB_LATEST_TESTS = ^(httplib_version|(client_test|client_logic_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|http1_test|net_test|tls_client_test):)
 test-httplib-latest: deps
 	@test -f "$(HTTPLIB_LATEST_DIR)/httplib.h" || { echo "test-httplib-latest: no httplib.h in '$(HTTPLIB_LATEST_DIR)' (set HTTPLIB_LATEST_DIR)"; exit 1; }
 	cmake -S . -B build-httplib-latest -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \

@@ -6,15 +6,18 @@
 // Paste the four values from your logs. On success prints the verified plaintext JSON and
 // exits 0. On failure prints one line naming the input that is wrong, what is wrong with
 // it and what usually causes it, and exits 1. A bad command line: one line on stderr, exit
-// 2 (as mock_wechat). Never prints the session_key, nor any argument that could be a value
-// (a value put where an option belongs is named by its position only).
+// 2 (as mock_wechat). Never prints the session_key, nor any argument that could be a value:
+// only the names of its own options are repeated; anything else where an option belongs
+// is named by its position.
 #include <wechat/decrypt.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -36,13 +39,51 @@ int usage_error(const std::string& line) {
   return 2;
 }
 
-// An option name ("--" and lowercase letters or dashes): safe to repeat in a message. A
-// session_key, iv or encryptedData is base64 and never looks like one.
-bool looks_like_option(const std::string& a) {
-  if (a.size() < 3 || a.size() > 32 || a.compare(0, 2, "--") != 0) return false;
-  for (std::size_t i = 2; i < a.size(); ++i)
-    if (!((a[i] >= 'a' && a[i] <= 'z') || a[i] == '-')) return false;
-  return true;
+constexpr const char* known_options[] = {"--appid",    "--session-key", "--iv",     "--data",
+                                         "--raw-data", "--signature",   "--max-age"};
+
+bool is_known(const std::string& a) {
+  for (const char* k : known_options)
+    if (a == k) return true;
+  return false;
+}
+
+// Edit distance (Levenshtein) of two short strings.
+std::size_t distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// Argument `position` is not one of our options. It is never shown: an argument where an
+// option belongs may be a value that slid over (`--iv --session-key K` leaves K there),
+// and these messages get pasted into support threads. A near miss of an option's name
+// is answered with the name it resembles.
+std::string not_an_option(int position, const std::string& a) {
+  std::string line = "argument " + std::to_string(position) + " is not an option";
+  const char* nearest = nullptr;
+  std::size_t best = 4;  // at most 3 edits away
+  if (a.size() <= 32 && a.rfind("-", 0) == 0)
+    for (const char* k : known_options)
+      if (const std::size_t d = distance(a, k); d < best) {
+        best = d;
+        nearest = k;
+      }
+  if (nearest != nullptr)
+    line += std::string(" (did you mean ") + nearest + "?)";
+  else
+    line += ": a value without its option, or an option before it missing its value?";
+  return line + " (not shown: it may be a secret)";
 }
 
 }  // namespace
@@ -55,19 +96,7 @@ int main(int argc, char** argv) {
       std::cout << usage;
       return 0;
     }
-    static const char* known[] = {"--appid",    "--session-key", "--iv",     "--data",
-                                  "--raw-data", "--signature",   "--max-age"};
-    auto is_known = [&](const std::string& s) {
-      for (const char* k : known)
-        if (s == k) return true;
-      return false;
-    };
-    if (!is_known(a)) {
-      if (looks_like_option(a)) return usage_error("unknown option '" + a + "'");
-      return usage_error("argument " + std::to_string(i) +
-                         " is not an option: a value without its option, or an option "
-                         "before it missing its value? (the value is not shown)");
-    }
+    if (!is_known(a)) return usage_error(not_an_option(i, a));
     if (i + 1 >= argc || is_known(argv[i + 1]))
       return usage_error("option " + a + " needs a value");
     args[a] = argv[++i];

@@ -25,6 +25,7 @@
 // Prints exactly one line "mock_wechat listening on http://HOST:PORT" when ready, serves
 // until SIGINT or SIGTERM, then exits 0. Bad arguments: a message on stderr, exit 2.
 #include <mock_wechat/mock_wechat.hpp>
+#include <wechat/detail/net.hpp>
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -75,8 +76,10 @@ bool parse_limit(const std::string& v, mock_wechat::world_limits& l) {
   return true;
 }
 
+// 127.0.0.0/8 and ::1 as real address literals, or the name localhost: one reading shared
+// with the client's plain-http guard (a prefix test let 127.evil.example through).
 bool is_loopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  return wechat::detail::is_loopback_host(host);
 }
 
 // What the command line asks for.
@@ -87,7 +90,8 @@ struct command_line {
   bool profiles_given = false;
 };
 
-// One option and its value into `c`; false (and `error` set) for a bad value.
+// One option and its value into `c`; false for a bad value (`error` says why) or an
+// argument that is not an option (`error` empty).
 bool apply_option(const std::string& a, const std::string& v, command_line& c, std::string& error) {
   auto& opt = c.opt;
   long long n = 0;
@@ -151,10 +155,18 @@ bool apply_option(const std::string& a, const std::string& v, command_line& c, s
       return fail("--limit takes NAME=N (N 1-1000000000), NAME one of apps, users, sessions, "
                   "codes, payments, tokens, user_tokens, refresh_tokens");
   } else {
-    error = "unknown option " + a;
+    error.clear();  // not an option: the caller names it by position (not_an_option)
     return false;
   }
   return true;
+}
+
+// An argument that is not an option may be a value put where an option belongs (the
+// --admin-token after an option that lost its value): named by its position, never shown.
+std::string not_an_option(int position) {
+  return "argument " + std::to_string(position) +
+         " is not an option (not shown: it may be a secret, such as the value after an "
+         "option that is missing its own)";
 }
 
 // The whole command line into `c`. Returns -1 to go on, or the exit status (0 after
@@ -167,9 +179,15 @@ int parse_command_line(int argc, char** argv, command_line& c) {
       std::cout << usage;
       return 0;
     }
-    if (i + 1 >= argc) return bad("option " + a + " needs a value");
     std::string error;
-    if (!apply_option(a, argv[++i], c, error)) return bad(error);
+    if (i + 1 >= argc) {
+      command_line probe;  // is `a` an option at all? (apply_option to a scratch copy)
+      const bool known = apply_option(a, "", probe, error) || !error.empty();
+      return bad(known ? "option " + a + " needs a value" : not_an_option(i));
+    }
+    if (!apply_option(a, argv[i + 1], c, error))
+      return bad(error.empty() ? not_an_option(i) : error);
+    ++i;
   }
   if (c.opt.tls_cert.empty() != c.opt.tls_key.empty())
     return bad("--tls-cert and --tls-key go together");

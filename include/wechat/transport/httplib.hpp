@@ -3,25 +3,33 @@
 //
 // - HTTPS with certificate verification on; the CA bundle is the system's unless
 //   ca_file names another (the mock's test CA). Turning verification off takes an option
-//   whose name says what it does.
-// - Plain http:// only to loopback hosts, unless allow_insecure_http is set: a production
-//   appsecret must not cross a network in clear text because of a typo.
+//   whose name says what it does. TLS 1.2 at least, and the host must be named in the
+//   certificate's subjectAltName (not only its CN): detail::harden_tls, on cpp-httplib's
+//   OpenSSL backend (the only one this header builds with).
+// - Plain http:// only to loopback hosts (detail::is_loopback_host: localhost, or an
+//   address literal in 127.0.0.0/8 or ::1), unless allow_insecure_http is set: a
+//   production appsecret must not cross a network in clear text because of a typo.
 // - A pool of keep-alive connections shared by all threads (one httplib::Client holds one
 //   connection and serialises its requests), TCP_NODELAY on.
 // - Connect and read timeouts; a cap on the response size.
-// - With the default base URL, a connection failure is retried once on the fallback
-//   host api2.weixin.qq.com.
+// - With the default base URL (exactly https://api.weixin.qq.com, port 443), a connection
+//   failure is retried once on the fallback host api2.weixin.qq.com.
 #pragma once
 
 #include <httplib.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include "wechat/detail/net.hpp"
 #include "wechat/error.hpp"
 #include "wechat/transport.hpp"
 
@@ -30,8 +38,9 @@ namespace wechat {
 /// The cpp-httplib transport's settings: where WeChat is, trust, timeouts, limits.
 struct httplib_transport_options {
   std::string base_url = "https://api.weixin.qq.com";
-  /// Tried once when base_url cannot be connected to. Empty: no fallback. By default
-  /// set only when base_url is WeChat's default host.
+  /// Tried once when base_url cannot be connected to. Empty: no fallback. Used only when
+  /// base_url is WeChat's default host exactly (https, api.weixin.qq.com, port 443);
+  /// checked as base_url is (invalid_url, insecure_url).
   std::string fallback_base_url = "https://api2.weixin.qq.com";
   std::string ca_file;  ///< PEM bundle to trust instead of the system's; empty: system's
   std::chrono::milliseconds connect_timeout{3000};
@@ -84,17 +93,88 @@ inline bool parse_base_url(const std::string& url, parsed_url& out) {
   return true;
 }
 
-inline bool is_loopback_host(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+// The SSL_CTX under a client, whichever cpp-httplib: 0.11.x calls it ssl_context(), later
+// releases tls_context() (an opaque handle that is an SSL_CTX* on the OpenSSL backend, the
+// only backend this library builds with). nullptr for a plain-http client.
+template <class C>
+auto ssl_ctx_of(C& c, int) -> decltype(c.ssl_context(), static_cast<SSL_CTX*>(nullptr)) {
+  return c.ssl_context();
+}
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT  // with another TLS backend no overload matches: no build
+template <class C>
+auto ssl_ctx_of(C& c, long) -> decltype(c.tls_context(), static_cast<SSL_CTX*>(nullptr)) {
+  return static_cast<SSL_CTX*>(c.tls_context());
+}
+#endif
+
+// What the library asks of every TLS connection, on top of cpp-httplib's own checks:
+// - TLS 1.2 at least (raised to it, never lowered: a system policy asking for 1.3 stands).
+//   cpp-httplib 0.11.4 leaves the minimum to OpenSSL's configuration, which outside
+//   Debian may still allow TLS 1.0.
+// - The certificate must name the host in subjectAltName: OpenSSL checks the host during
+//   the handshake's chain verification with X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, so a
+//   certificate naming the host only in its subject CN is refused (cpp-httplib's own
+//   host check falls back to the CN, as browsers stopped doing in 2017). An IP host must
+//   be an IP subjectAltName.
+// With verification off (disable_tls_verification_insecure) only the minimum version is
+// set. False when OpenSSL refused a setting: the caller does not connect.
+inline bool harden_tls(SSL_CTX* ctx, const std::string& host, bool verify) {
+  if (ctx == nullptr) return false;
+  // 0 means no minimum; TLS version numbers grow with the version
+  if (SSL_CTX_get_min_proto_version(ctx) < TLS1_2_VERSION &&
+      SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+    return false;
+  if (!verify) return true;
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
+  if (param == nullptr) return false;
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+                                             X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  in6_addr ip{};
+  const bool is_ip =
+      inet_pton(AF_INET, host.c_str(), &ip) == 1 || inet_pton(AF_INET6, host.c_str(), &ip) == 1;
+  return is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1
+               : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size()) == 1;
+}
+
+// cpp-httplib after 0.11 reports a host name mismatch apart from a chain failure.
+template <class E, class = void> struct has_hostname_error : std::false_type {};
+template <class E>
+struct has_hostname_error<E, std::void_t<decltype(E::SSLServerHostnameVerification)>>
+    : std::true_type {};
+template <class E> bool is_hostname_error(E err) {
+  if constexpr (has_hostname_error<E>::value)
+    return err == E::SSLServerHostnameVerification;
+  else
+    return false;
+}
+
+// Is `u` WeChat's default API host (https, api.weixin.qq.com, port 443), exactly: the
+// api2 fallback is for that host only.
+inline bool is_wechat_default_host(const parsed_url& u) {
+  if (u.scheme != "https" || u.port != 443) return false;
+  static constexpr std::string_view name = "api.weixin.qq.com";
+  if (u.host.size() != name.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = u.host[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != name[i]) return false;
+  }
+  return true;
 }
 
 // A pool of keep-alive clients for one base URL.
 class client_pool {
 public:
-  client_pool(const std::string& url, const httplib_transport_options& o) : url_(url), opt_(o) {}
+  client_pool(const std::string& url, const httplib_transport_options& o) : url_(url), opt_(o) {
+    parsed_url u;
+    if (parse_base_url(url, u) && u.scheme == "https") tls_host_ = u.host;
+  }
 
   http_response send(const http_request& req, std::error_code& ec) {
     std::unique_ptr<httplib::Client> c = acquire();
+    if (!c) {
+      ec = transport_errc::tls_failed;  // OpenSSL refused the TLS settings: no connection
+      return {};
+    }
     httplib::Request r;
     r.method = req.method;
     r.path = req.target;
@@ -127,7 +207,7 @@ public:
         ec = transport_errc::timeout;
       else if (err == httplib::Error::SSLConnection ||
                err == httplib::Error::SSLServerVerification ||
-               err == httplib::Error::SSLLoadingCerts)
+               err == httplib::Error::SSLLoadingCerts || is_hostname_error(err))
         ec = transport_errc::tls_failed;
       else if (err == httplib::Error::Read)
         ec = took + std::chrono::milliseconds(50) >= opt_.read_timeout
@@ -164,6 +244,9 @@ private:
     c->set_write_timeout(rt / 1000, (rt % 1000) * 1000);
     if (!opt_.ca_file.empty()) c->set_ca_cert_path(opt_.ca_file.c_str());
     c->enable_server_certificate_verification(!opt_.disable_tls_verification_insecure);
+    if (!tls_host_.empty() &&
+        !harden_tls(ssl_ctx_of(*c, 0), tls_host_, !opt_.disable_tls_verification_insecure))
+      return nullptr;
     return c;
   }
   void release(std::unique_ptr<httplib::Client> c) {
@@ -172,6 +255,7 @@ private:
   }
 
   std::string url_;
+  std::string tls_host_;  ///< the host to verify (no brackets); empty for http://
   httplib_transport_options opt_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<httplib::Client>> idle_;
@@ -195,7 +279,18 @@ public:
       ec = transport_errc::insecure_url;
       return nullptr;
     }
-    if (o.base_url.rfind("https://api.weixin.qq.com", 0) != 0) o.fallback_base_url.clear();
+    if (!detail::is_wechat_default_host(u)) o.fallback_base_url.clear();
+    if (!o.fallback_base_url.empty()) {  // it receives the same secrets: the same checks
+      detail::parsed_url f;
+      if (!detail::parse_base_url(o.fallback_base_url, f)) {
+        ec = transport_errc::invalid_url;
+        return nullptr;
+      }
+      if (f.scheme == "http" && !detail::is_loopback_host(f.host) && !o.allow_insecure_http) {
+        ec = transport_errc::insecure_url;
+        return nullptr;
+      }
+    }
     return std::shared_ptr<httplib_transport>(new httplib_transport(std::move(o)));
   }
 
