@@ -103,9 +103,11 @@ public:
     std::lock_guard<std::mutex> lock(mutex_);
     forget(now);
     if (const auto k = by_key_.find(s.session_key); k != by_key_.end()) return k->second;
-    auto& mine = by_user_[s.openid];
-    while (!mine.empty() && mine.size() >= lim_.per_user)
-      erase(sessions_.find(mine.front()));  // also drops it from `mine`
+    // This user's oldest first, while they hold per_user (erase() drops the token from
+    // by_user_, and the user's entry with their last token: look it up each time).
+    for (auto u = by_user_.find(s.openid); u != by_user_.end() && u->second.size() >= lim_.per_user;
+         u = by_user_.find(s.openid))
+      erase(sessions_.find(u->second.front()));
     std::string token = wechat::to_hex(wechat::random_bytes(24));
     by_user_[s.openid].push_back(token);
     by_key_[s.session_key] = token;
