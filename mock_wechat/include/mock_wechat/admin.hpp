@@ -63,8 +63,8 @@ private:
 
   static std::string query_param(const params* q, const char* key) {
     if (q == nullptr) return {};
-    const auto it = q->find(key);
-    return it == q->end() ? std::string() : it->second;
+    const std::string* v = first_param(*q, key);
+    return v == nullptr ? std::string() : *v;
   }
 
   // What a call's function gets of the request.

@@ -291,9 +291,9 @@ private:
   // Whose call it was: the app of its access_token (valid or not), else the appid it
   // names in the query or the JSON body; empty when it names none.
   std::string caller_appid(const params& query, std::string_view body) {
-    if (const auto it = query.find("access_token"); it != query.end() && !it->second.empty())
-      return world_.token_appid(it->second);
-    if (const auto it = query.find("appid"); it != query.end()) return it->second;
+    if (const auto* t = first_param(query, "access_token"); t != nullptr && !t->empty())
+      return world_.token_appid(*t);
+    if (const auto* a = first_param(query, "appid")) return *a;
     const auto j = nlohmann::json::parse(body, nullptr, false);
     if (j.is_object())
       if (const auto it = j.find("appid"); it != j.end() && it->is_string())
