@@ -16,6 +16,9 @@
 //                                                   loops (default) or cpp-httplib's Server
 //                                                   (docs/mock.md, "Engines")
 //               [--admin-token T]                   require it on /__mock (needed off loopback)
+//               [--admin-token-file F]              the same, read from file F (its first line);
+//                                                   or env MOCK_WECHAT_ADMIN_TOKEN when neither
+//                                                   is given. 16 characters at least.
 //               [--max-connections N]               open plain-HTTP connections (10000)
 //               [--limit NAME=N]...                 raise or lower a limit of the world:
 //                                                   apps, users, sessions, codes, payments,
@@ -24,6 +27,8 @@
 //
 // Prints exactly one line "mock_wechat listening on http://HOST:PORT" when ready, serves
 // until SIGINT or SIGTERM, then exits 0. Bad arguments: a message on stderr, exit 2.
+// With --host 0.0.0.0 (or ::) the line names loopback (127.0.0.1, [::1]), a URL that
+// connects, and a second line on stderr says that it listens on every interface.
 #include <mock_wechat/mock_wechat.hpp>
 
 #include <signal.h>
@@ -31,7 +36,10 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 namespace {
@@ -41,7 +49,8 @@ constexpr const char* usage =
     "                   [--unionid-rules bound|conditional] [--profiles anonymous|real]\n"
     "                   [--latency SPEC] [--seed N] [--tls-cert F --tls-key F]\n"
     "                   [--threads N] [--journal N] [--engine event|httplib]\n"
-    "                   [--admin-token T]\n"
+    "                   [--admin-token T | --admin-token-file F]\n"
+    "                   (or MOCK_WECHAT_ADMIN_TOKEN in the environment; 16 characters at least)\n"
     "                   [--max-connections N] [--limit NAME=N]...\n";
 
 int bad(const std::string& what) {
@@ -85,7 +94,61 @@ struct command_line {
   std::string scenario;
   bool rules_given = false;
   bool profiles_given = false;
+  bool token_given = false;       // --admin-token
+  std::string token_file;         // --admin-token-file
 };
+
+// The environment variable the admin token may come from (kept out of argv, which any
+// local user sees in ps).
+constexpr const char* admin_token_env = "MOCK_WECHAT_ADMIN_TOKEN";
+// Shorter admin tokens are refused: they can be guessed.
+constexpr std::size_t min_admin_token = 16;
+
+// The admin token from --admin-token, --admin-token-file or the environment, in that order
+// (the two options together are refused), checked: 16 characters at least, no control
+// characters. Never echoes the token. False (and `error` set) when it is refused.
+bool resolve_admin_token(command_line& c, std::string& error) {
+  std::string& token = c.opt.admin_token;
+  std::string from;
+  if (c.token_given && !c.token_file.empty()) {
+    error = "give --admin-token or --admin-token-file, not both";
+    return false;
+  }
+  if (c.token_given) {
+    from = "--admin-token";
+  } else if (!c.token_file.empty()) {
+    from = "--admin-token-file " + c.token_file;
+    std::ifstream in(c.token_file, std::ios::binary);
+    if (!in) {
+      error = "cannot read " + from + ": " + std::strerror(errno);
+      return false;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    token = ss.str();
+    if (!token.empty() && token.back() == '\n') token.pop_back();  // as `echo T > F` writes it
+    if (!token.empty() && token.back() == '\r') token.pop_back();
+  } else if (const char* env = std::getenv(admin_token_env); env != nullptr && *env != '\0') {
+    from = admin_token_env;
+    token = env;
+  } else {
+    return true;  // no token: the admin API is open (loopback only, checked below)
+  }
+  for (const char ch : token)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+      error = "the admin token from " + from +
+              " contains a control character (a second line?): it could never be sent in a "
+              "header";
+      return false;
+    }
+  if (token.size() < min_admin_token) {
+    error = "the admin token from " + from + " has " + std::to_string(token.size()) +
+            " characters: give at least " + std::to_string(min_admin_token) +
+            " (e.g. openssl rand -hex 16), a short one can be guessed";
+    return false;
+  }
+  return true;
+}
 
 // One option and its value into `c`; false (and `error` set) for a bad value.
 bool apply_option(const std::string& a, const std::string& v, command_line& c, std::string& error) {
@@ -141,9 +204,13 @@ bool apply_option(const std::string& a, const std::string& v, command_line& c, s
   } else if (a == "--journal") {
     if (!parse_size(v, 0, 10000000, n)) return fail("--journal must be 0-10000000");
     opt.journal = static_cast<std::size_t>(n);
-  } else if (a == "--admin-token")
+  } else if (a == "--admin-token") {
     opt.admin_token = v;
-  else if (a == "--max-connections") {
+    c.token_given = true;
+  } else if (a == "--admin-token-file") {
+    if (v.empty()) return fail("--admin-token-file needs a file name");
+    c.token_file = v;
+  } else if (a == "--max-connections") {
     if (!parse_size(v, 1, 10000000, n)) return fail("--max-connections must be 1-10000000");
     opt.max_connections = static_cast<std::size_t>(n);
   } else if (a == "--limit") {
@@ -171,6 +238,7 @@ int parse_command_line(int argc, char** argv, command_line& c) {
     std::string error;
     if (!apply_option(a, argv[++i], c, error)) return bad(error);
   }
+  if (std::string error; !resolve_admin_token(c, error)) return bad(error);
   if (c.opt.tls_cert.empty() != c.opt.tls_key.empty())
     return bad("--tls-cert and --tls-key go together");
   if (!is_loopback(c.opt.host) && c.opt.admin_token.empty())
@@ -207,6 +275,11 @@ int main(int argc, char** argv) {
       if (c.profiles_given) server.world().set_profiles(opt.profiles);
     }
     std::cout << "mock_wechat listening on " << server.base_url() << std::endl;
+    if (server.listens_on_all_interfaces())  // the line above names loopback only
+      std::cerr << "mock_wechat: --host " << (opt.host.empty() ? "\"\"" : opt.host)
+                << " listens on every interface: other machines reach it at this machine's "
+                   "addresses, port "
+                << server.port() << "\n";
     int sig = 0;
     sigwait(&stop_signals, &sig);
     server.stop();
