@@ -16,6 +16,10 @@
 //                                                   loops (default) or cpp-httplib's Server
 //                                                   (docs/mock.md, "Engines")
 //               [--admin-token T]                   require it on /__mock (needed off loopback)
+//               [--admin-token-file F]              the same, read from file F (its first line);
+//                                                   or env MOCK_WECHAT_ADMIN_TOKEN when neither
+//                                                   is given. 16 characters at least off
+//                                                   loopback (a warning on it).
 //               [--max-connections N]               open plain-HTTP connections (10000)
 //               [--limit NAME=N]...                 raise or lower a limit of the world:
 //                                                   apps, users, sessions, codes, payments,
@@ -24,6 +28,8 @@
 //
 // Prints exactly one line "mock_wechat listening on http://HOST:PORT" when ready, serves
 // until SIGINT or SIGTERM, then exits 0. Bad arguments: a message on stderr, exit 2.
+// With --host 0.0.0.0 (or ::) the line names loopback (127.0.0.1, [::1]), a URL that
+// connects, and a second line on stderr says that it listens on every interface.
 #include <mock_wechat/mock_wechat.hpp>
 #include <wechat/detail/net.hpp>
 
@@ -32,7 +38,10 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 namespace {
@@ -42,7 +51,8 @@ constexpr const char* usage =
     "                   [--unionid-rules bound|conditional] [--profiles anonymous|real]\n"
     "                   [--latency SPEC] [--seed N] [--tls-cert F --tls-key F]\n"
     "                   [--threads N] [--journal N] [--engine event|httplib]\n"
-    "                   [--admin-token T]\n"
+    "                   [--admin-token T | --admin-token-file F]\n"
+    "                   (or MOCK_WECHAT_ADMIN_TOKEN in the environment; 16 characters at least off loopback)\n"
     "                   [--max-connections N] [--limit NAME=N]...\n";
 
 int bad(const std::string& what) {
@@ -88,7 +98,66 @@ struct command_line {
   std::string scenario;
   bool rules_given = false;
   bool profiles_given = false;
+  bool token_given = false;       // --admin-token
+  std::string token_file;         // --admin-token-file
 };
+
+// The environment variable the admin token may come from (kept out of argv, which any
+// local user sees in ps).
+constexpr const char* admin_token_env = "MOCK_WECHAT_ADMIN_TOKEN";
+// Shorter admin tokens are refused: they can be guessed.
+constexpr std::size_t min_admin_token = 16;
+
+// The admin token from --admin-token, --admin-token-file or the environment, in that order
+// (the two options together are refused), checked for control characters; `from` says
+// where it came from (empty: nowhere). Never echoes the token. False (and `error` set) when
+// it is refused. Its length is checked with the host (admin_token_too_short).
+bool resolve_admin_token(command_line& c, std::string& from, std::string& error) {
+  std::string& token = c.opt.admin_token;
+  if (c.token_given && !c.token_file.empty()) {
+    error = "give --admin-token or --admin-token-file, not both";
+    return false;
+  }
+  if (c.token_given) {
+    from = "--admin-token";
+  } else if (!c.token_file.empty()) {
+    from = "--admin-token-file " + c.token_file;
+    std::ifstream in(c.token_file, std::ios::binary);
+    if (!in) {
+      error = "cannot read " + from + ": " + std::strerror(errno);
+      return false;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    token = ss.str();
+    if (!token.empty() && token.back() == '\n') token.pop_back();  // as `echo T > F` writes it
+    if (!token.empty() && token.back() == '\r') token.pop_back();
+  } else if (const char* env = std::getenv(admin_token_env); env != nullptr && *env != '\0') {
+    from = admin_token_env;
+    token = env;
+  } else {
+    return true;  // no token: the admin API is open (loopback only, checked below)
+  }
+  for (const char ch : token)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+      error = "the admin token from " + from +
+              " contains a control character (a second line?): it could never be sent in a "
+              "header";
+      return false;
+    }
+  return true;
+}
+
+// What is wrong with a token under 16 characters (empty when it is long enough). Off
+// loopback, where the token is all that guards the admin API, it is refused; on loopback,
+// where the token is optional, it is a warning: the command line DESIGN.md gives takes any
+// token, and scripts pass short ones.
+std::string admin_token_too_short(const std::string& token, const std::string& from) {
+  if (token.size() >= min_admin_token) return {};
+  return "the admin token from " + from + " has " + std::to_string(token.size()) +
+         " characters: give at least " + std::to_string(min_admin_token) +
+         " (e.g. openssl rand -hex 16), a short one can be guessed";
+}
 
 // One option and its value into `c`; false for a bad value (`error` says why) or an
 // argument that is not an option (`error` empty).
@@ -145,9 +214,13 @@ bool apply_option(const std::string& a, const std::string& v, command_line& c, s
   } else if (a == "--journal") {
     if (!parse_size(v, 0, 10000000, n)) return fail("--journal must be 0-10000000");
     opt.journal = static_cast<std::size_t>(n);
-  } else if (a == "--admin-token")
+  } else if (a == "--admin-token") {
     opt.admin_token = v;
-  else if (a == "--max-connections") {
+    c.token_given = true;
+  } else if (a == "--admin-token-file") {
+    if (v.empty()) return fail("--admin-token-file needs a file name");
+    c.token_file = v;
+  } else if (a == "--max-connections") {
     if (!parse_size(v, 1, 10000000, n)) return fail("--max-connections must be 1-10000000");
     opt.max_connections = static_cast<std::size_t>(n);
   } else if (a == "--limit") {
@@ -189,10 +262,20 @@ int parse_command_line(int argc, char** argv, command_line& c) {
       return bad(error.empty() ? not_an_option(i) : error);
     ++i;
   }
+  std::string from;
+  if (std::string error; !resolve_admin_token(c, from, error)) return bad(error);
   if (c.opt.tls_cert.empty() != c.opt.tls_key.empty())
     return bad("--tls-cert and --tls-key go together");
-  if (!is_loopback(c.opt.host) && c.opt.admin_token.empty())
-    return bad("serving on " + c.opt.host + " exposes the admin API: give --admin-token");
+  const bool loopback = is_loopback(c.opt.host);
+  if (!loopback && c.opt.admin_token.empty())
+    return bad("serving on " + c.opt.host +
+               " exposes the admin API: give --admin-token, --admin-token-file or " +
+               admin_token_env);
+  if (const std::string short_token = admin_token_too_short(c.opt.admin_token, from);
+      !from.empty() && !short_token.empty()) {
+    if (!loopback) return bad(short_token);
+    std::cerr << "mock_wechat: warning: " << short_token << "\n";  // stdout keeps its one line
+  }
   return -1;
 }
 
@@ -225,6 +308,11 @@ int main(int argc, char** argv) {
       if (c.profiles_given) server.world().set_profiles(opt.profiles);
     }
     std::cout << "mock_wechat listening on " << server.base_url() << std::endl;
+    if (server.listens_on_all_interfaces())  // the line above names loopback only
+      std::cerr << "mock_wechat: --host " << (opt.host.empty() ? "\"\"" : opt.host)
+                << " listens on every interface: other machines reach it at this machine's "
+                   "addresses, port "
+                << server.port() << "\n";
     int sig = 0;
     sigwait(&stop_signals, &sig);
     server.stop();

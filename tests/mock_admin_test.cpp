@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
+#include <stdexcept>
 
 using namespace mocktest;
 
@@ -256,4 +258,170 @@ TEST_CASE("stats percentiles are honest for tiny samples: p99 never below the me
   CHECK(l["p50"].get<std::int64_t>() <= 12);
   s.add(0, 200, 1000);  // 101 samples, 2 slow: rank ceil(99.99) = 100 is a slow one
   CHECK(s.to_json()["latency_us"]["p99"] == 1000);
+}
+
+// Issue 19, finding 8: {"advance": 2^63-1} moved time back (signed overflow), {"set":
+// 2^63-1} gave now -1, a negative virtual time was accepted, and an errcode of 2^64-1 was
+// read as -1. Every integer the admin API takes is range-checked.
+TEST_CASE("admin: integers out of range are 400 naming the field and the range, never "
+          "wrapped, over HTTP and HTTPS",
+          "[mock][admin][clock][tls]") {
+  for (const bool tls : {false, true}) {
+    INFO((tls ? "https" : "http"));
+    mock_wechat::server mock(tls ? tls_options({}, "mock_tls_ca_ranges") : mock_wechat::options{});
+    REQUIRE(mock.tls() == tls);
+    const int port = mock.port();
+    auto post = [&](const std::string& call, const std::string& body) {
+      return raw_request(port, tls, "POST", "/__mock/" + call, body);
+    };
+    auto now = [&] { return raw_request(port, tls, "GET", "/__mock/clock").json()["now"]; };
+    REQUIRE(post("clock", R"({"set":1800000000})").status == 200);
+    for (const char* body : {R"({"advance":9223372036854775807})", R"({"advance":-1800000001})",
+                             R"({"advance":18446744073709551615})", R"({"advance":1.5})",
+                             R"({"advance":-9223372036854775808})"}) {
+      INFO(body);
+      const std::string e = error_of(post("clock", body), 400);
+      CHECK(e.find("field 'advance' must be an integer from -1800000000 to 251602300799") == 0);
+      CHECK(e.find("253402300799") != std::string::npos);
+      CHECK(now() == 1800000000);  // unchanged
+    }
+    for (const char* body : {R"({"set":9223372036854775807})", R"({"set":-1})",
+                             R"({"set":253402300800})", R"({"set":18446744073709551615})"}) {
+      INFO(body);
+      CHECK(error_of(post("clock", body), 400).find("field 'set' must be an integer from 0 to "
+                                                    "253402300799") == 0);
+      CHECK(now() == 1800000000);
+    }
+    // the bounds themselves are fine
+    CHECK(post("clock", R"({"set":253402300799})").json()["now"] == 253402300799);
+    CHECK(error_of(post("clock", R"({"advance":1})"), 400).find("field 'advance'") == 0);
+    CHECK(post("clock", R"({"advance":-253402300799})").json()["now"] == 0);
+    CHECK(post("clock", R"({"set":1800000000})").json()["now"] == 1800000000);
+    // faults: an errcode of 2^64-1 is not -1
+    CHECK(error_of(post("faults", R"({"path":"/sns/jscode2session","errcode":18446744073709551615})"),
+                   400) == "field 'errcode' must be an integer from -2147483648 to 2147483647");
+    CHECK(error_of(post("faults", R"({"path":"/sns/jscode2session","errcode":-1,"times":18446744073709551615})"),
+                   400)
+              .find("field 'times' must be an integer from 1 to") == 0);
+    CHECK(error_of(post("faults", R"({"path":"/sns/jscode2session","http_status":18446744073709551515})"),
+                   400)
+              .find("field 'http_status'") == 0);
+    CHECK(raw_request(port, tls, "GET", "/__mock/faults").json().empty());
+    // users: risk_rank, and a profile's gender (4294967297 was read as 1)
+    CHECK(error_of(post("users", R"({"user":"a","risk_rank":18446744073709551615})"), 400)
+              .find("'risk_rank'") != std::string::npos);
+    CHECK(error_of(post("users", R"({"user":"a","profile":{"gender":4294967297}})"), 400)
+              .find("'gender'") != std::string::npos);
+    CHECK(post("users", R"({"user":"a","risk_rank":4,"profile":{"gender":2}})").status == 200);
+  }
+}
+
+TEST_CASE("the virtual clock refuses to leave 0 to 9999-12-31 and stays where it was",
+          "[mock][clock]") {
+  mock_wechat::virtual_clock c;
+  c.set(1800000000);
+  CHECK_THROWS_AS(c.advance(std::numeric_limits<std::int64_t>::max()), std::out_of_range);
+  CHECK_THROWS_AS(c.advance(std::numeric_limits<std::int64_t>::min()), std::out_of_range);
+  CHECK_THROWS_AS(c.advance(-1800000001), std::out_of_range);
+  CHECK_THROWS_AS(c.advance(std::chrono::hours(std::numeric_limits<std::int32_t>::max())),
+                  std::out_of_range);
+  CHECK_THROWS_AS(c.set(-1), std::out_of_range);
+  CHECK_THROWS_AS(c.set(253402300800), std::out_of_range);
+  CHECK(c.now() == 1800000000);
+  c.set(253402300799);  // virtual_clock::max_unix, 9999-12-31T23:59:59Z
+  CHECK(c.now() == 253402300799);
+  c.advance(-253402300799);
+  CHECK(c.now() == 0);
+}
+
+// Issue 19, hardening: "Bearer" matched only as written; RFC 7235 makes the scheme
+// case-insensitive.
+TEST_CASE("the admin token: the Bearer scheme in any case, then the token, over HTTP and HTTPS",
+          "[mock][admin][tls]") {
+  for (const bool tls : {false, true}) {
+    INFO((tls ? "https" : "http"));
+    mock_wechat::options o = tls ? tls_options({}, "mock_tls_ca_bearer") : mock_wechat::options{};
+    o.admin_token = "0123456789abcdef-token";
+    mock_wechat::server mock(o);
+    const int port = mock.port();
+    for (const char* ok : {"Bearer 0123456789abcdef-token", "bearer 0123456789abcdef-token",
+                           "BEARER 0123456789abcdef-token", "bEaReR   0123456789abcdef-token"}) {
+      INFO(ok);
+      CHECK(raw_request(port, tls, "GET", "/__mock/health", "",
+                        "Authorization: " + std::string(ok) + "\r\n")
+                .status == 200);
+    }
+    for (const char* refused :
+         {"", "Authorization: Bearer\r\n", "Authorization: Bearer0123456789abcdef-token\r\n",
+          "Authorization: Basic 0123456789abcdef-token\r\n",
+          "Authorization: Bearer 0123456789abcdef-toke\r\n",
+          "Authorization: Bearer 0123456789ABCDEF-TOKEN\r\n",  // the token itself is exact
+          "Authorization: Bearers 0123456789abcdef-token\r\n"}) {
+      INFO(refused);
+      const reply r = raw_request(port, tls, "GET", "/__mock/health", "", refused);
+      CHECK(r.status == 401);
+      CHECK(r.body.find("0123456789abcdef") == std::string::npos);
+    }
+  }
+}
+
+// Issue 19, hardening: a scenario's duplicate appid silently replaced the first, unknown
+// fields ("secert") were ignored, a NUL in an appid was accepted. The admin API's
+// POST /__mock/apps parses apps with the same code.
+TEST_CASE("scenario files and POST /__mock/apps refuse unknown fields, a duplicate appid and "
+          "control characters, naming the path",
+          "[mock][scenario][admin]") {
+  auto error = [](const std::string& text) {
+    mock_wechat::world x;
+    try {
+      mock_wechat::apply_scenario(x, nlohmann::json::parse(text));
+    } catch (const mock_wechat::admin_error& e) {
+      CHECK(e.status() == 400);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(error(R"({"apps":[{"appid":"wx1","secert":"s"}]})") ==
+        "scenario.apps[0]: unknown field 'secert' (known: appid, name, secret, type, open_account)");
+  CHECK(error(R"({"apps":[{"appid":"wx1"},{"appid":"wx2"},{"appid":"wx1","secret":"s2"}]})") ==
+        "scenario.apps[2]: appid wx1 is declared twice (first at scenario.apps[0])");
+  CHECK(error(R"({"apps":[{"name":"shop"},{"appid":")" + mock_wechat::make_appid("shop") +
+              R"("}]})")
+            .find("scenario.apps[1]: appid " + mock_wechat::make_appid("shop") +
+                  " is declared twice") == 0);
+  CHECK(error(R"({"apps":[{"appid":"wx\u0000evil"}]})").find("scenario.apps[0]: field 'appid'") ==
+        0);
+  CHECK(error(R"({"apps":[{"appid":"wx1","secret":"a\u0007b"}]})") ==
+        "scenario.apps[0]: field 'secret' must not contain control characters");
+  CHECK(error(R"({"apps":[{"appid":"wx1","open_account":"a\nb"}]})")
+            .find("scenario.apps[0]: field 'open_account'") == 0);
+  CHECK(error(R"({"unionid_rule":"bound"})").find("scenario: unknown field 'unionid_rule'") == 0);
+  CHECK(error(R"({"users":[{"id":"a","follow":["x"]}]})")
+            .find("scenario.users[0]: unknown field 'follow'") == 0);
+  CHECK(error(R"({"users":[{"id":"a","profile":{"nickname":"A"}}]})")
+            .find("scenario.users[0].profile: unknown field 'nickname'") == 0);
+  CHECK(error(R"({"users":[{"id":"a"},{"id":"a"}]})") ==
+        "scenario.users[1]: user a is declared twice (first at scenario.users[0])");
+  CHECK(error(R"({"apps":[{"appid":"wx1","type":"official_account"}],"follows":[{"user":"a","appid":"wx1","when":1}]})")
+            .find("scenario.follows[0]: unknown field 'when'") == 0);
+  CHECK(error(R"({"authorizations":[{"user":"a","app":"wx1"}]})")
+            .find("scenario.authorizations[0]: field 'appid' is required") == 0);
+  CHECK(error(R"({"apps":[{"appid":"wx1"}],"users":[{"id":"a"}]})") == "no error");
+
+  fixture f;
+  CHECK(error_of(f.post("/__mock/apps", R"({"appid":"wx1","secert":"s"})"), 400) ==
+        "app: unknown field 'secert' (known: appid, name, secret, type, open_account)");
+  CHECK(error_of(f.post("/__mock/apps", R"({"appid":"wx\u0000evil"})"), 400).find("'appid'") !=
+        std::string::npos);
+  CHECK(error_of(f.post("/__mock/apps", R"({"appid":"wx\r\nX-Evil: 1"})"), 400).find("'appid'") !=
+        std::string::npos);
+  const std::string e = error_of(f.post("/__mock/apps", R"({"appid":"wx1","secret":"top\u0000secret"})"), 400);
+  CHECK(e == "field 'secret' must not contain control characters");
+  CHECK(error_of(f.post("/__mock/users", R"({"user":"a","profile":{"gendre":1}})"), 400)
+            .find("unknown field 'gendre'") != std::string::npos);
+  CHECK(f.get("/__mock/apps").json().empty());
+  // registering an appid again through the admin API still replaces it (documented)
+  f.admin("apps", {{"appid", "wx1"}, {"secret", "one"}});
+  CHECK(f.admin("apps", {{"appid", "wx1"}, {"secret", "two"}})["secret"] == "two");
+  CHECK(f.get("/__mock/apps").json().size() == 1);
 }

@@ -430,3 +430,121 @@ TEST_CASE("after a review: answers a client does not read stay bounded, and a bo
   }
   CHECK(answered_promptly(f.mock.port(), 1000ms));
 }
+
+// Issue 19, finding 7: with a parameter given twice the handler read the first value and
+// the journal showed the last. Now one tokenizer serves both: the handler reads the first
+// (docs/mock.md), the journal shows every value.
+TEST_CASE("a query parameter given twice: the handler reads the first, the journal keeps every "
+          "value, over HTTP and HTTPS",
+          "[mock][hostile][journal][tls]") {
+  for (const bool tls : {false, true}) {
+    INFO((tls ? "https" : "http"));
+    mock_wechat::server mock(tls ? tls_options({}, "mock_tls_ca_twice") : mock_wechat::options{});
+    REQUIRE(mock.tls() == tls);
+    const int port = mock.port();
+    mock.world().add_app({mp, mp_secret, mock_wechat::app_type::miniprogram, "acct-1"});
+    const std::string code = mock.world().login(mp, "alice");
+    const reply first_ok = raw_request(port, tls, "GET",
+                                       "/sns/jscode2session?appid=" + mp + "&appid=wxother&secret=" +
+                                           mp_secret + "&secret=wrong&js_code=" + code +
+                                           "&grant_type=authorization_code");
+    REQUIRE(first_ok.status == 200);
+    CHECK(first_ok.json().contains("openid"));  // the first appid and secret were read
+    const reply first_bad = raw_request(
+        port, tls, "GET", "/sns/jscode2session?appid=wxother&appid=" + mp + "&secret=" + mp_secret +
+                              "&js_code=" + mock.world().login(mp, "bob"));
+    CHECK(first_bad.errcode() == 40013);  // the first appid, unknown, was read
+    const auto j =
+        raw_request(port, tls, "GET", "/__mock/requests?path=/sns/jscode2session").json();
+    REQUIRE(j.size() == 2);
+    CHECK(j[0]["query"]["appid"] == nlohmann::json::array({mp, "wxother"}));
+    CHECK(j[0]["query"]["secret"] == nlohmann::json::array({"***", "***"}));
+    CHECK(j[0]["query"]["js_code"] == code);  // given once: a plain string, as before
+    CHECK(j[1]["query"]["appid"] == nlohmann::json::array({"wxother", mp}));
+    // an access_token given twice: the first authenticates; rid/get shows every part
+    const std::string token =
+        raw_request(port, tls, "GET",
+                    "/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret)
+            .json()["access_token"];
+    const reply failed = raw_request(port, tls, "GET",
+                                     "/wxa/checksession?access_token=" + token +
+                                         "&access_token=garbage&openid=onobody&openid=o2&signature="
+                                         "abc&sig_method=hmac_sha256");
+    REQUIRE(failed.errcode() == 40003);  // past the token check: the first token was read
+    const reply info = raw_request(port, tls, "POST", "/cgi-bin/openapi/rid/get?access_token=" + token,
+                                   nlohmann::json{{"rid", wechat::detail::extract_rid(failed.body)}}.dump());
+    INFO(info.body);
+    CHECK(info.json()["request"]["request_url"] ==
+          "access_token=***&access_token=***&openid=onobody&openid=o2&signature=***&sig_method="
+          "hmac_sha256");
+    const auto c = raw_request(port, tls, "GET", "/__mock/requests?path=/wxa/checksession").json();
+    REQUIRE(c.size() == 1);
+    CHECK(c[0]["query"]["openid"] == nlohmann::json::array({"onobody", "o2"}));
+    CHECK(c[0]["query"]["access_token"] == nlohmann::json::array({"***", "***"}));
+  }
+}
+
+// Issue 19, hardening: the journal masked only exact lowercase names ("SECRET=" was kept
+// in clear).
+TEST_CASE("the journal and rid/get mask secret fields in any case and any name with secret, "
+          "token or key, over HTTP and HTTPS",
+          "[mock][hostile][journal][tls]") {
+  for (const bool tls : {false, true}) {
+    INFO((tls ? "https" : "http"));
+    mock_wechat::server mock(tls ? tls_options({}, "mock_tls_ca_redact") : mock_wechat::options{});
+    const int port = mock.port();
+    mock.world().add_app({mp, mp_secret, mock_wechat::app_type::miniprogram, "acct-1"});
+    const std::string token =
+        raw_request(port, tls, "GET",
+                    "/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret)
+            .json()["access_token"];
+    const char* const secrets[] = {"upper-s3cret", "mixed-s3cret", "aes-k3y", "sess-k3y",
+                                   "t1cket-value", "pw-value",     "body-s3cret", "rt-value",
+                                   "client-k3y",  "ACC-T0KEN"};
+    const reply failed = raw_request(
+        port, tls, "GET",
+        "/wxa/checksession?access_token=" + token +
+            "&SECRET=upper-s3cret&App_Secret=mixed-s3cret&encoding_aes_key=aes-k3y&Session_KEY="
+            "sess-k3y&jsapi_ticket=t1cket-value&Password=pw-value&ACCESS%5FTOKEN=ACC-T0KEN"
+            "&openid=o-visible&js_code=jc-visible&code=c-visible&unionid=u-visible&signature=abc"
+            "&sig_method=hmac_sha256");
+    REQUIRE(failed.errcode() == 40003);
+    const reply body_failed = raw_request(
+        port, tls, "POST", "/cgi-bin/stable_token",
+        nlohmann::json{{"grant_type", "client_credential"},
+                       {"appid", mp},
+                       {"SECRET", "body-s3cret"},
+                       {"nested", {{"Refresh_Token", "rt-value"}, {"client_key", "client-k3y"}}},
+                       {"code", "c-body"}}
+            .dump());
+    REQUIRE(body_failed.errcode() == 41004);  // "SECRET" is not "secret" to WeChat
+    const reply all = raw_request(port, tls, "GET", "/__mock/requests");
+    std::string rid_answers;
+    for (const reply* r : {&failed, &body_failed})
+      rid_answers += raw_request(port, tls, "POST", "/cgi-bin/openapi/rid/get?access_token=" + token,
+                                 nlohmann::json{{"rid", wechat::detail::extract_rid(r->body)}}.dump())
+                         .body;
+    for (const char* s : secrets) {
+      INFO(s);
+      CHECK(all.body.find(s) == std::string::npos);
+      CHECK(rid_answers.find(s) == std::string::npos);
+    }
+    CHECK(all.body.find(token) == std::string::npos);
+    CHECK(rid_answers.find("SECRET=***") != std::string::npos);
+    CHECK(rid_answers.find("\\\"SECRET\\\":\\\"***\\\"") != std::string::npos);
+    const auto j = all.json();
+    REQUIRE(j.size() == 3);
+    const auto& q = j[1]["query"];
+    CHECK(q["SECRET"] == "***");
+    CHECK(q["Session_KEY"] == "***");
+    // what tests read is not a secret: codes, openid, unionid
+    CHECK(q["openid"] == "o-visible");
+    CHECK(q["js_code"] == "jc-visible");
+    CHECK(q["code"] == "c-visible");
+    CHECK(q["unionid"] == "u-visible");
+    CHECK(q["sig_method"] == "hmac_sha256");
+    CHECK(j[2]["body"]["code"] == "c-body");
+    CHECK(j[2]["body"]["appid"] == mp);
+    CHECK(j[2]["body"]["nested"]["Refresh_Token"] == "***");
+  }
+}

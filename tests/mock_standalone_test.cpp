@@ -19,14 +19,26 @@ namespace {
 
 class process {
 public:
-  explicit process(std::vector<std::string> args) {
+  /// Runs `args` with `env` ("NAME=value") added to an environment without
+  /// MOCK_WECHAT_ADMIN_TOKEN; stderr goes to err() when `capture_err`.
+  explicit process(std::vector<std::string> args, std::vector<std::string> env = {},
+                   bool capture_err = false) {
     int out[2];
+    int err[2] = {-1, -1};
     REQUIRE(::pipe(out) == 0);
+    if (capture_err) REQUIRE(::pipe(err) == 0);
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
       ::dup2(out[1], 1);
       ::close(out[0]);
+      if (capture_err) {
+        ::dup2(err[1], 2);
+        ::close(err[0]);
+      }
+      ::unsetenv("MOCK_WECHAT_ADMIN_TOKEN");
+      for (auto& e : env)
+        ::putenv(e.data());
       std::vector<char*> argv;
       for (auto& a : args)
         argv.push_back(a.data());
@@ -36,6 +48,10 @@ public:
     }
     ::close(out[1]);
     out_ = out[0];
+    if (capture_err) {
+      ::close(err[1]);
+      err_ = err[0];
+    }
   }
   ~process() {
     if (pid_ > 0 && !reaped_) {
@@ -43,6 +59,7 @@ public:
       ::waitpid(pid_, nullptr, 0);
     }
     ::close(out_);
+    if (err_ >= 0) ::close(err_);
   }
   /// Everything printed until the first newline, waiting at most `ms`.
   std::string first_line(int ms = 10000) {
@@ -79,9 +96,24 @@ public:
     return s;
   }
 
+  /// What the process wrote to stderr until it closed it or `ms` passed with nothing new.
+  std::string err(int ms = 2000) {
+    std::string s;
+    char buf[256];
+    for (;;) {
+      pollfd p{err_, POLLIN, 0};
+      if (err_ < 0 || ::poll(&p, 1, ms) <= 0) break;
+      const ssize_t n = ::read(err_, buf, sizeof buf);
+      if (n <= 0) break;
+      s.append(buf, static_cast<std::size_t>(n));
+    }
+    return s;
+  }
+
 private:
   pid_t pid_ = -1;
   int out_ = -1;
+  int err_ = -1;
   bool reaped_ = false;
 };
 
@@ -308,4 +340,124 @@ TEST_CASE("mock_wechat --latency delays every WeChat endpoint, never the admin A
     CHECK_FALSE(j["endpoints"].contains("/__mock/stats"));
     CHECK(p.stop(SIGTERM) == 0);
   }
+}
+
+// Issue 19, hardening: the admin token was taken from argv only (any local user sees it in
+// ps), of any length. --admin-token keeps working as before; a file and the environment
+// are added; 16 characters at least off loopback (on loopback, where DESIGN's command line
+// takes any token, a shorter one is a warning), never echoed.
+TEST_CASE("mock_wechat takes the admin token from --admin-token, a file or the environment, "
+          "16 characters at least off loopback, never echoed",
+          "[mock][standalone]") {
+  const std::string dir = "standalone_admin_token";  // its own folder: ctest runs tests at once
+  REQUIRE(std::system(("mkdir -p " + dir).c_str()) == 0);
+  const std::string token = "f00dfeedf00dfeed-standalone";
+  const std::string file = dir + "/token", short_file = dir + "/short", lines = dir + "/lines";
+  std::ofstream(file) << token << "\n";  // as `echo T > F` writes it
+  std::ofstream(short_file) << "short-f1le\n";
+  std::ofstream(lines) << "f00dfeedf00dfeed-first\nsecond-line-secret\n";
+  struct way {
+    std::vector<std::string> args, env;
+  };
+  for (const way& w : std::vector<way>{
+           {{"--admin-token", token}, {}},
+           {{"--admin-token-file", file}, {}},
+           {{}, {"MOCK_WECHAT_ADMIN_TOKEN=" + token}},
+           {{"--admin-token", token}, {"MOCK_WECHAT_ADMIN_TOKEN=another-token-0123456789"}}}) {
+    std::vector<std::string> args{MOCK_WECHAT_PATH, "--port", "0"};
+    args.insert(args.end(), w.args.begin(), w.args.end());
+    INFO(args.size() << " args, " << w.env.size() << " env");
+    process p(args, w.env);
+    httplib::Client c("127.0.0.1", port_of(p.first_line(), "http"));
+    auto open = c.Get("/__mock/health");
+    REQUIRE(open);
+    CHECK(open->status == 401);
+    auto in = c.Get("/__mock/health", {{"Authorization", "bearer " + token}});
+    REQUIRE(in);
+    CHECK(in->status == 200);
+    CHECK(p.stop(SIGTERM) == 0);
+  }
+  struct refused {
+    std::vector<std::string> args, env;
+    std::string said, secret;
+  };
+  // On loopback a short token works, with a warning that does not show it.
+  {
+    process p({MOCK_WECHAT_PATH, "--port", "0", "--admin-token", "short-t0ken"}, {}, true);
+    httplib::Client c("127.0.0.1", port_of(p.first_line(), "http"));
+    auto in = c.Get("/__mock/health", {{"Authorization", "Bearer short-t0ken"}});
+    REQUIRE(in);
+    CHECK(in->status == 200);
+    const std::string err = p.err(500);
+    CHECK(err.find("warning: the admin token from --admin-token has 11 characters") !=
+          std::string::npos);
+    CHECK(err.find("short-t0ken") == std::string::npos);
+    CHECK(p.stop(SIGTERM) == 0);
+  }
+  const std::string off = "0.0.0.0";  // off loopback the token is all that guards /__mock
+  for (const refused& r : std::vector<refused>{
+           {{"--host", off, "--admin-token", "short-t0ken"}, {}, "at least 16", "short-t0ken"},
+           {{"--host", off, "--admin-token", ""}, {}, "exposes the admin API", ""},
+           {{"--host", off, "--admin-token-file", short_file}, {}, "at least 16", "short-f1le"},
+           {{"--host", off}, {"MOCK_WECHAT_ADMIN_TOKEN=short-env-t0k"}, "at least 16",
+            "short-env-t0k"},
+           {{"--admin-token-file", lines}, {}, "control character", "second-line-secret"},
+           {{"--admin-token", token, "--admin-token-file", file}, {}, "not both", token},
+           {{"--admin-token-file", dir + "/missing"}, {}, "cannot read", ""}}) {
+    std::vector<std::string> args{MOCK_WECHAT_PATH, "--port", "0"};
+    args.insert(args.end(), r.args.begin(), r.args.end());
+    INFO(r.said);
+    process p(args, r.env, true);
+    CHECK(p.stop(0, 5000) == 2);
+    const std::string err = p.err();
+    CHECK(err.find(r.said) != std::string::npos);
+    if (!r.secret.empty()) CHECK(err.find(r.secret) == std::string::npos);
+    CHECK(p.first_line(100).find("listening") == std::string::npos);
+  }
+  std::system(("rm -rf " + dir).c_str());
+}
+
+// Issue 19, hardening: with --host 0.0.0.0 the ready line said 127.0.0.1 and nothing
+// more. The line stays the contract's (a URL that connects); stderr says the rest.
+TEST_CASE("mock_wechat --host 0.0.0.0: the ready line names a loopback URL and stderr says it "
+          "listens on every interface",
+          "[mock][standalone]") {
+  const std::string token = "f00dfeedf00dfeed-all-interfaces";
+  process p({MOCK_WECHAT_PATH, "--host", "0.0.0.0", "--port", "0", "--admin-token", token}, {},
+            true);
+  const int port = port_of(p.first_line(), "http");
+  const std::string err = p.err(500);
+  CHECK(err == "mock_wechat: --host 0.0.0.0 listens on every interface: other machines reach it "
+               "at this machine's addresses, port " +
+                   std::to_string(port) + "\n");
+  CHECK(err.find(token) == std::string::npos);
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/__mock/health", {{"Authorization", "Bearer " + token}});
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(p.stop(SIGTERM) == 0);
+  CHECK(p.rest().empty());  // still exactly one line on stdout
+  process loopback({MOCK_WECHAT_PATH, "--port", "0"}, {}, true);
+  port_of(loopback.first_line(), "http");
+  CHECK(loopback.err(300).empty());  // on loopback, the line says it all
+  CHECK(loopback.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("mock_wechat refuses a scenario file with an unknown field or a duplicate appid, "
+          "naming the path, with exit 2",
+          "[mock][standalone][scenario]") {
+  const std::string path = "standalone_scenario_typo.json";
+  for (const auto& [text, said] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"apps":[{"appid":"wx1000000000000001","secert":"s"}]})",
+            "mock_wechat: scenario.apps[0]: unknown field 'secert'"},
+           {R"({"apps":[{"appid":"wx1","secret":"a"},{"appid":"wx1","secret":"b"}]})",
+            "mock_wechat: scenario.apps[1]: appid wx1 is declared twice (first at "
+            "scenario.apps[0])"}}) {
+    std::ofstream(path) << text;
+    process p({MOCK_WECHAT_PATH, "--port", "0", "--scenario", path}, {}, true);
+    CHECK(p.stop(0, 5000) == 2);
+    CHECK(p.err().find(said) == 0);
+    CHECK(p.first_line(100).find("listening") == std::string::npos);
+  }
+  std::remove(path.c_str());
 }

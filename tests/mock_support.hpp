@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <regex>
+#include <set>
 #include <string>
 
 namespace mocktest {
@@ -234,18 +235,44 @@ private:
 };
 
 /// A throwaway test CA and server certificate (scripts/make-test-ca.sh), made once per
-/// test program in `dir`; options serving HTTPS with it.
-inline mock_wechat::options tls_options(mock_wechat::options o = {}) {
+/// test process in `dir`; options serving HTTPS with it. ctest runs every TEST_CASE as its
+/// own process, all at once: two test cases must not share a `dir`.
+inline mock_wechat::options tls_options(mock_wechat::options o = {},
+                                        const std::string& dir = "mock_tls_ca") {
 #ifdef MAKE_TEST_CA
-  static const std::string dir = [] {
-    const std::string d = "mock_tls_ca";
-    REQUIRE(std::system(("bash " MAKE_TEST_CA " " + d + " > /dev/null").c_str()) == 0);
-    return d;
-  }();
+  static std::set<std::string> made;
+  if (made.insert(dir).second)
+    REQUIRE(std::system(("bash " MAKE_TEST_CA " " + dir + " > /dev/null").c_str()) == 0);
   o.tls_cert = dir + "/server.pem";
   o.tls_key = dir + "/server.key";
+#else
+  (void)dir;
 #endif
   return o;
+}
+
+/// One request on a connection of its own to 127.0.0.1:port, over TLS when `tls` (the
+/// server's certificate not checked), sent as these bytes: `headers` are extra header
+/// lines, each ending in CRLF. The status and the body of the answer (status 0: none).
+inline reply raw_request(int port, bool tls, const std::string& method, const std::string& target,
+                         const std::string& body = "", const std::string& headers = "") {
+  raw c(port, tls);
+  REQUIRE(c.ok());
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n" + headers;
+  if (!body.empty() || method == "POST")
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n";
+  REQUIRE(c.send(req + "\r\n" + body));
+  const std::string got = c.read_response();
+  reply r;
+  const auto end = got.find("\r\n\r\n");
+  if (got.rfind("HTTP/1.1 ", 0) != 0 || end == std::string::npos) return r;
+  r.status = std::stoi(got.substr(9, 3));
+  std::smatch m;
+  const std::string head = got.substr(0, end);
+  if (std::regex_search(head, m, std::regex("\r\nContent-Type: ([^\r]*)"))) r.content_type = m[1];
+  r.body = got.substr(end + 4);
+  return r;
 }
 
 }  // namespace mocktest

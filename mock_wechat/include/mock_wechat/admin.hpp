@@ -6,12 +6,15 @@
 // world or the fault table is full). Success is HTTP 200.
 #pragma once
 
+#include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "mock_wechat/api.hpp"
+#include "mock_wechat/detail/fields.hpp"
 #include "mock_wechat/faults.hpp"
 #include "mock_wechat/observe.hpp"
 #include "mock_wechat/scenario.hpp"
@@ -63,8 +66,8 @@ private:
 
   static std::string query_param(const params* q, const char* key) {
     if (q == nullptr) return {};
-    const auto it = q->find(key);
-    return it == q->end() ? std::string() : it->second;
+    const std::string* v = first_param(*q, key);
+    return v == nullptr ? std::string() : *v;
   }
 
   // What a call's function gets of the request.
@@ -161,9 +164,9 @@ private:
     const std::string user = str(j, "user");
     int rank = -1;  // checked before anything changes
     if (const auto it = j.find("risk_rank"); it != j.end() && !it->is_null()) {
-      if (!it->is_number_integer() || it->get<std::int64_t>() < 0 || it->get<std::int64_t>() > 4)
-        throw admin_error(400, "field 'risk_rank' must be 0, 1, 2, 3 or 4");
-      rank = static_cast<int>(it->get<std::int64_t>());
+      const auto r = detail::integer_in(*it, 0, 4);
+      if (!r) throw admin_error(400, "field 'risk_rank' must be 0, 1, 2, 3 or 4");
+      rank = static_cast<int>(*r);
     }
     if (const auto it = j.find("high_risk"); it != j.end()) {
       if (!it->is_boolean()) throw admin_error(400, "field 'high_risk' must be true or false");
@@ -187,24 +190,37 @@ private:
   nlohmann::json clock_now(const call_args& /*unused*/) { return {{"now", world_.now()}}; }
 
   // {"advance":seconds}, {"set":unix,"frozen"?} or {"frozen":false}; answers the new now.
+  // The virtual time stays within 0 to virtual_clock::max_unix (9999-12-31): a value that
+  // would leave it is 400 naming the field and the range it may take now.
   nlohmann::json set_clock(const call_args& a) {
     const auto j = parse_body(a.body);
     const auto adv = j.find("advance"), set = j.find("set");
+    constexpr std::int64_t max = virtual_clock::max_unix;
     if (adv != j.end() && set != j.end())
       throw admin_error(400, "give 'advance' or 'set', not both");
     if (adv != j.end()) {
-      if (!adv->is_number_integer())
-        throw admin_error(400, "field 'advance' must be an integer (seconds)");
-      world_.clock().advance(adv->get<std::int64_t>());
+      const std::int64_t now = world_.now();
+      const auto s = detail::integer_in(*adv, -now, max - now);
+      if (!s)
+        throw admin_error(400, detail::range_message("field 'advance'", -now, max - now) +
+                                   " (seconds: the virtual time, now " + std::to_string(now) +
+                                   ", stays from 0 to " + std::to_string(max) + ")");
+      try {
+        world_.clock().advance(*s);
+      } catch (const std::out_of_range& e) {  // the clock ran past a bound meanwhile
+        throw admin_error(400, std::string("field 'advance': ") + e.what());
+      }
     } else if (set != j.end()) {
-      if (!set->is_number_integer() || set->get<std::int64_t>() < 0)
-        throw admin_error(400, "field 'set' must be a non-negative integer (Unix seconds)");
+      const auto t = detail::integer_in(*set, 0, max);
+      if (!t)
+        throw admin_error(400, detail::range_message("field 'set'", 0, max) +
+                                   " (Unix seconds, up to 9999-12-31T23:59:59Z)");
       bool freeze = true;
       if (const auto fr = j.find("frozen"); fr != j.end()) {
         if (!fr->is_boolean()) throw admin_error(400, "field 'frozen' must be true or false");
         freeze = fr->get<bool>();
       }
-      world_.clock().set(set->get<std::int64_t>(), freeze);
+      world_.clock().set(*t, freeze);
     } else if (const auto fr = j.find("frozen");
                fr != j.end() && fr->is_boolean() && !fr->get<bool>()) {
       world_.clock().resume();

@@ -34,11 +34,12 @@ struct api_request {
   const params* query = nullptr;
   std::string_view body;
 
-  /// The first value of query parameter `name`, or empty.
+  /// The value of query parameter `name`, or empty: the first one sent when it was given
+  /// twice (query.hpp's first_param; the journal shows every value).
   std::string_view param(const char* name) const {
     if (query == nullptr) return {};
-    const auto it = query->find(name);
-    return it == query->end() ? std::string_view{} : std::string_view(it->second);
+    const std::string* v = first_param(*query, name);
+    return v == nullptr ? std::string_view{} : std::string_view(*v);
   }
 };
 
@@ -538,28 +539,20 @@ private:
     return true;
   }
 
-  // The query string of a request target with the values of secret fields as "***".
+  // The query string of a request target with the values of secret fields as "***"
+  // (is_secret_field, on the name as the handlers read it: decoded, so "access%5Ftoken" is
+  // access_token too). Every part is kept, a name given twice included.
   static std::string redacted_query(std::string_view target) {
-    const auto q = target.find('?');
-    if (q == std::string_view::npos) return {};
-    std::string_view rest = target.substr(q + 1);
-    rest = rest.substr(0, rest.find('#'));
     std::string out;
-    while (!rest.empty()) {
-      const auto amp = rest.find('&');
-      const std::string_view part = rest.substr(0, amp);
-      const auto eq = part.find('=');
+    for_each_query_part(target, [&](const query_part& p) {
       if (!out.empty()) out += '&';
-      // the name as the handlers read it (decoded): "access%5Ftoken" is access_token too
-      if (eq != std::string_view::npos && is_secret_field(percent_decode(part.substr(0, eq)))) {
-        out.append(part.substr(0, eq + 1));
-        out += "***";
+      if (p.has_value && is_secret_field(percent_decode(p.name))) {
+        out.append(p.name);
+        out += "=***";
       } else {
-        out.append(part);
+        out.append(p.text);
       }
-      if (amp == std::string_view::npos) break;
-      rest = rest.substr(amp + 1);
-    }
+    });
     return out;
   }
 

@@ -157,6 +157,21 @@ public:
     }
   }
 
+  /// Whether an Authorization header value carries `token` in the Bearer scheme: the
+  /// scheme's name in any case (RFC 7235 section 2.1: "bearer", "BEARER"), one or more
+  /// spaces, then the token compared in constant time.
+  static bool bearer_matches(std::string_view authorization, std::string_view token) noexcept {
+    constexpr std::string_view scheme = "bearer";
+    if (authorization.size() <= scheme.size()) return false;
+    for (std::size_t i = 0; i < scheme.size(); ++i)
+      if ((authorization[i] | 0x20) != scheme[i]) return false;
+    std::size_t at = scheme.size();
+    if (authorization[at] != ' ') return false;
+    while (at < authorization.size() && authorization[at] == ' ')
+      ++at;
+    return wechat::constant_time_equal(authorization.substr(at), token);
+  }
+
   /// Whether `path` (decoded) is the admin API's.
   static bool is_admin_path(std::string_view path) noexcept {
     return path.compare(0, 7, "/__mock") == 0 && (path.size() == 7 || path[7] == '/');
@@ -177,8 +192,7 @@ private:
                              const std::string& path) {
     http_response r;
     r.content_type = json_type;
-    if (!admin_token_.empty() &&
-        !wechat::constant_time_equal(req.header("Authorization"), "Bearer " + admin_token_)) {
+    if (!admin_token_.empty() && !bearer_matches(req.header("Authorization"), admin_token_)) {
       r.status = 401;
       r.body = "{\"error\":\"the admin API needs Authorization: Bearer <admin token>\"}";
     } else {
@@ -291,9 +305,9 @@ private:
   // Whose call it was: the app of its access_token (valid or not), else the appid it
   // names in the query or the JSON body; empty when it names none.
   std::string caller_appid(const params& query, std::string_view body) {
-    if (const auto it = query.find("access_token"); it != query.end() && !it->second.empty())
-      return world_.token_appid(it->second);
-    if (const auto it = query.find("appid"); it != query.end()) return it->second;
+    if (const auto* t = first_param(query, "access_token"); t != nullptr && !t->empty())
+      return world_.token_appid(*t);
+    if (const auto* a = first_param(query, "appid")) return *a;
     const auto j = nlohmann::json::parse(body, nullptr, false);
     if (j.is_object())
       if (const auto it = j.find("appid"); it != j.end() && it->is_string())

@@ -36,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mock_wechat/detail/fields.hpp"
 #include "mock_wechat/latency.hpp"
 #include "mock_wechat/world.hpp"
 
@@ -76,14 +77,14 @@ struct fault {
         throw admin_error(400, std::string("field '") + k + "' must be a string");
       return it->get<std::string>();
     };
+    // (an unsigned value past INT64_MAX is out of range, not read as a negative one)
     auto integer = [&](const char* k, std::int64_t lo,
                        std::int64_t hi) -> std::optional<std::int64_t> {
       const auto it = j.find(k);
       if (it == j.end()) return std::nullopt;
-      if (!it->is_number_integer() || it->get<std::int64_t>() < lo || it->get<std::int64_t>() > hi)
-        throw admin_error(400, std::string("field '") + k + "' must be an integer from " +
-                                   std::to_string(lo) + " to " + std::to_string(hi));
-      return it->get<std::int64_t>();
+      const auto v = detail::integer_in(*it, lo, hi);
+      if (!v) throw admin_error(400, detail::range_message(std::string("field '") + k + "'", lo, hi));
+      return v;
     };
     auto flag = [&](const char* k) {
       const auto it = j.find(k);
@@ -117,9 +118,8 @@ struct fault {
     f.malformed = flag("malformed");
     f.truncated = flag("truncated");
     f.content_type = str("content_type");
-    for (const char c : f.content_type)
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-        throw admin_error(400, "field 'content_type' must not contain control characters");
+    if (detail::has_control_char(f.content_type))
+      throw admin_error(400, "field 'content_type' must not contain control characters");
     const int kinds = f.errcode.has_value() + f.http_status.has_value() + f.drop + f.malformed +
                       f.truncated + (f.oversized > 0) + !f.content_type.empty();
     if (kinds > 1)

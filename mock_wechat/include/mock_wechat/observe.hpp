@@ -21,10 +21,26 @@
 
 namespace mock_wechat {
 
-/// Query/body fields whose values never reach the journal.
+/// Query/body fields whose values never reach the journal (nor rid/get): any name that
+/// contains, in any case, "secret", "token", "key", "signature", "password" or "ticket"
+/// (secret, appsecret, SECRET, access_token, refresh_token, session_key, encrypt_key,
+/// encoding_aes_key, jsapi_ticket...). Codes (js_code, code), openid and unionid are not
+/// secrets: tests read them, and they identify rather than authenticate.
 inline bool is_secret_field(std::string_view name) noexcept {
-  return name == "secret" || name == "appsecret" || name == "access_token" ||
-         name == "refresh_token" || name == "session_key" || name == "signature";
+  static constexpr std::string_view parts[] = {"secret",   "token",  "key",
+                                                "password", "ticket", "signature"};
+  for (const std::string_view part : parts) {
+    if (name.size() < part.size()) continue;
+    for (std::size_t i = 0; i + part.size() <= name.size(); ++i) {
+      bool same = true;
+      for (std::size_t k = 0; k < part.size() && same; ++k) {
+        const char c = name[i + k];
+        same = (c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) == part[k];
+      }
+      if (same) return true;
+    }
+  }
+  return false;
 }
 
 /// Redacts secret fields of a JSON body, recursively.
@@ -93,11 +109,21 @@ struct journal_entry {
     keep(body, b.size() <= max_body ? b : std::string_view(), max_body);
   }
 
-  /// The entry with secret query and body fields shown as "***".
+  /// The entry with secret query and body fields shown as "***". A query parameter given
+  /// once is a string; one given several times is an array of every value, in the order
+  /// sent (the handler read the first).
   nlohmann::json to_json() const {
     nlohmann::json q = nlohmann::json::object();
-    for (const auto& [k, v] : parse_query(target))
-      q[k] = is_secret_field(k) ? std::string("***") : v;
+    for (const auto& [k, v] : parse_query(target)) {
+      nlohmann::json value = is_secret_field(k) ? std::string("***") : v;
+      const auto it = q.find(k);
+      if (it == q.end())
+        q[k] = std::move(value);
+      else if (it->is_array())
+        it->push_back(std::move(value));
+      else
+        *it = nlohmann::json::array({std::move(*it), std::move(value)});
+    }
     nlohmann::json j = {
         {"seq", seq}, {"time", time},     {"method", method},   {"path", path},
         {"query", q}, {"status", status}, {"errcode", errcode}, {"latency_us", latency_us}};

@@ -15,14 +15,22 @@
 // }
 // An app may give "name" instead of "appid": its appid is then make_appid(name), and
 // follows and authorizations may name it by either. Errors carry the path of the entry.
+// Refused, with that path: a field the format does not have (a typo such as "secert"
+// would otherwise be ignored), an appid declared twice (the second would silently
+// replace the first), a user declared twice, a control character (NUL, CR, LF...) in an
+// appid, a secret or an open_account (world::add_app's check, which every way of adding
+// an app goes through). The admin API's POST /__mock/apps and POST /__mock/users
+// {"profile"} parse with the same functions as the file, so they refuse the same.
 #pragma once
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "mock_wechat/detail/fields.hpp"
 #include "mock_wechat/world.hpp"
 
 namespace mock_wechat {
@@ -59,10 +67,12 @@ inline const nlohmann::json& array_field(const nlohmann::json& j, const char* ke
 
 }  // namespace detail
 
-/// Parses an app object (admin API and scenario files). Throws admin_error(400).
+/// Parses an app object (admin API and scenario files). Throws admin_error(400) naming the
+/// field, for an unknown field too.
 inline app app_from_json(const nlohmann::json& j, const std::string& where = "app") {
   app a;
   a.appid = detail::string_field(j, "appid", where, false);
+  detail::known_fields_only(j, where, {"appid", "name", "secret", "type", "open_account"});
   const std::string name = detail::string_field(j, "name", where, false);
   if (a.appid.empty() && !name.empty()) a.appid = make_appid(name);
   if (a.appid.empty()) throw admin_error(400, where + ": field 'appid' is required");
@@ -88,6 +98,8 @@ inline profile profile_from_json(const std::string& user, const nlohmann::json& 
   profile p;
   p.nickname = user;
   if (!j.is_object()) throw admin_error(400, where + " must be a JSON object");
+  detail::known_fields_only(
+      j, where, {"nickName", "gender", "language", "city", "province", "country", "avatarUrl"});
   auto s = [&](const char* k, std::string& out) {
     const auto v = detail::string_field(j, k, where, false);
     if (!v.empty()) out = v;
@@ -99,9 +111,9 @@ inline profile profile_from_json(const std::string& user, const nlohmann::json& 
   s("country", p.country);
   s("avatarUrl", p.avatar_url);
   if (const auto it = j.find("gender"); it != j.end()) {
-    if (!it->is_number_integer() || it->get<int>() < 0 || it->get<int>() > 2)
-      throw admin_error(400, where + ": field 'gender' must be 0, 1 or 2");
-    p.gender = it->get<int>();
+    const auto g = detail::integer_in(*it, 0, 2);  // not get<int>(): 4294967297 is not 1
+    if (!g) throw admin_error(400, where + ": field 'gender' must be 0, 1 or 2");
+    p.gender = static_cast<int>(*g);
   }
   if (p.avatar_url.empty())
     p.avatar_url =
@@ -135,6 +147,9 @@ template <class Act> void at(const std::string& where, Act&& act) {
 inline void apply_scenario(world& w, const nlohmann::json& s) {
   const std::string root = "scenario";
   if (!s.is_object()) throw admin_error(400, "scenario must be a JSON object");
+  detail::known_fields_only(s, root,
+                            {"unionid_rules", "profiles", "apps", "users", "follows",
+                             "authorizations"});
   if (const auto rules = detail::string_field(s, "unionid_rules", root, false); !rules.empty()) {
     unionid_rules r;
     if (!parse_unionid_rules(rules, r))
@@ -148,21 +163,35 @@ inline void apply_scenario(world& w, const nlohmann::json& s) {
     w.set_profiles(e);
   }
   const auto& apps = detail::array_field(s, "apps", root);
-  for (std::size_t i = 0; i < apps.size(); ++i)
-    w.add_app(app_from_json(apps[i], root + ".apps[" + std::to_string(i) + "]"));
+  std::map<std::string, std::string> declared;  // appid (or user id) -> where it was first
+  for (std::size_t i = 0; i < apps.size(); ++i) {
+    const std::string where = root + ".apps[" + std::to_string(i) + "]";
+    app a = app_from_json(apps[i], where);
+    if (const auto [it, fresh] = declared.emplace(a.appid, where); !fresh)
+      throw admin_error(400, where + ": appid " + detail::printable(a.appid) +
+                                 " is declared twice (first at " +
+                                 it->second + ")");
+    detail::at(where, [&] { w.add_app(std::move(a)); });
+  }
+  declared.clear();
   const auto& users = detail::array_field(s, "users", root);
   for (std::size_t i = 0; i < users.size(); ++i) {
     const std::string where = root + ".users[" + std::to_string(i) + "]";
     const std::string id = detail::string_field(users[i], "id", where, true);
+    detail::known_fields_only(users[i], where,
+                              {"id", "high_risk", "risk_rank", "profile", "follows", "authorized"});
+    if (const auto [it, fresh] = declared.emplace(id, where); !fresh)
+      throw admin_error(400, where + ": user " + detail::printable(id) +
+                                 " is declared twice (first at " + it->second + ")");
     if (const auto& hr = detail::member(users[i], "high_risk", where); !hr.is_null()) {
       if (!hr.is_boolean())
         throw admin_error(400, where + ": field 'high_risk' must be true or false");
       w.set_high_risk(id, hr.get<bool>());
     }
     if (const auto& rr = detail::member(users[i], "risk_rank", where); !rr.is_null()) {
-      if (!rr.is_number_integer() || rr.get<std::int64_t>() < 0 || rr.get<std::int64_t>() > 4)
-        throw admin_error(400, where + ": field 'risk_rank' must be 0, 1, 2, 3 or 4");
-      w.set_risk_rank(id, static_cast<int>(rr.get<std::int64_t>()));
+      const auto rank = detail::integer_in(rr, 0, 4);
+      if (!rank) throw admin_error(400, where + ": field 'risk_rank' must be 0, 1, 2, 3 or 4");
+      w.set_risk_rank(id, static_cast<int>(*rank));
     }
     if (const auto& p = detail::member(users[i], "profile", where); !p.is_null())
       w.set_profile(id, profile_from_json(id, p, where + ".profile"));
@@ -184,6 +213,7 @@ inline void apply_scenario(world& w, const nlohmann::json& s) {
     const std::string where = root + ".follows[" + std::to_string(i) + "]";
     const std::string user = detail::string_field(follows[i], "user", where, true),
                       app = detail::string_field(follows[i], "appid", where, true);
+    detail::known_fields_only(follows[i], where, {"user", "appid"});
     detail::at(where, [&] { w.follow(user, detail::app_ref(w, app)); });
   }
   const auto& auths = detail::array_field(s, "authorizations", root);
@@ -191,6 +221,7 @@ inline void apply_scenario(world& w, const nlohmann::json& s) {
     const std::string where = root + ".authorizations[" + std::to_string(i) + "]";
     const std::string user = detail::string_field(auths[i], "user", where, true),
                       app = detail::string_field(auths[i], "appid", where, true);
+    detail::known_fields_only(auths[i], where, {"user", "appid"});
     detail::at(where, [&] { w.authorize(user, detail::app_ref(w, app)); });
   }
 }

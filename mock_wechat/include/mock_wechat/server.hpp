@@ -139,11 +139,20 @@ public:
   server& operator=(const server&) = delete;
 
   /// "http://127.0.0.1:PORT" (https with TLS): the base_url to give the client's transport.
+  /// Bound to every interface (host "0.0.0.0", "::" or empty), it names loopback
+  /// ("127.0.0.1", "[::1]"): a URL a client on this machine can connect to and that the test CA's
+  /// certificate names. listens_on_all_interfaces() says that it is more than that.
   std::string base_url() const {
     return std::string(tls_ ? "https://" : "http://") + url_host() + ":" + std::to_string(port_);
   }
   int port() const noexcept { return port_; }
+  /// The interface bound, as given in options::host.
   const std::string& host() const noexcept { return opt_.host; }
+  /// Whether the server listens on every interface: host "0.0.0.0", "::" (IPv6, and IPv4
+  /// where the system maps it) or empty. Then base_url() shows only its loopback address.
+  bool listens_on_all_interfaces() const noexcept {
+    return opt_.host.empty() || opt_.host == "0.0.0.0" || opt_.host == "::";
+  }
   bool tls() const noexcept { return tls_; }
 
   /// The simulated WeChat: add apps, log users in, move the clock...
@@ -173,8 +182,9 @@ public:
 
 private:
   std::string url_host() const {
+    if (opt_.host.empty() || opt_.host == "0.0.0.0") return "127.0.0.1";
+    if (opt_.host == "::") return "[::1]";
     if (opt_.host.find(':') != std::string::npos) return "[" + opt_.host + "]";
-    if (opt_.host == "0.0.0.0") return "127.0.0.1";
     return opt_.host;
   }
 

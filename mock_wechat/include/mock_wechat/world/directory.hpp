@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mock_wechat/detail/fields.hpp"
 #include "mock_wechat/ids.hpp"
 #include "mock_wechat/rules.hpp"
 #include "mock_wechat/world/sharded_map.hpp"
@@ -45,9 +46,14 @@ public:
   /// Registers (or replaces) an app; see world::add_app.
   app add_app(app a) {
     if (a.appid.empty()) throw admin_error(400, "field 'appid' is required");
-    if (a.appid.size() > 64 || a.appid.find_first_of(" \t\r\n/?&=#%\"\\") != std::string::npos)
-      throw admin_error(400,
-                        "field 'appid' must be 1-64 characters without spaces or URL delimiters");
+    if (a.appid.size() > 64 || a.appid.find_first_of(" /?&=#%\"\\") != std::string::npos ||
+        has_control_char(a.appid))
+      throw admin_error(400, "field 'appid' must be 1-64 characters without spaces, control "
+                             "characters (NUL, CR, LF...) or URL delimiters");
+    if (has_control_char(a.secret))  // the value is never echoed: it is a secret
+      throw admin_error(400, "field 'secret' must not contain control characters");
+    if (has_control_char(a.open_account))
+      throw admin_error(400, "field 'open_account' must not contain control characters");
     if (a.secret.empty()) a.secret = wechat::to_hex(random_chars(16));
     std::unique_lock<std::shared_mutex> lock(apps_mutex_);
     if (apps_.size() >= limits_.apps && apps_.count(a.appid) == 0)
