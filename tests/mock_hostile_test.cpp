@@ -223,13 +223,17 @@ TEST_CASE("a POST without a body is answered at once, and body-less admin calls 
           "[mock][hostile]") {
   // RFC 9112: neither Content-Length nor Transfer-Encoding means an empty body. Eight such
   // requests with one loop: none waits for a body that is not coming (issue 19, finding 2).
+  // Over HTTP and HTTPS.
+  const bool tls = GENERATE(false, true);
+  INFO((tls ? "HTTPS" : "HTTP"));
   mock_wechat::options o;
   o.threads = 1;
+  if (tls) o = tls_options(o, "mock_tls_ca_bodyless");
   fixture f(o);
   f.add_standard_apps();
   std::vector<raw> posts;
   for (int i = 0; i < 8; ++i) {
-    posts.emplace_back(f.mock.port());
+    posts.emplace_back(f.mock.port(), tls);
     REQUIRE(posts.back().send("POST /cgi-bin/stable_token HTTP/1.1\r\nHost: x\r\n\r\n"));
   }
   for (auto& p : posts) {
@@ -239,11 +243,11 @@ TEST_CASE("a POST without a body is answered at once, and body-less admin calls 
   }
   // `curl -XPOST $URL/__mock/reset` (no -d): resets.
   REQUIRE(f.world().apps().size() == 8);
-  raw reset(f.mock.port());
+  raw reset(f.mock.port(), tls);
   REQUIRE(reset.send("POST /__mock/reset HTTP/1.1\r\nHost: x\r\n\r\n"));
   CHECK(reset.read_response(2000ms).rfind("HTTP/1.1 200", 0) == 0);
   CHECK(f.world().apps().empty());
-  raw clock(f.mock.port());
+  raw clock(f.mock.port(), tls);
   REQUIRE(clock.send("POST /__mock/clock HTTP/1.1\r\nHost: x\r\n\r\n"));
   // No fields: an answer at once that says what to send (it waited 5 s and said "bad request").
   const std::string said = clock.read_response(2000ms);
@@ -253,7 +257,10 @@ TEST_CASE("a POST without a body is answered at once, and body-less admin calls 
 
 TEST_CASE("ambiguous framing gets 400 and closes, and nothing after it is answered",
           "[mock][hostile]") {
-  fixture f;
+  // Issue 19, finding 6 (request smuggling through framing desync), over HTTP and HTTPS.
+  const bool tls = GENERATE(false, true);
+  INFO((tls ? "HTTPS" : "HTTP"));
+  fixture f(tls ? tls_options({}, "mock_tls_ca_framing") : mock_wechat::options{});
   f.add_standard_apps();
   const std::string smuggled = "GET /sns/auth?access_token=x&openid=y HTTP/1.1\r\n\r\n";
   for (const std::string& bad : {
@@ -267,7 +274,7 @@ TEST_CASE("ambiguous framing gets 400 and closes, and nothing after it is answer
        }) {
     INFO(bad);
     const std::size_t seen = f.mock.journal().to_json().size();
-    raw c(f.mock.port());
+    raw c(f.mock.port(), tls);
     REQUIRE(c.send(bad));
     const std::string r = c.read_response(2000ms);
     CHECK(r.rfind("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n", 0) == 0);
@@ -547,4 +554,31 @@ TEST_CASE("the journal and rid/get mask secret fields in any case and any name w
     CHECK(j[2]["body"]["appid"] == mp);
     CHECK(j[2]["body"]["nested"]["Refresh_Token"] == "***");
   }
+}
+
+// Issue 19, finding 11: a fault's content_type was written raw, so CR LF in it added headers
+// to WeChat's answers (a Set-Cookie, a second response). Through the admin API, over HTTP
+// and HTTPS: refused with 400 naming the field, and no fault is installed.
+TEST_CASE("a fault whose content_type carries CR LF is refused, and no header is injected",
+          "[mock][hostile]") {
+  const bool tls = GENERATE(false, true);
+  INFO((tls ? "HTTPS" : "HTTP"));
+  fixture f(tls ? tls_options({}, "mock_tls_ca_ctype") : mock_wechat::options{});
+  f.add_standard_apps();
+  const std::string fault = R"({"path":"/sns/jscode2session","content_type":)"
+                            R"("text/html\r\nSet-Cookie: stolen=1","times":1})";
+  const reply refused = raw_request(f.mock.port(), tls, "POST", "/__mock/faults", fault);
+  CHECK(refused.status == 400);
+  CHECK(refused.body.find("content_type") != std::string::npos);
+  raw c(f.mock.port(), tls);
+  REQUIRE(c.send("GET /sns/jscode2session?appid=" + mp + "&secret=" + mp_secret +
+                 "&js_code=nope&grant_type=authorization_code HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string answer = c.read_response();
+  CHECK(answer.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(answer.find("40029") != std::string::npos);  // WeChat's own answer: no fault ran
+  CHECK(answer.find("Set-Cookie") == std::string::npos);
+  const auto type = answer.find("Content-Type: ");
+  REQUIRE(type != std::string::npos);
+  CHECK(answer.find("Content-Type: ", type + 1) == std::string::npos);  // one, WeChat's own
+  CHECK(answer.find("text/html") == std::string::npos);
 }
