@@ -24,7 +24,8 @@
 //   POST /login    {"code"}  (from wx.login)
 //     -> 200 {"token","openid","unionid"?}  token: our own opaque session token. The
 //        session_key stays here and is never sent back. The same code again within the
-//        client's 10-second double-submit window gets the same token; later, 401.
+//        client's 10-second double-submit window gets the same token (401 once that
+//        session was closed); later, 401.
 //   POST /logout   {"token"} -> 200 {"logged_out": true|false}
 //   POST /userinfo {"token","encryptedData","iv","rawData"?,"signature"?}  (wx.getUserInfo
 //        or wx.getUserProfile: the latter has no ids inside, and since 2021-04-28 / 2022-11-08
@@ -58,6 +59,8 @@
 #include <nlohmann/json.hpp>
 #include <wechat/wechat.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -87,22 +90,28 @@ struct session {
 // crowd of logins grows the server without end: a session lives `ttl` from its login, a
 // user holds at most `per_user` (their oldest goes first), and beyond `max` sessions the
 // oldest goes first (O(1) amortized per login). One login (one session_key) is one
-// session: the same code submitted twice gets the same token. A forgotten token answers
-// 401: the device logs in again.
+// session: the same code submitted twice gets the same token, and once that session is
+// closed (logout, a stale key) the code cannot open another while the client would still
+// hand its result out (`replay_window`). A forgotten token answers 401: the device logs in
+// again.
 class session_table {
 public:
   struct limits {
     std::chrono::seconds ttl{86400};
     std::size_t max = 100000;
     std::size_t per_user = 5;
+    std::chrono::seconds replay_window{10};  ///< the client's code_memory
   };
   explicit session_table(limits l) : lim_(l) {}
 
+  /// The session's token; empty when this login's session was closed (a replay).
   std::string open(session s) {
     const auto now = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(mutex_);
     forget(now);
+    forget_closed(now);
     if (const auto k = by_key_.find(s.session_key); k != by_key_.end()) return k->second;
+    if (closed_keys_.count(s.session_key) != 0) return {};
     // This user's oldest first, while they hold per_user (erase() drops the token from
     // by_user_, and the user's entry with their last token: look it up each time).
     for (auto u = by_user_.find(s.openid); u != by_user_.end() && u->second.size() >= lim_.per_user;
@@ -114,6 +123,7 @@ public:
     sessions_[token] = entry{std::move(s), now};
     order_.emplace_back(token, now);
     forget(now);
+    compact_if_stale();  // a user over their cap leaves records behind in order_
     return token;
   }
   std::optional<session> find(const std::string& token) {
@@ -129,8 +139,17 @@ public:
     std::lock_guard<std::mutex> lock(mutex_);
     const auto it = sessions_.find(token);
     if (it == sessions_.end()) return false;
-    erase(it);  // its record in order_ goes when it reaches the front...
-    if (order_.size() > 2 * sessions_.size() + 64) compact();  // ...or now, if many wait
+    // Its login may not open another session while the client still remembers its code.
+    const auto now = std::chrono::steady_clock::now();
+    forget_closed(now);
+    if (closed_keys_.emplace(it->second.s.session_key, now).second)
+      closed_order_.emplace_back(it->second.s.session_key, now);
+    while (closed_order_.size() > lim_.max) {  // a burst of logouts: the oldest go first
+      closed_keys_.erase(closed_order_.front().first);
+      closed_order_.pop_front();
+    }
+    erase(it);  // its record in order_ goes when it reaches the front, or at compaction
+    compact_if_stale();
     return true;
   }
   std::size_t size() {
@@ -170,8 +189,21 @@ private:
     }
   }
 
-  // Drops the records of closed sessions from order_, keeping its order. O(n), once the
-  // closed records outnumber the open ones: O(1) amortized per close.
+  // Closed logins past the replay window. Caller holds mutex_.
+  void forget_closed(std::chrono::steady_clock::time_point now) {
+    while (!closed_order_.empty() && now - closed_order_.front().second >= lim_.replay_window) {
+      closed_keys_.erase(closed_order_.front().first);
+      closed_order_.pop_front();
+    }
+  }
+
+  // Records in order_ of sessions no longer open (closed, or over a user's cap) stay until
+  // they reach the front; once they outnumber the open ones, compact: O(1) amortized.
+  void compact_if_stale() {
+    if (order_.size() > 2 * sessions_.size() + 64) compact();
+  }
+
+  // Drops the records of sessions no longer open from order_, keeping its order. O(n).
   void compact() {
     std::deque<std::pair<std::string, std::chrono::steady_clock::time_point>> kept;
     for (auto& r : order_) {
@@ -186,6 +218,9 @@ private:
   table sessions_;
   std::unordered_map<std::string, std::string> by_key_;                // session_key -> token
   std::unordered_map<std::string, std::vector<std::string>> by_user_;  // openid -> tokens
+  // session_keys of closed sessions, for replay_window: a replayed code opens nothing
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> closed_keys_;
+  std::deque<std::pair<std::string, std::chrono::steady_clock::time_point>> closed_order_;
   std::deque<std::pair<std::string, std::chrono::steady_clock::time_point>> order_;
 };
 
@@ -254,6 +289,8 @@ answer handle_login(backend& b, const body_t& body) {
   const wechat::session_info s = b.wx.code2session(code, ec);
   if (ec) return upstream_error(ec);
   const std::string token = b.sessions.open({s.openid, s.session_key, s.unionid});
+  if (token.empty())  // the same code again, after its session was closed
+    return error(401, "session_closed", "this login's session was closed: call wx.login again");
   nlohmann::json out{{"token", token}, {"openid", s.openid}};
   if (s.unionid) out["unionid"] = *s.unionid;
   return {200, out};
@@ -637,10 +674,28 @@ int main(int argc, char** argv) {
   wechat::unionid_resolver resolver(ro, wx);
   session_table sessions({std::chrono::seconds(session_ttl),
                           static_cast<std::size_t>(max_sessions),
-                          static_cast<std::size_t>(per_user)});
+                          static_cast<std::size_t>(per_user), wechat::client_options{}.code_memory});
   backend b{appid, wx, resolver, sessions};
   worker_pool pool(static_cast<std::size_t>(threads), static_cast<std::size_t>(threads) * 64);
 
+  // Every connection is a descriptor, and so is each call to WeChat: raise the soft limit to
+  // the hard one (it is often 1024), and keep the connection cap under it with room for the
+  // workers' connections, or a crowd of idle clients makes every login fail (EMFILE).
+  if (rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    if (rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &rl);
+      ::getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    const long long reserve = threads * 2 + 64;
+    if (rl.rlim_cur != RLIM_INFINITY &&
+        max_connections > static_cast<long long>(rl.rlim_cur) - reserve) {
+      max_connections = std::max(1LL, static_cast<long long>(rl.rlim_cur) - reserve);
+      std::cerr << "login_server: warning: " << rl.rlim_cur
+                << " file descriptors at most (ulimit -n); --max-connections lowered to "
+                << max_connections << "\n";
+    }
+  }
   mock_wechat::detail::engine_limits lim;
   lim.workers = 2;                                // event loops: they never block
   lim.max_header = std::size_t{16} * 1024;        // more: 431

@@ -16,7 +16,8 @@
 //                                                   loops (default) or cpp-httplib's Server
 //                                                   (docs/mock.md, "Engines")
 //               [--admin-token T]                   require it on /__mock (needed off loopback)
-//               [--admin-token-file F]              the same, read from file F (its first line);
+//               [--admin-token-file F]              the same, read from file F (all of it, one
+//                                                   trailing newline dropped);
 //                                                   or env MOCK_WECHAT_ADMIN_TOKEN when neither
 //                                                   is given. 16 characters at least off
 //                                                   loopback (a warning on it).
@@ -35,6 +36,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -121,10 +123,19 @@ bool resolve_admin_token(command_line& c, std::string& from, std::string& error)
   if (c.token_given) {
     from = "--admin-token";
   } else if (!c.token_file.empty()) {
-    from = "--admin-token-file " + c.token_file;
+    // The path is not shown: a token pasted where the path belongs would be.
+    from = "--admin-token-file";
+    struct stat st {};
+    const bool found = ::stat(c.token_file.c_str(), &st) == 0;
+    if (!found || !S_ISREG(st.st_mode)) {
+      error = "cannot read the file given to --admin-token-file: " +
+              std::string(found ? "not a regular file" : std::strerror(errno));
+      return false;
+    }
     std::ifstream in(c.token_file, std::ios::binary);
     if (!in) {
-      error = "cannot read " + from + ": " + std::strerror(errno);
+      error = std::string("cannot read the file given to --admin-token-file: ") +
+              std::strerror(errno);
       return false;
     }
     std::stringstream ss;
@@ -132,6 +143,10 @@ bool resolve_admin_token(command_line& c, std::string& from, std::string& error)
     token = ss.str();
     if (!token.empty() && token.back() == '\n') token.pop_back();  // as `echo T > F` writes it
     if (!token.empty() && token.back() == '\r') token.pop_back();
+    if (token.empty()) {  // asked for a token and got none: never an open admin API
+      error = "the file given to --admin-token-file is empty";
+      return false;
+    }
   } else if (const char* env = std::getenv(admin_token_env); env != nullptr && *env != '\0') {
     from = admin_token_env;
     token = env;

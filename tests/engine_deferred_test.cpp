@@ -81,6 +81,12 @@ private:
   std::vector<std::thread> threads_;
 };
 
+engine_limits one_loop() {  // a closed connection's slot is the next one's
+  engine_limits l;
+  l.workers = 1;
+  return l;
+}
+
 std::string body_of(const std::string& response) {
   const auto end = response.find("\r\n\r\n");
   return end == std::string::npos ? std::string() : response.substr(end + 4);
@@ -118,36 +124,58 @@ TEST_CASE("deferred answers come from other threads, in order, on one keep-alive
 
 TEST_CASE("a responder answers once, and an old one cannot answer a later request",
           "[engine][deferred]") {
+  // "/keep" requests are kept unanswered; the others are answered twice at once.
   std::mutex m;
   std::vector<responder> kept;
+  auto text = [](const std::string& body) {
+    http_response r;
+    r.content_type = "text/plain";
+    r.body = body;
+    r.length = r.body.size();
+    return r;
+  };
+  auto kept_count = [&] {
+    std::lock_guard<std::mutex> lock(m);
+    return kept.size();
+  };
+  auto wait_kept = [&](std::size_t n) {
+    for (int i = 0; i < 500 && kept_count() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(kept_count() == n);
+  };
   event_engine e(
       [&](const http_request& req, responder answer) {
-        http_response r;
-        r.content_type = "text/plain";
-        r.body = std::string(req.target);
-        r.length = r.body.size();
-        answer(r);
-        answer(r);  // a second call: nothing
         std::lock_guard<std::mutex> lock(m);
         kept.push_back(answer);
+        if (req.target == "/keep") return;
+        answer(text(std::string(req.target)));
+        answer(text("second"));  // a second call: nothing
       },
-      "127.0.0.1", 0, engine_limits{});
+      "127.0.0.1", 0, one_loop());
   raw c(e.port());
   REQUIRE(c.send(post("/one", "")));
   CHECK(body_of(c.read_response()) == "/one");
-  REQUIRE(c.send(post("/two", "")));
-  CHECK(body_of(c.read_response()) == "/two");
-  {
-    std::lock_guard<std::mutex> lock(m);
-    REQUIRE(kept.size() == 2);
-    http_response stale;
-    stale.body = "stale";
-    stale.length = 5;
-    kept[0](stale);  // the first request's responder, called again after the second
-  }
+  REQUIRE(c.send(post("/keep", "")));  // the connection now waits for kept[1]
+  wait_kept(2);
+  kept[0](text("stale"));  // /one's responder, called again while /keep waits: nothing
   CHECK(c.receive("stale", std::chrono::milliseconds(300)).empty());
-  REQUIRE(c.send(post("/three", "")));
-  CHECK(body_of(c.read_response()) == "/three");
+  kept[1](text("kept"));
+  CHECK(body_of(c.read_response()) == "kept");
+  kept[1](text("again"));
+  CHECK(c.receive("again", std::chrono::milliseconds(300)).empty());
+  SECTION("a new connection in the slot of a closed one is not answered by the old responder") {
+    REQUIRE(c.send(post("/keep", "")));
+    wait_kept(3);
+    c.close();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the loop frees the slot
+    raw d(e.port());
+    REQUIRE(d.send(post("/keep", "")));  // the one loop gives it the freed slot
+    wait_kept(4);
+    kept[2](text("for the closed one"));
+    CHECK(d.receive("for the closed one", std::chrono::milliseconds(300)).empty());
+    kept[3](text("mine"));
+    CHECK(body_of(d.read_response()) == "mine");
+  }
 }
 
 TEST_CASE("an answer that never comes is 503 at answer_timeout_ms, and the late one is dropped",

@@ -210,13 +210,17 @@ grep -q code_blocked "$work/last" || fail "40226 answer: $(cat "$work/last")"
 # Sessions per user: a third login of one user forgets their oldest session.
 t1=$(curl -sf -XPOST -H "$json" "$base/login" -d "{\"code\":\"$(login_code mallory)\"}" | field token)
 t2=$(curl -sf -XPOST -H "$json" "$base/login" -d "{\"code\":\"$(login_code mallory)\"}" | field token)
-t3=$(curl -sf -XPOST -H "$json" "$base/login" -d "{\"code\":\"$(login_code mallory)\"}" | field token)
+c3=$(login_code mallory)
+t3=$(curl -sf -XPOST -H "$json" "$base/login" -d "{\"code\":\"$c3\"}" | field token)
 [[ $(status_of -XPOST -H "$json" "$base/unionid" -d "{\"token\":\"$t1\"}") == 401 ]] || fail "a third session kept the first (--sessions-per-user 2)"
 [[ $(status_of -XPOST -H "$json" "$base/unionid" -d "{\"token\":\"$t2\"}") == 200 ]] || fail "session 2 of 2 lost"
 # Logout: the token is gone; a second logout says so.
 [[ $(curl -sf -XPOST -H "$json" "$base/logout" -d "{\"token\":\"$t3\"}" | field logged_out) == true ]] || fail "logout"
 [[ $(status_of -XPOST -H "$json" "$base/unionid" -d "{\"token\":\"$t3\"}") == 401 ]] || fail "a token worked after logout"
 [[ $(curl -sf -XPOST -H "$json" "$base/logout" -d "{\"token\":\"$t3\"}" | field logged_out) == false ]] || fail "logout twice"
+# Its code again, inside the double-submit window: no new session for a closed login.
+[[ $(status_of -XPOST -H "$json" "$base/login" -d "{\"code\":\"$c3\"}") == 401 ]] || fail "a logged-out login's code opened a session: $(cat "$work/last")"
+grep -q session_closed "$work/last" || fail "replay after logout: $(cat "$work/last")"
 # After the client's 10 s double-submit window the used code is refused (WeChat's 40163),
 # and after --session-ttl 8 the session is gone.
 sleep 10.5

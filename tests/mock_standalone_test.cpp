@@ -355,6 +355,7 @@ TEST_CASE("mock_wechat takes the admin token from --admin-token, a file or the e
   const std::string file = dir + "/token", short_file = dir + "/short", lines = dir + "/lines";
   std::ofstream(file) << token << "\n";  // as `echo T > F` writes it
   std::ofstream(short_file) << "short-f1le\n";
+  std::ofstream(dir + "/empty") << "";
   std::ofstream(lines) << "f00dfeedf00dfeed-first\nsecond-line-secret\n";
   struct way {
     std::vector<std::string> args, env;
@@ -403,7 +404,12 @@ TEST_CASE("mock_wechat takes the admin token from --admin-token, a file or the e
             "short-env-t0k"},
            {{"--admin-token-file", lines}, {}, "control character", "second-line-secret"},
            {{"--admin-token", token, "--admin-token-file", file}, {}, "not both", token},
-           {{"--admin-token-file", dir + "/missing"}, {}, "cannot read", ""}}) {
+           {{"--admin-token-file", dir + "/missing"}, {}, "cannot read", ""},
+           // asked for a token and got none: refused, even on loopback (never an open API)
+           {{"--admin-token-file", dir + "/empty"}, {}, "is empty", ""},
+           {{"--admin-token-file", dir}, {}, "not a regular file", ""},
+           // a token pasted where the path belongs is not shown
+           {{"--admin-token-file", token}, {}, "cannot read the file", token}}) {
     std::vector<std::string> args{MOCK_WECHAT_PATH, "--port", "0"};
     args.insert(args.end(), r.args.begin(), r.args.end());
     INFO(r.said);

@@ -262,6 +262,7 @@ private:
     bool eof = false;             ///< the client sent all it will send
     bool deferred = false;        ///< waiting for a responder (deferred_handler)
     bool deferred_head = false;   ///< ...to a HEAD request
+    bool deferred_close = false;  ///< ...that asked to close after its answer
     std::uint32_t answer_seq = 0;  ///< which answer the connection waits for
     std::int64_t deferred_due = 0;  ///< steady µs: the responder's deadline
     std::int64_t deadline = 0;    ///< steady µs; 0: none
@@ -445,7 +446,7 @@ private:
         const http_response& a = d.answer;
         if (a.fault != connection_fault::drop)
           write_response(bytes, a.status, a.content_type, a.body, a.length,
-                         c.delayed_close && a.fault == connection_fault::none,
+                         c.deferred_close && a.fault == connection_fault::none,
                          engine.limits_.keep_alive_header, c.deferred_head);
         c.delayed.insert(0, bytes);  // before a 503 the pending budget may have queued
         c.delayed_fault = a.fault;
@@ -695,6 +696,7 @@ private:
       c.delayed.clear();
       c.delayed_fault = connection_fault::none;
       c.delayed_close = close;
+      c.deferred_close = close;
       c.deferred_head = head;
       c.deferred = true;
       c.waiting = true;
@@ -712,7 +714,8 @@ private:
       }
     }
 
-    // A deferred answer that did not come in time: 503, and the connection closes.
+    // A deferred answer that did not come in time: 503, and the connection closes (so
+    // nothing queued behind it, such as the pending budget's 503, goes).
     void answer_timed_out(std::uint32_t s, connection& c) {
       ++c.answer_seq;  // its responder, if it ever calls, answers nothing
       c.deferred = false;
@@ -724,7 +727,8 @@ private:
       std::string bytes;
       write_response(bytes, e.status, e.content_type, e.body, e.length, true,
                      engine.limits_.keep_alive_header, c.deferred_head);
-      c.delayed.insert(0, bytes);
+      c.delayed = std::move(bytes);
+      c.delayed_fault = connection_fault::none;
       c.delayed_close = true;
       deliver(s, c);
     }
@@ -893,7 +897,9 @@ private:
         c.timer_due = 0;
         if (c.deadline == 0) continue;
         if (c.deadline <= now) {
-          if (c.waiting && c.deferred)
+          // The responder's time is up; but a deadline while earlier answers are unsent is
+          // the write timeout: a client that does not read is closed.
+          if (c.waiting && c.deferred && c.out_sent == c.out.size())
             answer_timed_out(t.slot, c);
           else
             close_connection(t.slot);  // idle, too slow to send a request, or to read answers
