@@ -536,7 +536,7 @@ route route_of(std::string_view path) {
 // Each whole request, on an engine loop: checked there (cheap), then handed to a worker
 // (the route calls WeChat), which answers through the responder.
 void dispatch(backend& b, worker_pool& pool, const mock_wechat::http_request& req,
-              mock_wechat::detail::responder respond) {
+              const mock_wechat::detail::responder& respond) {
   std::string_view path = req.target.substr(0, req.target.find('?'));
   const route r = route_of(path);
   if (r == nullptr)
@@ -712,8 +712,8 @@ int main(int argc, char** argv) {
     http = std::make_unique<mock_wechat::detail::event_engine>(
         mock_wechat::detail::event_engine::deferred_handler(
             [&b, &pool](const mock_wechat::http_request& req,
-                        mock_wechat::detail::responder respond) {
-              dispatch(b, pool, req, std::move(respond));
+                        const mock_wechat::detail::responder& respond) {
+              dispatch(b, pool, req, respond);
             }),
         "127.0.0.1", static_cast<int>(port), lim);
   } catch (const std::exception& e) {

@@ -73,7 +73,7 @@ std::string not_an_option(int position, const std::string& a) {
   std::string line = "argument " + std::to_string(position) + " is not an option";
   const char* nearest = nullptr;
   std::size_t best = 4;  // at most 3 edits away
-  if (a.size() <= 32 && a.rfind("-", 0) == 0)
+  if (a.size() <= 32 && a.rfind('-', 0) == 0)
     for (const char* k : known_options)
       if (const std::size_t d = distance(a, k); d < best) {
         best = d;

@@ -82,11 +82,18 @@ inline void known_fields_only(const nlohmann::json& j, const std::string& where,
     for (const char* k : known)
       found = found || it.key() == k;
     if (found) continue;
-    std::string list;
-    for (const char* k : known)
-      list += (list.empty() ? "" : ", ") + std::string(k);
-    throw admin_error(400, where + ": unknown field '" + printable(it.key()) + "' (known: " +
-                               list + ")");
+    std::string message = where;
+    message += ": unknown field '";
+    message += printable(it.key());
+    message += "' (known: ";
+    bool first = true;
+    for (const char* k : known) {
+      if (!first) message += ", ";
+      message += k;
+      first = false;
+    }
+    message += ')';
+    throw admin_error(400, message);
   }
 }
 
