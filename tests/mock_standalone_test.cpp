@@ -373,7 +373,7 @@ TEST_CASE("mock_wechat takes the admin token from --admin-token, a file or the e
     auto open = c.Get("/__mock/health");
     REQUIRE(open);
     CHECK(open->status == 401);
-    auto in = c.Get("/__mock/health", {{"Authorization", "bearer " + token}});
+    auto in = c.Get("/__mock/health", httplib::Headers{{"Authorization", "bearer " + token}});
     REQUIRE(in);
     CHECK(in->status == 200);
     CHECK(p.stop(SIGTERM) == 0);
@@ -386,7 +386,7 @@ TEST_CASE("mock_wechat takes the admin token from --admin-token, a file or the e
   {
     process p({MOCK_WECHAT_PATH, "--port", "0", "--admin-token", "short-t0ken"}, {}, true);
     httplib::Client c("127.0.0.1", port_of(p.first_line(), "http"));
-    auto in = c.Get("/__mock/health", {{"Authorization", "Bearer short-t0ken"}});
+    auto in = c.Get("/__mock/health", httplib::Headers{{"Authorization", "Bearer short-t0ken"}});
     REQUIRE(in);
     CHECK(in->status == 200);
     const std::string err = p.err(500);
@@ -438,7 +438,7 @@ TEST_CASE("mock_wechat --host 0.0.0.0: the ready line names a loopback URL and s
                    std::to_string(port) + "\n");
   CHECK(err.find(token) == std::string::npos);
   httplib::Client c("127.0.0.1", port);
-  auto r = c.Get("/__mock/health", {{"Authorization", "Bearer " + token}});
+  auto r = c.Get("/__mock/health", httplib::Headers{{"Authorization", "Bearer " + token}});
   REQUIRE(r);
   CHECK(r->status == 200);
   CHECK(p.stop(SIGTERM) == 0);
