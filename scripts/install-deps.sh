@@ -9,7 +9,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git ca-certificates openssl  # toolchain, test CA tooling
-  curl                                                          # the shell tests' HTTP client
+  curl jq                                                       # the shell tests' HTTP client and JSON reader
   libssl-dev nlohmann-json3-dev libcpp-httplib-dev              # the library
   libhiredis-dev redis-server                                   # the fleet store, its tests
   catch2 libbenchmark-dev                                       # tests, benchmarks
