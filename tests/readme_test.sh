@@ -10,6 +10,7 @@
 #                        (my-login-test); ctest runs my_login_test;
 #   mock-shell,          the standalone mock from the build above, with curl, then the
 #   login-program-run    login program against it (one shell, as a reader would);
+#   scenario             a scenario file written and the mock started with it;
 #   login-server-shell   login_server and its embedded mock, with curl.
 # A snippet is marked in the README by the line before its fence:
 #   <!-- snippet: NAME -->                     run as above
@@ -64,7 +65,7 @@ awk -v out="$work/snippets" '
   END { if (infence) bad("an unclosed fence"); exit failed }
 ' "$src/README.md" || fail "README.md's snippets are not all marked (above)"
 
-known="quick-start login-program install your-cmake deb my-login-test my-login-test-cmake mock-shell login-program-run login-server-shell"
+known="quick-start login-program install your-cmake deb my-login-test my-login-test-cmake mock-shell login-program-run scenario login-server-shell"
 while read -r name lang reason; do
   case " $known " in *" $name "*) ;; *) fail "README snippet '$name' ($lang) is new: say in tests/readme_test.sh how to run it" ;; esac
   if [[ "$reason" != "-" ]]; then echo "readme_test: not run: $name: $reason"; fi
@@ -93,7 +94,7 @@ ports() { sed -e "s/8080/$p8080/g" -e "s/8081/$p8081/g" -e "s/8082/$p8082/g"; }
 # A snippet runs in bash -e; background programs it starts are stopped when it ends.
 run_sh() {  # run_sh FOLDER LOG < script
   local dir=$1 log=$2
-  { echo 'trap '\''kill $(jobs -p) 2>/dev/null || true'\'' EXIT'; cat; } > "$log.sh"
+  { echo 'trap '\''kill $(jobs -p) 2>/dev/null || true; wait || true'\'' EXIT'; cat; } > "$log.sh"
   if ! (cd "$dir" && HOME="$work/home" bash -euo pipefail "$log.sh" > "$log" 2> "$log.err"); then
     echo "---- $log.sh"; cat "$log.sh"; echo "---- stdout"; cat "$log"; echo "---- stderr"; tail -50 "$log.err"
     fail "snippet failed: $(basename "$log")"
@@ -147,6 +148,11 @@ expect "$work/mock-shell.log" '"openid":"' '"session_key":"' '"unionid":"' '"err
   '"id":1,"status":"ok"' '"now":' '==== login program' '^openid o' '^nickName 微信用户' '^unionid .* (from session)' \
   '^session_key valid'
 echo "readme_test: mock-shell, login-program-run: as shown"
+
+# ---- scenario ---------------------------------------------------------------------------
+snip scenario.sh | ports | run_sh "$nc" "$work/scenario.log"
+expect "$work/scenario.log" '^{"code":"'
+echo "readme_test: scenario: as shown"
 
 # ---- login-server-shell -----------------------------------------------------------------
 snip login-server-shell.sh | ports | run_sh "$nc" "$work/login-server.log"
