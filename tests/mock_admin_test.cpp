@@ -425,3 +425,37 @@ TEST_CASE("scenario files and POST /__mock/apps refuse unknown fields, a duplica
   CHECK(f.admin("apps", {{"appid", "wx1"}, {"secret", "two"}})["secret"] == "two");
   CHECK(f.get("/__mock/apps").json().size() == 1);
 }
+
+TEST_CASE("every admin call refuses a field it does not take, naming it and the call's fields "
+          "(a fault's 'time' typo would have been unlimited)",
+          "[mock][admin]") {
+  fixture f;
+  f.admin("apps", {{"appid", "wx1"}, {"secret", "s"}});
+  CHECK(error_of(f.post("/__mock/faults", R"({"path":"/sns/jscode2session","errcode":-1,"time":1})"),
+                 400) ==
+        "fault: unknown field 'time' (known: path, errcode, http_status, delay_ms, latency, "
+        "oversized, drop, malformed, truncated, content_type, times, probability)");
+  CHECK(f.get("/__mock/faults").json().empty());  // nothing was added
+  CHECK(error_of(f.post("/__mock/login", R"({"appid":"wx1","usr":"alice"})"), 400) ==
+        "POST /__mock/login: unknown field 'usr' (known: appid, user)");
+  CHECK(error_of(f.post("/__mock/clock", R"({"advence":301})"), 400) ==
+        "POST /__mock/clock: unknown field 'advence' (known: advance, set, frozen)");
+  CHECK(error_of(f.post("/__mock/unfollow", R"({"user":"a","appid":"wx1","x":1})"), 400)
+            .find("POST /__mock/unfollow: unknown field 'x'") == 0);
+  CHECK(error_of(f.post("/__mock/oauth_code", R"({"appid":"wx1","user":"a","snapshoot":true})"),
+                 400)
+            .find("unknown field 'snapshoot' (known: appid, user, scope, snapshot)") !=
+        std::string::npos);
+  for (const char* call : {"/__mock/user_info", "/__mock/user_profile", "/__mock/phone",
+                           "/__mock/pay", "/__mock/wxcontext", "/__mock/plugin_login",
+                           "/__mock/follow", "/__mock/authorize"}) {
+    INFO(call);
+    CHECK(error_of(f.post(call, R"({"appid":"wx1","user":"a","typo":1})"), 400)
+              .find(std::string("POST ") + call + ": unknown field 'typo'") == 0);
+  }
+  CHECK(error_of(f.post("/__mock/users", R"({"user":"a","high_risk":true,"typo":1})"), 400) ==
+        "POST /__mock/users: unknown field 'typo' (known: user, high_risk, risk_rank, profile)");
+  // the calls' own fields still work, and a body-less POST is still "no fields"
+  CHECK(f.admin("login", {{"appid", "wx1"}, {"user", "alice"}}).contains("code"));
+  CHECK(f.post("/__mock/reset", "").status == 200);
+}

@@ -53,6 +53,15 @@ private:
     return j;
   }
 
+  // The body of a call that takes the fields `known` and no other: a typo ("usr") is a
+  // 400 naming it and the fields the call takes, never a field silently ignored.
+  struct call_args;
+  static nlohmann::json parse_body(const call_args& a, std::initializer_list<const char*> known) {
+    auto j = parse_body(a.body);
+    detail::known_fields_only(j, "POST /__mock" + std::string(a.call), known);
+    return j;
+  }
+
   static std::string str(const nlohmann::json& j, const char* key, bool required = true) {
     const auto it = j.find(key);
     if (it == j.end() || it->is_null()) {
@@ -73,7 +82,8 @@ private:
   // What a call's function gets of the request.
   struct call_args {
     std::string_view body;
-    const params* query;  ///< may be null
+    const params* query;    ///< may be null
+    std::string_view call;  ///< the path under /__mock: "/login"
   };
   using call_fn = nlohmann::json (admin_api::*)(const call_args&);
 
@@ -134,7 +144,7 @@ private:
     if (path.substr(0, prefix.size()) != prefix)
       throw admin_error(404, "not an admin path: the admin API lives under /__mock");
     if (const route* r = find_route(path.substr(prefix.size()), method_bit(method)))
-      return (this->*(r->call))(call_args{body, q});
+      return (this->*(r->call))(call_args{body, q, r->path});
     throw admin_error(404, "unknown admin call " + std::string(method) + " " + std::string(path));
   }
 
@@ -160,7 +170,7 @@ private:
   }
 
   nlohmann::json set_user(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"user", "high_risk", "risk_rank", "profile"});
     const std::string user = str(j, "user");
     int rank = -1;  // checked before anything changes
     if (const auto it = j.find("risk_rank"); it != j.end() && !it->is_null()) {
@@ -181,7 +191,7 @@ private:
   // {"user","appid"}: what the user does with an app (world::follow, unfollow, authorize).
   template <void (world::*Act)(const std::string&, const std::string&)>
   nlohmann::json relate(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"user", "appid"});
     const std::string user = str(j, "user"), appid = str(j, "appid");
     (world_.*Act)(user, appid);
     return {{"status", "ok"}};
@@ -193,7 +203,7 @@ private:
   // The virtual time stays within 0 to virtual_clock::max_unix (9999-12-31): a value that
   // would leave it is 400 naming the field and the range it may take now.
   nlohmann::json set_clock(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"advance", "set", "frozen"});
     const auto adv = j.find("advance"), set = j.find("set");
     constexpr std::int64_t max = virtual_clock::max_unix;
     if (adv != j.end() && set != j.end())
@@ -245,7 +255,7 @@ private:
   // The device side: what wx.login, wx.getUserInfo, the phone button... give the device.
 
   nlohmann::json login(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"appid", "user"});
     return {{"code", world_.login(str(j, "appid"), str(j, "user"))}};
   }
 
@@ -257,23 +267,23 @@ private:
   }
 
   nlohmann::json user_info(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"appid", "user"});
     return payload_json(world_.get_user_info(str(j, "appid"), str(j, "user")));
   }
 
   nlohmann::json user_profile(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"appid", "user"});
     return payload_json(world_.get_user_profile(str(j, "appid"), str(j, "user")));
   }
 
   nlohmann::json phone(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"appid", "user", "phone"});
     const auto p = world_.phone(str(j, "appid"), str(j, "user"), str(j, "phone", false));
     return {{"code", p.code}, {"encryptedData", p.encrypted_data}, {"iv", p.iv}};
   }
 
   nlohmann::json pay(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"appid", "user"});
     const auto p = world_.pay(str(j, "appid"), str(j, "user"));
     return {{"transaction_id", p.transaction_id},
             {"mch_id", p.mch_id},
@@ -281,7 +291,7 @@ private:
   }
 
   nlohmann::json oauth_code(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"appid", "user", "scope", "snapshot"});
     bool snapshot = false;
     if (const auto it = j.find("snapshot"); it != j.end()) {
       if (!it->is_boolean()) throw admin_error(400, "field 'snapshot' must be true or false");
@@ -292,7 +302,7 @@ private:
   }
 
   nlohmann::json wxcontext(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"appid", "user"});
     const auto c = world_.wxcontext(str(j, "appid"), str(j, "user"));
     nlohmann::json r = {
         {"OPENID", c.openid}, {"APPID", c.appid}, {"ENV", c.env}, {"SOURCE", c.source}};
@@ -302,7 +312,7 @@ private:
 
   // wx.pluginLogin inside a plugin: {"appid" (the host mini program),"plugin_appid","user"}.
   nlohmann::json plugin_login(const call_args& a) {
-    const auto j = parse_body(a.body);
+    const auto j = parse_body(a, {"appid", "plugin_appid", "user"});
     return {{"code", world_.plugin_login(str(j, "appid"), str(j, "plugin_appid"), str(j, "user"))}};
   }
 

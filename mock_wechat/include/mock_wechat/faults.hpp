@@ -69,6 +69,11 @@ struct fault {
   /// Parses the admin API's fault object; throws admin_error(400) naming the field.
   static fault from_json(const nlohmann::json& j) {
     if (!j.is_object()) throw admin_error(400, "the fault must be a JSON object");
+    // a typo ("time": 1) would leave the fault unlimited: refused, naming the fields
+    detail::known_fields_only(j, "fault",
+                              {"path", "errcode", "http_status", "delay_ms", "latency", "oversized",
+                               "drop", "malformed", "truncated", "content_type", "times",
+                               "probability"});
     fault f;
     auto str = [&](const char* k) -> std::string {
       const auto it = j.find(k);
