@@ -7,7 +7,7 @@ set -euo pipefail
 build=$1 seconds=${2:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$build"
-for t in fuzz_decrypt fuzz_response fuzz_mock fuzz_scenario; do
+for t in fuzz_decrypt fuzz_msg_crypt fuzz_response fuzz_mock fuzz_scenario; do
   mkdir -p "corpus/$t"
   echo "== $t: ${seconds} s"
   rc=0

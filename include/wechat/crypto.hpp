@@ -1,8 +1,9 @@
 // wechat/crypto.hpp - the primitives WeChat's login protocol uses, on OpenSSL's EVP API.
 //
 //   base64 (strict, standard alphabet, with diagnoses for the commonest corruptions),
-//   AES-128-CBC with strict PKCS#7, SHA-1 hex, HMAC-SHA256 hex, constant-time comparison,
-//   random bytes.
+//   AES-128-CBC with strict PKCS#7, AES-256-CBC without padding (for the message crypto of
+//   msg_crypt.hpp, which pads to 32 bytes itself), SHA-1 hex, HMAC-SHA256 hex,
+//   constant-time comparison, random bytes.
 //
 // Depends on OpenSSL's libcrypto only.
 #pragma once
@@ -232,6 +233,63 @@ inline std::size_t aes128_cbc_decrypt_to(const unsigned char* key, const unsigne
     return 0;
   }
   return total - p;
+}
+
+/// The AES-256-CBC cipher (WeChat's message crypto), fetched once per process.
+inline const EVP_CIPHER* aes256_cbc() noexcept {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  struct holder {
+    EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+    ~holder() { EVP_CIPHER_free(cipher); }
+  };
+  static const holder h;
+  return h.cipher;
+#else
+  return EVP_aes_256_cbc();
+#endif
+}
+
+/// One AES-256-CBC context per thread and direction, with OpenSSL's padding off both ways:
+/// WeChat's message crypto pads to 32 bytes (PKCS#7 with K = 32), which OpenSSL's padding,
+/// per 16-byte block, cannot do. Returns nullptr if OpenSSL cannot provide one.
+inline EVP_CIPHER_CTX* thread_aes256_ctx(bool decrypt) noexcept {
+  struct holder {
+    EVP_CIPHER_CTX* ctx = nullptr;
+    explicit holder(bool dec) {
+      ctx = EVP_CIPHER_CTX_new();
+      const EVP_CIPHER* cipher = aes256_cbc();
+      if (ctx != nullptr &&
+          (cipher == nullptr ||
+           EVP_CipherInit_ex(ctx, cipher, nullptr, nullptr, nullptr, dec ? 0 : 1) != 1 ||
+           EVP_CIPHER_CTX_set_padding(ctx, 0) != 1)) {
+        EVP_CIPHER_CTX_free(ctx);
+        ctx = nullptr;
+      }
+    }
+    ~holder() { EVP_CIPHER_CTX_free(ctx); }
+  };
+  thread_local holder dec_h(true), enc_h(false);
+  return decrypt ? dec_h.ctx : enc_h.ctx;
+}
+
+/// AES-256-CBC without padding over `len` bytes (a non-zero multiple of 16, at most
+/// INT32_MAX), key 32 bytes, iv 16 bytes, into `out` (room for len bytes; may be `in`).
+/// Sets ec to bad_ciphertext_length or openssl_failure.
+inline void aes256_cbc_nopad(bool decrypt, const unsigned char* key, const unsigned char* iv,
+                             const unsigned char* in, std::size_t len, unsigned char* out,
+                             std::error_code& ec) noexcept {
+  ec.clear();
+  if (len == 0 || len % 16 != 0 || len > static_cast<std::size_t>(INT32_MAX)) {
+    ec = crypto_errc::bad_ciphertext_length;
+    return;
+  }
+  EVP_CIPHER_CTX* ctx = thread_aes256_ctx(decrypt);
+  int n = 0, tail = 0;
+  if (ctx == nullptr || EVP_CipherInit_ex(ctx, nullptr, nullptr, key, iv, decrypt ? 0 : 1) != 1 ||
+      EVP_CipherUpdate(ctx, out, &n, in, static_cast<int>(len)) != 1 ||
+      EVP_CipherFinal_ex(ctx, out + n, &tail) != 1 ||
+      static_cast<std::size_t>(n) + static_cast<std::size_t>(tail) != len)
+    ec = crypto_errc::openssl_failure;
 }
 
 /// AES-128 takes a 16-byte key and a 16-byte IV. Sets ec when either is not.

@@ -10,6 +10,7 @@
 //   protocol_errc  WeChat answered, but not with what the API promises (bad JSON, field)
 //   crypto_errc    the primitives: base64, AES-128-CBC, digests
 //   decrypt_errc   decrypting and verifying what the device sent
+//   msg_crypt_errc WeChat's message crypto (Open Platform pushes, WeCom callbacks)
 //   store_errc     the token store and identity directory (memory, Redis)
 //
 // Each domain is one table below (an X-macro): a line per value gives its enumerator, its
@@ -205,6 +206,74 @@ namespace wechat {
     "unionId (WeChat since 2021-04); read it with decrypt_user_profile, and take the ids from "     \
     "code2session")
 
+/// WeChat's message crypto (WXBizMsgCrypt): the encrypted pushes of the Open Platform
+/// (component_verify_ticket, authorization events), of official accounts in safe mode and of
+/// WeCom callbacks. Each message gives the official sample's code where one matches
+/// ("WXBizMsgCrypt -40001": the same in every language of WeChat's sample, read 2026 from the
+/// Python and C++ copies), what was wrong and what usually causes it. The sample's
+/// -40003 ComputeSignature, -40009 EncodeBase64 and -40011 GenReturnXml have no value here:
+/// those steps cannot fail short of OpenSSL failing (crypto_errc::openssl_failure), which is
+/// also what a failing cipher gives (-40006 EncryptAES and -40007 DecryptAES in the sample).
+#define WECHAT_MSG_CRYPT_ERRCS(X)                                                                  \
+  X(signature_mismatch, 1,                                                                         \
+    "msg_signature does not match sha1 of the sorted token, timestamp, nonce and Encrypt "         \
+    "(WXBizMsgCrypt -40001 ValidateSignature_Error): the token configured here differs from the "  \
+    "platform's, another platform's push reached this URL, the timestamp, nonce or body was "      \
+    "altered, or the handler passed the query's signature (which does not cover Encrypt) instead " \
+    "of msg_signature")                                                                            \
+  X(signature_malformed, 2,                                                                        \
+    "msg_signature is not 40 hexadecimal characters (WXBizMsgCrypt -40001): the query string "     \
+    "lost it (the push is not in safe mode: no encrypt_type=aes), or the handler read another "    \
+    "parameter")                                                                                   \
+  X(xml_malformed, 3,                                                                              \
+    "the XML is malformed (WXBizMsgCrypt -40002 ParseXml_Error): not well-formed, not rooted at "  \
+    "<xml>, nested too deep, or with the element asked for twice; the body was cut short, or is "  \
+    "not a WeChat message")                                                                        \
+  X(encrypt_missing, 4,                                                                            \
+    "the XML body has no <Encrypt> element (WXBizMsgCrypt -40002): the platform sends in "         \
+    "plaintext mode (choose safe mode in its message settings), or this is not a WeChat push")     \
+  X(element_missing, 5,                                                                            \
+    "the decrypted message has no such element (WXBizMsgCrypt -40002): it is another kind of "     \
+    "push (its InfoType, or MsgType and Event, says which)")                                       \
+  X(aes_key_malformed, 6,                                                                          \
+    "EncodingAESKey is not 43 characters of the base64 alphabet, A-Z a-z 0-9 + / "                 \
+    "(WXBizMsgCrypt -40004 IllegalAesKey): it was copied incompletely or with a space or a "       \
+    "trailing '=', or another setting (the token, the appsecret) was given in its place")          \
+  X(appid_mismatch, 7,                                                                             \
+    "the decrypted message ends with another appid than this one (WXBizMsgCrypt -40005 "           \
+    "ValidateAppid_Error, ValidateCorpid_Error in WeCom): another platform's push reached this "   \
+    "URL (two platforms sharing one endpoint and its token and key: their tickets would "          \
+    "overwrite each other), or the appid (component_appid, corpid) configured here is wrong")      \
+  X(bad_random_prefix, 8,                                                                          \
+    "the random prefix given to encrypt is not 16 bytes (WXBizMsgCrypt -40006 EncryptAES_Error)")  \
+  X(ciphertext_bad_length, 9,                                                                      \
+    "Encrypt decodes to a size that is not a non-zero multiple of 32 bytes (WXBizMsgCrypt -40007 " \
+    "DecryptAES_Error): it was truncated (a body cut short, a proxy's size limit) or is not "      \
+    "WeChat's ciphertext")                                                                         \
+  X(bad_padding, 10,                                                                               \
+    "decryption failed the padding check, 1 to 32 bytes of equal value (WXBizMsgCrypt -40007): "   \
+    "the EncodingAESKey here is not the one the platform encrypted with (it was regenerated: "     \
+    "configure the new one, and keep the previous one to try too)")                                \
+  X(bad_message_length, 11,                                                                        \
+    "the decrypted length field does not fit the data (WXBizMsgCrypt -40008 IllegalBuffer): the "  \
+    "EncodingAESKey here is not the one the platform encrypted with (it was regenerated), or the " \
+    "sender is not WeChat")                                                                        \
+  X(encrypt_not_base64, 12,                                                                        \
+    "Encrypt is not standard base64 (WXBizMsgCrypt -40010 DecodeBase64_Error): the body was "      \
+    "altered in transit, or another element was read")                                             \
+  X(encrypt_has_space, 13,                                                                         \
+    "Encrypt (or echostr) contains a space where '+' belonged (WXBizMsgCrypt -40010): it was "     \
+    "read from a URL query with form decoding; pass the value as it was sent")                     \
+  X(message_too_large, 14,                                                                         \
+    "the message exceeds the 1 MiB limit (msg_crypt_max_bytes): WeChat's pushes are a few KiB; "   \
+    "this one is not WeChat's")                                                                    \
+  X(token_missing, 15,                                                                             \
+    "no token was given: the platform's message token is required (with an empty one anybody "     \
+    "could sign a push)")                                                                          \
+  X(appid_missing, 16,                                                                             \
+    "no appid was given: the component_appid (Open Platform), the official account's appid, or "   \
+    "the corpid or suite id (WeCom) that every message must end with")
+
 /// Stores (token store, identity directory): in memory, or Redis for a fleet.
 #define WECHAT_STORE_ERRCS(X)                                                                      \
   X(unavailable, 1, "the store cannot be reached")                                                 \
@@ -225,6 +294,8 @@ enum class protocol_errc : int { WECHAT_PROTOCOL_ERRCS(WECHAT_DETAIL_ENUMERATOR)
 enum class crypto_errc : int { WECHAT_CRYPTO_ERRCS(WECHAT_DETAIL_ENUMERATOR) };
 /// Decrypting and verifying what the device sent; each failure its own value.
 enum class decrypt_errc : int { WECHAT_DECRYPT_ERRCS(WECHAT_DETAIL_ENUMERATOR) };
+/// WeChat's message crypto (WXBizMsgCrypt); each failure its own value.
+enum class msg_crypt_errc : int { WECHAT_MSG_CRYPT_ERRCS(WECHAT_DETAIL_ENUMERATOR) };
 /// Stores (token store, identity directory): in memory, or Redis for a fleet.
 enum class store_errc : int { WECHAT_STORE_ERRCS(WECHAT_DETAIL_ENUMERATOR) };
 
@@ -259,6 +330,7 @@ WECHAT_DETAIL_DOMAIN(transport_errc, WECHAT_TRANSPORT_ERRCS)
 WECHAT_DETAIL_DOMAIN(protocol_errc, WECHAT_PROTOCOL_ERRCS)
 WECHAT_DETAIL_DOMAIN(crypto_errc, WECHAT_CRYPTO_ERRCS)
 WECHAT_DETAIL_DOMAIN(decrypt_errc, WECHAT_DECRYPT_ERRCS)
+WECHAT_DETAIL_DOMAIN(msg_crypt_errc, WECHAT_MSG_CRYPT_ERRCS)
 WECHAT_DETAIL_DOMAIN(store_errc, WECHAT_STORE_ERRCS)
 #undef WECHAT_DETAIL_DOMAIN
 #undef WECHAT_DETAIL_CASE_TEXT
@@ -357,6 +429,13 @@ inline const std::error_category& decrypt_category() noexcept {
   return instance;
 }
 
+/// The category of message crypto failures ("wechat.msg_crypt").
+inline const std::error_category& msg_crypt_category() noexcept {
+  static const detail::table_category<detail::msg_crypt_errc_text> instance(
+      "wechat.msg_crypt", "unknown message crypto error");
+  return instance;
+}
+
 /// Makes api_errc values usable as std::error_code (the value is the errcode).
 inline std::error_code make_error_code(api_errc e) noexcept {
   return {static_cast<int>(e), api_category()};
@@ -377,6 +456,10 @@ inline std::error_code make_error_code(crypto_errc e) noexcept {
 inline std::error_code make_error_code(decrypt_errc e) noexcept {
   return {static_cast<int>(e), decrypt_category()};
 }
+/// Makes msg_crypt_errc values usable as std::error_code.
+inline std::error_code make_error_code(msg_crypt_errc e) noexcept {
+  return {static_cast<int>(e), msg_crypt_category()};
+}
 
 namespace detail {
 inline const char* library_errc_name(const std::error_category& cat, int v) noexcept {
@@ -384,6 +467,7 @@ inline const char* library_errc_name(const std::error_category& cat, int v) noex
   if (cat == protocol_category()) return protocol_errc_name(v);
   if (cat == crypto_category()) return crypto_errc_name(v);
   if (cat == decrypt_category()) return decrypt_errc_name(v);
+  if (cat == msg_crypt_category()) return msg_crypt_errc_name(v);
   if (cat == store_category()) return store_errc_name(v);
   return nullptr;
 }
@@ -486,5 +570,6 @@ template <> struct is_error_code_enum<wechat::transport_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::protocol_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::crypto_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::decrypt_errc> : true_type {};
+template <> struct is_error_code_enum<wechat::msg_crypt_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::store_errc> : true_type {};
 }  // namespace std

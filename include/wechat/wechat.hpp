@@ -9,6 +9,7 @@
 #include "wechat/crypto.hpp"
 #include "wechat/decrypt.hpp"
 #include "wechat/error.hpp"
+#include "wechat/msg_crypt.hpp"
 #include "wechat/store.hpp"
 #include "wechat/token.hpp"
 #include "wechat/transport.hpp"
