@@ -415,17 +415,23 @@ TEST_CASE("timeouts, dropped connections, bad bodies: typed errors, never a hang
   co.max_attempts = 1;
   wechat::client wx(co, wechat::httplib_transport::create(t));
   std::error_code ec;
+  wechat::error_detail d;
+  const std::string host = "127.0.0.1:" + std::to_string(f.mock.port());
   SECTION("a delay beyond the read timeout") {
     f.admin("faults", {{"path", "/sns/jscode2session"}, {"delay_ms", 1500}, {"times", 1}});
     const auto t0 = std::chrono::steady_clock::now();
-    wx.code2session(f.login(mp, "alice"), ec);
+    wx.code2session(f.login(mp, "alice"), ec, &d);
     CHECK(ec == wechat::transport_errc::timeout);
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1400));
+    CHECK(d.cause == host + ": no answer within the read_timeout, 300 ms");
   }
   SECTION("a dropped connection") {
     f.admin("faults", {{"path", "/sns/jscode2session"}, {"drop", true}, {"times", 1}});
-    wx.code2session(f.login(mp, "alice"), ec);
+    wx.code2session(f.login(mp, "alice"), ec, &d);
     CHECK(ec == wechat::transport_errc::connection_closed);
+    INFO("cause: " << d.cause);
+    CHECK(d.cause.rfind(host + ": the connection closed after ", 0) == 0);
+    CHECK(d.cause.find(" ms, before a complete response") != std::string::npos);
   }
   SECTION("a truncated body") {
     f.admin("faults", {{"path", "/sns/jscode2session"}, {"truncated", true}, {"times", 1}});
@@ -434,10 +440,10 @@ TEST_CASE("timeouts, dropped connections, bad bodies: typed errors, never a hang
   }
   SECTION("HTTP 502") {
     f.admin("faults", {{"path", "/sns/jscode2session"}, {"http_status", 502}, {"times", 1}});
-    wechat::error_detail d;
     wx.code2session(f.login(mp, "alice"), ec, &d);
     CHECK(ec == wechat::transport_errc::http_status);
     CHECK(d.http_status == 502);
+    CHECK(d.cause == host + ": answered HTTP 502");
   }
   SECTION("malformed JSON") {
     f.admin("faults", {{"path", "/sns/jscode2session"}, {"malformed", true}, {"times", 1}});
@@ -446,8 +452,9 @@ TEST_CASE("timeouts, dropped connections, bad bodies: typed errors, never a hang
   }
   SECTION("an oversized body") {
     f.admin("faults", {{"path", "/sns/jscode2session"}, {"oversized", 2 << 20}, {"times", 1}});
-    wx.code2session(f.login(mp, "alice"), ec);
+    wx.code2session(f.login(mp, "alice"), ec, &d);
     CHECK(ec == wechat::transport_errc::response_too_large);
+    CHECK(d.cause == host + ": the response is larger than max_response_bytes, 1048576 bytes");
   }
   SECTION("a wrong Content-Type is ignored") {
     f.admin("faults",
@@ -583,8 +590,11 @@ TEST_CASE("HTTPS: trusted with the mock's test CA, refused without it", "[client
   t.ca_file.clear();  // the system's CAs do not know the test CA
   wechat::client untrusting({mp, mp_secret}, wechat::httplib_transport::create(t));
   std::error_code ec;
-  untrusting.code2session(mock.world().login(mp, "alice"), ec);
+  wechat::error_detail d;
+  untrusting.code2session(mock.world().login(mp, "alice"), ec, &d);
   CHECK(ec == wechat::transport_errc::tls_failed);
+  CHECK(d.cause == "127.0.0.1:" + std::to_string(mock.port()) +
+                       ": TLS: certificate verify failed: unable to get local issuer certificate");
 }
 
 TEST_CASE("plain http:// is refused for non-loopback hosts unless explicitly allowed",

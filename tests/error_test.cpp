@@ -143,3 +143,35 @@ TEST_CASE("throw_if_error throws api_error for a WeChat errcode, errmsg and rid 
     }
   }
 }
+
+TEST_CASE("throw_if_error ends the text with the detail's cause, and a copy keeps it",
+          "[error][cause]") {
+  wechat::error_detail d;
+  d.cause = "127.0.0.1:8443: connection refused";
+  const auto thrown = [](const std::error_code& ec, const wechat::error_detail& detail,
+                         const char* context) -> std::string {
+    try {
+      wechat::throw_if_error(ec, detail, context);
+    } catch (const wechat::error& e) {
+      CHECK(e.code() == ec);
+      const wechat::error copy = e;  // what() is not rebuilt from the code
+      CHECK(std::string(copy.what()) == e.what());
+      return e.what();
+    }
+    return "no exception";
+  };
+  CHECK(thrown(wechat::transport_errc::connect_failed, d, "code2session") ==
+        "code2session: could not connect to the WeChat API host (127.0.0.1:8443: connection "
+        "refused)");
+  CHECK(thrown(wechat::transport_errc::connect_failed, d, nullptr) ==
+        "could not connect to the WeChat API host (127.0.0.1:8443: connection refused)");
+  d.http_status = 502;
+  d.cause = "127.0.0.1:8443: answered HTTP 502";
+  CHECK(thrown(wechat::transport_errc::http_status, d, "access token") ==
+        "access token (HTTP 502): the server answered with a non-2xx HTTP status (127.0.0.1:8443: "
+        "answered HTTP 502)");
+  SECTION("no cause: the text is as before") {
+    CHECK(thrown(wechat::transport_errc::timeout, {}, "code2session") ==
+          "code2session: the request timed out");
+  }
+}

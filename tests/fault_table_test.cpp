@@ -5,8 +5,9 @@
 // burst on a call safe to retry, a token rotated under a call that uses it).
 //
 // The same run is the secrets test: everything the library said (exception texts, error
-// messages, error details), the mock's journal and stats, must not contain the appsecret,
-// the session_key or the access token, whole or any 8-character piece of them.
+// messages, error details with the transport's cause), the mock's journal and stats, must
+// not contain the appsecret, the session_key or the access token, whole or any 8-character
+// piece of them.
 #include "mock_support.hpp"
 
 #include <wechat/client.hpp>
@@ -196,10 +197,12 @@ TEST_CASE("the fault table: every call x every fault ends in a typed error or th
         CHECK((cat == wechat::transport_category() || cat == wechat::protocol_category() ||
                cat == wechat::api_category()));
         said += ec.message() + "\n" + wechat::error_name(ec) + "\n" + d.errmsg + "\n" + d.rid +
-                "\n" + d.field + "\n";
+                "\n" + d.field + "\n" + d.cause + "\n";
+        // Every transport failure says which host and why.
+        if (cat == wechat::transport_category()) CHECK_FALSE(d.cause.empty());
         // The throwing overload says the same, as an exception.
         try {
-          wechat::throw_if_error(ec, c.name);
+          wechat::throw_if_error(ec, d, c.name);
         } catch (const std::exception& e) {
           said += std::string(e.what()) + "\n";
         }

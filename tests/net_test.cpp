@@ -1,9 +1,19 @@
 // What counts as loopback (wechat/detail/net.hpp: the client's plain-http guard and the
-// mock's admin-token guard share it), and the transport's checks of its URLs.
+// mock's admin-token guard share it), the transport's checks of its URLs, and what it
+// says when it cannot reach its host (error_detail::cause: a refused port, a name that does
+// not resolve, a read timeout), over real sockets on loopback.
 #include <catch2/catch.hpp>
+#include <wechat/client.hpp>
 #include <wechat/detail/net.hpp>
 #include <wechat/transport/httplib.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
 #include <string>
 #include <system_error>
 
@@ -128,4 +138,141 @@ TEST_CASE("the fallback URL passes the same checks as the base URL", "[net][tran
   o.fallback_base_url.clear();  // no fallback at all
   CHECK(wechat::httplib_transport::create(o, ec) != nullptr);
   CHECK_FALSE(ec);
+}
+
+namespace {
+
+// A distinctive appsecret: no piece of it may appear in what the library says.
+const std::string secret = "Sx7qKp2vR9zW4tLm8nB3Yh6cJd1fGe5u";
+
+// A TCP socket bound to 127.0.0.1 on a port of the system's choosing; listening (backlog
+// 16) when `listening`, else only bound. Closed on destruction.
+struct loopback_socket {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int port = 0;
+  explicit loopback_socket(bool listening) {
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    if (listening) REQUIRE(::listen(fd, 16) == 0);
+    socklen_t n = sizeof a;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) == 0);
+    port = ntohs(a.sin_port);
+  }
+  ~loopback_socket() { close(); }
+  void close() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+  loopback_socket(const loopback_socket&) = delete;
+  loopback_socket& operator=(const loopback_socket&) = delete;
+};
+
+// A client of app wx1000000000000001 (with `secret`) through the httplib transport to
+// `base_url`, with short timeouts and no retries.
+wechat::client client_for(const std::string& base_url) {
+  wechat::httplib_transport_options t;
+  t.base_url = base_url;
+  t.connect_timeout = std::chrono::milliseconds(1000);
+  t.read_timeout = std::chrono::milliseconds(300);
+  wechat::client_options o;
+  o.appid = "wx1000000000000001";
+  o.secret = secret;
+  o.max_attempts = 1;
+  return wechat::client(o, wechat::httplib_transport::create(t));
+}
+
+// The throwing form's what(), or "" when it did not throw wechat::error.
+template <class F> std::string what_of(F&& f) {
+  try {
+    f();
+  } catch (const wechat::error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Does `text` hold any 8-character piece of `secret`?
+bool leaks(const std::string& text) {
+  for (std::size_t i = 0; i + 8 <= secret.size(); ++i)
+    if (text.find(secret.substr(i, 8)) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a refused port: connect_failed, and the cause names host, port and refusal",
+          "[net][transport][cause]") {
+  loopback_socket s(false);
+  const std::string host = "127.0.0.1:" + std::to_string(s.port);
+  s.close();  // nothing listens there now: the kernel refuses
+  wechat::client wx = client_for("http://" + host);
+  std::error_code ec;
+  wechat::error_detail d;
+  SECTION("code2session") {
+    wx.code2session("0a1b2c3d4e5f", ec, &d);
+    CHECK(ec == wechat::transport_errc::connect_failed);
+    CHECK(d.cause == host + ": connection refused");
+    const std::string what = what_of([&] { wx.code2session("0a1b2c3d4e5f"); });
+    CHECK(what == "code2session: could not connect to the WeChat API host (" + host +
+                      ": connection refused)");
+    CHECK(what.find("jscode2session") == std::string::npos);  // never the request target
+    CHECK_FALSE(leaks(d.cause + what));
+  }
+  SECTION("an access token fetch (the appsecret in the POST body)") {
+    wx.tokens().get(ec, &d);
+    CHECK(ec == wechat::transport_errc::connect_failed);
+    CHECK(d.cause == host + ": connection refused");
+    const std::string what = what_of([&] { wx.tokens().get(); });
+    CHECK(what.find("(" + host + ": connection refused)") != std::string::npos);
+    CHECK_FALSE(leaks(d.cause + what));
+  }
+}
+
+TEST_CASE("a host name that does not resolve: connect_failed, the cause says DNS, no hang",
+          "[net][transport][cause]") {
+  // .invalid never resolves (RFC 6761): the lookup fails on any network, fast.
+  for (const std::string base :
+       {"https://wechat-test.invalid", "http://wechat-test.invalid:8080"}) {
+    CAPTURE(base);
+    const bool https = base.rfind("https", 0) == 0;
+    wechat::httplib_transport_options t;
+    t.base_url = base;
+    t.allow_insecure_http = true;
+    t.connect_timeout = std::chrono::milliseconds(1000);
+    wechat::client_options o;
+    o.appid = "wx1000000000000001";
+    o.secret = secret;
+    wechat::client wx(o, wechat::httplib_transport::create(t));
+    std::error_code ec;
+    wechat::error_detail d;
+    const auto t0 = std::chrono::steady_clock::now();
+    wx.code2session("0a1b2c3d4e5f", ec, &d);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+    CHECK(ec == wechat::transport_errc::connect_failed);
+    INFO("cause: " << d.cause);
+    CHECK(d.cause.rfind(std::string("wechat-test.invalid:") + (https ? "443" : "8080") +
+                            ": DNS lookup failed: ",
+                        0) == 0);
+    const std::string what = what_of([&] { wx.code2session("0a1b2c3d4e5f"); });
+    CHECK(what.find("DNS lookup failed") != std::string::npos);
+    CHECK_FALSE(leaks(d.cause + what));
+  }
+}
+
+TEST_CASE("a server that never answers: timeout, and the cause says which timeout ran out",
+          "[net][transport][cause]") {
+  loopback_socket s(true);  // the kernel accepts the connection; no one reads or answers
+  const std::string host = "127.0.0.1:" + std::to_string(s.port);
+  wechat::client wx = client_for("http://" + host);
+  std::error_code ec;
+  wechat::error_detail d;
+  wx.code2session("0a1b2c3d4e5f", ec, &d);
+  CHECK(ec == wechat::transport_errc::timeout);
+  CHECK(d.cause == host + ": no answer within the read_timeout, 300 ms");
+  const std::string what = what_of([&] { wx.code2session("0a1b2c3d4e5f"); });
+  CHECK(what == "code2session: the request timed out (" + d.cause + ")");
+  CHECK_FALSE(leaks(d.cause + what));
 }

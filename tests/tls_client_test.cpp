@@ -4,7 +4,10 @@
 // configuration (openssl-permissive.cnf: TLS 1.0 on, security level 0, as on an old or
 // unconfigured system), so a refusal here is the client's doing, not Debian's
 // openssl.cnf; each test first shows that a plain OpenSSL client would have connected.
+// And what a refusal says (error_detail::cause): the certificate's verification error, or
+// the handshake's.
 #include <catch2/catch.hpp>
+#include <wechat/client.hpp>
 #include <wechat/transport/httplib.hpp>
 
 #include <arpa/inet.h>
@@ -221,9 +224,12 @@ TEST_CASE("TLS client refuses a certificate that names its host only in the subj
     tls_server server(s.dir + "/cn.pem", s.dir + "/cn.key", TLS1_3_VERSION);
     REQUIRE(plain_openssl_handshake(server.port()) != 0);
     const int before = server.answered();
-    get(url(server.port()), s.dir + "/ca.pem", ec);
+    const auto r = get(url(server.port()), s.dir + "/ca.pem", ec);
     CHECK(ec == wechat::transport_errc::tls_failed);
     CHECK(server.answered() == before);  // the request never left the client
+    CHECK(r.failure == "localhost:" + std::to_string(server.port()) +
+                           ": TLS: certificate verify failed: localhost is not named in the "
+                           "certificate's subjectAltName");
   }
   SECTION("the same name in subjectAltName: accepted, by name and by address") {
     tls_server server(s.dir + "/san.pem", s.dir + "/san.key", TLS1_3_VERSION);
@@ -248,8 +254,11 @@ TEST_CASE("TLS client refuses a server that speaks at most TLS 1.1, even where O
     tls_server server(s.dir + "/san.pem", s.dir + "/san.key", TLS1_1_VERSION);
     // This process's OpenSSL would speak TLS 1.1 with it: the refusal below is the client's.
     REQUIRE(plain_openssl_handshake(server.port()) == TLS1_1_VERSION);
-    get(url(server.port()), s.dir + "/ca.pem", ec);
+    const auto r = get(url(server.port()), s.dir + "/ca.pem", ec);
     CHECK(ec == wechat::transport_errc::tls_failed);
+    INFO("failure: " << r.failure);  // OpenSSL's reason follows, as this OpenSSL words it
+    CHECK(r.failure.rfind("localhost:" + std::to_string(server.port()) + ": TLS handshake failed",
+                          0) == 0);
     // Turning verification off does not turn the version floor off.
     get(url(server.port()), "", ec, false);
     CHECK(ec == wechat::transport_errc::tls_failed);
@@ -261,6 +270,38 @@ TEST_CASE("TLS client refuses a server that speaks at most TLS 1.1, even where O
     CHECK_FALSE(ec);
     CHECK(r.status == 200);
   }
+}
+
+TEST_CASE("a certificate from a CA the client does not trust: tls_failed, and the cause says so",
+          "[tls][cause]") {
+  REQUIRE(permissive_config);
+  scratch s;
+  make_certs(s.dir);
+  tls_server server(s.dir + "/san.pem", s.dir + "/san.key", TLS1_3_VERSION);
+  const std::string secret = "Sx7qKp2vR9zW4tLm8nB3Yh6cJd1fGe5u";
+  const std::string expected = "127.0.0.1:" + std::to_string(server.port()) +
+                               ": TLS: certificate verify failed: unable to get local issuer "
+                               "certificate";
+  wechat::httplib_transport_options o;  // the system's CAs: they do not know the test CA
+  o.base_url = "https://127.0.0.1:" + std::to_string(server.port());
+  o.connect_timeout = std::chrono::milliseconds(2000);
+  wechat::client wx({"wx1000000000000001", secret}, wechat::httplib_transport::create(o));
+  std::error_code ec;
+  wechat::error_detail d;
+  wx.code2session("0a1b2c3d4e5f", ec, &d);
+  CHECK(ec == wechat::transport_errc::tls_failed);
+  CHECK(d.cause == expected);
+  std::string what;
+  try {
+    wx.code2session("0a1b2c3d4e5f");
+  } catch (const wechat::error& e) {
+    what = e.what();
+  }
+  CHECK(what ==
+        "code2session: TLS handshake or certificate verification failed (" + expected + ")");
+  CHECK(what.find(secret) == std::string::npos);
+  CHECK(what.find("jscode2session") == std::string::npos);
+  CHECK(server.answered() == 0);  // no request was sent
 }
 
 TEST_CASE("harden_tls raises the minimum to TLS 1.2, never lowers it, and turns off CN matching",

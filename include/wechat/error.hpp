@@ -502,6 +502,10 @@ struct error_detail {
   int http_status = 0;  ///< the HTTP status (transport_errc::http_status)
   std::string field;    ///< the missing or mistyped field (protocol errors)
   int attempts = 0;     ///< how many requests the call made
+  /// What the transport said of its failure (http_response::failure): the host and the
+  /// cause in words, e.g. "127.0.0.1:8443: connection refused"; empty when it said nothing.
+  /// (Its `{}` keeps an initialiser of the fields above free of -Wmissing-field-initializers.)
+  std::string cause{};
 };
 
 /// Base of every exception the library throws. code() tells the domain and value.
@@ -544,7 +548,8 @@ private:
 /// The one throw helper: does nothing when ec holds no error; throws wechat::api_error
 /// for a WeChat errcode (errmsg and rid from `d`), wechat::error otherwise. Either way the
 /// message starts with `context` (the call, e.g. "code2session"), and for other domains
-/// names the field or HTTP status that `d` holds.
+/// names the field or HTTP status that `d` holds, and ends with its cause: "code2session:
+/// could not connect to the WeChat API host (127.0.0.1:1: connection refused)".
 inline void throw_if_error(const std::error_code& ec, const error_detail& d,
                            const char* context = nullptr) {
   if (!ec) return;
@@ -553,8 +558,12 @@ inline void throw_if_error(const std::error_code& ec, const error_detail& d,
   std::string msg = context != nullptr ? context : "";
   if (!d.field.empty()) msg += " (field '" + d.field + "')";
   if (d.http_status != 0) msg += " (HTTP " + std::to_string(d.http_status) + ")";
-  if (msg.empty()) throw error(ec);
-  throw error(ec, msg);
+  error e = msg.empty() ? error(ec) : error(ec, msg);
+  // std::system_error ends its text with the code's message; the cause reads best after
+  // it, so the text is set again, whole (a copy of the exception keeps it).
+  if (!d.cause.empty())
+    static_cast<std::runtime_error&>(e) = std::runtime_error(e.what() + (" (" + d.cause + ")"));
+  throw e;
 }
 
 /// Throws when ec holds an error, as above, with no detail.

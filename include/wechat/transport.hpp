@@ -26,13 +26,19 @@ struct http_response {
   int status = 0;
   std::string body;
   std::string content_type;
+  /// On a failed send: which host and why, in words ("api.weixin.qq.com:443: DNS lookup
+  /// failed: ..."), for error_detail::cause. Never a secret: no request target (its query
+  /// carries the appsecret), no body, no header value. A transport may leave it empty.
+  /// (Its `{}` keeps `{status, body, content_type}` free of -Wmissing-field-initializers.)
+  std::string failure{};
 };
 
 /// Sends requests. Implementations must be safe to call from many threads at once.
 class transport {
 public:
   virtual ~transport() = default;
-  /// Sends `req`; on failure sets ec (transport_errc) and returns an empty response.
+  /// Sends `req`; on failure sets ec (transport_errc) and returns an empty response (but
+  /// for `failure`, which may say what happened, and `status` for http_status).
   virtual http_response send(const http_request& req, std::error_code& ec) = 0;
 };
 

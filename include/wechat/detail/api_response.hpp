@@ -75,13 +75,15 @@ inline nlohmann::json parse_answer(const http_response& res, std::error_code& ec
 }
 
 /// One request and its answer read: sends `req`, then parse_answer(). On a transport
-/// failure `d.http_status` holds the status the transport saw (0 when none).
+/// failure `d.http_status` holds the status the transport saw (0 when none), and
+/// `d.cause` what the transport said of it (http_response::failure).
 inline nlohmann::json round_trip(transport& t, const http_request& req, std::error_code& ec,
                                  error_detail& d) {
   ec.clear();
-  const http_response res = t.send(req, ec);
+  http_response res = t.send(req, ec);
   if (ec) {
     d.http_status = res.status;
+    d.cause = std::move(res.failure);
     return nullptr;
   }
   return parse_answer(res, ec, &d);

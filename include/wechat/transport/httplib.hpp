@@ -14,19 +14,31 @@
 // - Connect and read timeouts; a cap on the response size.
 // - With the default base URL (exactly https://api.weixin.qq.com, port 443), a connection
 //   failure is retried once on the fallback host api2.weixin.qq.com.
+// - A failed send says which host and why in http_response::failure (so in
+//   error_detail::cause and the exception's text): a name that does not resolve, a port
+//   refused, the certificate's verification error, the timeout that ran out.
 #pragma once
 
 #include <httplib.h>
+#include <netdb.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "wechat/detail/net.hpp"
@@ -148,6 +160,132 @@ template <class E> bool is_hostname_error(E err) {
     return false;
 }
 
+// What cpp-httplib tells of a failed TLS connection: the certificate's verification result
+// (an X509_V_ERR_* value, 0 when none) and OpenSSL's error code of a failed handshake.
+struct tls_failure {
+  long verify_result = 0;
+  unsigned long ssl_error = 0;
+};
+
+// The certificate verification result cpp-httplib 0.11.x keeps in the client (later
+// releases give it in the Result only: send_request below).
+template <class C>
+auto verify_result_of(C& c, int) -> decltype(long(c.get_openssl_verify_result())) {
+  return c.get_openssl_verify_result();
+}
+template <class C> long verify_result_of(C&, long) {
+  return 0;
+}
+
+// Sends `r` on `c`: true when an answer came (in `res`); otherwise `err` and, for a TLS
+// failure, what OpenSSL said. cpp-httplib after 0.11 hands the TLS backend's error over in
+// the Result only (the verification result for a refused certificate, else OpenSSL's
+// error code), so that form is used there, at the cost of a copy of the request.
+template <class C>
+auto send_request(C& c, httplib::Request& r, httplib::Response& res, httplib::Error& err,
+                  tls_failure& tls, int)
+    -> decltype(c.send(std::as_const(r)).ssl_backend_error(), bool()) {
+  auto result = c.send(std::as_const(r));  // auto: 0.11's Result has no ssl_backend_error()
+  err = result.error();
+  if (result) {
+    res = std::move(*result);
+    return true;
+  }
+  const unsigned long code = result.ssl_backend_error();
+  if (code != 0 && ERR_GET_LIB(code) == 0)  // a small number: X509_V_ERR_*
+    tls.verify_result = static_cast<long>(code);
+  else
+    tls.ssl_error = code;
+  return false;
+}
+// cpp-httplib 0.11.x: the verification result is kept in the client; a handshake's error
+// is left in this thread's OpenSSL error queue (emptied first: only this send's is read).
+template <class C>
+bool send_request(C& c, httplib::Request& r, httplib::Response& res, httplib::Error& err,
+                  tls_failure& tls, long) {
+  ERR_clear_error();
+  const bool sent = c.send(r, res, err);  // the non-const overload: no copy of the request
+  if (!sent) {
+    if (err == httplib::Error::SSLServerVerification || is_hostname_error(err))
+      tls.verify_result = verify_result_of(c, 0);
+    tls.ssl_error = ERR_peek_error();  // the first error is the cause; later ones followed
+    ERR_clear_error();
+  }
+  return sent;
+}
+
+// "host:port", an IPv6 address in brackets: how a failure names the host it talked to.
+inline std::string host_port(const parsed_url& u) {
+  const bool v6 = u.host.find(':') != std::string::npos;
+  return (v6 ? "[" + u.host + "]" : u.host) + ":" + std::to_string(u.port);
+}
+
+// Why no connection could be made to host:port, found again on the failure path, since
+// cpp-httplib keeps neither the resolver's answer nor the socket's error (errno after its
+// failed connect is EINPROGRESS, from the non-blocking connect): a DNS lookup of the host,
+// then one non-blocking connect to the first address it gives, for at most `budget`.
+inline std::string connect_failure(const parsed_url& u, std::chrono::milliseconds budget) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(u.host.c_str(), std::to_string(u.port).c_str(), &hints, &found);
+  if (rc != 0) {
+    const char* why = rc == EAI_SYSTEM ? std::strerror(errno) : ::gai_strerror(rc);
+    return std::string("DNS lookup failed: ") + why;
+  }
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(found, ::freeaddrinfo);
+  if (found == nullptr) return "DNS lookup gave no address";
+  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::string("could not connect: ") + std::strerror(errno);
+  int error = 0;
+  if (::connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
+    error = errno;
+    if (error == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      const int ready = ::poll(&p, 1, static_cast<int>(budget.count()));
+      socklen_t n = sizeof error;
+      if (ready <= 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &n) != 0) error = ETIMEDOUT;
+    }
+  }
+  ::close(fd);
+  switch (error) {
+  case 0: return "could not connect (a second try did: the host may be overloaded)";
+  case ECONNREFUSED: return "connection refused";
+  case EHOSTUNREACH: return "no route to host";
+  case ENETUNREACH: return "network unreachable";
+  case ETIMEDOUT:
+    return "could not connect: no answer within " + std::to_string(budget.count()) + " ms";
+  default: return std::string("could not connect: ") + std::strerror(error);
+  }
+}
+
+// A TLS failure in words: the certificate's verification error when there is one, else
+// OpenSSL's reason for the failed handshake (or verification).
+enum class tls_step { load_certs, handshake, verify };
+inline std::string tls_failure_text(tls_step step, const tls_failure& tls, const std::string& host,
+                                    const std::string& ca_file) {
+  if (step == tls_step::load_certs)
+    return "TLS: could not load the CA certificates " +
+           (ca_file.empty() ? std::string("of the system") : "from " + ca_file);
+  if (tls.verify_result == X509_V_ERR_HOSTNAME_MISMATCH ||
+      tls.verify_result == X509_V_ERR_IP_ADDRESS_MISMATCH)
+    return "TLS: certificate verify failed: " + host +
+           " is not named in the certificate's subjectAltName";
+  if (tls.verify_result != X509_V_OK)
+    return std::string("TLS: certificate verify failed: ") +
+           X509_verify_cert_error_string(tls.verify_result);
+  std::string what =
+      step == tls_step::verify ? "TLS: certificate verify failed" : "TLS handshake failed";
+  if (tls.ssl_error != 0) {
+    if (const char* reason = ERR_reason_error_string(tls.ssl_error)) return what + ": " + reason;
+    char text[256];
+    ERR_error_string_n(tls.ssl_error, text, sizeof text);
+    return what + ": " + text;
+  }
+  return what;
+}
+
 // Is `u` WeChat's default API host (https, api.weixin.qq.com, port 443), exactly: the
 // api2 fallback is for that host only.
 inline bool is_wechat_default_host(const parsed_url& u) {
@@ -165,15 +303,18 @@ inline bool is_wechat_default_host(const parsed_url& u) {
 class client_pool {
 public:
   client_pool(const std::string& url, const httplib_transport_options& o) : url_(url), opt_(o) {
-    parsed_url u;
-    if (parse_base_url(url, u) && u.scheme == "https") tls_host_ = u.host;
+    if (parse_base_url(url, where_) && where_.scheme == "https") tls_host_ = where_.host;
+    name_ = host_port(where_);
   }
 
   http_response send(const http_request& req, std::error_code& ec) {
     std::unique_ptr<httplib::Client> c = acquire();
     if (!c) {
       ec = transport_errc::tls_failed;  // OpenSSL refused the TLS settings: no connection
-      return {};
+      http_response out;
+      out.failure = name_ + ": TLS: OpenSSL refused the client's settings (TLS 1.2 minimum, "
+                            "host name check)";
+      return out;
     }
     httplib::Request r;
     r.method = req.method;
@@ -195,33 +336,65 @@ public:
     const auto start = std::chrono::steady_clock::now();
     httplib::Response res;
     httplib::Error err = httplib::Error::Success;
-    const bool sent = c->send(r, res, err);  // the non-const overload: no copy of the request
+    tls_failure tls;
+    const bool sent = send_request(*c, r, res, err, tls, 0);
     http_response out;
     if (!sent) {
       const auto took = std::chrono::steady_clock::now() - start;
-      if (too_large)
+      const auto ms = [](std::chrono::milliseconds t) { return std::to_string(t.count()); };
+      std::string why;
+      if (too_large) {
         ec = transport_errc::response_too_large;
-      else if (err == httplib::Error::Connection || err == httplib::Error::BindIPAddress)
+        why = "the response is larger than max_response_bytes, " + std::to_string(cap) + " bytes";
+      } else if (err == httplib::Error::Connection) {
         ec = transport_errc::connect_failed;
-      else if (err == httplib::Error::ConnectionTimeout)
+        // A failure that took the whole connect_timeout is not tried again to find out why
+        // (a hanging DNS server or a host that drops packets would double the wait).
+        why = took + std::chrono::milliseconds(50) >= opt_.connect_timeout
+                  ? "no connection within the connect_timeout, " + ms(opt_.connect_timeout) + " ms"
+                  : connect_failure(
+                        where_, std::min(opt_.connect_timeout, std::chrono::milliseconds(1000)));
+      } else if (err == httplib::Error::BindIPAddress) {
+        ec = transport_errc::connect_failed;
+        why = "could not bind the local address";
+      } else if (err == httplib::Error::ConnectionTimeout) {
         ec = transport_errc::timeout;
-      else if (err == httplib::Error::SSLConnection ||
-               err == httplib::Error::SSLServerVerification ||
-               err == httplib::Error::SSLLoadingCerts || is_hostname_error(err))
+        why = "no connection within the connect_timeout, " + ms(opt_.connect_timeout) + " ms";
+      } else if (err == httplib::Error::SSLConnection ||
+                 err == httplib::Error::SSLServerVerification ||
+                 err == httplib::Error::SSLLoadingCerts || is_hostname_error(err)) {
         ec = transport_errc::tls_failed;
-      else if (err == httplib::Error::Read)
-        ec = took + std::chrono::milliseconds(50) >= opt_.read_timeout
-                 ? transport_errc::timeout
-                 : transport_errc::connection_closed;
-      else
+        if (is_hostname_error(err) && tls.verify_result == X509_V_OK)
+          tls.verify_result = X509_V_ERR_HOSTNAME_MISMATCH;
+        const tls_step step = err == httplib::Error::SSLLoadingCerts ? tls_step::load_certs
+                              : err == httplib::Error::SSLConnection ? tls_step::handshake
+                                                                     : tls_step::verify;
+        why = tls_failure_text(step, tls, where_.host, opt_.ca_file);
+      } else if (err == httplib::Error::Read) {
+        const bool timed_out = took + std::chrono::milliseconds(50) >= opt_.read_timeout;
+        ec = timed_out ? transport_errc::timeout : transport_errc::connection_closed;
+        why = timed_out ? "no answer within the read_timeout, " + ms(opt_.read_timeout) + " ms"
+                        : "the connection closed after " +
+                              ms(std::chrono::duration_cast<std::chrono::milliseconds>(took)) +
+                              " ms, before a complete response";
+      } else if (err == httplib::Error::Write) {
         ec = transport_errc::failed;
+        why = "the connection closed while the request was sent";
+      } else {
+        ec = transport_errc::failed;
+        why = "cpp-httplib error: " + httplib::to_string(err);
+      }
+      out.failure = name_ + ": " + why;
       return out;  // the connection is broken: do not return it to the pool
     }
     out.status = res.status;
     out.body = std::move(body);
     out.content_type = res.get_header_value("Content-Type");
     release(std::move(c));
-    if (out.status < 200 || out.status > 299) ec = transport_errc::http_status;
+    if (out.status < 200 || out.status > 299) {
+      ec = transport_errc::http_status;
+      out.failure = name_ + ": answered HTTP " + std::to_string(out.status);
+    }
     return out;
   }
 
@@ -255,6 +428,8 @@ private:
   }
 
   std::string url_;
+  parsed_url where_;      ///< url_, read
+  std::string name_;      ///< "host:port", as failures name it
   std::string tls_host_;  ///< the host to verify (no brackets); empty for http://
   httplib_transport_options opt_;
   std::mutex mutex_;
@@ -307,7 +482,9 @@ public:
     http_response r = primary_.send(req, ec);
     if (ec == transport_errc::connect_failed && fallback_) {
       ec.clear();
+      std::string first = std::move(r.failure);
       r = fallback_->send(req, ec);
+      if (ec) r.failure = first + "; then " + r.failure;  // both hosts, in the order tried
     }
     return r;
   }
