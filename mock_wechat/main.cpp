@@ -316,12 +316,14 @@ int main(int argc, char** argv) {
   }
 
   try {
-    mock_wechat::server server(opt);
-    if (!c.scenario.empty()) {
-      mock_wechat::load_scenario_file(server.world(), c.scenario);
-      if (c.rules_given) server.world().set_rules(opt.rules);  // the command line wins
-      if (c.profiles_given) server.world().set_profiles(opt.profiles);
+    if (!c.scenario.empty()) {  // loaded before the port is bound: no request sees it empty
+      c.opt.prepare = [&c, rules = opt.rules, profiles = opt.profiles](mock_wechat::world& w) {
+        mock_wechat::load_scenario_file(w, c.scenario);
+        if (c.rules_given) w.set_rules(rules);  // the command line wins
+        if (c.profiles_given) w.set_profiles(profiles);
+      };
     }
+    mock_wechat::server server(opt);
     std::cout << "mock_wechat listening on " << server.base_url() << std::endl;
     if (server.listens_on_all_interfaces())  // the line above names loopback only
       std::cerr << "mock_wechat: --host " << (opt.host.empty() ? "\"\"" : opt.host)

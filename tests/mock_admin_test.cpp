@@ -455,7 +455,52 @@ TEST_CASE("every admin call refuses a field it does not take, naming it and the 
   }
   CHECK(error_of(f.post("/__mock/users", R"({"user":"a","high_risk":true,"typo":1})"), 400) ==
         "POST /__mock/users: unknown field 'typo' (known: user, high_risk, risk_rank, profile)");
+  // reset takes no field; a query parameter other than path would clear or list everything
+  CHECK(error_of(f.post("/__mock/reset", R"({"keep_apps":true})"), 400) ==
+        "POST /__mock/reset: unknown field 'keep_apps' (it takes no fields)");
+  CHECK(f.get("/__mock/apps").json().size() == 1);  // nothing was reset
+  f.admin("faults", {{"path", "/sns/jscode2session"}, {"errcode", -1}, {"times", 1}});
+  CHECK(error_of(f.del("/__mock/faults?pth=/x"), 400) ==
+        "/__mock/faults: unknown query parameter 'pth' (known: path)");
+  CHECK(f.get("/__mock/faults").json().size() == 1);  // nothing was cleared
+  CHECK(error_of(f.get("/__mock/requests?paht=/x"), 400).find("unknown query parameter 'paht'") !=
+        std::string::npos);
+  CHECK(error_of(f.post("/__mock/clock", R"({"advance":1,"frozen":true})"), 400)
+            .find("'frozen' goes with 'set'") != std::string::npos);
   // the calls' own fields still work, and a body-less POST is still "no fields"
   CHECK(f.admin("login", {{"appid", "wx1"}, {"user", "alice"}}).contains("code"));
+  CHECK(f.del("/__mock/faults?path=/sns/jscode2session").status == 200);
+  CHECK(f.get("/__mock/faults").json().empty());
   CHECK(f.post("/__mock/reset", "").status == 200);
+  CHECK(f.get("/__mock/apps").json().empty());
+}
+
+TEST_CASE("options::prepare sets the world up before the port is bound (mock_wechat --scenario: "
+          "no request sees an empty world)",
+          "[mock][admin]") {
+  int port = 0;
+  {
+    mock_wechat::server probe;  // a port that was free a moment ago
+    port = probe.port();
+  }
+  mock_wechat::options o;
+  o.port = port;
+  bool answered = true;
+  o.prepare = [&](mock_wechat::world& w) {
+    w.add_app({"wx1", "s", mock_wechat::app_type::miniprogram, "acct"});
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(1, 0);
+    answered = static_cast<bool>(c.Get("/__mock/health"));
+  };
+  {
+    mock_wechat::server s(o);
+    CHECK_FALSE(answered);  // nothing listened while the world was prepared
+    httplib::Client c("127.0.0.1", s.port());
+    auto r = c.Get("/__mock/apps");
+    REQUIRE(r);
+    CHECK(nlohmann::json::parse(r->body).size() == 1);
+  }
+  o.port = 0;
+  o.prepare = [](mock_wechat::world&) { throw mock_wechat::admin_error(400, "scenario: bad"); };
+  CHECK_THROWS_AS(mock_wechat::server(o), mock_wechat::admin_error);
 }

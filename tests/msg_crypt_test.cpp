@@ -729,6 +729,10 @@ TEST_CASE("the XML reader is strict: each malformed body is refused", "[msg_cryp
         "<xml><a></b>" + enc + "</xml>",         // crossed tags
         "< xml>" + enc + "</xml>",
         "\xEF\xBB\xBF<xml>" + enc + "</xml>",  // a byte-order mark
+        "<?xml-stylesheet href='a'?><xml>" + enc + "</xml>",  // not the declaration
+        "<?xml <!DOCTYPE x [<!ENTITY e 'x'>]> ?><xml>" + enc + "</xml>",  // markup inside it
+        "<?xml?><xml>" + enc + "</xml>",
+        "<xml><A>a]]>b</A>" + enc + "</xml>",  // "]]>" in text (XML 1.0, 2.4)
     };
     for (const auto& body : bodies) {
       CAPTURE(body);
@@ -905,4 +909,33 @@ TEST_CASE("one msg_crypt decrypts and encrypts from many threads at once", "[msg
   for (auto& th : threads)
     th.join();
   CHECK(failures == 0);
+}
+
+TEST_CASE("verify_signature: an official account's URL check and a push's plain signature",
+          "[msg_crypt]") {
+  using e = wechat::msg_crypt_errc;
+  const wechat::msg_crypt crypt(v1_token, v1_key, v1_appid);
+  // sha1 of the sorted token, timestamp and nonce, no ciphertext (what WeChat puts in
+  // `signature`); the same as msg_signature with an empty Encrypt
+  const std::string plain = wechat::msg_signature(v1_token, v1_timestamp, v1_nonce, "");
+  std::error_code ec;
+  crypt.verify_signature(plain, v1_timestamp, v1_nonce, ec);
+  CHECK_FALSE(ec);
+  std::string upper = plain;
+  for (char& c : upper)
+    if (c >= 'a' && c <= 'f') c = static_cast<char>(c - 'a' + 'A');
+  crypt.verify_signature(upper, v1_timestamp, v1_nonce, ec);  // hex in either case
+  CHECK_FALSE(ec);
+  crypt.verify_signature(plain, v1_timestamp, v1_nonce + "1", ec);
+  CHECK(ec == e::signature_mismatch);
+  crypt.verify_signature(v1_signature, v1_timestamp, v1_nonce, ec);  // a msg_signature is not it
+  CHECK(ec == e::signature_mismatch);
+  crypt.verify_signature("not hex", v1_timestamp, v1_nonce, ec);
+  CHECK(ec == e::signature_malformed);
+  const wechat::msg_crypt other("another-token", v1_key, v1_appid);
+  CHECK_THROWS_AS(other.verify_signature(plain, v1_timestamp, v1_nonce), wechat::error);
+  // encrypt() fills both signatures of the query it produces
+  const auto m = crypt.encrypt("<xml><A>1</A></xml>", "1700000000", "n");
+  crypt.verify_signature(m.signature, m.timestamp, m.nonce, ec);
+  CHECK_FALSE(ec);
 }

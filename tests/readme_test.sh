@@ -5,8 +5,8 @@
 #   install              the install snippet as written: a Release build of the clone,
 #                        cmake --install into $HOME/opt/wechat (HOME is the scratch
 #                        folder), then your-app configured and built against it;
-#   your-cmake,          your-app/CMakeLists.txt is those two snippets after a project()
-#   my-login-test-cmake  line, building login.cpp (login-program) and my_login_test.cpp
+#   your-cmake,          your-app/CMakeLists.txt is those two snippets, as written,
+#   my-login-test-cmake  beside login.cpp (login-program) and my_login_test.cpp
 #                        (my-login-test); ctest runs my_login_test;
 #   mock-shell,          the standalone mock from the build above, with curl, then the
 #   login-program-run    login program against it (one shell, as a reader would);
@@ -54,8 +54,8 @@ awk -v out="$work/snippets" '
       file = out "/" name "." lang
       printf "" > file
       print name, lang, (reason == "" ? "-" : reason) >> (out "/list")
-    } else if (lang != "text" && lang != "") {
-      bad("a ```" lang " fence: use sh, cpp or cmake (run) or text (not code)")
+    } else if (lang != "text") {
+      bad("a ```" lang " fence: say sh, cpp or cmake (run) or text (not code)")
       file = ""
     } else file = ""
     next
@@ -75,21 +75,31 @@ for name in $known; do
 done
 not_run() { awk -v n="$1" '$1 == n && $3 != "-"' "$work/snippets/list" | grep -q .; }
 for name in $known; do
-  [[ "$name" == deb ]] && continue
+  if [[ "$name" == deb ]]; then
+    not_run deb || fail "README snippet 'deb' is marked to run; this script has no root to run it"
+    continue
+  fi
   not_run "$name" && fail "README snippet '$name' is marked not run; this script runs it"
 done
 snip() { cat "$work/snippets/$1"; }
+mkdir -p "$work/home"
 
-# free loopback ports for 8080, 8081, 8082
+# Three distinct free loopback ports for 8080, 8081, 8082, below Linux's ephemeral range
+# (32768 and up), so no outgoing connection takes one meanwhile.
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+    p=$((10000 + RANDOM % 22000))
+    [[ " ${taken:-} " == *" $p "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then taken="${taken:-} $p"; echo "$p"; return; fi
   done
 }
-p8080=$(free_port); p8081=$(free_port); p8082=$(free_port)
-ports() { sed -e "s/8080/$p8080/g" -e "s/8081/$p8081/g" -e "s/8082/$p8082/g"; }
+taken=""
+p8080=$(free_port); taken="$taken $p8080"
+p8081=$(free_port); taken="$taken $p8081"
+p8082=$(free_port)
+# whole numbers only, so a port substituted first (28081) is never rewritten by the next
+ports() { sed -E "s/\b8080\b/$p8080/g; s/\b8081\b/$p8081/g; s/\b8082\b/$p8082/g"; }
 
 # A snippet runs in bash -e; background programs it starts are stopped when it ends.
 run_sh() {  # run_sh FOLDER LOG < script
@@ -120,16 +130,7 @@ mkdir -p "$nc/your-app" "$work/home"
 ln -s "$src" "$nc/wechat-cpp"
 snip login-program.cpp > "$nc/your-app/login.cpp"
 snip my-login-test.cpp > "$nc/your-app/my_login_test.cpp"
-{
-  echo 'cmake_minimum_required(VERSION 3.21)'
-  echo 'project(your_app CXX)'
-  echo 'set(CMAKE_CXX_STANDARD 17)'
-  echo 'enable_testing()'
-  echo 'add_executable(your_app login.cpp)'
-  echo 'add_executable(your_tests login.cpp)'
-  snip your-cmake.cmake
-  snip my-login-test-cmake.cmake
-} > "$nc/your-app/CMakeLists.txt"
+{ snip your-cmake.cmake; snip my-login-test-cmake.cmake; } > "$nc/your-app/CMakeLists.txt"
 start=$(date +%s)
 snip install.sh | run_sh "$nc" "$work/install.log"
 echo "readme_test: install: built, installed and your-app built against it in $(( $(date +%s) - start )) s"

@@ -68,9 +68,11 @@ public:
     want_ = want;
     value_ = &value;
     found_ = 0;
-    if (s_.substr(0, 5) == "<?xml") {
+    if (s_.substr(0, 5) == "<?xml") {  // the declaration: "<?xml" and a space, no markup
       const std::size_t end = s_.find("?>");
-      if (end == std::string_view::npos) return false;
+      if (end == std::string_view::npos || s_.size() < 6 || !is_ws(s_[5]) ||
+          s_.substr(0, end).find('<', 1) != std::string_view::npos)
+        return false;
       pos_ = end + 2;
     }
     skip_ws();
@@ -126,6 +128,7 @@ private:
         non_ws = true;
         continue;
       }
+      if (c == '>' && pos_ >= 2 && s_.substr(pos_ - 2, 3) == "]]>") return false;  // XML 1.0 2.4
       if (!is_ws(c)) non_ws = true;
       if (out != nullptr) out->push_back(c);
       ++pos_;
@@ -371,7 +374,16 @@ public:
 
   // Copies only: a moved-from token would be empty, and sign with nothing.
   msg_crypt(const msg_crypt&) = default;
-  msg_crypt& operator=(const msg_crypt&) = default;
+  msg_crypt& operator=(const msg_crypt& other) {
+    if (this != &other) {  // the old key and token are erased, not left in freed memory
+      detail::cleanse(token_);
+      token_ = other.token_;
+      appid_ = other.appid_;
+      key_ = other.key_;
+      config_ = other.config_;
+    }
+    return *this;
+  }
   ~msg_crypt() {
     OPENSSL_cleanse(key_.data(), key_.size());
     detail::cleanse(token_);
@@ -389,9 +401,33 @@ public:
     return msg_signature(token_, timestamp, nonce, encrypt);
   }
 
-  /// Verifies `msg_signature` over `encrypt` (the <Encrypt> element's text, or the echostr
+  /// Verifies the plain `signature` of a request's query: sha1 over the token, timestamp and
+  /// nonce (no ciphertext). It is how an official account checks its URL (a GET with
+  /// signature, timestamp, nonce and a plaintext echostr: answer the echostr, whatever the
+  /// encryption mode), and the `signature` WeChat sends beside msg_signature on a push.
+  /// Compared in constant time. Errors (msg_crypt_errc): the construction's error,
+  /// signature_malformed, signature_mismatch; crypto_errc::openssl_failure.
+  void verify_signature(std::string_view signature, std::string_view timestamp,
+                        std::string_view nonce, std::error_code& ec) const {
+    ec.clear();
+    if (config_) {
+      ec = config_;
+      return;
+    }
+    check_signature(signature, timestamp, nonce, {}, ec);
+  }
+
+  /// Throwing overload of verify_signature.
+  void verify_signature(std::string_view signature, std::string_view timestamp,
+                        std::string_view nonce) const {
+    std::error_code ec;
+    verify_signature(signature, timestamp, nonce, ec);
+    throw_if_error(ec, "msg_crypt::verify_signature");
+  }
+
+  /// Verifies `msg_signature` over `encrypt` (the <Encrypt> element's text, or an encrypted echostr
   /// of a URL check), then decrypts it and checks the padding, the length field and the
-  /// appid at the end. Returns the message (the inner XML; for a URL check, the echostr
+  /// appid at the end. Returns the message (the inner XML; for WeCom's URL check, the echostr
   /// text to answer with). Errors (msg_crypt_errc): the construction's error,
   /// message_too_large, signature_malformed, signature_mismatch, encrypt_has_space,
   /// encrypt_not_base64, ciphertext_bad_length, bad_padding, bad_message_length,
@@ -533,8 +569,8 @@ public:
     detail::aes256_cbc_nopad(false, key_.data(), key_.data(), p, padded, p, ec);
     if (!ec) {
       m.encrypt = base64_encode(buf);
-      m.msg_signature = signature(timestamp, nonce, m.encrypt);
-      m.signature = signature(timestamp, nonce, {});
+      m.msg_signature = signature_or(timestamp, nonce, m.encrypt, ec);
+      m.signature = signature_or(timestamp, nonce, {}, ec);
       m.timestamp = timestamp;
       m.nonce = nonce;
       m.appid = appid_;
@@ -594,10 +630,23 @@ private:
       if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
       hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
     }
-    if (!hex)
+    if (!hex) {
       ec = msg_crypt_errc::signature_malformed;
-    else if (!constant_time_equal(signature(timestamp, nonce, encrypt), lower))
-      ec = msg_crypt_errc::signature_mismatch;
+      return;
+    }
+    const std::string expected = signature_or(timestamp, nonce, encrypt, ec);
+    if (!ec && !constant_time_equal(expected, lower)) ec = msg_crypt_errc::signature_mismatch;
+  }
+
+  // signature() for the error_code overloads: an OpenSSL failure sets ec, never throws.
+  std::string signature_or(std::string_view timestamp, std::string_view nonce,
+                           std::string_view encrypt, std::error_code& ec) const {
+    try {
+      return signature(timestamp, nonce, encrypt);
+    } catch (const error& e) {
+      ec = e.code();
+      return {};
+    }
   }
 
   // The decrypted plaintext: padding, length field, appid; returns the message.

@@ -79,6 +79,17 @@ private:
     return v == nullptr ? std::string() : *v;
   }
 
+  // The one query parameter the listing and clearing calls take is "path": another name
+  // ("pth") would clear or list everything, so it is refused.
+  static std::string path_param(const call_args& a) {
+    if (a.query != nullptr)
+      for (const auto& kv : *a.query)
+        if (kv.first != "path")
+          throw admin_error(400, "/__mock" + std::string(a.call) + ": unknown query parameter '" +
+                                     detail::printable(kv.first) + "' (known: path)");
+    return query_param(a.query, "path");
+  }
+
   // What a call's function gets of the request.
   struct call_args {
     std::string_view body;
@@ -150,7 +161,8 @@ private:
 
   // The control side.
 
-  nlohmann::json reset(const call_args& /*unused*/) {
+  nlohmann::json reset(const call_args& a) {
+    parse_body(a, {});  // no fields: '{"keep_apps":true}' is refused, not a reset
     world_.reset();
     journal_.clear();
     faults_.clear();
@@ -208,6 +220,8 @@ private:
     constexpr std::int64_t max = virtual_clock::max_unix;
     if (adv != j.end() && set != j.end())
       throw admin_error(400, "give 'advance' or 'set', not both");
+    if (adv != j.end() && j.contains("frozen"))
+      throw admin_error(400, "field 'frozen' goes with 'set' (or alone, false, to resume)");
     if (adv != j.end()) {
       const std::int64_t now = world_.now();
       const auto s = detail::integer_in(*adv, -now, max - now);
@@ -248,7 +262,7 @@ private:
   nlohmann::json list_faults(const call_args& /*unused*/) { return faults_.to_json(); }
 
   nlohmann::json clear_faults(const call_args& a) {
-    faults_.clear(query_param(a.query, "path"));
+    faults_.clear(path_param(a));
     return {{"status", "ok"}};
   }
 
@@ -319,11 +333,11 @@ private:
   // What the mock saw.
 
   nlohmann::json list_requests(const call_args& a) {
-    return journal_.to_json(query_param(a.query, "path"));
+    return journal_.to_json(path_param(a));
   }
 
   nlohmann::json clear_requests(const call_args& a) {
-    journal_.clear(query_param(a.query, "path"));
+    journal_.clear(path_param(a));
     return {{"status", "ok"}};
   }
 

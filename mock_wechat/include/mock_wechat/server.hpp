@@ -25,6 +25,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -83,6 +84,10 @@ struct options {
   /// Seeds the latency draws and the faults' (probability and latency): a run with the same
   /// seed and the same calls in the same order draws the same. Unset: a random seed.
   std::optional<std::uint64_t> seed;
+  /// Runs on the world before the socket is bound: what it sets up (a scenario file's apps
+  /// and users) is there for the first request. An exception from it leaves the
+  /// constructor. Null: nothing.
+  std::function<void(world&)> prepare;
 };
 
 /// The mock, serving on a socket from construction to destruction.
@@ -96,6 +101,7 @@ public:
         core_(world_, faults_, journal_, stats_, opt_.admin_token, opt_.latency,
               opt_.seed ? *opt_.seed : random_seed()) {
     if (opt_.seed) faults_.seed(*opt_.seed);
+    if (opt_.prepare) opt_.prepare(world_);
     const int keep_alive_s = std::max(1, opt_.keep_alive_timeout_ms / 1000);
     tls_ = !opt_.tls_cert.empty() || !opt_.tls_key.empty();
     if (tls_ && (opt_.tls_cert.empty() || opt_.tls_key.empty()))

@@ -85,6 +85,10 @@ inline void known_fields_only(const nlohmann::json& j, const std::string& where,
     std::string message = where;
     message += ": unknown field '";
     message += printable(it.key());
+    if (known.size() == 0) {
+      message += "' (it takes no fields)";
+      throw admin_error(400, message);
+    }
     message += "' (known: ";
     bool first = true;
     for (const char* k : known) {
