@@ -146,15 +146,22 @@ inline std::size_t base64_decode_to(std::string_view text, unsigned char* out,
   return o;
 }
 
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+// A cipher fetched by name, freed at exit: the cipher functions below keep one each.
+struct fetched_cipher {
+  EVP_CIPHER* cipher;
+  explicit fetched_cipher(const char* name) : cipher(EVP_CIPHER_fetch(nullptr, name, nullptr)) {}
+  fetched_cipher(const fetched_cipher&) = delete;
+  fetched_cipher& operator=(const fetched_cipher&) = delete;
+  ~fetched_cipher() { EVP_CIPHER_free(cipher); }
+};
+#endif
+
 /// The AES-128-CBC cipher, fetched once per process (OpenSSL 3 otherwise re-fetches it on
 /// every EVP_*Init call, which costs more than decrypting a small payload).
 inline const EVP_CIPHER* aes128_cbc() noexcept {
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-  struct holder {
-    EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr);
-    ~holder() { EVP_CIPHER_free(cipher); }
-  };
-  static const holder h;
+  static const fetched_cipher h("AES-128-CBC");
   return h.cipher;
 #else
   return EVP_aes_128_cbc();
@@ -174,27 +181,31 @@ inline const EVP_MD* sha1_md() noexcept {
 #endif
 }
 
+// A cipher context set up once for `cipher` and a direction, OpenSSL's padding on or off;
+// later uses only load key and IV. `ctx` is null when OpenSSL cannot provide one.
+struct cipher_ctx {
+  EVP_CIPHER_CTX* ctx;
+  cipher_ctx(const EVP_CIPHER* cipher, bool decrypt, bool padding) : ctx(EVP_CIPHER_CTX_new()) {
+    if (ctx != nullptr &&
+        (cipher == nullptr ||
+         EVP_CipherInit_ex(ctx, cipher, nullptr, nullptr, nullptr, decrypt ? 0 : 1) != 1 ||
+         EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0) != 1)) {
+      EVP_CIPHER_CTX_free(ctx);
+      ctx = nullptr;
+    }
+  }
+  cipher_ctx(const cipher_ctx&) = delete;
+  cipher_ctx& operator=(const cipher_ctx&) = delete;
+  ~cipher_ctx() { EVP_CIPHER_CTX_free(ctx); }
+};
+
 /// One AES-128-CBC context per thread and direction, set up once (cipher, and padding off
 /// for decryption: the PKCS#7 check is ours): later calls only load key and IV.
 /// Allocating and configuring a context per call costs more than a small decrypt.
 /// Returns nullptr if OpenSSL cannot provide one.
 inline EVP_CIPHER_CTX* thread_cipher_ctx(bool decrypt) noexcept {
-  struct holder {
-    EVP_CIPHER_CTX* ctx = nullptr;
-    explicit holder(bool dec) {
-      ctx = EVP_CIPHER_CTX_new();
-      const EVP_CIPHER* cipher = aes128_cbc();
-      if (ctx != nullptr &&
-          (cipher == nullptr ||
-           EVP_CipherInit_ex(ctx, cipher, nullptr, nullptr, nullptr, dec ? 0 : 1) != 1 ||
-           EVP_CIPHER_CTX_set_padding(ctx, dec ? 0 : 1) != 1)) {
-        EVP_CIPHER_CTX_free(ctx);
-        ctx = nullptr;
-      }
-    }
-    ~holder() { EVP_CIPHER_CTX_free(ctx); }
-  };
-  thread_local holder dec_h(true), enc_h(false);
+  thread_local const cipher_ctx dec_h(aes128_cbc(), true, false);
+  thread_local const cipher_ctx enc_h(aes128_cbc(), false, true);
   return decrypt ? dec_h.ctx : enc_h.ctx;
 }
 
@@ -238,11 +249,7 @@ inline std::size_t aes128_cbc_decrypt_to(const unsigned char* key, const unsigne
 /// The AES-256-CBC cipher (WeChat's message crypto), fetched once per process.
 inline const EVP_CIPHER* aes256_cbc() noexcept {
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-  struct holder {
-    EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
-    ~holder() { EVP_CIPHER_free(cipher); }
-  };
-  static const holder h;
+  static const fetched_cipher h("AES-256-CBC");
   return h.cipher;
 #else
   return EVP_aes_256_cbc();
@@ -253,22 +260,8 @@ inline const EVP_CIPHER* aes256_cbc() noexcept {
 /// WeChat's message crypto pads to 32 bytes (PKCS#7 with K = 32), which OpenSSL's padding,
 /// per 16-byte block, cannot do. Returns nullptr if OpenSSL cannot provide one.
 inline EVP_CIPHER_CTX* thread_aes256_ctx(bool decrypt) noexcept {
-  struct holder {
-    EVP_CIPHER_CTX* ctx = nullptr;
-    explicit holder(bool dec) {
-      ctx = EVP_CIPHER_CTX_new();
-      const EVP_CIPHER* cipher = aes256_cbc();
-      if (ctx != nullptr &&
-          (cipher == nullptr ||
-           EVP_CipherInit_ex(ctx, cipher, nullptr, nullptr, nullptr, dec ? 0 : 1) != 1 ||
-           EVP_CIPHER_CTX_set_padding(ctx, 0) != 1)) {
-        EVP_CIPHER_CTX_free(ctx);
-        ctx = nullptr;
-      }
-    }
-    ~holder() { EVP_CIPHER_CTX_free(ctx); }
-  };
-  thread_local holder dec_h(true), enc_h(false);
+  thread_local const cipher_ctx dec_h(aes256_cbc(), true, false);
+  thread_local const cipher_ctx enc_h(aes256_cbc(), false, false);
   return decrypt ? dec_h.ctx : enc_h.ctx;
 }
 
@@ -428,6 +421,22 @@ inline std::string to_hex(std::string_view bytes) {
   }
   return out;
 }
+
+namespace detail {
+/// True when `text` is 40 hex characters, either case (a SHA-1 signature as a peer sends
+/// it); `lower` then holds it in lowercase, as sha1_hex writes it.
+inline bool sha1_hex_lowercase(std::string_view text, std::string& lower) {
+  if (text.size() != 40) return false;
+  lower.assign(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'F')
+      c = static_cast<char>(c - 'A' + 'a');
+    else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+      return false;
+  }
+  return true;
+}
+}  // namespace detail
 
 /// Lowercase hex SHA-1 of `data` (40 characters). Cannot fail short of OpenSSL being
 /// broken, in which case it throws wechat::error(openssl_failure).

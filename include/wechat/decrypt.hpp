@@ -250,16 +250,11 @@ inline std::string raw_data_signature(std::string_view raw_data, std::string_vie
 inline void verify_signature(std::string_view raw_data, std::string_view signature,
                              std::string_view session_key, std::error_code& ec) {
   ec.clear();
-  bool hex = signature.size() == 40;
-  for (char c : signature)
-    hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'));
-  if (!hex) {
+  std::string lower;
+  if (!detail::sha1_hex_lowercase(signature, lower)) {
     ec = decrypt_errc::signature_malformed;
     return;
   }
-  std::string lower(signature);
-  for (char& c : lower)
-    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
   if (!constant_time_equal(raw_data_signature(raw_data, session_key), lower))
     ec = decrypt_errc::signature_mismatch;
 }

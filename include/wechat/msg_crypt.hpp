@@ -40,6 +40,7 @@
 
 #include "wechat/crypto.hpp"
 #include "wechat/error.hpp"
+#include "wechat/url_encode.hpp"
 
 namespace wechat {
 
@@ -226,22 +227,6 @@ inline void append_escaped(std::string& out, std::string_view text) {
   }
 }
 
-// Appends `text` percent-encoded for a query string (RFC 3986 unreserved characters kept).
-inline void append_query_value(std::string& out, std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += hex[u >> 4];
-      out += hex[u & 15];
-    }
-  }
-}
-
 // Erases a string's bytes (a token, a plaintext) before it is freed.
 inline void cleanse(std::string& s) noexcept {
   if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
@@ -319,13 +304,13 @@ struct encrypted_message {
   /// both signatures): `signature=..&timestamp=..&nonce=..&encrypt_type=aes&msg_signature=..`.
   std::string push_query() const {
     std::string q = "signature=";
-    detail::append_query_value(q, signature);
+    q += url_encode(signature);
     q += "&timestamp=";
-    detail::append_query_value(q, timestamp);
+    q += url_encode(timestamp);
     q += "&nonce=";
-    detail::append_query_value(q, nonce);
+    q += url_encode(nonce);
     q += "&encrypt_type=aes&msg_signature=";
-    detail::append_query_value(q, msg_signature);
+    q += url_encode(msg_signature);
     return q;
   }
 
@@ -624,13 +609,8 @@ private:
 
   void check_signature(std::string_view given, std::string_view timestamp, std::string_view nonce,
                        std::string_view encrypt, std::error_code& ec) const {
-    std::string lower(given);
-    bool hex = lower.size() == 40;
-    for (char& c : lower) {
-      if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
-      hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
-    }
-    if (!hex) {
+    std::string lower;
+    if (!detail::sha1_hex_lowercase(given, lower)) {
       ec = msg_crypt_errc::signature_malformed;
       return;
     }

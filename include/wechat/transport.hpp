@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "wechat/error.hpp"
+#include "wechat/url_encode.hpp"  // url_encode, part of this header's API
 
 namespace wechat {
 
@@ -41,24 +42,5 @@ public:
   /// for `failure`, which may say what happened, and `status` for http_status).
   virtual http_response send(const http_request& req, std::error_code& ec) = 0;
 };
-
-/// Percent-encodes a query parameter value (RFC 3986 unreserved characters kept).
-inline std::string url_encode(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size() + s.size() / 4);
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
 
 }  // namespace wechat
