@@ -62,6 +62,9 @@ namespace wechat {
     "invalid code: unknown, expired (5 minutes), or issued to another appid")                      \
   X(invalid_refresh_token, 40030, "invalid refresh_token",                                         \
     "invalid refresh_token: unknown, or issued to another appid")                                  \
+  X(invalid_component_credential, 40094, "invalid component credential",                           \
+    "invalid component credential: the component_access_token is not one of this "               \
+    "component_appid (a third-party platform's token used for another platform)")                 \
   X(invalid_args, 40097, "invalid args", "invalid args: a parameter is empty or malformed")        \
   X(missing_parameter, 40101, "missing parameter",                                                 \
     "missing parameter: give transaction_id, or mch_id with out_trade_no")                         \
@@ -95,6 +98,20 @@ namespace wechat {
   X(api_unauthorized, 48001, "api unauthorized", "api unauthorized (scope or permission missing)") \
   X(clear_quota_limit_reached, 48006, "forbid to clear quota because of reaching the limit",      \
     "clear_quota refused: the app has already reset its quotas 10 times this month")               \
+  X(component_not_authorized, 61003, "component is not authorized by this account",              \
+    "component not authorized: this mini program has not authorized the third-party platform "     \
+    "(or withdrew the authorization)")                                                             \
+  X(component_ticket_expired, 61005, "component ticket is expired",                                \
+    "component ticket expired: the component_verify_ticket is older than 12 hours; use the "      \
+    "latest one WeChat pushed (every 10 minutes)")                                                 \
+  X(component_ticket_invalid, 61006, "component ticket is invalid",                                \
+    "component ticket invalid: not the latest or previous ticket pushed to this platform "         \
+    "(unknown, empty, or another platform's)")                                                     \
+  X(invalid_component, 61011, "invalid component",                                                 \
+    "invalid component: the component_appid is not a third-party platform")                       \
+  X(authorizer_refresh_token_invalid, 61023, "refresh_token is invalid",                           \
+    "authorizer refresh_token invalid: wrong, of another app, or superseded by a new "             \
+    "authorization (the mini program authorized the platform again)")                              \
   X(rid_not_found, 76001, "rid not found, please check",                                           \
     "rid not found: not a rid WeChat gave out, or older than 7 days")                              \
   X(invalid_rid, 76002, "rid is error", "invalid rid: empty, or not 3 groups of 8 hex digits")     \
