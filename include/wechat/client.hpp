@@ -18,7 +18,7 @@
 // - WeChat busy (-1) and transport failures are retried with backoff and jitter, but only
 //   for calls that are safe to repeat (never one that consumes a code or rotates a key);
 // - 45009/45011 are never retried: ec says to slow down.
-// (About 750 lines: one class, a short pair of overloads per WeChat call.)
+// (About 700 lines: one class, a short pair of overloads per WeChat call.)
 #pragma once
 
 #include <chrono>
@@ -40,8 +40,10 @@
 #include "wechat/clock.hpp"
 #include "wechat/decrypt.hpp"
 #include "wechat/detail/api_response.hpp"
+#include "wechat/detail/code_memory.hpp"
 #include "wechat/detail/retry.hpp"
 #include "wechat/detail/single_flight.hpp"
+#include "wechat/detail/token_call.hpp"
 #include "wechat/error.hpp"
 #include "wechat/token.hpp"
 #include "wechat/transport.hpp"
@@ -117,22 +119,22 @@ struct follower_info {
 /// One key of getuserencryptkey's answer: a key wx.getUserCryptoManager gave the device
 /// (wechat-api.md section 8). Each lives 3600 s.
 struct user_encrypt_key {
-  std::string encrypt_key;      ///< base64 of the 16-byte key
-  std::int64_t version = 0;     ///< increases with each new key; the device names it
-  std::int64_t expire_in = 0;   ///< seconds left (0: expired)
-  std::string iv;               ///< hex, as WeChat gives it
+  std::string encrypt_key;       ///< base64 of the 16-byte key
+  std::int64_t version = 0;      ///< increases with each new key; the device names it
+  std::int64_t expire_in = 0;    ///< seconds left (0: expired)
+  std::string iv;                ///< hex, as WeChat gives it
   std::int64_t create_time = 0;  ///< Unix seconds
 };
 
 /// What getuserriskrank is told about the request (wechat-api.md section 8).
 struct risk_rank_request {
   std::string openid;
-  int scene = 0;           ///< 0 registration, 1 marketing fraud (2 UGC, mini games)
-  std::string client_ip;   ///< the user's IP address
-  std::string mobile_no;   ///< optional (empty: not sent)
+  int scene = 0;              ///< 0 registration, 1 marketing fraud (2 UGC, mini games)
+  std::string client_ip;      ///< the user's IP address
+  std::string mobile_no;      ///< optional (empty: not sent)
   std::string email_address;  ///< optional
   std::string extended_info;  ///< optional
-  bool is_test = false;    ///< a test call
+  bool is_test = false;       ///< a test call
 };
 
 /// getuserriskrank's answer.
@@ -167,6 +169,15 @@ inline std::string json_body(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// code2session's answer (jscode2session, component/jscode2session): openid, session_key,
+// unionid when the UnionID rules allow.
+inline void read_session(const nlohmann::json& j, session_info& s, std::error_code& ec,
+                         error_detail* d) {
+  s.openid = required_string(j, "openid", ec, d);
+  if (!ec) s.session_key = required_string(j, "session_key", ec, d);
+  if (!ec) s.unionid = optional_string(j, "unionid");
+}
+
 // The throwing form of a call: runs the error_code form, throws on failure.
 template <class F>
 auto throwing(F&& f, const char* what) -> decltype(f(std::declval<std::error_code&>(), nullptr)) {
@@ -192,7 +203,8 @@ public:
         clock_(clk ? std::move(clk) : default_clock()),
         tokens_(token_options{opt_.appid, opt_.secret, opt_.tokens, std::chrono::seconds(300),
                               opt_.max_attempts, opt_.backoff},
-                transport_, std::move(store), clock_) {}
+                transport_, std::move(store), clock_),
+        codes_(opt_.code_memory, opt_.code_memory_max, clock_) {}
 
   const std::string& appid() const noexcept { return opt_.appid; }
   /// The access token provider this client uses.
@@ -204,60 +216,15 @@ public:
   /// code_been_used, code_blocked, minute_quota_reached, invalid_appsecret...),
   /// transport_errc, protocol_errc.
   session_info code2session(std::string_view code, std::error_code& ec, error_detail* d = nullptr) {
-    ec.clear();
-    const std::string key(code);
-    detail::flight<code_result> flight;
-    {
-      std::lock_guard<std::mutex> lock(codes_mutex_);
-      const std::int64_t now = clock_->now_ms();
-      sweep_codes(now);
-      const auto it = codes_.find(key);
-      if (it != codes_.end() && (!it->second.done || now - it->second.done_at < code_memory_ms())) {
-        flight = detail::flight<code_result>::follow(it->second.result);
-      } else {
-        flight = detail::flight<code_result>::lead();  // the one caller that sends
-        codes_[key] = code_entry{flight.shared()};     // replaces a remembered result past its time
-      }
-    }
-    if (flight.leads()) {
-      code_result r;
+    return codes_.run(std::string(code), ec, d, [&](code_result& r) {
       http_request req;
       req.target = "/sns/jscode2session?appid=" + url_encode(opt_.appid) +
                    "&secret=" + url_encode(opt_.secret) + "&js_code=" + url_encode(code) +
                    "&grant_type=authorization_code";
       // Not safe to repeat: a code is single use. One attempt.
-      nlohmann::json j;
-      try {
-        j = exchange(req, r.ec, &r.detail, false);
-      } catch (...) {  // a transport that throws: forget the flight, wake the followers
-        std::lock_guard<std::mutex> lock(codes_mutex_);
-        codes_.erase(key);
-        flight.abandon(std::current_exception());
-        throw;
-      }
-      if (!r.ec) {
-        r.value.openid = detail::required_string(j, "openid", r.ec, &r.detail);
-        if (!r.ec) r.value.session_key = detail::required_string(j, "session_key", r.ec, &r.detail);
-        if (!r.ec) r.value.unionid = detail::optional_string(j, "unionid");
-      }
-      {
-        std::lock_guard<std::mutex> lock(codes_mutex_);
-        const auto it = codes_.find(key);  // ours: only the leader replaces or erases it
-        if (it == codes_.end()) {
-          // cannot happen (an entry in flight is never swept); nothing to remember
-        } else if (r.ec) {
-          codes_.erase(it);  // failures are shared with concurrent callers, not remembered
-        } else {
-          it->second.done = true;
-          it->second.done_at = clock_->now_ms();
-          it->second.seq = ++code_seq_;
-          done_order_.emplace_back(key, it->second.seq);
-          sweep_codes(it->second.done_at);
-        }
-      }
-      flight.land(std::move(r));
-    }
-    return flight.wait().deliver(ec, d);
+      const auto j = exchange(req, r.ec, &r.detail, false);
+      if (!r.ec) detail::read_session(j, r.value, r.ec, &r.detail);
+    });
   }
   session_info code2session(std::string_view code) {
     return detail::throwing(
@@ -268,11 +235,7 @@ public:
   /// How many exchanged codes the client remembers now (and so how many session results
   /// it holds), codes in flight included: at most code_memory_max plus those in flight,
   /// none older than code_memory.
-  std::size_t remembered_codes() {
-    std::lock_guard<std::mutex> lock(codes_mutex_);
-    sweep_codes(clock_->now_ms());
-    return codes_.size();
-  }
+  std::size_t remembered_codes() { return codes_.size(); }
 
   /// The unionid of a user who paid within the last 5 minutes: GET /wxa/getpaidunionid.
   /// Errors: api_errc::open_not_exists (app unbound), invalid_trade (no such payment, or
@@ -335,7 +298,8 @@ public:
                               error_detail* d = nullptr) {
     nlohmann::json body = {{"code", std::string(code)}};
     if (!openid.empty()) body["openid"] = std::string(openid);
-    const auto j = with_token("/wxa/business/getuserphonenumber", "", detail::json_body(body), ec, d, false);
+    const auto j =
+        with_token("/wxa/business/getuserphonenumber", "", detail::json_body(body), ec, d, false);
     phone_info p;
     if (ec) return p;
     const auto info = j.find("phone_info");
@@ -516,8 +480,8 @@ public:
                                                      std::string_view session_key,
                                                      std::error_code& ec,
                                                      error_detail* d = nullptr) {
-    const auto j = with_token("/wxa/business/getuserencryptkey",
-                              session_query(openid, session_key), {}, ec, d, true);
+    const auto j = with_token("/wxa/business/getuserencryptkey", session_query(openid, session_key),
+                              {}, ec, d, true);
     std::vector<user_encrypt_key> keys;
     if (ec) return keys;
     const auto list = j.find("key_info_list");
@@ -584,9 +548,7 @@ public:
     if (!r.email_address.empty()) body["email_address"] = r.email_address;
     if (!r.extended_info.empty()) body["extended_info"] = r.extended_info;
     if (r.is_test) body["is_test"] = true;
-    const auto j = with_token("/wxa/getuserriskrank", "",
-                              detail::json_body(body),
-                              ec, d, true);
+    const auto j = with_token("/wxa/getuserriskrank", "", detail::json_body(body), ec, d, true);
     user_risk_rank out;
     if (ec) return out;
     const auto rank = j.find("risk_rank");
@@ -635,9 +597,8 @@ public:
   api_quota get_api_quota(std::string_view cgi_path, std::error_code& ec,
                           error_detail* d = nullptr) {
     const nlohmann::json body = {{"cgi_path", std::string(cgi_path)}};
-    const auto j = with_token("/cgi-bin/openapi/quota/get", "",
-                              detail::json_body(body),
-                              ec, d, true);
+    const auto j =
+        with_token("/cgi-bin/openapi/quota/get", "", detail::json_body(body), ec, d, true);
     api_quota q;
     if (ec) return q;
     const auto quota = j.find("quota");
@@ -664,9 +625,7 @@ public:
   /// app's call).
   rid_info get_rid_info(std::string_view rid, std::error_code& ec, error_detail* d = nullptr) {
     const nlohmann::json body = {{"rid", std::string(rid)}};
-    const auto j = with_token("/cgi-bin/openapi/rid/get", "",
-                              detail::json_body(body),
-                              ec, d, true);
+    const auto j = with_token("/cgi-bin/openapi/rid/get", "", detail::json_body(body), ec, d, true);
     rid_info r;
     if (ec) return r;
     const auto req = j.find("request");
@@ -692,35 +651,6 @@ public:
 
 private:
   using code_result = detail::shared_result<session_info>;
-  struct code_entry {
-    std::shared_future<code_result> result;
-    bool done = false;         // false: in flight
-    std::int64_t done_at = 0;  // when it was remembered (clock ms)
-    std::uint64_t seq = 0;     // which remembering: its record in done_order_
-  };
-
-  std::int64_t code_memory_ms() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(opt_.code_memory).count();
-  }
-
-  // Forgets remembered codes, oldest first: those past code_memory, and the oldest while
-  // more than code_memory_max codes are held. Every successful exchange pushes one record
-  // to done_order_ and every record is popped once, so this is O(1) amortized per login.
-  // A record whose entry has since been replaced (same code exchanged again) or erased
-  // only pops. Codes in flight are never in done_order_: their callers are waiting.
-  // Caller holds codes_mutex_.
-  void sweep_codes(std::int64_t now) {
-    const std::int64_t memory = code_memory_ms();
-    while (!done_order_.empty()) {
-      const auto it = codes_.find(done_order_.front().first);
-      const bool current =
-          it != codes_.end() && it->second.done && it->second.seq == done_order_.front().second;
-      if (current && now - it->second.done_at < memory && codes_.size() <= opt_.code_memory_max)
-        break;  // the oldest record is live and within both bounds: so is every later one
-      if (current) codes_.erase(it);
-      done_order_.pop_front();
-    }
-  }
 
   static std::string session_query(std::string_view openid, std::string_view session_key) {
     return "&openid=" + url_encode(openid) + "&signature=" + session_key_signature(session_key) +
@@ -730,41 +660,24 @@ private:
   // One request (retried on -1 and transport failures when `safe`), parsed.
   nlohmann::json exchange(const http_request& req, std::error_code& ec, error_detail* d,
                           bool safe) {
-    nlohmann::json j;
-    error_detail local;
-    detail::retry(safe ? opt_.max_attempts : 1, opt_.backoff, [&](int attempt) {
-      local = error_detail{};
-      j = detail::round_trip(*transport_, req, ec, local);
-      local.attempts = attempt;
-      return ec;
-    });
-    if (d) *d = local;
-    return j;
+    return detail::exchange(*transport_, req, safe ? opt_.max_attempts : 1, opt_.backoff, ec, d);
   }
 
   // A call that carries the access token. A token WeChat rejects (40001, 40014, 42001)
   // is invalidated and the call retried once with a fresh one.
   nlohmann::json with_token(const char* path, const std::string& query, const std::string& body,
                             std::error_code& ec, error_detail* d, bool safe) {
-    nlohmann::json j;
-    for (int round = 0; round < 2; ++round) {
-      const std::string token = tokens_.get(ec, d);
-      if (ec) return nullptr;
-      http_request req;
-      req.method = body.empty() ? "GET" : "POST";
-      req.target = std::string(path) + "?access_token=" + url_encode(token) + query;
-      if (!body.empty()) {
-        req.body = body;
-        req.content_type = "application/json";
-      }
-      j = exchange(req, ec, d, safe);
-      const bool rejected = ec == api_errc::invalid_credential ||
-                            ec == api_errc::invalid_access_token ||
-                            ec == api_errc::access_token_expired;
-      if (!rejected) return j;
-      tokens_.invalidate(token);
-    }
-    return j;
+    return detail::with_token(
+        tokens_, ec, d, [&](const std::string& token, std::error_code& cec, error_detail* cd) {
+          http_request req;
+          req.method = body.empty() ? "GET" : "POST";
+          req.target = std::string(path) + "?access_token=" + url_encode(token) + query;
+          if (!body.empty()) {
+            req.body = body;
+            req.content_type = "application/json";
+          }
+          return exchange(req, cec, cd, safe);
+        });
   }
 
   oauth_token read_oauth(const nlohmann::json& j, std::error_code& ec, error_detail* d) {
@@ -785,10 +698,7 @@ private:
   std::shared_ptr<transport> transport_;
   std::shared_ptr<const wechat::time_source> clock_;
   token_provider tokens_;
-  std::mutex codes_mutex_;
-  std::unordered_map<std::string, code_entry> codes_;             // in flight and remembered
-  std::deque<std::pair<std::string, std::uint64_t>> done_order_;  // remembered, oldest first
-  std::uint64_t code_seq_ = 0;
+  detail::code_memory<session_info> codes_;  // in flight and remembered
 };
 
 }  // namespace wechat

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -58,7 +59,18 @@ struct token_options {
   std::chrono::milliseconds lock_ttl{5000};
 };
 
-/// Provides the access token of one app. Thread safe; share one per app per process.
+/// One upstream attempt at a token: the token and when it expires, or an error with its
+/// detail. What a token_fetch returns.
+using token_fetch_result = detail::shared_result<stored_token>;
+
+/// One upstream attempt at a token of another kind than an app's access token (the
+/// component token, an authorizer token, a WeCom token): a token_provider built with one
+/// caches it, fetches it in a single flight under the store's lock, refreshes it ahead and
+/// retries the attempt on -1 and transport failures, as for an app's token.
+using token_fetch = std::function<token_fetch_result()>;
+
+/// Provides the access token of one app (or, built with a token_fetch, any token WeChat
+/// hands out with an expires_in). Thread safe; share one per app per process.
 class token_provider {
 public:
   token_provider(token_options o, std::shared_ptr<transport> t,
@@ -69,6 +81,18 @@ public:
         clock_(clk ? std::move(clk) : default_clock()),
         key_("access_token:" + opt_.appid +
              (opt_.mode == token_mode::stable ? ":stable" : ":classic")) {}
+
+  /// A provider of another kind of token: `fetch` makes one upstream attempt; the token is
+  /// kept in `store` under `store_key` (its refresh lock under `store_key` + ":lock").
+  /// From `o` only refresh_ahead, max_attempts, backoff and lock_ttl are used, and appid
+  /// is what appid() answers (mode and secret are not: `fetch` knows how to fetch).
+  token_provider(std::string store_key, token_fetch fetch, token_options o,
+                 std::shared_ptr<token_store> store = nullptr,
+                 std::shared_ptr<const wechat::time_source> clk = nullptr)
+      : opt_(std::move(o)),
+        store_(store ? std::move(store) : std::make_shared<memory_token_store>()),
+        clock_(clk ? std::move(clk) : default_clock()), key_(std::move(store_key)),
+        source_(std::move(fetch)) {}
 
   /// A valid access token: the cached one, or a fresh one fetched by exactly one thread
   /// while the others wait for its result (a failure is reported to all of them).
@@ -106,6 +130,8 @@ public:
     store_->erase_if(key_, token, ignored);
   }
 
+  /// The key of this provider's token in its store.
+  const std::string& store_key() const noexcept { return key_; }
   /// Upstream token fetches made so far (for tests and metrics).
   std::uint64_t fetches() const noexcept { return fetches_.load(); }
   const std::string& appid() const noexcept { return opt_.appid; }
@@ -243,7 +269,7 @@ private:
     // stable_token in normal mode hands back the platform's current token; if that is the
     // very token WeChat just rejected, force a new one (within the platform's limits:
     // 30 s apart, 20 a day).
-    if (!r.ec && opt_.mode == token_mode::stable && !rejected.empty() &&
+    if (!r.ec && !source_ && opt_.mode == token_mode::stable && !rejected.empty() &&
         r.value.value == rejected && force_allowed(now)) {
       result forced = fetch_once(true);
       if (!forced.ec) r = forced;
@@ -261,8 +287,9 @@ private:
   }
 
   result fetch_once(bool force) {
-    result r;
     ++fetches_;
+    if (source_) return source_();
+    result r;
     const std::int64_t sent = clock_->now_ms();
     http_request req;
     if (opt_.mode == token_mode::stable) {
@@ -294,6 +321,7 @@ private:
   std::shared_ptr<token_store> store_;
   std::shared_ptr<const wechat::time_source> clock_;
   std::string key_;
+  token_fetch source_;  // empty: the app's access token (stable_token or cgi-bin/token)
 
   mutable std::shared_mutex cache_mutex_;
   stored_token cached_;
