@@ -23,7 +23,8 @@ namespace wechat {
 
 // ------------------------------------------------------------------ access tokens --
 
-/// A token as stored: its value and when it stops working (Unix ms).
+/// A token as stored: its value and when it stops working (Unix ms; 0: it does not expire,
+/// as an authorizer refresh token).
 struct stored_token {
   std::string value;
   std::int64_t expires_at_ms = 0;

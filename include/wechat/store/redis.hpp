@@ -144,8 +144,9 @@ private:
   redisContext* ctx_ = nullptr;
 };
 
-/// Access tokens in Redis, shared by a fleet. Values are "<expires_at_ms> <token>", kept
-/// until the token expires.
+/// Access tokens (and the component's ticket and refresh tokens) in Redis, shared by a
+/// fleet. Values are "<expires_at_ms> <token>", kept until the token expires (at least 1 s),
+/// or for ever when expires_at_ms is 0.
 class redis_token_store final : public token_store {
 public:
   /// A token store on `c`, shareable by every process of the fleet.
@@ -170,7 +171,13 @@ public:
     return t;
   }
 
+  /// Saves `t` until it expires; expires_at_ms 0 (an authorizer refresh token: it has no
+  /// expiry) is kept with no TTL.
   void save(const std::string& key, const stored_token& t, std::error_code& ec) override {
+    if (t.expires_at_ms <= 0) {
+      redis_->command({"SET", redis_->key(key), "0 " + t.value}, ec);
+      return;
+    }
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
