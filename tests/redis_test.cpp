@@ -4,16 +4,19 @@
 // processes.
 #include "mock_support.hpp"
 
+#include <wechat/component.hpp>
 #include <wechat/store/redis.hpp>
 #include <wechat/token.hpp>
-#include <wechat/unionid.hpp>
 #include <wechat/transport/httplib.hpp>
+#include <wechat/unionid.hpp>
 
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 
 using namespace mocktest;
@@ -211,4 +214,95 @@ TEST_CASE("directory operations from several processes agree", "[redis][director
   dir.link("wxA", "o-wxA-user0", "u-someone-else", ec);
   CHECK(ec == wechat::store_errc::conflict);
   CHECK(dir.unionid_of("wxA", "o-wxA-user0") == std::optional<std::string>("u-user0"));
+}
+
+namespace {
+// Answers the component token and authorizer token requests; records the bodies.
+class component_fake final : public wechat::transport {
+public:
+  std::vector<std::string> bodies;
+  wechat::http_response send(const wechat::http_request& req, std::error_code& ec) override {
+    ec.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    bodies.push_back(req.body);
+    if (req.target == "/cgi-bin/component/api_component_token")
+      return {200, R"({"component_access_token":"61_fleet","expires_in":7200})",
+              "application/json"};
+    return {
+        200,
+        R"({"authorizer_access_token":"auth_fleet","expires_in":7200,"authorizer_refresh_token":"refreshtoken@@@fleet"})",
+        "application/json"};
+  }
+
+private:
+  std::mutex mutex_;
+};
+}  // namespace
+
+TEST_CASE("redis: a component's ticket lives its 12 hours, refresh tokens never expire, and a "
+          "restart finds both",
+          "[redis][component]") {
+  const std::string prefix = "wechat-test-component-" + std::to_string(::getpid()) + ":";
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  auto clock = std::make_shared<wechat::manual_clock>(now);
+  wechat::component_options o;
+  o.component_appid = "wx1111111111111111";
+  o.component_secret = "componentsecret";
+  o.token = "pushtoken123";
+  o.encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+  const auto push = [&](wechat::component_client& c, const std::string& ticket) {
+    const wechat::msg_crypt crypt(o.token, o.encoding_aes_key, c.component_appid());
+    const auto m =
+        crypt.encrypt("<xml><AppId><![CDATA[" + c.component_appid() + "]]></AppId><CreateTime>" +
+                          std::to_string(now - 60) +
+                          "</CreateTime><InfoType><![CDATA[component_verify_ticket]]></InfoType>"
+                          "<ComponentVerifyTicket><![CDATA[" +
+                          ticket + "]]></ComponentVerifyTicket></xml>",
+                      std::to_string(now), "42");
+    std::map<std::string, std::string> q{{"timestamp", m.timestamp},
+                                         {"nonce", m.nonce},
+                                         {"encrypt_type", "aes"},
+                                         {"msg_signature", m.msg_signature}};
+    REQUIRE(c.handle_push(q, m.push_xml()) == "success");
+  };
+  auto t = std::make_shared<component_fake>();
+  {
+    auto redis = connect(prefix);
+    wechat::component_client before(o, t, std::make_shared<wechat::redis_token_store>(redis),
+                                    clock);
+    push(before, "ticket@@@one");
+    before.set_authorizer_refresh_token("wx3333333333333333", "refreshtoken@@@fleet");
+    auto other_options = o;
+    other_options.component_appid = "wx2222222222222222";
+    wechat::component_client other(other_options, t,
+                                   std::make_shared<wechat::redis_token_store>(redis), clock);
+    push(other, "ticket@@@two");  // another platform on the same Redis: its own key
+    std::error_code ec;
+    const auto ttl =
+        redis->command({"PTTL", redis->key("component_verify_ticket:" + o.component_appid)}, ec);
+    REQUIRE_FALSE(ec);
+    CHECK(ttl.integer > (12 * 3600 - 120) * 1000LL);  // the ticket's 12 hours, not less
+    const auto rttl =
+        redis->command({"PTTL", redis->key("authorizer_refresh_token:" + o.component_appid +
+                                           ":wx3333333333333333")},
+                       ec);
+    CHECK(rttl.integer == -1);  // no expiry
+  }
+  auto redis = connect(prefix);  // a restarted process
+  wechat::component_client after(o, t, std::make_shared<wechat::redis_token_store>(redis), clock);
+  REQUIRE(after.ticket());
+  CHECK(after.ticket()->value == "ticket@@@one");
+  CHECK(after.ticket()->create_time == now - 60);
+  CHECK(after.authorizer_access_token("wx3333333333333333") == "auth_fleet");
+  REQUIRE(t->bodies.size() == 2);
+  CHECK(nlohmann::json::parse(t->bodies[0])["component_verify_ticket"] == "ticket@@@one");
+  CHECK(nlohmann::json::parse(t->bodies[1])["authorizer_refresh_token"] == "refreshtoken@@@fleet");
+  std::error_code ec;
+  redis->command(
+      {"EVAL",
+       "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end return 0", "0",
+       prefix + "*"},
+      ec);
 }

@@ -6,6 +6,7 @@
 
 #include "wechat/client.hpp"
 #include "wechat/clock.hpp"
+#include "wechat/component.hpp"
 #include "wechat/crypto.hpp"
 #include "wechat/decrypt.hpp"
 #include "wechat/error.hpp"
@@ -16,3 +17,4 @@
 #include "wechat/transport/httplib.hpp"
 #include "wechat/unionid.hpp"
 #include "wechat/version.hpp"
+#include "wechat/wecom.hpp"
