@@ -7,6 +7,7 @@
 #include <wechat/msg_crypt.hpp>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -33,8 +34,19 @@ public:
     std::string body, content_type;
   };
 
-  explicit receiver(std::string answer = "success") : answer_(std::move(answer)) {
-    svr_.Post("/ticket", [this](const httplib::Request& q, httplib::Response& r) {
+  /// `tls`: over HTTPS with a throwaway test CA's certificate (tls_options, in `ca_dir`).
+  explicit receiver(std::string answer = "success", bool tls = false,
+                    const std::string& ca_dir = "component_tls_ca")
+      : answer_(std::move(answer)), tls_(tls) {
+    if (tls) {
+      const auto o = tls_options({}, ca_dir);
+      REQUIRE_FALSE(o.tls_cert.empty());
+      svr_ = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
+      REQUIRE(svr_->is_valid());
+    } else {
+      svr_ = std::make_unique<httplib::Server>();
+    }
+    svr_->Post("/ticket", [this](const httplib::Request& q, httplib::Response& r) {
       push p;
       for (const auto& [k, v] : q.params)
         p.query[k] = v;
@@ -44,23 +56,26 @@ public:
       got_.push_back(std::move(p));
       r.set_content(answer_, "text/plain");
     });
-    port_ = svr_.bind_to_any_port("127.0.0.1");
+    port_ = svr_->bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
-    thread_ = std::thread([this] { svr_.listen_after_bind(); });
-    for (int i = 0; i < 2000 && !svr_.is_running(); ++i)
+    thread_ = std::thread([this] { svr_->listen_after_bind(); });
+    for (int i = 0; i < 2000 && !svr_->is_running(); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    REQUIRE(svr_.is_running());
+    REQUIRE(svr_->is_running());
   }
   ~receiver() { stop(); }
   receiver(const receiver&) = delete;
   receiver& operator=(const receiver&) = delete;
 
   void stop() {
-    svr_.stop();
+    svr_->stop();
     if (thread_.joinable()) thread_.join();
   }
   /// With a query of its own, which the push must keep.
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/ticket?app=x"; }
+  std::string url() const {
+    return (tls_ ? "https" : "http") + std::string("://127.0.0.1:") + std::to_string(port_) +
+           "/ticket?app=x";
+  }
   int port() const { return port_; }
   std::size_t count() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -73,10 +88,11 @@ public:
   }
 
 private:
-  httplib::Server svr_;
+  std::unique_ptr<httplib::Server> svr_;
   std::thread thread_;
   int port_ = -1;
   std::string answer_;
+  bool tls_ = false;
   std::mutex mutex_;
   std::vector<push> got_;
 };
@@ -262,6 +278,20 @@ TEST_CASE("tickets are pushed every 600 virtual seconds, before the clock call a
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     CHECK(rx.count() == 3);
   }
+}
+
+TEST_CASE("a ticket_url over https gets the push too", "[mock][component][push]") {
+  fixture f;
+  receiver rx("success", true);
+  REQUIRE(rx.url().rfind("https://", 0) == 0);
+  const auto a = f.admin("components", component_body(comp, rx.url()));
+  INFO(a.dump());
+  CHECK(a["ticket_pushed"] == true);
+  CHECK(a["answer"] == "success");
+  REQUIRE(rx.count() == 1);
+  const auto t = open_push(rx.at(0));
+  CHECK(t.appid == comp);
+  CHECK(t.ticket.rfind("ticket@@@", 0) == 0);
 }
 
 TEST_CASE("a receiver answering anything but success is recorded as not ok",
