@@ -24,7 +24,8 @@
 //               [--max-connections N]               open plain-HTTP connections (10000)
 //               [--limit NAME=N]...                 raise or lower a limit of the world:
 //                                                   apps, users, sessions, codes, payments,
-//                                                   tokens, user_tokens, refresh_tokens
+//                                                   tokens, user_tokens, refresh_tokens,
+//                                                   components, component_authorizations, corps
 //                                                   (docs/mock.md, "Limits")
 //
 // Prints exactly one line "mock_wechat listening on http://HOST:PORT" when ready, serves
@@ -74,15 +75,18 @@ bool parse_limit(const std::string& v, mock_wechat::world_limits& l) {
   long long n = 0;
   if (eq == std::string::npos || !parse_size(v.substr(eq + 1), 1, 1000000000LL, n)) return false;
   const std::string name = v.substr(0, eq);
-  std::size_t* field = name == "apps"             ? &l.apps
-                       : name == "users"          ? &l.users
-                       : name == "sessions"       ? &l.sessions
-                       : name == "codes"          ? &l.codes
-                       : name == "payments"       ? &l.payments
-                       : name == "tokens"         ? &l.tokens
-                       : name == "user_tokens"    ? &l.user_tokens
-                       : name == "refresh_tokens" ? &l.refresh_tokens
-                                                  : nullptr;
+  std::size_t* field = name == "apps"                       ? &l.apps
+                       : name == "users"                    ? &l.users
+                       : name == "sessions"                 ? &l.sessions
+                       : name == "codes"                    ? &l.codes
+                       : name == "payments"                 ? &l.payments
+                       : name == "tokens"                   ? &l.tokens
+                       : name == "user_tokens"              ? &l.user_tokens
+                       : name == "refresh_tokens"           ? &l.refresh_tokens
+                       : name == "components"               ? &l.components
+                       : name == "component_authorizations" ? &l.component_authorizations
+                       : name == "corps"                    ? &l.corps
+                                                            : nullptr;
   if (field == nullptr) return false;
   *field = static_cast<std::size_t>(n);
   return true;
@@ -241,7 +245,8 @@ bool apply_option(const std::string& a, const std::string& v, command_line& c, s
   } else if (a == "--limit") {
     if (!parse_limit(v, opt.limits))
       return fail("--limit takes NAME=N (N 1-1000000000), NAME one of apps, users, sessions, "
-                  "codes, payments, tokens, user_tokens, refresh_tokens");
+                  "codes, payments, tokens, user_tokens, refresh_tokens, components, "
+                  "component_authorizations, corps");
   } else {
     error.clear();  // not an option: the caller names it by position (not_an_option)
     return false;

@@ -1,6 +1,8 @@
 // mock_wechat/admin.hpp - the admin API under /__mock (DESIGN.md's contract): the
 // device side (login, user_info, user_profile, phone, pay, oauth_code, wxcontext), the control side
-// (apps, follow, unfollow, authorize, users, clock, faults, reset) and what the mock saw
+// (apps, follow, unfollow, authorize, users, clock, faults, reset), Open Platform
+// third-party platforms (components, component_push, component_authorize) and WeCom (corps,
+// wecom_login), and what the mock saw
 // (requests, stats, health). All bodies are JSON; errors are HTTP 400/404 with
 // {"error":"..."} naming the field or the unknown thing (507 naming the limit when the
 // world or the fault table is full). Success is HTTP 200.
@@ -17,6 +19,7 @@
 #include "mock_wechat/detail/fields.hpp"
 #include "mock_wechat/faults.hpp"
 #include "mock_wechat/observe.hpp"
+#include "mock_wechat/push.hpp"
 #include "mock_wechat/scenario.hpp"
 #include "mock_wechat/world.hpp"
 
@@ -135,6 +138,12 @@ private:
         {"/oauth_code", on_post, &admin_api::oauth_code},
         {"/wxcontext", on_post, &admin_api::wxcontext},
         {"/plugin_login", on_post, &admin_api::plugin_login},
+        {"/components", on_post, &admin_api::add_component},
+        {"/components", on_get, &admin_api::list_pushes},
+        {"/component_push", on_post, &admin_api::component_push},
+        {"/component_authorize", on_post, &admin_api::component_authorize},
+        {"/corps", on_post, &admin_api::add_corp},
+        {"/wecom_login", on_post, &admin_api::wecom_login},
         {"/clock", on_get, &admin_api::clock_now},
         {"/clock", on_post, &admin_api::set_clock},
         {"/faults", on_post, &admin_api::add_fault},
@@ -251,6 +260,9 @@ private:
     } else {
       throw admin_error(400, "give 'advance' (seconds) or 'set' (Unix seconds)");
     }
+    // the ticket pushes the new time makes due are delivered before the answer: a test
+    // that advances 600 s finds the new ticket at its receiver
+    run_due_pushes(world_);
     return clock_now(a);
   }
 
@@ -328,6 +340,97 @@ private:
   nlohmann::json plugin_login(const call_args& a) {
     const auto j = parse_body(a, {"appid", "plugin_appid", "user"});
     return {{"code", world_.plugin_login(str(j, "appid"), str(j, "plugin_appid"), str(j, "user"))}};
+  }
+
+  // Open Platform third-party platforms and WeCom.
+
+  // What a push gave: {"ticket_pushed","answer","error"?}.
+  static nlohmann::json push_json(const push_record& r) {
+    nlohmann::json j = {{"ticket_pushed", r.ticket_pushed}, {"answer", r.answer}};
+    if (!r.error.empty()) j["error"] = r.error;
+    return j;
+  }
+
+  // {"component_appid","secret","token","encoding_aes_key","ticket_url"?}: the platform
+  // (no secret), and what its first push gave.
+  nlohmann::json add_component(const call_args& a) {
+    const auto j =
+        parse_body(a, {"component_appid", "secret", "token", "encoding_aes_key", "ticket_url"});
+    component c;
+    c.component_appid = str(j, "component_appid");
+    c.secret = str(j, "secret");
+    c.token = str(j, "token");
+    c.encoding_aes_key = str(j, "encoding_aes_key");
+    c.ticket_url = str(j, "ticket_url", false);
+    const ticket_push p = world_.add_component(c);  // no lock held from here
+    nlohmann::json r = {{"component_appid", c.component_appid},
+                        {"token", c.token},
+                        {"encoding_aes_key", c.encoding_aes_key}};
+    if (!c.ticket_url.empty()) r["ticket_url"] = c.ticket_url;
+    r.update(push_json(push_and_record(world_, p)));
+    return r;
+  }
+
+  // GET ?component_appid=X: the platform's last 16 pushes, oldest first.
+  nlohmann::json list_pushes(const call_args& a) {
+    if (a.query != nullptr)
+      for (const auto& kv : *a.query)
+        if (kv.first != "component_appid")
+          throw admin_error(400, "/__mock" + std::string(a.call) + ": unknown query parameter '" +
+                                     detail::printable(kv.first) + "' (known: component_appid)");
+    const std::string id = query_param(a.query, "component_appid");
+    if (id.empty()) throw admin_error(400, "query parameter 'component_appid' is required");
+    nlohmann::json pushes = nlohmann::json::array();
+    for (const auto& r : world_.component_pushes(id)) {
+      auto p = push_json(r);
+      p["at"] = r.at;
+      p["ok"] = r.ok();
+      pushes.push_back(std::move(p));
+    }
+    return {{"component_appid", id}, {"pushes", std::move(pushes)}};
+  }
+
+  // {"component_appid"}: a fresh ticket now, pushed; the ticket too (the admin's view, for
+  // tests with no receiver).
+  nlohmann::json component_push(const call_args& a) {
+    const auto j = parse_body(a, {"component_appid"});
+    const ticket_push p = world_.push_component_ticket(str(j, "component_appid"));
+    auto r = push_json(push_and_record(world_, p));
+    r["ticket"] = p.ticket;
+    return r;
+  }
+
+  // {"component_appid","appid","revoke"?}: the app authorizes the platform (or withdraws).
+  nlohmann::json component_authorize(const call_args& a) {
+    const auto j = parse_body(a, {"component_appid", "appid", "revoke"});
+    const std::string component_appid = str(j, "component_appid"), appid = str(j, "appid");
+    bool revoke = false;
+    if (const auto it = j.find("revoke"); it != j.end() && !it->is_null()) {
+      if (!it->is_boolean()) throw admin_error(400, "field 'revoke' must be true or false");
+      revoke = it->get<bool>();
+    }
+    if (revoke) {
+      world_.revoke_component(component_appid, appid);
+      return {
+          {"component_appid", component_appid}, {"authorizer_appid", appid}, {"authorized", false}};
+    }
+    return {{"component_appid", component_appid},
+            {"authorizer_appid", appid},
+            {"authorizer_refresh_token", world_.authorize_component(component_appid, appid)}};
+  }
+
+  // {"corpid","corpsecret"}: a WeCom corp with a mini program.
+  nlohmann::json add_corp(const call_args& a) {
+    const auto j = parse_body(a, {"corpid", "corpsecret"});
+    const std::string corpid = str(j, "corpid"), secret = str(j, "corpsecret");
+    world_.add_corp(corpid, secret);
+    return {{"corpid", corpid}, {"corpsecret", secret}};
+  }
+
+  // {"corpid","userid"}: wx.qy.login in the corp's mini program.
+  nlohmann::json wecom_login(const call_args& a) {
+    const auto j = parse_body(a, {"corpid", "userid"});
+    return {{"code", world_.wecom_login(str(j, "corpid"), str(j, "userid"))}};
   }
 
   // What the mock saw.

@@ -10,7 +10,13 @@
 //   - Content-Type: text/plain for /sns/*, "application/json; encoding=utf-8" (sic) for
 //     token and stable_token, "application/json; charset=UTF-8" for the rest;
 //   - bodies are compact JSON with no trailing newline.
+// WeCom's endpoints (qyapi.weixin.qq.com: cgi-bin/gettoken, cgi-bin/miniprogram/
+// jscode2session) are served on the same port in WeCom's style (notes-issue17.md section
+// 3): errcode 0 present on success, errmsg "<text>, hint: [..], from ip: .., more info at
+// https://open.work.weixin.qq.com/devtool/query?e=<code>" with WeCom's own texts.
 #pragma once
+
+#include <atomic>
 
 #include <map>
 #include <optional>
@@ -77,25 +83,34 @@ public:
 
   /// Every path this API serves.
   static const std::vector<std::string>& paths() {
-    static const std::vector<std::string> p = {"/sns/jscode2session",
-                                               "/cgi-bin/token",
-                                               "/cgi-bin/stable_token",
-                                               "/wxa/getpaidunionid",
-                                               "/wxa/checksession",
-                                               "/wxa/resetusersessionkey",
-                                               "/wxa/business/getuserphonenumber",
-                                               "/sns/oauth2/access_token",
-                                               "/sns/oauth2/refresh_token",
-                                               "/sns/userinfo",
-                                               "/sns/auth",
-                                               "/cgi-bin/user/info",
-                                               // wechat-api.md section 8
-                                               "/wxa/business/getuserencryptkey",
-                                               "/wxa/getpluginopenpid",
-                                               "/wxa/getuserriskrank",
-                                               "/cgi-bin/clear_quota",
-                                               "/cgi-bin/openapi/quota/get",
-                                               "/cgi-bin/openapi/rid/get"};
+    static const std::vector<std::string> p = {
+        "/sns/jscode2session",
+        "/cgi-bin/token",
+        "/cgi-bin/stable_token",
+        "/wxa/getpaidunionid",
+        "/wxa/checksession",
+        "/wxa/resetusersessionkey",
+        "/wxa/business/getuserphonenumber",
+        "/sns/oauth2/access_token",
+        "/sns/oauth2/refresh_token",
+        "/sns/userinfo",
+        "/sns/auth",
+        "/cgi-bin/user/info",
+        // wechat-api.md section 8
+        "/wxa/business/getuserencryptkey",
+        "/wxa/getpluginopenpid",
+        "/wxa/getuserriskrank",
+        "/cgi-bin/clear_quota",
+        "/cgi-bin/openapi/quota/get",
+        "/cgi-bin/openapi/rid/get",
+        // Open Platform third-party platforms
+        "/cgi-bin/component/api_component_token",
+        "/cgi-bin/component/api_authorizer_token",
+        "/sns/component/jscode2session",
+        // WeCom (qyapi.weixin.qq.com)
+        "/cgi-bin/gettoken",
+        "/cgi-bin/miniprogram/jscode2session",
+    };
     return p;
   }
 
@@ -117,9 +132,27 @@ public:
   api_response error(std::string_view path, wechat::api_errc e) const {
     return error(path, static_cast<int>(e));
   }
+  /// Whether `path` is one of WeCom's (qyapi.weixin.qq.com), answered in WeCom's style.
+  static bool is_wecom(std::string_view path) noexcept {
+    return path == "/cgi-bin/gettoken" || path == "/cgi-bin/miniprogram/jscode2session";
+  }
+
+  /// The errmsg text WeCom writes for `errcode` where it differs from WeChat's (live
+  /// answers quoted in notes-issue17.md section 3.1, read 2026:
+  /// https://developer.work.weixin.qq.com/document/path/91039), else the error table's.
+  static const char* wecom_errmsg_text(int errcode) noexcept {
+    using wechat::api_errc;
+    if (errcode == static_cast<int>(api_errc::appid_missing)) return "corpid missing";
+    if (errcode == static_cast<int>(api_errc::appsecret_missing)) return "corpsecret missing";
+    if (errcode == static_cast<int>(api_errc::invalid_appid)) return "invalid corpid";
+    if (errcode == static_cast<int>(api_errc::invalid_credential)) return "invalid credential";
+    return errmsg_text(errcode);
+  }
+
   /// WeChat's error answer for any errcode (an injected fault may give one the table does
-  /// not name).
+  /// not name); WeCom's for WeCom's paths.
   api_response error(std::string_view path, int errcode) const {
+    if (is_wecom(path)) return wecom_error(path, errcode);
     api_response r;
     r.content_type = content_type(path);
     r.errcode = errcode;
@@ -132,6 +165,21 @@ public:
     r.body += sns ? ", rid: " : " rid: ";
     r.body += rid(world_.now());
     r.body += "\"}";
+    return r;
+  }
+
+  /// WeCom's error answer: `{"errcode":N,"errmsg":"<text>, hint: [<virtual now>_<n>_<32
+  /// hex>], from ip: 127.0.0.1, more info at https://open.work.weixin.qq.com/devtool/query?e=N"}`.
+  api_response wecom_error(std::string_view path, int errcode) const {
+    api_response r;
+    r.content_type = content_type(path);
+    r.errcode = errcode;
+    r.body = "{\"errcode\":" + std::to_string(errcode) + ",\"errmsg\":\"" +
+             wecom_errmsg_text(errcode) + ", hint: [" + std::to_string(world_.now()) + "_" +
+             std::to_string(hints_.fetch_add(1) % 1000) + "_" + wechat::to_hex(random_chars(16)) +
+             "], from ip: 127.0.0.1, more info at https://open.work.weixin.qq.com/devtool/"
+             "query?e=" +
+             std::to_string(errcode) + "\"}";
     return r;
   }
 
@@ -158,6 +206,11 @@ public:
     if (p == "/cgi-bin/clear_quota") return clear_quota(q);
     if (p == "/cgi-bin/openapi/quota/get") return quota_get(q);
     if (p == "/cgi-bin/openapi/rid/get") return rid_get(q);
+    if (p == "/cgi-bin/component/api_component_token") return component_token(q);
+    if (p == "/cgi-bin/component/api_authorizer_token") return authorizer_token(q);
+    if (p == "/sns/component/jscode2session") return component_jscode2session(q);
+    if (p == "/cgi-bin/gettoken") return wecom_gettoken(q);
+    if (p == "/cgi-bin/miniprogram/jscode2session") return wecom_jscode2session(q);
     api_response r;
     r.status = 404;
     r.content_type = "application/json; charset=UTF-8";
@@ -190,18 +243,24 @@ private:
     if (code.empty()) return error(q.path, wechat::api_errc::code_missing);
     const auto o = world_.exchange_js_code(appid, secret, code);
     if (!o.ok()) return error(q.path, o.errc);
+    return ok(q.path, session_body(o.value));
+  }
+
+  // jscode2session's success (the app's own and a platform's): {"session_key","openid",
+  // "unionid"?}, no errcode.
+  static std::string session_body(const session_grant& g) {
     std::string b;
     b.reserve(128);
     b += "{\"session_key\":\"";
-    b += o.value.session_key;  // base64: nothing to escape
+    b += g.session_key;  // base64: nothing to escape
     b += "\",\"openid\":\"";
-    b += o.value.openid;  // url-safe alphabet
-    if (o.value.unionid) {
+    b += g.openid;  // url-safe alphabet
+    if (g.unionid) {
       b += "\",\"unionid\":\"";
-      b += *o.value.unionid;
+      b += *g.unionid;
     }
     b += "\"}";
-    return ok(q.path, std::move(b));
+    return b;
   }
 
   static std::string token_body(const token_grant& g) {
@@ -594,6 +653,105 @@ private:
     return ok(q.path, b + "}}");
   }
 
+  // ------------ Open Platform third-party platforms (wechat-api.md section 8; notes-issue17.md
+  // section 2, WeChat's docs read 2026:
+  // https://developers.weixin.qq.com/doc/oplatform/Third-party_Platforms/2.0/api/ThirdParty/token/component_access_token.html)
+
+  // POST /cgi-bin/component/api_component_token {"component_appid","component_appsecret",
+  // "component_verify_ticket"}: 47001, 41002, 41004, then the world's 61011, 40125, 61006,
+  // 61005. A ticket missing, null or empty is 61006 as live (WxJava #2967), not 41xxx.
+  api_response component_token(const api_request& q) {
+    const auto j = nlohmann::json::parse(q.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return error(q.path, wechat::api_errc::data_format_error);
+    const std::string appid = body_string(j, "component_appid").value_or(""),
+                      secret = body_string(j, "component_appsecret").value_or(""),
+                      ticket = body_string(j, "component_verify_ticket").value_or("");
+    if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (secret.empty()) return error(q.path, wechat::api_errc::appsecret_missing);
+    const auto o = world_.fetch_component_token(appid, secret, ticket);
+    if (!o.ok()) return error(q.path, o.errc);
+    return ok(q.path, "{\"component_access_token\":\"" + o.value.access_token +
+                          "\",\"expires_in\":" + std::to_string(o.value.expires_in) + "}");
+  }
+
+  // POST /cgi-bin/component/api_authorizer_token?component_access_token  {"component_appid",
+  // "authorizer_appid","authorizer_refresh_token"}: the token (41001, 40014, 40001, 42001),
+  // 47001, 41002, 40094 (the token of another platform), 41002, 41003, then the world's
+  // 61003, 61023.
+  api_response authorizer_token(const api_request& q) {
+    const auto owner = world_.check_component_token(q.param("component_access_token"));
+    if (!owner.ok()) return error(q.path, owner.errc);
+    const auto j = nlohmann::json::parse(q.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return error(q.path, wechat::api_errc::data_format_error);
+    const std::string component_appid = body_string(j, "component_appid").value_or(""),
+                      authorizer = body_string(j, "authorizer_appid").value_or(""),
+                      refresh = body_string(j, "authorizer_refresh_token").value_or("");
+    if (component_appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (component_appid != owner.value)
+      return error(q.path, wechat::api_errc::invalid_component_credential);
+    if (authorizer.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (refresh.empty()) return error(q.path, wechat::api_errc::refresh_token_missing);
+    const auto o = world_.fetch_authorizer_token(component_appid, authorizer, refresh);
+    if (!o.ok()) return error(q.path, o.errc);
+    std::string b = "{\"authorizer_access_token\":\"" + o.value.access_token +
+                    "\",\"expires_in\":" + std::to_string(o.value.expires_in) + ",";
+    add_field(b, "authorizer_refresh_token", o.value.refresh_token);
+    return ok(q.path, b + "}");
+  }
+
+  // GET /sns/component/jscode2session?appid&js_code&grant_type=authorization_code
+  // &component_appid&component_access_token: 41002, 41008, 41002, 41001, the token's
+  // checks, 40094, then the world's 40013, 61003 and jscode2session's own.
+  api_response component_jscode2session(const api_request& q) {
+    const auto appid = q.param("appid"), code = q.param("js_code"),
+               component_appid = q.param("component_appid"),
+               token = q.param("component_access_token");
+    if (appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (code.empty()) return error(q.path, wechat::api_errc::code_missing);
+    if (component_appid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    const auto owner = world_.check_component_token(token);  // 41001 when empty
+    if (!owner.ok()) return error(q.path, owner.errc);
+    if (owner.value != component_appid)
+      return error(q.path, wechat::api_errc::invalid_component_credential);
+    const auto o = world_.component_exchange_js_code(component_appid, appid, code);
+    if (!o.ok()) return error(q.path, o.errc);
+    return ok(q.path, session_body(o.value));
+  }
+
+  // ------------------ WeCom (notes-issue17.md section 3; WeCom's docs read 2026:
+  // https://developer.work.weixin.qq.com/document/path/91039 and .../path/96959)
+
+  // GET /cgi-bin/gettoken?corpid&corpsecret: 41002, 41004, then the world's 40013, 40001.
+  api_response wecom_gettoken(const api_request& q) {
+    const auto corpid = q.param("corpid"), secret = q.param("corpsecret");
+    if (corpid.empty()) return error(q.path, wechat::api_errc::appid_missing);
+    if (secret.empty()) return error(q.path, wechat::api_errc::appsecret_missing);
+    const auto o = world_.fetch_corp_token(corpid, secret);
+    if (!o.ok()) return error(q.path, o.errc);
+    return ok(q.path, "{\"errcode\":0,\"errmsg\":\"ok\",\"access_token\":\"" +
+                          o.value.access_token +
+                          "\",\"expires_in\":" + std::to_string(o.value.expires_in) + "}");
+  }
+
+  // GET /cgi-bin/miniprogram/jscode2session?access_token&js_code&grant_type=authorization_code:
+  // the token (41001, 40014, 42001), 41008, then the world's 40029.
+  api_response wecom_jscode2session(const api_request& q) {
+    const auto owner = world_.check_corp_token(q.param("access_token"));
+    if (!owner.ok()) return error(q.path, owner.errc);
+    const auto code = q.param("js_code");
+    if (code.empty()) return error(q.path, wechat::api_errc::code_missing);
+    const auto o = world_.wecom_exchange_code(owner.value, code);
+    if (!o.ok()) return error(q.path, o.errc);
+    std::string b = "{";
+    add_field(b, "corpid", o.value.corpid);
+    b += ',';
+    add_field(b, "userid", o.value.userid);
+    b += ",\"session_key\":\"" + o.value.session_key + "\",\"errcode\":0,\"errmsg\":\"ok\"}";
+    return ok(q.path, std::move(b));
+  }
+
   // Compact JSON with the keys in WeChat's order (nlohmann sorts them).
   static std::string ordered_dump(const nlohmann::json& j,
                                   std::initializer_list<const char*> order) {
@@ -611,6 +769,7 @@ private:
 
   world& world_;
   const journal* journal_ = nullptr;
+  mutable std::atomic<unsigned> hints_{0};  ///< the <n> of WeCom's hints
 };
 
 }  // namespace mock_wechat

@@ -9,6 +9,7 @@
 #include "mock_wechat/ids.hpp"
 #include "mock_wechat/latency.hpp"
 #include "mock_wechat/observe.hpp"
+#include "mock_wechat/push.hpp"
 #include "mock_wechat/rules.hpp"
 #include "mock_wechat/scenario.hpp"
 #include "mock_wechat/server.hpp"

@@ -14,6 +14,10 @@
 // The same controls are served over HTTP under /__mock (admin.hpp). The destructor stops
 // the server promptly and joins its threads.
 //
+// A pusher thread (one per server) wakes every second of real time and makes the ticket
+// pushes that are due (every 10 virtual minutes per third-party platform, push.hpp); the
+// admin clock call makes them too, before it answers.
+//
 // What answers is core.hpp, whatever the engine; the engine frames it (docs/mock.md,
 // "Engines"):
 //  - engine_kind::event (the default, HTTP and HTTPS): the mock's own HTTP/1.1 server
@@ -25,8 +29,11 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -38,6 +45,7 @@
 #include "mock_wechat/faults.hpp"
 #include "mock_wechat/latency.hpp"
 #include "mock_wechat/observe.hpp"
+#include "mock_wechat/push.hpp"
 #include "mock_wechat/world.hpp"
 
 namespace mock_wechat {
@@ -118,6 +126,7 @@ public:
       h.backlog = opt_.backlog;
       httplib_ = std::make_unique<detail::httplib_engine>(core_, h);
       port_ = httplib_->port();
+      start_pusher();
       return;
     }
     detail::engine_limits l;
@@ -138,6 +147,7 @@ public:
         [this](const http_request& r) { return core_.handle(r); }, opt_.host, opt_.port,
         std::move(l));
     port_ = event_->port();
+    start_pusher();
   }
 
   ~server() { stop(); }
@@ -180,13 +190,35 @@ public:
   /// The engine serving now.
   engine_kind engine() const noexcept { return event_ ? engine_kind::event : engine_kind::httplib; }
 
-  /// Stops serving and joins the threads. Idempotent; prompt (well under a second).
+  /// Stops serving and joins the threads. Idempotent; prompt (well under a second, unless
+  /// a ticket push is waiting for a receiver that does not answer: up to its 5 s).
   void stop() {
+    {
+      std::lock_guard<std::mutex> lock(pusher_mutex_);
+      stopping_ = true;
+    }
+    pusher_wake_.notify_all();
+    if (pusher_.joinable()) pusher_.join();
     if (event_) event_->stop();
     if (httplib_) httplib_->stop();
   }
 
 private:
+  // The ticket pusher: every second of real time, the pushes due (push.hpp).
+  void start_pusher() {
+    pusher_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(pusher_mutex_);
+      while (!pusher_wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
+        lock.unlock();
+        try {
+          run_due_pushes(world_);
+        } catch (...) {  // out of memory: the next second tries again
+        }
+        lock.lock();
+      }
+    });
+  }
+
   std::string url_host() const {
     if (opt_.host.empty() || opt_.host == "0.0.0.0") return "127.0.0.1";
     if (opt_.host == "::") return "[::1]";
@@ -204,6 +236,10 @@ private:
   std::unique_ptr<detail::httplib_engine> httplib_;
   bool tls_ = false;
   int port_ = -1;
+  std::mutex pusher_mutex_;
+  std::condition_variable pusher_wake_;
+  bool stopping_ = false;
+  std::thread pusher_;
 };
 
 }  // namespace mock_wechat

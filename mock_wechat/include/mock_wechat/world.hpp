@@ -8,6 +8,8 @@
 //   sessions.hpp   session keys per (app, user), jscode2session's minute quota
 //   tokens.hpp     access tokens: cgi-bin/token, stable_token, OAuth, their rotation
 //   payments.hpp   WeChat Pay payments for getpaidunionid
+//   components.hpp Open Platform third-party platforms (tickets, pushes, authorizations)
+//                  and WeCom corps
 //   types.hpp, sharded_map.hpp  the values, the limits and how state is stored
 // This file says what each device action and each WeChat endpoint does with them: one
 // short method each, about 30 of them, hence its ~530 lines; no state lives here.
@@ -34,6 +36,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -46,6 +49,7 @@
 #include "mock_wechat/ids.hpp"
 #include "mock_wechat/rules.hpp"
 #include "mock_wechat/world/codes.hpp"
+#include "mock_wechat/world/components.hpp"
 #include "mock_wechat/world/directory.hpp"
 #include "mock_wechat/world/payments.hpp"
 #include "mock_wechat/world/quotas.hpp"
@@ -59,9 +63,11 @@ class world {
 public:
   explicit world(unionid_rules rules = unionid_rules::bound, world_limits l = {},
                  profile_era profiles = profile_era::anonymous)
-      : rules_(rules), profiles_(profiles), limits_(l), dir_(l), sessions_(l), js_codes_("login codes", l.codes),
-        phone_codes_("phone codes", l.codes), oauth_codes_("OAuth codes", l.codes), tokens_(l),
-        payments_(l), plugin_codes_("plugin codes", l.codes), quotas_(l) {}
+      : rules_(rules), profiles_(profiles), limits_(l), dir_(l), sessions_(l),
+        js_codes_("login codes", l.codes), phone_codes_("phone codes", l.codes),
+        oauth_codes_("OAuth codes", l.codes), tokens_(l), payments_(l),
+        plugin_codes_("plugin codes", l.codes), quotas_(l), components_(l), corps_(l),
+        wecom_codes_("WeCom codes", l.codes) {}
   world(const world&) = delete;
   world& operator=(const world&) = delete;
 
@@ -88,15 +94,22 @@ public:
     payments_.clear();
     plugin_codes_.clear();
     quotas_.clear();
+    components_.clear();
+    corps_.clear();
+    wecom_codes_.clear();
     clock_->reset();
     risk_requests_ = 0;
   }
 
   // ------------------------------------------------------------------ control side --
 
-  /// Registers (or replaces) an app. An empty appid is an error; an empty secret gets a
-  /// random 32-hex one. Returns the app as stored.
-  app add_app(app a) { return dir_.add_app(std::move(a)); }
+  /// Registers (or replaces) an app. An empty appid is an error, and so is a third-party
+  /// platform's; an empty secret gets a random 32-hex one. Returns the app as stored.
+  app add_app(app a) {
+    if (components_.exists(a.appid))
+      throw admin_error(400, "appid " + a.appid + " is a third-party platform's component_appid");
+    return dir_.add_app(std::move(a));
+  }
   /// The app, or nullptr.
   std::shared_ptr<const app> find_app(std::string_view appid) const { return dir_.find_app(appid); }
   /// Every app, sorted by appid.
@@ -275,7 +288,11 @@ public:
             {"apps", dir_.app_count()},
             {"app_tokens", tokens_.app_count()},
             {"plugin_codes", plugin_codes_.size()},
-            {"quota_apps", quotas_.size()}};
+            {"quota_apps", quotas_.size()},
+            {"components", components_.size()},
+            {"component_authorizations", components_.authorization_count()},
+            {"corps", corps_.size()},
+            {"wecom_codes", wecom_codes_.size()}};
   }
 
   // ------------------------------------------------------------------- WeChat side --
@@ -286,26 +303,7 @@ public:
                                           std::string_view code) {
     const auto caller = authenticate(appid, secret, is_mini);
     if (!caller.ok()) return outcome<session_grant>::fail(caller.errc);
-    const auto& a = caller.value;
-    const std::int64_t t = now();
-    outcome<session_grant> out;
-    detail::session_table::ids ids;
-    rule_facts f;
-    const auto redeemed =
-        js_codes_.redeem(code, appid, t, wechat::api_errc::invalid_code, [&](const js_code& c) {
-          if (!sessions_.count_exchange(*a, c.user, t, ids))
-            return wechat::api_errc::minute_quota_reached;
-          bool high_risk = false;
-          f = dir_.facts(*a, c.user, &high_risk);
-          if (high_risk) return wechat::api_errc::code_blocked;
-          out.value.session_key = c.session_key;
-          return wechat::api_errc{};
-        });
-    if (!redeemed.ok()) return outcome<session_grant>::fail(redeemed.errc);
-    out.value.openid = std::move(ids.openid);
-    if (unionid_allowed(rules(), channel::code2session, f))
-      out.value.unionid = std::move(ids.unionid);
-    return out;
+    return redeem_js_code(*caller.value, code);
   }
 
   /// cgi-bin/token after the presence checks: 40013, 40125, 45009. Each fetch mints a new
@@ -678,7 +676,169 @@ public:
   /// openapi/rid/get uses it to tell whose call a rid belongs to.
   std::string token_appid(std::string_view token) { return tokens_.appid_of(token); }
 
+  // ------------------- Open Platform third-party platforms (notes-issue17.md section 2) --
+
+  /// Registers a third-party platform (POST /__mock/components): 400 for a bad field, or a
+  /// component_appid that is already an app's or a platform's; 507 at
+  /// world_limits::components. Its first ticket is minted now: the push to make (push.hpp).
+  ticket_push add_component(const component& c) {
+    detail::directory::check_appid_shape(c.component_appid, "component_appid");
+    if (find_app(c.component_appid))
+      throw admin_error(400, "component_appid " + c.component_appid + " is an app's appid");
+    return components_.add(c, now());
+  }
+  /// A fresh ticket for the platform now (POST /__mock/component_push): the push to make.
+  /// 404 for an unknown platform.
+  ticket_push push_component_ticket(const std::string& component_appid) {
+    return components_.push_now(component_appid, now());
+  }
+  /// The pushes due now (every 10 virtual minutes since a platform's last push; one for a
+  /// longer jump), their tickets minted: claimed, so two callers never push one twice.
+  std::vector<ticket_push> due_ticket_pushes() { return components_.due(now()); }
+  /// Held by whoever is making the due pushes (push.hpp's run_due_pushes), over their
+  /// delivery: a clock call that finds them claimed by the pusher thread waits for them,
+  /// so they are delivered before it answers. No lock of the world's state.
+  std::mutex& due_pushes_mutex() noexcept { return due_pushes_mutex_; }
+  /// What came of a push.
+  void record_push(const std::string& component_appid, push_record r) {
+    components_.record(component_appid, std::move(r));
+  }
+  /// The platform's last 16 pushes, oldest first (404 for an unknown platform).
+  std::vector<push_record> component_pushes(const std::string& component_appid) {
+    return components_.pushes(component_appid);
+  }
+  /// Mini program, mini game or official account `appid` authorizes the platform: its new
+  /// authorizer_refresh_token (the pair's previous one dies). 404 for an unknown app or
+  /// platform, 400 for another type of app, 507 at world_limits::component_authorizations.
+  std::string authorize_component(const std::string& component_appid, const std::string& appid) {
+    check_authorizer(appid);
+    return components_.authorize(component_appid, appid);
+  }
+  /// `appid` withdraws its authorization of the platform.
+  void revoke_component(const std::string& component_appid, const std::string& appid) {
+    check_authorizer(appid);
+    components_.revoke(component_appid, appid);
+  }
+
+  /// api_component_token after the presence checks: 61011, 40125, 61006, 61005; 45009
+  /// past 2000 a day. Each fetch mints a new token; the previous one keeps working for 5
+  /// minutes, then answers 40001 (cgi-bin/token's rule, the same code).
+  outcome<token_grant> fetch_component_token(std::string_view component_appid,
+                                             std::string_view secret, std::string_view ticket) {
+    const std::int64_t t = now();
+    const auto checked = components_.check_credentials(component_appid, secret, ticket, t);
+    if (!checked.ok()) return outcome<token_grant>::fail(checked.errc);
+    const std::string id(component_appid);
+    return tokens_.fetch_rotating(detail::token_table::slot_key(detail::token_kind::component, id),
+                                  detail::token_kind::component, id, t);
+  }
+  /// Validates a component_access_token: 41001, 40014 (unknown, or not a platform's),
+  /// 40001 (superseded more than 5 minutes ago), 42001. Its value: the component_appid.
+  outcome<std::string> check_component_token(std::string_view token) {
+    auto held = tokens_.check(token, detail::token_kind::component, now());
+    if (!held.ok()) return outcome<std::string>::fail(held.errc);
+    outcome<std::string> out;
+    out.value = std::move(held.value.appid);
+    return out;
+  }
+  /// api_authorizer_token after the token and presence checks: 61003 (not authorized, or
+  /// withdrawn), 61023 (not the current refresh token of the pair). The token is an app
+  /// token of the authorizer app (its cgi-bin and wxa calls accept it), rotating in a slot
+  /// of its own per (platform, app); the refresh token stays the same.
+  outcome<token_grant> fetch_authorizer_token(std::string_view component_appid,
+                                              std::string_view authorizer_appid,
+                                              std::string_view refresh_token) {
+    const auto checked =
+        components_.check_refresh(component_appid, authorizer_appid, refresh_token);
+    if (!checked.ok()) return outcome<token_grant>::fail(checked.errc);
+    const std::string owner(authorizer_appid);
+    auto out = tokens_.fetch_rotating(
+        detail::token_table::slot_key(detail::token_kind::app,
+                                      detail::pair_key(component_appid, authorizer_appid)),
+        detail::token_kind::app, owner, now());
+    if (out.ok()) out.value.refresh_token = std::string(refresh_token);
+    return out;
+  }
+  /// sns/component/jscode2session after the presence and token checks: 40013 (`appid`
+  /// unknown, or not a mini program or game), 61003 (it has not authorized the platform),
+  /// then jscode2session's own (redeem_js_code).
+  outcome<session_grant> component_exchange_js_code(std::string_view component_appid,
+                                                    std::string_view appid, std::string_view code) {
+    const auto a = find_app(appid);
+    if (!a || !is_mini(a->type))
+      return outcome<session_grant>::fail(wechat::api_errc::invalid_appid);
+    if (!components_.authorized(component_appid, appid))
+      return outcome<session_grant>::fail(wechat::api_errc::component_not_authorized);
+    return redeem_js_code(*a, code);
+  }
+
+  // ----------------------------------------- WeCom (notes-issue17.md section 3) --
+
+  /// Registers a WeCom corp (POST /__mock/corps): 400 for a bad or taken corpid or an
+  /// empty secret, 507 at world_limits::corps.
+  void add_corp(const std::string& corpid, const std::string& corpsecret) {
+    detail::directory::check_appid_shape(corpid, "corpid");
+    corps_.add(corpid, corpsecret);
+  }
+  /// wx.qy.login in the corp's mini program: a 5-minute single-use code for WeCom's
+  /// jscode2session. 404 for an unknown corp, 400 for a userid that is not 1-64 of
+  /// [A-Za-z0-9_.@-] (WeCom's account rule), 507 at world_limits::codes.
+  std::string wecom_login(const std::string& corpid, const std::string& userid) {
+    if (corpid.empty()) throw admin_error(400, "field 'corpid' is required");
+    if (!corps_.exists(corpid))
+      throw admin_error(404, "unknown corpid " + detail::printable(corpid) +
+                                 " (register it with POST /__mock/corps)");
+    const bool shaped = !userid.empty() && userid.size() <= 64 &&
+                        std::all_of(userid.begin(), userid.end(), [](char c) {
+                          return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                 (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '@' ||
+                                 c == '-';
+                        });
+    if (!shaped) throw admin_error(400, "field 'userid' must be 1-64 of [A-Za-z0-9_.@-]");
+    return wecom_codes_.issue(now(), [&] { return wecom_code{corpid, userid}; });
+  }
+  /// WeCom's gettoken after the presence checks: 40013 (unknown corpid), 40001 (wrong
+  /// secret). The corp's token while it is valid, a new one after it expires.
+  outcome<token_grant> fetch_corp_token(std::string_view corpid, std::string_view corpsecret) {
+    const auto checked = corps_.authenticate(corpid, corpsecret);
+    if (!checked.ok()) return outcome<token_grant>::fail(checked.errc);
+    return tokens_.fetch_corp(std::string(corpid), now());
+  }
+  /// Validates a WeCom access_token: 41001, 40014, 42001. Its value: the corpid.
+  outcome<std::string> check_corp_token(std::string_view token) {
+    auto held = tokens_.check(token, detail::token_kind::corp, now());
+    if (!held.ok()) return outcome<std::string>::fail(held.errc);
+    outcome<std::string> out;
+    out.value = std::move(held.value.appid);
+    return out;
+  }
+  /// WeCom's miniprogram/jscode2session after the token and presence checks: 40029 for a
+  /// code unknown, expired, used or of another corp (WeCom answers 40029 for all: "code
+  /// can only be used once, within 5 minutes"). A new session_key each time.
+  outcome<wecom_session> wecom_exchange_code(const std::string& corpid, std::string_view code) {
+    std::string userid;
+    const auto redeemed = wecom_codes_.redeem(code, corpid, now(), wechat::api_errc::invalid_code,
+                                              [&](const wecom_code& c) {
+                                                userid = c.userid;
+                                                return wechat::api_errc{};
+                                              });
+    if (!redeemed.ok()) return outcome<wecom_session>::fail(wechat::api_errc::invalid_code);
+    outcome<wecom_session> out;
+    out.value = wecom_session{corpid, std::move(userid), new_session_key()};
+    return out;
+  }
+
 private:
+  // An app that may authorize a third-party platform: a registered mini program, mini
+  // game or official account (404 unknown, 400 another type).
+  void check_authorizer(const std::string& appid) const {
+    const auto a = dir_.require_app(appid);
+    if (!is_mini(a->type) && a->type != app_type::official_account)
+      throw admin_error(400, "component_authorize: " + appid + " is a " + to_string(a->type) +
+                                 "; a mini program, mini game or official account authorizes "
+                                 "a third-party platform");
+  }
+
   // A snapshot-page OAuth grant's scope as the code and token tables keep it; answered as
   // snsapi_base with is_snapshotuser 1.
   static constexpr const char* snapshot_scope = "snsapi_base/snapshot";
@@ -783,6 +943,32 @@ private:
     }
   };
 
+  // jscode2session's state checks and answer, whoever calls it (the app with its secret,
+  // or a third-party platform on its behalf): 40029 (unknown, another app's, expired),
+  // 40163, 45011, 40226; then the session_key of the code's login and the UnionID rules.
+  // Success consumes the code.
+  outcome<session_grant> redeem_js_code(const app& a, std::string_view code) {
+    const std::int64_t t = now();
+    outcome<session_grant> out;
+    detail::session_table::ids ids;
+    rule_facts f;
+    const auto redeemed =
+        js_codes_.redeem(code, a.appid, t, wechat::api_errc::invalid_code, [&](const js_code& c) {
+          if (!sessions_.count_exchange(a, c.user, t, ids))
+            return wechat::api_errc::minute_quota_reached;
+          bool high_risk = false;
+          f = dir_.facts(a, c.user, &high_risk);
+          if (high_risk) return wechat::api_errc::code_blocked;
+          out.value.session_key = c.session_key;
+          return wechat::api_errc{};
+        });
+    if (!redeemed.ok()) return outcome<session_grant>::fail(redeemed.errc);
+    out.value.openid = std::move(ids.openid);
+    if (unionid_allowed(rules(), channel::code2session, f))
+      out.value.unionid = std::move(ids.unionid);
+    return out;
+  }
+
   // A device action of `user` in mini program (or game) `appid`: the app, once the app and
   // the user are checked; the user's openid in that app is known from now on.
   std::shared_ptr<const app> device_action(const std::string& appid, const std::string& user,
@@ -872,6 +1058,25 @@ private:
   detail::code_table<plugin_code> plugin_codes_;
   detail::quota_table quotas_;
   std::atomic<std::int64_t> risk_requests_{0};  ///< getuserriskrank's unoin_id
+  detail::component_table components_;
+  detail::corp_table corps_;
+  std::mutex due_pushes_mutex_;
+  // wx.qy.login's codes (notes-issue17.md section 3.2): 5 minutes, single use
+  struct wecom_code {
+    std::string corpid, userid;
+    struct packed {
+      std::array<detail::string_pool::id, 2> strings;  // in the order above
+    };
+    void pack(packed& p, pool_access& pool) const {
+      p.strings[0] = pool.intern(corpid);
+      p.strings[1] = pool.intern(userid);
+    }
+    void unpack(const packed& p, const pool_access& pool) {
+      corpid.assign(pool[p.strings[0]]);
+      userid.assign(pool[p.strings[1]]);
+    }
+  };
+  detail::code_table<wecom_code> wecom_codes_;
 };
 
 }  // namespace mock_wechat

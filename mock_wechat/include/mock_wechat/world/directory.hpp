@@ -45,11 +45,7 @@ public:
 
   /// Registers (or replaces) an app; see world::add_app.
   app add_app(app a) {
-    if (a.appid.empty()) throw admin_error(400, "field 'appid' is required");
-    if (a.appid.size() > 64 || a.appid.find_first_of(" /?&=#%\"\\") != std::string::npos ||
-        has_control_char(a.appid))
-      throw admin_error(400, "field 'appid' must be 1-64 characters without spaces, control "
-                             "characters (NUL, CR, LF...) or URL delimiters");
+    check_appid_shape(a.appid, "appid");
     if (has_control_char(a.secret))  // the value is never echoed: it is a secret
       throw admin_error(400, "field 'secret' must not contain control characters");
     if (has_control_char(a.open_account))
@@ -60,6 +56,17 @@ public:
       throw limit_reached("apps", limits_.apps);
     apps_[a.appid] = std::make_shared<const app>(a);
     return a;
+  }
+
+  /// 400 naming `field` unless `appid` is shaped like an appid: 1-64 characters without
+  /// spaces, control characters or URL delimiters (apps, platforms, corps alike).
+  static void check_appid_shape(const std::string& appid, const char* field) {
+    if (appid.empty()) throw admin_error(400, std::string("field '") + field + "' is required");
+    if (appid.size() > 64 || appid.find_first_of(" /?&=#%\"\\") != std::string::npos ||
+        has_control_char(appid))
+      throw admin_error(400, std::string("field '") + field +
+                                 "' must be 1-64 characters without spaces, control "
+                                 "characters (NUL, CR, LF...) or URL delimiters");
   }
 
   std::shared_ptr<const app> find_app(std::string_view appid) const {

@@ -6,6 +6,13 @@
 //     minutes before it expires; force_refresh mints a new one and kills the old at once,
 //     20 a day, 30 s apart.
 //   OAuth (sns/oauth2): a user token (2 hours) and a refresh token (30 days) per exchange.
+//   Open Platform (notes-issue17.md section 2): component_access_token rotates as
+//     cgi-bin/token does (each fetch mints one, the previous lives 5 more minutes: a mock
+//     choice, WeChat's docs only say a new fetch invalidates the old); an
+//     authorizer_access_token is an app token of the authorizer app, rotating the same way
+//     in a slot of its own per (platform, app).
+//   WeCom (cgi-bin/gettoken): one token per corp handed to every caller while it is
+//     valid, a new one once it has expired (stable_token's rule with no early renewal).
 // Tokens are kept until a day after they die (then they answer 40014 like any garbage).
 // App tokens and OAuth user tokens are in tables of their own: a peer can mint user tokens
 // without a secret (refresh_token), and filling their table must not stop apps getting
@@ -30,6 +37,11 @@
 
 namespace mock_wechat::detail {
 
+/// Whose token it is: an app's (cgi-bin/token, stable_token, an authorizer token), an
+/// OAuth user's, an Open Platform third-party platform's, a WeCom corp's. A token is valid
+/// only where its kind is asked for (another kind is 40014).
+enum class token_kind : std::uint8_t { app, user, component, corp };
+
 class token_table {
 public:
   explicit token_table(const world_limits& l) {
@@ -48,11 +60,20 @@ public:
 
   /// cgi-bin/token for `appid` at `t`: 45009 past the day's quota (or a full table).
   outcome<token_grant> fetch_classic(const std::string& appid, std::int64_t t) {
+    return fetch_rotating(appid, token_kind::app, appid, t);
+  }
+
+  /// A token that rotates as cgi-bin/token's does, for `owner` (an appid, a
+  /// component_appid) of `kind`, kept in the rotation slot `slot` (the appid for
+  /// cgi-bin/token; slot_key() for the others): each fetch mints one, the slot's previous
+  /// one lives 5 more minutes. 45009 past the slot's 2000 a day (or a full table).
+  outcome<token_grant> fetch_rotating(const std::string& slot, token_kind kind,
+                                      const std::string& owner, std::int64_t t) {
     std::lock_guard<std::mutex> lock(apps_mutex_);
-    auto& st = apps_[appid];
+    auto& st = apps_[slot];
     if (st.classic_quota.spent(t))
       return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
-    auto minted = mint(false, appid, t);
+    auto minted = mint(kind, owner, t);
     if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
     st.classic_quota.take(t);
     if (!st.classic.empty()) supersede(st.classic, t);
@@ -67,14 +88,37 @@ public:
   /// refreshes of the day (or a full table). A force within 30 s of the last is served as
   /// a normal call.
   outcome<token_grant> fetch_stable(const std::string& appid, std::int64_t t, bool force) {
+    return fetch_shared(appid, token_kind::app, appid, t, force, limits::stable_renew_before);
+  }
+
+  /// WeCom's cgi-bin/gettoken for `corpid`: the corp's current token while it is valid
+  /// (expires_in: what is left of it), a new one once it has expired. 45009 for a full
+  /// table.
+  outcome<token_grant> fetch_corp(const std::string& corpid, std::int64_t t) {
+    return fetch_shared(slot_key(token_kind::corp, corpid), token_kind::corp, corpid, t, false, 0);
+  }
+
+  /// The rotation slot of a kind of token other than an app's own: its own key, so that
+  /// it never shares (or supersedes) an app's cgi-bin/token. `owner` may be a pair_key.
+  static std::string slot_key(token_kind kind, std::string_view owner) {
+    return std::string(1, static_cast<char>('0' + static_cast<int>(kind))) + '\n' +
+           std::string(owner);
+  }
+
+  /// One current token per slot handed to every caller (stable_token, WeCom's gettoken),
+  /// renewed `renew_before` seconds before it expires; `force` (stable_token) mints a new
+  /// one and kills the old at once, limited as stable_token's forced refreshes are.
+  outcome<token_grant> fetch_shared(const std::string& slot, token_kind kind,
+                                    const std::string& owner, std::int64_t t, bool force,
+                                    std::int64_t renew_before) {
     std::lock_guard<std::mutex> lock(apps_mutex_);
-    auto& st = apps_[appid];
-    const bool live = !st.stable.empty() && st.stable_expires - t > limits::stable_renew_before;
+    auto& st = apps_[slot];
+    const bool live = !st.stable.empty() && st.stable_expires - t > renew_before;
     if (force &&
         !(st.last_force != INT64_MIN && t - st.last_force < limits::stable_force_min_gap)) {
       if (st.force_quota.spent(t))
         return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
-      auto minted = mint(false, appid, t);
+      auto minted = mint(kind, owner, t);
       if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
       st.force_quota.take(t);
       st.last_force = t;
@@ -82,7 +126,7 @@ public:
       st.stable = std::move(*minted);
       st.stable_expires = t + limits::token_lifetime;
     } else if (!live) {
-      auto minted = mint(false, appid, t);
+      auto minted = mint(kind, owner, t);
       if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
       st.stable = std::move(*minted);
       st.stable_expires = t + limits::token_lifetime;
@@ -101,13 +145,17 @@ public:
   /// Checks a presented token at `t`: 41001 missing, 40014 unknown (or of the other kind),
   /// 40001 superseded more than 5 minutes ago or force-refreshed, 42001 expired.
   outcome<holder> check(std::string_view token, bool sns, std::int64_t t) {
+    return check(token, sns ? token_kind::user : token_kind::app, t);
+  }
+  /// The same checks for a token of `kind` (holder::appid: the component_appid or corpid).
+  outcome<holder> check(std::string_view token, token_kind kind, std::int64_t t) {
     if (token.empty()) return outcome<holder>::fail(wechat::api_errc::access_token_missing);
     token_entry e;
     {
-      auto& s = (sns ? user_tokens_ : tokens_).of(token);
+      auto& s = table_of(kind).of(token);
       std::lock_guard<std::mutex> lock(s.mutex);
       const auto it = s.map.find(std::string(token));
-      if (it == s.map.end() || it->second.sns != sns)
+      if (it == s.map.end() || it->second.kind != kind)
         return outcome<holder>::fail(wechat::api_errc::invalid_access_token);
       e = it->second;
     }
@@ -131,7 +179,7 @@ public:
     const auto expired = [t](const refresh_entry& e) { return t >= e.expires + 86400; };
     if (!make_room(s, t, 3600, expired))
       return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
-    auto minted = mint(true, appid, t, user, scope);
+    auto minted = mint(token_kind::user, appid, t, user, scope);
     if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
     out.value.access_token = std::move(*minted);
     out.value.expires_in = limits::token_lifetime;
@@ -156,7 +204,7 @@ public:
         return outcome<token_grant>::fail(wechat::api_errc::refresh_token_expired);
       r = it->second;
     }
-    auto minted = mint(true, r.appid, t, r.user, r.scope);
+    auto minted = mint(token_kind::user, r.appid, t, r.user, r.scope);
     if (!minted) return outcome<token_grant>::fail(wechat::api_errc::daily_quota_reached);
     outcome<token_grant> out;
     out.value.access_token = std::move(*minted);
@@ -206,7 +254,7 @@ public:
 
 private:
   struct token_entry {
-    bool sns = false;  ///< an OAuth user token
+    token_kind kind = token_kind::app;
     std::string appid, user, scope;
     std::int64_t expires = 0;
     std::int64_t dies = INT64_MAX;  ///< superseded: unusable from this time (40001)
@@ -226,16 +274,16 @@ private:
 
   // A new access token, kept until a day after it dies. With the table full, dead tokens
   // are forgotten at once; nullopt when every kept token is still alive.
-  std::optional<std::string> mint(bool sns, const std::string& appid, std::int64_t t,
+  std::optional<std::string> mint(token_kind kind, const std::string& appid, std::int64_t t,
                                   const std::string& user = "", const std::string& scope = "") {
     std::string token = new_access_token();
-    auto& s = (sns ? user_tokens_ : tokens_).of(token);
+    auto& s = table_of(kind).of(token);
     std::lock_guard<std::mutex> lock(s.mutex);
     if (!make_room(
             s, t, 60, [&](const token_entry& e) { return t > std::min(e.expires, e.dies) + 86400; },
             [&](const token_entry& e) { return t >= std::min(e.expires, e.dies); }))
       return std::nullopt;
-    s.map[token] = token_entry{sns, appid, user, scope, t + limits::token_lifetime, INT64_MAX};
+    s.map[token] = token_entry{kind, appid, user, scope, t + limits::token_lifetime, INT64_MAX};
     return token;
   }
 
@@ -255,7 +303,13 @@ private:
     if (it != s.map.end()) it->second.dies = std::min(it->second.dies, t);
   }
 
-  sharded_map<token_entry> tokens_;       // app tokens (cgi-bin/token, stable_token)
+  // OAuth user tokens in their table; the tokens minted with a secret (apps', platforms',
+  // corps') in the other
+  sharded_map<token_entry>& table_of(token_kind kind) {
+    return kind == token_kind::user ? user_tokens_ : tokens_;
+  }
+
+  sharded_map<token_entry> tokens_;       // app, component and corp tokens
   sharded_map<token_entry> user_tokens_;  // OAuth user tokens
   sharded_map<refresh_entry> refresh_tokens_;
   std::mutex apps_mutex_;

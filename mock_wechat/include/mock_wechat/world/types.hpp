@@ -38,6 +38,12 @@ inline constexpr std::int64_t encrypt_key_lifetime = 3600;  ///< getuserencryptk
 inline constexpr int encrypt_keys_listed = 3;               ///< the user's last 3 keys
 inline constexpr int quota_clears_per_month = 10;           ///< cgi-bin/clear_quota
 inline constexpr std::int64_t rid_lifetime = std::int64_t{7} * 86400;  ///< openapi/rid/get
+// Open Platform third-party platforms (notes-issue17.md section 2; WeChat's docs, read 2026:
+// https://developers.weixin.qq.com/doc/oplatform/Third-party_Platforms/2.0/api/Before_Develop/component_verify_ticket.html)
+inline constexpr std::int64_t ticket_push_interval = 600;  ///< a ticket push every 10 minutes
+inline constexpr std::int64_t ticket_lifetime = 43200;     ///< a ticket is valid 12 hours
+inline constexpr int pushes_kept = 16;                     ///< push records per platform
+inline constexpr int push_timeout_s = 5;  ///< WeChat waits 5 s for the receiver's "success"
 }  // namespace limits
 
 /// How much the world holds at most, so that nothing an admin caller or a network peer
@@ -55,6 +61,10 @@ struct world_limits {
   std::size_t tokens = 1000000;       ///< app access tokens, kept until a day after they die
   std::size_t user_tokens = 4000000;  ///< OAuth user access tokens, likewise
   std::size_t refresh_tokens = 1000000;  ///< OAuth refresh tokens, kept 30 days and 1
+  std::size_t components = 1000;         ///< Open Platform third-party platforms (like apps)
+  /// (platform, app) authorizations, each with its authorizer_refresh_token
+  std::size_t component_authorizations = 100000;
+  std::size_t corps = 10000;  ///< WeCom corps
 };
 
 /// A control-side failure: HTTP status (400 bad request, 404 unknown thing, 507 a limit of
@@ -166,6 +176,9 @@ struct encrypt_key_record {  ///< one key of getuserencryptkey's key_info_list
 struct risk_grant {  ///< getuserriskrank success
   int risk_rank = 0;
   std::int64_t unoin_id = 0;  ///< (sic) WeChat's name for the request's id
+};
+struct wecom_session {  ///< WeCom's cgi-bin/miniprogram/jscode2session success
+  std::string corpid, userid, session_key;
 };
 struct quota_usage {  ///< cgi-bin/openapi/quota/get success
   std::int64_t daily_limit = 0, used = 0, remain = 0;
