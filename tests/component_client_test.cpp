@@ -225,7 +225,8 @@ TEST_CASE("a push with a bad signature or of another platform is refused and not
 
 TEST_CASE("an older push does not overwrite a newer ticket", "[component][push]") {
   auto t = std::make_shared<fake_transport>();
-  wechat::component_client platform(options(), t);
+  auto clock = std::make_shared<wechat::manual_clock>(t0);
+  wechat::component_client platform(options(), t, nullptr, clock);
   deliver_ticket(platform, t0, ticket_value('n'));
   const auto late = make_push(ticket_xml(component_appid, t0 - 600, ticket_value('o')));
   std::error_code ec;
@@ -237,6 +238,22 @@ TEST_CASE("an older push does not overwrite a newer ticket", "[component][push]"
   deliver_ticket(platform, t0 + 600, ticket_value('m'));  // a newer one does replace it
   CHECK(platform.ticket()->value == ticket_value('m'));
   CHECK(platform.ticket()->create_time == t0 + 600);
+}
+
+TEST_CASE("a stored ticket dated well ahead of this machine's clock does not block later pushes",
+          "[component][push]") {
+  // A test's mock clock advanced 13 hours, then reset under a store that outlived it: the
+  // stored ticket claims a CreateTime 13 hours ahead. The pushes of the reset clock are
+  // stored all the same (within 10 minutes ahead, the newer ticket still wins).
+  auto t = std::make_shared<fake_transport>();
+  auto clock = std::make_shared<wechat::manual_clock>(t0);
+  wechat::component_client platform(options(), t, nullptr, clock);
+  deliver_ticket(platform, t0 + 13 * 3600, ticket_value('f'));
+  deliver_ticket(platform, t0, ticket_value('r'));
+  CHECK(platform.ticket()->value == ticket_value('r'));
+  deliver_ticket(platform, t0 + 500, ticket_value('s'));  // 500 s ahead: plausible, kept
+  deliver_ticket(platform, t0 + 100, ticket_value('u'));  // older than it: not stored
+  CHECK(platform.ticket()->value == ticket_value('s'));
 }
 
 TEST_CASE("two component_clients with different component_appids sharing one store keep their "

@@ -45,7 +45,10 @@ TEST_CASE("every named enumerator has a stable name and its own message", "[erro
     add(static_cast<wechat::crypto_errc>(v));
   for (int v = 1; v <= 16; ++v)
     add(static_cast<wechat::decrypt_errc>(v));
-  CHECK(names.size() == 45 + 9 + 4 + 10 + 16);
+  for (int v = 1; v <= 5; ++v)
+    add(static_cast<wechat::component_errc>(v));
+  CHECK(names.size() == 45 + 9 + 4 + 10 + 16 + 5);
+  CHECK(wechat::error_name(wechat::component_errc::no_ticket) == "no_ticket");
   CHECK(wechat::error_name(wechat::api_errc::code_been_used) == "code_been_used");
   CHECK(wechat::error_name(wechat::decrypt_errc::bad_padding) == "bad_padding");
   CHECK(wechat::error_name(std::error_code{}) == "ok");

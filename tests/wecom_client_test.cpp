@@ -70,6 +70,33 @@ TEST_CASE("wecom gettoken with errcode 0 present is a success, and the token is 
   CHECK(corp.tokens().fetches() == 2);
 }
 
+TEST_CASE("WeCom hands back its current token until it expires: one gettoken in the refresh "
+          "window, not one per call",
+          "[wecom][token]") {
+  // WeCom's gettoken answers the same token while it is valid, expires_in being what is left
+  // (WeCom's docs, path/91039, read 2026); so does the mock. A refresh ahead of expiry then
+  // gets the same token back, already inside the window: it must not be asked again at
+  // every call until the token expires.
+  auto t = std::make_shared<fake_transport>();
+  auto clock = std::make_shared<wechat::manual_clock>(1800000000);
+  wechat::wecom_client corp(options(), t, nullptr, clock);
+  t->answer(token_w1);
+  CHECK(corp.access_token() == "W1");
+  clock->advance(std::chrono::seconds(7200 - 299));  // inside the 300 s window
+  t->answer(R"({"errcode":0,"errmsg":"ok","access_token":"W1","expires_in":299})");
+  CHECK(corp.access_token() == "W1");
+  CHECK(corp.tokens().fetches() == 2);  // the refresh ahead asked once
+  for (int i = 0; i < 20; ++i) {
+    clock->advance(std::chrono::seconds(10));
+    CHECK(corp.access_token() == "W1");
+  }
+  CHECK(corp.tokens().fetches() == 2);        // and not again while W1 lives (200 s more)
+  clock->advance(std::chrono::seconds(100));  // W1 has expired
+  t->answer(R"({"errcode":0,"errmsg":"ok","access_token":"W2","expires_in":7200})");
+  CHECK(corp.access_token() == "W2");
+  CHECK(corp.tokens().fetches() == 3);
+}
+
 TEST_CASE("a wrong corpsecret is api_errc::invalid_credential and no secret is in the message",
           "[wecom][token]") {
   auto t = std::make_shared<fake_transport>();

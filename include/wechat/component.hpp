@@ -56,66 +56,6 @@
 
 namespace wechat {
 
-// ------------------------------------------------------------------ errors --
-
-/// What the component client itself refuses (WeChat's own answers are api_errc, the push's
-/// crypto msg_crypt_errc, the store's store_errc).
-#define WECHAT_COMPONENT_ERRCS(X)                                                                  \
-  X(no_ticket, 1,                                                                                  \
-    "no component_verify_ticket in the store for this component_appid: WeChat pushes one every "   \
-    "10 minutes to the platform's authorization event URL; check that the URL reaches "            \
-    "handle_push, that the store is shared by the servers (Redis for a fleet), or restart the "    \
-    "pushes (api_start_push_ticket)")                                                              \
-  X(no_refresh_token, 2,                                                                           \
-    "no authorizer_refresh_token in the store for this authorizer: give it with "                  \
-    "set_authorizer_refresh_token (from the authorization: api_query_auth, or "                    \
-    "api_get_authorizer_list)")                                                                    \
-  X(push_not_encrypted, 3,                                                                         \
-    "the push's query has no encrypt_type=aes: the platform's pushes are always encrypted; this "  \
-    "is not WeChat's push, or the query was not passed")                                           \
-  X(push_query_incomplete, 4,                                                                      \
-    "the push's query lacks timestamp, nonce or msg_signature (error_detail::field says which): "  \
-    "pass every query parameter as received")                                                      \
-  X(push_field_invalid, 5,                                                                         \
-    "the decrypted push has an empty or malformed field (error_detail::field says which)")
-
-#define WECHAT_DETAIL_ENUMERATOR(name, value, ...) name = value,
-/// Failures of the component client's own checks (WECHAT_COMPONENT_ERRCS above).
-enum class component_errc : int { WECHAT_COMPONENT_ERRCS(WECHAT_DETAIL_ENUMERATOR) };
-#undef WECHAT_DETAIL_ENUMERATOR
-
-namespace detail {
-// clang-format off
-#define WECHAT_DETAIL_CASE_TEXT(name, value, text) case value: return text;
-// clang-format on
-inline const char* component_errc_text(int v) noexcept {
-  switch (v) {
-    WECHAT_COMPONENT_ERRCS(WECHAT_DETAIL_CASE_TEXT)
-  default: return nullptr;
-  }
-}
-#undef WECHAT_DETAIL_CASE_TEXT
-}  // namespace detail
-
-/// The category of component_errc ("wechat.component").
-inline const std::error_category& component_category() noexcept {
-  static const detail::table_category<detail::component_errc_text> instance(
-      "wechat.component", "unknown component error");
-  return instance;
-}
-/// Makes component_errc values usable as std::error_code.
-inline std::error_code make_error_code(component_errc e) noexcept {
-  return {static_cast<int>(e), component_category()};
-}
-
-}  // namespace wechat
-
-namespace std {
-template <> struct is_error_code_enum<wechat::component_errc> : true_type {};
-}  // namespace std
-
-namespace wechat {
-
 // ------------------------------------------------------------------ the client --
 
 /// A ticket lives 12 hours from its CreateTime (WeChat's doc "component_verify_ticket",
@@ -257,7 +197,14 @@ public:
       ec = component_errc::no_refresh_token;
       return;
     }
+    const auto previous = store_->load(refresh_key(authorizer_appid), ec);
+    if (ec) return;
     store_->save(refresh_key(authorizer_appid), stored_token{std::string(refresh_token), 0}, ec);
+    if (ec || (previous && previous->value == refresh_token)) return;
+    // A new authorization: the access token fetched with the previous refresh token is
+    // dropped, so the next authorizer_access_token() fetches with (and so checks) this one.
+    const auto cached = store_->load(authorizer_key(authorizer_appid), ec);
+    if (!ec && cached) authorizer(authorizer_appid)->invalidate(cached->value);
   }
   /// Throwing overload of set_authorizer_refresh_token.
   void set_authorizer_refresh_token(std::string_view authorizer_appid,
@@ -286,7 +233,8 @@ public:
     return t;
   }
 
-  /// The provider of an authorizer's access token (fetches(), invalidate()).
+  /// The provider of an authorizer's access token (fetches(), invalidate()). It calls back
+  /// into this client: use it while the client lives.
   std::shared_ptr<token_provider> authorizer_tokens(std::string_view authorizer_appid) {
     return authorizer(authorizer_appid);
   }
@@ -459,8 +407,18 @@ private:
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     bool stored = false;
+    // Pushes handled at once by this process's threads are compared and saved one at a
+    // time (a store private to the process grants every lock); the store's lock does the
+    // same across a fleet.
+    std::lock_guard<std::mutex> serial(ticket_mutex_);
     const auto current = store_->load(ticket_key(), ec);
-    if (!ec && (!current || ticket_create_time(*current) <= create_time)) {
+    // Never over a newer ticket (a late or retried push), unless the stored one claims a
+    // CreateTime more than 10 minutes ahead of this machine's clock: a test's mock clock
+    // was moved back (or reset) under a store that outlived it, and no push would ever be
+    // stored again.
+    const std::int64_t stored_at = current ? ticket_create_time(*current) : 0;
+    const bool implausible = stored_at > clock_->now_ms() / 1000 + 600;
+    if (!ec && (!current || stored_at <= create_time || implausible)) {
       store_->save(ticket_key(),
                    stored_token{ticket, (create_time + component_ticket_lifetime_s) * 1000}, ec);
       stored = !ec;
@@ -531,9 +489,8 @@ private:
                        "one every 10 minutes)";
     }
     if (r.ec) return r;
-    r.value.value = detail::required_string(j, "component_access_token", r.ec, &r.detail);
+    detail::read_token_answer(j, "component_access_token", sent, r);
     if (r.ec) return r;
-    r.value.expires_at_ms = sent + detail::integer_field(j, "expires_in", 7200) * 1000;
     return r;
   }
 
@@ -564,9 +521,8 @@ private:
           return detail::exchange(*transport_, req, 1, opt_.backoff, cec, cd);
         });
     if (r.ec) return r;
-    r.value.value = detail::required_string(j, "authorizer_access_token", r.ec, &r.detail);
+    detail::read_token_answer(j, "authorizer_access_token", sent, r);
     if (r.ec) return r;
-    r.value.expires_at_ms = sent + detail::integer_field(j, "expires_in", 7200) * 1000;
     // WeChat hands back the same refresh token (it changes only when the app authorizes
     // again: official answer, community doc 000c6c30848ed0ae9b2dd71fe56400); keep a new one.
     const auto next = detail::optional_string(j, "authorizer_refresh_token");
@@ -583,6 +539,7 @@ private:
   std::shared_ptr<const wechat::time_source> clock_;
   msg_crypt crypt_;
   token_provider component_tokens_;
+  std::mutex ticket_mutex_;  // store_ticket's compare and save, within this process
   std::mutex authorizers_mutex_;
   std::unordered_map<std::string, std::shared_ptr<token_provider>> authorizers_;
   detail::code_memory<session_info> codes_;

@@ -12,6 +12,7 @@
 //   decrypt_errc   decrypting and verifying what the device sent
 //   msg_crypt_errc WeChat's message crypto (Open Platform pushes, WeCom callbacks)
 //   store_errc     the token store and identity directory (memory, Redis)
+//   component_errc the component client's own checks (third-party platforms)
 //
 // Each domain is one table below (an X-macro): a line per value gives its enumerator, its
 // value and its message, and the enum, error_name() and the category's message() all come
@@ -299,6 +300,27 @@ namespace wechat {
     "Platform account; check the app's binding and the data fed to the directory")                 \
   X(corrupt, 3, "the stored data cannot be read back")
 
+/// What the component client (wechat/component.hpp) itself refuses; WeChat's own answers
+/// are api_errc, the push's crypto msg_crypt_errc, the store's store_errc.
+#define WECHAT_COMPONENT_ERRCS(X)                                                                  \
+  X(no_ticket, 1,                                                                                  \
+    "no component_verify_ticket in the store for this component_appid: WeChat pushes one every "   \
+    "10 minutes to the platform's authorization event URL; check that the URL reaches "            \
+    "handle_push, that the store is shared by the servers (Redis for a fleet), or restart the "    \
+    "pushes (api_start_push_ticket)")                                                              \
+  X(no_refresh_token, 2,                                                                           \
+    "no authorizer_refresh_token in the store for this authorizer: give it with "                  \
+    "set_authorizer_refresh_token (from the authorization: api_query_auth, or "                    \
+    "api_get_authorizer_list)")                                                                    \
+  X(push_not_encrypted, 3,                                                                         \
+    "the push's query has no encrypt_type=aes: the platform's pushes are always encrypted; this "  \
+    "is not WeChat's push, or the query was not passed")                                           \
+  X(push_query_incomplete, 4,                                                                      \
+    "the push's query lacks timestamp, nonce or msg_signature (error_detail::field says which): "  \
+    "pass every query parameter as received")                                                      \
+  X(push_field_invalid, 5,                                                                         \
+    "the decrypted push has an empty or malformed field (error_detail::field says which)")
+
 #define WECHAT_DETAIL_ENUMERATOR(name, value, ...) name = value,
 
 /// WeChat API errcodes (WECHAT_API_ERRCODES above).
@@ -315,6 +337,8 @@ enum class decrypt_errc : int { WECHAT_DECRYPT_ERRCS(WECHAT_DETAIL_ENUMERATOR) }
 enum class msg_crypt_errc : int { WECHAT_MSG_CRYPT_ERRCS(WECHAT_DETAIL_ENUMERATOR) };
 /// Stores (token store, identity directory): in memory, or Redis for a fleet.
 enum class store_errc : int { WECHAT_STORE_ERRCS(WECHAT_DETAIL_ENUMERATOR) };
+/// The component client's own checks (third-party platforms).
+enum class component_errc : int { WECHAT_COMPONENT_ERRCS(WECHAT_DETAIL_ENUMERATOR) };
 
 #undef WECHAT_DETAIL_ENUMERATOR
 
@@ -349,6 +373,7 @@ WECHAT_DETAIL_DOMAIN(crypto_errc, WECHAT_CRYPTO_ERRCS)
 WECHAT_DETAIL_DOMAIN(decrypt_errc, WECHAT_DECRYPT_ERRCS)
 WECHAT_DETAIL_DOMAIN(msg_crypt_errc, WECHAT_MSG_CRYPT_ERRCS)
 WECHAT_DETAIL_DOMAIN(store_errc, WECHAT_STORE_ERRCS)
+WECHAT_DETAIL_DOMAIN(component_errc, WECHAT_COMPONENT_ERRCS)
 #undef WECHAT_DETAIL_DOMAIN
 #undef WECHAT_DETAIL_CASE_TEXT
 #undef WECHAT_DETAIL_CASE_NAME
@@ -414,6 +439,17 @@ inline const std::error_category& store_category() noexcept {
 /// Makes store_errc values usable as std::error_code.
 inline std::error_code make_error_code(store_errc e) noexcept {
   return {static_cast<int>(e), store_category()};
+}
+
+/// The category of the component client's own failures ("wechat.component").
+inline const std::error_category& component_category() noexcept {
+  static const detail::table_category<detail::component_errc_text> instance(
+      "wechat.component", "unknown component error");
+  return instance;
+}
+/// Makes component_errc values usable as std::error_code.
+inline std::error_code make_error_code(component_errc e) noexcept {
+  return {static_cast<int>(e), component_category()};
 }
 
 /// The category of WeChat's own errcodes ("wechat.api").
@@ -486,6 +522,7 @@ inline const char* library_errc_name(const std::error_category& cat, int v) noex
   if (cat == decrypt_category()) return decrypt_errc_name(v);
   if (cat == msg_crypt_category()) return msg_crypt_errc_name(v);
   if (cat == store_category()) return store_errc_name(v);
+  if (cat == component_category()) return component_errc_name(v);
   return nullptr;
 }
 }  // namespace detail
@@ -598,4 +635,5 @@ template <> struct is_error_code_enum<wechat::crypto_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::decrypt_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::msg_crypt_errc> : true_type {};
 template <> struct is_error_code_enum<wechat::store_errc> : true_type {};
+template <> struct is_error_code_enum<wechat::component_errc> : true_type {};
 }  // namespace std

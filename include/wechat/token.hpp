@@ -69,6 +69,18 @@ using token_fetch_result = detail::shared_result<stored_token>;
 /// retries the attempt on -1 and transport failures, as for an app's token.
 using token_fetch = std::function<token_fetch_result()>;
 
+namespace detail {
+/// Reads a token endpoint's answer into `r`: the token in `field`, expiring `expires_in`
+/// seconds (7200 when WeChat leaves it out) after `sent_ms`, when the request was sent.
+/// A missing token is protocol_errc::missing_field, named in r.detail.
+inline void read_token_answer(const nlohmann::json& j, const char* field, std::int64_t sent_ms,
+                              token_fetch_result& r) {
+  r.value.value = required_string(j, field, r.ec, &r.detail);
+  if (r.ec) return;
+  r.value.expires_at_ms = sent_ms + integer_field(j, "expires_in", 7200) * 1000;
+}
+}  // namespace detail
+
 /// Provides the access token of one app (or, built with a token_fetch, any token WeChat
 /// hands out with an expires_in). Thread safe; share one per app per process.
 class token_provider {
@@ -102,7 +114,7 @@ public:
     const std::int64_t now = clock_->now_ms();
     {
       std::shared_lock<std::shared_mutex> lock(cache_mutex_);
-      if (!cached_.value.empty() && now < cached_.expires_at_ms - ahead_ms()) return cached_.value;
+      if (!cached_.value.empty() && now < refresh_at_ms_) return cached_.value;
     }
     return slow_get(now, ec, d);
   }
@@ -122,7 +134,10 @@ public:
   void invalidate(const std::string& token) {
     {
       std::unique_lock<std::shared_mutex> lock(cache_mutex_);
-      if (cached_.value == token) cached_ = stored_token{};
+      if (cached_.value == token) {
+        cached_ = stored_token{};
+        refresh_at_ms_ = 0;
+      }
     }
     std::lock_guard<std::mutex> lock(flight_mutex_);
     rejected_ = token;
@@ -158,8 +173,7 @@ private:
       std::lock_guard<std::mutex> lock(flight_mutex_);
       {
         std::shared_lock<std::shared_mutex> cl(cache_mutex_);
-        if (!cached_.value.empty() && now < cached_.expires_at_ms - ahead_ms())
-          return cached_.value;
+        if (!cached_.value.empty() && now < refresh_at_ms_) return cached_.value;
         // Someone is already refreshing ahead of expiry: keep using the still-valid token.
         if (flight_.valid() && !cached_.value.empty() && now < cached_.expires_at_ms)
           return cached_.value;
@@ -172,7 +186,7 @@ private:
         auto stored = store_->load(key_, sec);
         if (!sec && stored && stored->value != rejected_ &&
             now < stored->expires_at_ms - ahead_ms()) {
-          publish(*stored);
+          publish(*stored, now);
           return stored->value;
         }
         flight = detail::flight<result>::lead();
@@ -190,7 +204,7 @@ private:
         flight_ = std::shared_future<result>();
         throw;
       }
-      if (!r.ec) publish(r.value);  // this process's cache, store or not
+      if (!r.ec) publish(r.value, clock_->now_ms());  // this process's cache, store or not
       std::lock_guard<std::mutex> lock(flight_mutex_);
       if (!r.ec && rejected_ == rejected) rejected_.clear();
       flight.land(std::move(r));
@@ -253,9 +267,15 @@ private:
     return s;
   }
 
-  void publish(const stored_token& t) {
+  // Caches `t`, to be refreshed `refresh_ahead` before it expires; or, when it came already
+  // inside that window, at its expiry. A platform that hands back its current token until
+  // it expires (WeCom's gettoken, WeChat's stable_token near its renewal) would otherwise be
+  // asked again at every call of the window, and answer the same token each time.
+  void publish(const stored_token& t, std::int64_t now) {
     std::unique_lock<std::shared_mutex> lock(cache_mutex_);
     cached_ = t;
+    refresh_at_ms_ =
+        now < t.expires_at_ms - ahead_ms() ? t.expires_at_ms - ahead_ms() : t.expires_at_ms;
   }
 
   // One upstream fetch, with retries for -1 and transport failures.
@@ -309,10 +329,7 @@ private:
     r.detail.attempts = 1;
     const auto j = detail::round_trip(*transport_, req, r.ec, r.detail);
     if (r.ec) return r;
-    r.value.value = detail::required_string(j, "access_token", r.ec, &r.detail);
-    if (r.ec) return r;
-    const std::int64_t expires_in = detail::integer_field(j, "expires_in", 7200);
-    r.value.expires_at_ms = sent + expires_in * 1000;
+    detail::read_token_answer(j, "access_token", sent, r);
     return r;
   }
 
@@ -325,6 +342,7 @@ private:
 
   mutable std::shared_mutex cache_mutex_;
   stored_token cached_;
+  std::int64_t refresh_at_ms_ = 0;  // when get() starts a refresh (see publish)
 
   std::mutex flight_mutex_;
   std::shared_future<result> flight_;  // the refresh in progress, if any

@@ -160,10 +160,9 @@ private:
     const std::int64_t sent = clock_->now_ms();
     const auto j = detail::round_trip(*transport_, req, r.ec, r.detail);
     if (r.ec) return r;
-    r.value.value = detail::required_string(j, "access_token", r.ec, &r.detail);
-    if (r.ec) return r;
-    // WeCom hands back the same token while it is valid, expires_in being what is left.
-    r.value.expires_at_ms = sent + detail::integer_field(j, "expires_in", 7200) * 1000;
+    // WeCom hands back the same token while it is valid, expires_in being what is left
+    // (token_provider then refreshes it at its expiry, not ahead: see its publish()).
+    detail::read_token_answer(j, "access_token", sent, r);
     return r;
   }
 
