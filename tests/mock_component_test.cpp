@@ -172,6 +172,15 @@ reply component_code2session(fixture& f, const std::string& appid, const std::st
                "&component_access_token=" + ct);
 }
 
+// The mock with its clock frozen at the current second: the tests below check boundaries to
+// the second (a push at 600 s, not 599; a ticket's 12 hours; a token's 5-minute overlap),
+// which a running clock would cross on its own between two steps.
+struct frozen_fixture : fixture {
+  explicit frozen_fixture(mock_wechat::options o = {}) : fixture(std::move(o)) {
+    world().clock().set(world().now());
+  }
+};
+
 void advance(fixture& f, std::int64_t seconds) {
   f.admin("clock", {{"advance", seconds}});
 }
@@ -205,7 +214,7 @@ void check_wecom_error(const reply& r, int errcode, const std::string& text, std
 
 TEST_CASE("a platform gets its first ticket pushed at creation, encrypted and signed",
           "[mock][component][push]") {
-  fixture f;
+  frozen_fixture f;
   receiver rx;
   const auto now = f.world().now();
   const auto a = f.admin("components", component_body(comp, rx.url()));
@@ -250,7 +259,7 @@ TEST_CASE("a platform gets its first ticket pushed at creation, encrypted and si
 
 TEST_CASE("tickets are pushed every 600 virtual seconds, before the clock call answers",
           "[mock][component][push]") {
-  fixture f;
+  frozen_fixture f;
   receiver rx;
   f.admin("components", component_body(comp, rx.url()));
   REQUIRE(rx.count() == 1);
@@ -281,7 +290,7 @@ TEST_CASE("tickets are pushed every 600 virtual seconds, before the clock call a
 }
 
 TEST_CASE("a ticket_url over https gets the push too", "[mock][component][push]") {
-  fixture f;
+  frozen_fixture f;
   receiver rx("success", true);
   REQUIRE(rx.url().rfind("https://", 0) == 0);
   const auto a = f.admin("components", component_body(comp, rx.url()));
@@ -296,7 +305,7 @@ TEST_CASE("a ticket_url over https gets the push too", "[mock][component][push]"
 
 TEST_CASE("a receiver answering anything but success is recorded as not ok",
           "[mock][component][push]") {
-  fixture f;
+  frozen_fixture f;
   receiver rx("fail");
   const auto a = f.admin("components", component_body(comp, rx.url()));
   CHECK(a["ticket_pushed"] == true);
@@ -309,7 +318,7 @@ TEST_CASE("a receiver answering anything but success is recorded as not ok",
 
 TEST_CASE("a dead ticket_url is recorded with an error and the ticket is still minted",
           "[mock][component][push]") {
-  fixture f;
+  frozen_fixture f;
   std::string dead;
   {
     receiver gone;
@@ -337,7 +346,7 @@ TEST_CASE("a dead ticket_url is recorded with an error and the ticket is still m
 }
 
 TEST_CASE("the push record keeps the last 16 pushes", "[mock][component][push]") {
-  fixture f;
+  frozen_fixture f;
   f.admin("components", component_body(comp));
   for (int i = 0; i < 20; ++i)
     push_ticket(f);
@@ -349,7 +358,7 @@ TEST_CASE("the push record keeps the last 16 pushes", "[mock][component][push]")
 
 TEST_CASE("api_component_token checks presence, then the platform, then the ticket",
           "[mock][component][token]") {
-  fixture f;
+  frozen_fixture f;
   f.admin("components", component_body(comp));
   f.admin("components", component_body(comp2));
   const std::string path = "/cgi-bin/component/api_component_token";
@@ -409,7 +418,7 @@ TEST_CASE("api_component_token checks presence, then the platform, then the tick
 
 TEST_CASE("a new component_access_token leaves the old one 5 minutes, then 40001",
           "[mock][component][token]") {
-  fixture f;
+  frozen_fixture f;
   f.add_standard_apps();
   f.admin("components", component_body(comp));
   const std::string refresh =
@@ -438,7 +447,7 @@ TEST_CASE("a new component_access_token leaves the old one 5 minutes, then 40001
 
 TEST_CASE("api_authorizer_token checks the token, the body, then the authorization",
           "[mock][component][authorizer]") {
-  fixture f;
+  frozen_fixture f;
   f.add_standard_apps();
   f.admin("components", component_body(comp));
   f.admin("components", component_body(comp2));
@@ -523,12 +532,17 @@ TEST_CASE("api_authorizer_token checks the token, the body, then the authorizati
     CHECK(rv["authorizer_appid"] == mp);
     CHECK_FALSE(rv.contains("authorizer_refresh_token"));
     check_error_shape(authorizer_token(f, ct, good), 61003, path, now);
+    // the authorizer token fetched before dies with the authorization
+    const reply q =
+        f.post("/cgi-bin/openapi/quota/get?access_token=" + at, R"({"cgi_path":"/cgi-bin/token"})");
+    INFO(q.body);
+    CHECK(q.errcode() == 40001);
   }
 }
 
 TEST_CASE("component_authorize takes mini programs, mini games and official accounts",
           "[mock][component][admin]") {
-  fixture f;
+  frozen_fixture f;
   f.add_standard_apps();
   f.admin("components", component_body(comp));
   for (const auto& a : {mp, game, oa})
@@ -552,7 +566,7 @@ TEST_CASE("component_authorize takes mini programs, mini games and official acco
 
 TEST_CASE("component jscode2session checks presence, the token, the app, then the code",
           "[mock][component][code2session]") {
-  fixture f;
+  frozen_fixture f;
   f.add_standard_apps();
   f.admin("components", component_body(comp));
   f.admin("components", component_body(comp2));
@@ -614,7 +628,7 @@ TEST_CASE("component jscode2session checks presence, the token, the app, then th
 
 TEST_CASE("WeCom gettoken answers in WeCom's style and keeps one token while it is valid",
           "[mock][wecom]") {
-  fixture f;
+  frozen_fixture f;
   f.admin("corps", {{"corpid", corp}, {"corpsecret", corp_secret}});
   const auto now = f.world().now();
   check_wecom_error(f.get("/cgi-bin/gettoken?corpsecret=" + corp_secret), 41002, "corpid missing",
@@ -643,7 +657,7 @@ TEST_CASE("WeCom gettoken answers in WeCom's style and keeps one token while it 
 
 TEST_CASE("WeCom jscode2session redeems a wx.qy.login code once, for its own corp",
           "[mock][wecom]") {
-  fixture f;
+  frozen_fixture f;
   f.admin("corps", {{"corpid", corp}, {"corpsecret", corp_secret}});
   f.admin("corps", {{"corpid", corp2}, {"corpsecret", "corp-secret-2"}});
   auto token_of = [&](const std::string& id, const std::string& secret) {
@@ -703,7 +717,7 @@ TEST_CASE("WeCom jscode2session redeems a wx.qy.login code once, for its own cor
 // ------------------------------------------------------------------ admin, limits --
 
 TEST_CASE("the new admin calls check their fields", "[mock][component][admin]") {
-  fixture f;
+  frozen_fixture f;
   f.add_standard_apps();
   auto status = [&](const std::string& call, const nlohmann::json& body) {
     const reply r = f.post("/__mock/" + call, body.dump());
@@ -758,7 +772,7 @@ TEST_CASE("platforms, authorizations and corps are bounded: 507 at the limit",
   o.limits.components = 1;
   o.limits.component_authorizations = 1;
   o.limits.corps = 1;
-  fixture f(o);
+  frozen_fixture f(o);
   f.add_standard_apps();
   f.admin("components", component_body(comp));
   const reply c = f.post("/__mock/components", component_body(comp2).dump());
@@ -790,7 +804,7 @@ TEST_CASE("platforms, authorizations and corps are bounded: 507 at the limit",
 
 TEST_CASE("reset forgets platforms, authorizations, corps and their tokens",
           "[mock][component][admin]") {
-  fixture f;
+  frozen_fixture f;
   f.add_standard_apps();
   f.admin("components", component_body(comp));
   f.admin("component_authorize", {{"component_appid", comp}, {"appid", mp}});

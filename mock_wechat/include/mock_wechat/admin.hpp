@@ -260,9 +260,10 @@ private:
     } else {
       throw admin_error(400, "give 'advance' (seconds) or 'set' (Unix seconds)");
     }
-    // the ticket pushes the new time makes due are delivered before the answer: a test
-    // that advances 600 s finds the new ticket at its receiver
-    run_due_pushes(world_);
+    // the ticket pushes the new time makes due are delivered before the answer (and those
+    // the pusher thread claimed a moment before): a test that advances 600 s finds the new
+    // ticket at its receiver
+    run_due_pushes_and_wait(world_);
     return clock_now(a);
   }
 

@@ -22,7 +22,8 @@
 #include <httplib.h>
 #include <wechat/msg_crypt.hpp>
 
-#include <mutex>
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -103,15 +104,34 @@ inline push_record push_and_record(world& w, const ticket_push& p) {
 }
 
 /// Makes the pushes due now (every 10 virtual minutes per platform), one after the other,
-/// each delivered and recorded. Returns how many were made. One caller at a time (the
-/// pusher thread, a clock call): a second waits for the first's deliveries (at most their
-/// 5 s timeouts, should a receiver call the clock back while its push is waiting).
-inline std::size_t run_due_pushes(world& w) {
-  std::lock_guard<std::mutex> lock(w.due_pushes_mutex());
-  const std::vector<ticket_push> due = w.due_ticket_pushes();
-  for (const auto& p : due)
-    push_and_record(w, p);
-  return due.size();
+/// each delivered and recorded, with no lock held while they travel. Returns how many were
+/// made. `stopping`, when given, is checked between deliveries (a server being stopped
+/// does not wait for every platform's receiver).
+inline std::size_t run_due_pushes(world& w, const std::atomic<bool>* stopping = nullptr) {
+  const std::vector<ticket_push> due =
+      w.push_flights().claim([&w] { return w.due_ticket_pushes(); });
+  std::size_t made = 0;
+  for (std::size_t i = 0; i < due.size(); ++i) {
+    try {
+      if (stopping == nullptr || !stopping->load()) {
+        push_and_record(w, due[i]);
+        ++made;
+      }
+    } catch (...) {  // out of memory: none of the claimed pushes is left counted in flight
+      w.push_flights().landed(due.size() - i);
+      throw;
+    }
+    w.push_flights().landed(1);
+  }
+  return made;
+}
+
+/// What a clock call does before it answers: the pushes the new time makes due, then a
+/// wait for any the pusher thread claimed a moment before (at most one push's timeouts,
+/// connect and read), so that a test advancing the clock finds them delivered.
+inline void run_due_pushes_and_wait(world& w) {
+  run_due_pushes(w);
+  w.push_flights().wait_idle(std::chrono::seconds(2 * limits::push_timeout_s + 1));
 }
 
 }  // namespace mock_wechat

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -191,11 +192,13 @@ public:
   engine_kind engine() const noexcept { return event_ ? engine_kind::event : engine_kind::httplib; }
 
   /// Stops serving and joins the threads. Idempotent; prompt (well under a second, unless
-  /// a ticket push is waiting for a receiver that does not answer: up to its 5 s).
+  /// a ticket push is waiting for a receiver that does not answer: up to its timeouts,
+  /// for that one push; the pushes due after it are not made).
   void stop() {
     {
       std::lock_guard<std::mutex> lock(pusher_mutex_);
       stopping_ = true;
+      pushes_stop_ = true;  // the pusher makes no more deliveries, even among those due
     }
     pusher_wake_.notify_all();
     if (pusher_.joinable()) pusher_.join();
@@ -211,7 +214,7 @@ private:
       while (!pusher_wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
         lock.unlock();
         try {
-          run_due_pushes(world_);
+          run_due_pushes(world_, &pushes_stop_);
         } catch (...) {  // out of memory: the next second tries again
         }
         lock.lock();
@@ -239,6 +242,7 @@ private:
   std::mutex pusher_mutex_;
   std::condition_variable pusher_wake_;
   bool stopping_ = false;
+  std::atomic<bool> pushes_stop_{false};
   std::thread pusher_;
 };
 

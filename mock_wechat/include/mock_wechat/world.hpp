@@ -695,10 +695,10 @@ public:
   /// The pushes due now (every 10 virtual minutes since a platform's last push; one for a
   /// longer jump), their tickets minted: claimed, so two callers never push one twice.
   std::vector<ticket_push> due_ticket_pushes() { return components_.due(now()); }
-  /// Held by whoever is making the due pushes (push.hpp's run_due_pushes), over their
-  /// delivery: a clock call that finds them claimed by the pusher thread waits for them,
-  /// so they are delivered before it answers. No lock of the world's state.
-  std::mutex& due_pushes_mutex() noexcept { return due_pushes_mutex_; }
+  /// The pushes claimed and not yet delivered (push.hpp's run_due_pushes): a clock call
+  /// that finds some claimed by the pusher thread waits for them (bounded), so they are
+  /// delivered before it answers. No lock is held over a delivery.
+  detail::push_flights& push_flights() noexcept { return push_flights_; }
   /// What came of a push.
   void record_push(const std::string& component_appid, push_record r) {
     components_.record(component_appid, std::move(r));
@@ -714,10 +714,16 @@ public:
     check_authorizer(appid);
     return components_.authorize(component_appid, appid);
   }
-  /// `appid` withdraws its authorization of the platform.
+  /// `appid` withdraws its authorization of the platform; the authorizer tokens fetched
+  /// for it stop working (40001).
   void revoke_component(const std::string& component_appid, const std::string& appid) {
     check_authorizer(appid);
     components_.revoke(component_appid, appid);
+    // its authorizer tokens die with the authorization (and their slot is forgotten: the
+    // slots stay bounded by the authorizations)
+    tokens_.retire_slot(detail::token_table::slot_key(detail::token_kind::app,
+                                                      detail::pair_key(component_appid, appid)),
+                        now());
   }
 
   /// api_component_token after the presence checks: 61011, 40125, 61006, 61005; 45009
@@ -1060,7 +1066,7 @@ private:
   std::atomic<std::int64_t> risk_requests_{0};  ///< getuserriskrank's unoin_id
   detail::component_table components_;
   detail::corp_table corps_;
-  std::mutex due_pushes_mutex_;
+  detail::push_flights push_flights_;
   // wx.qy.login's codes (notes-issue17.md section 3.2): 5 minutes, single use
   struct wecom_code {
     std::string corpid, userid;

@@ -21,6 +21,7 @@
 #include <wechat/error.hpp>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -65,6 +66,39 @@ struct ticket_push {
 };
 
 namespace detail {
+
+/// The due pushes claimed and not yet delivered. Claiming (taking the due pushes out of the
+/// table) and counting them happen under one lock, so a clock call that claims nothing can
+/// still wait for the pushes the pusher thread claimed a moment before; no lock is held
+/// while a push travels (the receiver may call the mock back).
+class push_flights {
+public:
+  /// Runs `claim` (which returns the pushes it took) and counts them as in flight.
+  template <class Claim> auto claim(Claim&& claim) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto taken = claim();
+    in_flight_ += taken.size();
+    return taken;
+  }
+  /// `n` claimed pushes were delivered (or failed).
+  void landed(std::size_t n) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      in_flight_ -= std::min(n, in_flight_);
+    }
+    done_.notify_all();
+  }
+  /// Waits until no claimed push is in flight, or `timeout` has passed.
+  template <class Duration> bool wait_idle(Duration timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return done_.wait_for(lock, timeout, [this] { return in_flight_ == 0; });
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::size_t in_flight_ = 0;
+};
 
 /// Whether `s` is 1-`max` characters of [A-Za-z0-9].
 inline bool alnum_only(std::string_view s, std::size_t min, std::size_t max) noexcept {

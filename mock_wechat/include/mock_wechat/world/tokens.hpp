@@ -98,6 +98,17 @@ public:
     return fetch_shared(slot_key(token_kind::corp, corpid), token_kind::corp, corpid, t, false, 0);
   }
 
+  /// Forgets the slot `slot` and kills its tokens at `t` (an app withdrew a platform's
+  /// authorization: the authorizer tokens it had die with it, and the slot's memory goes).
+  void retire_slot(const std::string& slot, std::int64_t t) {
+    std::lock_guard<std::mutex> lock(apps_mutex_);
+    const auto it = apps_.find(slot);
+    if (it == apps_.end()) return;
+    if (!it->second.classic.empty()) kill(it->second.classic, t);
+    if (!it->second.stable.empty()) kill(it->second.stable, t);
+    apps_.erase(it);
+  }
+
   /// The rotation slot of a kind of token other than an app's own: its own key, so that
   /// it never shares (or supersedes) an app's cgi-bin/token. `owner` may be a pair_key.
   static std::string slot_key(token_kind kind, std::string_view owner) {
