@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
   }
 
   httplib::Server http;
-  http.set_payload_max_length(64 * 1024);
+  http.set_payload_max_length(std::size_t{64} * 1024);
   http.set_read_timeout(5, 0);
 
   http.Post("/wechat/component", [&](const httplib::Request& req, httplib::Response& res) {

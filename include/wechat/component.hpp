@@ -62,7 +62,7 @@ namespace wechat {
 /// read 2026:
 /// https://developers.weixin.qq.com/doc/oplatform/Third-party_Platforms/2.0/api/Before_Develop/component_verify_ticket.html;
 /// "may change": community doc 00028ce182812071b3796302656400). It is stored that long.
-inline constexpr std::int64_t component_ticket_lifetime_s = 12 * 3600;
+inline constexpr std::int64_t component_ticket_lifetime_s = std::int64_t{12} * 3600;
 
 /// A third-party platform's settings (the Open Platform console's).
 struct component_options {
