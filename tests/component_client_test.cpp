@@ -3,6 +3,7 @@
 // the component and authorizer tokens, code2session on behalf of an authorizer.
 #include <catch2/catch.hpp>
 #include <wechat/component.hpp>
+#include <wechat/unionid.hpp>
 
 #include <atomic>
 #include <functional>
@@ -374,6 +375,40 @@ TEST_CASE("N threads asking for the component token cause one fetch", "[componen
   }
   CHECK(fetches.load() == 1);
   CHECK(platform.component_tokens().fetches() == 1);
+}
+
+TEST_CASE("a component login's session feeds the UnionID resolver", "[component][login][unionid]") {
+  auto t = std::make_shared<fake_transport>();
+  wechat::component_client platform(options(), t);
+  deliver_ticket(platform, t0, ticket_value('u'));
+  t->answer(token_answer);
+  t->answer(R"({"session_key":"tiihtNczf5v6AKRyjwEUhQ==","openid":"o7","unionid":"u7"})");
+  t->answer(R"({"session_key":"tiihtNczf5v6AKRyjwEUhQ==","openid":"o8"})");
+  int paid_calls = 0;
+  const wechat::paid_unionid_lookup paid = [&](std::string_view, const wechat::paid_order&,
+                                               std::error_code& ec) {
+    ++paid_calls;
+    ec = wechat::api_errc::invalid_trade;
+    return std::string();
+  };
+  wechat::resolver_options ro;
+  ro.appid = authorizer;
+  wechat::unionid_resolver resolver(ro, paid);
+  wechat::unionid_evidence e;
+  e.session = platform.code2session(authorizer, "code7");
+  const auto r = resolver.resolve(e);
+  CHECK(r.unionid == std::optional<std::string>("u7"));
+  CHECK(r.channel == wechat::unionid_channel::session);
+  // an app known to be unbound: no unionid in its session, and the diagnosis says why
+  ro.bound = false;
+  wechat::unionid_resolver unbound(ro, paid);
+  e.session = platform.code2session(authorizer, "code8");
+  CHECK_FALSE(e.session.unionid);
+  const auto none = unbound.resolve(e);
+  CHECK_FALSE(none.unionid);
+  REQUIRE(none.diagnosis);
+  CHECK(none.diagnosis->reason == wechat::unionid_reason::app_not_bound);
+  CHECK(paid_calls == 0);
 }
 
 TEST_CASE("40001 on component code2session invalidates the component token, fetches a new one "
