@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <optional>
 #include <stdexcept>
+#include <vector>
 
 using namespace mocktest;
 
@@ -503,4 +506,217 @@ TEST_CASE("options::prepare sets the world up before the port is bound (mock_wec
   o.port = 0;
   o.prepare = [](mock_wechat::world&) { throw mock_wechat::admin_error(400, "scenario: bad"); };
   CHECK_THROWS_AS(mock_wechat::server(o), mock_wechat::admin_error);
+}
+
+namespace {
+// Redeems every entry of a POST /__mock/logins answer through jscode2session, once and once
+// more, and checks what it gives against the entry; the session_keys, by code.
+std::map<std::string, std::string> redeem_logins(fixture& f, const std::string& appid,
+                                                 const std::string& secret,
+                                                 const nlohmann::json& logins) {
+  std::map<std::string, std::string> keys;
+  for (const auto& e : logins) {
+    INFO(e.dump());
+    const std::string user = e["user"], code = e["code"];
+    const auto s = f.code2session(appid, secret, code).json();
+    REQUIRE(s.contains("session_key"));
+    CHECK(s["openid"] == e["openid"]);
+    CHECK(e["openid"] == mock_wechat::openid(appid, user));
+    CHECK(s.contains("unionid") == e.contains("unionid"));
+    if (s.contains("unionid")) CHECK(s["unionid"] == e["unionid"]);
+    CHECK(f.code2session(appid, secret, code).errcode() == 40163);  // exactly once
+    keys[code] = s["session_key"].get<std::string>();
+  }
+  return keys;
+}
+}  // namespace
+
+TEST_CASE("admin logins: each entry is a login and its payloads, made with that login's key, "
+          "redeeming once with the openid and unionid it names",
+          "[mock][admin][logins]") {
+  fixture f;
+  f.add_standard_apps();
+  wechat::verify_options o;
+  o.appid = mp;
+  SECTION("users from a prefix in a bound mini program, with all three payloads") {
+    f.login(mp, "lt-7-1001");  // a key from before: the batch's login replaces it
+    const auto r = f.admin("logins", {{"appid", mp},
+                                      {"user_prefix", "lt-7-"},
+                                      {"first", 1000},
+                                      {"count", 5},
+                                      {"with", {"phone", "user_info", "user_profile"}},
+                                      {"phone", "+8613800000000"}});
+    REQUIRE(r.size() == 1);
+    const auto& logins = r["logins"];
+    REQUIRE(logins.size() == 5);
+    for (std::size_t i = 0; i < logins.size(); ++i) {
+      const auto& e = logins[i];
+      INFO(e.dump());
+      CHECK(e["user"] == "lt-7-" + std::to_string(1000 + i));
+      std::vector<std::string> keys;
+      for (const auto& kv : e.items())
+        keys.push_back(kv.key());
+      CHECK(keys == std::vector<std::string>{"code", "openid", "phone", "unionid", "user",
+                                             "user_info", "user_profile"});
+      CHECK(e["unionid"] == mock_wechat::unionid("acct-1", e["user"].get<std::string>()));
+      CHECK(e["user_info"].size() == 4);
+      CHECK(e["user_profile"].size() == 4);
+      CHECK(e["phone"].size() == 3);
+    }
+    const auto keys = redeem_logins(f, mp, mp_secret, logins);
+    const std::string token = f.token(mp, mp_secret);
+    for (const auto& e : logins) {
+      INFO(e.dump());
+      const std::string& key = keys.at(e["code"].get<std::string>());
+      const auto& ui = e["user_info"];
+      const auto u = wechat::decrypt_user_info(
+          key,
+          {ui["encryptedData"].get<std::string>(), ui["iv"].get<std::string>(),
+           ui["rawData"].get<std::string>(), ui["signature"].get<std::string>()},
+          o);
+      CHECK(u.openid == e["openid"]);
+      CHECK(u.unionid == std::optional<std::string>(e["unionid"].get<std::string>()));
+      const auto& up = e["user_profile"];
+      CHECK(wechat::decrypt_user_profile(
+                key,
+                {up["encryptedData"].get<std::string>(), up["iv"].get<std::string>(),
+                 up["rawData"].get<std::string>(), up["signature"].get<std::string>()},
+                o)
+                .watermark.appid == mp);
+      const auto& ph = e["phone"];
+      CHECK(wechat::decrypt_phone_number(
+                key, {ph["encryptedData"].get<std::string>(), ph["iv"].get<std::string>()}, o)
+                .pure_phone_number == "13800000000");
+      const auto n = f.post("/wxa/business/getuserphonenumber?access_token=" + token,
+                            nlohmann::json{{"code", ph["code"]}}.dump())
+                         .json();
+      CHECK(n["phone_info"]["purePhoneNumber"] == "13800000000");
+    }
+  }
+  SECTION("named users in an unbound mini program: no unionid, and only what 'with' asks") {
+    const auto r = f.admin("logins", {{"appid", lone}, {"users", {"bob", "amy"}}});
+    const auto& logins = r["logins"];
+    REQUIRE(logins.size() == 2);
+    CHECK(logins[0]["user"] == "bob");
+    CHECK(logins[1]["user"] == "amy");
+    for (const auto& e : logins) {
+      CHECK(e.size() == 3);  // user, code, openid
+      CHECK_FALSE(e.contains("unionid"));
+    }
+    redeem_logins(f, lone, "lone-secret", logins);
+  }
+  SECTION("conditional rules: the unionid is promised only to a user who follows a "
+          "same-account official account, as jscode2session then gives it") {
+    f.world().set_rules(mock_wechat::unionid_rules::conditional);
+    f.admin("follow", {{"user", "fan"}, {"appid", oa}});
+    const auto r =
+        f.admin("logins", {{"appid", mp}, {"users", {"fan", "stranger"}}, {"with", {"user_info"}}});
+    const auto& logins = r["logins"];
+    REQUIRE(logins.size() == 2);
+    CHECK(logins[0].contains("unionid"));
+    CHECK_FALSE(logins[1].contains("unionid"));
+    const auto keys = redeem_logins(f, mp, mp_secret, logins);
+    // the decrypted user info carries it in both modes (getUserInfo is itself the consent)
+    const auto& ui = logins[1]["user_info"];
+    CHECK(wechat::decrypt_user_info(
+              keys.at(logins[1]["code"].get<std::string>()),
+              {ui["encryptedData"].get<std::string>(), ui["iv"].get<std::string>()}, o)
+              .unionid.has_value());
+  }
+}
+
+TEST_CASE("admin logins: bad requests are 400 naming the field, and log nobody in",
+          "[mock][admin][logins]") {
+  fixture f;
+  f.add_standard_apps();
+  const auto bad = [&](const nlohmann::json& body) {
+    return error_of(f.post("/__mock/logins", body.dump()), 400);
+  };
+  const nlohmann::json base = {{"appid", mp}};
+  auto with = [&](nlohmann::json extra) {
+    nlohmann::json j = base;
+    j.update(extra);
+    return j;
+  };
+  CHECK(bad(with({{"user_prefix", "u"}, {"count", 0}})) ==
+        "field 'count' must be an integer from 1 to 1000");
+  CHECK(bad(with({{"user_prefix", "u"}, {"count", 1001}})) ==
+        "field 'count' must be an integer from 1 to 1000");
+  CHECK(bad(with({{"user_prefix", "u"}, {"count", 1}, {"first", -1}})) ==
+        "field 'first' must be an integer from 0 to 9007199254740992");
+  CHECK(bad(with({{"users", nlohmann::json::array()}})) ==
+        "field 'users' must hold 1 to 1000 user names (it holds 0)");
+  CHECK(bad(with({{"users", std::vector<std::string>(1001, "x")}})) ==
+        "field 'users' must hold 1 to 1000 user names (it holds 1001)");
+  CHECK(bad(with({{"users", {"a"}}, {"user_prefix", "u"}, {"count", 1}})) ==
+        "give 'users' or 'user_prefix' with 'count' (and 'first'), not both");
+  CHECK(bad(base) == "give 'users' (a list of user names) or 'user_prefix' with 'count'");
+  CHECK(bad(with({{"user_prefix", "u"}})) == "field 'count' is required with 'user_prefix'");
+  CHECK(bad(with({{"count", 3}})) == "field 'user_prefix' is required with 'count'");
+  CHECK(bad(with({{"first", 3}})) == "field 'first' goes with 'user_prefix' and 'count'");
+  CHECK(bad(with({{"users", "a"}})) == "field 'users' must be an array of user names");
+  CHECK(bad(with({{"users", {"a", 1}}})) == "field 'users': item 1 must be a string");
+  CHECK(bad(with({{"users", {"a", "b", "c", "b"}}})) == "user 'b' appears twice (index 1 and 3)");
+  CHECK(bad(with({{"users", {"a", ""}}})) == "user '' (index 1): field 'user' is required");
+  CHECK(bad(with({{"user_prefix", std::string(126, 'p')}, {"first", 99}, {"count", 2}})) ==
+        "user '" + std::string(64, 'p') +
+            "...' (index 1): field 'user' must be at most 128 "
+            "characters");
+  CHECK(bad(with({{"users", {"a"}}, {"usres", 1}})) ==
+        "POST /__mock/logins: unknown field 'usres' (known: appid, users, user_prefix, first, "
+        "count, with, phone)");
+  CHECK(bad(with({{"users", {"a"}}, {"with", {"user_info", "phone_number"}}})) ==
+        "field 'with': item 1 (\"phone_number\") must be \"user_info\", \"user_profile\" or "
+        "\"phone\"");
+  CHECK(bad(with({{"users", {"a"}}, {"with", "phone"}})) ==
+        "field 'with' must be an array of \"user_info\", \"user_profile\" or \"phone\"");
+  CHECK(bad(with({{"users", {"a"}}, {"with", {"phone", "user_info", "phone"}}})) ==
+        "field 'with' names 'phone' twice");
+  CHECK(bad(with({{"users", {"a"}}, {"phone", "13800000000"}})) ==
+        "field 'phone' goes with \"phone\" in 'with'");
+  CHECK(bad(with({{"users", {"a"}}, {"with", {"phone"}}, {"phone", "12ab"}})) ==
+        "field 'phone' must be 5-15 digits, optionally after +86");
+  CHECK(bad({{"users", {"a"}}}) == "field 'appid' is required");
+  // the app as /__mock/login says it
+  const auto login_error = [&](const std::string& appid, int status) {
+    const std::string one = error_of(
+        f.post("/__mock/login", nlohmann::json{{"appid", appid}, {"user", "a"}}.dump()), status);
+    const reply r =
+        f.post("/__mock/logins", nlohmann::json{{"appid", appid}, {"users", {"a", "b"}}}.dump());
+    CHECK(error_of(r, status) == one);
+    CHECK(r.json().size() == 1);  // nothing was tried: no "logins"
+  };
+  login_error("wx0000000000000000", 404);
+  login_error(oa, 400);
+  // nobody logged in by any of the above
+  CHECK_FALSE(f.world().current_session_key(mp, "a"));
+  CHECK_FALSE(f.world().current_session_key(mp, "b"));
+}
+
+TEST_CASE("admin logins: at the codes limit, 507 with the logins made so far, which redeem",
+          "[mock][admin][logins]") {
+  mock_wechat::options o;
+  o.limits.codes = 16;  // one in each of the 16 shards: a batch of 100 cannot fit
+  fixture f(o);
+  f.add_standard_apps();
+  const reply r = f.post(
+      "/__mock/logins",
+      nlohmann::json{{"appid", mp}, {"user_prefix", "u"}, {"count", 100}, {"with", {"user_info"}}}
+          .dump());
+  CHECK(error_of(r, 507).find("login codes") != std::string::npos);
+  const auto j = r.json();
+  CHECK(j.size() == 2);
+  REQUIRE(j.contains("logins"));
+  const auto& logins = j["logins"];
+  CHECK(logins.size() <= 16);
+  for (std::size_t i = 0; i < logins.size(); ++i) {
+    CHECK(logins[i]["user"] == "u" + std::to_string(i));
+    CHECK(logins[i].contains("user_info"));
+  }
+  CHECK(f.world().sizes()["js_codes"].get<std::size_t>() == logins.size());
+  const auto keys = redeem_logins(f, mp, mp_secret, logins);
+  CHECK(keys.size() == logins.size());
+  // the codes are spent, not gone: room again once their life is over
+  f.world().clock().advance(301);
+  CHECK(f.admin("logins", {{"appid", mp}, {"users", {"again"}}})["logins"].size() == 1);
 }

@@ -3,15 +3,21 @@
 // (apps, follow, unfollow, authorize, users, clock, faults, reset), Open Platform
 // third-party platforms (components, component_push, component_authorize) and WeCom (corps,
 // wecom_login), and what the mock saw
-// (requests, stats, health). All bodies are JSON; errors are HTTP 400/404 with
+// (requests, stats, health); and one call for load generators (logins: many wx.login
+// calls with their payloads). All bodies are JSON; errors are HTTP 400/404 with
 // {"error":"..."} naming the field or the unknown thing (507 naming the limit when the
-// world or the fault table is full). Success is HTTP 200.
+// world or the fault table is full); a call that fails after it changed the world in part
+// (logins) answers what it did beside the error (admin_partial_error). Success is HTTP 200.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +30,21 @@
 #include "mock_wechat/world.hpp"
 
 namespace mock_wechat {
+
+/// An admin call that failed part way, after it had changed the world: the error (its
+/// status and text), and the members to answer beside "error" that say what was done
+/// (POST /__mock/logins: {"error":"...","logins":[the logins made before it]}).
+class admin_partial_error : public admin_error {
+public:
+  admin_partial_error(const admin_error& e, nlohmann::json done)
+      : admin_error(e.status(), e.what()),
+        done_(std::make_shared<const nlohmann::json>(std::move(done))) {}
+  /// A JSON object: what the call did before it failed.
+  const nlohmann::json& done() const noexcept { return *done_; }
+
+private:
+  std::shared_ptr<const nlohmann::json> done_;  ///< shared: copying the exception never throws
+};
 
 struct admin_response {
   int status = 200;
@@ -42,8 +63,10 @@ public:
       return {200, dispatch(method, path, body, query)
                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
     } catch (const admin_error& e) {
-      return {e.status(), nlohmann::json{{"error", e.what()}}.dump(
-                              -1, ' ', false, nlohmann::json::error_handler_t::replace)};
+      nlohmann::json answer = {{"error", e.what()}};
+      if (const auto* partial = dynamic_cast<const admin_partial_error*>(&e))
+        answer.update(partial->done());
+      return {e.status(), answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
     }
   }
 
@@ -131,6 +154,7 @@ private:
         {"/unfollow", on_post, &admin_api::relate<&world::unfollow>},
         {"/authorize", on_post, &admin_api::relate<&world::authorize>},
         {"/login", on_post, &admin_api::login},
+        {"/logins", on_post, &admin_api::logins},
         {"/user_info", on_post, &admin_api::user_info},
         {"/user_profile", on_post, &admin_api::user_profile},
         {"/phone", on_post, &admin_api::phone},
@@ -286,6 +310,141 @@ private:
     return {{"code", world_.login(str(j, "appid"), str(j, "user"))}};
   }
 
+  // POST /__mock/logins, for load generators: many wx.login calls in one request, each
+  // followed at once by the payloads `with` names, made with THAT login's session_key.
+  //   {"appid", "users":[names] | "user_prefix","first"?,"count", "with"?:["user_info",
+  //    "user_profile","phone"], "phone"?}
+  //   -> {"logins":[{"user","code","openid","unionid"?,"user_info"?,"user_profile"?,
+  //      "phone"?}]}, in the order of the users
+  // Each entry is what POST /__mock/login, then user_info, user_profile and phone (in that
+  // order, whatever the order of `with`) give for the user, by the same world calls;
+  // "unionid" is there when jscode2session, redeeming the code now, would give one
+  // (world::code2session_ids, which shares redeem_js_code's rule). Each world call takes
+  // its shards' locks as the single calls do: no lock is held across the batch, so other
+  // threads' WeChat calls go on meanwhile. (The event engine runs the call on its
+  // connection's loop, like any answer: that loop's other connections wait for it, about
+  // 50 ms for 1,000 entries with every payload in a Release build.) Everything the request
+  // says is checked before the first login; an error after it (507 at the codes or
+  // sessions limit) answers the logins made so far beside the error, {"error","logins"}:
+  // those entries are whole, the user that failed is the next in order (its own login may
+  // have happened: its key may have changed).
+  static constexpr std::size_t max_logins = 1000;  ///< users per call
+
+  struct login_extras {
+    bool user_info = false, user_profile = false, phone = false;
+  };
+
+  static bool given(const nlohmann::json& j, const char* key) {
+    const auto it = j.find(key);
+    return it != j.end() && !it->is_null();
+  }
+
+  // The users of a logins call: "users", or "user_prefix" + first..first+count-1; each
+  // name as /__mock/login takes it, none twice.
+  static std::vector<std::string> login_users(const nlohmann::json& j) {
+    const bool list = given(j, "users"), prefix = given(j, "user_prefix"),
+               count = given(j, "count"), first = given(j, "first");
+    if (list && (prefix || count || first))
+      throw admin_error(400, "give 'users' or 'user_prefix' with 'count' (and 'first'), not both");
+    std::vector<std::string> users;
+    const std::string range = "1 to " + std::to_string(max_logins);
+    if (list) {
+      const auto& u = j.at("users");
+      if (!u.is_array()) throw admin_error(400, "field 'users' must be an array of user names");
+      if (u.empty() || u.size() > max_logins)
+        throw admin_error(400, "field 'users' must hold " + range + " user names (it holds " +
+                                   std::to_string(u.size()) + ")");
+      for (std::size_t i = 0; i < u.size(); ++i) {
+        if (!u[i].is_string())
+          throw admin_error(400, "field 'users': item " + std::to_string(i) + " must be a string");
+        users.push_back(u[i].get<std::string>());
+      }
+    } else if (prefix || count) {
+      if (!prefix) throw admin_error(400, "field 'user_prefix' is required with 'count'");
+      if (!count) throw admin_error(400, "field 'count' is required with 'user_prefix'");
+      const std::string p = str(j, "user_prefix");
+      const auto n = *detail::integer_field(j, "count", 1, static_cast<std::int64_t>(max_logins));
+      const std::int64_t from =
+          detail::integer_field(j, "first", 0, std::int64_t{1} << 53).value_or(0);
+      for (std::int64_t k = 0; k < n; ++k)
+        users.push_back(p + std::to_string(from + k));
+    } else if (first) {
+      throw admin_error(400, "field 'first' goes with 'user_prefix' and 'count'");
+    } else {
+      throw admin_error(400, "give 'users' (a list of user names) or 'user_prefix' with 'count'");
+    }
+    std::unordered_map<std::string_view, std::size_t> seen;
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      try {
+        detail::directory::check_user(users[i]);  // /__mock/login's rule
+      } catch (const admin_error& e) {
+        throw admin_error(400, "user '" + detail::printable(users[i]) + "' (index " +
+                                   std::to_string(i) + "): " + e.what());
+      }
+      const auto [it, fresh] = seen.emplace(users[i], i);
+      if (!fresh)
+        throw admin_error(400, "user '" + detail::printable(users[i]) + "' appears twice (index " +
+                                   std::to_string(it->second) + " and " + std::to_string(i) + ")");
+    }
+    return users;
+  }
+
+  // "with": the payloads to make after each login, each named at most once.
+  static login_extras login_with(const nlohmann::json& j) {
+    login_extras x;
+    if (!given(j, "with")) return x;
+    const auto& w = j.at("with");
+    constexpr const char* names = "\"user_info\", \"user_profile\" or \"phone\"";
+    if (!w.is_array())
+      throw admin_error(400, std::string("field 'with' must be an array of ") + names);
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      const std::string item = w[i].is_string() ? w[i].get<std::string>() : std::string();
+      bool* flag = item == "user_info"      ? &x.user_info
+                   : item == "user_profile" ? &x.user_profile
+                   : item == "phone"        ? &x.phone
+                                            : nullptr;
+      if (flag == nullptr)
+        throw admin_error(400, "field 'with': item " + std::to_string(i) + " (" +
+                                   detail::printable(w[i].dump()) + ") must be " + names);
+      if (*flag) throw admin_error(400, "field 'with' names '" + item + "' twice");
+      *flag = true;
+    }
+    return x;
+  }
+
+  nlohmann::json logins(const call_args& a) {
+    const auto j =
+        parse_body(a, {"appid", "users", "user_prefix", "first", "count", "with", "phone"});
+    const std::string appid = str(j, "appid");
+    const std::vector<std::string> users = login_users(j);
+    const login_extras with = login_with(j);
+    if (given(j, "phone") && !with.phone)
+      throw admin_error(400, "field 'phone' goes with \"phone\" in 'with'");
+    const std::string phone = world::checked_phone(str(j, "phone", false));
+    world_.check_mini_app(appid, "login");  // 404/400 as /__mock/login, before any login
+    nlohmann::json done = nlohmann::json::array();
+    for (const std::string& user : users) {
+      try {
+        nlohmann::json entry = {{"user", user}, {"code", world_.login(appid, user)}};
+        auto ids = world_.code2session_ids(appid, user);
+        entry["openid"] = std::move(ids.openid);
+        if (ids.unionid) entry["unionid"] = std::move(*ids.unionid);
+        if (with.user_info) entry["user_info"] = payload_json(world_.get_user_info(appid, user));
+        if (with.user_profile)
+          entry["user_profile"] = payload_json(world_.get_user_profile(appid, user));
+        if (with.phone) entry["phone"] = phone_json(world_.phone(appid, user, phone));
+        done.push_back(std::move(entry));
+      } catch (const admin_error& e) {
+        throw admin_partial_error(e, {{"logins", std::move(done)}});
+      }
+    }
+    return {{"logins", std::move(done)}};
+  }
+
+  static nlohmann::json phone_json(const phone_payload& p) {
+    return {{"code", p.code}, {"encryptedData", p.encrypted_data}, {"iv", p.iv}};
+  }
+
   static nlohmann::json payload_json(const user_info_payload& p) {
     return {{"rawData", p.raw_data},
             {"signature", p.signature},
@@ -305,8 +464,7 @@ private:
 
   nlohmann::json phone(const call_args& a) {
     const auto j = parse_body(a, {"appid", "user", "phone"});
-    const auto p = world_.phone(str(j, "appid"), str(j, "user"), str(j, "phone", false));
-    return {{"code", p.code}, {"encryptedData", p.encrypted_data}, {"iv", p.iv}};
+    return phone_json(world_.phone(str(j, "appid"), str(j, "user"), str(j, "phone", false)));
   }
 
   nlohmann::json pay(const call_args& a) {

@@ -164,6 +164,28 @@ public:
     });
   }
 
+  /// 404 for an unknown appid, 400 for an app that is not a mini program or mini game:
+  /// what a device action (`what`: "login", "user_info"...) says of its app, with the same
+  /// words, before it does anything.
+  void check_mini_app(const std::string& appid, const char* what) const {
+    dir_.require_mini_app(appid, what);
+  }
+
+  /// The ids jscode2session gives for a code of `user` in mini program `appid` redeemed
+  /// now: the user's openid in the app, and the unionid when the UnionID rules (rules(),
+  /// channel::code2session) allow it on the user's follows and authorizations as they are
+  /// now (what redeem_js_code decides, by the same function). A later follow, unfollow or
+  /// rule change can change the answer. session_key is left empty. 404/400 as
+  /// check_mini_app("login").
+  session_grant code2session_ids(const std::string& appid, const std::string& user) {
+    const auto a = dir_.require_mini_app(appid, "login");
+    session_grant g;
+    g.openid = openid(a->appid, user);
+    if (code2session_carries_unionid(dir_.facts(*a, user)))
+      g.unionid = unionid(a->open_account, user);
+    return g;
+  }
+
   /// The user's current session_key for the app, if the user ever logged in.
   std::optional<std::string> current_session_key(const std::string& appid,
                                                  const std::string& user) {
@@ -203,11 +225,8 @@ public:
   phone_payload phone(const std::string& appid, const std::string& user, std::string phone = "") {
     device_action(appid, user, "phone");
     const std::string key = require_session(appid, user);
-    if (phone.rfind("+86", 0) == 0) phone = phone.substr(3);
+    phone = checked_phone(std::move(phone));
     if (phone.empty()) phone = default_phone(user);
-    if (phone.size() < 5 || phone.size() > 15 ||
-        phone.find_first_not_of("0123456789") != std::string::npos)
-      throw admin_error(400, "field 'phone' must be 5-15 digits, optionally after +86");
     phone_payload out;
     const std::int64_t t = now();
     out.code = phone_codes_.issue(t, [&] { return phone_code{appid, user, phone, "86"}; });
@@ -218,6 +237,17 @@ public:
     out.iv = new_session_key();
     out.encrypted_data = wechat::encrypt_data(key, plain.dump(), out.iv);
     return out;
+  }
+
+  /// The phone button's `phone` as phone() takes it: without a "+86" prefix; empty when it
+  /// was empty (or only "+86": phone() then uses a number derived from the user's name).
+  /// admin_error 400 unless it is 5-15 digits.
+  static std::string checked_phone(std::string phone) {
+    if (phone.rfind("+86", 0) == 0) phone = phone.substr(3);
+    if (!phone.empty() && (phone.size() < 5 || phone.size() > 15 ||
+                           phone.find_first_not_of("0123456789") != std::string::npos))
+      throw admin_error(400, "field 'phone' must be 5-15 digits, optionally after +86");
+    return phone;
   }
 
   /// A WeChat Pay payment by the user in the app, now.
@@ -970,9 +1000,14 @@ private:
         });
     if (!redeemed.ok()) return outcome<session_grant>::fail(redeemed.errc);
     out.value.openid = std::move(ids.openid);
-    if (unionid_allowed(rules(), channel::code2session, f))
-      out.value.unionid = std::move(ids.unionid);
+    if (code2session_carries_unionid(f)) out.value.unionid = std::move(ids.unionid);
     return out;
+  }
+
+  // Whether jscode2session's answer carries the unionid of a user with facts `f`: for
+  // redeem_js_code and code2session_ids alike.
+  bool code2session_carries_unionid(const rule_facts& f) const noexcept {
+    return unionid_allowed(rules(), channel::code2session, f);
   }
 
   // A device action of `user` in mini program (or game) `appid`: the app, once the app and
