@@ -464,7 +464,7 @@ TEST_CASE("every admin call refuses a field it does not take, naming it and the 
   CHECK(f.get("/__mock/apps").json().size() == 1);  // nothing was reset
   f.admin("faults", {{"path", "/sns/jscode2session"}, {"errcode", -1}, {"times", 1}});
   CHECK(error_of(f.del("/__mock/faults?pth=/x"), 400) ==
-        "/__mock/faults: unknown query parameter 'pth' (known: path)");
+        "/__mock/faults: unknown query parameter 'pth' (known: path, id)");
   CHECK(f.get("/__mock/faults").json().size() == 1);  // nothing was cleared
   CHECK(error_of(f.get("/__mock/requests?paht=/x"), 400).find("unknown query parameter 'paht'") !=
         std::string::npos);
@@ -474,6 +474,21 @@ TEST_CASE("every admin call refuses a field it does not take, naming it and the 
   CHECK(f.admin("login", {{"appid", "wx1"}, {"user", "alice"}}).contains("code"));
   CHECK(f.del("/__mock/faults?path=/sns/jscode2session").status == 200);
   CHECK(f.get("/__mock/faults").json().empty());
+  // ?id= removes that one fault only (a load generator's latency, not the test's own faults)
+  const auto mine = f.admin("faults", {{"path", "*"}, {"latency", "fixed:1"}}).at("id").get<std::uint64_t>();
+  const auto theirs = f.admin("faults", {{"path", "*"}, {"errcode", -1}, {"times", 1}}).at("id").get<std::uint64_t>();
+  CHECK(error_of(f.del("/__mock/faults?id=" + std::to_string(mine) + "&path=*"), 400) ==
+        "DELETE /__mock/faults: give ?id= or ?path=, not both");
+  CHECK(error_of(f.del("/__mock/faults?id=x1"), 400).find("id 'x1' is not a fault id") != std::string::npos);
+  CHECK(error_of(f.del("/__mock/faults?id=0"), 400).find("is not a fault id") != std::string::npos);
+  CHECK(f.get("/__mock/faults").json().size() == 2);
+  CHECK(f.del("/__mock/faults?id=" + std::to_string(mine)).status == 200);
+  const auto left = f.get("/__mock/faults").json();
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].at("id").get<std::uint64_t>() == theirs);
+  CHECK(error_of(f.del("/__mock/faults?id=" + std::to_string(mine)), 404) ==
+        "DELETE /__mock/faults: no active fault has id " + std::to_string(mine));
+  CHECK(f.del("/__mock/faults").status == 200);
   CHECK(f.post("/__mock/reset", "").status == 200);
   CHECK(f.get("/__mock/apps").json().empty());
 }

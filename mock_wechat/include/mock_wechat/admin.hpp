@@ -10,6 +10,7 @@
 // (logins) answers what it did beside the error (admin_partial_error). Success is HTTP 200.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -112,7 +113,8 @@ private:
       for (const auto& kv : *a.query)
         if (kv.first != "path")
           throw admin_error(400, "/__mock" + std::string(a.call) + ": unknown query parameter '" +
-                                     detail::printable(kv.first) + "' (known: path)");
+                                     detail::printable(kv.first) + "' (known: path" +
+                                     (a.call == "/faults" ? ", id" : "") + ")");
     return query_param(a.query, "path");
   }
 
@@ -298,7 +300,23 @@ private:
 
   nlohmann::json list_faults(const call_args& /*unused*/) { return faults_.to_json(); }
 
+  // DELETE /__mock/faults: every fault, those of ?path=, or the one fault ?id= (the id
+  // POST answered; a tool that added a fault removes its own and no one else's).
   nlohmann::json clear_faults(const call_args& a) {
+    if (a.query != nullptr && first_param(*a.query, "id") != nullptr) {
+      if (a.query->size() != 1)
+        throw admin_error(400, "DELETE /__mock/faults: give ?id= or ?path=, not both");
+      const std::string& v = *first_param(*a.query, "id");
+      std::uint64_t id = 0;
+      const auto* end = v.data() + v.size();
+      const auto r = std::from_chars(v.data(), end, id);
+      if (v.empty() || r.ec != std::errc() || r.ptr != end || id == 0)
+        throw admin_error(400, "DELETE /__mock/faults: id '" + detail::printable(v) +
+                                   "' is not a fault id (a whole number from POST /__mock/faults)");
+      if (!faults_.remove(id))
+        throw admin_error(404, "DELETE /__mock/faults: no active fault has id " + v);
+      return {{"status", "ok"}};
+    }
     faults_.clear(path_param(a));
     return {{"status", "ok"}};
   }

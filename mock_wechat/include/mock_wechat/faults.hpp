@@ -183,6 +183,16 @@ public:
     return next_id_;
   }
 
+  /// Removes the fault with this id (what add() returned); false when none is active.
+  bool remove(std::uint64_t id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = std::find_if(faults_.begin(), faults_.end(), [&](const fault& f) { return f.id == id; });
+    if (it == faults_.end()) return false;
+    faults_.erase(it);
+    count_.store(faults_.size(), std::memory_order_release);
+    return true;
+  }
+
   /// Removes every fault, or those of one path.
   void clear(std::string_view path = {}) {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -1,0 +1,1653 @@
+// wechat-loadtest: a crowd of WeChat devices logging in to your backend, against the mock.
+//
+// Each virtual user does what a device does: wx.login (a code minted by the mock, in bulk,
+// ahead of time), optionally wx.getUserInfo / wx.getUserProfile / the phone button (payloads
+// encrypted with that login's session_key), then calls the backend's endpoints with request
+// templates, carrying values captured from earlier answers. Every answer is checked (status,
+// the openid/unionid the mock gives that user, the user's own checks), and after the run the
+// mock's counters say whether the backend used WeChat correctly (one jscode2session per
+// login, no 40163, no access-token storm, no unexpected errcode).
+//
+// Open loop (--rate): arrivals follow a plan, whatever the backend does; latency is measured
+// from each arrival's planned time, so a backend that stalls is charged for every device that
+// waited (coordinated omission corrected, as wrk2 does). Closed loop (--connections N): N
+// connections each run virtual users back to back, for peak throughput.
+//
+// docs/loadtest.md has every option, the template syntax, the checks and the report.
+// Exit status: 0 every check and SLO passed; 1 a check failed; 2 an SLO was missed; 3 usage
+// or setup error.
+#include <loadtest/histogram.hpp>
+#include <loadtest/http_reader.hpp>
+#include <loadtest/plan.hpp>
+#include <loadtest/template.hpp>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using loadtest::histogram;
+
+constexpr int exit_ok = 0, exit_check = 1, exit_slo = 2, exit_usage = 3;
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+struct slo {
+  std::string text;       // as given: "p99<200ms", "/login:p99.9<500ms"
+  std::string step;       // "" = all steps
+  double percentile = 0;  // 0..100; 100 = max
+  double limit_ms = 0;
+};
+
+struct options {
+  std::string target, mock, appid, admin_token, rate, user_prefix, phone;
+  std::size_t connections = 0, threads = 2, max_connections = 1024, users = 0, show = 5;
+  double duration_s = 10, warmup_s = 0, timeout_s = 5;
+  std::vector<loadtest::step> steps;
+  std::string wechat_latency;
+  std::vector<slo> slos;
+  std::string csv, png, json;
+  std::vector<long> allowed_errcodes;
+  long max_token_fetches = -1;  // -1: one per token lifetime the run spans, plus one
+  bool default_checks = true, quiet = false;
+};
+
+const char* const usage_text = R"(usage: wechat-loadtest --target URL (--rate SPEC | --connections N) --step 'METHOD /path [BODY]' ...
+  --target URL            the backend under test (http://HOST:PORT)
+  --mock URL              the mock_wechat its WeChat calls go to (needed when a step uses a
+                          minted value, and for the post-run checks)
+  --appid A               the mini program the virtual users log in to (registered in the mock)
+  --admin-token T         the mock's admin token (or env MOCK_WECHAT_ADMIN_TOKEN)
+  --rate SPEC             open loop: '500/s', or ramps '0-2000/s:60s,2000/s:30s'
+  --connections N         closed loop: N connections, each running users back to back
+  --duration D            how long a constant --rate or the closed loop runs (default 10s)
+  --warmup D              answers to arrivals in the first D are checked, not measured
+  --timeout D             per request (default 5s)
+  --threads N             generator threads (default 2)
+  --max-connections N     open loop: connections to the target at most (default 1024)
+  --step 'M /p [BODY]'    a request each virtual user makes, in order; ${var} in the path,
+                          headers and body; the options below apply to the last --step
+    --name NAME           the step's name in the report (default: its path)
+    --header 'K: V'       a request header
+    --capture NAME=$.path take a value from the JSON answer for later steps
+    --check EXPR          '$.a==${var}', '$.a!=text', 'exists($.a)', 'absent($.a)'
+    --expect-status N     the status the answer must have (default: any 2xx)
+  --no-default-checks     do not compare an answer's openid/unionid with the mock's ids
+  --users N               distinct users to cycle through (default: enough that none logs in
+                          more than once every 2 minutes)
+  --phone NUMBER          the number the phone button gives (default: the mock's)
+  --wechat-latency SPEC   make the mock's WeChat endpoints answer this late during the run
+                          (fixed:MS, uniform:MIN:MAX, lognormal:MEDIAN:P99)
+  --allow-errcode N       a WeChat errcode the run expects (repeatable)
+  --max-token-fetches N   access-token fetches allowed in the run
+  --slo '[STEP:]pNN<Xms'  a latency objective (p50, p99, p99.9, max); repeatable
+  --csv FILE              one row per second; --png FILE draws it (gnuplot)
+  --json FILE             the whole report as JSON ('-' for stdout)
+  --show N                failures shown per kind (default 5)
+  --quiet                 no text report
+Exit status: 0 passed, 1 a check failed, 2 an SLO was missed, 3 usage or setup error.
+)";
+
+double parse_ms(std::string_view s) {  // "200ms", "1.5s", "200" (ms)
+  try {
+    if (s.size() > 2 && s.substr(s.size() - 2) == "ms") return std::stod(std::string(s.substr(0, s.size() - 2)));
+    if (s.size() > 1 && s.back() == 's') return loadtest::parse_duration_s(s) * 1000;
+    std::size_t used = 0;
+    const double v = std::stod(std::string(s), &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw usage_error("bad time '" + std::string(s) + "' (e.g. 200ms, 1.5s)");
+}
+
+slo parse_slo(const std::string& text) {
+  slo o;
+  o.text = text;
+  std::string_view s = text;
+  const auto lt = s.find('<');
+  if (lt == std::string_view::npos) throw usage_error("--slo '" + text + "': expected [STEP:]pNN<TIME, e.g. p99<200ms");
+  std::string_view what = s.substr(0, lt);
+  if (const auto colon = what.rfind(':'); colon != std::string_view::npos) {
+    o.step = std::string(what.substr(0, colon));
+    what.remove_prefix(colon + 1);
+  }
+  if (what == "max") {
+    o.percentile = 100;
+  } else if (what.size() > 1 && what[0] == 'p') {
+    try {
+      std::size_t used = 0;
+      o.percentile = std::stod(std::string(what.substr(1)), &used);
+      if (used != what.size() - 1 || !(o.percentile > 0 && o.percentile <= 100)) throw usage_error("");
+    } catch (const std::exception&) {
+      throw usage_error("--slo '" + text + "': '" + std::string(what) + "' is not p50, p99, p99.9 or max");
+    }
+  } else {
+    throw usage_error("--slo '" + text + "': '" + std::string(what) + "' is not p50, p99, p99.9 or max");
+  }
+  o.limit_ms = parse_ms(s.substr(lt + 1));
+  return o;
+}
+
+std::size_t parse_count(const std::string& opt, const std::string& v, std::size_t lo, std::size_t hi) {
+  std::size_t used = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v.size() || v.empty() || v[0] == '-' || n < lo || n > hi)
+    throw usage_error(opt + " takes a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                      ", got '" + v + "'");
+  return static_cast<std::size_t>(n);
+}
+
+// ---------------------------------------------------------------------------------------
+// Addresses
+
+struct endpoint {
+  std::string host;  // as given
+  int port = 0;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  std::string host_header;
+  std::string base;  // scheme://host:port
+};
+
+endpoint parse_url(const std::string& opt, const std::string& url) {
+  endpoint e;
+  if (url.rfind("http://", 0) != 0)
+    throw usage_error(opt + " '" + url + "': only http://HOST:PORT is supported (put TLS in front of your backend's test copy, or test it plain)");
+  std::string rest = url.substr(7);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.find('/') != std::string::npos) throw usage_error(opt + " '" + url + "': give the origin only (http://HOST:PORT); paths go in --step");
+  std::string port = "80";
+  if (!rest.empty() && rest[0] == '[') {
+    const auto close = rest.find(']');
+    if (close == std::string::npos) throw usage_error(opt + " '" + url + "': unbalanced [");
+    e.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+  } else if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+    e.host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  } else {
+    e.host = rest;
+  }
+  e.port = static_cast<int>(parse_count(opt + " port", port, 1, 65535));
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(e.host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr)
+    throw usage_error(opt + " '" + url + "': cannot resolve '" + e.host + "'");
+  std::memcpy(&e.addr, found->ai_addr, found->ai_addrlen);
+  e.addr_len = found->ai_addrlen;
+  ::freeaddrinfo(found);
+  e.host_header = rest;
+  e.base = "http://" + rest;
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------
+// Minted logins: what the mock's POST /__mock/logins gives, in the slots the templates use.
+
+// The variables a mint fills, by name. Payload fields are "user_info.rawData" and so on.
+const std::vector<std::string> mint_names = {
+    "code", "user", "openid", "unionid",
+    "user_info.rawData", "user_info.signature", "user_info.encryptedData", "user_info.iv",
+    "user_profile.rawData", "user_profile.signature", "user_profile.encryptedData", "user_profile.iv",
+    "phone.code", "phone.encryptedData", "phone.iv"};
+
+struct login {
+  loadtest::values values;  // the mint's slots filled, the rest empty
+};
+
+class admin_client {
+public:
+  admin_client(const endpoint& mock, std::string token) : cli_(mock.host, mock.port), token_(std::move(token)) {
+    cli_.set_keep_alive(true);
+    cli_.set_connection_timeout(5);
+    cli_.set_read_timeout(60);
+    cli_.set_write_timeout(10);
+  }
+  // The answer's JSON; throws std::runtime_error with the mock's message on an error.
+  nlohmann::json call(const std::string& method, const std::string& path, const std::string& body = {}) {
+    httplib::Headers h;
+    if (!token_.empty()) h.emplace("Authorization", "Bearer " + token_);
+    httplib::Result r = method == "GET"      ? cli_.Get(path.c_str(), h)
+                        : method == "DELETE" ? cli_.Delete(path.c_str(), h)
+                                             : cli_.Post(path.c_str(), h, body, "application/json");
+    if (!r) throw std::runtime_error(method + " " + path + ": " + httplib::to_string(r.error()));
+    nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+    if (r->status != 200) {
+      std::string msg = j.is_object() && j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>() : r->body.substr(0, 200);
+      auto e = std::runtime_error(method + " " + path + ": HTTP " + std::to_string(r->status) + ": " + msg);
+      last_status = r->status;
+      last_answer = std::move(j);
+      throw e;
+    }
+    last_status = 200;
+    return j;
+  }
+  int last_status = 0;
+  nlohmann::json last_answer;
+
+private:
+  httplib::Client cli_;
+  std::string token_;
+};
+
+// Keeps a queue of ready logins ahead of the plan, minting them in batches on its own
+// connection to the mock, off the requests' path.
+class minter {
+public:
+  minter(const endpoint& mock, const options& o, const loadtest::variables& vars, std::vector<std::string> with,
+         std::size_t users, std::string prefix)
+      : admin_(mock, o.admin_token), appid_(o.appid), phone_(o.phone), with_(std::move(with)), users_(users),
+        prefix_(std::move(prefix)) {
+    for (const auto& n : mint_names) slots_.push_back(vars.find(n));
+    nslots_ = vars.size();
+  }
+
+  // Mints the first batch before the run (a setup error is reported, not a run's failure).
+  void prime(std::size_t n) { mint(std::max<std::size_t>(1, std::min<std::size_t>(n, 1000))); }
+
+  void start(std::size_t low_water) {
+    low_water_ = std::max<std::size_t>(low_water, 200);
+    thread_ = std::thread([this] { run(); });
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Takes up to n ready logins (fewer when the minter is behind).
+  std::size_t take(std::deque<login>& into, std::size_t n) {
+    std::size_t got = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (got < n && !ready_.empty()) {
+        into.push_back(std::move(ready_.front()));
+        ready_.pop_front();
+        ++got;
+      }
+      taken_ += got;
+    }
+    wake_.notify_one();
+    return got;
+  }
+
+  std::string error() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return error_;
+  }
+  std::uint64_t calls() const { return calls_.load(); }
+  double seconds() const { return static_cast<double>(busy_us_.load()) / 1e6; }
+  std::uint64_t minted() const { return minted_.load(); }
+  std::uint64_t unused() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return ready_.size();
+  }
+
+private:
+  void run() {
+    for (;;) {
+      std::size_t want = 0;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping_ || ready_.size() < low_water_; });
+        if (stopping_) return;
+        if (ready_.size() >= low_water_ || !error_.empty()) continue;
+        want = std::min<std::size_t>(1000, 2 * low_water_ - ready_.size());
+      }
+      try {
+        mint(want);
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        error_ = e.what();
+      }
+    }
+  }
+
+  void mint(std::size_t n) {
+    const auto t0 = clock_type::now();
+    nlohmann::json req = {{"appid", appid_}, {"user_prefix", prefix_}, {"first", next_user_ % users_},
+                          {"count", std::min<std::size_t>(n, users_ - next_user_ % users_)}};
+    if (!with_.empty()) req["with"] = with_;
+    if (!phone_.empty()) req["phone"] = phone_;
+    nlohmann::json answer;
+    try {
+      answer = admin_.call("POST", "/__mock/logins", req.dump());
+    } catch (const std::runtime_error&) {
+      if (admin_.last_status != 507 || !admin_.last_answer.is_object()) throw;
+      answer = admin_.last_answer;  // at a limit: the minted ones are valid; then stop
+      error_after_ = "the mock is at a limit: " + admin_.last_answer.value("error", std::string());
+    }
+    std::deque<login> fresh;
+    const auto& logins = answer.at("logins");
+    for (const auto& l : logins) {
+      login x;
+      x.values.resize(nslots_);
+      for (std::size_t i = 0; i < mint_names.size(); ++i) {
+        if (slots_[i] < 0) continue;
+        const std::string& name = mint_names[i];
+        const nlohmann::json* v = nullptr;
+        if (const auto dot = name.find('.'); dot == std::string::npos) {
+          if (const auto it = l.find(name); it != l.end()) v = &*it;
+        } else if (const auto p = l.find(name.substr(0, dot)); p != l.end() && p->is_object()) {
+          if (const auto it = p->find(name.substr(dot + 1)); it != p->end()) v = &*it;
+        }
+        if (v != nullptr && v->is_string()) {
+          auto& slot = x.values[static_cast<std::size_t>(slots_[i])];
+          slot.text = v->get<std::string>();
+          slot.present = true;
+        }
+      }
+      fresh.push_back(std::move(x));
+    }
+    next_user_ += logins.size();
+    calls_.fetch_add(1);
+    minted_.fetch_add(logins.size());
+    busy_us_.fetch_add(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - t0).count()));
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& x : fresh) ready_.push_back(std::move(x));
+    if (!error_after_.empty()) error_ = error_after_;
+  }
+
+  admin_client admin_;
+  std::string appid_, phone_;
+  std::vector<std::string> with_;
+  std::size_t users_;
+  std::string prefix_;
+  std::vector<int> slots_;
+  std::size_t nslots_ = 0;
+  std::uint64_t next_user_ = 0;
+  std::string error_after_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<login> ready_;
+  std::size_t low_water_ = 200;
+  std::uint64_t taken_ = 0;
+  bool stopping_ = false;
+  std::string error_;
+  std::thread thread_;
+  std::atomic<std::uint64_t> calls_{0}, minted_{0}, busy_us_{0};
+};
+
+// ---------------------------------------------------------------------------------------
+// What a worker counts. One per (thread, step); merged at the end and each second.
+
+struct step_counts {
+  std::uint64_t sent = 0, ok = 0, failed = 0, skipped = 0;
+  histogram latency;      // from the intended send time (what the report leads with)
+  histogram uncorrected;  // from the actual write
+  void add(const step_counts& o) {
+    sent += o.sent;
+    ok += o.ok;
+    failed += o.failed;
+    skipped += o.skipped;
+    latency.add(o.latency);
+    uncorrected.add(o.uncorrected);
+  }
+};
+
+struct failure_log {
+  std::map<std::string, std::uint64_t> by_kind;            // "POST /login: status 502 (wechat_unavailable)"
+  std::map<std::string, std::vector<std::string>> samples;  // the first few of each kind
+  std::size_t show = 5;
+  void add(const std::string& kind, std::string detail) {
+    auto& n = by_kind[kind];
+    ++n;
+    if (n <= show) samples[kind].push_back(std::move(detail));
+  }
+  void merge(const failure_log& o) {
+    for (const auto& [k, n] : o.by_kind) by_kind[k] += n;
+    for (const auto& [k, v] : o.samples) {
+      auto& mine = samples[k];
+      for (const auto& s : v)
+        if (mine.size() < show) mine.push_back(s);
+    }
+  }
+};
+
+struct thread_totals {
+  std::vector<step_counts> steps;
+  histogram send_lag;  // first step: actual write - intended time
+  std::uint64_t arrivals = 0, late_starts = 0, unsent = 0, mint_waits = 0;
+  std::uint64_t logins_sent = 0, logins_ok = 0;
+  std::uint64_t users_done = 0, users_ok = 0;
+  std::uint64_t openid_checked = 0, unionid_checked = 0;
+  std::uint64_t connects = 0, connect_errors = 0;
+  failure_log failures;
+};
+
+// Per second, read and zeroed by the reporting thread under `mutex`.
+struct interval_counts {
+  std::mutex mutex;
+  std::uint64_t sent = 0, ok = 0, failed = 0;
+  histogram latency;
+};
+
+struct shared_state {
+  std::atomic<bool> stop_arrivals{false}, stop_now{false};
+  clock_type::time_point t0;
+};
+
+// ---------------------------------------------------------------------------------------
+// A worker: one epoll loop, its share of the arrivals and of the connections.
+
+class worker {
+public:
+  worker(const options& o, const endpoint& target, const loadtest::variables& vars,
+         const std::optional<loadtest::arrival_plan>& plan, minter* mint, shared_state& shared,
+         std::size_t index, std::size_t nthreads, std::size_t max_conns)
+      : o_(o), target_(target), plan_(plan), mint_(mint), shared_(shared), index_(index), nthreads_(nthreads),
+        max_conns_(std::max<std::size_t>(1, max_conns)) {
+    totals.steps.resize(o.steps.size());
+    totals.failures.show = o.show;
+    interval.resize(o.steps.size());
+    for (auto& i : interval) i = std::make_unique<interval_counts>();
+    nslots_ = vars.size();
+    for (std::size_t i = 0; i < nslots_; ++i) names_.push_back(vars.name(static_cast<int>(i)));
+    code_slot_ = vars.find("code");
+    openid_slot_ = vars.find("openid");
+    unionid_slot_ = vars.find("unionid");
+    vu_slot_ = vars.find("vu");
+    for (const auto& s : o.steps) {
+      const auto& used = s.path.slots();
+      const auto& body = s.body.slots();
+      bool has_code = code_slot_ >= 0 && (std::find(used.begin(), used.end(), code_slot_) != used.end() ||
+                                          std::find(body.begin(), body.end(), code_slot_) != body.end());
+      for (const auto& h : s.headers) {
+        const auto& hs = h.second.slots();
+        has_code = has_code || (code_slot_ >= 0 && std::find(hs.begin(), hs.end(), code_slot_) != hs.end());
+      }
+      step_has_code_.push_back(has_code);
+      step_label_.push_back(s.method + " " + s.name);
+    }
+  }
+
+  void run() {
+    // The default 50 us timer slack would show as send lag behind the plan.
+    ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (plan_) {
+      next_k_ = index_;
+    } else {
+      closed_deficit_ = max_conns_;
+    }
+    std::vector<epoll_event> events(256);
+    auto last_sweep = clock_type::now();
+    for (;;) {
+      const auto now = clock_type::now();
+      if (plan_) admit(now);
+      dispatch(now);
+      serve_waiting(now);
+      if (finished()) break;
+      timespec ts = wait_time(now);
+      const int n = ::epoll_pwait2(ep_, events.data(), static_cast<int>(events.size()), &ts, nullptr);
+      for (int i = 0; i < n; ++i) {
+        auto* c = static_cast<connection*>(events[i].data.ptr);
+        if (c->fd < 0) continue;
+        if (events[i].events & EPOLLOUT) on_writable(*c);
+        if (c->fd >= 0 && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) on_readable(*c);
+      }
+      const auto after = clock_type::now();
+      if (after - last_sweep > std::chrono::milliseconds(10)) {
+        sweep_timeouts(after);
+        last_sweep = after;
+      }
+    }
+    for (auto& c : conns_)
+      if (c->fd >= 0) ::close(c->fd);
+    ::close(ep_);
+  }
+
+  thread_totals totals;
+  std::vector<std::unique_ptr<interval_counts>> interval;
+
+private:
+  struct vuser {
+    loadtest::values values;
+    std::uint64_t k = 0;
+    std::size_t step = 0;
+    clock_type::time_point intended;
+    bool measured = true;
+    bool waited = false;     // counted once in mint_waits
+    bool code_sent = false;  // a step carrying its code was written (once per user)
+    bool code_ok = false;    // and answered right
+  };
+  struct connection {
+    int fd = -1;
+    bool connected = false, busy = false;
+    std::string out;
+    std::size_t written = 0;
+    loadtest::http_reader reader;
+    std::optional<vuser> user;
+    clock_type::time_point write_time, deadline;
+  };
+
+  // Arrivals of this thread that are due join the queue with their planned time.
+  void admit(clock_type::time_point now) {
+    if (shared_.stop_arrivals.load(std::memory_order_relaxed)) return;
+    const double elapsed = std::chrono::duration<double>(now - shared_.t0).count();
+    for (;;) {
+      const double due = plan_->due_s(next_k_);
+      if (!(due <= elapsed)) break;
+      vuser u;
+      u.k = next_k_;
+      u.intended = shared_.t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(due));
+      u.measured = due >= o_.warmup_s;
+      pending_.push_back(std::move(u));
+      ++totals.arrivals;
+      next_k_ += nthreads_;
+    }
+  }
+
+  // Pending users go out on idle connections, opening new ones up to the cap.
+  void dispatch(clock_type::time_point now) {
+    while (!pending_.empty()) {
+      if (!fill_user(pending_.front())) {
+        if (!pending_.front().waited) ++totals.mint_waits;
+        pending_.front().waited = true;
+        return;
+      }
+      connection* c = idle_connection();
+      if (c == nullptr) return;
+      vuser u = std::move(pending_.front());
+      pending_.pop_front();
+      start_user(*c, std::move(u), now);
+    }
+  }
+
+  // A pending user gets its minted login (values) the first time it could go out.
+  bool fill_user(vuser& u) {
+    if (!u.values.empty()) return true;
+    if (mint_ == nullptr) {
+      u.values.resize(nslots_);
+    } else {
+      if (ready_.empty()) mint_->take(ready_, 64);
+      if (ready_.empty()) return false;
+      u.values = std::move(ready_.front().values);
+      ready_.pop_front();
+    }
+    if (vu_slot_ >= 0) {
+      auto& v = u.values[static_cast<std::size_t>(vu_slot_)];
+      v.text = std::to_string(u.k);
+      v.present = true;
+    }
+    return true;
+  }
+
+  connection* idle_connection() {
+    while (!idle_.empty()) {
+      connection* c = idle_.back();
+      idle_.pop_back();
+      if (c->fd >= 0 && !c->busy) return c;
+    }
+    if (conns_.size() - closed_slots_.size() >= max_conns_) return nullptr;
+    connection* c = nullptr;
+    if (!closed_slots_.empty()) {
+      c = closed_slots_.back();
+      closed_slots_.pop_back();
+    } else {
+      conns_.push_back(std::make_unique<connection>());
+      c = conns_.back().get();
+    }
+    if (!open(*c)) {
+      closed_slots_.push_back(c);
+      return nullptr;
+    }
+    return c;
+  }
+
+  bool open(connection& c) {
+    c.fd = ::socket(target_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c.fd < 0) {
+      ++totals.connect_errors;
+      totals.failures.add("transport: socket", std::strerror(errno));
+      return false;
+    }
+    int one = 1;
+    ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const int r = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&target_.addr), target_.addr_len);
+    if (r != 0 && errno != EINPROGRESS) {
+      ++totals.connect_errors;
+      totals.failures.add("transport: connect", std::strerror(errno));
+      ::close(c.fd);
+      c.fd = -1;
+      return false;
+    }
+    ++totals.connects;
+    c.connected = r == 0;
+    c.busy = false;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = &c;
+    ::epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev);
+    return true;
+  }
+
+  void close_connection(connection& c) {
+    if (c.fd >= 0) {
+      ::epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
+      ::close(c.fd);
+    }
+    c.fd = -1;
+    c.busy = false;
+    c.connected = false;
+    c.user.reset();
+    closed_slots_.push_back(&c);
+  }
+
+  void start_user(connection& c, vuser u, clock_type::time_point now) {
+    if (u.step == 0 && u.measured) {
+      const auto lag = now - u.intended;
+      const auto lag_us = std::chrono::duration_cast<std::chrono::microseconds>(lag).count();
+      totals.send_lag.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, lag_us)));
+      if (lag > std::chrono::milliseconds(1)) ++totals.late_starts;
+    }
+    c.user = std::move(u);
+    send_step(c, now);
+  }
+
+  // Builds and writes the user's current step on connection c.
+  void send_step(connection& c, clock_type::time_point now) {
+    vuser& u = *c.user;
+    const loadtest::step& s = o_.steps[u.step];
+    c.out.clear();
+    c.out += s.method;
+    c.out += ' ';
+    int missing = -1;
+    bool ok = s.path.expand(u.values, c.out, &missing);
+    c.out += " HTTP/1.1\r\nHost: ";
+    c.out += target_.host_header;
+    c.out += "\r\n";
+    for (const auto& [name, value] : s.headers) {
+      if (!ok) break;
+      c.out += name;
+      c.out += ": ";
+      ok = value.expand(u.values, c.out, &missing);
+      c.out += "\r\n";
+    }
+    if (ok && s.has_body) {
+      body_.clear();
+      ok = s.body.expand(u.values, body_, &missing);
+      c.out += "Content-Type: application/json\r\nContent-Length: ";
+      c.out += std::to_string(body_.size());
+      c.out += "\r\n\r\n";
+      c.out += body_;
+    } else {
+      c.out += "\r\n";
+    }
+    if (!ok) {  // a value an earlier step should have captured is missing
+      fail_user(c, "missing value", "${" + std::string(missing >= 0 ? var_name(missing) : "?") + "} has no value");
+      release(c, now);
+      return;
+    }
+    c.written = 0;
+    c.busy = true;
+    c.reader.reset(s.method == "HEAD");
+    c.write_time = now;
+    c.deadline = now + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o_.timeout_s));
+    ++totals.steps[u.step].sent;
+    if (step_has_code_[u.step] && !u.code_sent) {
+      u.code_sent = true;
+      ++totals.logins_sent;
+    }
+    {
+      auto& iv = *interval[u.step];
+      std::lock_guard<std::mutex> lock(iv.mutex);
+      ++iv.sent;
+    }
+    if (c.connected) write_some(c);
+  }
+
+  std::string var_name(int slot) const { return slot >= 0 && static_cast<std::size_t>(slot) < names_.size() ? names_[static_cast<std::size_t>(slot)] : "?"; }
+
+  void write_some(connection& c) {
+    while (c.written < c.out.size()) {
+      const ssize_t n = ::send(c.fd, c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
+      if (n > 0) {
+        c.written += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes it
+      transport_failure(c, std::string("write: ") + std::strerror(errno));
+      return;
+    }
+  }
+
+  void on_writable(connection& c) {
+    if (!c.connected) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        ++totals.connect_errors;
+        transport_failure(c, std::string("connect: ") + std::strerror(err));
+        return;
+      }
+      c.connected = true;
+    }
+    if (c.busy) write_some(c);
+  }
+
+  void on_readable(connection& c) {
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        if (!c.busy) {  // bytes nobody asked for
+          transport_failure(c, "the target sent bytes with no request outstanding");
+          return;
+        }
+        std::string_view in(buf, static_cast<std::size_t>(n));
+        while (!in.empty() && c.busy) {
+          std::size_t used = 0;
+          const auto r = c.reader.feed(in, used);
+          in.remove_prefix(used);
+          if (r == loadtest::http_reader::result::need_more) break;
+          if (r == loadtest::http_reader::result::error) {
+            transport_failure(c, "bad answer: " + c.reader.error());
+            return;
+          }
+          if (!answered(c)) return;  // the connection was closed
+          if (!in.empty()) {
+            transport_failure(c, "the target sent bytes with no request outstanding");
+            return;
+          }
+        }
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      // The target closed the connection (or an error).
+      if (c.busy) {
+        const auto r = c.reader.end_of_stream();
+        if (r == loadtest::http_reader::result::complete) {
+          c.reader.response().close = true;
+          answered(c);
+          return;
+        }
+        transport_failure(c, n == 0 ? c.reader.error() : std::string("read: ") + std::strerror(errno));
+      } else {
+        close_connection(c);
+      }
+      return;
+    }
+  }
+
+  // A whole answer arrived: record, check, go on. False when the connection was closed.
+  bool answered(connection& c) {
+    const auto now = clock_type::now();
+    c.busy = false;
+    vuser& u = *c.user;
+    const loadtest::step& s = o_.steps[u.step];
+    auto& counts = totals.steps[u.step];
+    const auto corrected = std::chrono::duration_cast<std::chrono::microseconds>(now - (u.step == 0 ? u.intended : c.write_time)).count();
+    const auto raw = std::chrono::duration_cast<std::chrono::microseconds>(now - c.write_time).count();
+    if (u.measured) {
+      counts.latency.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, corrected)));
+      counts.uncorrected.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, raw)));
+    }
+    const auto& res = c.reader.response();
+    std::optional<std::pair<std::string, std::string>> failure = check_answer(u, s, res);
+    {
+      auto& iv = *interval[u.step];
+      std::lock_guard<std::mutex> lock(iv.mutex);
+      if (failure) ++iv.failed;
+      else ++iv.ok;
+      if (u.measured) iv.latency.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, corrected)));
+    }
+    const bool close = res.close;
+    if (failure) {
+      fail_user(c, failure->first, failure->second);
+    } else {
+      ++counts.ok;
+      if (step_has_code_[u.step] && !u.code_ok) {
+        u.code_ok = true;
+        ++totals.logins_ok;
+      }
+      if (++u.step == o_.steps.size()) {
+        ++totals.users_done;
+        ++totals.users_ok;
+        c.user.reset();
+      }
+    }
+    if (close) {
+      // The user (if any steps are left) goes on over a new connection.
+      std::optional<vuser> rest = std::move(c.user);
+      close_connection(c);
+      if (rest) {
+        rest->intended = now;
+        resume_.push_back(std::move(*rest));
+      } else if (!plan_) {
+        ++closed_deficit_;
+      }
+      return false;
+    }
+    release(c, now);
+    return true;
+  }
+
+  // The connection is free: the user's next step, the next closed-loop user, or idle.
+  void release(connection& c, clock_type::time_point now) {
+    if (c.user) {
+      send_step(c, now);
+      return;
+    }
+    if (!plan_) {
+      if (shared_.stop_arrivals.load(std::memory_order_relaxed)) return;
+      vuser u;
+      u.k = next_k_;
+      next_k_ += nthreads_;
+      ++totals.arrivals;
+      u.intended = now;
+      u.measured = std::chrono::duration<double>(now - shared_.t0).count() >= o_.warmup_s;
+      if (!fill_user(u)) {
+        ++totals.mint_waits;
+        closed_waiting_.push_back(&c);
+        waiting_users_.push_back(std::move(u));
+        return;
+      }
+      start_user(c, std::move(u), now);
+      return;
+    }
+    idle_.push_back(&c);
+  }
+
+
+  // Failure of the user's current step; its later steps are skipped.
+  void fail_user(connection& c, const std::string& kind, std::string detail) {
+    vuser& u = *c.user;
+    const std::string label = step_label_[u.step];
+    ++totals.steps[u.step].failed;
+    for (std::size_t i = u.step + 1; i < o_.steps.size(); ++i) ++totals.steps[i].skipped;
+    totals.failures.add(label + ": " + kind, std::move(detail));
+    ++totals.users_done;
+    c.user.reset();
+  }
+
+  void transport_failure(connection& c, const std::string& what) {
+    if (c.busy && c.user) {
+      // A request that timed out or lost its connection waited this long: it belongs in
+      // the latency figures as much as an answer does.
+      const auto now = clock_type::now();
+      const vuser& u = *c.user;
+      const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(
+                              now - (u.step == 0 ? u.intended : c.write_time))
+                              .count();
+      const auto waited_us = static_cast<std::uint64_t>(std::max<std::int64_t>(0, waited));
+      if (u.measured) {
+        totals.steps[u.step].latency.record(waited_us);
+        totals.steps[u.step].uncorrected.record(static_cast<std::uint64_t>(std::max<std::int64_t>(
+            0, std::chrono::duration_cast<std::chrono::microseconds>(now - c.write_time).count())));
+      }
+      {
+        auto& iv = *interval[u.step];
+        std::lock_guard<std::mutex> lock(iv.mutex);
+        ++iv.failed;
+        if (u.measured) iv.latency.record(waited_us);
+      }
+      const auto colon = what.find(':');
+      fail_user(c, "transport: " + what.substr(0, colon), what);
+    }
+    close_connection(c);
+    if (!plan_) {
+      ++closed_deficit_;
+      // A target that refuses connections is retried every 10 ms, not in a busy loop.
+      if (what.rfind("connect", 0) == 0) reconnect_after_ = clock_type::now() + std::chrono::milliseconds(10);
+    }
+  }
+
+  std::optional<std::pair<std::string, std::string>> check_answer(vuser& u, const loadtest::step& s,
+                                                                  const loadtest::http_response& res) {
+    const bool status_ok = s.expect_status == 0 ? (res.status >= 200 && res.status < 300) : res.status == s.expect_status;
+    const bool looks_json = [&] {
+      for (const char ch : res.body) {
+        if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') continue;
+        return ch == '{' || ch == '[';
+      }
+      return false;
+    }();
+    const bool want_json = s.needs_json() || (o_.default_checks && openid_slot_ >= 0) || !status_ok;
+    nlohmann::json j;
+    if (want_json && looks_json) j = nlohmann::json::parse(res.body, nullptr, false);
+    if (!status_ok) {
+      std::string kind = "status " + std::to_string(res.status);
+      if (j.is_object()) {
+        const auto e = j.find("error");
+        if (e != j.end() && e->is_string() && e->get_ref<const std::string&>().size() <= 64) kind += " (" + e->get<std::string>() + ")";
+      }
+      return std::make_pair(kind, "HTTP " + std::to_string(res.status) + ": " + res.body.substr(0, 160));
+    }
+    if (s.needs_json() && (j.is_discarded() || !looks_json))
+      return std::make_pair(std::string("answer is not JSON"), res.body.substr(0, 160));
+    if (j.is_discarded()) j = nullptr;
+    if (s.needs_json() || j.is_object()) {
+      if (auto f = loadtest::apply(s, j, u.values)) return std::make_pair(f->kind, f->detail);
+    }
+    if (o_.default_checks && j.is_object() && openid_slot_ >= 0) {
+      const auto& want_openid = u.values[static_cast<std::size_t>(openid_slot_)];
+      if (const auto it = j.find("openid"); it != j.end() && want_openid.present) {
+        ++totals.openid_checked;
+        if (!it->is_string() || it->get_ref<const std::string&>() != want_openid.text)
+          return std::make_pair(std::string("wrong openid"),
+                                "openid " + it->dump().substr(0, 64) + ", the mock's id for this user is \"" + want_openid.text + "\"");
+      }
+      if (const auto it = j.find("unionid"); it != j.end() && unionid_slot_ >= 0) {
+        const auto& want = u.values[static_cast<std::size_t>(unionid_slot_)];
+        ++totals.unionid_checked;
+        if (!want.present)
+          return std::make_pair(std::string("unexpected unionid"),
+                                "unionid " + it->dump().substr(0, 64) + ", but WeChat gives this user none here (today's rules)");
+        if (!it->is_string() || it->get_ref<const std::string&>() != want.text)
+          return std::make_pair(std::string("wrong unionid"),
+                                "unionid " + it->dump().substr(0, 64) + ", the mock's id for this user is \"" + want.text + "\"");
+      }
+    }
+    return std::nullopt;
+  }
+
+  void sweep_timeouts(clock_type::time_point now) {
+    for (auto& p : conns_) {
+      connection& c = *p;
+      if (c.fd >= 0 && c.busy && now >= c.deadline) {
+        transport_failure(c, "timeout: no whole answer within " + std::to_string(o_.timeout_s) + " s");
+      }
+    }
+  }
+
+  // Closed-loop users that waited for codes, and users whose connection the target closed
+  // between two of their steps.
+  void serve_waiting(clock_type::time_point now) {
+    // Closed loop: connections to (re)open.
+    while (!plan_ && closed_deficit_ > 0 && now >= reconnect_after_ &&
+           !shared_.stop_arrivals.load(std::memory_order_relaxed)) {
+      connection* c = idle_connection();
+      if (c == nullptr) break;
+      --closed_deficit_;
+      release(*c, now);
+    }
+    // Closed loop users waiting for codes get them as they come.
+    while (!closed_waiting_.empty() && !shared_.stop_arrivals.load(std::memory_order_relaxed)) {
+      if (!fill_user(waiting_users_.front())) break;
+      connection* c = closed_waiting_.front();
+      closed_waiting_.pop_front();
+      vuser u = std::move(waiting_users_.front());
+      waiting_users_.pop_front();
+      start_user(*c, std::move(u), now);
+    }
+    while (!resume_.empty()) {
+      connection* c = idle_connection();
+      if (c == nullptr) break;
+      vuser u = std::move(resume_.front());
+      resume_.pop_front();
+      c->user = std::move(u);
+      send_step(*c, now);
+    }
+  }
+
+  bool finished() {
+    if (shared_.stop_now.load(std::memory_order_relaxed)) {
+      count_unsent();
+      return true;
+    }
+    if (!shared_.stop_arrivals.load(std::memory_order_relaxed)) return false;
+    for (const auto& p : conns_)
+      if (p->fd >= 0 && p->busy) return false;
+    if (!resume_.empty()) return false;
+    count_unsent();
+    return true;
+  }
+
+  void count_unsent() {
+    totals.unsent += pending_.size() + waiting_users_.size() + resume_.size();
+    pending_.clear();
+    waiting_users_.clear();
+    resume_.clear();
+  }
+
+  timespec wait_time(clock_type::time_point now) const {
+    double s = 0.010;  // timeouts are swept every 10 ms
+    if (plan_ && !shared_.stop_arrivals.load(std::memory_order_relaxed)) {
+      const double due = plan_->due_s(next_k_);
+      const double elapsed = std::chrono::duration<double>(now - shared_.t0).count();
+      s = std::min(s, std::max(0.0, due - elapsed));
+    }
+    if ((!pending_.empty() && ready_.empty() && mint_ != nullptr) || !closed_waiting_.empty() || !resume_.empty() ||
+        (!plan_ && closed_deficit_ > 0))
+      s = std::min(s, 0.001);
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(s);
+    ts.tv_nsec = static_cast<long>((s - static_cast<double>(ts.tv_sec)) * 1e9);
+    return ts;
+  }
+
+  const options& o_;
+  const endpoint& target_;
+  const std::optional<loadtest::arrival_plan>& plan_;
+  minter* mint_;
+  shared_state& shared_;
+  std::size_t index_, nthreads_, max_conns_;
+  std::size_t nslots_ = 0;
+  int code_slot_ = -1, openid_slot_ = -1, unionid_slot_ = -1, vu_slot_ = -1;
+  std::vector<bool> step_has_code_;
+  std::vector<std::string> step_label_, names_;
+  int ep_ = -1;
+  std::uint64_t next_k_ = 0;
+  std::deque<vuser> pending_, waiting_users_, resume_;
+  std::size_t closed_deficit_ = 0;
+  clock_type::time_point reconnect_after_{};
+  std::deque<connection*> closed_waiting_;
+  std::deque<login> ready_;
+  std::vector<std::unique_ptr<connection>> conns_;
+  std::vector<connection*> idle_, closed_slots_;
+  std::string body_;
+};
+
+// ---------------------------------------------------------------------------------------
+// The report
+
+double ms(std::uint64_t us) { return static_cast<double>(us) / 1000.0; }
+
+nlohmann::json latency_json(const histogram& h) {
+  return {{"count", h.count()},
+          {"mean_ms", h.mean() / 1000.0},
+          {"p50_ms", ms(h.percentile(50))},
+          {"p90_ms", ms(h.percentile(90))},
+          {"p99_ms", ms(h.percentile(99))},
+          {"p99_9_ms", ms(h.percentile(99.9))},
+          {"max_ms", ms(h.max())}};
+}
+
+struct mock_check {
+  std::string name;
+  bool passed = true;
+  std::string detail;
+};
+
+// The counters of GET /__mock/stats that the checks compare, before and after the run.
+struct mock_counters {
+  std::uint64_t exchanges = 0, tokens = 0;
+  std::map<std::string, std::map<std::string, std::uint64_t>> errcodes;  // endpoint -> errcode -> n
+
+  static mock_counters from(const nlohmann::json& stats) {
+    mock_counters m;
+    const auto eps = stats.find("endpoints");
+    if (eps == stats.end() || !eps->is_object()) return m;
+    for (const auto& [path, e] : eps->items()) {
+      const std::uint64_t n = e.value("count", std::uint64_t{0});
+      if (path == "/sns/jscode2session" || path == "/sns/component/jscode2session") m.exchanges += n;
+      if (path == "/cgi-bin/token" || path == "/cgi-bin/stable_token") m.tokens += n;
+      if (const auto ec = e.find("errcodes"); ec != e.end() && ec->is_object())
+        for (const auto& [code, k] : ec->items()) m.errcodes[path][code] = k.get<std::uint64_t>();
+    }
+    return m;
+  }
+};
+
+void write_csv(const std::string& path, const std::vector<std::vector<double>>& rows) {
+  std::ofstream out(path);
+  if (!out) throw std::runtime_error("cannot write " + path);
+  out << "second,target_rps,sent,ok,errors,p50_ms,p90_ms,p99_ms,p999_ms,max_ms\n";
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (i) out << ',';
+      if (i == 1 && std::isnan(r[i])) continue;  // closed loop: no target rate
+      out << r[i];
+    }
+    out << '\n';
+  }
+}
+
+// Draws the CSV with gnuplot (requests/s on the left axis, latency on a log right axis).
+bool draw_png(const std::string& csv, const std::string& png, bool open_loop, std::string& error) {
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+    error = "gnuplot is not installed (apt-get install gnuplot-nox); the CSV has the figures";
+    return false;
+  }
+  auto quote = [](const std::string& s) {
+    std::string q = "\"";
+    for (const char c : s) {
+      if (c == '"' || c == '\\') q += '\\';
+      q += c;
+    }
+    return q + "\"";
+  };
+  std::string script =
+      "set terminal pngcairo noenhanced size 1000,500 font 'sans,10'\n"
+      "set output " + quote(png) + "\n"
+      "set datafile separator comma\n"
+      "set key top left\n"
+      "set xlabel 'seconds'\nset ylabel 'requests/s'\nset y2label 'latency (ms, log)'\n"
+      "set yrange [0:*]\nset ytics nomirror\nset y2tics\nset logscale y2\nset grid\n"
+      "plot ";
+  if (open_loop) script += quote(csv) + " using 1:2 skip 1 with lines dashtype 2 lw 2 title 'target rate', ";
+  script += quote(csv) + " using 1:4 skip 1 with lines lw 2 title 'ok/s', " +
+            quote(csv) + " using 1:($5 > 0 ? $5 : 1/0) skip 1 with points pt 7 title 'errors/s', " +
+            quote(csv) + " using 1:($6 > 0 ? $6 : 1/0) skip 1 axes x1y2 with lines title 'p50', " +
+            quote(csv) + " using 1:($8 > 0 ? $8 : 1/0) skip 1 axes x1y2 with lines title 'p99', " +
+            quote(csv) + " using 1:($10 > 0 ? $10 : 1/0) skip 1 axes x1y2 with lines title 'max'\n";
+  FILE* p = ::popen("gnuplot 2>&1", "w");
+  if (p == nullptr) {
+    error = "cannot run gnuplot";
+    return false;
+  }
+  std::fwrite(script.data(), 1, script.size(), p);
+  const int rc = ::pclose(p);
+  if (rc != 0) {
+    error = "gnuplot failed (status " + std::to_string(rc) + ")";
+    return false;
+  }
+  return true;
+}
+
+std::string random_hex(std::size_t n) {
+  std::random_device rd;
+  std::string s;
+  static const char* digits = "0123456789abcdef";
+  for (std::size_t i = 0; i < n; ++i) s += digits[rd() % 16];
+  return s;
+}
+
+options parse_options(int argc, char** argv, loadtest::variables& vars) {
+  options o;
+  if (const char* t = std::getenv("MOCK_WECHAT_ADMIN_TOKEN"); t != nullptr) o.admin_token = t;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  bool have_duration = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& k = args[i];
+    if (k == "--help" || k == "-h") {
+      std::cout << usage_text;
+      std::exit(exit_ok);
+    }
+    if (k == "--no-default-checks") {
+      o.default_checks = false;
+      continue;
+    }
+    if (k == "--quiet") {
+      o.quiet = true;
+      continue;
+    }
+    if (i + 1 >= args.size()) throw usage_error(k + " needs a value");
+    const std::string& v = args[++i];
+    auto last_step = [&]() -> loadtest::step& {
+      if (o.steps.empty()) throw usage_error(k + " applies to a --step: give the --step first");
+      return o.steps.back();
+    };
+    try {
+      if (k == "--target") o.target = v;
+      else if (k == "--mock") o.mock = v;
+      else if (k == "--appid") o.appid = v;
+      else if (k == "--admin-token") o.admin_token = v;
+      else if (k == "--rate") o.rate = v;
+      else if (k == "--connections") o.connections = parse_count(k, v, 1, 100000);
+      else if (k == "--duration") {
+        o.duration_s = loadtest::parse_duration_s(v);
+        have_duration = true;
+      } else if (k == "--warmup") o.warmup_s = loadtest::parse_duration_s(v);
+      else if (k == "--timeout") o.timeout_s = loadtest::parse_duration_s(v);
+      else if (k == "--threads") o.threads = parse_count(k, v, 1, 64);
+      else if (k == "--max-connections") o.max_connections = parse_count(k, v, 1, 100000);
+      else if (k == "--users") o.users = parse_count(k, v, 1, 4000000);
+      else if (k == "--phone") o.phone = v;
+      else if (k == "--show") o.show = parse_count(k, v, 0, 1000);
+      else if (k == "--wechat-latency") o.wechat_latency = v;
+      else if (k == "--allow-errcode") o.allowed_errcodes.push_back(static_cast<long>(parse_count(k, v, 1, 9999999)));
+      else if (k == "--max-token-fetches") o.max_token_fetches = static_cast<long>(parse_count(k, v, 0, 1000000));
+      else if (k == "--slo") o.slos.push_back(parse_slo(v));
+      else if (k == "--csv") o.csv = v;
+      else if (k == "--png") o.png = v;
+      else if (k == "--json") o.json = v;
+      else if (k == "--step") o.steps.push_back(loadtest::parse_step(v, vars));
+      else if (k == "--name") last_step().name = v;
+      else if (k == "--header") {
+        const auto colon = v.find(':');
+        if (colon == std::string::npos || colon == 0) throw usage_error("--header '" + v + "': expected 'Name: value'");
+        std::string value = v.substr(colon + 1);
+        while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+        last_step().headers.emplace_back(v.substr(0, colon),
+                                         loadtest::text_template::compile(value, vars, loadtest::escaping::raw));
+      } else if (k == "--capture") last_step().captures.push_back(loadtest::parse_capture(v, vars));
+      else if (k == "--check") last_step().checks.push_back(loadtest::parse_check(v, vars));
+      else if (k == "--expect-status") last_step().expect_status = static_cast<int>(parse_count(k, v, 100, 599));
+      else throw usage_error("unknown option " + k + " (see --help)");
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(k + ": " + e.what());
+    }
+  }
+  if (o.target.empty()) throw usage_error("--target is required");
+  if (o.steps.empty()) throw usage_error("give at least one --step");
+  if (o.rate.empty() == (o.connections == 0)) throw usage_error("give either --rate (open loop) or --connections (closed loop)");
+  if (!o.png.empty() && o.csv.empty()) o.csv = o.png.substr(0, o.png.rfind('.')) + ".csv";
+  (void)have_duration;
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  loadtest::variables vars;
+  for (const auto& n : mint_names) vars.slot(n);
+  vars.slot("vu");
+  const std::size_t builtin_slots = vars.size();
+  options o;
+  endpoint target, mock;
+  std::optional<loadtest::arrival_plan> plan;
+  try {
+    o = parse_options(argc, argv, vars);
+    target = parse_url("--target", o.target);
+    if (!o.mock.empty()) mock = parse_url("--mock", o.mock);
+    if (!o.rate.empty()) plan = loadtest::arrival_plan::parse(o.rate, o.duration_s);
+    // Every variable a template names is minted, "vu", or captured by some step.
+    std::vector<bool> captured(vars.size(), false);
+    for (const auto& s : o.steps)
+      for (const auto& c : s.captures) captured[static_cast<std::size_t>(c.slot)] = true;
+    for (std::size_t i = builtin_slots; i < vars.size(); ++i)
+      if (!captured[i]) {
+        std::string known;
+        for (const auto& n : mint_names) known += (known.empty() ? "" : ", ") + n;
+        throw usage_error("${" + vars.name(static_cast<int>(i)) + "} is neither captured by a --capture nor minted (" + known + ", vu)");
+      }
+  } catch (const std::exception& e) {
+    std::cerr << "wechat-loadtest: " << e.what() << "\n";
+    return exit_usage;
+  }
+
+  // What to mint: logins when any minted value is used, payloads when their fields are.
+  bool need_mint = false;
+  std::vector<std::string> with;
+  for (std::size_t i = 0; i < mint_names.size(); ++i) {
+    bool used = false;
+    for (const auto& s : o.steps) {
+      auto uses = [&](const loadtest::text_template& t) {
+        return std::find(t.slots().begin(), t.slots().end(), static_cast<int>(i)) != t.slots().end();
+      };
+      used = used || uses(s.path) || uses(s.body);
+      for (const auto& h : s.headers) used = used || uses(h.second);
+      for (const auto& c : s.checks) used = used || uses(c.expected);
+    }
+    if (!used) continue;
+    need_mint = true;
+    const auto dot = mint_names[i].find('.');
+    if (dot != std::string::npos) {
+      const auto kind = mint_names[i].substr(0, dot);
+      if (std::find(with.begin(), with.end(), kind) == with.end()) with.push_back(kind);
+    }
+  }
+  if (need_mint && (o.mock.empty() || o.appid.empty())) {
+    std::cerr << "wechat-loadtest: the steps use minted values (${code}...): give --mock and --appid\n";
+    return exit_usage;
+  }
+
+  std::unique_ptr<admin_client> admin;
+  mock_counters before;
+  std::uint64_t latency_fault = 0;
+  std::unique_ptr<minter> mint;
+  const double peak = plan ? plan->peak_rps() : 0;
+  std::size_t users = o.users;
+  if (users == 0) users = plan ? static_cast<std::size_t>(std::max(100.0, std::ceil(peak * 120))) : (std::size_t{1} << 20);
+  try {
+    if (!o.mock.empty()) {
+      admin = std::make_unique<admin_client>(mock, o.admin_token);
+      before = mock_counters::from(admin->call("GET", "/__mock/stats"));
+    }
+    if (!o.wechat_latency.empty()) {
+      if (!admin) throw usage_error("--wechat-latency needs --mock");
+      latency_fault = admin->call("POST", "/__mock/faults", nlohmann::json{{"path", "*"}, {"latency", o.wechat_latency}}.dump())
+                          .at("id")
+                          .get<std::uint64_t>();
+    }
+    if (need_mint) {
+      mint = std::make_unique<minter>(mock, o, vars, with, users, "lt-" + random_hex(6) + "-");
+      const std::size_t ahead = plan ? static_cast<std::size_t>(std::ceil(peak * 2)) : 2000;
+      mint->prime(ahead);
+      mint->start(ahead);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "wechat-loadtest: setup: " << e.what() << "\n";
+    if (latency_fault != 0) {
+      try {
+        admin->call("DELETE", "/__mock/faults?id=" + std::to_string(latency_fault));
+      } catch (const std::exception&) {
+      }
+    }
+    return exit_usage;
+  }
+
+  // The run.
+  const std::size_t nthreads = std::max<std::size_t>(1, std::min(o.threads, plan ? o.max_connections : o.connections));
+  shared_state shared;
+  std::vector<std::unique_ptr<worker>> workers;
+  for (std::size_t t = 0; t < nthreads; ++t) {
+    const std::size_t total = plan ? o.max_connections : o.connections;
+    const std::size_t share = total / nthreads + (t < total % nthreads ? 1 : 0);
+    workers.push_back(std::make_unique<worker>(o, target, vars, plan, mint.get(), shared, t, nthreads, share));
+  }
+  rusage ru0{};
+  ::getrusage(RUSAGE_SELF, &ru0);
+  shared.t0 = clock_type::now();
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+
+  const double run_s = plan ? plan->duration_s() : o.duration_s;
+  std::vector<std::vector<double>> rows;
+  std::atomic<std::size_t> running{threads.size()};
+  std::string mint_error;
+  for (std::size_t second = 1;; ++second) {
+    std::this_thread::sleep_until(shared.t0 + std::chrono::seconds(second));
+    histogram lat;
+    double sent = 0, ok = 0, failed = 0;
+    for (auto& w : workers)
+      for (auto& iv : w->interval) {
+        std::lock_guard<std::mutex> lock(iv->mutex);
+        sent += static_cast<double>(iv->sent);
+        ok += static_cast<double>(iv->ok);
+        failed += static_cast<double>(iv->failed);
+        lat.add(iv->latency);
+        iv->sent = iv->ok = iv->failed = 0;
+        iv->latency.reset();
+      }
+    const double target_rps = plan ? plan->rate_at(static_cast<double>(second) - 0.5) : std::nan("");
+    rows.push_back({static_cast<double>(second), target_rps, sent, ok, failed, ms(lat.percentile(50)),
+                    ms(lat.percentile(90)), ms(lat.percentile(99)), ms(lat.percentile(99.9)), ms(lat.max())});
+    if (mint && mint_error.empty()) mint_error = mint->error();
+    if (static_cast<double>(second) >= run_s || !mint_error.empty()) break;
+  }
+  shared.stop_arrivals = true;
+  const double arrivals_s = std::chrono::duration<double>(clock_type::now() - shared.t0).count();
+  // In-flight answers get their timeout, then the run ends regardless.
+  const auto hard_stop = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.timeout_s + 1));
+  std::thread stopper([&] {
+    while (clock_type::now() < hard_stop && running.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    shared.stop_now = true;
+  });
+  for (auto& t : threads) {
+    t.join();
+    --running;
+  }
+  stopper.join();
+  const double elapsed = std::chrono::duration<double>(clock_type::now() - shared.t0).count();
+  rusage ru1{};
+  ::getrusage(RUSAGE_SELF, &ru1);
+  if (mint) mint->stop();
+  auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  const double cpu_s = tv(ru1.ru_utime) - tv(ru0.ru_utime) + tv(ru1.ru_stime) - tv(ru0.ru_stime);
+
+  // Merge.
+  thread_totals all;
+  all.steps.resize(o.steps.size());
+  all.failures.show = o.show;
+  for (auto& w : workers) {
+    auto& t = w->totals;
+    for (std::size_t i = 0; i < o.steps.size(); ++i) all.steps[i].add(t.steps[i]);
+    all.send_lag.add(t.send_lag);
+    all.arrivals += t.arrivals;
+    all.late_starts += t.late_starts;
+    all.unsent += t.unsent;
+    all.mint_waits += t.mint_waits;
+    all.logins_sent += t.logins_sent;
+    all.logins_ok += t.logins_ok;
+    all.users_done += t.users_done;
+    all.users_ok += t.users_ok;
+    all.openid_checked += t.openid_checked;
+    all.unionid_checked += t.unionid_checked;
+    all.connects += t.connects;
+    all.connect_errors += t.connect_errors;
+    all.failures.merge(t.failures);
+  }
+  step_counts whole;
+  for (const auto& s : all.steps) whole.add(s);
+
+  // Checks.
+  std::vector<mock_check> checks;
+  std::uint64_t failed_answers = 0;
+  for (const auto& s : all.steps) failed_answers += s.failed;
+  checks.push_back({"every answer right (status, the user's checks, openid/unionid = the mock's ids)", failed_answers == 0 && all.unsent == 0,
+                    std::to_string(whole.ok) + " right, " + std::to_string(failed_answers) + " wrong" +
+                        (all.unsent ? ", " + std::to_string(all.unsent) + " users never sent" : std::string()) +
+                        (all.openid_checked ? "; openid compared in " + std::to_string(all.openid_checked) + " answers" : std::string()) +
+                        (all.unionid_checked ? ", unionid in " + std::to_string(all.unionid_checked) : std::string())});
+  if (!mint_error.empty()) checks.push_back({"codes minted as needed", false, mint_error});
+  if (admin) {
+    try {
+      if (latency_fault != 0) admin->call("DELETE", "/__mock/faults?id=" + std::to_string(latency_fault));
+      latency_fault = 0;
+      const auto after = mock_counters::from(admin->call("GET", "/__mock/stats"));
+      const std::uint64_t exchanges = after.exchanges - before.exchanges;
+      if (all.logins_sent > 0) {
+        checks.push_back({"one jscode2session per login", exchanges >= all.logins_ok && exchanges <= all.logins_sent,
+                          std::to_string(exchanges) + " exchanges for " + std::to_string(all.logins_sent) + " codes sent (" +
+                              std::to_string(all.logins_ok) + " logins answered right)"});
+      }
+      std::uint64_t c40163 = 0;
+      std::map<std::string, std::uint64_t> unexpected;
+      for (const auto& [path, codes] : after.errcodes)
+        for (const auto& [code, n] : codes) {
+          std::uint64_t was = 0;
+          if (const auto p = before.errcodes.find(path); p != before.errcodes.end())
+            if (const auto c = p->second.find(code); c != p->second.end()) was = c->second;
+          if (n <= was) continue;
+          if (code == "40163") c40163 += n - was;
+          const long value = std::strtol(code.c_str(), nullptr, 10);
+          if (std::find(o.allowed_errcodes.begin(), o.allowed_errcodes.end(), value) == o.allowed_errcodes.end())
+            unexpected[path + " " + code] += n - was;
+        }
+      checks.push_back({"no 40163 (a code exchanged twice)", c40163 == 0, std::to_string(c40163) + " seen"});
+      const std::uint64_t tokens = after.tokens - before.tokens;
+      const long allowed = o.max_token_fetches >= 0 ? o.max_token_fetches : 1 + static_cast<long>(std::ceil(elapsed / 7200.0));
+      checks.push_back({"access-token fetches within one per token lifetime", static_cast<long>(tokens) <= allowed,
+                        std::to_string(tokens) + " fetches, " + std::to_string(allowed) + " allowed"});
+      std::string list;
+      for (const auto& [k, n] : unexpected) list += (list.empty() ? "" : ", ") + k + " x" + std::to_string(n);
+      checks.push_back({"every WeChat errcode accounted for", unexpected.empty(),
+                        unexpected.empty() ? std::string("none unexpected") : list + " (--allow-errcode N if the run meant them)"});
+    } catch (const std::exception& e) {
+      checks.push_back({"the mock's counters read after the run", false, e.what()});
+    }
+  }
+  struct slo_result {
+    slo s;
+    double value_ms = 0;
+    bool passed = false;
+    bool found = true;
+  };
+  std::vector<slo_result> slos;
+  for (const auto& s : o.slos) {
+    slo_result r{s};
+    const histogram* h = &whole.latency;
+    if (!s.step.empty()) {
+      h = nullptr;
+      for (std::size_t i = 0; i < o.steps.size(); ++i)
+        if (o.steps[i].name == s.step || o.steps[i].method + " " + o.steps[i].name == s.step) h = &all.steps[i].latency;
+    }
+    if (h == nullptr) {
+      r.found = false;
+    } else {
+      r.value_ms = ms(s.percentile >= 100 ? h->max() : h->percentile(s.percentile));
+      r.passed = h->count() > 0 && r.value_ms < s.limit_ms;
+    }
+    slos.push_back(r);
+  }
+  const bool checks_passed = std::all_of(checks.begin(), checks.end(), [](const mock_check& c) { return c.passed; });
+  const bool slos_passed = std::all_of(slos.begin(), slos.end(), [](const slo_result& r) { return r.passed; });
+
+  // Files.
+  std::string png_error;
+  if (!o.csv.empty()) {
+    try {
+      write_csv(o.csv, rows);
+    } catch (const std::exception& e) {
+      png_error = e.what();
+    }
+  }
+  if (!o.png.empty() && png_error.empty()) draw_png(o.csv, o.png, plan.has_value(), png_error);
+
+  // Throughput counts measured answers over the measured part: from the warmup's end to
+  // the end of arrivals (the drain after it adds answers, not arrivals).
+  const double measured_s = std::max(1e-9, arrivals_s - o.warmup_s);
+  nlohmann::json report = {
+      {"mode", plan ? "open" : "closed"},
+      {"target", target.base},
+      {"rate", o.rate},
+      {"connections", plan ? o.max_connections : o.connections},
+      {"seconds", elapsed},
+      {"warmup_s", o.warmup_s},
+      {"arrivals", all.arrivals},
+      {"users_done", all.users_done},
+      {"users_ok", all.users_ok},
+      {"unsent", all.unsent},
+      {"late_starts", all.late_starts},
+      {"send_lag", latency_json(all.send_lag)},
+      {"mint", {{"calls", mint ? mint->calls() : 0}, {"logins", mint ? mint->minted() : 0},
+                {"seconds", mint ? mint->seconds() : 0.0}, {"waits", all.mint_waits}}},
+      {"generator", {{"cpu_s", cpu_s}, {"cores", cpu_s / elapsed}, {"threads", nthreads}, {"connects", all.connects},
+                     {"connect_errors", all.connect_errors}}},
+      {"all", {{"sent", whole.sent}, {"ok", whole.ok}, {"failed", whole.failed}, {"rps", static_cast<double>(whole.latency.count()) / measured_s},
+               {"latency", latency_json(whole.latency)}, {"uncorrected", latency_json(whole.uncorrected)}}}};
+  report["steps"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < o.steps.size(); ++i) {
+    const auto& s = all.steps[i];
+    report["steps"].push_back({{"step", o.steps[i].method + " " + o.steps[i].name}, {"sent", s.sent}, {"ok", s.ok},
+                               {"failed", s.failed}, {"skipped", s.skipped}, {"rps", static_cast<double>(s.latency.count()) / measured_s},
+                               {"latency", latency_json(s.latency)}, {"uncorrected", latency_json(s.uncorrected)}});
+  }
+  report["failures"] = nlohmann::json::array();
+  for (const auto& [kind, n] : all.failures.by_kind)
+    report["failures"].push_back({{"kind", kind}, {"count", n}, {"samples", all.failures.samples[kind]}});
+  report["checks"] = nlohmann::json::array();
+  for (const auto& c : checks) report["checks"].push_back({{"check", c.name}, {"passed", c.passed}, {"detail", c.detail}});
+  report["slos"] = nlohmann::json::array();
+  for (const auto& r : slos)
+    report["slos"].push_back({{"slo", r.s.text}, {"passed", r.passed}, {"value_ms", r.value_ms}, {"found", r.found}});
+  report["passed"] = checks_passed && slos_passed;
+  if (!png_error.empty()) report["png_error"] = png_error;
+
+  if (!o.quiet) {
+    std::ostringstream t;
+    char line[512];
+    t << "wechat-loadtest: " << (plan ? "open loop, " + o.rate : "closed loop, " + std::to_string(o.connections) + " connections")
+      << ", " << target.base << ", " << std::fixed;
+    t.precision(1);
+    t << elapsed << " s";
+    if (o.warmup_s > 0) t << " (first " << o.warmup_s << " s warmup, checked not measured)";
+    t << "\n";
+    std::snprintf(line, sizeof line, "  users: %llu arrived, %llu done, %llu all steps right, %llu never sent\n",
+                  static_cast<unsigned long long>(all.arrivals), static_cast<unsigned long long>(all.users_done),
+                  static_cast<unsigned long long>(all.users_ok), static_cast<unsigned long long>(all.unsent));
+    t << line;
+    if (plan) {
+      std::snprintf(line, sizeof line, "  send lag behind the plan: p50 %.3f ms, p99 %.3f ms, max %.3f ms; %llu late starts (> 1 ms)\n",
+                    ms(all.send_lag.percentile(50)), ms(all.send_lag.percentile(99)), ms(all.send_lag.max()),
+                    static_cast<unsigned long long>(all.late_starts));
+      t << line;
+    }
+    t << "  latency in ms" << (plan ? ", from each arrival's planned time (coordinated omission corrected)" : ", from the write (closed loop)") << "\n";
+    std::snprintf(line, sizeof line, "  %-28s %9s %9s %8s %9s %8s %8s %8s %8s %8s\n", "step", "sent", "ok", "failed", "ans/s",
+                  "p50", "p90", "p99", "p99.9", "max");
+    t << line;
+    auto row = [&](const std::string& name, const step_counts& s) {
+      std::snprintf(line, sizeof line, "  %-28s %9llu %9llu %8llu %9.1f %8.2f %8.2f %8.2f %8.2f %8.2f\n", name.substr(0, 28).c_str(),
+                    static_cast<unsigned long long>(s.sent), static_cast<unsigned long long>(s.ok),
+                    static_cast<unsigned long long>(s.failed), static_cast<double>(s.latency.count()) / measured_s,
+                    ms(s.latency.percentile(50)), ms(s.latency.percentile(90)), ms(s.latency.percentile(99)),
+                    ms(s.latency.percentile(99.9)), ms(s.latency.max()));
+      t << line;
+    };
+    for (std::size_t i = 0; i < o.steps.size(); ++i) row(o.steps[i].method + " " + o.steps[i].name, all.steps[i]);
+    if (o.steps.size() > 1) row("all", whole);
+    std::snprintf(line, sizeof line, "  uncorrected (from the write): p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                  ms(whole.uncorrected.percentile(50)), ms(whole.uncorrected.percentile(99)), ms(whole.uncorrected.max()));
+    t << line;
+    if (!all.failures.by_kind.empty()) {
+      t << "  failures by kind:\n";
+      for (const auto& [kind, n] : all.failures.by_kind) {
+        t << "    " << n << "  " << kind << "\n";
+        for (const auto& s : all.failures.samples[kind]) t << "        e.g. " << s << "\n";
+      }
+    }
+    t << "  checks:\n";
+    for (const auto& c : checks) t << "    " << (c.passed ? "PASS " : "FAIL ") << c.name << ": " << c.detail << "\n";
+    for (const auto& r : slos) {
+      if (!r.found) t << "    FAIL SLO " << r.s.text << ": no step named '" << r.s.step << "'\n";
+      else {
+        std::snprintf(line, sizeof line, "    %s SLO %s: %.2f ms\n", r.passed ? "PASS" : "FAIL", r.s.text.c_str(), r.value_ms);
+        t << line;
+      }
+    }
+    std::snprintf(line, sizeof line, "  generator: %.2f cores of CPU, %zu threads, %llu connections opened",
+                  cpu_s / elapsed, nthreads, static_cast<unsigned long long>(all.connects));
+    t << line;
+    if (mint) {
+      std::snprintf(line, sizeof line, "; %llu logins minted in %llu calls (%.2f s)", static_cast<unsigned long long>(mint->minted()),
+                    static_cast<unsigned long long>(mint->calls()), mint->seconds());
+      t << line;
+      if (all.mint_waits) t << ", " << all.mint_waits << " users waited for a code";
+    }
+    t << "\n";
+    if (plan && all.send_lag.percentile(99) > 1000)
+      t << "  warning: the generator sent late (send lag p99 over 1 ms): the figures include its own queueing; use fewer "
+           "users per second or more --max-connections\n";
+    if (!o.csv.empty() && png_error.empty()) t << "  per second: " << o.csv << (o.png.empty() ? "" : ", " + o.png) << "\n";
+    if (!png_error.empty()) t << "  warning: " << png_error << "\n";
+    t << (checks_passed ? (slos_passed ? "PASSED\n" : "FAILED: an SLO was missed\n") : "FAILED: a check failed\n");
+    std::cout << t.str() << std::flush;
+  }
+  if (!o.json.empty()) {
+    if (o.json == "-") {
+      std::cout << report.dump() << "\n";
+    } else {
+      std::ofstream out(o.json);
+      out << report.dump(2) << "\n";
+    }
+  }
+  if (!checks_passed) return exit_check;
+  if (!slos_passed) return exit_slo;
+  return exit_ok;
+}
