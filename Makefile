@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test test-httplib-latest package sanitize tsan tidy fuzz bench bench-load clean format
+.PHONY: all deps configure build demo test test-httplib-latest package sanitize tsan tidy fuzz bench bench-load bench-loadtest clean format
 
 # cmake --build runs make again below: no "Entering directory" lines from it.
 MAKEFLAGS += --no-print-directory
@@ -106,6 +106,14 @@ bench-load:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DWECHAT_BUILD_BENCHMARKS=ON -DWECHAT_BUILD_TESTS=OFF
 	cmake --build build-bench -j $(JOBS)
 	bash benchmarks/mock_load --build build-bench
+
+# wechat-loadtest beside wrk on a no-op nginx, and against examples/login_server with the
+# mock (benchmarks/loadtest_capacity; about 2 minutes).
+bench-loadtest:
+	@bash scripts/install-deps.sh --bench
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DWECHAT_BUILD_BENCHMARKS=ON -DWECHAT_BUILD_TESTS=OFF -DWECHAT_BUILD_EXAMPLES=ON
+	cmake --build build-bench -j $(JOBS) --target wechat-loadtest login_server mock_wechat
+	bash benchmarks/loadtest_capacity --build build-bench
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

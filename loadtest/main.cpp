@@ -684,7 +684,12 @@ private:
   }
 
   void start_user(connection& c, vuser u, clock_type::time_point now) {
-    if (u.step == 0 && u.measured) {
+    if (!plan_) {
+      // Closed loop: there is no plan; a user starts when its connection takes it (a wait
+      // for a minted code is the generator's, counted in mint_waits, not the target's).
+      u.intended = now;
+      u.measured = std::chrono::duration<double>(now - shared_.t0).count() >= o_.warmup_s;
+    } else if (u.step == 0 && u.measured) {
       const auto lag = now - u.intended;
       const auto lag_us = std::chrono::duration_cast<std::chrono::microseconds>(lag).count();
       totals.send_lag.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, lag_us)));
