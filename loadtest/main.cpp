@@ -1171,7 +1171,7 @@ bool draw_png(const std::string& csv, const std::string& png, bool open_loop, st
       "set datafile separator comma\n"
       "set key top left\n"
       "set xlabel 'seconds'\nset ylabel 'requests/s'\nset y2label 'latency (ms, log)'\n"
-      "set yrange [0:*]\nset ytics nomirror\nset y2tics\nset logscale y2\nset grid\n"
+      "set yrange [0:*]\nset offsets 0, 0, graph 0.15, 0\nset ytics nomirror\nset y2tics\nset logscale y2\nset grid\n"
       "plot ";
   if (open_loop) script += quote(csv) + " using 1:2 skip 1 with lines dashtype 2 lw 2 title 'target rate', ";
   script += quote(csv) + " using 1:4 skip 1 with lines lw 2 title 'ok/s', " +

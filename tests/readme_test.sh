@@ -11,7 +11,8 @@
 #   mock-shell,          the standalone mock from the build above, with curl, then the
 #   login-program-run    login program against it (one shell, as a reader would);
 #   scenario             a scenario file written and the mock started with it;
-#   login-server-shell   login_server and its embedded mock, with curl.
+#   login-server-shell   login_server and its embedded mock, with curl;
+#   loadtest-shell       wechat-loadtest against login_server and its embedded mock.
 # A snippet is marked in the README by the line before its fence:
 #   <!-- snippet: NAME -->                     run as above
 #   <!-- snippet: NAME, not run: REASON -->    said here, with its reason
@@ -65,7 +66,7 @@ awk -v out="$work/snippets" '
   END { if (infence) bad("an unclosed fence"); exit failed }
 ' "$src/README.md" || fail "README.md's snippets are not all marked (above)"
 
-known="quick-start login-program install your-cmake deb my-login-test my-login-test-cmake mock-shell login-program-run scenario login-server-shell"
+known="quick-start login-program install your-cmake deb my-login-test my-login-test-cmake mock-shell login-program-run scenario login-server-shell loadtest-shell"
 while read -r name lang reason; do
   case " $known " in *" $name "*) ;; *) fail "README snippet '$name' ($lang) is new: say in tests/readme_test.sh how to run it" ;; esac
   if [[ "$reason" != "-" ]]; then echo "readme_test: not run: $name: $reason"; fi
@@ -159,4 +160,11 @@ echo "readme_test: scenario: as shown"
 snip login-server-shell.sh | ports | run_sh "$nc" "$work/login-server.log"
 expect "$work/login-server.log" '"nickName":"微信用户"' '"channel":"session"' '"logged_out":true'
 echo "readme_test: login-server-shell: as shown"
+
+# ---- loadtest-shell ---------------------------------------------------------------------
+snip loadtest-shell.sh | ports | run_sh "$nc" "$work/loadtest.log"
+expect "$work/loadtest.log" 'PASS one jscode2session per login' 'PASS no 40163' 'PASS every WeChat errcode' \
+  'PASS SLO p99<250ms' '^PASSED$'
+[[ $(wc -l < "$nc/run.csv") -ge 10 ]] || fail "loadtest-shell: run.csv has fewer than 10 rows"
+echo "readme_test: loadtest-shell: as shown"
 echo "readme_test: every README snippet ran, but deb (above)"
