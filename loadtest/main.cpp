@@ -29,6 +29,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -40,6 +41,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -421,14 +423,18 @@ private:
 // What a worker counts. One per (thread, step); merged at the end and each second.
 
 struct step_counts {
-  std::uint64_t sent = 0, ok = 0, failed = 0, skipped = 0;
-  histogram latency;      // from the intended send time (what the report leads with)
+  // sent: requests written to the target; ok: answered right; failed: users that ended at
+  // this step with a failure, including requests that never went out (a refused
+  // connection, a missing value); skipped: users that ended at an earlier step.
+  std::uint64_t sent = 0, ok = 0, failed = 0, skipped = 0, measured_ok = 0;
+  histogram latency;      // from when the step was due (what the report leads with)
   histogram uncorrected;  // from the actual write
   void add(const step_counts& o) {
     sent += o.sent;
     ok += o.ok;
     failed += o.failed;
     skipped += o.skipped;
+    measured_ok += o.measured_ok;
     latency.add(o.latency);
     uncorrected.add(o.uncorrected);
   }
@@ -455,12 +461,13 @@ struct failure_log {
 
 struct thread_totals {
   std::vector<step_counts> steps;
-  histogram send_lag;  // first step: actual write - intended time
-  std::uint64_t arrivals = 0, late_starts = 0, unsent = 0, mint_waits = 0;
+  histogram send_lag;  // open loop, first step: actual write - planned time
+  std::uint64_t arrivals = 0, late_starts = 0, unsent = 0, mint_waits = 0, stopped = 0;
   std::uint64_t logins_sent = 0, logins_ok = 0;
   std::uint64_t users_done = 0, users_ok = 0;
   std::uint64_t openid_checked = 0, unionid_checked = 0;
-  std::uint64_t connects = 0, connect_errors = 0;
+  std::uint64_t connects = 0, connect_errors = 0, protocol_errors = 0;
+  clock_type::time_point last_answer{};
   failure_log failures;
 };
 
@@ -473,12 +480,31 @@ struct interval_counts {
 
 struct shared_state {
   std::atomic<bool> stop_arrivals{false}, stop_now{false};
+  std::atomic<std::size_t> running{0};  // workers still in their loop
   clock_type::time_point t0;
 };
 
+// epoll_pwait2 (Linux 5.11, glibc 2.35) waits with a nanosecond timeout; where the kernel
+// lacks it, epoll_wait with the timeout rounded up to a millisecond.
+inline int wait_events(int ep, epoll_event* events, int n, const timespec& ts) {
+  static std::atomic<bool> have_pwait2{true};
+  if (have_pwait2.load(std::memory_order_relaxed)) {
+    const int r = ::epoll_pwait2(ep, events, n, &ts, nullptr);
+    if (r >= 0 || errno != ENOSYS) return r;
+    have_pwait2 = false;
+  }
+  const long ms = static_cast<long>(ts.tv_sec) * 1000 + (ts.tv_nsec + 999999) / 1000000;
+  return ::epoll_wait(ep, events, n, static_cast<int>(std::min<long>(ms, 1000)));
+}
+
 // ---------------------------------------------------------------------------------------
 // A worker: one epoll loop, its share of the arrivals and of the connections.
-
+//
+// Users wait in `pending_` (new arrivals; in the closed loop, one queued each time a user
+// ends) or `resume_` (a user whose connection the target closed between two steps) until
+// an idle connection takes them. A connection is in `idle_` only with no user; a user is
+// on at most one connection. At the end every arrival is counted once: done (ok or
+// failed), stopped (in flight at the hard stop) or unsent.
 class worker {
 public:
   worker(const options& o, const endpoint& target, const loadtest::variables& vars,
@@ -496,15 +522,12 @@ public:
     openid_slot_ = vars.find("openid");
     unionid_slot_ = vars.find("unionid");
     vu_slot_ = vars.find("vu");
+    auto uses_code = [&](const loadtest::text_template& t) {
+      return code_slot_ >= 0 && std::find(t.slots().begin(), t.slots().end(), code_slot_) != t.slots().end();
+    };
     for (const auto& s : o.steps) {
-      const auto& used = s.path.slots();
-      const auto& body = s.body.slots();
-      bool has_code = code_slot_ >= 0 && (std::find(used.begin(), used.end(), code_slot_) != used.end() ||
-                                          std::find(body.begin(), body.end(), code_slot_) != body.end());
-      for (const auto& h : s.headers) {
-        const auto& hs = h.second.slots();
-        has_code = has_code || (code_slot_ >= 0 && std::find(hs.begin(), hs.end(), code_slot_) != hs.end());
-      }
+      bool has_code = uses_code(s.path) || uses_code(s.body);
+      for (const auto& h : s.headers) has_code = has_code || uses_code(h.second);
       step_has_code_.push_back(has_code);
       step_label_.push_back(s.method + " " + s.name);
     }
@@ -514,26 +537,24 @@ public:
     // The default 50 us timer slack would show as send lag behind the plan.
     ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     ep_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (plan_) {
-      next_k_ = index_;
-    } else {
-      closed_deficit_ = max_conns_;
-    }
+    next_k_ = index_;
+    if (!plan_)
+      for (std::size_t i = 0; i < max_conns_; ++i) queue_closed_loop_user(clock_type::now());
     std::vector<epoll_event> events(256);
     auto last_sweep = clock_type::now();
     for (;;) {
       const auto now = clock_type::now();
       if (plan_) admit(now);
       dispatch(now);
-      serve_waiting(now);
       if (finished()) break;
-      timespec ts = wait_time(now);
-      const int n = ::epoll_pwait2(ep_, events.data(), static_cast<int>(events.size()), &ts, nullptr);
+      const timespec ts = wait_time(now);
+      const int n = wait_events(ep_, events.data(), static_cast<int>(events.size()), ts);
       for (int i = 0; i < n; ++i) {
         auto* c = static_cast<connection*>(events[i].data.ptr);
         if (c->fd < 0) continue;
-        if (events[i].events & EPOLLOUT) on_writable(*c);
-        if (c->fd >= 0 && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) on_readable(*c);
+        if (!c->connected || (events[i].events & EPOLLOUT)) on_writable(*c);
+        if (c->fd >= 0 && c->connected && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+          on_readable(*c);
       }
       const auto after = clock_type::now();
       if (after - last_sweep > std::chrono::milliseconds(10)) {
@@ -544,6 +565,7 @@ public:
     for (auto& c : conns_)
       if (c->fd >= 0) ::close(c->fd);
     ::close(ep_);
+    shared_.running.fetch_sub(1);
   }
 
   thread_totals totals;
@@ -554,7 +576,7 @@ private:
     loadtest::values values;
     std::uint64_t k = 0;
     std::size_t step = 0;
-    clock_type::time_point intended;
+    clock_type::time_point due;  // when its current step was due: latency counts from here
     bool measured = true;
     bool waited = false;     // counted once in mint_waits
     bool code_sent = false;  // a step carrying its code was written (once per user)
@@ -562,7 +584,7 @@ private:
   };
   struct connection {
     int fd = -1;
-    bool connected = false, busy = false;
+    bool connected = false, busy = false, stamped = false;
     std::string out;
     std::size_t written = 0;
     loadtest::http_reader reader;
@@ -570,7 +592,7 @@ private:
     clock_type::time_point write_time, deadline;
   };
 
-  // Arrivals of this thread that are due join the queue with their planned time.
+  // Open loop: arrivals of this thread that are due join the queue with their planned time.
   void admit(clock_type::time_point now) {
     if (shared_.stop_arrivals.load(std::memory_order_relaxed)) return;
     const double elapsed = std::chrono::duration<double>(now - shared_.t0).count();
@@ -579,7 +601,7 @@ private:
       if (!(due <= elapsed)) break;
       vuser u;
       u.k = next_k_;
-      u.intended = shared_.t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(due));
+      u.due = shared_.t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(due));
       u.measured = due >= o_.warmup_s;
       pending_.push_back(std::move(u));
       ++totals.arrivals;
@@ -587,15 +609,37 @@ private:
     }
   }
 
-  // Pending users go out on idle connections, opening new ones up to the cap.
+  // Closed loop: one more user, started as soon as a connection takes it.
+  void queue_closed_loop_user(clock_type::time_point now) {
+    if (shared_.stop_arrivals.load(std::memory_order_relaxed)) return;
+    vuser u;
+    u.k = next_k_;
+    u.due = now;
+    next_k_ += nthreads_;
+    ++totals.arrivals;
+    pending_.push_back(std::move(u));
+  }
+
+  // Waiting users go out on idle connections, opening new ones up to the cap: first those
+  // whose connection was closed between two steps (they have waited longest), then new
+  // arrivals. Only the users waiting on entry: one that fails at once and queues its
+  // successor (closed loop) goes round the event loop first.
   void dispatch(clock_type::time_point now) {
-    while (!pending_.empty()) {
+    for (std::size_t n = resume_.size(); n > 0 && !resume_.empty(); --n) {
+      connection* c = idle_connection(now);
+      if (c == nullptr) return;
+      vuser u = std::move(resume_.front());
+      resume_.pop_front();
+      c->user = std::move(u);
+      send_step(*c, now);
+    }
+    for (std::size_t n = pending_.size(); n > 0 && !pending_.empty(); --n) {
       if (!fill_user(pending_.front())) {
         if (!pending_.front().waited) ++totals.mint_waits;
         pending_.front().waited = true;
         return;
       }
-      connection* c = idle_connection();
+      connection* c = idle_connection(now);
       if (c == nullptr) return;
       vuser u = std::move(pending_.front());
       pending_.pop_front();
@@ -603,7 +647,7 @@ private:
     }
   }
 
-  // A pending user gets its minted login (values) the first time it could go out.
+  // A waiting user gets its minted login (values) the first time it could go out.
   bool fill_user(vuser& u) {
     if (!u.values.empty()) return true;
     if (mint_ == nullptr) {
@@ -622,13 +666,16 @@ private:
     return true;
   }
 
-  connection* idle_connection() {
+  connection* idle_connection(clock_type::time_point now) {
     while (!idle_.empty()) {
       connection* c = idle_.back();
       idle_.pop_back();
-      if (c->fd >= 0 && !c->busy) return c;
+      if (c->fd >= 0 && !c->busy && !c->user) return c;
     }
-    if (conns_.size() - closed_slots_.size() >= max_conns_) return nullptr;
+    if (open_count_ >= max_conns_) return nullptr;
+    // A target that refused a connection is tried again after 10 ms in the closed loop,
+    // not in a busy loop (the open loop's users keep arriving at the plan's pace anyway).
+    if (!plan_ && now < reconnect_after_) return nullptr;
     connection* c = nullptr;
     if (!closed_slots_.empty()) {
       c = closed_slots_.back();
@@ -649,6 +696,7 @@ private:
     if (c.fd < 0) {
       ++totals.connect_errors;
       totals.failures.add("transport: socket", std::strerror(errno));
+      reconnect_after_ = clock_type::now() + std::chrono::milliseconds(10);
       return false;
     }
     int one = 1;
@@ -657,13 +705,16 @@ private:
     if (r != 0 && errno != EINPROGRESS) {
       ++totals.connect_errors;
       totals.failures.add("transport: connect", std::strerror(errno));
+      reconnect_after_ = clock_type::now() + std::chrono::milliseconds(10);
       ::close(c.fd);
       c.fd = -1;
       return false;
     }
-    ++totals.connects;
+    ++open_count_;
     c.connected = r == 0;
+    if (c.connected) ++totals.connects;
     c.busy = false;
+    c.user.reset();
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = &c;
@@ -671,35 +722,32 @@ private:
     return true;
   }
 
+  // Closes c; a user still on it must have been dealt with (ended or moved) by the caller.
   void close_connection(connection& c) {
     if (c.fd >= 0) {
       ::epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
       ::close(c.fd);
+      --open_count_;
+      closed_slots_.push_back(&c);
     }
     c.fd = -1;
     c.busy = false;
     c.connected = false;
     c.user.reset();
-    closed_slots_.push_back(&c);
   }
 
   void start_user(connection& c, vuser u, clock_type::time_point now) {
     if (!plan_) {
-      // Closed loop: there is no plan; a user starts when its connection takes it (a wait
-      // for a minted code is the generator's, counted in mint_waits, not the target's).
-      u.intended = now;
+      // Closed loop: a user starts when a connection takes it (a wait for a minted code
+      // is the generator's, counted in mint_waits, not the target's).
+      u.due = now;
       u.measured = std::chrono::duration<double>(now - shared_.t0).count() >= o_.warmup_s;
-    } else if (u.step == 0 && u.measured) {
-      const auto lag = now - u.intended;
-      const auto lag_us = std::chrono::duration_cast<std::chrono::microseconds>(lag).count();
-      totals.send_lag.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, lag_us)));
-      if (lag > std::chrono::milliseconds(1)) ++totals.late_starts;
     }
     c.user = std::move(u);
     send_step(c, now);
   }
 
-  // Builds and writes the user's current step on connection c.
+  // Builds the user's current step and writes it on connection c.
   void send_step(connection& c, clock_type::time_point now) {
     vuser& u = *c.user;
     const loadtest::step& s = o_.steps[u.step];
@@ -715,7 +763,13 @@ private:
       if (!ok) break;
       c.out += name;
       c.out += ": ";
+      const std::size_t at = c.out.size();
       ok = value.expand(u.values, c.out, &missing);
+      // A captured value with a line break must not add a header of its own.
+      if (ok && c.out.find_first_of("\r\n", at) != std::string::npos) {
+        ok = false;
+        missing = -2;
+      }
       c.out += "\r\n";
     }
     if (ok && s.has_body) {
@@ -728,33 +782,53 @@ private:
     } else {
       c.out += "\r\n";
     }
-    if (!ok) {  // a value an earlier step should have captured is missing
-      fail_user(c, "missing value", "${" + std::string(missing >= 0 ? var_name(missing) : "?") + "} has no value");
-      release(c, now);
+    if (!ok) {  // nothing goes out; the user ends here
+      end_user(c, "missing value",
+               missing == -2 ? std::string("a header value holds a line break")
+                             : "${" + var_name(missing) + "} has no value (an earlier step did not capture it)",
+               now);
+      release(c);
       return;
     }
     c.written = 0;
     c.busy = true;
+    c.stamped = false;
     c.reader.reset(s.method == "HEAD");
     c.write_time = now;
     c.deadline = now + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o_.timeout_s));
+    if (c.connected) write_some(c);
+  }
+
+  std::string var_name(int slot) const {
+    return slot >= 0 && static_cast<std::size_t>(slot) < names_.size() ? names_[static_cast<std::size_t>(slot)] : "?";
+  }
+
+  // The request's first byte goes out: it is sent (counted once), and its write time and
+  // send lag are taken now, not when the loop began its turn.
+  void stamp(connection& c) {
+    c.stamped = true;
+    const auto now = clock_type::now();
+    c.write_time = now;
+    vuser& u = *c.user;
     ++totals.steps[u.step].sent;
     if (step_has_code_[u.step] && !u.code_sent) {
       u.code_sent = true;
       ++totals.logins_sent;
     }
-    {
-      auto& iv = *interval[u.step];
-      std::lock_guard<std::mutex> lock(iv.mutex);
-      ++iv.sent;
+    if (plan_ && u.step == 0 && u.measured) {
+      const auto lag = now - u.due;
+      totals.send_lag.record(static_cast<std::uint64_t>(
+          std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(lag).count())));
+      if (lag > std::chrono::milliseconds(1)) ++totals.late_starts;
     }
-    if (c.connected) write_some(c);
+    auto& iv = *interval[u.step];
+    std::lock_guard<std::mutex> lock(iv.mutex);
+    ++iv.sent;
   }
-
-  std::string var_name(int slot) const { return slot >= 0 && static_cast<std::size_t>(slot) < names_.size() ? names_[static_cast<std::size_t>(slot)] : "?"; }
 
   void write_some(connection& c) {
     while (c.written < c.out.size()) {
+      if (!c.stamped) stamp(c);
       const ssize_t n = ::send(c.fd, c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
       if (n > 0) {
         c.written += static_cast<std::size_t>(n);
@@ -774,10 +848,12 @@ private:
       ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err != 0) {
         ++totals.connect_errors;
+        reconnect_after_ = clock_type::now() + std::chrono::milliseconds(10);
         transport_failure(c, std::string("connect: ") + std::strerror(err));
         return;
       }
       c.connected = true;
+      ++totals.connects;
     }
     if (c.busy) write_some(c);
   }
@@ -787,12 +863,13 @@ private:
     for (;;) {
       const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
       if (n > 0) {
-        if (!c.busy) {  // bytes nobody asked for
-          transport_failure(c, "the target sent bytes with no request outstanding");
-          return;
-        }
         std::string_view in(buf, static_cast<std::size_t>(n));
-        while (!in.empty() && c.busy) {
+        while (!in.empty()) {
+          if (!c.busy) {
+            protocol_error(c, "the target sent bytes with no request outstanding: " +
+                                  loadtest::detail::printable_sample(in, 80));
+            return;
+          }
           std::size_t used = 0;
           const auto r = c.reader.feed(in, used);
           in.remove_prefix(used);
@@ -802,8 +879,14 @@ private:
             return;
           }
           if (!answered(c)) return;  // the connection was closed
-          if (!in.empty()) {
-            transport_failure(c, "the target sent bytes with no request outstanding");
+          if (!in.empty()) {  // more bytes than the one answer asked for
+            if (c.user) {
+              ++totals.protocol_errors;
+              transport_failure(c, "protocol: the target sent more than one answer to a request");
+            } else {
+              protocol_error(c, "the target sent more than one answer to a request: " +
+                                    loadtest::detail::printable_sample(in, 80));
+            }
             return;
           }
         }
@@ -813,15 +896,13 @@ private:
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       // The target closed the connection (or an error).
       if (c.busy) {
-        const auto r = c.reader.end_of_stream();
-        if (r == loadtest::http_reader::result::complete) {
-          c.reader.response().close = true;
+        if (n == 0 && c.reader.end_of_stream() == loadtest::http_reader::result::complete) {
           answered(c);
           return;
         }
         transport_failure(c, n == 0 ? c.reader.error() : std::string("read: ") + std::strerror(errno));
       } else {
-        close_connection(c);
+        close_connection(c);  // an idle keep-alive connection the target let go
       }
       return;
     }
@@ -830,28 +911,33 @@ private:
   // A whole answer arrived: record, check, go on. False when the connection was closed.
   bool answered(connection& c) {
     const auto now = clock_type::now();
+    totals.last_answer = now;
+    // An answer before the whole request went out (a 413, say): the rest of the request
+    // would be read as a new one, so this connection is done after it.
+    const bool cut_short = c.written < c.out.size();
     c.busy = false;
     vuser& u = *c.user;
     const loadtest::step& s = o_.steps[u.step];
     auto& counts = totals.steps[u.step];
-    const auto corrected = std::chrono::duration_cast<std::chrono::microseconds>(now - (u.step == 0 ? u.intended : c.write_time)).count();
-    const auto raw = std::chrono::duration_cast<std::chrono::microseconds>(now - c.write_time).count();
-    if (u.measured) {
-      counts.latency.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, corrected)));
-      counts.uncorrected.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, raw)));
-    }
-    const auto& res = c.reader.response();
+    const auto corrected = us_since(u.due, now);
+    const auto raw = us_since(c.write_time, now);
+    auto& res = c.reader.response();
     std::optional<std::pair<std::string, std::string>> failure = check_answer(u, s, res);
+    if (u.measured) {
+      counts.latency.record(corrected);
+      counts.uncorrected.record(raw);
+      if (!failure) ++counts.measured_ok;
+    }
     {
       auto& iv = *interval[u.step];
       std::lock_guard<std::mutex> lock(iv.mutex);
       if (failure) ++iv.failed;
       else ++iv.ok;
-      if (u.measured) iv.latency.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, corrected)));
+      if (u.measured) iv.latency.record(corrected);
     }
-    const bool close = res.close;
+    const bool close = res.close || cut_short;
     if (failure) {
-      fail_user(c, failure->first, failure->second);
+      end_user(c, failure->first, std::move(failure->second), now);
     } else {
       ++counts.ok;
       if (step_has_code_[u.step] && !u.code_ok) {
@@ -862,96 +948,82 @@ private:
         ++totals.users_done;
         ++totals.users_ok;
         c.user.reset();
+        if (!plan_) queue_closed_loop_user(now);
+      } else {
+        u.due = now;  // the next step is due now (no think time)
       }
     }
     if (close) {
-      // The user (if any steps are left) goes on over a new connection.
+      // A user with steps left goes on over another connection; its wait counts.
       std::optional<vuser> rest = std::move(c.user);
+      c.user.reset();
       close_connection(c);
-      if (rest) {
-        rest->intended = now;
-        resume_.push_back(std::move(*rest));
-      } else if (!plan_) {
-        ++closed_deficit_;
-      }
+      if (rest) resume_.push_back(std::move(*rest));
       return false;
     }
-    release(c, now);
+    release(c);
     return true;
   }
 
-  // The connection is free: the user's next step, the next closed-loop user, or idle.
-  void release(connection& c, clock_type::time_point now) {
+  static std::uint64_t us_since(clock_type::time_point from, clock_type::time_point to) {
+    return static_cast<std::uint64_t>(
+        std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(to - from).count()));
+  }
+
+  // The connection is free: the user's next step, or idle.
+  void release(connection& c) {
+    if (c.fd < 0) return;
     if (c.user) {
-      send_step(c, now);
-      return;
-    }
-    if (!plan_) {
-      if (shared_.stop_arrivals.load(std::memory_order_relaxed)) return;
-      vuser u;
-      u.k = next_k_;
-      next_k_ += nthreads_;
-      ++totals.arrivals;
-      u.intended = now;
-      u.measured = std::chrono::duration<double>(now - shared_.t0).count() >= o_.warmup_s;
-      if (!fill_user(u)) {
-        ++totals.mint_waits;
-        closed_waiting_.push_back(&c);
-        waiting_users_.push_back(std::move(u));
-        return;
-      }
-      start_user(c, std::move(u), now);
+      send_step(c, clock_type::now());
       return;
     }
     idle_.push_back(&c);
   }
 
-
-  // Failure of the user's current step; its later steps are skipped.
-  void fail_user(connection& c, const std::string& kind, std::string detail) {
+  // The user on c ends at its current step with a failure; its later steps are skipped. In
+  // the closed loop another user takes its place.
+  void end_user(connection& c, const std::string& kind, std::string detail, clock_type::time_point now) {
     vuser& u = *c.user;
-    const std::string label = step_label_[u.step];
     ++totals.steps[u.step].failed;
     for (std::size_t i = u.step + 1; i < o_.steps.size(); ++i) ++totals.steps[i].skipped;
-    totals.failures.add(label + ": " + kind, std::move(detail));
+    totals.failures.add(step_label_[u.step] + ": " + kind, std::move(detail));
     ++totals.users_done;
     c.user.reset();
+    if (!plan_) queue_closed_loop_user(now);
   }
 
+  // The request on c failed without an answer (refused, reset, timed out, malformed):
+  // the user fails, with the time it waited in the latency figures, and c is closed.
   void transport_failure(connection& c, const std::string& what) {
-    if (c.busy && c.user) {
-      // A request that timed out or lost its connection waited this long: it belongs in
-      // the latency figures as much as an answer does.
+    if (c.user) {
       const auto now = clock_type::now();
       const vuser& u = *c.user;
-      const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(
-                              now - (u.step == 0 ? u.intended : c.write_time))
-                              .count();
-      const auto waited_us = static_cast<std::uint64_t>(std::max<std::int64_t>(0, waited));
-      if (u.measured) {
-        totals.steps[u.step].latency.record(waited_us);
-        totals.steps[u.step].uncorrected.record(static_cast<std::uint64_t>(std::max<std::int64_t>(
-            0, std::chrono::duration_cast<std::chrono::microseconds>(now - c.write_time).count())));
+      if (c.busy && u.measured) {
+        totals.steps[u.step].latency.record(us_since(u.due, now));
+        if (c.stamped) totals.steps[u.step].uncorrected.record(us_since(c.write_time, now));
       }
       {
         auto& iv = *interval[u.step];
         std::lock_guard<std::mutex> lock(iv.mutex);
         ++iv.failed;
-        if (u.measured) iv.latency.record(waited_us);
+        if (c.busy && u.measured) iv.latency.record(us_since(u.due, now));
       }
       const auto colon = what.find(':');
-      fail_user(c, "transport: " + what.substr(0, colon), what);
+      end_user(c, "transport: " + what.substr(0, colon), what, now);
     }
     close_connection(c);
-    if (!plan_) {
-      ++closed_deficit_;
-      // A target that refuses connections is retried every 10 ms, not in a busy loop.
-      if (what.rfind("connect", 0) == 0) reconnect_after_ = clock_type::now() + std::chrono::milliseconds(10);
-    }
+  }
+
+  // Bytes the target sent with no request outstanding: a protocol error of the target's.
+  void protocol_error(connection& c, std::string what) {
+    ++totals.protocol_errors;
+    totals.failures.add("protocol: bytes with no request outstanding", std::move(what));
+    close_connection(c);
   }
 
   std::optional<std::pair<std::string, std::string>> check_answer(vuser& u, const loadtest::step& s,
                                                                   const loadtest::http_response& res) {
+    using loadtest::detail::printable_sample;
     const bool status_ok = s.expect_status == 0 ? (res.status >= 200 && res.status < 300) : res.status == s.expect_status;
     const bool looks_json = [&] {
       for (const char ch : res.body) {
@@ -960,40 +1032,46 @@ private:
       }
       return false;
     }();
-    const bool want_json = s.needs_json() || (o_.default_checks && openid_slot_ >= 0) || !status_ok;
+    const bool minted = openid_slot_ >= 0 && u.values[static_cast<std::size_t>(openid_slot_)].present;
+    const bool want_json = s.needs_json() || (o_.default_checks && minted) || !status_ok;
     nlohmann::json j;
     if (want_json && looks_json) j = nlohmann::json::parse(res.body, nullptr, false);
     if (!status_ok) {
       std::string kind = "status " + std::to_string(res.status);
       if (j.is_object()) {
         const auto e = j.find("error");
-        if (e != j.end() && e->is_string() && e->get_ref<const std::string&>().size() <= 64) kind += " (" + e->get<std::string>() + ")";
+        if (e != j.end() && e->is_string())
+          kind += " (" + printable_sample(e->get_ref<const std::string&>(), 48) + ")";
       }
-      return std::make_pair(kind, "HTTP " + std::to_string(res.status) + ": " + res.body.substr(0, 160));
+      return std::make_pair(kind, "HTTP " + std::to_string(res.status) + ": " + printable_sample(res.body));
     }
     if (s.needs_json() && (j.is_discarded() || !looks_json))
-      return std::make_pair(std::string("answer is not JSON"), res.body.substr(0, 160));
+      return std::make_pair(std::string("answer is not JSON"), printable_sample(res.body));
     if (j.is_discarded()) j = nullptr;
-    if (s.needs_json() || j.is_object()) {
+    if (s.needs_json()) {
       if (auto f = loadtest::apply(s, j, u.values)) return std::make_pair(f->kind, f->detail);
     }
-    if (o_.default_checks && j.is_object() && openid_slot_ >= 0) {
+    // By default an answer's openid and unionid are the mock's ids for this user.
+    if (o_.default_checks && minted && j.is_object()) {
       const auto& want_openid = u.values[static_cast<std::size_t>(openid_slot_)];
-      if (const auto it = j.find("openid"); it != j.end() && want_openid.present) {
+      if (const auto it = j.find("openid"); it != j.end()) {
         ++totals.openid_checked;
         if (!it->is_string() || it->get_ref<const std::string&>() != want_openid.text)
-          return std::make_pair(std::string("wrong openid"),
-                                "openid " + it->dump().substr(0, 64) + ", the mock's id for this user is \"" + want_openid.text + "\"");
+          return std::make_pair(std::string("wrong openid"), "openid " + loadtest::detail::show(*it) +
+                                                                 ", the mock's id for this user is \"" +
+                                                                 want_openid.text + "\"");
       }
       if (const auto it = j.find("unionid"); it != j.end() && unionid_slot_ >= 0) {
         const auto& want = u.values[static_cast<std::size_t>(unionid_slot_)];
         ++totals.unionid_checked;
         if (!want.present)
           return std::make_pair(std::string("unexpected unionid"),
-                                "unionid " + it->dump().substr(0, 64) + ", but WeChat gives this user none here (today's rules)");
+                                "unionid " + loadtest::detail::show(*it) +
+                                    ", but jscode2session gives this user none in this app (today's rules)");
         if (!it->is_string() || it->get_ref<const std::string&>() != want.text)
-          return std::make_pair(std::string("wrong unionid"),
-                                "unionid " + it->dump().substr(0, 64) + ", the mock's id for this user is \"" + want.text + "\"");
+          return std::make_pair(std::string("wrong unionid"), "unionid " + loadtest::detail::show(*it) +
+                                                                  ", the mock's id for this user is \"" +
+                                                                  want.text + "\"");
       }
     }
     return std::nullopt;
@@ -1003,58 +1081,47 @@ private:
     for (auto& p : conns_) {
       connection& c = *p;
       if (c.fd >= 0 && c.busy && now >= c.deadline) {
-        transport_failure(c, "timeout: no whole answer within " + std::to_string(o_.timeout_s) + " s");
+        char what[96];
+        std::snprintf(what, sizeof what, "timeout: no whole answer within %.3g s", o_.timeout_s);
+        transport_failure(c, what);
       }
     }
   }
 
-  // Closed-loop users that waited for codes, and users whose connection the target closed
-  // between two of their steps.
-  void serve_waiting(clock_type::time_point now) {
-    // Closed loop: connections to (re)open.
-    while (!plan_ && closed_deficit_ > 0 && now >= reconnect_after_ &&
-           !shared_.stop_arrivals.load(std::memory_order_relaxed)) {
-      connection* c = idle_connection();
-      if (c == nullptr) break;
-      --closed_deficit_;
-      release(*c, now);
-    }
-    // Closed loop users waiting for codes get them as they come.
-    while (!closed_waiting_.empty() && !shared_.stop_arrivals.load(std::memory_order_relaxed)) {
-      if (!fill_user(waiting_users_.front())) break;
-      connection* c = closed_waiting_.front();
-      closed_waiting_.pop_front();
-      vuser u = std::move(waiting_users_.front());
-      waiting_users_.pop_front();
-      start_user(*c, std::move(u), now);
-    }
-    while (!resume_.empty()) {
-      connection* c = idle_connection();
-      if (c == nullptr) break;
-      vuser u = std::move(resume_.front());
-      resume_.pop_front();
-      c->user = std::move(u);
-      send_step(*c, now);
-    }
-  }
-
+  // Done when arrivals have stopped and no user is in flight or waiting for a connection
+  // (pending arrivals never sent are counted unsent); at the hard stop, users in flight
+  // are counted as stopped, with the time they waited.
   bool finished() {
     if (shared_.stop_now.load(std::memory_order_relaxed)) {
+      for (auto& p : conns_) {
+        connection& c = *p;
+        if (c.fd >= 0 && c.user) {
+          ++totals.stopped;
+          transport_failure(c, "stopped: still waiting for an answer at the end of the run");
+        }
+      }
+      for (const auto& u : resume_) {
+        ++totals.stopped;
+        ++totals.users_done;
+        ++totals.steps[u.step].failed;
+        for (std::size_t i = u.step + 1; i < o_.steps.size(); ++i) ++totals.steps[i].skipped;
+        totals.failures.add(step_label_[u.step] + ": stopped", "still waiting for a connection at the end of the run");
+      }
+      resume_.clear();
       count_unsent();
       return true;
     }
     if (!shared_.stop_arrivals.load(std::memory_order_relaxed)) return false;
-    for (const auto& p : conns_)
-      if (p->fd >= 0 && p->busy) return false;
     if (!resume_.empty()) return false;
+    for (const auto& p : conns_)
+      if (p->fd >= 0 && p->user) return false;
     count_unsent();
     return true;
   }
 
   void count_unsent() {
-    totals.unsent += pending_.size() + waiting_users_.size() + resume_.size();
+    totals.unsent += pending_.size();
     pending_.clear();
-    waiting_users_.clear();
     resume_.clear();
   }
 
@@ -1065,8 +1132,8 @@ private:
       const double elapsed = std::chrono::duration<double>(now - shared_.t0).count();
       s = std::min(s, std::max(0.0, due - elapsed));
     }
-    if ((!pending_.empty() && ready_.empty() && mint_ != nullptr) || !closed_waiting_.empty() || !resume_.empty() ||
-        (!plan_ && closed_deficit_ > 0))
+    if ((!pending_.empty() && ready_.empty() && mint_ != nullptr) || !resume_.empty() ||
+        (!plan_ && !pending_.empty()))
       s = std::min(s, 0.001);
     timespec ts{};
     ts.tv_sec = static_cast<time_t>(s);
@@ -1080,16 +1147,14 @@ private:
   minter* mint_;
   shared_state& shared_;
   std::size_t index_, nthreads_, max_conns_;
-  std::size_t nslots_ = 0;
+  std::size_t nslots_ = 0, open_count_ = 0;
   int code_slot_ = -1, openid_slot_ = -1, unionid_slot_ = -1, vu_slot_ = -1;
   std::vector<bool> step_has_code_;
   std::vector<std::string> step_label_, names_;
   int ep_ = -1;
   std::uint64_t next_k_ = 0;
-  std::deque<vuser> pending_, waiting_users_, resume_;
-  std::size_t closed_deficit_ = 0;
+  std::deque<vuser> pending_, resume_;
   clock_type::time_point reconnect_after_{};
-  std::deque<connection*> closed_waiting_;
   std::deque<login> ready_;
   std::vector<std::unique_ptr<connection>> conns_;
   std::vector<connection*> idle_, closed_slots_;
@@ -1278,6 +1343,15 @@ options parse_options(int argc, char** argv, loadtest::variables& vars) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGINT and SIGTERM end the run early, the normal way (the mock's latency fault is
+  // removed, the report says the run was interrupted). Blocked here, before any thread
+  // starts, so every thread inherits the mask and only the main loop takes them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   loadtest::variables vars;
   for (const auto& n : mint_names) vars.slot(n);
   vars.slot("vu");
@@ -1300,6 +1374,22 @@ int main(int argc, char** argv) {
         for (const auto& n : mint_names) known += (known.empty() ? "" : ", ") + n;
         throw usage_error("${" + vars.name(static_cast<int>(i)) + "} is neither captured by a --capture nor minted (" + known + ", vu)");
       }
+    // WeChat gives no unionid to a user of an app not bound to an Open Platform account: a
+    // request cannot require one.
+    const int unionid = vars.find("unionid");
+    for (const auto& s : o.steps) {
+      bool required = s.path.uses_required(unionid) || s.body.uses_required(unionid);
+      for (const auto& h : s.headers) required = required || h.second.uses_required(unionid);
+      if (required)
+        throw usage_error("--step '" + s.method + " " + s.name + "' sends ${unionid}, which WeChat may not give (an app not "
+                          "bound to an Open Platform account): write ${unionid?} (empty when absent)");
+    }
+    const double planned_s = plan ? plan->duration_s() : o.duration_s;
+    if (o.warmup_s >= planned_s) {
+      char text[160];
+      std::snprintf(text, sizeof text, "--warmup %g s leaves nothing of the %g s run to measure", o.warmup_s, planned_s);
+      throw usage_error(text);
+    }
   } catch (const std::exception& e) {
     std::cerr << "wechat-loadtest: " << e.what() << "\n";
     return exit_usage;
@@ -1338,6 +1428,11 @@ int main(int argc, char** argv) {
   const double peak = plan ? plan->peak_rps() : 0;
   std::size_t users = o.users;
   if (users == 0) users = plan ? static_cast<std::size_t>(std::max(100.0, std::ceil(peak * 120))) : (std::size_t{1} << 20);
+  // WeChat (and the mock) allow 100 jscode2session calls per user per minute (45011 past it).
+  if (o.users != 0 && plan && need_mint && peak * 60 / static_cast<double>(users) > 100)
+    std::cerr << "wechat-loadtest: warning: " << users << " users at " << peak
+              << " logins/s log in more than 100 times a minute each: expect 45011 (rate limited)"
+                 " unless that is what the run is for (--allow-errcode 45011)\n";
   try {
     if (!o.mock.empty()) {
       admin = std::make_unique<admin_client>(mock, o.admin_token);
@@ -1366,6 +1461,23 @@ int main(int argc, char** argv) {
     return exit_usage;
   }
 
+  // Each connection is a file descriptor: the soft limit goes up to the hard one.
+  {
+    const std::size_t want = (plan ? o.max_connections : o.connections) + 64;
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, static_cast<rlim_t>(want));
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+        ::getrlimit(RLIMIT_NOFILE, &rl);
+      }
+      if (rl.rlim_cur < want)
+        std::cerr << "wechat-loadtest: warning: " << (plan ? o.max_connections : o.connections)
+                  << " connections need more file descriptors than the limit of " << rl.rlim_cur
+                  << " (ulimit -n): expect 'transport: socket' failures\n";
+    }
+  }
+
   // The run.
   const std::size_t nthreads = std::max<std::size_t>(1, std::min(o.threads, plan ? o.max_connections : o.connections));
   shared_state shared;
@@ -1375,18 +1487,26 @@ int main(int argc, char** argv) {
     const std::size_t share = total / nthreads + (t < total % nthreads ? 1 : 0);
     workers.push_back(std::make_unique<worker>(o, target, vars, plan, mint.get(), shared, t, nthreads, share));
   }
+  bool interrupted = false;
+  clock_type::time_point interrupted_at{};
   rusage ru0{};
   ::getrusage(RUSAGE_SELF, &ru0);
   shared.t0 = clock_type::now();
+  shared.running = workers.size();
   std::vector<std::thread> threads;
+  threads.reserve(workers.size());
   for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
 
+  // One CSV row per second until every worker has ended (the drain after the last arrival
+  // included); arrivals stop at the plan's end (fractions of a second included), users in
+  // flight get --timeout, then the hard stop.
   const double run_s = plan ? plan->duration_s() : o.duration_s;
+  const auto arrivals_end = shared.t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(run_s));
+  auto hard_stop = clock_type::time_point::max();
   std::vector<std::vector<double>> rows;
-  std::atomic<std::size_t> running{threads.size()};
   std::string mint_error;
-  for (std::size_t second = 1;; ++second) {
-    std::this_thread::sleep_until(shared.t0 + std::chrono::seconds(second));
+  double arrivals_s = run_s;
+  auto take_row = [&](double second) {
     histogram lat;
     double sent = 0, ok = 0, failed = 0;
     for (auto& w : workers)
@@ -1399,25 +1519,46 @@ int main(int argc, char** argv) {
         iv->sent = iv->ok = iv->failed = 0;
         iv->latency.reset();
       }
-    const double target_rps = plan ? plan->rate_at(static_cast<double>(second) - 0.5) : std::nan("");
-    rows.push_back({static_cast<double>(second), target_rps, sent, ok, failed, ms(lat.percentile(50)),
-                    ms(lat.percentile(90)), ms(lat.percentile(99)), ms(lat.percentile(99.9)), ms(lat.max())});
-    if (mint && mint_error.empty()) mint_error = mint->error();
-    if (static_cast<double>(second) >= run_s || !mint_error.empty()) break;
+    const double target_rps =
+        plan && second <= std::ceil(run_s) ? plan->rate_at(std::min(second - 0.5, run_s)) : std::nan("");
+    rows.push_back({second, target_rps, sent, ok, failed, ms(lat.percentile(50)), ms(lat.percentile(90)),
+                    ms(lat.percentile(99)), ms(lat.percentile(99.9)), ms(lat.max())});
+  };
+  auto next_row = shared.t0 + std::chrono::seconds(1);
+  double row_second = 1;
+  for (;;) {
+    const auto now = clock_type::now();
+    if (now >= next_row) {
+      take_row(row_second);
+      row_second += 1;
+      next_row += std::chrono::seconds(1);
+    }
+    if (shared.running.load() == 0) break;
+    if (!shared.stop_arrivals.load()) {
+      if (mint && mint_error.empty()) mint_error = mint->error();
+      if (now >= arrivals_end || !mint_error.empty() || interrupted) {
+        shared.stop_arrivals = true;
+        arrivals_s = std::chrono::duration<double>(now - shared.t0).count();
+        hard_stop = now + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.timeout_s + 1));
+      }
+    } else if (now >= hard_stop) {
+      shared.stop_now = true;
+    }
+    if (interrupted) hard_stop = std::min(hard_stop, interrupted_at + std::chrono::seconds(1));
+    // Wait for a signal, at most until the next thing to do (10 ms at most).
+    auto until = std::min({next_row, now + std::chrono::milliseconds(10)});
+    if (!shared.stop_arrivals.load()) until = std::min(until, arrivals_end);
+    const auto wait_ns = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(until - now).count());
+    timespec ts{static_cast<time_t>(wait_ns / 1000000000), static_cast<long>(wait_ns % 1000000000)};
+    if (sigtimedwait(&stop_signals, nullptr, &ts) > 0 && !interrupted) {
+      interrupted = true;
+      interrupted_at = clock_type::now();
+      std::cerr << "wechat-loadtest: interrupted: ending the run (the answers in flight get 1 s)\n";
+    }
   }
-  shared.stop_arrivals = true;
-  const double arrivals_s = std::chrono::duration<double>(clock_type::now() - shared.t0).count();
-  // In-flight answers get their timeout, then the run ends regardless.
-  const auto hard_stop = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.timeout_s + 1));
-  std::thread stopper([&] {
-    while (clock_type::now() < hard_stop && running.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    shared.stop_now = true;
-  });
-  for (auto& t : threads) {
-    t.join();
-    --running;
-  }
-  stopper.join();
+  for (auto& t : threads) t.join();
+  // The last, partial second's row (what arrived after the last whole second).
+  if (clock_type::now() > next_row - std::chrono::seconds(1) + std::chrono::milliseconds(1)) take_row(row_second);
   const double elapsed = std::chrono::duration<double>(clock_type::now() - shared.t0).count();
   rusage ru1{};
   ::getrusage(RUSAGE_SELF, &ru1);
@@ -1445,6 +1586,9 @@ int main(int argc, char** argv) {
     all.unionid_checked += t.unionid_checked;
     all.connects += t.connects;
     all.connect_errors += t.connect_errors;
+    all.protocol_errors += t.protocol_errors;
+    all.stopped += t.stopped;
+    all.last_answer = std::max(all.last_answer, t.last_answer);
     all.failures.merge(t.failures);
   }
   step_counts whole;
@@ -1454,17 +1598,28 @@ int main(int argc, char** argv) {
   std::vector<mock_check> checks;
   std::uint64_t failed_answers = 0;
   for (const auto& s : all.steps) failed_answers += s.failed;
-  checks.push_back({"every answer right (status, the user's checks, openid/unionid = the mock's ids)", failed_answers == 0 && all.unsent == 0,
+  checks.push_back({"every answer right (status, the user's checks, openid/unionid = the mock's ids)",
+                    failed_answers == 0 && all.unsent == 0 && all.protocol_errors == 0,
                     std::to_string(whole.ok) + " right, " + std::to_string(failed_answers) + " wrong" +
                         (all.unsent ? ", " + std::to_string(all.unsent) + " users never sent" : std::string()) +
+                        (all.stopped ? ", " + std::to_string(all.stopped) + " stopped in flight at the end" : std::string()) +
+                        (all.protocol_errors ? ", " + std::to_string(all.protocol_errors) + " protocol errors" : std::string()) +
                         (all.openid_checked ? "; openid compared in " + std::to_string(all.openid_checked) + " answers" : std::string()) +
                         (all.unionid_checked ? ", unionid in " + std::to_string(all.unionid_checked) : std::string())});
+  // The generator's own books: every arrival ended once (an internal error otherwise).
+  if (all.arrivals != all.users_done + all.unsent)
+    checks.push_back({"every user accounted for", false,
+                      std::to_string(all.arrivals) + " arrived, " + std::to_string(all.users_done) + " ended, " +
+                          std::to_string(all.unsent) + " never sent: a wechat-loadtest bug, please report it"});
+  if (interrupted) checks.push_back({"the run played its whole plan", false, "interrupted by a signal"});
   if (!mint_error.empty()) checks.push_back({"codes minted as needed", false, mint_error});
   if (admin) {
     try {
       if (latency_fault != 0) admin->call("DELETE", "/__mock/faults?id=" + std::to_string(latency_fault));
       latency_fault = 0;
       const auto after = mock_counters::from(admin->call("GET", "/__mock/stats"));
+      if (after.exchanges < before.exchanges || after.tokens < before.tokens)
+        throw std::runtime_error("its counters went back: the mock was reset (POST /__mock/reset) during the run");
       const std::uint64_t exchanges = after.exchanges - before.exchanges;
       if (all.logins_sent > 0) {
         checks.push_back({"one jscode2session per login", exchanges >= all.logins_ok && exchanges <= all.logins_sent,
@@ -1482,7 +1637,7 @@ int main(int argc, char** argv) {
           if (code == "40163") c40163 += n - was;
           const long value = std::strtol(code.c_str(), nullptr, 10);
           if (std::find(o.allowed_errcodes.begin(), o.allowed_errcodes.end(), value) == o.allowed_errcodes.end())
-            unexpected[path + " " + code] += n - was;
+            unexpected[std::string(path).append(" ").append(code)] += n - was;
         }
       checks.push_back({"no 40163 (a code exchanged twice)", c40163 == 0, std::to_string(c40163) + " seen"});
       const std::uint64_t tokens = after.tokens - before.tokens;
@@ -1536,7 +1691,9 @@ int main(int argc, char** argv) {
 
   // Throughput counts measured answers over the measured part: from the warmup's end to
   // the end of arrivals (the drain after it adds answers, not arrivals).
-  const double measured_s = std::max(1e-9, arrivals_s - o.warmup_s);
+  const double last_answer_s =
+      all.last_answer == clock_type::time_point{} ? 0 : std::chrono::duration<double>(all.last_answer - shared.t0).count();
+  const double measured_s = std::max(1e-9, std::max(arrivals_s, last_answer_s) - o.warmup_s);
   nlohmann::json report = {
       {"mode", plan ? "open" : "closed"},
       {"target", target.base},
@@ -1548,19 +1705,22 @@ int main(int argc, char** argv) {
       {"users_done", all.users_done},
       {"users_ok", all.users_ok},
       {"unsent", all.unsent},
+      {"stopped", all.stopped},
+      {"protocol_errors", all.protocol_errors},
+      {"interrupted", interrupted},
       {"late_starts", all.late_starts},
       {"send_lag", latency_json(all.send_lag)},
       {"mint", {{"calls", mint ? mint->calls() : 0}, {"logins", mint ? mint->minted() : 0},
                 {"seconds", mint ? mint->seconds() : 0.0}, {"waits", all.mint_waits}}},
       {"generator", {{"cpu_s", cpu_s}, {"cores", cpu_s / elapsed}, {"threads", nthreads}, {"connects", all.connects},
                      {"connect_errors", all.connect_errors}}},
-      {"all", {{"sent", whole.sent}, {"ok", whole.ok}, {"failed", whole.failed}, {"rps", static_cast<double>(whole.latency.count()) / measured_s},
+      {"all", {{"sent", whole.sent}, {"ok", whole.ok}, {"failed", whole.failed}, {"ok_per_s", static_cast<double>(whole.measured_ok) / measured_s},
                {"latency", latency_json(whole.latency)}, {"uncorrected", latency_json(whole.uncorrected)}}}};
   report["steps"] = nlohmann::json::array();
   for (std::size_t i = 0; i < o.steps.size(); ++i) {
     const auto& s = all.steps[i];
     report["steps"].push_back({{"step", o.steps[i].method + " " + o.steps[i].name}, {"sent", s.sent}, {"ok", s.ok},
-                               {"failed", s.failed}, {"skipped", s.skipped}, {"rps", static_cast<double>(s.latency.count()) / measured_s},
+                               {"failed", s.failed}, {"skipped", s.skipped}, {"ok_per_s", static_cast<double>(s.measured_ok) / measured_s},
                                {"latency", latency_json(s.latency)}, {"uncorrected", latency_json(s.uncorrected)}});
   }
   report["failures"] = nlohmann::json::array();
@@ -1587,20 +1747,24 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(all.arrivals), static_cast<unsigned long long>(all.users_done),
                   static_cast<unsigned long long>(all.users_ok), static_cast<unsigned long long>(all.unsent));
     t << line;
+    if (all.stopped) t << "  " << all.stopped << " users were still in flight at the hard stop (--timeout after the last arrival)\n";
     if (plan) {
       std::snprintf(line, sizeof line, "  send lag behind the plan: p50 %.3f ms, p99 %.3f ms, max %.3f ms; %llu late starts (> 1 ms)\n",
                     ms(all.send_lag.percentile(50)), ms(all.send_lag.percentile(99)), ms(all.send_lag.max()),
                     static_cast<unsigned long long>(all.late_starts));
       t << line;
     }
-    t << "  latency in ms" << (plan ? ", from each arrival's planned time (coordinated omission corrected)" : ", from the write (closed loop)") << "\n";
-    std::snprintf(line, sizeof line, "  %-28s %9s %9s %8s %9s %8s %8s %8s %8s %8s\n", "step", "sent", "ok", "failed", "ans/s",
+    t << "  latency in ms, from when each step was due"
+      << (plan ? " (a user's first step: its planned arrival; coordinated omission corrected)"
+               : " (a user's first step: when a connection took it)")
+      << "\n";
+    std::snprintf(line, sizeof line, "  %-28s %9s %9s %8s %9s %8s %8s %8s %8s %8s\n", "step", "sent", "ok", "failed", "ok/s",
                   "p50", "p90", "p99", "p99.9", "max");
     t << line;
     auto row = [&](const std::string& name, const step_counts& s) {
       std::snprintf(line, sizeof line, "  %-28s %9llu %9llu %8llu %9.1f %8.2f %8.2f %8.2f %8.2f %8.2f\n", name.substr(0, 28).c_str(),
                     static_cast<unsigned long long>(s.sent), static_cast<unsigned long long>(s.ok),
-                    static_cast<unsigned long long>(s.failed), static_cast<double>(s.latency.count()) / measured_s,
+                    static_cast<unsigned long long>(s.failed), static_cast<double>(s.measured_ok) / measured_s,
                     ms(s.latency.percentile(50)), ms(s.latency.percentile(90)), ms(s.latency.percentile(99)),
                     ms(s.latency.percentile(99.9)), ms(s.latency.max()));
       t << line;
@@ -1642,14 +1806,19 @@ int main(int argc, char** argv) {
     if (!o.csv.empty() && png_error.empty()) t << "  per second: " << o.csv << (o.png.empty() ? "" : ", " + o.png) << "\n";
     if (!png_error.empty()) t << "  warning: " << png_error << "\n";
     t << (checks_passed ? (slos_passed ? "PASSED\n" : "FAILED: an SLO was missed\n") : "FAILED: a check failed\n");
-    std::cout << t.str() << std::flush;
+    // With --json - the JSON owns stdout and the text goes to stderr.
+    (o.json == "-" ? std::cerr : std::cout) << t.str() << std::flush;
   }
   if (!o.json.empty()) {
+    // Answers are quoted cut on UTF-8 boundaries; a byte that is not UTF-8 still becomes
+    // U+FFFD rather than an exception.
+    const auto text = report.dump(o.json == "-" ? -1 : 2, ' ', false, nlohmann::json::error_handler_t::replace);
     if (o.json == "-") {
-      std::cout << report.dump() << "\n";
+      std::cout << text << "\n";
     } else {
       std::ofstream out(o.json);
-      out << report.dump(2) << "\n";
+      out << text << "\n";
+      if (!out) std::cerr << "wechat-loadtest: cannot write " << o.json << "\n";
     }
   }
   if (!checks_passed) return exit_check;

@@ -170,3 +170,18 @@ TEST_CASE("one reader, many answers in a row (keep-alive)", "[loadtest][http]") 
     CHECK(h.response().body == body);
   }
 }
+
+TEST_CASE("interim 1xx answers are skipped: the final answer is the one read", "[loadtest][http]") {
+  const bool bytewise = GENERATE(false, true);
+  http_reader h;
+  h.reset();
+  const std::string answer =
+      "HTTP/1.1 100 Continue\r\n\r\n"
+      "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  const auto o = feed(h, answer, bytewise);
+  REQUIRE(o.r == result::complete);
+  CHECK(o.used == answer.size());
+  CHECK(h.response().status == 200);
+  CHECK(h.response().body == "ok");
+}

@@ -304,7 +304,8 @@ TEST_CASE("apply captures, then checks equals, not_equals, exists and absent",
   }
   SECTION("not_equals: the same value") {
     answer["token"] = "c1";
-    CHECK(loadtest::apply(s, answer, v)->detail == R"($.token is "c1", expected anything else)");
+    // a token is a credential: its value is never shown
+  CHECK(loadtest::apply(s, answer, v)->detail == R"($.token is (redacted), expected anything else)");
   }
   SECTION("absent: present") {
     answer["error"] = {{"code", 1}};
@@ -367,4 +368,35 @@ TEST_CASE("an optional unionid must match when given and be absent when not",
     ne.checks.push_back(loadtest::parse_check("$.unionid!=${unionid?}", vars));
     CHECK_FALSE(loadtest::apply(ne, json{{"unionid", "u2"}}, v).has_value());
   }
+}
+
+TEST_CASE("failure texts never show a credential, and stay valid UTF-8", "[loadtest][template]") {
+  variables vars;
+  loadtest::step s = loadtest::parse_step("POST /login", vars);
+  s.checks.push_back(loadtest::parse_check("absent($.session_key)", vars));
+  s.checks.push_back(loadtest::parse_check("$.data.access_token==x", vars));
+  values v(vars.size());
+  const auto leak = loadtest::apply(s, json{{"session_key", "c2VjcmV0LWtleQ=="}}, v);
+  REQUIRE(leak);
+  CHECK(leak->detail == "$.session_key is (redacted), expected absent");
+  const auto wrong = loadtest::apply(s, json{{"data", {{"access_token", "ACCESS-TOKEN-VALUE"}}}}, v);
+  REQUIRE(wrong);
+  CHECK(wrong->detail.find("ACCESS-TOKEN-VALUE") == std::string::npos);
+  CHECK(wrong->detail.find("(redacted)") != std::string::npos);
+
+  using loadtest::detail::printable_sample;
+  // A body sample: credentials' values redacted, whatever the spacing; the rest as sent.
+  CHECK(printable_sample(R"j({"error":"bad","session_key" : "abc\"def","openid":"o1"})j") ==
+        R"j({"error":"bad","session_key" : "(redacted)","openid":"o1"})j");
+  CHECK(printable_sample(R"j({"access_token":"T","appsecret":"S","token":"U","nickName":"n"})j") ==
+        R"j({"access_token":"(redacted)","appsecret":"(redacted)","token":"(redacted)","nickName":"n"})j");
+  // Cut on a character boundary (服 is 3 bytes), control bytes and stray bytes shown as '?'.
+  const std::string chinese = "服务器错误";
+  CHECK(printable_sample(chinese, 4) == "服...");
+  CHECK(printable_sample(std::string("a\nb\x01\xff") + "c") == "a?b??c");
+  // nlohmann can dump every sample (it throws on invalid UTF-8).
+  for (std::size_t limit = 1; limit < 16; ++limit)
+    CHECK_NOTHROW(json(printable_sample(chinese, limit)).dump());
+  // show(): a long non-string value cut on a boundary too.
+  CHECK_NOTHROW(json(loadtest::detail::show(json::array({std::string(70, 'x') + "服"}))).dump());
 }

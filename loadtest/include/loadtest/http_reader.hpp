@@ -23,7 +23,8 @@ class http_reader {
 public:
   enum class result { need_more, complete, error };
 
-  explicit http_reader(std::size_t max_head = 64 * 1024, std::size_t max_body = 16 * 1024 * 1024)
+  explicit http_reader(std::size_t max_head = std::size_t{64} * 1024,
+                       std::size_t max_body = std::size_t{16} * 1024 * 1024)
       : max_head_(max_head), max_body_(max_body) {}
 
   /// Starts a new response; `head_request`: the request was HEAD (no body follows).
@@ -243,7 +244,13 @@ private:
       fail("response body over the limit");
       return false;
     }
-    if (head_request_ || status == 204 || status == 304 || (status >= 100 && status < 200)) {
+    if (status >= 100 && status < 200 && status != 101) {
+      // An interim answer (100 Continue, 103 Early Hints): the final one follows.
+      res_ = http_response{};
+      state_ = state::head;
+      return true;
+    }
+    if (head_request_ || status == 204 || status == 304 || status == 101) {
       state_ = state::done;
     } else if (chunked) {
       state_ = state::chunk_size;

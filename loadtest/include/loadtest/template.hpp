@@ -6,6 +6,7 @@
 // capture or check, walks the parsed answer; neither throws anything but std::bad_alloc.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -226,6 +227,12 @@ public:
 
   /// The slots used, in order of use (repeats included).
   const std::vector<int>& slots() const noexcept { return slots_; }
+  /// True when `slot` is used without '?' (its value must be present to expand).
+  bool uses_required(int slot) const noexcept {
+    for (const auto& seg : segments_)
+      if (seg.slot == slot && !seg.optional) return true;
+    return false;
+  }
   /// True for a template with no text and no variable.
   bool empty() const noexcept { return segments_.empty() && literals_.empty(); }
 
@@ -387,15 +394,91 @@ inline std::string quote_short(std::string_view s) {
   return out;
 }
 
-/// A JSON value for a failure message: strings quoted, others dumped; cut to 64 bytes.
+/// The length of the longest prefix of `s` of at most `limit` bytes that ends on a UTF-8
+/// character boundary.
+inline std::size_t utf8_prefix(std::string_view s, std::size_t limit) noexcept {
+  if (s.size() <= limit) return s.size();
+  std::size_t n = limit;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
+    --n;
+  return n;
+}
+
+/// A field name whose value is a credential: an app secret, a session_key, an access or
+/// refresh token, a backend's session token. Failure messages never show such values.
+inline bool is_secret_name(std::string_view key) noexcept {
+  std::string k;
+  for (const char c : key)
+    k += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  auto ends_with = [&](std::string_view t) {
+    return k.size() >= t.size() && k.compare(k.size() - t.size(), t.size(), t) == 0;
+  };
+  return k.find("secret") != std::string::npos || ends_with("token") || ends_with("key") ||
+         ends_with("ticket") || k == "password";
+}
+
+/// A piece of an answer for a report: at most `limit` bytes, cut on a UTF-8 boundary, with
+/// control characters and bytes that are not UTF-8 shown as '?', and the string value of
+/// any "name": whose name is_secret_name replaced by "(redacted)".
+inline std::string printable_sample(std::string_view s, std::size_t limit = 160) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < s.size() && out.size() < limit) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"') {  // a JSON string: a name followed by ':' and a string has its value redacted
+      const std::size_t close = s.find('"', i + 1);
+      if (close != std::string_view::npos) {
+        const std::string_view name = s.substr(i + 1, close - i - 1);
+        std::size_t j = close + 1;
+        while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
+        if (j < s.size() && s[j] == ':' && is_secret_name(name)) {
+          ++j;
+          while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
+          if (j < s.size() && s[j] == '"') {
+            std::size_t end = j + 1;
+            while (end < s.size() && s[end] != '"') end += s[end] == '\\' ? 2 : 1;
+            out.append(s.data() + i, j - i);
+            out += "\"(redacted)\"";
+            i = std::min(end + 1, s.size());
+            continue;
+          }
+        }
+      }
+    }
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool valid = len != 0 && i + len <= s.size();
+    for (std::size_t k = 1; valid && k < len; ++k)
+      valid = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    if (!valid || c < 0x20 || c == 0x7F) {
+      out += '?';
+      i += 1;
+    } else {
+      if (out.size() + len > limit) break;
+      out.append(s.data() + i, len);
+      i += len;
+    }
+  }
+  if (i < s.size()) out += "...";
+  return out;
+}
+
+/// A JSON value for a failure message: strings quoted, others dumped; cut to 64 bytes on a
+/// UTF-8 boundary.
 inline std::string show(const nlohmann::json& j) {
   if (j.is_string()) return quote_short(j.get_ref<const std::string&>());
   std::string d = text_of(j);
   if (d.size() > 64) {
-    d.resize(64);
+    d.resize(utf8_prefix(d, 64));
     d += "...";
   }
   return d;
+}
+
+/// show(), or "(redacted)" when the value sits under a credential's name (the last token of
+/// its path): a check like absent($.session_key) must not print the key it found.
+inline std::string show_at(const nlohmann::json& j, const std::vector<std::string>& tokens) {
+  if (!tokens.empty() && is_secret_name(tokens.back())) return "(redacted)";
+  return show(j);
 }
 
 inline bool is_tchar(char c) noexcept {
@@ -619,13 +702,13 @@ inline std::optional<failure> apply(const step& s, const nlohmann::json& answer,
       break;
     case check_kind::absent:
       if (found != nullptr)
-        return failure{"check", c.path + " is " + detail::show(*found) + ", expected absent"};
+        return failure{"check", c.path + " is " + detail::show_at(*found, c.tokens) + ", expected absent"};
       break;
     case check_kind::equals:
     case check_kind::not_equals: {
       if (c.expected.has_absent_optional(v)) {
         if (c.kind == check_kind::equals && found != nullptr) {
-          return failure{"check", c.path + " is " + detail::show(*found) +
+          return failure{"check", c.path + " is " + detail::show_at(*found, c.tokens) +
                                       ", expected absent (no value for " +
                                       c.source.substr(c.path.size() + 2) + ")"};
         }
@@ -637,13 +720,14 @@ inline std::optional<failure> apply(const step& s, const nlohmann::json& answer,
       }
       const bool equal = found != nullptr && detail::text_of(*found) == expected;
       if (c.kind == check_kind::equals && !equal) {
+        const bool secret = !c.tokens.empty() && detail::is_secret_name(c.tokens.back());
         return failure{"check", c.path +
-                                    (found == nullptr ? " absent" : " is " + detail::show(*found)) +
-                                    ", expected " + detail::quote_short(expected)};
+                                    (found == nullptr ? " absent" : " is " + detail::show_at(*found, c.tokens)) +
+                                    ", expected " + (secret ? std::string("(redacted)") : detail::quote_short(expected))};
       }
       if (c.kind == check_kind::not_equals && equal) {
         return failure{"check",
-                       c.path + " is " + detail::show(*found) + ", expected anything else"};
+                       c.path + " is " + detail::show_at(*found, c.tokens) + ", expected anything else"};
       }
       break;
     }
