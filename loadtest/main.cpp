@@ -878,17 +878,17 @@ private:
             transport_failure(c, "bad answer: " + c.reader.error());
             return;
           }
-          if (!answered(c)) return;  // the connection was closed
-          if (!in.empty()) {  // more bytes than the one answer asked for
-            if (c.user) {
-              ++totals.protocol_errors;
-              transport_failure(c, "protocol: the target sent more than one answer to a request");
-            } else {
-              protocol_error(c, "the target sent more than one answer to a request: " +
-                                    loadtest::detail::printable_sample(in, 80));
-            }
+          if (!in.empty()) {
+            // More bytes than the answer: a second answer to one request. The answer is
+            // taken, the protocol error counted against this step, and the connection
+            // closed before anything else is sent on it.
+            ++totals.protocol_errors;
+            totals.failures.add(step_label_[c.user->step] + ": protocol: more than one answer to a request",
+                                loadtest::detail::printable_sample(in, 80));
+            answered(c, /*close=*/true);
             return;
           }
+          if (!answered(c)) return;  // the connection was closed
         }
         continue;
       }
@@ -909,7 +909,7 @@ private:
   }
 
   // A whole answer arrived: record, check, go on. False when the connection was closed.
-  bool answered(connection& c) {
+  bool answered(connection& c, bool force_close = false) {
     const auto now = clock_type::now();
     totals.last_answer = now;
     // An answer before the whole request went out (a 413, say): the rest of the request
@@ -935,7 +935,7 @@ private:
       else ++iv.ok;
       if (u.measured) iv.latency.record(corrected);
     }
-    const bool close = res.close || cut_short;
+    const bool close = res.close || cut_short || force_close;
     if (failure) {
       end_user(c, failure->first, std::move(failure->second), now);
     } else {
@@ -1097,7 +1097,8 @@ private:
         connection& c = *p;
         if (c.fd >= 0 && c.user) {
           ++totals.stopped;
-          transport_failure(c, "stopped: still waiting for an answer at the end of the run");
+          transport_failure(c, c.stamped ? "stopped: still waiting for an answer at the end of the run"
+                                         : "stopped: still connecting at the end of the run");
         }
       }
       for (const auto& u : resume_) {
