@@ -3,7 +3,8 @@
 // whole (status, the headers the generator needs, the body). It frames by Content-Length
 // (any letter case), chunked transfer coding or, with neither, the connection's end; it
 // never throws and bounds what it keeps (head 64 KiB, body 16 MiB by default): a target
-// that sends more is an error, not an out-of-memory.
+// that sends more is an error, not an out-of-memory. Its lexical pieces (names, OWS, comma
+// lists, lengths) are the mock's request reader's (mock_wechat/detail/http_text.hpp).
 #pragma once
 
 #include <cstddef>
@@ -11,7 +12,13 @@
 #include <string>
 #include <string_view>
 
+#include <mock_wechat/detail/http_text.hpp>
+
 namespace loadtest {
+
+namespace detail {
+namespace http1 = mock_wechat::detail::http1;
+}  // namespace detail
 
 struct http_response {
   int status = 0;
@@ -58,14 +65,9 @@ public:
         buf_.clear();
         break;
       }
-      case state::body: {
-        const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size() - used));
-        res_.body.append(in.data() + used, take);
-        used += take;
-        remaining_ -= take;
-        if (remaining_ == 0) state_ = state::done;
+      case state::body:
+        if (take_body(in, used)) state_ = state::done;
         break;
-      }
       case state::until_close: {
         const std::size_t take = in.size() - used;
         if (res_.body.size() + take > max_body_) return fail("response body over the limit");
@@ -112,14 +114,9 @@ public:
         }
         break;
       }
-      case state::chunk_data: {
-        const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size() - used));
-        res_.body.append(in.data() + used, take);
-        used += take;
-        remaining_ -= take;
-        if (remaining_ == 0) state_ = state::chunk_end;
+      case state::chunk_data:
+        if (take_body(in, used)) state_ = state::chunk_end;
         break;
-      }
       case state::done: state_ = state::finished; return result::complete;
       case state::finished: return result::complete;
       }
@@ -152,29 +149,13 @@ private:
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
   }
-  static bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      char x = a[i], y = b[i];
-      if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-      if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-      if (x != y) return false;
-    }
-    return true;
-  }
-  static std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-    return s;
-  }
-  static bool has_token(std::string_view list, std::string_view token) noexcept {
-    while (!list.empty()) {
-      const auto comma = list.find(',');
-      if (iequals(trim(list.substr(0, comma)), token)) return true;
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
-    }
-    return false;
+  // Takes up to remaining_ body bytes of `in` from `used`; true when none remain.
+  bool take_body(std::string_view in, std::size_t& used) {
+    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size() - used));
+    res_.body.append(in.data() + used, take);
+    used += take;
+    remaining_ -= take;
+    return remaining_ == 0;
   }
 
   result fail(std::string what) {
@@ -212,31 +193,24 @@ private:
       const auto colon = line.find(':');
       if (colon == std::string_view::npos) continue;
       const auto name = line.substr(0, colon);
-      const auto value = trim(line.substr(colon + 1));
-      if (iequals(name, "content-length")) {
-        std::uint64_t n = 0;
-        if (value.empty()) {
-          fail("empty Content-Length");
+      const auto value = detail::http1::trim(line.substr(colon + 1));
+      if (detail::http1::equals_lower(name, "content-length")) {
+        const std::int64_t n = detail::http1::parse_length(value);
+        if (n < 0) {  // not digits, or over 2^40
+          fail("bad or oversized Content-Length");
           return false;
         }
-        for (const char c : value) {
-          if (c < '0' || c > '9' || n > max_body_) {
-            fail("bad or oversized Content-Length");
-            return false;
-          }
-          n = n * 10 + static_cast<std::uint64_t>(c - '0');
-        }
-        if (have_length && n != length) {
+        if (have_length && static_cast<std::uint64_t>(n) != length) {
           fail("two different Content-Length headers");
           return false;
         }
         have_length = true;
-        length = n;
-      } else if (iequals(name, "transfer-encoding")) {
-        chunked = has_token(value, "chunked");
-      } else if (iequals(name, "connection")) {
-        if (has_token(value, "close")) res_.close = true;
-        if (has_token(value, "keep-alive")) keep_alive = true;
+        length = static_cast<std::uint64_t>(n);
+      } else if (detail::http1::equals_lower(name, "transfer-encoding")) {
+        chunked = detail::http1::has_token(value, "chunked");
+      } else if (detail::http1::equals_lower(name, "connection")) {
+        if (detail::http1::has_token(value, "close")) res_.close = true;
+        if (detail::http1::has_token(value, "keep-alive")) keep_alive = true;
       }
     }
     if (http10 && !keep_alive) res_.close = true;

@@ -15,17 +15,13 @@
 #include <system_error>
 #include <vector>
 
+#include <mock_wechat/detail/http_text.hpp>
+
 namespace loadtest {
 
 namespace detail {
 
-inline std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
+using mock_wechat::detail::http1::trim;  // spaces and tabs (mock_wechat/detail/http_text.hpp)
 
 /// A whole-string finite decimal number, or false.
 inline bool parse_number(std::string_view s, double& out) noexcept {

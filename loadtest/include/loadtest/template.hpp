@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include <mock_wechat/detail/http_text.hpp>
 #include <nlohmann/json.hpp>
 
 namespace loadtest {
@@ -481,10 +482,7 @@ inline std::string show_at(const nlohmann::json& j, const std::vector<std::strin
   return show(j);
 }
 
-inline bool is_tchar(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+using mock_wechat::detail::http1::is_tchar;  // an HTTP token's characters (mock_wechat/detail/http_text.hpp)
 
 }  // namespace detail
 

@@ -23,6 +23,7 @@
 #include <string_view>
 
 #include "mock_wechat/core.hpp"
+#include "mock_wechat/detail/http_text.hpp"
 
 namespace mock_wechat::detail {
 
@@ -56,52 +57,6 @@ struct http1_request {
 };
 
 namespace http1 {
-
-inline bool is_tchar(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-  case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-  case '.': case '^': case '_': case '`': case '|': case '~': return true;
-  default: return false;
-  }
-}
-
-inline bool equals_lower(std::string_view s, std::string_view lower) noexcept {
-  if (s.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < s.size(); ++i)
-    if ((s[i] >= 'A' && s[i] <= 'Z' ? s[i] | 0x20 : s[i]) != lower[i]) return false;
-  return true;
-}
-
-inline std::string_view trim(std::string_view v) noexcept {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-    v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-    v.remove_suffix(1);
-  return v;
-}
-
-// Whether the comma-separated list `v` holds `token` (any case).
-inline bool has_token(std::string_view v, std::string_view token) noexcept {
-  while (!v.empty()) {
-    const std::size_t comma = v.find(',');
-    if (equals_lower(trim(v.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    v.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-// "1*DIGIT" up to 2^40, else -1.
-inline std::int64_t parse_length(std::string_view v) noexcept {
-  if (v.empty() || v.size() > 13) return -1;
-  std::int64_t n = 0;
-  for (const char c : v) {
-    if (c < '0' || c > '9') return -1;
-    n = n * 10 + (c - '0');
-  }
-  return n > (std::int64_t{1} << 40) ? -1 : n;
-}
 
 // The request line: sets method, target and http10, or returns the refusal status.
 inline int read_request_line(std::string_view line, http1_request& r) noexcept {
