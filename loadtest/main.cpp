@@ -885,7 +885,7 @@ private:
             ++totals.protocol_errors;
             totals.failures.add(step_label_[c.user->step] + ": protocol: more than one answer to a request",
                                 loadtest::detail::printable_sample(in, 80));
-            answered(c, /*close=*/true);
+            answered(c, /*force_close=*/true);
             return;
           }
           if (!answered(c)) return;  // the connection was closed
