@@ -97,7 +97,7 @@ const char* const usage_text = R"(usage: wechat-loadtest --target URL (--rate SP
   --mock URL              the mock_wechat its WeChat calls go to (needed when a step uses a
                           minted value, and for the post-run checks)
   --appid A               the mini program the virtual users log in to (registered in the mock)
-  --admin-token T         the mock's admin token (or env MOCK_WECHAT_ADMIN_TOKEN)
+  --admin-token T         the mock's admin token (better: env MOCK_WECHAT_ADMIN_TOKEN, out of ps)
   --rate SPEC             open loop: '500/s', or ramps '0-2000/s:60s,2000/s:30s'
   --connections N         closed loop: N connections, each running users back to back
   --duration D            how long a constant --rate or the closed loop runs (default 10s)
@@ -107,7 +107,7 @@ const char* const usage_text = R"(usage: wechat-loadtest --target URL (--rate SP
   --max-connections N     open loop: connections to the target at most (default 1024)
   --step 'M /p [BODY]'    a request each virtual user makes, in order; ${var} in the path,
                           headers and body; the options below apply to the last --step
-    --name NAME           the step's name in the report (default: its path)
+    --name NAME           the step's name in the report (default: its path without the query)
     --header 'K: V'       a request header
     --capture NAME=$.path take a value from the JSON answer for later steps
     --check EXPR          '$.a==${var}', '$.a!=text', 'exists($.a)', 'absent($.a)'
@@ -121,7 +121,8 @@ const char* const usage_text = R"(usage: wechat-loadtest --target URL (--rate SP
   --allow-errcode N       a WeChat errcode the run expects (repeatable)
   --max-token-fetches N   access-token fetches allowed in the run
   --slo '[STEP:]pNN<Xms'  a latency objective (p50, p99, p99.9, max); repeatable
-  --csv FILE              one row per second; --png FILE draws it (gnuplot)
+  --csv FILE              one row per second; --png FILE draws it (gnuplot; alone, the
+                          CSV goes beside it: run.png -> run.csv)
   --json FILE             the whole report as JSON ('-' for stdout)
   --show N                failures shown per kind (default 5)
   --quiet                 no text report
@@ -288,8 +289,14 @@ public:
     nslots_ = vars.size();
   }
 
-  // Mints the first batch before the run (a setup error is reported, not a run's failure).
-  void prime(std::size_t n) { mint(std::max<std::size_t>(1, std::min<std::size_t>(n, 1000))); }
+  static constexpr std::size_t max_batch = 250;
+
+  // Mints what the first seconds need before the run (a setup error is reported, not a
+  // run's failure).
+  void prime(std::size_t n) {
+    n = std::max<std::size_t>(1, std::min<std::size_t>(n, 4 * max_batch));
+    for (std::size_t done = 0; done < n; done += max_batch) mint(std::min(max_batch, n - done));
+  }
 
   void start(std::size_t low_water) {
     low_water_ = std::max<std::size_t>(low_water, 200);
@@ -338,10 +345,15 @@ private:
       std::size_t want = 0;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping_ || ready_.size() < low_water_; });
+        // After an error it only waits to be stopped (the run ends on it).
+        wake_.wait_for(lock, std::chrono::milliseconds(50),
+                       [&] { return stopping_ || (error_.empty() && ready_.size() < low_water_); });
         if (stopping_) return;
         if (ready_.size() >= low_water_ || !error_.empty()) continue;
-        want = std::min<std::size_t>(1000, 2 * low_water_ - ready_.size());
+        // Small batches: a batch occupies one of the mock's event loops while it is made
+        // (17-23 ms for 250 logins with every payload, Release), and the backend's WeChat
+        // calls on that loop wait as long.
+        want = std::min<std::size_t>(max_batch, 2 * low_water_ - ready_.size());
       }
       try {
         mint(want);
@@ -357,7 +369,7 @@ private:
     nlohmann::json req = {{"appid", appid_}, {"user_prefix", prefix_}, {"first", next_user_ % users_},
                           {"count", std::min<std::size_t>(n, users_ - next_user_ % users_)}};
     if (!with_.empty()) req["with"] = with_;
-    if (!phone_.empty()) req["phone"] = phone_;
+    if (!phone_.empty() && std::find(with_.begin(), with_.end(), "phone") != with_.end()) req["phone"] = phone_;
     nlohmann::json answer;
     try {
       answer = admin_.call("POST", "/__mock/logins", req.dump());
@@ -479,7 +491,10 @@ struct interval_counts {
 };
 
 struct shared_state {
-  std::atomic<bool> stop_arrivals{false}, stop_now{false};
+  // stop_arrivals: the plan's time is up (the open loop still admits the plan's arrivals
+  // that were due by then); stop_early: interrupted or out of codes, admit nothing more;
+  // stop_now: the hard stop.
+  std::atomic<bool> stop_arrivals{false}, stop_early{false}, stop_now{false};
   std::atomic<std::size_t> running{0};  // workers still in their loop
   clock_type::time_point t0;
 };
@@ -490,8 +505,8 @@ inline int wait_events(int ep, epoll_event* events, int n, const timespec& ts) {
   static std::atomic<bool> have_pwait2{true};
   if (have_pwait2.load(std::memory_order_relaxed)) {
     const int r = ::epoll_pwait2(ep, events, n, &ts, nullptr);
-    if (r >= 0 || errno != ENOSYS) return r;
-    have_pwait2 = false;
+    if (r >= 0 || errno == EINTR) return r;
+    have_pwait2 = false;  // ENOSYS, or EPERM from a sandbox that does not know the call
   }
   const long ms = static_cast<long>(ts.tv_sec) * 1000 + (ts.tv_nsec + 999999) / 1000000;
   return ::epoll_wait(ep, events, n, static_cast<int>(std::min<long>(ms, 1000)));
@@ -549,6 +564,10 @@ public:
       if (finished()) break;
       const timespec ts = wait_time(now);
       const int n = wait_events(ep_, events.data(), static_cast<int>(events.size()), ts);
+      if (n < 0 && errno != EINTR) {
+        std::fprintf(stderr, "wechat-loadtest: epoll: %s\n", std::strerror(errno));
+        std::abort();
+      }
       for (int i = 0; i < n; ++i) {
         auto* c = static_cast<connection*>(events[i].data.ptr);
         if (c->fd < 0) continue;
@@ -594,7 +613,7 @@ private:
 
   // Open loop: arrivals of this thread that are due join the queue with their planned time.
   void admit(clock_type::time_point now) {
-    if (shared_.stop_arrivals.load(std::memory_order_relaxed)) return;
+    if (shared_.stop_early.load(std::memory_order_relaxed)) return;
     const double elapsed = std::chrono::duration<double>(now - shared_.t0).count();
     for (;;) {
       const double due = plan_->due_s(next_k_);
@@ -673,9 +692,10 @@ private:
       if (c->fd >= 0 && !c->busy && !c->user) return c;
     }
     if (open_count_ >= max_conns_) return nullptr;
-    // A target that refused a connection is tried again after 10 ms in the closed loop,
-    // not in a busy loop (the open loop's users keep arriving at the plan's pace anyway).
-    if (!plan_ && now < reconnect_after_) return nullptr;
+    // After a connection that could not be opened (no descriptor, no port; in the closed
+    // loop also a refused one), the next try is 10 ms later, not a busy loop; the users
+    // wait, and their wait counts.
+    if (now < reconnect_after_) return nullptr;
     connection* c = nullptr;
     if (!closed_slots_.empty()) {
       c = closed_slots_.back();
@@ -848,7 +868,7 @@ private:
       ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err != 0) {
         ++totals.connect_errors;
-        reconnect_after_ = clock_type::now() + std::chrono::milliseconds(10);
+        if (!plan_) reconnect_after_ = clock_type::now() + std::chrono::milliseconds(10);
         transport_failure(c, std::string("connect: ") + std::strerror(err));
         return;
       }
@@ -1101,7 +1121,14 @@ private:
                                          : "stopped: still connecting at the end of the run");
         }
       }
+      const auto now = clock_type::now();
       for (const auto& u : resume_) {
+        if (u.measured) totals.steps[u.step].latency.record(us_since(u.due, now));
+        {
+          auto& iv = *interval[u.step];
+          std::lock_guard<std::mutex> lock(iv.mutex);
+          ++iv.failed;
+        }
         ++totals.stopped;
         ++totals.users_done;
         ++totals.steps[u.step].failed;
@@ -1113,6 +1140,8 @@ private:
       return true;
     }
     if (!shared_.stop_arrivals.load(std::memory_order_relaxed)) return false;
+    if (plan_ && !shared_.stop_early.load(std::memory_order_relaxed) && std::isfinite(plan_->due_s(next_k_)))
+      return false;  // arrivals of the plan still to admit (this thread ran late)
     if (!resume_.empty()) return false;
     for (const auto& p : conns_)
       if (p->fd >= 0 && p->user) return false;
@@ -1120,8 +1149,18 @@ private:
     return true;
   }
 
+  // Users that never got a connection. In the open loop they arrived and waited the whole
+  // time: a failure, and their wait is in the latency figures. In the closed loop they are
+  // only the next users queued (the generator's, waiting for a code): not arrivals.
   void count_unsent() {
-    totals.unsent += pending_.size();
+    if (plan_) {
+      const auto now = clock_type::now();
+      totals.unsent += pending_.size();
+      for (const auto& u : pending_)
+        if (u.measured) totals.steps[0].latency.record(us_since(u.due, now));
+    } else {
+      totals.arrivals -= pending_.size();
+    }
     pending_.clear();
     resume_.clear();
   }
@@ -1318,14 +1357,7 @@ options parse_options(int argc, char** argv, loadtest::variables& vars) {
       else if (k == "--json") o.json = v;
       else if (k == "--step") o.steps.push_back(loadtest::parse_step(v, vars));
       else if (k == "--name") last_step().name = v;
-      else if (k == "--header") {
-        const auto colon = v.find(':');
-        if (colon == std::string::npos || colon == 0) throw usage_error("--header '" + v + "': expected 'Name: value'");
-        std::string value = v.substr(colon + 1);
-        while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-        last_step().headers.emplace_back(v.substr(0, colon),
-                                         loadtest::text_template::compile(value, vars, loadtest::escaping::raw));
-      } else if (k == "--capture") last_step().captures.push_back(loadtest::parse_capture(v, vars));
+      else if (k == "--header") last_step().headers.push_back(loadtest::parse_header(v, vars)); else if (k == "--capture") last_step().captures.push_back(loadtest::parse_capture(v, vars));
       else if (k == "--check") last_step().checks.push_back(loadtest::parse_check(v, vars));
       else if (k == "--expect-status") last_step().expect_status = static_cast<int>(parse_count(k, v, 100, 599));
       else throw usage_error("unknown option " + k + " (see --help)");
@@ -1336,8 +1368,14 @@ options parse_options(int argc, char** argv, loadtest::variables& vars) {
   if (o.target.empty()) throw usage_error("--target is required");
   if (o.steps.empty()) throw usage_error("give at least one --step");
   if (o.rate.empty() == (o.connections == 0)) throw usage_error("give either --rate (open loop) or --connections (closed loop)");
-  if (!o.png.empty() && o.csv.empty()) o.csv = o.png.substr(0, o.png.rfind('.')) + ".csv";
-  (void)have_duration;
+  if (!o.png.empty() && o.csv.empty()) {  // run.png -> run.csv, beside it
+    const auto slash = o.png.rfind('/');
+    const auto dot = o.png.rfind('.');
+    o.csv = (dot != std::string::npos && (slash == std::string::npos || dot > slash + 1) ? o.png.substr(0, dot) : o.png) +
+            ".csv";
+  }
+  if (have_duration && o.rate.find(':') != std::string::npos)
+    std::cerr << "wechat-loadtest: warning: --duration is ignored: the --rate segments give the run's length\n";
   return o;
 }
 
@@ -1365,16 +1403,27 @@ int main(int argc, char** argv) {
     target = parse_url("--target", o.target);
     if (!o.mock.empty()) mock = parse_url("--mock", o.mock);
     if (!o.rate.empty()) plan = loadtest::arrival_plan::parse(o.rate, o.duration_s);
-    // Every variable a template names is minted, "vu", or captured by some step.
+    // Every variable a template names is minted, "vu", or captured by an earlier step (a
+    // step's checks may also use its own captures: they run first).
     std::vector<bool> captured(vars.size(), false);
-    for (const auto& s : o.steps)
-      for (const auto& c : s.captures) captured[static_cast<std::size_t>(c.slot)] = true;
-    for (std::size_t i = builtin_slots; i < vars.size(); ++i)
-      if (!captured[i]) {
-        std::string known;
-        for (const auto& n : mint_names) known += (known.empty() ? "" : ", ") + n;
-        throw usage_error("${" + vars.name(static_cast<int>(i)) + "} is neither captured by a --capture nor minted (" + known + ", vu)");
+    std::string known;
+    for (const auto& n : mint_names) known += (known.empty() ? "" : ", ") + n;
+    auto require = [&](const loadtest::text_template& t, const loadtest::step& s, const char* where) {
+      for (const int slot : t.slots()) {
+        const auto i = static_cast<std::size_t>(slot);
+        if (i < builtin_slots || captured[i]) continue;
+        throw usage_error("--step '" + s.method + " " + s.name + "': " + where + " uses ${" + vars.name(slot) +
+                          "}, which no earlier step captures (--capture NAME=$.path) and which is not minted (" + known +
+                          ", vu)");
       }
+    };
+    for (const auto& s : o.steps) {
+      require(s.path, s, "its path");
+      require(s.body, s, "its body");
+      for (const auto& h : s.headers) require(h.second, s, "a header");
+      for (const auto& c : s.captures) captured[static_cast<std::size_t>(c.slot)] = true;
+      for (const auto& c : s.checks) require(c.expected, s, "a check");
+    }
     // WeChat gives no unionid to a user of an app not bound to an Open Platform account: a
     // request cannot require one.
     const int unionid = vars.find("unionid");
@@ -1538,6 +1587,7 @@ int main(int argc, char** argv) {
     if (!shared.stop_arrivals.load()) {
       if (mint && mint_error.empty()) mint_error = mint->error();
       if (now >= arrivals_end || !mint_error.empty() || interrupted) {
+        if (!mint_error.empty() || interrupted) shared.stop_early = true;
         shared.stop_arrivals = true;
         arrivals_s = std::chrono::duration<double>(now - shared.t0).count();
         hard_stop = now + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.timeout_s + 1));
@@ -1545,6 +1595,7 @@ int main(int argc, char** argv) {
     } else if (now >= hard_stop) {
       shared.stop_now = true;
     }
+    if (interrupted) shared.stop_early = true;
     if (interrupted) hard_stop = std::min(hard_stop, interrupted_at + std::chrono::seconds(1));
     // Wait for a signal, at most until the next thing to do (10 ms at most).
     auto until = std::min({next_row, now + std::chrono::milliseconds(10)});
@@ -1558,6 +1609,7 @@ int main(int argc, char** argv) {
     }
   }
   for (auto& t : threads) t.join();
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);  // a second Ctrl-C ends the program
   // The last, partial second's row (what arrived after the last whole second).
   if (clock_type::now() > next_row - std::chrono::seconds(1) + std::chrono::milliseconds(1)) take_row(row_second);
   const double elapsed = std::chrono::duration<double>(clock_type::now() - shared.t0).count();
@@ -1616,8 +1668,14 @@ int main(int argc, char** argv) {
   if (!mint_error.empty()) checks.push_back({"codes minted as needed", false, mint_error});
   if (admin) {
     try {
-      if (latency_fault != 0) admin->call("DELETE", "/__mock/faults?id=" + std::to_string(latency_fault));
-      latency_fault = 0;
+      if (latency_fault != 0) {
+        try {
+          admin->call("DELETE", "/__mock/faults?id=" + std::to_string(latency_fault));
+        } catch (const std::exception&) {  // someone cleared the faults meanwhile: the checks still run
+          if (admin->last_status != 404) throw;
+        }
+        latency_fault = 0;
+      }
       const auto after = mock_counters::from(admin->call("GET", "/__mock/stats"));
       if (after.exchanges < before.exchanges || after.tokens < before.tokens)
         throw std::runtime_error("its counters went back: the mock was reset (POST /__mock/reset) during the run");
@@ -1690,8 +1748,8 @@ int main(int argc, char** argv) {
   }
   if (!o.png.empty() && png_error.empty()) draw_png(o.csv, o.png, plan.has_value(), png_error);
 
-  // Throughput counts measured answers over the measured part: from the warmup's end to
-  // the end of arrivals (the drain after it adds answers, not arrivals).
+  // Throughput: right answers of measured users over the measured part, from the warmup's
+  // end to the last answer (or the end of arrivals, if later).
   const double last_answer_s =
       all.last_answer == clock_type::time_point{} ? 0 : std::chrono::duration<double>(all.last_answer - shared.t0).count();
   const double measured_s = std::max(1e-9, std::max(arrivals_s, last_answer_s) - o.warmup_s);

@@ -390,6 +390,14 @@ TEST_CASE("failure texts never show a credential, and stay valid UTF-8", "[loadt
         R"j({"error":"bad","session_key" : "(redacted)","openid":"o1"})j");
   CHECK(printable_sample(R"j({"access_token":"T","appsecret":"S","token":"U","nickName":"n"})j") ==
         R"j({"access_token":"(redacted)","appsecret":"(redacted)","token":"(redacted)","nickName":"n"})j");
+  // In a query string, in JSON escaped inside a JSON string, after "name:".
+  CHECK(printable_sample("GET /sns/jscode2session?appid=wx1&secret=s3cret&js_code=abc failed") ==
+        "GET /sns/jscode2session?appid=wx1&secret=(redacted)&js_code=abc failed");
+  CHECK(printable_sample(R"j({"error":"upstream said {\"session_key\":\"k3y==\",\"openid\":\"o\"}"})j") ==
+        R"j({"error":"upstream said {\"session_key\":\"(redacted)\",\"openid\":\"o\"}"})j");
+  CHECK(printable_sample("access_token: AT-123, expires 7200") == "access_token: (redacted), expires 7200");
+  // Names that merely contain a credential's name elsewhere are left alone.
+  CHECK(printable_sample("tokens=3&keyboard=1") == "tokens=3&keyboard=1");
   // Cut on a character boundary (服 is 3 bytes), control bytes and stray bytes shown as '?'.
   const std::string chinese = "服务器错误";
   CHECK(printable_sample(chinese, 4) == "服...");

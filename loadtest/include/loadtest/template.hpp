@@ -418,34 +418,77 @@ inline bool is_secret_name(std::string_view key) noexcept {
          ends_with("ticket") || k == "password";
 }
 
-/// A piece of an answer for a report: at most `limit` bytes, cut on a UTF-8 boundary, with
-/// control characters and bytes that are not UTF-8 shown as '?', and the string value of
-/// any "name": whose name is_secret_name replaced by "(redacted)".
-inline std::string printable_sample(std::string_view s, std::size_t limit = 160) {
+/// `s` with the value after any credential's name redacted: `"session_key":"..."` (JSON,
+/// also escaped inside another JSON string), `secret=...` (a query string), `token: ...`.
+/// A name is a run of letters, digits and '_' that is_secret_name; its value is what follows
+/// an optional quote, ':' or '=', and an optional quote, up to the closing quote or, unquoted,
+/// to the next '&', quote, backslash, space, ',', ';' or '}'.
+inline std::string redact_secrets(std::string_view s) {
+  auto word_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  std::string out;
+  out.reserve(s.size());
+  std::size_t i = 0;
+  while (i < s.size()) {
+    if (!word_char(s[i]) || (i > 0 && word_char(s[i - 1]))) {
+      out += s[i++];
+      continue;
+    }
+    std::size_t j = i;
+    while (j < s.size() && word_char(s[j])) ++j;
+    out.append(s.data() + i, j - i);
+    if (!is_secret_name(s.substr(i, j - i))) {
+      i = j;
+      continue;
+    }
+    // The separator: [\]["] spaces (':' | '=') spaces, then the value's opening quote.
+    std::size_t k = j;
+    if (k + 1 < s.size() && s[k] == '\\' && s[k + 1] == '"') k += 2;
+    else if (k < s.size() && s[k] == '"') k += 1;
+    while (k < s.size() && (s[k] == ' ' || s[k] == '\t')) ++k;
+    if (k >= s.size() || (s[k] != ':' && s[k] != '=')) {
+      i = j;
+      continue;
+    }
+    ++k;
+    while (k < s.size() && (s[k] == ' ' || s[k] == '\t')) ++k;
+    std::string_view close;
+    if (k + 1 < s.size() && s[k] == '\\' && s[k + 1] == '"') close = "\\\"";
+    else if (k < s.size() && s[k] == '"') close = "\"";
+    k += close.size();
+    std::size_t end = k;
+    if (close == "\"") {
+      while (end < s.size() && s[end] != '"') end += s[end] == '\\' ? 2 : 1;
+    } else if (!close.empty()) {
+      end = s.find(close, k);
+      if (end == std::string_view::npos) end = s.size();
+    } else {
+      while (end < s.size() && std::string_view("&\"\\ ,;}\r\n\t").find(s[end]) == std::string_view::npos) ++end;
+    }
+    end = std::min(end, s.size());
+    if (end == k) {  // an empty value: nothing to hide
+      out.append(s.data() + j, k - j);
+      i = k;
+      continue;
+    }
+    out.append(s.data() + j, k - j);
+    out += "(redacted)";
+    i = end;
+  }
+  return out;
+}
+
+/// A piece of an answer for a report: credentials redacted (redact_secrets), then at most
+/// `limit` bytes, cut on a UTF-8 boundary, with control characters and bytes that are not
+/// UTF-8 shown as '?'.
+inline std::string printable_sample(std::string_view raw, std::size_t limit = 160) {
+  const std::string redacted = redact_secrets(raw);
+  const std::string_view s = redacted;
   std::string out;
   std::size_t i = 0;
   while (i < s.size() && out.size() < limit) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"') {  // a JSON string: a name followed by ':' and a string has its value redacted
-      const std::size_t close = s.find('"', i + 1);
-      if (close != std::string_view::npos) {
-        const std::string_view name = s.substr(i + 1, close - i - 1);
-        std::size_t j = close + 1;
-        while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
-        if (j < s.size() && s[j] == ':' && is_secret_name(name)) {
-          ++j;
-          while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
-          if (j < s.size() && s[j] == '"') {
-            std::size_t end = j + 1;
-            while (end < s.size() && s[end] != '"') end += s[end] == '\\' ? 2 : 1;
-            out.append(s.data() + i, j - i);
-            out += "\"(redacted)\"";
-            i = std::min(end + 1, s.size());
-            continue;
-          }
-        }
-      }
-    }
     std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
     bool valid = len != 0 && i + len <= s.size();
     for (std::size_t k = 1; valid && k < len; ++k)
