@@ -277,15 +277,21 @@ private:
   std::string token_;
 };
 
-// Keeps a queue of ready logins ahead of the plan, minting them in batches on its own
-// connection to the mock, off the requests' path.
+// Keeps a queue of ready logins ahead of the plan (at most twice its low-water mark), minted
+// in batches on its own connection to the mock.
 class minter {
 public:
   minter(const endpoint& mock, const options& o, const loadtest::variables& vars, std::vector<std::string> with,
          std::size_t users, std::string prefix)
       : admin_(mock, o.admin_token), appid_(o.appid), phone_(o.phone), with_(std::move(with)), users_(users),
         prefix_(std::move(prefix)) {
-    for (const auto& n : mint_names) slots_.push_back(vars.find(n));
+    // Where each used minted value sits in an entry: "code", or "user_info" then "iv".
+    for (const auto& n : mint_names) {
+      const int slot = vars.find(n);
+      if (slot < 0) continue;
+      const auto dot = n.find('.');
+      fields_.push_back({slot, n.substr(0, dot), dot == std::string::npos ? std::string() : n.substr(dot + 1)});
+    }
     nslots_ = vars.size();
   }
 
@@ -321,7 +327,6 @@ public:
         ready_.pop_front();
         ++got;
       }
-      taken_ += got;
     }
     wake_.notify_one();
     return got;
@@ -334,10 +339,6 @@ public:
   std::uint64_t calls() const { return calls_.load(); }
   double seconds() const { return static_cast<double>(busy_us_.load()) / 1e6; }
   std::uint64_t minted() const { return minted_.load(); }
-  std::uint64_t unused() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return ready_.size();
-  }
 
 private:
   void run() {
@@ -383,17 +384,15 @@ private:
     for (const auto& l : logins) {
       login x;
       x.values.resize(nslots_);
-      for (std::size_t i = 0; i < mint_names.size(); ++i) {
-        if (slots_[i] < 0) continue;
-        const std::string& name = mint_names[i];
+      for (const auto& f : fields_) {
         const nlohmann::json* v = nullptr;
-        if (const auto dot = name.find('.'); dot == std::string::npos) {
-          if (const auto it = l.find(name); it != l.end()) v = &*it;
-        } else if (const auto p = l.find(name.substr(0, dot)); p != l.end() && p->is_object()) {
-          if (const auto it = p->find(name.substr(dot + 1)); it != p->end()) v = &*it;
+        if (const auto it = l.find(f.key); it != l.end()) v = &*it;
+        if (v != nullptr && !f.sub.empty()) {
+          const auto it = v->is_object() ? v->find(f.sub) : v->end();
+          v = v->is_object() && it != v->end() ? &*it : nullptr;
         }
         if (v != nullptr && v->is_string()) {
-          auto& slot = x.values[static_cast<std::size_t>(slots_[i])];
+          auto& slot = x.values[static_cast<std::size_t>(f.slot)];
           slot.text = v->get<std::string>();
           slot.present = true;
         }
@@ -415,7 +414,11 @@ private:
   std::vector<std::string> with_;
   std::size_t users_;
   std::string prefix_;
-  std::vector<int> slots_;
+  struct field {
+    int slot;
+    std::string key, sub;  // the entry's key; the key inside it for a payload ("" if none)
+  };
+  std::vector<field> fields_;
   std::size_t nslots_ = 0;
   std::uint64_t next_user_ = 0;
   std::string error_after_;
@@ -424,7 +427,6 @@ private:
   std::condition_variable wake_;
   std::deque<login> ready_;
   std::size_t low_water_ = 200;
-  std::uint64_t taken_ = 0;
   bool stopping_ = false;
   std::string error_;
   std::thread thread_;
@@ -453,20 +455,35 @@ struct step_counts {
 };
 
 struct failure_log {
+  // A kind holds a piece of the answer (an "error" field): a target whose errors carry ids
+  // would make a kind per answer, so past max_kinds new kinds are folded into one.
+  static constexpr std::size_t max_kinds = 64;
+  static constexpr const char* other_kinds = "(other kinds: more than 64)";
   std::map<std::string, std::uint64_t> by_kind;            // "POST /login: status 502 (wechat_unavailable)"
   std::map<std::string, std::vector<std::string>> samples;  // the first few of each kind
   std::size_t show = 5;
   void add(const std::string& kind, std::string detail) {
+    if (folds(kind)) {
+      detail.insert(0, kind + ": ");
+      return add(other_kinds, std::move(detail));
+    }
     auto& n = by_kind[kind];
     ++n;
     if (n <= show) samples[kind].push_back(std::move(detail));
   }
+  // A new kind when max_kinds others are listed already goes into other_kinds.
+  bool folds(const std::string& kind) const {
+    return kind != other_kinds && by_kind.count(kind) == 0 && by_kind.size() - by_kind.count(other_kinds) >= max_kinds;
+  }
   void merge(const failure_log& o) {
-    for (const auto& [k, n] : o.by_kind) by_kind[k] += n;
-    for (const auto& [k, v] : o.samples) {
-      auto& mine = samples[k];
-      for (const auto& s : v)
-        if (mine.size() < show) mine.push_back(s);
+    for (const auto& [k, n] : o.by_kind) {
+      const bool fold = folds(k);
+      const std::string& into = fold ? std::string(other_kinds) : k;
+      by_kind[into] += n;
+      auto& mine = samples[into];
+      if (const auto it = o.samples.find(k); it != o.samples.end())
+        for (const auto& s : it->second)
+          if (mine.size() < show) mine.push_back(fold ? std::string(k).append(": ").append(s) : s);
     }
   }
 };
@@ -537,13 +554,8 @@ public:
     openid_slot_ = vars.find("openid");
     unionid_slot_ = vars.find("unionid");
     vu_slot_ = vars.find("vu");
-    auto uses_code = [&](const loadtest::text_template& t) {
-      return code_slot_ >= 0 && std::find(t.slots().begin(), t.slots().end(), code_slot_) != t.slots().end();
-    };
     for (const auto& s : o.steps) {
-      bool has_code = uses_code(s.path) || uses_code(s.body);
-      for (const auto& h : s.headers) has_code = has_code || uses_code(h.second);
-      step_has_code_.push_back(has_code);
+      step_has_code_.push_back(code_slot_ >= 0 && s.sends(code_slot_));
       step_label_.push_back(s.method + " " + s.name);
     }
   }
@@ -604,6 +616,7 @@ private:
   struct connection {
     int fd = -1;
     bool connected = false, busy = false, stamped = false;
+    bool in_idle = false;  // has an entry in idle_ (at most one: idle_ stays within conns_)
     std::string out;
     std::size_t written = 0;
     loadtest::http_reader reader;
@@ -689,7 +702,8 @@ private:
     while (!idle_.empty()) {
       connection* c = idle_.back();
       idle_.pop_back();
-      if (c->fd >= 0 && !c->busy && !c->user) return c;
+      c->in_idle = false;
+      if (c->fd >= 0 && !c->busy && !c->user) return c;  // else closed, or reopened and taken since
     }
     if (open_count_ >= max_conns_) return nullptr;
     // After a connection that could not be opened (no descriptor, no port; in the closed
@@ -803,10 +817,11 @@ private:
       c.out += "\r\n";
     }
     if (!ok) {  // nothing goes out; the user ends here
-      end_user(c, "missing value",
+      fail_user(u, "missing value",
                missing == -2 ? std::string("a header value holds a line break")
                              : "${" + var_name(missing) + "} has no value (an earlier step did not capture it)",
                now);
+      c.user.reset();
       release(c);
       return;
     }
@@ -948,16 +963,11 @@ private:
       counts.uncorrected.record(raw);
       if (!failure) ++counts.measured_ok;
     }
-    {
-      auto& iv = *interval[u.step];
-      std::lock_guard<std::mutex> lock(iv.mutex);
-      if (failure) ++iv.failed;
-      else ++iv.ok;
-      if (u.measured) iv.latency.record(corrected);
-    }
+    count_interval(u.step, !failure, u.measured ? std::optional<std::uint64_t>(corrected) : std::nullopt);
     const bool close = res.close || cut_short || force_close;
     if (failure) {
-      end_user(c, failure->first, std::move(failure->second), now);
+      fail_user(u, failure->first, std::move(failure->second), now);
+      c.user.reset();
     } else {
       ++counts.ok;
       if (step_has_code_[u.step] && !u.code_ok) {
@@ -997,19 +1007,28 @@ private:
       send_step(c, clock_type::now());
       return;
     }
-    idle_.push_back(&c);
+    if (!c.in_idle) {
+      c.in_idle = true;
+      idle_.push_back(&c);
+    }
   }
 
-  // The user on c ends at its current step with a failure; its later steps are skipped. In
-  // the closed loop another user takes its place.
-  void end_user(connection& c, const std::string& kind, std::string detail, clock_type::time_point now) {
-    vuser& u = *c.user;
+  // The user ends at its current step with a failure; its later steps are skipped. In the
+  // closed loop another user takes its place. (The caller drops the user.)
+  void fail_user(const vuser& u, const std::string& kind, std::string detail, clock_type::time_point now) {
     ++totals.steps[u.step].failed;
     for (std::size_t i = u.step + 1; i < o_.steps.size(); ++i) ++totals.steps[i].skipped;
     totals.failures.add(step_label_[u.step] + ": " + kind, std::move(detail));
     ++totals.users_done;
-    c.user.reset();
     if (!plan_) queue_closed_loop_user(now);
+  }
+
+  // One answer (or failure) of a step in the current second's row of the CSV.
+  void count_interval(std::size_t step, bool ok, std::optional<std::uint64_t> latency_us) {
+    auto& iv = *interval[step];
+    std::lock_guard<std::mutex> lock(iv.mutex);
+    ++(ok ? iv.ok : iv.failed);
+    if (latency_us) iv.latency.record(*latency_us);
   }
 
   // The request on c failed without an answer (refused, reset, timed out, malformed):
@@ -1018,18 +1037,16 @@ private:
     if (c.user) {
       const auto now = clock_type::now();
       const vuser& u = *c.user;
+      std::optional<std::uint64_t> waited;
       if (c.busy && u.measured) {
-        totals.steps[u.step].latency.record(us_since(u.due, now));
+        waited = us_since(u.due, now);
+        totals.steps[u.step].latency.record(*waited);
         if (c.stamped) totals.steps[u.step].uncorrected.record(us_since(c.write_time, now));
       }
-      {
-        auto& iv = *interval[u.step];
-        std::lock_guard<std::mutex> lock(iv.mutex);
-        ++iv.failed;
-        if (c.busy && u.measured) iv.latency.record(us_since(u.due, now));
-      }
+      count_interval(u.step, false, waited);
       const auto colon = what.find(':');
-      end_user(c, "transport: " + what.substr(0, colon), what, now);
+      fail_user(u, "transport: " + what.substr(0, colon), what, now);
+      c.user.reset();
     }
     close_connection(c);
   }
@@ -1124,16 +1141,9 @@ private:
       const auto now = clock_type::now();
       for (const auto& u : resume_) {
         if (u.measured) totals.steps[u.step].latency.record(us_since(u.due, now));
-        {
-          auto& iv = *interval[u.step];
-          std::lock_guard<std::mutex> lock(iv.mutex);
-          ++iv.failed;
-        }
+        count_interval(u.step, false, std::nullopt);
         ++totals.stopped;
-        ++totals.users_done;
-        ++totals.steps[u.step].failed;
-        for (std::size_t i = u.step + 1; i < o_.steps.size(); ++i) ++totals.steps[i].skipped;
-        totals.failures.add(step_label_[u.step] + ": stopped", "still waiting for a connection at the end of the run");
+        fail_user(u, "stopped", "still waiting for a connection at the end of the run", now);
       }
       resume_.clear();
       count_unsent();
@@ -1428,9 +1438,7 @@ int main(int argc, char** argv) {
     // request cannot require one.
     const int unionid = vars.find("unionid");
     for (const auto& s : o.steps) {
-      bool required = s.path.uses_required(unionid) || s.body.uses_required(unionid);
-      for (const auto& h : s.headers) required = required || h.second.uses_required(unionid);
-      if (required)
+      if (s.sends(unionid, /*required=*/true))
         throw usage_error("--step '" + s.method + " " + s.name + "' sends ${unionid}, which WeChat may not give (an app not "
                           "bound to an Open Platform account): write ${unionid?} (empty when absent)");
     }
@@ -1449,15 +1457,13 @@ int main(int argc, char** argv) {
   bool need_mint = false;
   std::vector<std::string> with;
   for (std::size_t i = 0; i < mint_names.size(); ++i) {
-    bool used = false;
-    for (const auto& s : o.steps) {
-      auto uses = [&](const loadtest::text_template& t) {
-        return std::find(t.slots().begin(), t.slots().end(), static_cast<int>(i)) != t.slots().end();
-      };
-      used = used || uses(s.path) || uses(s.body);
-      for (const auto& h : s.headers) used = used || uses(h.second);
-      for (const auto& c : s.checks) used = used || uses(c.expected);
-    }
+    const int slot = static_cast<int>(i);
+    const bool used = std::any_of(o.steps.begin(), o.steps.end(), [&](const loadtest::step& s) {
+      return s.sends(slot) || std::any_of(s.checks.begin(), s.checks.end(), [&](const loadtest::check& c) {
+               const auto& used_by_check = c.expected.slots();
+               return std::find(used_by_check.begin(), used_by_check.end(), slot) != used_by_check.end();
+             });
+    });
     if (!used) continue;
     need_mint = true;
     const auto dot = mint_names[i].find('.');

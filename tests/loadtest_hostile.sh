@@ -223,6 +223,19 @@ jqcheck '.arrivals as $n | .failures | length == 1 and .[0].count == $n and
          all(.[0].samples[]; startswith("HTTP 500: "))' "failure kind"
 ok_line
 
+# 9b. A 500 whose error names a new request id each time: a kind per answer would grow the
+# failure table without bound; past 64 kinds the rest are folded into one, every failure
+# still counted.
+start_target uniqueerror
+run uniqueerror --rate 200/s --duration 1s --step 'GET /a'
+expect_rc 1
+books
+jqcheck '.failures | length == 65' "failure kinds not bounded at 64 + 1"
+jqcheck '.arrivals as $n | ([.failures[].count] | add) == $n' "a failure lost when folding"
+jqcheck 'any(.failures[]; .kind == "(other kinds: more than 64)" and (.samples[0] | startswith("GET /a: status 500")))' \
+  "no folded kind"
+ok_line
+
 # 10. A chunked 200 over several writes, a few ms apart.
 start_target chunked
 run chunked --rate 100/s --duration 1s --step 'GET /a' --step 'GET /b'

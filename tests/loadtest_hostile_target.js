@@ -14,6 +14,7 @@
 //   extra           two answers to each request
 //   chinese         a 500 whose JSON error body is Chinese text (well over 200 bytes)
 //   chunked         a chunked 200, over several writes a few ms apart
+//   uniqueerror     a 500 whose JSON error names a new request id each time
 //   closeidle MS    the 200; a keep-alive connection then idle for MS is closed
 'use strict';
 const net = require('net');
@@ -21,12 +22,13 @@ const fs = require('fs');
 
 const [mode, portFile, arg] = process.argv.slice(2);
 const modes = ['ok', 'slow', 'never', 'close', 'eof', 'midclose', 'garbage', 'early', 'extra', 'chinese',
-               'chunked', 'closeidle'];
+               'chunked', 'closeidle', 'uniqueerror'];
 if (!modes.includes(mode) || !portFile) {
   console.error('usage: node loadtest_hostile_target.js MODE PORT_FILE [ARG]; MODE: ' + modes.join(' '));
   process.exit(2);
 }
 
+let uniqueId = 0;
 const OK = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}';
 const chineseBody = Buffer.from(JSON.stringify({error: '服务器内部错误，请稍后再试。'.repeat(6)}), 'utf8');
 const CHINESE = Buffer.concat([
@@ -68,6 +70,12 @@ function answer(s, done) {
     case 'chinese':
       s.write(CHINESE);
       return done();
+    case 'uniqueerror': {
+      const body = JSON.stringify({error: 'failed, request id ' + (++uniqueId)});
+      s.write('HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: ' +
+              Buffer.byteLength(body) + '\r\n\r\n' + body);
+      return done();
+    }
     case 'chunked': {
       const parts = ['HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n',
                      '5\r\n{"o', 'k"\r\n6\r', '\n:true}\r\n0\r\n', '\r\n'];

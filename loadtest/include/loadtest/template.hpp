@@ -641,6 +641,16 @@ struct step {
   std::vector<check> checks;
   /// True when a capture or a check must parse the answer.
   bool needs_json() const noexcept { return !captures.empty() || !checks.empty(); }
+  /// True when the request (path, headers, body) uses `slot`; with `required`, only a use
+  /// without '?' counts.
+  bool sends(int slot, bool required = false) const noexcept {
+    auto in = [&](const text_template& t) {
+      return required ? t.uses_required(slot)
+                      : std::find(t.slots().begin(), t.slots().end(), slot) != t.slots().end();
+    };
+    if (in(path) || in(body)) return true;
+    return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return in(h.second); });
+  }
 };
 
 /// Parses "METHOD /path [BODY]": the method (an HTTP token, upper-cased), one space, the
