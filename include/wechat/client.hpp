@@ -18,7 +18,8 @@
 // - WeChat busy (-1) and transport failures are retried with backoff and jitter, but only
 //   for calls that are safe to repeat (never one that consumes a code or rotates a key);
 // - 45009/45011 are never retried: ec says to slow down.
-// (About 700 lines: one class, a short pair of overloads per WeChat call.)
+// (One class, a short pair of overloads per WeChat call; each call's request and the
+// reading of its answer are in detail/calls.hpp, shared with the async client.)
 #pragma once
 
 #include <chrono>
@@ -37,9 +38,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "wechat/api_types.hpp"
 #include "wechat/clock.hpp"
 #include "wechat/decrypt.hpp"
 #include "wechat/detail/api_response.hpp"
+#include "wechat/detail/calls.hpp"
 #include "wechat/detail/code_memory.hpp"
 #include "wechat/detail/retry.hpp"
 #include "wechat/detail/single_flight.hpp"
@@ -66,118 +69,7 @@ struct client_options {
   std::size_t code_memory_max = 100000;  ///< at most this many remembered codes
 };
 
-/// code2session's answer.
-struct session_info {
-  std::string openid;
-  std::string session_key;             ///< keep it on the server; never send it to the device
-  std::optional<std::string> unionid;  ///< when the UnionID rules allow
-};
-
-/// An order for getPaidUnionId: a transaction_id, or mch_id + out_trade_no.
-struct paid_order {
-  std::string transaction_id;
-  std::string mch_id;
-  std::string out_trade_no;
-  static paid_order by_transaction(std::string id) { return {std::move(id), {}, {}}; }
-  static paid_order by_trade(std::string mch, std::string trade) {
-    return {{}, std::move(mch), std::move(trade)};
-  }
-};
-
-/// sns/oauth2/access_token and refresh_token's answer.
-struct oauth_token {
-  std::string access_token;
-  std::int64_t expires_in = 0;
-  std::string refresh_token;
-  std::string openid;
-  std::string scope;
-  std::optional<std::string> unionid;
-  /// "is_snapshotuser":1 - the user is on an official account's snapshot page (WeChat
-  /// since 2022-07-12, community doc 000c2c34068880629ced91a2f56001): `openid` (and any
-  /// unionid) are virtual, not the real user's, and sns/userinfo is refused. Do not link
-  /// or store this openid as a user; ask the user to open the full page.
-  bool is_snapshot_user = false;
-};
-
-/// sns/userinfo's answer.
-struct sns_user_info {
-  std::string openid, nickname;
-  int sex = 0;
-  std::string province, city, country, headimgurl;
-  std::vector<std::string> privilege;
-  std::optional<std::string> unionid;
-};
-
-/// cgi-bin/user/info's answer.
-struct follower_info {
-  bool subscribed = false;
-  std::string openid;
-  std::int64_t subscribe_time = 0;
-  std::optional<std::string> unionid;  ///< followers of a bound official account
-};
-
-/// One key of getuserencryptkey's answer: a key wx.getUserCryptoManager gave the device
-/// (wechat-api.md section 8). Each lives 3600 s.
-struct user_encrypt_key {
-  std::string encrypt_key;       ///< base64 of the 16-byte key
-  std::int64_t version = 0;      ///< increases with each new key; the device names it
-  std::int64_t expire_in = 0;    ///< seconds left (0: expired)
-  std::string iv;                ///< hex, as WeChat gives it
-  std::int64_t create_time = 0;  ///< Unix seconds
-};
-
-/// What getuserriskrank is told about the request (wechat-api.md section 8).
-struct risk_rank_request {
-  std::string openid;
-  int scene = 0;              ///< 0 registration, 1 marketing fraud (2 UGC, mini games)
-  std::string client_ip;      ///< the user's IP address
-  std::string mobile_no;      ///< optional (empty: not sent)
-  std::string email_address;  ///< optional
-  std::string extended_info;  ///< optional
-  bool is_test = false;       ///< a test call
-};
-
-/// getuserriskrank's answer.
-struct user_risk_rank {
-  int risk_rank = 0;  ///< 0 (lowest) to 4 (highest risk)
-  /// WeChat's `unoin_id` (sic: its spelling of union_id). Despite the name it is not a
-  /// UnionID: it is the id of this risk query, for support requests.
-  std::int64_t union_id = 0;
-};
-
-/// cgi-bin/openapi/quota/get's answer: an API's quota for today.
-struct api_quota {
-  std::int64_t daily_limit = 0;
-  std::int64_t used = 0;
-  std::int64_t remain = 0;
-};
-
-/// cgi-bin/openapi/rid/get's answer: what WeChat recorded of the failed call behind a rid.
-struct rid_info {
-  std::int64_t invoke_time = 0;  ///< Unix seconds
-  std::int64_t cost_in_ms = 0;
-  std::string request_url;    ///< the query string (WeChat masks the credentials)
-  std::string request_body;   ///< the POST body
-  std::string response_body;  ///< the answer, with the rid in its errmsg
-  std::string client_ip;
-};
-
 namespace detail {
-// A request body: compact JSON; bytes that are not UTF-8 (from a device, say) become U+FFFD
-// instead of throwing from an error_code overload.
-inline std::string json_body(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-// code2session's answer (jscode2session, component/jscode2session): openid, session_key,
-// unionid when the UnionID rules allow.
-inline void read_session(const nlohmann::json& j, session_info& s, std::error_code& ec,
-                         error_detail* d) {
-  s.openid = required_string(j, "openid", ec, d);
-  if (!ec) s.session_key = required_string(j, "session_key", ec, d);
-  if (!ec) s.unionid = optional_string(j, "unionid");
-}
-
 // The throwing form of a call: runs the error_code form, throws on failure.
 template <class F>
 auto throwing(F&& f, const char* what) -> decltype(f(std::declval<std::error_code&>(), nullptr)) {
@@ -217,13 +109,8 @@ public:
   /// transport_errc, protocol_errc.
   session_info code2session(std::string_view code, std::error_code& ec, error_detail* d = nullptr) {
     return codes_.run(std::string(code), ec, d, [&](code_result& r) {
-      http_request req;
-      req.target = "/sns/jscode2session?appid=" + url_encode(opt_.appid) +
-                   "&secret=" + url_encode(opt_.secret) + "&js_code=" + url_encode(code) +
-                   "&grant_type=authorization_code";
       // Not safe to repeat: a code is single use. One attempt.
-      const auto j = exchange(req, r.ec, &r.detail, false);
-      if (!r.ec) detail::read_session(j, r.value, r.ec, &r.detail);
+      r.value = run(detail::calls::code2session(opt_.appid, opt_.secret, code), r.ec, &r.detail);
     });
   }
   session_info code2session(std::string_view code) {
@@ -242,13 +129,7 @@ public:
   /// the window passed), invalid_openid, missing_parameter; token and transport errors.
   std::string get_paid_unionid(std::string_view openid, const paid_order& order,
                                std::error_code& ec, error_detail* d = nullptr) {
-    std::string q = "&openid=" + url_encode(openid);
-    if (!order.transaction_id.empty()) q += "&transaction_id=" + url_encode(order.transaction_id);
-    if (!order.mch_id.empty()) q += "&mch_id=" + url_encode(order.mch_id);
-    if (!order.out_trade_no.empty()) q += "&out_trade_no=" + url_encode(order.out_trade_no);
-    const auto j = with_token("/wxa/getpaidunionid", q, {}, ec, d, true);
-    if (ec) return {};
-    return detail::required_string(j, "unionid", ec, d);
+    return run(detail::calls::get_paid_unionid(openid, order), ec, d);
   }
   /// Throwing overload of get_paid_unionid.
   std::string get_paid_unionid(std::string_view openid, const paid_order& order) {
@@ -261,7 +142,7 @@ public:
   /// api_errc::invalid_signature (87009): no, it is stale (the user logged in again).
   void check_session_key(std::string_view openid, std::string_view session_key, std::error_code& ec,
                          error_detail* d = nullptr) {
-    with_token("/wxa/checksession", session_query(openid, session_key), {}, ec, d, true);
+    run(detail::calls::check_session_key(openid, session_key), ec, d);
   }
   /// Throwing overload of check_session_key.
   void check_session_key(std::string_view openid, std::string_view session_key) {
@@ -277,10 +158,7 @@ public:
   /// (the old one dies at once). Not retried on -1: it changes state.
   std::string reset_session_key(std::string_view openid, std::string_view session_key,
                                 std::error_code& ec, error_detail* d = nullptr) {
-    const auto j = with_token("/wxa/resetusersessionkey", session_query(openid, session_key), {},
-                              ec, d, false);
-    if (ec) return {};
-    return detail::required_string(j, "session_key", ec, d);
+    return run(detail::calls::reset_session_key(openid, session_key), ec, d);
   }
   /// Throwing overload of reset_session_key.
   std::string reset_session_key(std::string_view openid, std::string_view session_key) {
@@ -296,32 +174,7 @@ public:
   /// code. Not retried on -1: the code is single use.
   phone_info get_phone_number(std::string_view code, std::string_view openid, std::error_code& ec,
                               error_detail* d = nullptr) {
-    nlohmann::json body = {{"code", std::string(code)}};
-    if (!openid.empty()) body["openid"] = std::string(openid);
-    const auto j =
-        with_token("/wxa/business/getuserphonenumber", "", detail::json_body(body), ec, d, false);
-    phone_info p;
-    if (ec) return p;
-    const auto info = j.find("phone_info");
-    if (info == j.end() || !info->is_object()) {
-      ec = protocol_errc::missing_field;
-      if (d) d->field = "phone_info";
-      return p;
-    }
-    p.phone_number = detail::required_string(*info, "phoneNumber", ec, d);
-    if (ec) return p;
-    p.pure_phone_number = detail::optional_string(*info, "purePhoneNumber").value_or("");
-    if (const auto cc = info->find("countryCode"); cc != info->end()) {
-      if (cc->is_string())
-        p.country_code = cc->get<std::string>();
-      else if (cc->is_number_integer())
-        p.country_code = std::to_string(cc->get<std::int64_t>());
-    }
-    if (const auto wm = info->find("watermark"); wm != info->end() && wm->is_object()) {
-      p.watermark.appid = detail::optional_string(*wm, "appid").value_or("");
-      p.watermark.timestamp = detail::integer_field(*wm, "timestamp", 0);
-    }
-    return p;
+    return run(detail::calls::get_phone_number(code, openid), ec, d);
   }
   /// Throwing overload of get_phone_number.
   phone_info get_phone_number(std::string_view code, std::string_view openid = {}) {
@@ -335,11 +188,7 @@ public:
   /// Exchanges a web/app OAuth code: GET /sns/oauth2/access_token. One attempt.
   oauth_token oauth_exchange(std::string_view code, std::error_code& ec,
                              error_detail* d = nullptr) {
-    http_request req;
-    req.target = "/sns/oauth2/access_token?appid=" + url_encode(opt_.appid) +
-                 "&secret=" + url_encode(opt_.secret) + "&code=" + url_encode(code) +
-                 "&grant_type=authorization_code";
-    return read_oauth(exchange(req, ec, d, false), ec, d);
+    return run(detail::calls::oauth_exchange(opt_.appid, opt_.secret, code), ec, d);
   }
   /// Throwing overload of oauth_exchange.
   oauth_token oauth_exchange(std::string_view code) {
@@ -351,10 +200,7 @@ public:
   /// Renews a user access token: GET /sns/oauth2/refresh_token.
   oauth_token oauth_refresh(std::string_view refresh_token, std::error_code& ec,
                             error_detail* d = nullptr) {
-    http_request req;
-    req.target = "/sns/oauth2/refresh_token?appid=" + url_encode(opt_.appid) +
-                 "&grant_type=refresh_token&refresh_token=" + url_encode(refresh_token);
-    return read_oauth(exchange(req, ec, d, true), ec, d);
+    return run(detail::calls::oauth_refresh(opt_.appid, refresh_token), ec, d);
   }
   /// Throwing overload of oauth_refresh.
   oauth_token oauth_refresh(std::string_view refresh_token) {
@@ -367,25 +213,7 @@ public:
   sns_user_info sns_userinfo(std::string_view access_token, std::string_view openid,
                              std::error_code& ec, error_detail* d = nullptr,
                              std::string_view lang = "zh_CN") {
-    http_request req;
-    req.target = "/sns/userinfo?access_token=" + url_encode(access_token) +
-                 "&openid=" + url_encode(openid) + "&lang=" + url_encode(lang);
-    const auto j = exchange(req, ec, d, true);
-    sns_user_info u;
-    if (ec) return u;
-    u.openid = detail::required_string(j, "openid", ec, d);
-    if (ec) return u;
-    u.nickname = detail::optional_string(j, "nickname").value_or("");
-    u.sex = static_cast<int>(detail::integer_field(j, "sex", 0));
-    u.province = detail::optional_string(j, "province").value_or("");
-    u.city = detail::optional_string(j, "city").value_or("");
-    u.country = detail::optional_string(j, "country").value_or("");
-    u.headimgurl = detail::optional_string(j, "headimgurl").value_or("");
-    if (const auto p = j.find("privilege"); p != j.end() && p->is_array())
-      for (const auto& v : *p)
-        if (v.is_string()) u.privilege.push_back(v.get<std::string>());
-    u.unionid = detail::optional_string(j, "unionid");
-    return u;
+    return run(detail::calls::sns_userinfo(access_token, openid, lang), ec, d);
   }
   /// Throwing overload of sns_userinfo.
   sns_user_info sns_userinfo(std::string_view access_token, std::string_view openid) {
@@ -400,15 +228,7 @@ public:
   /// once, without a request (error_detail::attempts 0).
   sns_user_info sns_userinfo(const oauth_token& token, std::error_code& ec,
                              error_detail* d = nullptr, std::string_view lang = "zh_CN") {
-    if (token.is_snapshot_user) {
-      ec = api_errc::api_unauthorized;
-      if (d) {
-        *d = error_detail{};
-        d->errcode = static_cast<int>(api_errc::api_unauthorized);
-        d->errmsg = "snapshot-page user: the openid is virtual and WeChat refuses sns/userinfo";
-      }
-      return {};
-    }
+    if (detail::snapshot_refusal(token, ec, d)) return {};
     return sns_userinfo(token.access_token, token.openid, ec, d, lang);
   }
   /// Throwing overload of sns_userinfo for an oauth_token.
@@ -421,10 +241,7 @@ public:
   /// Is this user access token valid for this openid? GET /sns/auth. No error: yes.
   void sns_auth(std::string_view access_token, std::string_view openid, std::error_code& ec,
                 error_detail* d = nullptr) {
-    http_request req;
-    req.target =
-        "/sns/auth?access_token=" + url_encode(access_token) + "&openid=" + url_encode(openid);
-    exchange(req, ec, d, true);
+    run(detail::calls::sns_auth(access_token, openid), ec, d);
   }
   /// Throwing overload of sns_auth.
   void sns_auth(std::string_view access_token, std::string_view openid) {
@@ -440,16 +257,7 @@ public:
   /// (invalid_openid...), transport_errc, protocol_errc.
   follower_info follower(std::string_view openid, std::error_code& ec, error_detail* d = nullptr,
                          std::string_view lang = "zh_CN") {
-    const auto j =
-        with_token("/cgi-bin/user/info",
-                   "&openid=" + url_encode(openid) + "&lang=" + url_encode(lang), {}, ec, d, true);
-    follower_info f;
-    if (ec) return f;
-    f.subscribed = detail::integer_field(j, "subscribe", 0) == 1;
-    f.openid = detail::required_string(j, "openid", ec, d);
-    f.subscribe_time = detail::integer_field(j, "subscribe_time", 0);
-    f.unionid = detail::optional_string(j, "unionid");
-    return f;
+    return run(detail::calls::follower(openid, lang), ec, d);
   }
   /// Throwing overload of follower.
   follower_info follower(std::string_view openid) {
@@ -480,32 +288,7 @@ public:
                                                      std::string_view session_key,
                                                      std::error_code& ec,
                                                      error_detail* d = nullptr) {
-    const auto j = with_token("/wxa/business/getuserencryptkey", session_query(openid, session_key),
-                              {}, ec, d, true);
-    std::vector<user_encrypt_key> keys;
-    if (ec) return keys;
-    const auto list = j.find("key_info_list");
-    if (list == j.end() || !list->is_array()) {
-      ec = protocol_errc::missing_field;
-      if (d) d->field = "key_info_list";
-      return keys;
-    }
-    for (const auto& item : *list) {
-      if (!item.is_object()) {
-        ec = protocol_errc::wrong_type;
-        if (d) d->field = "key_info_list";
-        return {};
-      }
-      user_encrypt_key k;
-      k.encrypt_key = detail::required_string(item, "encrypt_key", ec, d);
-      if (ec) return {};
-      k.iv = detail::optional_string(item, "iv").value_or("");
-      k.version = detail::integer_field(item, "version", 0);
-      k.expire_in = detail::integer_field(item, "expire_in", 0);
-      k.create_time = detail::integer_field(item, "create_time", 0);
-      keys.push_back(std::move(k));
-    }
-    return keys;
+    return run(detail::calls::get_user_encrypt_key(openid, session_key), ec, d);
   }
   /// Throwing overload of get_user_encrypt_key.
   std::vector<user_encrypt_key> get_user_encrypt_key(std::string_view openid,
@@ -523,10 +306,7 @@ public:
   /// expired, of another host), code_been_used, not_plugin_code (1007: a wx.login code).
   std::string get_plugin_open_pid(std::string_view code, std::error_code& ec,
                                   error_detail* d = nullptr) {
-    const nlohmann::json body = {{"code", std::string(code)}};
-    const auto j = with_token("/wxa/getpluginopenpid", "", detail::json_body(body), ec, d, false);
-    if (ec) return {};
-    return detail::required_string(j, "openpid", ec, d);
+    return run(detail::calls::get_plugin_open_pid(code), ec, d);
   }
   /// Throwing overload of get_plugin_open_pid.
   std::string get_plugin_open_pid(std::string_view code) {
@@ -540,33 +320,7 @@ public:
   /// data_format_error (a required field empty), invalid_appid; token and transport errors.
   user_risk_rank get_user_risk_rank(const risk_rank_request& r, std::error_code& ec,
                                     error_detail* d = nullptr) {
-    nlohmann::json body = {{"appid", opt_.appid},
-                           {"openid", r.openid},
-                           {"scene", r.scene},
-                           {"client_ip", r.client_ip}};
-    if (!r.mobile_no.empty()) body["mobile_no"] = r.mobile_no;
-    if (!r.email_address.empty()) body["email_address"] = r.email_address;
-    if (!r.extended_info.empty()) body["extended_info"] = r.extended_info;
-    if (r.is_test) body["is_test"] = true;
-    const auto j = with_token("/wxa/getuserriskrank", "", detail::json_body(body), ec, d, true);
-    user_risk_rank out;
-    if (ec) return out;
-    const auto rank = j.find("risk_rank");
-    if (rank == j.end() || rank->is_null()) {
-      ec = protocol_errc::missing_field;
-      if (d) d->field = "risk_rank";
-      return out;
-    }
-    if (!rank->is_number_integer() || rank->get<std::int64_t>() < 0 ||
-        rank->get<std::int64_t>() > 4) {  // 0-4, nothing else
-      ec = protocol_errc::wrong_type;
-      if (d) d->field = "risk_rank";
-      return out;
-    }
-    out.risk_rank = rank->get<int>();
-    // WeChat writes "unoin_id"; read "union_id" too, should it ever fix the spelling
-    out.union_id = detail::integer_field(j, "unoin_id", detail::integer_field(j, "union_id", 0));
-    return out;
+    return run(detail::calls::get_user_risk_rank(opt_.appid, r), ec, d);
   }
   /// Throwing overload of get_user_risk_rank.
   user_risk_rank get_user_risk_rank(const risk_rank_request& r) {
@@ -578,8 +332,7 @@ public:
   /// Resets this app's daily API quotas (45009 lifts): POST /cgi-bin/clear_quota. WeChat
   /// allows 10 a month: then api_errc::clear_quota_limit_reached (48006). Not retried.
   void clear_quota(std::error_code& ec, error_detail* d = nullptr) {
-    const nlohmann::json body = {{"appid", opt_.appid}};
-    with_token("/cgi-bin/clear_quota", "", detail::json_body(body), ec, d, false);
+    run(detail::calls::clear_quota(opt_.appid), ec, d);
   }
   /// Throwing overload of clear_quota.
   void clear_quota() {
@@ -596,21 +349,7 @@ public:
   /// cgi_path_no_permission (76022: /sns/* APIs).
   api_quota get_api_quota(std::string_view cgi_path, std::error_code& ec,
                           error_detail* d = nullptr) {
-    const nlohmann::json body = {{"cgi_path", std::string(cgi_path)}};
-    const auto j =
-        with_token("/cgi-bin/openapi/quota/get", "", detail::json_body(body), ec, d, true);
-    api_quota q;
-    if (ec) return q;
-    const auto quota = j.find("quota");
-    if (quota == j.end() || !quota->is_object()) {
-      ec = protocol_errc::missing_field;
-      if (d) d->field = "quota";
-      return q;
-    }
-    q.daily_limit = detail::integer_field(*quota, "daily_limit", 0);
-    q.used = detail::integer_field(*quota, "used", 0);
-    q.remain = detail::integer_field(*quota, "remain", 0);
-    return q;
+    return run(detail::calls::get_api_quota(cgi_path), ec, d);
   }
   /// Throwing overload of get_api_quota.
   api_quota get_api_quota(std::string_view cgi_path) {
@@ -624,23 +363,7 @@ public:
   /// (76001, also past 7 days), invalid_rid (76002), rid_no_permission (76003: another
   /// app's call).
   rid_info get_rid_info(std::string_view rid, std::error_code& ec, error_detail* d = nullptr) {
-    const nlohmann::json body = {{"rid", std::string(rid)}};
-    const auto j = with_token("/cgi-bin/openapi/rid/get", "", detail::json_body(body), ec, d, true);
-    rid_info r;
-    if (ec) return r;
-    const auto req = j.find("request");
-    if (req == j.end() || !req->is_object()) {
-      ec = protocol_errc::missing_field;
-      if (d) d->field = "request";
-      return r;
-    }
-    r.invoke_time = detail::integer_field(*req, "invoke_time", 0);
-    r.cost_in_ms = detail::integer_field(*req, "cost_in_ms", 0);
-    r.request_url = detail::optional_string(*req, "request_url").value_or("");
-    r.request_body = detail::optional_string(*req, "request_body").value_or("");
-    r.response_body = detail::optional_string(*req, "response_body").value_or("");
-    r.client_ip = detail::optional_string(*req, "client_ip").value_or("");
-    return r;
+    return run(detail::calls::get_rid_info(rid), ec, d);
   }
   /// Throwing overload of get_rid_info.
   rid_info get_rid_info(std::string_view rid) {
@@ -652,46 +375,24 @@ public:
 private:
   using code_result = detail::shared_result<session_info>;
 
-  static std::string session_query(std::string_view openid, std::string_view session_key) {
-    return "&openid=" + url_encode(openid) + "&signature=" + session_key_signature(session_key) +
-           "&sig_method=hmac_sha256";
-  }
-
-  // One request (retried on -1 and transport failures when `safe`), parsed.
-  nlohmann::json exchange(const http_request& req, std::error_code& ec, error_detail* d,
-                          bool safe) {
-    return detail::exchange(*transport_, req, safe ? opt_.max_attempts : 1, opt_.backoff, ec, d);
-  }
-
-  // A call that carries the access token. A token WeChat rejects (40001, 40014, 42001)
-  // is invalidated and the call retried once with a fresh one.
-  nlohmann::json with_token(const char* path, const std::string& query, const std::string& body,
-                            std::error_code& ec, error_detail* d, bool safe) {
-    return detail::with_token(
-        tokens_, ec, d, [&](const std::string& token, std::error_code& cec, error_detail* cd) {
-          http_request req;
-          req.method = body.empty() ? "GET" : "POST";
-          req.target = std::string(path) + "?access_token=" + url_encode(token) + query;
-          if (!body.empty()) {
-            req.body = body;
-            req.content_type = "application/json";
-          }
-          return exchange(req, cec, cd, safe);
-        });
-  }
-
-  oauth_token read_oauth(const nlohmann::json& j, std::error_code& ec, error_detail* d) {
-    oauth_token t;
-    if (ec) return t;
-    t.access_token = detail::required_string(j, "access_token", ec, d);
-    if (!ec) t.openid = detail::required_string(j, "openid", ec, d);
-    if (ec) return t;
-    t.expires_in = detail::integer_field(j, "expires_in", 7200);
-    t.refresh_token = detail::optional_string(j, "refresh_token").value_or("");
-    t.scope = detail::optional_string(j, "scope").value_or("");
-    t.unionid = detail::optional_string(j, "unionid");
-    t.is_snapshot_user = detail::integer_field(j, "is_snapshotuser", 0) == 1;
-    return t;
+  // One call: a token call through detail::with_token (a token WeChat rejects, 40001,
+  // 40014 or 42001, is invalidated and the call retried once with a fresh one), a plain
+  // call as it is; each retried on -1 and transport failures when it is safe to repeat.
+  // The answer is read only when WeChat accepted the call; what the read fills is returned
+  // even when it sets ec (as each call always did).
+  template <class T> T run(const detail::api_call<T>& c, std::error_code& ec, error_detail* d) {
+    const int attempts = c.safe ? opt_.max_attempts : 1;
+    nlohmann::json j;
+    if (c.token)
+      j = detail::with_token(
+          tokens_, ec, d, [&](const std::string& token, std::error_code& cec, error_detail* cd) {
+            return detail::exchange(*transport_, c.request(token), attempts, opt_.backoff, cec, cd);
+          });
+    else
+      j = detail::exchange(*transport_, c.request(), attempts, opt_.backoff, ec, d);
+    T out{};
+    if (!ec) c.read(j, out, ec, d);
+    return out;
   }
 
   client_options opt_;

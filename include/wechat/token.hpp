@@ -34,6 +34,7 @@
 #include "wechat/error.hpp"
 #include "wechat/store.hpp"
 #include "wechat/transport.hpp"
+#include "wechat/url_encode.hpp"
 
 namespace wechat {
 
@@ -78,6 +79,28 @@ inline void read_token_answer(const nlohmann::json& j, const char* field, std::i
   r.value.value = required_string(j, field, r.ec, &r.detail);
   if (r.ec) return;
   r.value.expires_at_ms = sent_ms + integer_field(j, "expires_in", 7200) * 1000;
+}
+
+/// The request for the app's access token of `o` (its read: read_token_answer with
+/// "access_token"): POST /cgi-bin/stable_token (`force` sets force_refresh) in mode
+/// stable, GET /cgi-bin/token in mode classic. One attempt of a token_provider's fetch.
+inline http_request access_token_request(const token_options& o, bool force) {
+  http_request req;
+  if (o.mode == token_mode::stable) {
+    req.method = "POST";
+    req.target = "/cgi-bin/stable_token";
+    req.content_type = "application/json";
+    req.body = nlohmann::json{
+        {"grant_type", "client_credential"},
+        {"appid", o.appid},
+        {"secret", o.secret},
+        {"force_refresh",
+         force}}.dump();
+  } else {
+    req.target = "/cgi-bin/token?grant_type=client_credential&appid=" + url_encode(o.appid) +
+                 "&secret=" + url_encode(o.secret);
+  }
+  return req;
 }
 }  // namespace detail
 
@@ -311,23 +334,9 @@ private:
     if (source_) return source_();
     result r;
     const std::int64_t sent = clock_->now_ms();
-    http_request req;
-    if (opt_.mode == token_mode::stable) {
-      req.method = "POST";
-      req.target = "/cgi-bin/stable_token";
-      req.content_type = "application/json";
-      req.body = nlohmann::json{
-          {"grant_type", "client_credential"},
-          {"appid", opt_.appid},
-          {"secret", opt_.secret},
-          {"force_refresh",
-           force}}.dump();
-    } else {
-      req.target = "/cgi-bin/token?grant_type=client_credential&appid=" + url_encode(opt_.appid) +
-                   "&secret=" + url_encode(opt_.secret);
-    }
     r.detail.attempts = 1;
-    const auto j = detail::round_trip(*transport_, req, r.ec, r.detail);
+    const auto j =
+        detail::round_trip(*transport_, detail::access_token_request(opt_, force), r.ec, r.detail);
     if (r.ec) return r;
     detail::read_token_answer(j, "access_token", sent, r);
     return r;
