@@ -81,6 +81,25 @@ inline void read_token_answer(const nlohmann::json& j, const char* field, std::i
   r.value.expires_at_ms = sent_ms + integer_field(j, "expires_in", 7200) * 1000;
 }
 
+/// When a token obtained at `now` is refreshed: `ahead_ms` before it expires; or, when it
+/// came already inside that window, at its expiry. A platform that hands back its current
+/// token until it expires (WeCom's gettoken, WeChat's stable_token near its renewal) would
+/// otherwise be asked again at every call of the window, and answer the same token each
+/// time. Shared by token_provider and async_token_provider.
+inline std::int64_t refresh_at(const stored_token& t, std::int64_t now, std::int64_t ahead_ms) {
+  return now < t.expires_at_ms - ahead_ms ? t.expires_at_ms - ahead_ms : t.expires_at_ms;
+}
+
+/// A random owner for the store's refresh lock (16 bytes, hex), so that only its holder
+/// releases it.
+inline std::string random_lock_owner() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  std::string s(16, '\0');
+  for (auto& c : s)
+    c = static_cast<char>(rng() & 0xff);
+  return to_hex(s);
+}
+
 /// The request for the app's access token of `o` (its read: read_token_answer with
 /// "access_token"): POST /cgi-bin/stable_token (`force` sets force_refresh) in mode
 /// stable, GET /cgi-bin/token in mode classic. One attempt of a token_provider's fetch.
@@ -242,7 +261,7 @@ private:
   // stop this process: it then fetches alone.
   result refresh_with_lock(const std::string& rejected) {
     const std::string lock_key = key_ + ":lock";
-    const std::string owner = to_hex(random_owner());
+    const std::string owner = detail::random_lock_owner();
     const auto lock_ms = opt_.lock_ttl.count();
     for (;;) {
       const std::int64_t now = clock_->now_ms();
@@ -282,23 +301,12 @@ private:
     }
   }
 
-  static std::string random_owner() {
-    thread_local std::mt19937_64 rng(std::random_device{}());
-    std::string s(16, '\0');
-    for (auto& c : s)
-      c = static_cast<char>(rng() & 0xff);
-    return s;
-  }
 
-  // Caches `t`, to be refreshed `refresh_ahead` before it expires; or, when it came already
-  // inside that window, at its expiry. A platform that hands back its current token until
-  // it expires (WeCom's gettoken, WeChat's stable_token near its renewal) would otherwise be
-  // asked again at every call of the window, and answer the same token each time.
+  // Caches `t`, to be refreshed at detail::refresh_at.
   void publish(const stored_token& t, std::int64_t now) {
     std::unique_lock<std::shared_mutex> lock(cache_mutex_);
     cached_ = t;
-    refresh_at_ms_ =
-        now < t.expires_at_ms - ahead_ms() ? t.expires_at_ms - ahead_ms() : t.expires_at_ms;
+    refresh_at_ms_ = detail::refresh_at(t, now, ahead_ms());
   }
 
   // One upstream fetch, with retries for -1 and transport failures.

@@ -209,6 +209,11 @@ public:
   virtual void post(unique_function<void()> f) = 0;
   /// Runs `f` once on the loop, no sooner than `delay` from now.
   virtual void post_after(std::chrono::milliseconds delay, unique_function<void()> f) = 0;
+  /// The loop's clock, which post_after's delays are measured on: the client's deadlines
+  /// use it. A test transport with virtual time overrides it.
+  virtual std::chrono::steady_clock::time_point now() const {
+    return std::chrono::steady_clock::now();
+  }
   /// Whether the calling thread runs the loop now. A future's wait on the loop thread
   /// would wait for ever (the loop cannot run the completion): debug builds assert on it.
   /// The default says "no", which disables the check.

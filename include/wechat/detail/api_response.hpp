@@ -74,19 +74,27 @@ inline nlohmann::json parse_answer(const http_response& res, std::error_code& ec
   return j;
 }
 
-/// One request and its answer read: sends `req`, then parse_answer(). On a transport
-/// failure `d.http_status` holds the status the transport saw (0 when none), and
-/// `d.cause` what the transport said of it (http_response::failure).
-inline nlohmann::json round_trip(transport& t, const http_request& req, std::error_code& ec,
-                                 error_detail& d) {
-  ec.clear();
-  http_response res = t.send(req, ec);
-  if (ec) {
+/// A response read: a transport failure (`sent`, as the transport set it) fills
+/// `d.http_status` with the status the transport saw (0 when none) and `d.cause` with what
+/// it said of it (http_response::failure); an answer goes through parse_answer(). Shared by
+/// round_trip and the async client, which gets `res` and `sent` in a handler.
+inline nlohmann::json read_response(http_response&& res, const std::error_code& sent,
+                                    std::error_code& ec, error_detail& d) {
+  if (sent) {
+    ec = sent;
     d.http_status = res.status;
     d.cause = std::move(res.failure);
     return nullptr;
   }
   return parse_answer(res, ec, &d);
+}
+
+/// One request and its answer read: sends `req`, then read_response().
+inline nlohmann::json round_trip(transport& t, const http_request& req, std::error_code& ec,
+                                 error_detail& d) {
+  std::error_code sent;
+  http_response res = t.send(req, sent);
+  return read_response(std::move(res), sent, ec, d);
 }
 
 /// A required string field; sets protocol_errc::missing_field / wrong_type.

@@ -19,14 +19,20 @@ inline bool retryable(const std::error_code& ec) noexcept {
          ec == transport_errc::http_status;
 }
 
-/// Sleeps before attempt `attempt + 1`: base * 2^(attempt-1), plus up to half again of
-/// jitter so that a fleet does not retry in step.
-inline void backoff_sleep(std::chrono::milliseconds base, int attempt) {
-  if (base.count() <= 0) return;  // no backoff asked for: no jitter either
+/// How long to wait before attempt `attempt + 1`: base * 2^(attempt-1), plus up to half
+/// again of jitter so that a fleet does not retry in step. Zero when no backoff is asked
+/// for (no jitter either). The sync retry sleeps it; the async client arms a timer.
+inline std::chrono::milliseconds backoff_delay(std::chrono::milliseconds base, int attempt) {
+  if (base.count() <= 0) return std::chrono::milliseconds(0);
   thread_local std::mt19937 rng(std::random_device{}());
   const long long b = base.count() << (attempt - 1);
-  std::this_thread::sleep_for(
-      std::chrono::milliseconds(b + std::uniform_int_distribution<long long>(0, b / 2 + 1)(rng)));
+  return std::chrono::milliseconds(b + std::uniform_int_distribution<long long>(0, b / 2 + 1)(rng));
+}
+
+/// Sleeps backoff_delay(base, attempt) before attempt `attempt + 1`.
+inline void backoff_sleep(std::chrono::milliseconds base, int attempt) {
+  const auto delay = backoff_delay(base, attempt);
+  if (delay.count() > 0) std::this_thread::sleep_for(delay);
 }
 
 /// The one retry policy: runs `attempt(n)` for n = 1, 2, ... until it returns no error, an

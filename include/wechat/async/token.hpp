@@ -1,0 +1,358 @@
+// wechat/async/token.hpp - the app's access token for the async client: the sync
+// token_provider's rules (cache, refresh ahead of expiry, one refresh at a time, the
+// store's lock across a fleet, retries with backoff, a forced stable_token when WeChat
+// rejected the very token it hands back) as a state machine on the transport's timers.
+// Nothing waits, sleeps, or calls out while holding the lock: callers who arrive during a
+// refresh append a continuation to the waiter list and return; the refresh's leader runs
+// them after unlocking.
+//
+// The token_store interface is synchronous. The in-memory store answers at once; the Redis
+// store costs one round trip to Redis (bounded by its 500 ms timeout) on the loop, and
+// only when a token is refreshed (about every two hours) or while a peer's refresh is
+// awaited (one read every 20 ms). A cache hit touches no store.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "wechat/async/transport.hpp"
+#include "wechat/clock.hpp"
+#include "wechat/crypto.hpp"
+#include "wechat/detail/api_response.hpp"
+#include "wechat/detail/quota.hpp"
+#include "wechat/detail/retry.hpp"
+#include "wechat/detail/single_flight.hpp"
+#include "wechat/error.hpp"
+#include "wechat/store.hpp"
+#include "wechat/token.hpp"
+
+namespace wechat::detail {
+
+/// What a request made once, retried when safe, hands back: the parsed answer, or an error
+/// with its detail (detail.attempts: the requests made).
+using answer_handler = unique_function<void(nlohmann::json, std::error_code, error_detail)>;
+
+/// Whoever waits for a request: when it stops waiting (its deadline passed, it cancelled),
+/// retries stop and `stop` fires, for the transport to abort the request. A request shared
+/// by several callers, or one that consumes a code, has none.
+struct request_owner {
+  request_owner() = default;
+  request_owner(const request_owner&) = delete;
+  request_owner& operator=(const request_owner&) = delete;
+  virtual ~request_owner() = default;
+  /// Time left before the owner's deadline (at least 1 ms; 0: no deadline).
+  virtual std::chrono::milliseconds remaining() const = 0;
+  virtual bool gone() const = 0;
+  cancel_source stop;
+};
+
+/// One request with the retry policy of detail::retry (retryable(), backoff_delay between
+/// attempts), on the transport's timers instead of a sleeping thread: `done` is called
+/// once, on the loop, with the last attempt's answer.
+inline void exchange_async(const std::shared_ptr<async_transport>& t,
+                           std::shared_ptr<const http_request> req, int max_attempts,
+                           std::chrono::milliseconds backoff,
+                           std::shared_ptr<request_owner> owner, answer_handler done,
+                           int attempt = 1) {
+  send_options so;
+  if (owner) {
+    so.timeout = owner->remaining();
+    so.cancel = owner->stop.token();
+  }
+  http_request copy = *req;
+  t->async_send(
+      std::move(copy), std::move(so),
+      [t, req = std::move(req), max_attempts, backoff, owner = std::move(owner),
+       done = std::move(done), attempt](http_response res, std::error_code sent) mutable {
+        std::error_code ec;
+        error_detail d;
+        auto j = read_response(std::move(res), sent, ec, d);
+        d.attempts = attempt;
+        if (!ec || attempt >= max_attempts || !retryable(ec) || (owner && owner->gone())) {
+          done(std::move(j), ec, std::move(d));
+          return;
+        }
+        const auto delay = backoff_delay(backoff, attempt);
+        t->post_after(delay, [t, req = std::move(req), max_attempts, backoff,
+                              owner = std::move(owner), done = std::move(done),
+                              attempt]() mutable {
+          exchange_async(t, std::move(req), max_attempts, backoff, std::move(owner),
+                         std::move(done), attempt + 1);
+        });
+      });
+}
+
+}  // namespace wechat::detail
+
+namespace wechat {
+
+/// The access token of one app, for async_client: get() hands a valid token to a
+/// continuation, fetching it (once for all callers) when the cache cannot. Thread safe.
+/// Shares the store key (and so, through a shared store, the token and the refresh lock)
+/// with a sync token_provider of the same app and mode.
+class async_token_provider : public std::enable_shared_from_this<async_token_provider> {
+public:
+  /// The token (value.value), or an error with its detail.
+  using token_result = detail::shared_result<stored_token>;
+  using token_handler = unique_function<void(const token_result&)>;
+
+  static std::shared_ptr<async_token_provider>
+  create(token_options o, std::shared_ptr<async_transport> t,
+         std::shared_ptr<token_store> store = nullptr,
+         std::shared_ptr<const wechat::time_source> clk = nullptr) {
+    return std::shared_ptr<async_token_provider>(
+        new async_token_provider(std::move(o), std::move(t), std::move(store), std::move(clk)));
+  }
+
+  /// Calls `h` once with a valid token: from the cache at once, on this thread; otherwise
+  /// when the refresh in progress (or the one this call starts) lands, on the loop (or at
+  /// once when the store had a fresh token). Failures reach every waiter.
+  void get(token_handler h) {
+    const std::int64_t now = clock_->now_ms();
+    std::string hit;
+    std::string rejected;
+    bool lead = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      const bool valid = !cached_.value.empty() && now < cached_.expires_at_ms;
+      if (valid && now < refresh_at_ms_) {
+        hit = cached_.value;
+      } else if (refreshing_) {
+        // Someone refreshes ahead of expiry: keep using the still-valid token.
+        if (valid)
+          hit = cached_.value;
+        else
+          waiters_.push_back(std::move(h));
+      } else {
+        refreshing_ = true;
+        lead = true;
+        rejected = rejected_;
+        if (valid)
+          hit = cached_.value;  // refreshing ahead: this caller goes on with the valid one
+        else
+          waiters_.push_back(std::move(h));
+      }
+    }
+    if (lead) refresh(std::move(rejected));
+    if (!hit.empty()) {
+      token_result r;
+      r.value.value = std::move(hit);
+      h(r);
+    }
+  }
+
+  /// Forgets `token` if it is still the current one (WeChat rejected it: 40001, 40014,
+  /// 42001), here and in the store; the next get() fetches a new one.
+  void invalidate(const std::string& token) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_.value == token) {
+        cached_ = stored_token{};
+        refresh_at_ms_ = 0;
+      }
+      rejected_ = token;
+    }
+    std::error_code ignored;
+    guarded([&] { store_->erase_if(key_, token, ignored); }, ignored);
+  }
+
+  /// Upstream token requests made so far.
+  std::uint64_t fetches() const noexcept { return fetches_.load(); }
+  const std::string& store_key() const noexcept { return key_; }
+
+private:
+  async_token_provider(token_options o, std::shared_ptr<async_transport> t,
+                       std::shared_ptr<token_store> store,
+                       std::shared_ptr<const wechat::time_source> clk)
+      : opt_(std::move(o)), transport_(std::move(t)),
+        store_(store ? std::move(store) : std::make_shared<memory_token_store>()),
+        clock_(clk ? std::move(clk) : default_clock()),
+        key_("access_token:" + opt_.appid +
+             (opt_.mode == token_mode::stable ? ":stable" : ":classic")) {}
+
+  std::int64_t ahead_ms() const noexcept {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(opt_.refresh_ahead).count();
+  }
+  bool usable(const std::optional<stored_token>& s, const std::string& rejected,
+              std::int64_t now) const {
+    return s && s->value != rejected && now < s->expires_at_ms - ahead_ms();
+  }
+
+  // A store call that throws counts as an unreachable store (the sync provider lets the
+  // exception reach its caller; here no caller is on the stack).
+  template <class F> static void guarded(F&& f, std::error_code& ec) {
+    try {
+      f();
+    } catch (...) {
+      ec = store_errc::unavailable;
+    }
+  }
+  std::optional<stored_token> load(std::error_code& ec) {
+    std::optional<stored_token> s;
+    ec.clear();
+    guarded([&] { s = store_->load(key_, ec); }, ec);
+    if (ec) s.reset();
+    return s;
+  }
+
+  // The leader's refresh: a token another process saved, else under the store's lock a
+  // fetch (or the token a peer saved while we waited for the lock).
+  void refresh(std::string rejected) {
+    std::error_code sec;
+    auto stored = load(sec);
+    if (!sec && usable(stored, rejected, clock_->now_ms())) {
+      token_result r;
+      r.value = *stored;
+      land(r, rejected);
+      return;
+    }
+    try_lock(std::move(rejected), detail::random_lock_owner());
+  }
+
+  void try_lock(std::string rejected, std::string owner) {
+    const std::string lock_key = key_ + ":lock";
+    std::error_code lec;
+    bool got = false;
+    guarded([&] { got = store_->acquire(lock_key, owner, opt_.lock_ttl, lec); }, lec);
+    if (got || lec) {
+      std::error_code sec;
+      auto stored = lec ? std::nullopt : load(sec);
+      if (!sec && usable(stored, rejected, clock_->now_ms())) {
+        release(lock_key, owner, lec);
+        token_result r;
+        r.value = *stored;  // another process refreshed while we queued for the lock
+        land(r, rejected);
+        return;
+      }
+      fetch(rejected, [self = shared_from_this(), rejected, owner, lock_key,
+                       lec](token_result r) mutable {
+        if (!r.ec && !lec) {
+          std::error_code ignored;
+          guarded([&] { self->store_->save(self->key_, r.value, ignored); }, ignored);
+        }
+        self->release(lock_key, owner, lec);
+        self->land(r, rejected);
+      });
+      return;
+    }
+    // A peer holds the lock: read the store every 20 ms for its token, up to the lock's
+    // TTL (+100 ms), in real time; then try for the lock again.
+    poll(std::move(rejected), std::move(owner),
+         transport_->now() + opt_.lock_ttl + std::chrono::milliseconds(100));
+  }
+
+  void poll(std::string rejected, std::string owner, std::chrono::steady_clock::time_point until) {
+    transport_->post_after(std::chrono::milliseconds(20), [self = shared_from_this(),
+                                                           rejected = std::move(rejected),
+                                                           owner = std::move(owner),
+                                                           until]() mutable {
+      std::error_code sec;
+      auto stored = self->load(sec);
+      if (!sec && self->usable(stored, rejected, self->clock_->now_ms())) {
+        token_result r;
+        r.value = *stored;
+        self->land(r, rejected);
+      } else if (!sec && self->transport_->now() < until) {
+        self->poll(std::move(rejected), std::move(owner), until);
+      } else {
+        self->try_lock(std::move(rejected), std::move(owner));
+      }
+    });
+  }
+
+  void release(const std::string& lock_key, const std::string& owner,
+               const std::error_code& lec) {
+    if (lec) return;
+    std::error_code ignored;
+    guarded([&] { store_->release(lock_key, owner, ignored); }, ignored);
+  }
+
+  // One upstream fetch with retries; then, in stable mode, a forced one when WeChat handed
+  // back the very token it rejected (within its limits: 30 s apart, 20 a day).
+  void fetch(const std::string& rejected, unique_function<void(token_result)> done) {
+    fetch_once(false, opt_.max_attempts,
+               [self = shared_from_this(), rejected,
+                done = std::move(done)](token_result r) mutable {
+                 if (!r.ec && self->opt_.mode == token_mode::stable && !rejected.empty() &&
+                     r.value.value == rejected && self->force_allowed(self->clock_->now_ms())) {
+                   self->fetch_once(true, 1,
+                                    [r, done = std::move(done)](token_result forced) mutable {
+                                      done(forced.ec ? std::move(r) : std::move(forced));
+                                    });
+                   return;
+                 }
+                 done(std::move(r));
+               });
+  }
+
+  void fetch_once(bool force, int attempts, unique_function<void(token_result)> done) {
+    const std::int64_t sent = clock_->now_ms();
+    auto req = std::make_shared<const http_request>(detail::access_token_request(opt_, force));
+    detail::exchange_async(
+        transport_, std::move(req), attempts, opt_.backoff, nullptr,
+        [self = shared_from_this(), sent, done = std::move(done)](
+            nlohmann::json j, std::error_code ec, error_detail d) mutable {
+          self->fetches_ += static_cast<std::uint64_t>(d.attempts);
+          token_result r;
+          r.ec = ec;
+          r.detail = std::move(d);
+          if (!ec) detail::read_token_answer(j, "access_token", sent, r);
+          done(std::move(r));
+        });
+  }
+
+  bool force_allowed(std::int64_t now) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (force_quota_.spent(now) || (last_force_ms_ != 0 && now - last_force_ms_ < 30000))
+      return false;
+    force_quota_.take(now);
+    last_force_ms_ = now;
+    return true;
+  }
+
+  // Publishes the refresh's outcome and runs the waiters, after unlocking.
+  void land(const token_result& r, const std::string& rejected) {
+    std::vector<token_handler> waiters;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!r.ec) {
+        cached_ = r.value;
+        refresh_at_ms_ = detail::refresh_at(r.value, clock_->now_ms(), ahead_ms());
+        if (rejected_ == rejected) rejected_.clear();
+      }
+      refreshing_ = false;
+      waiters.swap(waiters_);
+    }
+    for (auto& w : waiters)
+      w(r);
+  }
+
+
+  token_options opt_;
+  std::shared_ptr<async_transport> transport_;
+  std::shared_ptr<token_store> store_;
+  std::shared_ptr<const wechat::time_source> clock_;
+  std::string key_;
+
+  std::mutex mutex_;
+  stored_token cached_;
+  std::int64_t refresh_at_ms_ = 0;
+  bool refreshing_ = false;
+  std::vector<token_handler> waiters_;  // callers waiting for the refresh in progress
+  std::string rejected_;                // the last token WeChat rejected
+  detail::window_quota<86400000, 20> force_quota_;
+  std::int64_t last_force_ms_ = 0;
+  std::atomic<std::uint64_t> fetches_{0};
+};
+
+}  // namespace wechat

@@ -1,0 +1,497 @@
+// The async client's logic, through the manual transport: requests answered in any order,
+// virtual time for backoff and deadlines, nothing on a socket. What the sync client does
+// (client_test.cpp, client_logic_test.cpp), kept without blocking: single flight of codes
+// and tokens as waiter lists, the double-submit window, retry once on a rejected token,
+// backoff on timers; and what a loop adds: deadlines, cancellation, handlers only on the
+// loop, the client kept alive by its calls.
+#include <catch2/catch.hpp>
+#include <wechat/async.hpp>
+#include <wechat/async/manual_transport.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string appid = "wx1000000000000001";
+const std::string secret = "s3cret";
+
+struct rig {
+  std::shared_ptr<wechat::manual_transport> t = std::make_shared<wechat::manual_transport>();
+  std::shared_ptr<wechat::manual_clock> clock = std::make_shared<wechat::manual_clock>();
+  std::shared_ptr<wechat::memory_token_store> store = std::make_shared<wechat::memory_token_store>();
+  std::shared_ptr<wechat::async_client> wx;
+
+  explicit rig(wechat::client_options o = options()) {
+    wx = wechat::async_client::create(std::move(o), t, store, clock);
+  }
+  rig(const rig&) = delete;
+  rig& operator=(const rig&) = delete;
+  // Requests still waiting hold their calls, which hold the client and so the transport:
+  // a loop that stops for good destroys them.
+  ~rig() { t->stop(); }
+  static wechat::client_options options() {
+    wechat::client_options o;
+    o.appid = appid;
+    o.secret = secret;
+    o.backoff = 100ms;
+    return o;
+  }
+  /// The pending requests whose target starts with `path`.
+  std::vector<wechat::manual_transport::request_record> waiting(const std::string& path) const {
+    std::vector<wechat::manual_transport::request_record> out;
+    for (auto& r : t->pending())
+      if (r.request.target.rfind(path, 0) == 0) out.push_back(r);
+    return out;
+  }
+  /// Answers the one pending token request with `token`.
+  void give_token(const std::string& token, int expires_in = 7200) {
+    t->run();
+    const auto reqs = waiting("/cgi-bin/stable_token");
+    REQUIRE(reqs.size() == 1);
+    REQUIRE(t->respond(reqs[0].id, 200,
+                       R"({"access_token":")" + token +
+                           R"(","expires_in":)" + std::to_string(expires_in) + "}"));
+    t->run();
+  }
+};
+
+template <class T> struct slot {
+  std::optional<wechat::result<T>> r;
+  int calls = 0;
+  auto handler() {
+    return [this](wechat::result<T> x) {
+      ++calls;
+      r.emplace(std::move(x));
+    };
+  }
+};
+
+const char* session_body = R"({"openid":"o-alice","session_key":"a2V5a2V5a2V5a2V5a2V5aw==","unionid":"u-alice"})";
+
+}  // namespace
+
+TEST_CASE("async code2session: the sync client's request, the handler only on the loop",
+          "[async][code2session]") {
+  rig g;
+  slot<wechat::session_info> s;
+  g.wx->code2session("c-1", s.handler());
+  CHECK(s.calls == 0);  // never inside the call
+  g.t->run();
+  const auto reqs = g.waiting("/sns/jscode2session");
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].request.method == "GET");
+  CHECK(reqs[0].request.target == "/sns/jscode2session?appid=" + appid + "&secret=" + secret +
+                                      "&js_code=c-1&grant_type=authorization_code");
+  REQUIRE(g.t->respond(reqs[0].id, 200, session_body, "text/plain"));
+  CHECK(s.calls == 0);  // answered, but the loop has not run yet
+  g.t->run();
+  REQUIRE(s.calls == 1);
+  REQUIRE(s.r->ok());
+  CHECK(s.r->value().openid == "o-alice");
+  CHECK((*s.r)->unionid == std::optional<std::string>("u-alice"));
+  CHECK(g.wx->pending_deadlines() == 0);  // a call that ended leaves the deadline queue
+
+  SECTION("the future form") {
+    auto f = g.wx->code2session("c-1", wechat::use_future);  // remembered: no request
+    g.t->run();
+    REQUIRE(f.wait_for(0s) == std::future_status::ready);
+    CHECK(f.get().value().openid == "o-alice");
+    CHECK(g.t->sent() == 1);
+  }
+}
+
+TEST_CASE("async code2session: one request per code however many callers, in any order",
+          "[async][code2session][single-flight]") {
+  rig g;
+  slot<wechat::session_info> a, b, c, other;
+  g.wx->code2session("c-1", a.handler());
+  g.wx->code2session("c-1", b.handler());
+  g.wx->code2session("c-2", other.handler());
+  g.t->run();
+  g.wx->code2session("c-1", c.handler());  // joins the flight in progress
+  g.t->run();
+  const auto reqs = g.waiting("/sns/jscode2session");
+  REQUIRE(reqs.size() == 2);  // one per code
+  CHECK(g.wx->remembered_codes() == 2);
+  // answer the second code first
+  REQUIRE(g.t->respond(reqs[1].id, 200, R"({"errcode":40029,"errmsg":"invalid code, rid: 1-2-3"})"));
+  g.t->run();
+  REQUIRE(other.calls == 1);
+  CHECK(other.r->error() == wechat::api_errc::invalid_code);
+  CHECK(other.r->detail().rid == "1-2-3");
+  CHECK(a.calls == 0);
+  REQUIRE(g.t->respond(reqs[0].id, 200, session_body));
+  g.t->run();
+  for (auto* s : {&a, &b, &c}) {
+    REQUIRE(s->calls == 1);
+    CHECK(s->r->value().session_key == "a2V5a2V5a2V5a2V5a2V5aw==");
+  }
+  CHECK(g.wx->remembered_codes() == 1);  // the failure is not remembered
+
+  SECTION("within the double-submit window the same code gets the remembered result") {
+    g.clock->advance(9999ms);
+    slot<wechat::session_info> again;
+    g.wx->code2session("c-1", again.handler());
+    g.t->run();
+    CHECK(g.t->pending_count() == 0);
+    REQUIRE(again.calls == 1);
+    CHECK(again.r->value().openid == "o-alice");
+  }
+  SECTION("after it, WeChat is asked again (and says 40163)") {
+    g.clock->advance(10s);
+    slot<wechat::session_info> again;
+    g.wx->code2session("c-1", again.handler());
+    g.t->run();
+    REQUIRE(g.t->pending_count() == 1);
+    REQUIRE(g.t->respond(g.t->pending()[0].id, 200, R"({"errcode":40163,"errmsg":"code been used"})"));
+    g.t->run();
+    CHECK(again.r->error() == wechat::api_errc::code_been_used);
+  }
+  SECTION("a failed code is asked again at once") {
+    slot<wechat::session_info> again;
+    g.wx->code2session("c-2", again.handler());
+    g.t->run();
+    CHECK(g.t->pending_count() == 1);
+  }
+}
+
+TEST_CASE("async code2session: a caller that cancels leaves, the exchange goes on and is remembered",
+          "[async][code2session][cancel]") {
+  rig g;
+  wechat::cancel_source cancel;
+  wechat::call_options o;
+  o.cancel = cancel.token();
+  slot<wechat::session_info> leaving, staying;
+  g.wx->code2session("c-1", leaving.handler(), o);
+  g.wx->code2session("c-1", staying.handler());
+  g.t->run();
+  REQUIRE(g.t->pending_count() == 1);
+  cancel.cancel();
+  g.t->run();
+  REQUIRE(leaving.calls == 1);
+  CHECK(leaving.r->error() == std::errc::operation_canceled);
+  CHECK_THROWS_AS(leaving.r->value(), wechat::error);
+  CHECK(g.t->cancelled() == 0);  // a code exchange is never aborted
+  REQUIRE(g.t->pending_count() == 1);
+  REQUIRE(g.t->respond(g.t->pending()[0].id, 200, session_body));
+  g.t->run();
+  CHECK(leaving.calls == 1);  // exactly once
+  REQUIRE(staying.calls == 1);
+  CHECK(staying.r->ok());
+
+  SECTION("the user retrying after cancelling gets the remembered result, no 40163") {
+    slot<wechat::session_info> retry;
+    g.wx->code2session("c-1", retry.handler());
+    g.t->run();
+    CHECK(g.t->sent() == 1);
+    REQUIRE(retry.calls == 1);
+    CHECK(retry.r->value().openid == "o-alice");
+  }
+  SECTION("a token already cancelled sends nothing") {
+    slot<wechat::session_info> late;
+    g.wx->code2session("c-9", late.handler(), o);
+    CHECK(late.calls == 0);
+    g.t->run();
+    REQUIRE(late.calls == 1);
+    CHECK(late.r->error() == std::errc::operation_canceled);
+    CHECK(g.t->sent() == 1);
+  }
+}
+
+TEST_CASE("async deadlines: the library's own timer ends a call the transport never answers",
+          "[async][deadline]") {
+  rig g;
+  wechat::call_options o;
+  o.timeout = 250ms;
+  slot<wechat::session_info> s;
+  g.wx->code2session("c-1", s.handler(), o);
+  g.t->run();
+  REQUIRE(g.wx->pending_deadlines() == 1);
+  g.t->advance(249ms);
+  CHECK(s.calls == 0);
+  g.t->advance(1ms);
+  REQUIRE(s.calls == 1);
+  CHECK(s.r->error() == wechat::transport_errc::timeout);
+  CHECK(s.r->detail().cause.find("250 ms") != std::string::npos);
+  CHECK(g.wx->pending_deadlines() == 0);
+  // the code's exchange is still in flight, not aborted; its late answer is remembered
+  REQUIRE(g.t->pending_count() == 1);
+  REQUIRE(g.t->respond(g.t->pending()[0].id, 200, session_body));
+  g.t->run();
+  CHECK(s.calls == 1);
+  slot<wechat::session_info> again;
+  g.wx->code2session("c-1", again.handler());
+  g.t->run();
+  CHECK(again.r->ok());
+
+  SECTION("a call's own request is aborted when its deadline passes") {
+    slot<void> check;
+    g.wx->check_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", check.handler(), o);
+    g.give_token("T1");
+    REQUIRE(g.waiting("/wxa/checksession").size() == 1);
+    CHECK(g.waiting("/wxa/checksession")[0].timeout > 0ms);  // the time left, for the transport
+    CHECK(g.waiting("/wxa/checksession")[0].timeout <= 250ms);
+    g.t->advance(250ms);
+    REQUIRE(check.calls == 1);
+    CHECK(check.r->error() == wechat::transport_errc::timeout);
+    CHECK(g.t->cancelled() == 1);
+    CHECK(g.t->pending_count() == 0);
+  }
+  SECTION("many calls arm one timer, not one each") {
+    std::vector<slot<wechat::session_info>> many(100);
+    for (int i = 0; i < 100; ++i)
+      g.wx->code2session("m-" + std::to_string(i), many[static_cast<std::size_t>(i)].handler(), o);
+    g.t->run();
+    CHECK(g.wx->pending_deadlines() == 100);
+    CHECK(g.t->timers() <= 2);
+    g.t->advance(250ms);
+    for (auto& m : many)
+      CHECK(m.calls == 1);
+    CHECK(g.wx->pending_deadlines() == 0);
+  }
+}
+
+TEST_CASE("async tokens: one fetch for every caller, followers queued behind it",
+          "[async][token][single-flight]") {
+  rig g;
+  std::vector<slot<std::string>> calls(20);
+  for (auto& c : calls)
+    g.wx->get_paid_unionid("o-alice", wechat::paid_order::by_transaction("tx-1"), c.handler());
+  g.t->run();
+  const auto fetches = g.waiting("/cgi-bin/stable_token");
+  REQUIRE(fetches.size() == 1);
+  CHECK(fetches[0].request.method == "POST");
+  CHECK(nlohmann::json::parse(fetches[0].request.body)["force_refresh"] == false);
+  CHECK(g.t->pending_count() == 1);
+  g.give_token("T1");
+  auto reqs = g.waiting("/wxa/getpaidunionid");
+  REQUIRE(reqs.size() == 20);
+  CHECK(reqs[0].request.target ==
+        "/wxa/getpaidunionid?access_token=T1&openid=o-alice&transaction_id=tx-1");
+  // answered last to first
+  for (std::size_t i = reqs.size(); i-- > 0;)
+    REQUIRE(g.t->respond(reqs[i].id, 200, R"({"unionid":"u-)" + std::to_string(i) + R"("})"));
+  g.t->run();
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    REQUIRE(calls[i].calls == 1);
+    CHECK(calls[i].r->value() == "u-" + std::to_string(i));
+  }
+  CHECK(g.wx->tokens().fetches() == 1);
+  slot<std::string> cached;
+  g.wx->access_token(cached.handler());
+  g.t->run();
+  CHECK(cached.r->value() == "T1");
+  CHECK(g.wx->tokens().fetches() == 1);
+}
+
+TEST_CASE("async tokens: a failed fetch reaches every waiter, and the next call fetches again",
+          "[async][token]") {
+  rig g;
+  slot<std::string> a, b;
+  g.wx->access_token(a.handler());
+  g.wx->access_token(b.handler());
+  g.t->run();
+  auto fetches = g.waiting("/cgi-bin/stable_token");
+  REQUIRE(fetches.size() == 1);
+  REQUIRE(g.t->respond(fetches[0].id, 200, R"({"errcode":40125,"errmsg":"invalid appsecret"})"));
+  g.t->run();
+  REQUIRE(a.calls == 1);
+  REQUIRE(b.calls == 1);
+  CHECK(a.r->error() == wechat::api_errc::invalid_appsecret);
+  CHECK(b.r->error() == wechat::api_errc::invalid_appsecret);
+  CHECK(g.wx->tokens().fetches() == 1);  // 40125 is not retried
+  slot<std::string> c;
+  g.wx->access_token(c.handler());
+  g.give_token("T2");
+  CHECK(c.r->value() == "T2");
+}
+
+TEST_CASE("async tokens: rejected once (40001), invalidated, refreshed and the call made again",
+          "[async][token][retry]") {
+  rig g;
+  slot<void> s;
+  g.wx->check_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", s.handler());
+  g.give_token("T1");
+  auto reqs = g.waiting("/wxa/checksession");
+  REQUIRE(reqs.size() == 1);
+  REQUIRE(g.t->respond(reqs[0].id, 200, R"({"errcode":40001,"errmsg":"invalid credential"})"));
+  g.t->run();
+  CHECK(s.calls == 0);
+  std::error_code sec;
+  CHECK_FALSE(g.store->load("access_token:" + appid + ":stable", sec));  // invalidated there too
+  g.give_token("T2");
+  reqs = g.waiting("/wxa/checksession");
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].request.target.find("access_token=T2&") != std::string::npos);
+  REQUIRE(g.t->respond(reqs[0].id, 200, R"({"errcode":0,"errmsg":"ok"})"));
+  g.t->run();
+  REQUIRE(s.calls == 1);
+  CHECK(s.r->ok());
+  CHECK(g.wx->tokens().fetches() == 2);
+
+  SECTION("rejected twice: the second rejection is the caller's") {
+    slot<void> again;
+    g.wx->check_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", again.handler());
+    g.t->run();
+    reqs = g.waiting("/wxa/checksession");
+    REQUIRE(reqs.size() == 1);
+    REQUIRE(g.t->respond(reqs[0].id, 200, R"({"errcode":42001,"errmsg":"expired"})"));
+    g.give_token("T3");
+    reqs = g.waiting("/wxa/checksession");
+    REQUIRE(reqs.size() == 1);
+    REQUIRE(g.t->respond(reqs[0].id, 200, R"({"errcode":40001,"errmsg":"invalid credential"})"));
+    g.t->run();
+    REQUIRE(again.calls == 1);
+    CHECK(again.r->error() == wechat::api_errc::invalid_credential);
+    CHECK(g.t->pending_count() == 0);
+  }
+}
+
+TEST_CASE("async tokens: refreshed ahead of expiry by one call while the others use the old one",
+          "[async][token]") {
+  rig g;
+  slot<std::string> first;
+  g.wx->access_token(first.handler());
+  g.give_token("T1", 7200);
+  g.clock->advance(std::chrono::seconds(7200 - 299));  // inside the 300 s refresh-ahead window
+  std::vector<slot<std::string>> during(5);
+  for (auto& d : during)
+    g.wx->access_token(d.handler());
+  g.t->run();
+  for (auto& d : during) {
+    REQUIRE(d.calls == 1);
+    CHECK(d.r->value() == "T1");  // nobody waits for the refresh
+  }
+  CHECK(g.waiting("/cgi-bin/stable_token").size() == 1);  // one refresh
+  g.give_token("T2");
+  slot<std::string> after;
+  g.wx->access_token(after.handler());
+  g.t->run();
+  CHECK(after.r->value() == "T2");
+}
+
+TEST_CASE("async retries: -1 and transport failures retried after a backoff timer, safe calls only",
+          "[async][retry]") {
+  rig g;
+  slot<std::string> safe, unsafe;
+  g.wx->get_paid_unionid("o-alice", wechat::paid_order::by_transaction("tx"), safe.handler());
+  g.wx->reset_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", unsafe.handler());
+  g.give_token("T1");
+  REQUIRE(g.t->respond(g.waiting("/wxa/getpaidunionid")[0].id, 200, R"({"errcode":-1,"errmsg":"system error"})"));
+  REQUIRE(g.t->respond(g.waiting("/wxa/resetusersessionkey")[0].id, 200, R"({"errcode":-1,"errmsg":"system error"})"));
+  g.t->run();
+  REQUIRE(unsafe.calls == 1);  // not retried: it changes state
+  CHECK(unsafe.r->error() == wechat::api_errc::system_busy);
+  CHECK(unsafe.r->detail().attempts == 1);
+  CHECK(safe.calls == 0);
+  CHECK(g.waiting("/wxa/getpaidunionid").empty());  // waiting for the backoff timer
+  g.t->advance(99ms);
+  CHECK(g.waiting("/wxa/getpaidunionid").empty());  // 100 ms at least
+  g.t->advance(52ms);  // jitter: up to half again, plus 1 ms (detail::backoff_delay)
+  REQUIRE(g.waiting("/wxa/getpaidunionid").size() == 1);
+  REQUIRE(g.t->fail(g.waiting("/wxa/getpaidunionid")[0].id, wechat::transport_errc::connect_failed,
+                    "127.0.0.1:1: connection refused"));
+  g.t->advance(301ms);  // 200 ms (doubled), plus up to 101 ms of jitter
+  REQUIRE(g.waiting("/wxa/getpaidunionid").size() == 1);
+  REQUIRE(g.t->fail(g.waiting("/wxa/getpaidunionid")[0].id, wechat::transport_errc::timeout,
+                    "127.0.0.1:1: read timed out"));
+  g.t->run();
+  REQUIRE(safe.calls == 1);  // 3 attempts (client_options::max_attempts)
+  CHECK(safe.r->error() == wechat::transport_errc::timeout);
+  CHECK(safe.r->detail().attempts == 3);
+  CHECK(safe.r->detail().cause == "127.0.0.1:1: read timed out");
+  try {
+    safe.r->value();
+    FAIL("value() did not throw");
+  } catch (const wechat::error& e) {
+    CHECK(std::string(e.what()).find("get_paid_unionid") != std::string::npos);
+  }
+}
+
+TEST_CASE("async client: a call keeps the client alive, a transport that drops handlers breaks no future",
+          "[async][lifetime]") {
+  auto t = std::make_shared<wechat::manual_transport>();
+  slot<wechat::session_info> s;
+  {
+    auto wx = wechat::async_client::create(rig::options(), t);
+    wx->code2session("c-1", s.handler());
+  }  // the user's last reference is gone
+  t->run();
+  REQUIRE(t->pending_count() == 1);
+  REQUIRE(t->respond(t->pending()[0].id, 200, session_body));
+  t->run();
+  REQUIRE(s.calls == 1);
+  CHECK(s.r->ok());
+
+  std::optional<wechat::async_future<wechat::session_info>> f;
+  auto t2 = std::make_shared<wechat::manual_transport>();
+  {
+    auto wx = wechat::async_client::create(rig::options(), t2);
+    f = wx->code2session("c-2", wechat::use_future);
+  }
+  t2->run();
+  REQUIRE(t2->pending_count() == 1);
+  t2->stop();  // the loop stops for good with the call in flight: its handler is destroyed
+  REQUIRE(f->valid());
+  const auto r = f->get();
+  CHECK(r.error() == wechat::transport_errc::failed);
+}
+
+TEST_CASE("async client: every call sends what the sync client sends", "[async][calls]") {
+  rig g;
+  int done = 0;
+  auto count = [&done](auto) { ++done; };
+  g.wx->get_phone_number("pc-1", "o-alice", count);
+  g.wx->get_user_encrypt_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", count);
+  g.wx->get_plugin_open_pid("pl-1", count);
+  g.wx->get_user_risk_rank(wechat::risk_rank_request{"o-alice", 0, "1.2.3.4", "", "", "", false}, count);
+  g.wx->clear_quota(count);
+  g.wx->get_api_quota("/cgi-bin/message/custom/send", count);
+  g.wx->get_rid_info("rid-1", count);
+  g.wx->follower("o-alice", count);
+  g.wx->oauth_exchange("oc-1", count);
+  g.wx->oauth_refresh("rt-1", count);
+  g.wx->sns_userinfo("uat", "o-alice", count);
+  g.wx->sns_auth("uat", "o-alice", count);
+  wechat::oauth_token snap;
+  snap.is_snapshot_user = true;
+  slot<wechat::sns_user_info> refused;
+  g.wx->sns_userinfo(snap, refused.handler());
+  g.give_token("T1");
+  g.t->run();
+  REQUIRE(refused.calls == 1);
+  CHECK(refused.r->error() == wechat::api_errc::api_unauthorized);
+  CHECK(refused.r->detail().attempts == 0);
+  std::vector<std::string> targets;
+  for (auto& r : g.t->pending())
+    targets.push_back(r.request.method + " " + r.request.target + " " + r.request.body);
+  std::sort(targets.begin(), targets.end());
+  const std::vector<std::string> expected = {
+      "GET /cgi-bin/user/info?access_token=T1&openid=o-alice&lang=zh_CN ",
+      "GET /sns/auth?access_token=uat&openid=o-alice ",
+      "GET /sns/oauth2/access_token?appid=" + appid + "&secret=" + secret +
+          "&code=oc-1&grant_type=authorization_code ",
+      "GET /sns/oauth2/refresh_token?appid=" + appid +
+          "&grant_type=refresh_token&refresh_token=rt-1 ",
+      "GET /sns/userinfo?access_token=uat&openid=o-alice&lang=zh_CN ",
+      "GET /wxa/business/getuserencryptkey?access_token=T1&openid=o-alice&signature=" +
+          wechat::session_key_signature("a2V5a2V5a2V5a2V5a2V5aw==") + "&sig_method=hmac_sha256 ",
+      "POST /cgi-bin/clear_quota?access_token=T1 {\"appid\":\"" + appid + "\"}",
+      "POST /cgi-bin/openapi/quota/get?access_token=T1 {\"cgi_path\":\"/cgi-bin/message/custom/send\"}",
+      "POST /cgi-bin/openapi/rid/get?access_token=T1 {\"rid\":\"rid-1\"}",
+      "POST /wxa/business/getuserphonenumber?access_token=T1 {\"code\":\"pc-1\",\"openid\":\"o-alice\"}",
+      "POST /wxa/getpluginopenpid?access_token=T1 {\"code\":\"pl-1\"}",
+      "POST /wxa/getuserriskrank?access_token=T1 {\"appid\":\"" + appid +
+          "\",\"client_ip\":\"1.2.3.4\",\"openid\":\"o-alice\",\"scene\":0}",
+  };
+  CHECK(targets == expected);
+  for (auto& r : g.t->pending())
+    g.t->respond(r.id, 200, R"({"errcode":0})");
+  g.t->run();
+  CHECK(done == 12);  // each exactly once (most with a missing field: errcode 0 alone)
+}
