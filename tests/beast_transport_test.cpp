@@ -441,6 +441,26 @@ TEST_CASE("beast: HTTPS is trusted with the mock's test CA, refused without it",
   }
 }
 
+TEST_CASE("beast: TLS refuses a host the certificate does not name in subjectAltName",
+          "[beast][tls]") {
+  const std::string dir = "beast_tls_ca_san";
+  REQUIRE(std::system(("bash " MAKE_TEST_CA " " + dir + " > /dev/null").c_str()) == 0);
+  mock_wechat::options mo;
+  mo.host = "127.0.0.2";  // loopback too, but not in the certificate (127.0.0.1 and localhost are)
+  mo.tls_cert = dir + "/server.pem";
+  mo.tls_key = dir + "/server.key";
+  mock_wechat::server mock(mo);
+  wechat::beast_transport_options o;
+  o.ca_file = dir + "/ca.pem";
+  auto t = make("https://127.0.0.2:" + std::to_string(mock.port()), o);
+  outcome out;
+  send(*t, get("/cgi-bin/token?secret=TOPSECRET"), out);
+  CHECK(out.ec == wechat::transport_errc::tls_failed);
+  CHECK(out.response.failure == "127.0.0.2:" + std::to_string(mock.port()) +
+                                    ": TLS: certificate verify failed: 127.0.0.2 is not named in "
+                                    "the certificate's subjectAltName");
+}
+
 TEST_CASE("beast: cancel aborts a hanging request, whose handler runs once", "[beast][cancel]") {
   raw_server* self = nullptr;
   raw_server srv([&self](int, int) { self->hold(); });

@@ -194,6 +194,8 @@ public:
     begin_host(0);
   }
 
+  const strand_type& strand() const { return st_->strand; }
+
   void cancel() {
     if (done_) return;
     stop_io();
@@ -431,10 +433,11 @@ private:
     }
   }
 
-  // Nothing was written: the fallback host, if any, is tried once.
+  // The fallback host, if any, is tried once; never after the request was written (on a
+  // pooled connection that turned out stale).
   void connect_failed(const std::string& why) {
     if (conn_) conn_->close();
-    if (host_ == 0 && st_->hosts.size() > 1) {
+    if (host_ == 0 && st_->hosts.size() > 1 && !retried_stale_) {
       first_failure_ = host().name + ": " + why;
       begin_host(1);
       return;
@@ -555,12 +558,13 @@ public:
   void async_send(http_request req, send_options opt, send_handler h) override {
     auto op = std::make_shared<detail::beast_impl::request_op>(st_, req, opt.timeout, std::move(h));
     if (opt.cancel.can_be_cancelled()) {
+      // A weak reference: a request done (or dropped with the loop) is not kept for it.
       std::weak_ptr<detail::beast_impl::request_op> weak = op;
-      auto strand = st_->strand;
-      op->registration = opt.cancel.on_cancel([weak, strand] {
-        boost::asio::post(strand, [weak] {
-          if (auto o = weak.lock()) o->cancel();
-        });
+      op->registration = opt.cancel.on_cancel([weak] {
+        if (auto o = weak.lock()) {
+          auto& strand = o->strand();
+          boost::asio::post(strand, [o = std::move(o)] { o->cancel(); });
+        }
       });
     }
     boost::asio::post(st_->strand, [op] { op->start(); });
