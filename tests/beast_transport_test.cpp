@@ -192,8 +192,9 @@ TEST_CASE("beast: jscode2session and stable_token round trips through the mock",
   {
     outcome out;
     const std::string code = f.world().login(mp, "alice");
-    send(*t, get("/sns/jscode2session?appid=" + mp + "&secret=" + mp_secret + "&js_code=" + code +
-                 "&grant_type=authorization_code"),
+    send(*t,
+         get("/sns/jscode2session?appid=" + mp + "&secret=" + mp_secret + "&js_code=" + code +
+             "&grant_type=authorization_code"),
          out);
     CHECK_FALSE(out.ec);
     CHECK(out.response.status == 200);
@@ -207,8 +208,9 @@ TEST_CASE("beast: jscode2session and stable_token round trips through the mock",
     r.method = "POST";
     r.target = "/cgi-bin/stable_token";
     r.content_type = "application/json";
-    r.body = nlohmann::json{{"grant_type", "client_credential"}, {"appid", mp}, {"secret", mp_secret}}
-                 .dump();
+    r.body =
+        nlohmann::json{{"grant_type", "client_credential"}, {"appid", mp}, {"secret", mp_secret}}
+            .dump();
     send(*t, r, out);
     CHECK_FALSE(out.ec);
     CHECK(out.response.status == 200);
@@ -245,15 +247,15 @@ TEST_CASE("beast: 200 requests in flight at once all complete, each exactly once
   std::mutex m;
   std::condition_variable cv;
   for (int i = 0; i < n; ++i)
-    t->async_send(get("/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" +
-                      mp_secret),
-                  {}, [&, i](wechat::http_response r, std::error_code ec) {
-                    ++calls[i];
-                    if (!ec && r.status == 200) ++ok;
-                    std::lock_guard<std::mutex> lock(m);
-                    ++done;
-                    cv.notify_all();
-                  });
+    t->async_send(
+        get("/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret), {},
+        [&, i](wechat::http_response r, std::error_code ec) {
+          ++calls[i];
+          if (!ec && r.status == 200) ++ok;
+          std::lock_guard<std::mutex> lock(m);
+          ++done;
+          cv.notify_all();
+        });
   std::unique_lock<std::mutex> lock(m);
   REQUIRE(cv.wait_for(lock, 20s, [&] { return done == n; }));
   lock.unlock();
@@ -290,8 +292,8 @@ TEST_CASE("beast: a server that never answers is a timeout, within bounds", "[be
     CHECK(out.ec == wechat::transport_errc::timeout);
     CHECK(took >= 300ms);
     CHECK(took < 2s);
-    CHECK(out.response.failure ==
-          "127.0.0.1:" + std::to_string(srv.port()) + ": no answer within the read_timeout, 300 ms");
+    CHECK(out.response.failure == "127.0.0.1:" + std::to_string(srv.port()) +
+                                      ": no answer within the read_timeout, 300 ms");
   }
   SECTION("send_options::timeout bounds the whole request") {
     auto t = make(srv.url());  // read_timeout 5 s
@@ -311,7 +313,8 @@ TEST_CASE("beast: a server that never answers is a timeout, within bounds", "[be
 TEST_CASE("beast: a response over max_response_bytes is response_too_large", "[beast][errors]") {
   raw_server* self = nullptr;
   raw_server srv([&self](int fd, int) {
-    if (self->read_request(fd)) raw_server::write_all(fd, raw_server::answer(200, std::string(5000, 'x')));
+    if (self->read_request(fd))
+      raw_server::write_all(fd, raw_server::answer(200, std::string(5000, 'x')));
   });
   self = &srv;
   wechat::beast_transport_options o;
@@ -343,7 +346,8 @@ TEST_CASE("beast: a peer closing before a complete response is connection_closed
           "[beast][errors]") {
   raw_server* self = nullptr;
   raw_server srv([&self](int fd, int) {
-    if (self->read_request(fd)) raw_server::write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}");
+    if (self->read_request(fd))
+      raw_server::write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}");
   });
   self = &srv;
   auto t = make(srv.url());
@@ -401,7 +405,8 @@ TEST_CASE("beast: HTTPS is trusted with the mock's test CA, refused without it",
   fixture f(mo);
   f.add_standard_apps();
   REQUIRE(f.mock.base_url().rfind("https://", 0) == 0);
-  const auto target = "/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret;
+  const auto target =
+      "/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret;
   SECTION("trusted") {
     wechat::beast_transport_options o;
     o.ca_file = dir + "/ca.pem";
@@ -429,7 +434,8 @@ TEST_CASE("beast: HTTPS is trusted with the mock's test CA, refused without it",
     outcome out;
     send(*t, get(target), out);
     CHECK(out.ec == wechat::transport_errc::tls_failed);
-    CHECK(out.response.failure.find("could not load the CA certificates from") != std::string::npos);
+    CHECK(out.response.failure.find("could not load the CA certificates from") !=
+          std::string::npos);
   }
   SECTION("with verification off (never in production), the system's CAs suffice") {
     wechat::beast_transport_options o;
@@ -592,14 +598,16 @@ TEST_CASE("beast: destroying the transport with a request in flight neither cras
   CHECK(out.calls <= 10);
 }
 
-TEST_CASE("beast: a transport destroyed by its own handler, on its loop thread", "[beast][lifetime]") {
+TEST_CASE("beast: a transport destroyed by its own handler, on its loop thread",
+          "[beast][lifetime]") {
   auto t = make("http://127.0.0.1:" + std::to_string(closed_port()));
   std::atomic<bool> ran{false};
   auto* raw = t.get();
-  raw->async_send(get("/x"), {}, [&ran, keep = std::move(t)](wechat::http_response, std::error_code) mutable {
-    keep.reset();  // the last reference: the destructor runs here, on the loop thread
-    ran = true;
-  });
+  raw->async_send(
+      get("/x"), {}, [&ran, keep = std::move(t)](wechat::http_response, std::error_code) mutable {
+        keep.reset();  // the last reference: the destructor runs here, on the loop thread
+        ran = true;
+      });
   const auto until = clk::now() + 5s;
   while (!ran && clk::now() < until)
     std::this_thread::sleep_for(1ms);
@@ -619,9 +627,9 @@ TEST_CASE("beast: runs on the caller's io_context", "[beast][io_context]") {
   CHECK(&t->context() == &ioc);
   outcome out;
   int posted = 0;
-  t->async_send(get("/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" +
-                    mp_secret),
-                {}, out.handler(t));
+  t->async_send(
+      get("/cgi-bin/token?grant_type=client_credential&appid=" + mp + "&secret=" + mp_secret), {},
+      out.handler(t));
   t->post([&] { ++posted; });
   CHECK(out.calls == 0);
   ioc.run();  // returns when the request is done: the caller runs the loop

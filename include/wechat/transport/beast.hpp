@@ -237,11 +237,12 @@ private:
     step_ = step::connect;
     arm(st_->opt.connect_timeout);
     const auto& w = host().where;
-    resolver_->async_resolve(w.host, std::to_string(w.port),
-                             [s = self(), r = resolver_, a = attempt_](
-                                 const boost::system::error_code& ec, tcp::resolver::results_type e) {
-                               if (s->live(a)) s->on_resolve(ec, e);
-                             });
+    resolver_->async_resolve(
+        w.host, std::to_string(w.port),
+        [s = self(), r = resolver_, a = attempt_](const boost::system::error_code& ec,
+                                                  const tcp::resolver::results_type& e) {
+          if (s->live(a)) s->on_resolve(ec, e);
+        });
   }
 
   bool live(std::uint64_t attempt) const { return !done_ && attempt == attempt_; }
@@ -278,10 +279,10 @@ private:
     const bool is_ip =
         inet_pton(AF_INET, h.c_str(), &ip) == 1 || inet_pton(AF_INET6, h.c_str(), &ip) == 1;
     if (!is_ip) SSL_set_tlsext_host_name(ssl, h.c_str());  // SNI names a host, never an address
-    conn_->stream.async_handshake(
-        stream_type::client, [s = self(), c = conn_, a = attempt_](const boost::system::error_code& e) {
-          if (s->live(a)) s->on_handshake(e);
-        });
+    conn_->stream.async_handshake(stream_type::client, [s = self(), c = conn_, a = attempt_](
+                                                           const boost::system::error_code& e) {
+      if (s->live(a)) s->on_handshake(e);
+    });
   }
 
   void on_handshake(const boost::system::error_code& ec) {
@@ -292,7 +293,8 @@ private:
         t.ssl_error = static_cast<unsigned long>(ec.value());
       ERR_clear_error();
       conn_->close();
-      const tls_step stepped = t.verify_result != X509_V_OK ? tls_step::verify : tls_step::handshake;
+      const tls_step stepped =
+          t.verify_result != X509_V_OK ? tls_step::verify : tls_step::handshake;
       fail(transport_errc::tls_failed,
            tls_failure_text(stepped, t, host().where.host, st_->opt.ca_file));
       return;
@@ -309,11 +311,11 @@ private:
     parser_->header_limit(64 * 1024);
     exchange_start_ = clock::now();
     with_stream([this](auto& s) {
-      http::async_write(s, request_,
-                        [me = self(), c = conn_, a = attempt_](const boost::system::error_code& ec,
-                                                               std::size_t) {
-                          if (me->live(a)) me->on_write(ec);
-                        });
+      http::async_write(
+          s, request_,
+          [me = self(), c = conn_, a = attempt_](const boost::system::error_code& ec, std::size_t) {
+            if (me->live(a)) me->on_write(ec);
+          });
     });
   }
 
@@ -327,11 +329,11 @@ private:
     // The head first, then the body: Beast 1.74's eager parse (what http::async_read does)
     // drops the body_limit error of a Content-Length found in the head.
     with_stream([this](auto& s) {
-      http::async_read_header(s, buffer_, *parser_,
-                              [me = self(), c = conn_, a = attempt_](
-                                  const boost::system::error_code& e, std::size_t) {
-                                if (me->live(a)) me->on_read(e, true);
-                              });
+      http::async_read_header(
+          s, buffer_, *parser_,
+          [me = self(), c = conn_, a = attempt_](const boost::system::error_code& e, std::size_t) {
+            if (me->live(a)) me->on_read(e, true);
+          });
     });
   }
 
@@ -500,7 +502,8 @@ public:
     ec = detail::check_base_urls(o.base_url, o.fallback_base_url, o.allow_insecure_http);
     if (ec) return nullptr;
     auto ioc = std::make_shared<boost::asio::io_context>(1);
-    return std::shared_ptr<beast_transport>(new beast_transport(std::move(ioc), nullptr, std::move(o)));
+    return std::shared_ptr<beast_transport>(
+        new beast_transport(std::move(ioc), nullptr, std::move(o)));
   }
   /// Throwing form of create().
   static std::shared_ptr<beast_transport> create(beast_transport_options o = {}) {
@@ -577,10 +580,10 @@ public:
   void post_after(std::chrono::milliseconds delay, unique_function<void()> f) override {
     auto timer = std::make_shared<boost::asio::steady_timer>(st_->strand, delay);
     auto& t = *timer;
-    t.async_wait([timer = std::move(timer), f = std::move(f)](
-                     const boost::system::error_code& ec) mutable {
-      if (!ec) f();
-    });
+    t.async_wait(
+        [timer = std::move(timer), f = std::move(f)](const boost::system::error_code& ec) mutable {
+          if (!ec) f();
+        });
   }
 
   bool running_in_loop() const noexcept override {
