@@ -263,6 +263,12 @@ TEST_CASE("beast: 200 requests in flight at once all complete, each exactly once
   CHECK(ok == n);
   for (int i = 0; i < n; ++i)
     CHECK(calls[i] == 1);
+  // at most max_connections kept idle: the others were closed
+  const auto until = clk::now() + 3s;
+  while (f.mock.open_connections() > 8 && clk::now() < until)
+    std::this_thread::sleep_for(10ms);
+  CHECK(f.mock.open_connections() <= 8);
+  CHECK(f.mock.open_connections() >= 1);
 }
 
 TEST_CASE("beast: connection refused is connect_failed, naming host:port and no secret",
@@ -308,6 +314,43 @@ TEST_CASE("beast: a server that never answers is a timeout, within bounds", "[be
     CHECK(took < 2s);
     CHECK(out.response.failure.find("request's timeout, 200 ms") != std::string::npos);
   }
+}
+
+TEST_CASE("beast: a connect that gets no answer is connect_failed after connect_timeout",
+          "[beast][errors]") {
+  // A listening socket whose accept queue is full (backlog 0, one connection waiting, none
+  // accepted): Linux drops further SYNs, so a connect hangs.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 0) == 0);
+  socklen_t n = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) == 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 2; ++i) {  // fills the queue; later connects hang
+    const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fillers.push_back(c);
+  }
+  std::this_thread::sleep_for(50ms);
+  const int port = ntohs(a.sin_port);
+  wechat::beast_transport_options o;
+  o.connect_timeout = 300ms;
+  auto t = make("http://127.0.0.1:" + std::to_string(port), o);
+  outcome out;
+  const auto start = clk::now();
+  send(*t, get("/x"), out);
+  const auto took = clk::now() - start;
+  for (int c : fillers)
+    ::close(c);
+  ::close(fd);
+  CHECK(out.ec == wechat::transport_errc::connect_failed);
+  CHECK(out.response.failure == "127.0.0.1:" + std::to_string(port) +
+                                    ": no connection within the connect_timeout, 300 ms");
+  CHECK(took >= 300ms);
+  CHECK(took < 2s);
 }
 
 TEST_CASE("beast: a response over max_response_bytes is response_too_large", "[beast][errors]") {
