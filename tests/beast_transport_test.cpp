@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -347,8 +348,8 @@ TEST_CASE("beast: a connect that gets no answer is connect_failed after connect_
     ::close(c);
   ::close(fd);
   CHECK(out.ec == wechat::transport_errc::connect_failed);
-  CHECK(out.response.failure == "127.0.0.1:" + std::to_string(port) +
-                                    ": no connection within the connect_timeout, 300 ms");
+  CHECK(out.response.failure ==
+        "127.0.0.1:" + std::to_string(port) + ": no connection within the connect_timeout, 300 ms");
   CHECK(took >= 300ms);
   CHECK(took < 2s);
 }
@@ -548,26 +549,24 @@ TEST_CASE("beast: cancel aborts a hanging request, whose handler runs once", "[b
 
 TEST_CASE("beast: handlers never run inside async_send, post or post_after", "[beast][contract]") {
   auto t = make("http://127.0.0.1:" + std::to_string(closed_port()));
+  const auto caller = std::this_thread::get_id();
   for (int i = 0; i < 20; ++i) {
+    // The loop waits at a gate until the three calls returned and the flag is set: a
+    // handler run inside its call would find the flag unset (and run on this thread).
+    std::promise<void> gate;
+    std::shared_future<void> opened = gate.get_future().share();
+    t->post([opened] { opened.wait(); });
     std::atomic<bool> returned{false}, early{false};
     std::atomic<int> runs{0};
-    t->async_send(get("/x"), {}, [&](wechat::http_response, std::error_code) {
-      if (!returned) early = true;
+    const auto check = [&] {
+      if (!returned || std::this_thread::get_id() == caller) early = true;
       ++runs;
-    });
+    };
+    t->async_send(get("/x"), {}, [&](wechat::http_response, std::error_code) { check(); });
+    t->post([&] { check(); });
+    t->post_after(0ms, [&] { check(); });
     returned = true;
-    std::atomic<bool> p_returned{false};
-    t->post([&] {
-      if (!p_returned) early = true;
-      ++runs;
-    });
-    p_returned = true;
-    std::atomic<bool> a_returned{false};
-    t->post_after(0ms, [&] {
-      if (!a_returned) early = true;
-      ++runs;
-    });
-    a_returned = true;
+    gate.set_value();
     const auto until = clk::now() + 5s;
     while (runs < 3 && clk::now() < until)
       std::this_thread::sleep_for(1ms);

@@ -10,7 +10,8 @@ int main() {
   std::error_code ec;
   wechat::beast_transport_options o;
   o.base_url = "http://api.weixin.qq.com";
-  if (wechat::beast_transport::create(o, ec) || ec != wechat::transport_errc::insecure_url) return 1;
+  if (wechat::beast_transport::create(o, ec) || ec != wechat::transport_errc::insecure_url)
+    return 1;
   auto t = wechat::beast_transport::create();
   std::promise<bool> ran;
   t->post([&] { ran.set_value(t->running_in_loop()); });

@@ -97,7 +97,7 @@ namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using strand_type = asio::strand<asio::io_context::executor_type>;
 using stream_type = asio::ssl::stream<tcp::socket>;  // plain http uses its next_layer()
-using clock = std::chrono::steady_clock;
+using steady_clock = std::chrono::steady_clock;
 
 // One connection: the TCP socket, and the TLS session over it for https.
 struct connection {
@@ -171,16 +171,16 @@ inline std::string ms_text(std::chrono::milliseconds t) {
 // completion handlers of its pending operations.
 class request_op : public std::enable_shared_from_this<request_op> {
 public:
-  request_op(std::shared_ptr<state> st, const http_request& req, std::chrono::milliseconds timeout,
+  request_op(std::shared_ptr<state> st, http_request req, std::chrono::milliseconds timeout,
              send_handler h)
       : st_(std::move(st)), handler_(std::move(h)), timer_(st_->strand), timeout_(timeout) {
-    if (timeout_.count() > 0) deadline_ = clock::now() + timeout_;
+    if (timeout_.count() > 0) deadline_ = steady_clock::now() + timeout_;
     request_.method_string(req.method);
     request_.target(req.target);
     request_.version(11);
     request_.set(http::field::accept, "application/json");
     if (!req.content_type.empty()) request_.set(http::field::content_type, req.content_type);
-    request_.body() = req.body;
+    request_.body() = std::move(req.body);
     request_.keep_alive(true);
     request_.prepare_payload();
   }
@@ -309,7 +309,7 @@ private:
     parser_.emplace();
     parser_->body_limit(st_->opt.max_response_bytes);
     parser_->header_limit(64 * 1024);
-    exchange_start_ = clock::now();
+    exchange_start_ = steady_clock::now();
     with_stream([this](auto& s) {
       http::async_write(
           s, request_,
@@ -348,8 +348,8 @@ private:
       } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
                  ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
                  ec == http::error::partial_message || ec == asio::ssl::error::stream_truncated) {
-        const auto took =
-            std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - exchange_start_);
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+            steady_clock::now() - exchange_start_);
         fail(transport_errc::connection_closed,
              "the connection closed after " + ms_text(took) + ", before a complete response");
       } else {
@@ -412,7 +412,7 @@ private:
   // of send_options::timeout when that was given.
   void arm(std::chrono::milliseconds budget) {
     const bool whole = deadline_.has_value();
-    timer_.expires_at(whole ? *deadline_ : clock::now() + budget);
+    timer_.expires_at(whole ? *deadline_ : steady_clock::now() + budget);
     const std::uint64_t gen = ++gen_;
     timer_.async_wait([s = self(), gen](const boost::system::error_code& ec) {
       if (!ec && gen == s->gen_ && !s->done_) s->on_timeout();
@@ -475,9 +475,9 @@ private:
   std::shared_ptr<tcp::resolver> resolver_;
   asio::steady_timer timer_;
   std::chrono::milliseconds timeout_;
-  std::optional<clock::time_point> deadline_;  ///< send_options::timeout's, when given
-  std::uint64_t gen_ = 0;                      ///< the timer's current wait
-  std::uint64_t attempt_ = 0;                  ///< the connection's current operations
+  std::optional<steady_clock::time_point> deadline_;  ///< send_options::timeout's, when given
+  std::uint64_t gen_ = 0;                             ///< the timer's current wait
+  std::uint64_t attempt_ = 0;                         ///< the connection's current operations
   http::request<http::string_body> request_;
   std::size_t host_ = 0;
   std::shared_ptr<connection> conn_;
@@ -485,7 +485,7 @@ private:
   step step_ = step::connect;
   boost::beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;
-  clock::time_point exchange_start_{};
+  steady_clock::time_point exchange_start_{};
   std::string first_failure_;  ///< the base URL's connect failure, before the fallback
 };
 
@@ -559,7 +559,8 @@ public:
   const beast_transport_options& options() const noexcept { return st_->opt; }
 
   void async_send(http_request req, send_options opt, send_handler h) override {
-    auto op = std::make_shared<detail::beast_impl::request_op>(st_, req, opt.timeout, std::move(h));
+    auto op = std::make_shared<detail::beast_impl::request_op>(st_, std::move(req), opt.timeout,
+                                                               std::move(h));
     if (opt.cancel.can_be_cancelled()) {
       // A weak reference: a request done (or dropped with the loop) is not kept for it.
       std::weak_ptr<detail::beast_impl::request_op> weak = op;
