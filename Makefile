@@ -68,14 +68,15 @@ sanitize: deps
 # The tests that run threads under ThreadSanitizer (CMakePresets.json): code2session's
 # single flight, the token provider and its Redis lock, the fleet, the mock's server under
 # concurrent clients, the hostile clients, the load generator, the ticket pusher, the
-# component and WeCom clients, wechat-loadtest (its workers and minter) against login_server.
+# component and WeCom clients, wechat-loadtest (its workers and minter) against login_server,
+# the Boost.Beast async transport (its loop thread, strand, cancels from other threads).
 # Any report fails the test.
 TSAN_TARGETS = client_logic_test client_test unionid_test fault_table_test \
   mock_endpoints_test mock_unionid_test mock_faults_test mock_admin_test \
   mock_standalone_test mock_hostile_test mock_bounds_test engine_diff_test redis_test fleet_worker \
   mock_wechat loadgen msg_crypt_test mock_component_test component_client_test wecom_client_test \
-  wechat-loadtest login_server
-TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|redis_test|msg_crypt_test|component_client_test|wecom_client_test):|^load_smoke$$|^loadtest_smoke$$
+  wechat-loadtest login_server beast_transport_test
+TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|redis_test|msg_crypt_test|component_client_test|wecom_client_test|beast_transport_test):|^load_smoke$$|^loadtest_smoke$$
 tsan: deps
 	cmake --preset tsan
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)

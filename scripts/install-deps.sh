@@ -12,6 +12,7 @@ packages=(
   curl jq                                                       # the shell tests' HTTP client and JSON reader
   libssl-dev nlohmann-json3-dev libcpp-httplib-dev              # the library
   libhiredis-dev redis-server                                   # the fleet store, its tests
+  libboost-dev                                                  # the async transport (Boost.Beast, headers)
   catch2 libbenchmark-dev                                       # tests, benchmarks
   dpkg-dev file                                                 # make package (dpkg-shlibdeps)
 )

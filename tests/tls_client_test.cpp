@@ -9,6 +9,11 @@
 #include <catch2/catch.hpp>
 #include <wechat/client.hpp>
 #include <wechat/transport/httplib.hpp>
+#ifdef WECHAT_TEST_BEAST
+#include <wechat/transport/beast.hpp>
+
+#include <future>
+#endif
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -323,3 +328,89 @@ TEST_CASE("harden_tls raises the minimum to TLS 1.2, never lowers it, and turns 
 
   CHECK_FALSE(wechat::detail::harden_tls(nullptr, "api.weixin.qq.com", true));
 }
+
+#ifdef WECHAT_TEST_BEAST
+// The same servers through the Boost.Beast transport (wechat/transport/beast.hpp), which
+// sets up its own SSL_CTX with the same detail::harden_tls.
+namespace {
+
+wechat::http_response get_beast(const std::string& base_url, const std::string& ca_file,
+                                std::error_code& ec, bool verify = true) {
+  wechat::beast_transport_options o;
+  o.base_url = base_url;
+  o.ca_file = ca_file;
+  o.connect_timeout = std::chrono::milliseconds(2000);
+  o.read_timeout = std::chrono::milliseconds(3000);
+  o.disable_tls_verification_insecure = !verify;
+  auto t = wechat::beast_transport::create(o);
+  wechat::http_request r;
+  r.target = "/";
+  std::promise<std::pair<wechat::http_response, std::error_code>> done;
+  t->async_send(r, {}, [&done](wechat::http_response res, std::error_code e) {
+    done.set_value({std::move(res), e});
+  });
+  auto f = done.get_future();
+  REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto got = f.get();
+  ec = got.second;
+  return got.first;
+}
+
+}  // namespace
+
+TEST_CASE("beast transport: refuses a certificate naming its host only in the subject CN",
+          "[tls][beast]") {
+  REQUIRE(permissive_config);
+  scratch s;
+  make_certs(s.dir);
+  std::error_code ec;
+  {
+    tls_server server(s.dir + "/cn.pem", s.dir + "/cn.key", TLS1_3_VERSION);
+    REQUIRE(plain_openssl_handshake(server.port()) != 0);
+    const int before = server.answered();
+    const auto r = get_beast(url(server.port()), s.dir + "/ca.pem", ec);
+    CHECK(ec == wechat::transport_errc::tls_failed);
+    CHECK(server.answered() == before);
+    CHECK(r.failure == "localhost:" + std::to_string(server.port()) +
+                           ": TLS: certificate verify failed: localhost is not named in the "
+                           "certificate's subjectAltName");
+  }
+  {
+    tls_server server(s.dir + "/san.pem", s.dir + "/san.key", TLS1_3_VERSION);
+    for (const std::string& base :
+         {url(server.port()), "https://127.0.0.1:" + std::to_string(server.port())}) {
+      CAPTURE(base);
+      const auto r = get_beast(base, s.dir + "/ca.pem", ec);
+      CHECK_FALSE(ec);
+      CHECK(r.status == 200);
+      CHECK(r.body == "{}");
+    }
+  }
+}
+
+TEST_CASE("beast transport: refuses TLS 1.1 even where OpenSSL allows it, verification off too",
+          "[tls][beast]") {
+  REQUIRE(permissive_config);
+  scratch s;
+  make_certs(s.dir);
+  std::error_code ec;
+  {
+    tls_server server(s.dir + "/san.pem", s.dir + "/san.key", TLS1_1_VERSION);
+    REQUIRE(plain_openssl_handshake(server.port()) == TLS1_1_VERSION);
+    const auto r = get_beast(url(server.port()), s.dir + "/ca.pem", ec);
+    CHECK(ec == wechat::transport_errc::tls_failed);
+    INFO("failure: " << r.failure);
+    CHECK(r.failure.rfind("localhost:" + std::to_string(server.port()) + ": TLS handshake failed",
+                          0) == 0);
+    get_beast(url(server.port()), "", ec, false);
+    CHECK(ec == wechat::transport_errc::tls_failed);
+    CHECK(server.answered() == 1);  // the plain client's request only
+  }
+  {
+    tls_server server(s.dir + "/san.pem", s.dir + "/san.key", TLS1_2_VERSION);
+    const auto r = get_beast(url(server.port()), s.dir + "/ca.pem", ec);
+    CHECK_FALSE(ec);
+    CHECK(r.status == 200);
+  }
+}
+#endif

@@ -20,28 +20,22 @@
 #pragma once
 
 #include <httplib.h>
-#include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <condition_variable>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "wechat/detail/connect_failure.hpp"
+#include "wechat/detail/http_url.hpp"
 #include "wechat/detail/net.hpp"
+#include "wechat/detail/tls.hpp"
 #include "wechat/error.hpp"
 #include "wechat/transport.hpp"
 
@@ -67,44 +61,6 @@ struct httplib_transport_options {
 
 namespace detail {
 
-struct parsed_url {
-  std::string scheme, host;
-  int port = 0;
-};
-
-inline bool parse_base_url(const std::string& url, parsed_url& out) {
-  const auto sep = url.find("://");
-  if (sep == std::string::npos) return false;
-  out.scheme = url.substr(0, sep);
-  if (out.scheme != "http" && out.scheme != "https") return false;
-  std::string rest = url.substr(sep + 3);
-  if (!rest.empty() && rest.back() == '/') rest.pop_back();
-  if (rest.empty() || rest.find('/') != std::string::npos) return false;
-  std::string port;
-  if (rest[0] == '[') {
-    const auto close = rest.find(']');
-    if (close == std::string::npos) return false;
-    out.host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size()) {
-      if (rest[close + 1] != ':') return false;
-      port = rest.substr(close + 2);
-    }
-  } else {
-    const auto colon = rest.find(':');
-    out.host = rest.substr(0, colon);
-    if (colon != std::string::npos) port = rest.substr(colon + 1);
-  }
-  if (out.host.empty()) return false;
-  if (port.empty()) {
-    out.port = out.scheme == "https" ? 443 : 80;
-  } else {
-    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
-    out.port = std::stoi(port);
-    if (out.port <= 0 || out.port > 65535) return false;
-  }
-  return true;
-}
-
 // The SSL_CTX under a client, whichever cpp-httplib: 0.11.x calls it ssl_context(), later
 // releases tls_context() (an opaque handle that is an SSL_CTX* on the OpenSSL backend, the
 // only backend this library builds with). nullptr for a plain-http client.
@@ -119,35 +75,6 @@ auto ssl_ctx_of(C& c, long) -> decltype(c.tls_context(), static_cast<SSL_CTX*>(n
 }
 #endif
 
-// What the library asks of every TLS connection, on top of cpp-httplib's own checks:
-// - TLS 1.2 at least (raised to it, never lowered: a system policy asking for 1.3 stands).
-//   cpp-httplib 0.11.4 leaves the minimum to OpenSSL's configuration, which outside
-//   Debian may still allow TLS 1.0.
-// - The certificate must name the host in subjectAltName: OpenSSL checks the host during
-//   the handshake's chain verification with X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, so a
-//   certificate naming the host only in its subject CN is refused (cpp-httplib's own
-//   host check falls back to the CN, as browsers stopped doing in 2017). An IP host must
-//   be an IP subjectAltName.
-// With verification off (disable_tls_verification_insecure) only the minimum version is
-// set. False when OpenSSL refused a setting: the caller does not connect.
-inline bool harden_tls(SSL_CTX* ctx, const std::string& host, bool verify) {
-  if (ctx == nullptr) return false;
-  // 0 means no minimum; TLS version numbers grow with the version
-  if (SSL_CTX_get_min_proto_version(ctx) < TLS1_2_VERSION &&
-      SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
-    return false;
-  if (!verify) return true;
-  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
-  if (param == nullptr) return false;
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
-                                             X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  in6_addr ip{};
-  const bool is_ip =
-      inet_pton(AF_INET, host.c_str(), &ip) == 1 || inet_pton(AF_INET6, host.c_str(), &ip) == 1;
-  return is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1
-               : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size()) == 1;
-}
-
 // cpp-httplib after 0.11 reports a host name mismatch apart from a chain failure.
 template <class E, class = void> struct has_hostname_error : std::false_type {};
 template <class E>
@@ -159,13 +86,6 @@ template <class E> bool is_hostname_error(E err) {
   else
     return false;
 }
-
-// What cpp-httplib tells of a failed TLS connection: the certificate's verification result
-// (an X509_V_ERR_* value, 0 when none) and OpenSSL's error code of a failed handshake.
-struct tls_failure {
-  long verify_result = 0;
-  unsigned long ssl_error = 0;
-};
 
 // The certificate verification result cpp-httplib 0.11.x keeps in the client (later
 // releases give it in the Result only: send_request below).
@@ -212,91 +132,6 @@ bool send_request(C& c, httplib::Request& r, httplib::Response& res, httplib::Er
     ERR_clear_error();
   }
   return sent;
-}
-
-// "host:port", an IPv6 address in brackets: how a failure names the host it talked to.
-inline std::string host_port(const parsed_url& u) {
-  const bool v6 = u.host.find(':') != std::string::npos;
-  return (v6 ? "[" + u.host + "]" : u.host) + ":" + std::to_string(u.port);
-}
-
-// Why no connection could be made to host:port, found again on the failure path, since
-// cpp-httplib keeps neither the resolver's answer nor the socket's error (errno after its
-// failed connect is EINPROGRESS, from the non-blocking connect): a DNS lookup of the host,
-// then one non-blocking connect to the first address it gives, for at most `budget`.
-inline std::string connect_failure(const parsed_url& u, std::chrono::milliseconds budget) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const int rc = ::getaddrinfo(u.host.c_str(), std::to_string(u.port).c_str(), &hints, &found);
-  if (rc != 0) {
-    const char* why = rc == EAI_SYSTEM ? std::strerror(errno) : ::gai_strerror(rc);
-    return std::string("DNS lookup failed: ") + why;
-  }
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(found, ::freeaddrinfo);
-  if (found == nullptr) return "DNS lookup gave no address";
-  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::string("could not connect: ") + std::strerror(errno);
-  int error = 0;
-  if (::connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
-    error = errno;
-    if (error == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      const int ready = ::poll(&p, 1, static_cast<int>(budget.count()));
-      socklen_t n = sizeof error;
-      if (ready <= 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &n) != 0) error = ETIMEDOUT;
-    }
-  }
-  ::close(fd);
-  switch (error) {
-  case 0: return "could not connect (a second try did: the host may be overloaded)";
-  case ECONNREFUSED: return "connection refused";
-  case EHOSTUNREACH: return "no route to host";
-  case ENETUNREACH: return "network unreachable";
-  case ETIMEDOUT:
-    return "could not connect: no answer within " + std::to_string(budget.count()) + " ms";
-  default: return std::string("could not connect: ") + std::strerror(error);
-  }
-}
-
-// A TLS failure in words: the certificate's verification error when there is one, else
-// OpenSSL's reason for the failed handshake (or verification).
-enum class tls_step { load_certs, handshake, verify };
-inline std::string tls_failure_text(tls_step step, const tls_failure& tls, const std::string& host,
-                                    const std::string& ca_file) {
-  if (step == tls_step::load_certs)
-    return "TLS: could not load the CA certificates " +
-           (ca_file.empty() ? std::string("of the system") : "from " + ca_file);
-  if (tls.verify_result == X509_V_ERR_HOSTNAME_MISMATCH ||
-      tls.verify_result == X509_V_ERR_IP_ADDRESS_MISMATCH)
-    return "TLS: certificate verify failed: " + host +
-           " is not named in the certificate's subjectAltName";
-  if (tls.verify_result != X509_V_OK)
-    return std::string("TLS: certificate verify failed: ") +
-           X509_verify_cert_error_string(tls.verify_result);
-  std::string what =
-      step == tls_step::verify ? "TLS: certificate verify failed" : "TLS handshake failed";
-  if (tls.ssl_error != 0) {
-    if (const char* reason = ERR_reason_error_string(tls.ssl_error)) return what + ": " + reason;
-    char text[256];
-    ERR_error_string_n(tls.ssl_error, text, sizeof text);
-    return what + ": " + text;
-  }
-  return what;
-}
-
-// Is `u` WeChat's default API host (https, api.weixin.qq.com, port 443), exactly: the
-// api2 fallback is for that host only.
-inline bool is_wechat_default_host(const parsed_url& u) {
-  if (u.scheme != "https" || u.port != 443) return false;
-  static constexpr std::string_view name = "api.weixin.qq.com";
-  if (u.host.size() != name.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char c = u.host[i];
-    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != name[i]) return false;
-  }
-  return true;
 }
 
 // A pool of keep-alive clients for one base URL.
@@ -444,28 +279,8 @@ public:
   /// Validates the options. Errors: transport_errc::invalid_url, insecure_url.
   static std::shared_ptr<httplib_transport> create(httplib_transport_options o,
                                                    std::error_code& ec) {
-    ec.clear();
-    detail::parsed_url u;
-    if (!detail::parse_base_url(o.base_url, u)) {
-      ec = transport_errc::invalid_url;
-      return nullptr;
-    }
-    if (u.scheme == "http" && !detail::is_loopback_host(u.host) && !o.allow_insecure_http) {
-      ec = transport_errc::insecure_url;
-      return nullptr;
-    }
-    if (!detail::is_wechat_default_host(u)) o.fallback_base_url.clear();
-    if (!o.fallback_base_url.empty()) {  // it receives the same secrets: the same checks
-      detail::parsed_url f;
-      if (!detail::parse_base_url(o.fallback_base_url, f)) {
-        ec = transport_errc::invalid_url;
-        return nullptr;
-      }
-      if (f.scheme == "http" && !detail::is_loopback_host(f.host) && !o.allow_insecure_http) {
-        ec = transport_errc::insecure_url;
-        return nullptr;
-      }
-    }
+    ec = detail::check_base_urls(o.base_url, o.fallback_base_url, o.allow_insecure_http);
+    if (ec) return nullptr;
     return std::shared_ptr<httplib_transport>(new httplib_transport(std::move(o)));
   }
 

@@ -1,0 +1,621 @@
+// wechat/transport/beast.hpp - the default asynchronous transport (wechat::async_transport),
+// on Boost.Beast and Boost.Asio (Debian 12's Boost 1.74, headers only) with OpenSSL. The
+// only header of the library that includes Boost.
+//
+// It keeps the rules of the sync transport (wechat/transport/httplib.hpp), through the same
+// code where there is code to share (detail/http_url.hpp, detail/tls.hpp,
+// detail/connect_failure.hpp):
+// - HTTPS with certificate verification on (the system's CAs, or ca_file), TLS 1.2 at
+//   least, the host checked against the certificate's subjectAltName (detail::harden_tls),
+//   SNI set for a host name.
+// - Plain http:// only to loopback hosts unless allow_insecure_http (create() refuses it).
+// - Connect and read timeouts; a cap on the response size.
+// - Pooled keep-alive connections, at most max_connections idle per host, TCP_NODELAY on.
+//   A request never waits for another: with no idle connection it opens a new one. A
+//   pooled connection that the server closed while it was idle is not an error: when a
+//   write or read on a reused connection fails before any byte of the response, the
+//   request is sent once more on a fresh connection.
+// - A non-2xx answer is transport_errc::http_status, with the status.
+// - With the default base URL (exactly https://api.weixin.qq.com, port 443), a failure to
+//   connect is retried once on the fallback host api2.weixin.qq.com; never after the
+//   request was written.
+// - http_response::failure says which host and why, never the target (its query carries
+//   the appsecret).
+//
+// And the contract of wechat/async/transport.hpp: nothing blocks (the DNS lookup is Asio's
+// async_resolve), a handler never runs inside the call that handed it over, async_send's
+// handler runs exactly once, every call is safe from any thread (all state lives on one
+// strand). send_options::timeout bounds the whole request (0: connect_timeout, then
+// read_timeout); send_options::cancel aborts the request, whose handler then gets
+// transport_errc::failed ("... the request was cancelled").
+#pragma once
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "wechat/async/transport.hpp"
+#include "wechat/detail/connect_failure.hpp"
+#include "wechat/detail/http_url.hpp"
+#include "wechat/detail/net.hpp"
+#include "wechat/detail/tls.hpp"
+#include "wechat/error.hpp"
+#include "wechat/transport.hpp"
+
+namespace wechat {
+
+/// The Boost.Beast transport's settings: those of httplib_transport_options, field for
+/// field, with the same defaults.
+struct beast_transport_options {
+  std::string base_url = "https://api.weixin.qq.com";
+  /// Tried once when base_url cannot be connected to. Empty: no fallback. Used only when
+  /// base_url is WeChat's default host exactly (https, api.weixin.qq.com, port 443);
+  /// checked as base_url is (invalid_url, insecure_url).
+  std::string fallback_base_url = "https://api2.weixin.qq.com";
+  std::string ca_file;  ///< PEM bundle to trust instead of the system's; empty: system's
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds read_timeout{5000};
+  std::size_t max_response_bytes = 1 << 20;
+  std::size_t max_connections = 32;  ///< idle keep-alive connections kept per host
+  bool allow_insecure_http = false;  ///< allow http:// to a non-loopback host
+  /// Disables TLS certificate verification. Never in production: anyone on the path can
+  /// then read the appsecret.
+  bool disable_tls_verification_insecure = false;
+};
+
+namespace detail::beast_impl {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using strand_type = asio::strand<asio::io_context::executor_type>;
+using stream_type = asio::ssl::stream<tcp::socket>;  // plain http uses its next_layer()
+using steady_clock = std::chrono::steady_clock;
+
+// One connection: the TCP socket, and the TLS session over it for https.
+struct connection {
+  connection(const strand_type& ex, asio::ssl::context& ctx) : stream(ex, ctx) {}
+  stream_type stream;
+  void close() {
+    boost::system::error_code ignored;
+    stream.next_layer().close(ignored);
+  }
+};
+
+// One host (base_url, or the fallback): where it is, its TLS settings, its idle connections.
+struct host_pool {
+  parsed_url where;
+  std::string name;  ///< "host:port", as failures name it
+  std::string host_header;
+  bool tls = false;
+  std::unique_ptr<asio::ssl::context> ssl;  // also for http://, whose stream never uses it
+  std::string setup_failure;  ///< non-empty: TLS could not be set up; every request fails
+  std::vector<std::shared_ptr<connection>> idle;
+};
+
+inline host_pool make_host_pool(const std::string& url, const beast_transport_options& o) {
+  host_pool p;
+  parse_base_url(url, p.where);  // checked by create()
+  p.name = host_port(p.where);
+  p.tls = p.where.scheme == "https";
+  const bool v6 = p.where.host.find(':') != std::string::npos;
+  p.host_header = v6 ? "[" + p.where.host + "]" : p.where.host;
+  if (p.where.port != (p.tls ? 443 : 80)) p.host_header += ":" + std::to_string(p.where.port);
+  p.ssl = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  if (!p.tls) return p;
+  SSL_CTX* ctx = p.ssl->native_handle();
+  const bool verify = !o.disable_tls_verification_insecure;
+  if (verify) {
+    const bool loaded = o.ca_file.empty()
+                            ? SSL_CTX_set_default_verify_paths(ctx) == 1
+                            : SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) == 1;
+    ERR_clear_error();
+    if (!loaded)
+      p.setup_failure =
+          p.name + ": " + tls_failure_text(tls_step::load_certs, {}, p.where.host, o.ca_file);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  if (!harden_tls(ctx, p.where.host, verify))
+    p.setup_failure = p.name + ": TLS: OpenSSL refused the client's settings (TLS 1.2 minimum, "
+                               "host name check)";
+  return p;
+}
+
+// What every request shares: the strand all state lives on, the options, the hosts.
+struct state {
+  state(asio::io_context& ioc, beast_transport_options o)
+      : strand(asio::make_strand(ioc)), opt(std::move(o)) {
+    hosts.push_back(make_host_pool(opt.base_url, opt));
+    if (!opt.fallback_base_url.empty()) hosts.push_back(make_host_pool(opt.fallback_base_url, opt));
+  }
+  strand_type strand;
+  beast_transport_options opt;
+  std::vector<host_pool> hosts;  ///< [0] base_url, [1] the fallback if any
+  bool closed = false;           ///< the transport is gone: keep no connection idle
+};
+
+inline std::string ms_text(std::chrono::milliseconds t) {
+  return std::to_string(t.count()) + " ms";
+}
+
+// One request, from async_send to its handler. Lives on the strand; owned by the
+// completion handlers of its pending operations.
+class request_op : public std::enable_shared_from_this<request_op> {
+public:
+  request_op(std::shared_ptr<state> st, http_request req, std::chrono::milliseconds timeout,
+             send_handler h)
+      : st_(std::move(st)), handler_(std::move(h)), timer_(st_->strand), timeout_(timeout) {
+    if (timeout_.count() > 0) deadline_ = steady_clock::now() + timeout_;
+    request_.method_string(req.method);
+    request_.target(req.target);
+    request_.version(11);
+    request_.set(http::field::accept, "application/json");
+    if (!req.content_type.empty()) request_.set(http::field::content_type, req.content_type);
+    request_.body() = std::move(req.body);
+    request_.keep_alive(true);
+    request_.prepare_payload();
+  }
+
+  /// Set by async_send before start() is posted, and left alone after (a cancel may run
+  /// before the assignment ends): dropped with the op. Its callback holds a weak pointer.
+  cancel_token::registration registration;
+
+  void start() {
+    if (done_) return;  // cancelled before it started
+    begin_host(0);
+  }
+
+  const strand_type& strand() const { return st_->strand; }
+
+  void cancel() {
+    if (done_) return;
+    stop_io();
+    fail(transport_errc::failed, "the request was cancelled");
+  }
+
+private:
+  enum class step { connect, handshake, exchange };
+
+  host_pool& host() { return st_->hosts[host_]; }
+  std::shared_ptr<request_op> self() { return shared_from_this(); }
+
+  void begin_host(std::size_t i) {
+    host_ = i;
+    if (!host().setup_failure.empty()) {
+      fail_with_text(transport_errc::tls_failed, host().setup_failure);
+      return;
+    }
+    request_.set(http::field::host, host().host_header);
+    auto& idle = host().idle;
+    if (!idle.empty()) {
+      conn_ = std::move(idle.back());
+      idle.pop_back();
+      reused_ = true;
+      ++attempt_;
+      send();
+      return;
+    }
+    connect();
+  }
+
+  // A new connection (and resolver): the handlers of an attempt given up (a timeout, the
+  // fallback) still hold the old ones, and find attempt_ moved on.
+  void connect() {
+    reused_ = false;
+    ++attempt_;
+    conn_ = std::make_shared<connection>(st_->strand, *host().ssl);
+    resolver_ = std::make_shared<tcp::resolver>(st_->strand);
+    step_ = step::connect;
+    arm(st_->opt.connect_timeout);
+    const auto& w = host().where;
+    resolver_->async_resolve(
+        w.host, std::to_string(w.port),
+        [s = self(), r = resolver_, a = attempt_](const boost::system::error_code& ec,
+                                                  const tcp::resolver::results_type& e) {
+          if (s->live(a)) s->on_resolve(ec, e);
+        });
+  }
+
+  bool live(std::uint64_t attempt) const { return !done_ && attempt == attempt_; }
+
+  void on_resolve(const boost::system::error_code& ec, const tcp::resolver::results_type& r) {
+    if (ec) {
+      connect_failed("DNS lookup failed: " + ec.message());
+      return;
+    }
+    asio::async_connect(conn_->stream.next_layer(), r,
+                        [s = self(), c = conn_, a = attempt_](const boost::system::error_code& e,
+                                                              const tcp::endpoint&) {
+                          if (s->live(a)) s->on_connect(e);
+                        });
+  }
+
+  void on_connect(const boost::system::error_code& ec) {
+    if (ec) {
+      connect_failed(ec.category() == boost::system::system_category()
+                         ? connect_error_text(ec.value(), st_->opt.connect_timeout)
+                         : "could not connect: " + ec.message());
+      return;
+    }
+    boost::system::error_code ignored;
+    conn_->stream.next_layer().set_option(tcp::no_delay(true), ignored);
+    if (!host().tls) {
+      send();
+      return;
+    }
+    step_ = step::handshake;
+    SSL* ssl = conn_->stream.native_handle();
+    in6_addr ip{};
+    const std::string& h = host().where.host;
+    const bool is_ip =
+        inet_pton(AF_INET, h.c_str(), &ip) == 1 || inet_pton(AF_INET6, h.c_str(), &ip) == 1;
+    if (!is_ip) SSL_set_tlsext_host_name(ssl, h.c_str());  // SNI names a host, never an address
+    conn_->stream.async_handshake(stream_type::client, [s = self(), c = conn_, a = attempt_](
+                                                           const boost::system::error_code& e) {
+      if (s->live(a)) s->on_handshake(e);
+    });
+  }
+
+  void on_handshake(const boost::system::error_code& ec) {
+    if (ec) {
+      tls_failure t;
+      t.verify_result = SSL_get_verify_result(conn_->stream.native_handle());
+      if (ec.category() == asio::error::get_ssl_category())
+        t.ssl_error = static_cast<unsigned long>(ec.value());
+      ERR_clear_error();
+      conn_->close();
+      const tls_step stepped =
+          t.verify_result != X509_V_OK ? tls_step::verify : tls_step::handshake;
+      fail(transport_errc::tls_failed,
+           tls_failure_text(stepped, t, host().where.host, st_->opt.ca_file));
+      return;
+    }
+    send();
+  }
+
+  void send() {
+    step_ = step::exchange;
+    arm(st_->opt.read_timeout);
+    buffer_.clear();
+    parser_.emplace();
+    parser_->body_limit(st_->opt.max_response_bytes);
+    parser_->header_limit(64 * 1024);
+    exchange_start_ = steady_clock::now();
+    with_stream([this](auto& s) {
+      http::async_write(
+          s, request_,
+          [me = self(), c = conn_, a = attempt_](const boost::system::error_code& ec, std::size_t) {
+            if (me->live(a)) me->on_write(ec);
+          });
+    });
+  }
+
+  void on_write(const boost::system::error_code& ec) {
+    if (ec) {
+      if (retry_stale()) return;
+      conn_->close();
+      fail(transport_errc::failed, "the connection closed while the request was sent");
+      return;
+    }
+    // The head first, then the body: Beast 1.74's eager parse (what http::async_read does)
+    // drops the body_limit error of a Content-Length found in the head.
+    with_stream([this](auto& s) {
+      http::async_read_header(
+          s, buffer_, *parser_,
+          [me = self(), c = conn_, a = attempt_](const boost::system::error_code& e, std::size_t) {
+            if (me->live(a)) me->on_read(e, true);
+          });
+    });
+  }
+
+  void on_read(const boost::system::error_code& ec, bool head_only) {
+    if (ec) {
+      if (retry_stale()) return;
+      conn_->close();
+      if (ec == http::error::body_limit || ec == http::error::buffer_overflow) {
+        fail(transport_errc::response_too_large,
+             "the response is larger than max_response_bytes, " +
+                 std::to_string(st_->opt.max_response_bytes) + " bytes");
+      } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                 ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+                 ec == http::error::partial_message || ec == asio::ssl::error::stream_truncated) {
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+            steady_clock::now() - exchange_start_);
+        fail(transport_errc::connection_closed,
+             "the connection closed after " + ms_text(took) + ", before a complete response");
+      } else {
+        fail(transport_errc::failed, "bad HTTP response: " + ec.message());
+      }
+      return;
+    }
+    if (head_only && !parser_->is_done()) {
+      with_stream([this](auto& s) {
+        http::async_read(s, buffer_, *parser_,
+                         [me = self(), c = conn_, a = attempt_](const boost::system::error_code& e,
+                                                                std::size_t) {
+                           if (me->live(a)) me->on_read(e, false);
+                         });
+      });
+      return;
+    }
+    auto& res = parser_->get();
+    http_response out;
+    out.status = static_cast<int>(res.result_int());
+    out.content_type = std::string(res[http::field::content_type]);
+    out.body = std::move(res.body());
+    const bool keep = parser_->keep_alive() && buffer_.size() == 0;
+    release(keep);
+    std::error_code e;
+    if (out.status < 200 || out.status > 299) {
+      e = transport_errc::http_status;
+      out.failure = host().name + ": answered HTTP " + std::to_string(out.status);
+    }
+    finish(std::move(out), e);
+  }
+
+  // A reused connection that failed before any byte of the response came: the server
+  // closed it while it was idle. Sent again, once, on a fresh connection.
+  bool retry_stale() {
+    if (!reused_ || retried_stale_ || (parser_ && parser_->got_some()) || buffer_.size() != 0)
+      return false;
+    retried_stale_ = true;
+    conn_->close();
+    connect();
+    return true;
+  }
+
+  template <class F> void with_stream(F&& f) {
+    if (host().tls)
+      f(conn_->stream);
+    else
+      f(conn_->stream.next_layer());
+  }
+
+  void release(bool keep) {
+    auto c = std::move(conn_);
+    if (keep && !st_->closed && host().idle.size() < st_->opt.max_connections)
+      host().idle.push_back(std::move(c));
+    else
+      c->close();
+  }
+
+  // The timer for this step: `budget` (connect_timeout or read_timeout), or what is left
+  // of send_options::timeout when that was given.
+  void arm(std::chrono::milliseconds budget) {
+    const bool whole = deadline_.has_value();
+    timer_.expires_at(whole ? *deadline_ : steady_clock::now() + budget);
+    const std::uint64_t gen = ++gen_;
+    timer_.async_wait([s = self(), gen](const boost::system::error_code& ec) {
+      if (!ec && gen == s->gen_ && !s->done_) s->on_timeout();
+    });
+  }
+
+  void on_timeout() {
+    stop_io();
+    if (deadline_) {
+      fail(transport_errc::timeout, "no answer within the request's timeout, " + ms_text(timeout_));
+    } else if (step_ == step::connect) {
+      connect_failed("no connection within the connect_timeout, " +
+                     ms_text(st_->opt.connect_timeout));
+    } else if (step_ == step::handshake) {
+      fail(transport_errc::timeout,
+           "no TLS handshake within the connect_timeout, " + ms_text(st_->opt.connect_timeout));
+    } else {
+      fail(transport_errc::timeout,
+           "no answer within the read_timeout, " + ms_text(st_->opt.read_timeout));
+    }
+  }
+
+  // The fallback host, if any, is tried once; never after the request was written (on a
+  // pooled connection that turned out stale).
+  void connect_failed(const std::string& why) {
+    if (conn_) conn_->close();
+    if (host_ == 0 && st_->hosts.size() > 1 && !retried_stale_) {
+      first_failure_ = host().name + ": " + why;
+      begin_host(1);
+      return;
+    }
+    fail(transport_errc::connect_failed, why);
+  }
+
+  void stop_io() {
+    if (resolver_) resolver_->cancel();
+    if (conn_) conn_->close();
+  }
+
+  void fail(transport_errc e, const std::string& why) {
+    fail_with_text(e, host().name + ": " + why);
+  }
+  void fail_with_text(transport_errc e, std::string text) {
+    http_response out;
+    out.failure = first_failure_.empty() ? std::move(text) : first_failure_ + "; then " + text;
+    finish(std::move(out), e);
+  }
+
+  void finish(http_response r, std::error_code ec) {
+    if (done_) return;
+    done_ = true;
+    ++gen_;
+    timer_.cancel();
+    auto h = std::move(handler_);
+    h(std::move(r), ec);
+  }
+
+  std::shared_ptr<state> st_;
+  send_handler handler_;
+  std::shared_ptr<tcp::resolver> resolver_;
+  asio::steady_timer timer_;
+  std::chrono::milliseconds timeout_;
+  std::optional<steady_clock::time_point> deadline_;  ///< send_options::timeout's, when given
+  std::uint64_t gen_ = 0;                             ///< the timer's current wait
+  std::uint64_t attempt_ = 0;                         ///< the connection's current operations
+  http::request<http::string_body> request_;
+  std::size_t host_ = 0;
+  std::shared_ptr<connection> conn_;
+  bool reused_ = false, retried_stale_ = false, done_ = false;
+  step step_ = step::connect;
+  boost::beast::flat_buffer buffer_;
+  std::optional<http::response_parser<http::string_body>> parser_;
+  steady_clock::time_point exchange_start_{};
+  std::string first_failure_;  ///< the base URL's connect failure, before the fallback
+};
+
+}  // namespace detail::beast_impl
+
+/// The asynchronous transport on Boost.Beast. Thread safe; share one per process. See the
+/// top of this file for its rules.
+class beast_transport final : public async_transport {
+public:
+  /// Runs its own io_context on a thread of its own, stopped and joined by the destructor
+  /// (requests still in flight are dropped, their handlers destroyed uncalled). Validates
+  /// the options. Errors: transport_errc::invalid_url, insecure_url.
+  static std::shared_ptr<beast_transport> create(beast_transport_options o, std::error_code& ec) {
+    ec = detail::check_base_urls(o.base_url, o.fallback_base_url, o.allow_insecure_http);
+    if (ec) return nullptr;
+    auto ioc = std::make_shared<boost::asio::io_context>(1);
+    return std::shared_ptr<beast_transport>(
+        new beast_transport(std::move(ioc), nullptr, std::move(o)));
+  }
+  /// Throwing form of create().
+  static std::shared_ptr<beast_transport> create(beast_transport_options o = {}) {
+    std::error_code ec;
+    auto t = create(std::move(o), ec);
+    throw_if_error(ec, "beast_transport");
+    return t;
+  }
+  /// Runs on the caller's io_context, which the caller runs (on any number of threads) and
+  /// which must outlive the requests in flight. Destroying the transport closes its idle
+  /// connections; requests in flight still complete. Errors: invalid_url, insecure_url.
+  static std::shared_ptr<beast_transport> create(boost::asio::io_context& ioc,
+                                                 beast_transport_options o, std::error_code& ec) {
+    ec = detail::check_base_urls(o.base_url, o.fallback_base_url, o.allow_insecure_http);
+    if (ec) return nullptr;
+    return std::shared_ptr<beast_transport>(new beast_transport(nullptr, &ioc, std::move(o)));
+  }
+  /// Throwing form of create(ioc, ...).
+  static std::shared_ptr<beast_transport> create(boost::asio::io_context& ioc,
+                                                 beast_transport_options o = {}) {
+    std::error_code ec;
+    auto t = create(ioc, std::move(o), ec);
+    throw_if_error(ec, "beast_transport");
+    return t;
+  }
+
+  beast_transport(const beast_transport&) = delete;
+  beast_transport& operator=(const beast_transport&) = delete;
+
+  ~beast_transport() override {
+    if (!own_) {
+      auto st = st_;
+      boost::asio::post(st->strand, [st] {
+        st->closed = true;
+        for (auto& h : st->hosts) {
+          for (auto& c : h.idle)
+            c->close();
+          h.idle.clear();
+        }
+      });
+      return;
+    }
+    work_.reset();
+    own_->stop();
+    if (thread_.get_id() == std::this_thread::get_id())
+      thread_.detach();  // destroyed by its own handler: the thread ends the io_context
+    else
+      thread_.join();
+  }
+
+  /// The io_context the transport runs on (its own, or the one given to create()).
+  boost::asio::io_context& context() noexcept { return *ioc_; }
+  const beast_transport_options& options() const noexcept { return st_->opt; }
+
+  void async_send(http_request req, send_options opt, send_handler h) override {
+    auto op = std::make_shared<detail::beast_impl::request_op>(st_, std::move(req), opt.timeout,
+                                                               std::move(h));
+    if (opt.cancel.can_be_cancelled()) {
+      // A weak reference: a request done (or dropped with the loop) is not kept for it.
+      std::weak_ptr<detail::beast_impl::request_op> weak = op;
+      op->registration = opt.cancel.on_cancel([weak] {
+        if (auto o = weak.lock()) {
+          auto& strand = o->strand();
+          boost::asio::post(strand, [o = std::move(o)] { o->cancel(); });
+        }
+      });
+    }
+    boost::asio::post(st_->strand, [op] { op->start(); });
+  }
+
+  void post(unique_function<void()> f) override {
+    boost::asio::post(st_->strand, [f = std::move(f)]() mutable { f(); });
+  }
+
+  void post_after(std::chrono::milliseconds delay, unique_function<void()> f) override {
+    auto timer = std::make_shared<boost::asio::steady_timer>(st_->strand, delay);
+    auto& t = *timer;
+    t.async_wait(
+        [timer = std::move(timer), f = std::move(f)](const boost::system::error_code& ec) mutable {
+          if (!ec) f();
+        });
+  }
+
+  bool running_in_loop() const noexcept override {
+    return ioc_->get_executor().running_in_this_thread();
+  }
+
+private:
+  beast_transport(std::shared_ptr<boost::asio::io_context> own, boost::asio::io_context* theirs,
+                  beast_transport_options o)
+      : own_(std::move(own)), ioc_(own_ ? own_.get() : theirs),
+        st_(std::make_shared<detail::beast_impl::state>(*ioc_, std::move(o))) {
+    if (!own_) return;
+    work_.emplace(own_->get_executor());
+    // The thread holds the io_context too: a transport destroyed by one of its own handlers
+    // (on this thread) detaches it, and the io_context ends when run() returns.
+    thread_ = std::thread([ioc = own_] {
+      for (;;) {
+        try {
+          ioc->run();
+          return;
+        } catch (...) {  // a handler threw: the loop goes on for the others
+        }
+      }
+    });
+  }
+
+  std::shared_ptr<boost::asio::io_context> own_;  ///< null on the caller's io_context
+  boost::asio::io_context* ioc_;
+  std::shared_ptr<detail::beast_impl::state> st_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::thread thread_;
+};
+
+}  // namespace wechat
