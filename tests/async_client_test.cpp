@@ -495,3 +495,205 @@ TEST_CASE("async client: every call sends what the sync client sends", "[async][
   g.t->run();
   CHECK(done == 12);  // each exactly once (most with a missing field: errcode 0 alone)
 }
+
+TEST_CASE("async resolve_unionid: local channels at once, getPaidUnionId through the client",
+          "[async][unionid]") {
+  rig g;
+  wechat::resolver_options ro;
+  ro.appid = appid;
+  ro.bound = true;
+  wechat::unionid_evidence e;
+  e.session.openid = "o-alice";
+  e.session.session_key = "a2V5a2V5a2V5a2V5a2V5aw==";
+  SECTION("from the session: no request") {
+    e.session.unionid = "u-alice";
+    slot<wechat::unionid_result> s;
+    g.wx->resolve_unionid(ro, e, s.handler());
+    g.t->run();
+    CHECK(g.t->sent() == 0);
+    REQUIRE(s.calls == 1);
+    CHECK(s.r->value().unionid == std::optional<std::string>("u-alice"));
+    CHECK(s.r->value().channel == wechat::unionid_channel::session);
+    CHECK_FALSE(s.r->value().diagnosis);
+  }
+  SECTION("a payment in its window: getPaidUnionId answers") {
+    e.payment = wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"),
+                                         g.clock->now() - 60};
+    slot<wechat::unionid_result> s;
+    g.wx->resolve_unionid(ro, e, s.handler());
+    g.give_token("T1");
+    const auto reqs = g.waiting("/wxa/getpaidunionid");
+    REQUIRE(reqs.size() == 1);
+    CHECK(reqs[0].request.target ==
+          "/wxa/getpaidunionid?access_token=T1&openid=o-alice&transaction_id=tx-9");
+    CHECK(s.calls == 0);
+    REQUIRE(g.t->respond(reqs[0].id, 200, R"({"unionid":"u-paid"})"));
+    g.t->run();
+    REQUIRE(s.calls == 1);
+    const auto& r = s.r->value();
+    CHECK(r.unionid == std::optional<std::string>("u-paid"));
+    CHECK(r.channel == wechat::unionid_channel::paid);
+    CHECK(r.tried == std::vector<wechat::unionid_channel>{wechat::unionid_channel::session,
+                                                          wechat::unionid_channel::paid});
+    CHECK_FALSE(r.diagnosis);
+  }
+  SECTION("getPaidUnionId says 89300: the diagnosis says so") {
+    e.payment = wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"),
+                                         g.clock->now() - 60};
+    slot<wechat::unionid_result> s;
+    g.wx->resolve_unionid(ro, e, s.handler());
+    g.give_token("T1");
+    REQUIRE(g.t->respond(g.waiting("/wxa/getpaidunionid")[0].id, 200,
+                         R"({"errcode":89300,"errmsg":"invalid trade"})"));
+    g.t->run();
+    REQUIRE(s.calls == 1);
+    const auto& r = s.r->value();
+    CHECK_FALSE(r.unionid);
+    REQUIRE(r.diagnosis);
+    CHECK(r.diagnosis->reason == wechat::unionid_reason::payment_not_found);
+    CHECK(r.diagnosis->cause == wechat::api_errc::invalid_trade);
+  }
+  SECTION("a payment past its 5 minutes: no request, the window is the diagnosis") {
+    e.payment = wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"),
+                                         g.clock->now() - 301};
+    ro.bound = std::nullopt;
+    slot<wechat::unionid_result> s;
+    g.wx->resolve_unionid(ro, e, s.handler());
+    g.t->run();
+    CHECK(g.t->sent() == 0);
+    REQUIRE(s.r->value().diagnosis);
+    CHECK(s.r->value().diagnosis->reason == wechat::unionid_reason::likely_not_bound);
+  }
+  SECTION("no openid: misuse, an error") {
+    e.session.openid.clear();
+    slot<wechat::unionid_result> s;
+    g.wx->resolve_unionid(ro, e, s.handler());
+    g.t->run();
+    CHECK(s.r->error() == wechat::protocol_errc::missing_field);
+  }
+}
+
+TEST_CASE("async client: a loop that stops for good completes every waiting caller",
+          "[async][lifetime]") {
+  rig g;
+  auto login = g.wx->code2session("c-1", wechat::use_future);
+  auto follower = g.wx->code2session("c-1", wechat::use_future);
+  auto check = g.wx->check_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", wechat::use_future);
+  g.t->run();
+  REQUIRE(g.t->pending_count() == 2);  // the code's exchange, the token's fetch
+  g.t->stop();                         // requests dropped: their waiters are told
+  g.t->run();
+  for (auto* f : {&login, &follower}) {
+    REQUIRE(f->wait_for(0s) == std::future_status::ready);
+    CHECK(f->get().error() == wechat::transport_errc::failed);
+  }
+  REQUIRE(check.wait_for(0s) == std::future_status::ready);
+  const auto r = check.get();
+  CHECK(r.error() == wechat::transport_errc::failed);
+  CHECK(r.detail().cause.find("loop stopped") != std::string::npos);
+  CHECK(g.wx->remembered_codes() == 0);  // nothing left in flight for the code
+}
+
+TEST_CASE("async client: a call that spends a code is never aborted, its caller only detaches",
+          "[async][cancel][deadline]") {
+  rig g;
+  wechat::cancel_source cancel;
+  wechat::call_options o;
+  o.cancel = cancel.token();
+  slot<wechat::oauth_token> oauth;
+  g.wx->oauth_exchange("oc-1", oauth.handler(), o);
+  wechat::call_options short_deadline;
+  short_deadline.timeout = 100ms;
+  slot<wechat::phone_info> phone;
+  g.wx->get_phone_number("pc-1", "", phone.handler(), short_deadline);
+  slot<std::string> pid;
+  g.wx->get_plugin_open_pid("pl-1", pid.handler(), short_deadline);
+  g.give_token("T1");
+  REQUIRE(g.t->pending_count() == 3);
+  for (auto& r : g.t->pending())
+    CHECK(r.timeout == 0ms);  // no caller's deadline passed down either
+  cancel.cancel();
+  g.t->advance(100ms);
+  CHECK(oauth.r->error() == std::errc::operation_canceled);
+  CHECK(phone.r->error() == wechat::transport_errc::timeout);
+  CHECK(pid.r->error() == wechat::transport_errc::timeout);
+  CHECK(g.t->cancelled() == 0);
+  CHECK(g.t->pending_count() == 3);
+
+  SECTION("a call that spends no code is aborted") {
+    slot<std::string> quota;
+    g.wx->get_paid_unionid("o-alice", wechat::paid_order::by_transaction("t"), quota.handler(),
+                           short_deadline);
+    g.t->run();
+    REQUIRE(g.waiting("/wxa/getpaidunionid").size() == 1);
+    g.t->advance(100ms);
+    CHECK(quota.r->error() == wechat::transport_errc::timeout);
+    CHECK(g.t->cancelled() == 1);
+  }
+}
+
+TEST_CASE("async deadlines: an earlier deadline arriving while a later one is armed",
+          "[async][deadline]") {
+  rig g;
+  wechat::call_options slow, fast;
+  slow.timeout = 10s;
+  fast.timeout = 100ms;
+  slot<wechat::session_info> a, b;
+  g.wx->code2session("c-slow", a.handler(), slow);
+  g.t->advance(10ms);
+  g.wx->code2session("c-fast", b.handler(), fast);
+  g.t->advance(99ms);
+  CHECK(b.calls == 0);
+  g.t->advance(1ms);
+  REQUIRE(b.calls == 1);
+  CHECK(b.r->error() == wechat::transport_errc::timeout);
+  CHECK(a.calls == 0);
+  g.t->advance(9889ms);  // 9,999 ms since the slow call began
+  CHECK(a.calls == 0);
+  g.t->advance(1ms);
+  REQUIRE(a.calls == 1);
+  CHECK(a.r->error() == wechat::transport_errc::timeout);
+}
+
+TEST_CASE("async client: a remembered code and a cached token still complete on the loop only",
+          "[async][contract]") {
+  rig g;
+  slot<wechat::session_info> first;
+  g.wx->code2session("c-1", first.handler());
+  g.t->run();
+  REQUIRE(g.t->respond(g.t->pending()[0].id, 200, session_body));
+  g.t->run();
+  slot<wechat::session_info> remembered;
+  g.wx->code2session("c-1", remembered.handler());
+  CHECK(remembered.calls == 0);  // not inside the call, though the answer is at hand
+  slot<std::string> t1, t2;
+  g.wx->access_token(t1.handler());
+  g.give_token("T1");
+  g.wx->access_token(t2.handler());
+  CHECK(t2.calls == 0);
+  g.t->run();
+  CHECK(remembered.calls == 1);
+  CHECK(t2.calls == 1);
+}
+
+TEST_CASE("async resolve_unionid: getPaidUnionId past its deadline is a diagnosis, not an error",
+          "[async][unionid][deadline]") {
+  rig g;
+  wechat::resolver_options ro;
+  ro.appid = appid;
+  ro.rules = wechat::unionid_rules::legacy;  // code2session's silence says nothing then
+  wechat::unionid_evidence e;
+  e.session.openid = "o-alice";
+  e.payment = wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"),
+                                       g.clock->now() - 60};
+  wechat::call_options o;
+  o.timeout = 500ms;
+  slot<wechat::unionid_result> s;
+  g.wx->resolve_unionid(ro, e, s.handler(), o);
+  g.t->advance(500ms);  // the token never comes
+  REQUIRE(s.calls == 1);
+  REQUIRE(s.r->ok());
+  REQUIRE(s.r->value().diagnosis);
+  CHECK(s.r->value().diagnosis->reason == wechat::unionid_reason::wechat_unavailable);
+  CHECK(s.r->value().diagnosis->cause == wechat::transport_errc::timeout);
+}

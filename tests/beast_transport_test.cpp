@@ -323,6 +323,22 @@ TEST_CASE("beast: a server that never answers is a timeout, within bounds", "[be
     CHECK(took < 2s);
     CHECK(out.response.failure.find("request's timeout, 200 ms") != std::string::npos);
   }
+  SECTION("a longer send_options::timeout keeps each step's own timeout") {
+    wechat::beast_transport_options o;
+    o.read_timeout = 300ms;
+    auto t = make(srv.url(), o);
+    outcome out;
+    wechat::send_options so;
+    so.timeout = 10s;  // an async_client call's deadline: the read_timeout still rules
+    const auto start = clk::now();
+    send(*t, get("/x"), out, so);
+    const auto took = clk::now() - start;
+    CHECK(out.ec == wechat::transport_errc::timeout);
+    CHECK(took >= 300ms);
+    CHECK(took < 5s);
+    CHECK(out.response.failure == "127.0.0.1:" + std::to_string(srv.port()) +
+                                      ": no answer within the read_timeout, 300 ms");
+  }
 }
 
 TEST_CASE("beast: a connect that gets no answer is connect_failed after connect_timeout",

@@ -12,7 +12,9 @@
 #   login-program-run    login program against it (one shell, as a reader would);
 #   scenario             a scenario file written and the mock started with it;
 #   login-server-shell   login_server and its embedded mock, with curl;
-#   loadtest-shell       wechat-loadtest against login_server and its embedded mock.
+#   loadtest-shell       wechat-loadtest against login_server and its embedded mock;
+#   async-login          compiled with g++ against the installed headers (and Debian's
+#                        Boost), then run against the installed mock_wechat with two codes.
 # A snippet is marked in the README by the line before its fence:
 #   <!-- snippet: NAME -->                     run as above
 #   <!-- snippet: NAME, not run: REASON -->    said here, with its reason
@@ -66,7 +68,7 @@ awk -v out="$work/snippets" '
   END { if (infence) bad("an unclosed fence"); exit failed }
 ' "$src/README.md" || fail "README.md's snippets are not all marked (above)"
 
-known="quick-start login-program install your-cmake deb my-login-test my-login-test-cmake mock-shell login-program-run scenario login-server-shell loadtest-shell"
+known="quick-start login-program async-login install your-cmake deb my-login-test my-login-test-cmake mock-shell login-program-run scenario login-server-shell loadtest-shell"
 while read -r name lang reason; do
   case " $known " in *" $name "*) ;; *) fail "README snippet '$name' ($lang) is new: say in tests/readme_test.sh how to run it" ;; esac
   if [[ "$reason" != "-" ]]; then echo "readme_test: not run: $name: $reason"; fi
@@ -167,4 +169,21 @@ expect "$work/loadtest.log" 'PASS one jscode2session per login' 'PASS no 40163' 
   'PASS SLO p99<250ms' '^PASSED$'
 [[ $(wc -l < "$nc/run.csv") -ge 10 ]] || fail "loadtest-shell: run.csv has fewer than 10 rows"
 echo "readme_test: loadtest-shell: as shown"
+# ---- async-login: the install's headers and Debian's Boost, against the installed mock -----
+snip async-login.cpp > "$nc/async_login.cpp"
+g++ -std=c++17 -I "$work/home/opt/wechat/include" "$nc/async_login.cpp" -o "$nc/async_login" \
+  -lssl -lcrypto -pthread > "$work/async-login-build.log" 2>&1 \
+  || { cat "$work/async-login-build.log"; fail "async-login does not compile as shown"; }
+cat <<'EOF' | ports | run_sh "$nc" "$work/async-login.log"
+"$HOME/opt/wechat/bin/mock_wechat" --port 8080 &
+URL=http://127.0.0.1:8080
+until curl -sf $URL/__mock/health > /dev/null; do sleep 0.1; done
+curl -s -XPOST $URL/__mock/apps -d '{"appid":"wx1000000000000001","secret":"s","open_account":"acct"}' > /dev/null
+A=$(curl -s -XPOST $URL/__mock/login -d '{"appid":"wx1000000000000001","user":"alice"}' | jq -r .code)
+B=$(curl -s -XPOST $URL/__mock/login -d '{"appid":"wx1000000000000001","user":"bob"}' | jq -r .code)
+WECHAT_SECRET=s ./async_login $URL wx1000000000000001 "$A" "$B" bogus-code
+EOF
+expect "$work/async-login.log" '^openid o.* unionid ' 'failed: .*40029'
+[[ $(grep -c '^openid ' "$work/async-login.log") -eq 2 ]] || { cat "$work/async-login.log"; fail "async-login: not two logins"; }
+echo "readme_test: async-login: compiled against the install, two logins and one bad code, as shown"
 echo "readme_test: every README snippet ran, but deb (above)"

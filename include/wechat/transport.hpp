@@ -6,6 +6,8 @@
 // A round trip costs far more than the virtual call.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <string>
 #include <system_error>
 
@@ -32,6 +34,25 @@ struct http_response {
   /// carries the appsecret), no body, no header value. A transport may leave it empty.
   /// (Its `{}` keeps `{status, body, content_type}` free of -Wmissing-field-initializers.)
   std::string failure{};
+};
+
+/// The settings of the library's HTTP transports (httplib_transport, beast_transport):
+/// where WeChat is, trust, timeouts, limits. Both keep the same rules with them.
+struct http_transport_options {
+  std::string base_url = "https://api.weixin.qq.com";
+  /// Tried once when base_url cannot be connected to. Empty: no fallback. Used only when
+  /// base_url is WeChat's default host exactly (https, api.weixin.qq.com, port 443);
+  /// checked as base_url is (invalid_url, insecure_url).
+  std::string fallback_base_url = "https://api2.weixin.qq.com";
+  std::string ca_file;  ///< PEM bundle to trust instead of the system's; empty: system's
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds read_timeout{5000};
+  std::size_t max_response_bytes = 1 << 20;
+  std::size_t max_connections = 32;  ///< idle keep-alive connections kept per host
+  bool allow_insecure_http = false;  ///< allow http:// to a non-loopback host
+  /// Disables TLS certificate verification. Never in production: anyone on the path can
+  /// then read the appsecret.
+  bool disable_tls_verification_insecure = false;
 };
 
 /// Sends requests. Implementations must be safe to call from many threads at once.

@@ -248,42 +248,40 @@ struct resolver_options {
 using paid_unionid_lookup = std::function<std::string(
     std::string_view openid, const paid_order& order, std::error_code& ec)>;
 
-/// Finds a user's UnionID through every channel WeChat offers, from what the backend has
-/// in hand (unionid_evidence), or says why it is missing (unionid_diagnosis).
-class unionid_resolver {
-public:
-  /// `wx` is used for getPaidUnionId only, and only when needed; it must outlive the
-  /// resolver.
-  unionid_resolver(resolver_options o, client& wx,
-                   std::shared_ptr<const wechat::time_source> clk = nullptr)
-      : unionid_resolver(std::move(o),
-                         paid_unionid_lookup([&wx](std::string_view openid, const paid_order& order,
-                                                   std::error_code& ec) {
-                           return wx.get_paid_unionid(openid, order, ec);
-                         }),
-                         std::move(clk)) {}
-  /// Asks getPaidUnionId through `paid` (only when a payment is in hand and inside its
-  /// window). An empty `paid` is a programming error: std::invalid_argument.
-  unionid_resolver(resolver_options o, paid_unionid_lookup paid,
-                   std::shared_ptr<const wechat::time_source> clk = nullptr)
-      : opt_(std::move(o)), paid_(std::move(paid)), clock_(clk ? std::move(clk) : default_clock()) {
-    if (!paid_) throw std::invalid_argument("unionid_resolver: the paid_unionid_lookup is empty");
-  }
+namespace detail {
 
-  /// Tries the channels in order. ec is set only for misuse (no openid in the session);
-  /// a failed channel is part of the diagnosis, not an error.
-  unionid_result resolve(const unionid_evidence& e, std::error_code& ec) {
+/// The resolver's channels in two steps around its one call, getPaidUnionId: begin() runs
+/// channels 1 and 2 and says whether channel 3 must ask WeChat; resume() takes that
+/// answer and runs the rest. unionid_resolver asks in between with a blocking call,
+/// async_client::resolve_unionid with a callback.
+class unionid_steps {
+  // Keeps the most telling reason so far in r.diagnosis.
+  struct noter {
+    unionid_result& r;
+    void operator()(unionid_reason reason, std::error_code cause) const {
+      if (!r.diagnosis || rank(reason) < rank(r.diagnosis->reason))
+        r.diagnosis = unionid_diagnosis{reason, cause};
+    }
+  };
+
+public:
+  unionid_steps(resolver_options o, std::shared_ptr<const wechat::time_source> clk)
+      : opt_(std::move(o)), clock_(clk ? std::move(clk) : default_clock()) {}
+
+  /// Channels 1 and 2, and whether channel 3 applies. `asks` true: call getPaidUnionId
+  /// for (e.session.openid, e.payment->order) and pass its outcome to resume(); the result
+  /// is partial meanwhile (its diagnosis is the most telling reason so far). Otherwise the
+  /// result is final. ec is set only for misuse (no openid in the session).
+  unionid_result begin(const unionid_evidence& e, std::error_code& ec, bool& asks) const {
     ec.clear();
+    asks = false;
     unionid_result r;
     if (e.session.openid.empty()) {
       ec = protocol_errc::missing_field;
       return r;
     }
     if (opt_.bound == false) return diagnose(r, unionid_reason::app_not_bound, {});
-    std::optional<unionid_diagnosis> found;  // the most telling reason so far
-    auto note = [&](unionid_reason reason, std::error_code cause) {
-      if (!found || rank(reason) < rank(found->reason)) found = unionid_diagnosis{reason, cause};
-    };
+    noter note{r};
 
     // 1. code2session's own answer. Under today's rules its absence is itself telling.
     r.tried.push_back(unionid_channel::session);
@@ -299,13 +297,33 @@ public:
       if (auto u = from_user_info(e, note)) return give(r, *u, unionid_channel::user_info);
     }
 
-    // 3. getPaidUnionId, inside the 5-minute window only.
+    // 3. getPaidUnionId, inside the 5-minute window only: the caller asks.
     if (e.payment && payment_in_window(*e.payment, note)) {
       r.tried.push_back(unionid_channel::paid);
-      if (auto u = from_payment(e, note)) return give(r, *u, unionid_channel::paid);
+      asks = true;
+      return r;
     }
+    return rest(e, r);
+  }
 
-    // 4. the cloud context, when it is this user's in this app.
+  /// Channel 3's answer (`unionid`, or the call's error `paid_ec`), then the rest.
+  unionid_result resume(const unionid_evidence& e, unionid_result r, std::string unionid,
+                        const std::error_code& paid_ec) const {
+    if (!paid_ec) return give(r, unionid, unionid_channel::paid);
+    noter note{r};
+    if (paid_ec == api_errc::open_not_exists)
+      note(unionid_reason::app_not_bound, paid_ec);
+    else if (paid_ec == api_errc::invalid_trade)
+      note(unionid_reason::payment_not_found, paid_ec);
+    else
+      note(unionid_reason::wechat_unavailable, paid_ec);
+    return rest(e, r);
+  }
+
+private:
+  // 4. the cloud context, when it is this user's in this app; then the diagnosis.
+  unionid_result rest(const unionid_evidence& e, unionid_result& r) const {
+    noter note{r};
     if (e.cloud) {
       r.tried.push_back(unionid_channel::cloud);
       if (e.cloud->openid != e.session.openid || e.cloud->appid != opt_.appid)
@@ -313,21 +331,10 @@ public:
       else if (e.cloud->unionid && !e.cloud->unionid->empty())
         return give(r, *e.cloud->unionid, unionid_channel::cloud);
     }
-
-    if (!found) found = unionid_diagnosis{unionid_reason::no_relationship, {}};
-    r.diagnosis = found;
+    if (!r.diagnosis) r.diagnosis = unionid_diagnosis{unionid_reason::no_relationship, {}};
     return r;
   }
 
-  /// Throwing overload (throws only for misuse; a missing unionid is a diagnosis).
-  unionid_result resolve(const unionid_evidence& e) {
-    std::error_code ec;
-    auto r = resolve(e, ec);
-    throw_if_error(ec, "unionid_resolver: the session has no openid");
-    return r;
-  }
-
-private:
   // Channel 2: the unionId in the verified user info of this session's user; otherwise
   // notes why there is none.
   template <class Note>
@@ -366,21 +373,6 @@ private:
     return true;
   }
 
-  // Channel 3: asks getPaidUnionId; otherwise notes why it said no.
-  template <class Note>
-  std::optional<std::string> from_payment(const unionid_evidence& e, Note& note) const {
-    std::error_code pec;
-    std::string u = paid_(e.session.openid, e.payment->order, pec);
-    if (!pec) return u;
-    if (pec == api_errc::open_not_exists)
-      note(unionid_reason::app_not_bound, pec);
-    else if (pec == api_errc::invalid_trade)
-      note(unionid_reason::payment_not_found, pec);
-    else
-      note(unionid_reason::wechat_unavailable, pec);
-    return std::nullopt;
-  }
-
   // Lower is more telling: a definitive fact beats a guess. 89300 (payment_not_found)
   // implies a bound app (an unbound one gets 89002 first), so it outranks what today's
   // rules infer from code2session's silence; a closed window says nothing of the binding.
@@ -400,19 +392,70 @@ private:
     }
     return 11;
   }
-  static unionid_result& give(unionid_result& r, const std::string& u, unionid_channel c) {
+  // A unionid found: the reasons noted on the way no longer matter.
+  static unionid_result give(unionid_result& r, const std::string& u, unionid_channel c) {
     r.unionid = u;
     r.channel = c;
+    r.diagnosis.reset();
     return r;
   }
-  static unionid_result& diagnose(unionid_result& r, unionid_reason reason, std::error_code cause) {
+  static unionid_result diagnose(unionid_result& r, unionid_reason reason,
+                                 std::error_code cause) {
     r.diagnosis = unionid_diagnosis{reason, cause};
     return r;
   }
 
   resolver_options opt_;
-  paid_unionid_lookup paid_;
   std::shared_ptr<const wechat::time_source> clock_;
+};
+
+}  // namespace detail
+
+/// Finds a user's UnionID through every channel WeChat offers, from what the backend has
+/// in hand (unionid_evidence), or says why it is missing (unionid_diagnosis). From an
+/// event loop, async_client::resolve_unionid does the same without blocking.
+class unionid_resolver {
+public:
+  /// `wx` is used for getPaidUnionId only, and only when needed; it must outlive the
+  /// resolver.
+  unionid_resolver(resolver_options o, client& wx,
+                   std::shared_ptr<const wechat::time_source> clk = nullptr)
+      : unionid_resolver(std::move(o),
+                         paid_unionid_lookup([&wx](std::string_view openid, const paid_order& order,
+                                                   std::error_code& ec) {
+                           return wx.get_paid_unionid(openid, order, ec);
+                         }),
+                         std::move(clk)) {}
+  /// Asks getPaidUnionId through `paid` (only when a payment is in hand and inside its
+  /// window). An empty `paid` is a programming error: std::invalid_argument.
+  unionid_resolver(resolver_options o, paid_unionid_lookup paid,
+                   std::shared_ptr<const wechat::time_source> clk = nullptr)
+      : steps_(std::move(o), std::move(clk)), paid_(std::move(paid)) {
+    if (!paid_) throw std::invalid_argument("unionid_resolver: the paid_unionid_lookup is empty");
+  }
+
+  /// Tries the channels in order. ec is set only for misuse (no openid in the session);
+  /// a failed channel is part of the diagnosis, not an error.
+  unionid_result resolve(const unionid_evidence& e, std::error_code& ec) {
+    bool asks = false;
+    unionid_result r = steps_.begin(e, ec, asks);
+    if (!asks) return r;
+    std::error_code pec;
+    std::string u = paid_(e.session.openid, e.payment->order, pec);
+    return steps_.resume(e, std::move(r), std::move(u), pec);
+  }
+
+  /// Throwing overload (throws only for misuse; a missing unionid is a diagnosis).
+  unionid_result resolve(const unionid_evidence& e) {
+    std::error_code ec;
+    auto r = resolve(e, ec);
+    throw_if_error(ec, "unionid_resolver: the session has no openid");
+    return r;
+  }
+
+private:
+  detail::unionid_steps steps_;
+  paid_unionid_lookup paid_;
 };
 
 // ------------------------------------------------------------------ the directory --

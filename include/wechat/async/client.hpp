@@ -58,6 +58,7 @@
 #include "wechat/detail/calls.hpp"
 #include "wechat/detail/code_memory.hpp"
 #include "wechat/detail/token_call.hpp"
+#include "wechat/unionid.hpp"
 
 namespace wechat {
 
@@ -81,9 +82,13 @@ inline constexpr use_coroutine_t use_coroutine{};
 
 namespace detail {
 
-/// The deadlines of one client's calls, with one timer armed at a time (for the earliest):
-/// the loop's timer queue holds O(1) entries however many calls are in flight. A call
-/// that ends leaves the queue at once. Thread safe.
+/// The deadlines of one client's calls. A timer is armed for the earliest deadline only,
+/// and armed again when it fires: with one timeout for every call, the loop holds one
+/// timer however many calls are in flight. A call with an earlier deadline than the armed
+/// one arms another; post_after cannot be cancelled, so the later timer stays on the loop
+/// until its time and then does nothing (mixed timeouts cost one timer per call that
+/// lowered the earliest deadline, each gone by its own time). A call that ends leaves the
+/// queue at once. Thread safe.
 class deadline_queue : public std::enable_shared_from_this<deadline_queue> {
 public:
   struct expirable {
@@ -97,22 +102,22 @@ public:
 
   explicit deadline_queue(std::shared_ptr<async_transport> t) : transport_(std::move(t)) {}
 
-  /// Queues `w` to expire at `at`; returns its key, for remove().
-  key add(std::chrono::steady_clock::time_point at, std::weak_ptr<expirable> w) {
-    const std::int64_t ns = at.time_since_epoch().count();
-    key k;
+  /// A key for a deadline at `at`, unique in this queue: its owner keeps it before add().
+  key make_key(std::chrono::steady_clock::time_point at) {
+    return key{at.time_since_epoch().count(), next_id_.fetch_add(1) + 1};
+  }
+  /// Queues `w` to expire at its key's time (it may expire before add() returns).
+  void add(const key& k, std::weak_ptr<expirable> w) {
     bool arm = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      k = key{ns, ++next_id_};
       queue_.emplace(k, std::move(w));
-      if (ns < armed_) {
-        armed_ = ns;
+      if (k.first < armed_) {
+        armed_ = k.first;
         arm = true;
       }
     }
-    if (arm) schedule(ns);
-    return k;
+    if (arm) schedule(k.first);
   }
   void remove(const key& k) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -136,10 +141,10 @@ private:
   void fire(std::int64_t target) {
     std::vector<std::shared_ptr<expirable>> due;
     std::int64_t arm_at = 0;
+    const std::int64_t now = now_ns();  // the transport's clock, read unlocked
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (target == armed_) armed_ = INT64_MAX;
-      const std::int64_t now = now_ns();
       while (!queue_.empty() && queue_.begin()->first.first <= now) {
         if (auto p = queue_.begin()->second.lock()) due.push_back(std::move(p));
         queue_.erase(queue_.begin());
@@ -158,8 +163,19 @@ private:
   std::mutex mutex_;
   std::map<key, std::weak_ptr<expirable>> queue_;
   std::int64_t armed_ = INT64_MAX;  // the earliest deadline a timer is armed for
-  std::uint64_t next_id_ = 0;
+  std::atomic<std::uint64_t> next_id_{0};
 };
+
+/// A completion token of another library (Asio's use_awaitable, use_future...) wrapped so
+/// that the client can hand it a result: a type with a nested `wechat_completion_adapter`
+/// and `template <class T> static auto initiate(Token, unique_function<void(
+/// result_handler<T>)> start)`, which returns what that library's call returns and calls
+/// `start` with a handler that completes it. wechat::asio_token (transport/beast.hpp) is
+/// one.
+template <class Token, class = void> struct is_completion_adapter : std::false_type {};
+template <class Token>
+struct is_completion_adapter<Token, std::void_t<typename Token::wechat_completion_adapter>>
+    : std::true_type {};
 
 /// One caller's call: its handler, deadline and cancellation. Whichever comes first (the
 /// result, the deadline, the cancel) completes it; the rest find it finished.
@@ -174,9 +190,11 @@ public:
   /// Queues the deadline and registers the cancellation (once, right after creation).
   static void arm(const std::shared_ptr<call_op>& op, const cancel_token& cancel) {
     if (op->timeout_.count() > 0) {
+      // All set before the op is queued: from add() on, the loop may expire it.
       op->deadline_ = op->transport_->now() + op->timeout_;
-      op->key_ = op->deadlines_->add(op->deadline_, op);
+      op->key_ = op->deadlines_->make_key(op->deadline_);
       op->queued_ = true;
+      op->deadlines_->add(op->key_, op);
     }
     if (cancel.can_be_cancelled())
       op->cancel_ = cancel.on_cancel([w = std::weak_ptr<call_op>(op)] {
@@ -188,13 +206,16 @@ public:
       });
   }
 
-  /// Completes the call (the first completion wins); the handler runs on the loop.
-  void finish(result<T> r) {
-    if (finished_.exchange(true)) return;
+  /// Completes the call (the first completion wins: true); the handler runs on the loop.
+  bool finish(result<T> r) {
+    if (finished_.exchange(true)) return false;
     if (queued_) deadlines_->remove(key_);
     transport_->post([h = std::move(handler_), r = std::move(r)]() mutable { h(std::move(r)); });
+    return true;
   }
-  void fail(std::error_code ec, error_detail d) { finish(result<T>(ec, std::move(d), what_)); }
+  bool fail(std::error_code ec, error_detail d) {
+    return finish(result<T>(ec, std::move(d), what_));
+  }
 
   bool gone() const override { return finished_.load(); }
   std::chrono::milliseconds remaining() const override {
@@ -212,9 +233,7 @@ public:
 private:
   // The caller stops waiting: its own request, if any, is aborted.
   void detach(std::error_code ec, error_detail d) {
-    if (finished_.load()) return;
-    fail(ec, std::move(d));
-    stop.cancel();
+    if (fail(ec, std::move(d))) stop.cancel();
   }
 
   result_handler<T> handler_;
@@ -250,7 +269,10 @@ public:
       : start_(std::move(start)) {}
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
-    start_([this, h](result<T> r) mutable {
+    // Moved out first: the call may complete on the loop, and resume the coroutine (which
+    // destroys this awaiter), before start returns.
+    auto start = std::move(start_);
+    start([this, h](result<T> r) mutable {
       result_.emplace(std::move(r));
       h.resume();
     });
@@ -264,8 +286,9 @@ private:
 #endif
 
 /// The WeChat server API for one app, asynchronous: every call of wechat::client with a
-/// completion token last but for call_options: a handler taking result<T>, use_future, or
-/// (C++20) use_coroutine. Create with create(); share it across threads and loops.
+/// completion token last but for call_options: a handler taking result<T>, use_future,
+/// (C++20) use_coroutine, or an Asio token through wechat::asio_token. Create with
+/// create(); share it across threads and loops.
 class async_client : public std::enable_shared_from_this<async_client> {
 public:
   /// `store` shares access tokens (in memory by default; Redis for a fleet); `clk` dates
@@ -415,6 +438,49 @@ public:
                           detail::calls::get_rid_info(rid));
   }
 
+  /// unionid_resolver::resolve without blocking: channels 1, 2 and 4 from the evidence at
+  /// once, and getPaidUnionId through this client when a payment is inside its window.
+  /// The result is an error only for misuse (no openid in the session:
+  /// protocol_errc::missing_field) or a cancel; a channel that failed (getPaidUnionId's
+  /// deadline passing included) is in the diagnosis.
+  template <class Token>
+  auto resolve_unionid(resolver_options r, unionid_evidence e, Token&& token,
+                       call_options o = {}) {
+    // The outer call has the cancel only: the deadline is getPaidUnionId's, whose timeout
+    // becomes the diagnosis wechat_unavailable, as any failure of that channel does.
+    call_options outer;
+    outer.timeout = std::chrono::milliseconds(0);
+    outer.cancel = o.cancel;
+    return initiate<unionid_result>(
+        std::forward<Token>(token), std::move(outer), "resolve_unionid",
+        [self = shared_from_this(), r = std::move(r), e = std::move(e),
+         o](detail::op_ptr<unionid_result> op) mutable {
+          auto steps = std::make_shared<const detail::unionid_steps>(std::move(r), self->clock_);
+          std::error_code ec;
+          bool asks = false;
+          unionid_result partial = steps->begin(e, ec, asks);
+          if (ec) {
+            op->fail(ec, error_detail{});
+            return;
+          }
+          if (!asks) {
+            op->finish(result<unionid_result>(std::move(partial)));
+            return;
+          }
+          const std::string openid = e.session.openid;
+          const paid_order order = e.payment->order;
+          self->get_paid_unionid(
+              openid, order,
+              [steps, e = std::move(e), partial = std::move(partial),
+               op](result<std::string> u) mutable {
+                std::string id = u.ok() ? std::move(u).value() : std::string();
+                op->finish(result<unionid_result>(
+                    steps->resume(e, std::move(partial), std::move(id), u.error())));
+              },
+              o);
+        });
+  }
+
   /// A valid access token of this app (token_provider::get), for calls the client does not
   /// wrap. Never log it.
   template <class Token> auto access_token(Token&& token, call_options o = {}) {
@@ -462,10 +528,19 @@ private:
             self->begin<T>(std::move(h), o, what, std::move(start));
           });
 #endif
+    } else if constexpr (detail::is_completion_adapter<tag>::value) {
+      return tag::template initiate<T>(
+          std::forward<Token>(token),
+          unique_function<void(result_handler<T>)>(
+              [self = shared_from_this(), o = std::move(o), what,
+               start = std::forward<Start>(start)](result_handler<T> h) mutable {
+                self->begin<T>(std::move(h), o, what, std::move(start));
+              }));
     } else {
       static_assert(std::is_invocable_v<tag&, result<T>>,
                     "the completion token must be a handler taking wechat::result<T>, "
-                    "wechat::use_future or wechat::use_coroutine");
+                    "wechat::use_future, wechat::use_coroutine or a completion adapter "
+                    "(wechat::asio_token)");
       begin<T>(result_handler<T>(std::forward<Token>(token)), o, what,
                std::forward<Start>(start));
     }
@@ -509,7 +584,10 @@ private:
   void send(detail::op_ptr<T> op, const detail::api_call<V>& c, std::string_view token,
             int round = 1) {
     auto req = std::make_shared<const http_request>(c.request(token));
-    std::shared_ptr<detail::request_owner> owner = op;
+    // A request that spends a single-use code is never aborted: a deadline or a cancel
+    // detaches the caller only (the code is spent either way).
+    std::shared_ptr<detail::request_owner> owner;
+    if (!c.spends_code) owner = op;
     detail::exchange_async(
         transport_, std::move(req), c.safe ? opt_.max_attempts : 1, opt_.backoff,
         std::move(owner),

@@ -50,7 +50,12 @@ public:
   void async_send(http_request req, send_options opt, send_handler h) override {
     std::uint64_t id = 0;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (stopped_) {
+        lock.unlock();
+        h = nullptr;  // destroyed uncalled, unlocked
+        return;
+      }
       id = ++next_id_;
       ++sent_;
       auto& p = pending_[id];
@@ -68,11 +73,21 @@ public:
     if (it != pending_.end()) it->second.cancel = std::move(reg);
   }
   void post(unique_function<void()> f) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (stopped_) {
+      lock.unlock();
+      f = nullptr;
+      return;
+    }
     ready_.push_back(std::move(f));
   }
   void post_after(std::chrono::milliseconds delay, unique_function<void()> f) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (stopped_) {
+      lock.unlock();
+      f = nullptr;
+      return;
+    }
     timers_.emplace(now_ + (delay.count() < 0 ? std::chrono::milliseconds(0) : delay),
                     std::move(f));
   }
@@ -179,13 +194,14 @@ public:
 
   /// The loop stops for good: every request, posted function and timer is destroyed
   /// without being called (as a real loop's queue is when it is destroyed), which releases
-  /// whatever they held.
+  /// whatever they held; so is whatever is handed over afterwards.
   void stop() {
     std::map<std::uint64_t, waiting> pending;
     std::deque<unique_function<void()>> ready;
     std::multimap<std::chrono::steady_clock::time_point, unique_function<void()>> timers;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      stopped_ = true;
       pending.swap(pending_);
       ready.swap(ready_);
       timers.swap(timers_);
@@ -223,6 +239,7 @@ private:
   std::multimap<std::chrono::steady_clock::time_point, unique_function<void()>> timers_;
   std::chrono::steady_clock::time_point now_{std::chrono::hours(1)};
   std::atomic<std::thread::id> loop_thread_{};
+  bool stopped_ = false;
 };
 
 }  // namespace wechat

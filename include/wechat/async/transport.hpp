@@ -60,7 +60,7 @@ private:
     virtual R call(Args&&... args) = 0;
   };
   template <class F> struct impl final : base {
-    template <class G> explicit impl(G&& g) : f(std::forward<G>(g)) {}
+    explicit impl(F g) : f(std::move(g)) {}
     R call(Args&&... args) override { return f(std::forward<Args>(args)...); }
     F f;
   };

@@ -49,6 +49,7 @@ template <class T> struct api_call {
   std::string body;    // POST body (JSON), empty for GET
   bool token = false;  // carries the app's access token: the with_token rules apply
   bool safe = true;    // safe to repeat: retried on -1 and transport failures
+  bool spends_code = false;  // sends a single-use code: the async client never aborts it
   /// Reads an answer WeChat accepted (errcode 0) into `out`, which starts value-initialized;
   /// a missing or mistyped field sets ec (protocol_errc) and names it in `d`. Never null.
   void (*read)(const nlohmann::json& j, T& out, std::error_code& ec, error_detail* d) = nullptr;
@@ -124,6 +125,13 @@ api_call<T> plain_get(std::string path, std::string query, bool safe,
   return c;
 }
 
+// A call that sends a single-use code (never safe to repeat, never aborted once sent).
+template <class T> api_call<T> spending_code(api_call<T> c) {
+  c.safe = false;
+  c.spends_code = true;
+  return c;
+}
+
 // The query that proves a session_key without sending it: its HMAC signature.
 inline std::string session_query(std::string_view openid, std::string_view session_key) {
   return "&openid=" + url_encode(openid) + "&signature=" + session_key_signature(session_key) +
@@ -146,11 +154,11 @@ inline void read_oauth(const nlohmann::json& j, oauth_token& t, std::error_code&
 /// GET /sns/jscode2session: never the access token; one attempt (a code is single use).
 inline api_call<session_info> code2session(const std::string& appid, const std::string& secret,
                                            std::string_view code) {
-  return plain_get<session_info>("/sns/jscode2session",
-                                 "?appid=" + url_encode(appid) + "&secret=" + url_encode(secret) +
-                                     "&js_code=" + url_encode(code) +
-                                     "&grant_type=authorization_code",
-                                 false, read_session);
+  return spending_code(plain_get<session_info>(
+      "/sns/jscode2session",
+      "?appid=" + url_encode(appid) + "&secret=" + url_encode(secret) +
+          "&js_code=" + url_encode(code) + "&grant_type=authorization_code",
+      false, read_session));
 }
 
 /// GET /wxa/getpaidunionid: the unionid.
@@ -187,7 +195,7 @@ inline api_call<std::string> reset_session_key(std::string_view openid,
 inline api_call<phone_info> get_phone_number(std::string_view code, std::string_view openid) {
   nlohmann::json body = {{"code", std::string(code)}};
   if (!openid.empty()) body["openid"] = std::string(openid);
-  return token_post<phone_info>(
+  return spending_code(token_post<phone_info>(
       "/wxa/business/getuserphonenumber", body, false,
       [](const nlohmann::json& j, phone_info& p, std::error_code& ec, error_detail* d) {
         const auto info = j.find("phone_info");
@@ -209,16 +217,17 @@ inline api_call<phone_info> get_phone_number(std::string_view code, std::string_
           p.watermark.appid = optional_string(*wm, "appid").value_or("");
           p.watermark.timestamp = integer_field(*wm, "timestamp", 0);
         }
-      });
+      }));
 }
 
 /// GET /sns/oauth2/access_token: one attempt (a code is single use).
 inline api_call<oauth_token> oauth_exchange(const std::string& appid, const std::string& secret,
                                             std::string_view code) {
-  return plain_get<oauth_token>("/sns/oauth2/access_token",
-                                "?appid=" + url_encode(appid) + "&secret=" + url_encode(secret) +
-                                    "&code=" + url_encode(code) + "&grant_type=authorization_code",
-                                false, read_oauth);
+  return spending_code(plain_get<oauth_token>(
+      "/sns/oauth2/access_token",
+      "?appid=" + url_encode(appid) + "&secret=" + url_encode(secret) + "&code=" + url_encode(code) +
+          "&grant_type=authorization_code",
+      false, read_oauth));
 }
 
 /// GET /sns/oauth2/refresh_token.
@@ -314,11 +323,11 @@ inline api_call<std::vector<user_encrypt_key>> get_user_encrypt_key(std::string_
 /// single use.
 inline api_call<std::string> get_plugin_open_pid(std::string_view code) {
   const nlohmann::json body = {{"code", std::string(code)}};
-  return token_post<std::string>(
+  return spending_code(token_post<std::string>(
       "/wxa/getpluginopenpid", body, false,
       [](const nlohmann::json& j, std::string& out, std::error_code& ec, error_detail* d) {
         out = required_string(j, "openpid", ec, d);
-      });
+      }));
 }
 
 /// POST /wxa/getuserriskrank: the app's appid, the request's fields (optional ones only

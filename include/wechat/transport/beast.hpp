@@ -12,9 +12,10 @@
 // - Connect and read timeouts; a cap on the response size.
 // - Pooled keep-alive connections, at most max_connections idle per host, TCP_NODELAY on.
 //   A request never waits for another: with no idle connection it opens a new one. A
-//   pooled connection that the server closed while it was idle is not an error: when a
-//   write or read on a reused connection fails before any byte of the response, the
-//   request is sent once more on a fresh connection.
+//   pooled connection that the server closed while it was idle is not reused (it is
+//   readable: checked before reuse), and a request whose write fails on a reused
+//   connection is sent once more on a fresh one. A request written is never sent again
+//   (the server may have spent its code), whatever happens to the read.
 // - A non-2xx answer is transport_errc::http_status, with the status.
 // - With the default base URL (exactly https://api.weixin.qq.com, port 443), a failure to
 //   connect is retried once on the fallback host api2.weixin.qq.com; never after the
@@ -25,12 +26,15 @@
 // And the contract of wechat/async/transport.hpp: nothing blocks (the DNS lookup is Asio's
 // async_resolve), a handler never runs inside the call that handed it over, async_send's
 // handler runs exactly once, every call is safe from any thread (all state lives on one
-// strand). send_options::timeout bounds the whole request (0: connect_timeout, then
-// read_timeout); send_options::cancel aborts the request, whose handler then gets
-// transport_errc::failed ("... the request was cancelled").
+// strand). send_options::timeout bounds the whole request, and connect_timeout and
+// read_timeout each step within it; send_options::cancel aborts the request, whose
+// handler then gets transport_errc::failed ("... the request was cancelled").
 #pragma once
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -49,7 +53,9 @@
 #include <boost/beast/http/write.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -61,6 +67,7 @@
 #include <utility>
 #include <vector>
 
+#include "wechat/async/result.hpp"
 #include "wechat/async/transport.hpp"
 #include "wechat/detail/connect_failure.hpp"
 #include "wechat/detail/http_url.hpp"
@@ -71,24 +78,9 @@
 
 namespace wechat {
 
-/// The Boost.Beast transport's settings: those of httplib_transport_options, field for
-/// field, with the same defaults.
-struct beast_transport_options {
-  std::string base_url = "https://api.weixin.qq.com";
-  /// Tried once when base_url cannot be connected to. Empty: no fallback. Used only when
-  /// base_url is WeChat's default host exactly (https, api.weixin.qq.com, port 443);
-  /// checked as base_url is (invalid_url, insecure_url).
-  std::string fallback_base_url = "https://api2.weixin.qq.com";
-  std::string ca_file;  ///< PEM bundle to trust instead of the system's; empty: system's
-  std::chrono::milliseconds connect_timeout{3000};
-  std::chrono::milliseconds read_timeout{5000};
-  std::size_t max_response_bytes = 1 << 20;
-  std::size_t max_connections = 32;  ///< idle keep-alive connections kept per host
-  bool allow_insecure_http = false;  ///< allow http:// to a non-loopback host
-  /// Disables TLS certificate verification. Never in production: anyone on the path can
-  /// then read the appsecret.
-  bool disable_tls_verification_insecure = false;
-};
+/// The Boost.Beast transport's settings: http_transport_options (wechat/transport.hpp),
+/// the same fields and defaults as httplib_transport_options.
+using beast_transport_options = http_transport_options;
 
 namespace detail::beast_impl {
 
@@ -161,6 +153,11 @@ struct state {
   beast_transport_options opt;
   std::vector<host_pool> hosts;  ///< [0] base_url, [1] the fallback if any
   bool closed = false;           ///< the transport is gone: keep no connection idle
+  /// Requests handed to async_send whose start() has not run yet: each will want a
+  /// connection in a moment, so that many more than max_connections are kept idle.
+  /// Without it, a burst of answers (more than max_connections handled before the starts
+  /// their handlers posted) closed connections that the next requests reopened at once.
+  std::atomic<std::size_t> starting{0};
 };
 
 inline std::string ms_text(std::chrono::milliseconds t) {
@@ -190,6 +187,7 @@ public:
   cancel_token::registration registration;
 
   void start() {
+    --st_->starting;
     if (done_) return;  // cancelled before it started
     begin_host(0);
   }
@@ -216,15 +214,29 @@ private:
     }
     request_.set(http::field::host, host().host_header);
     auto& idle = host().idle;
-    if (!idle.empty()) {
-      conn_ = std::move(idle.back());
+    while (!idle.empty()) {
+      auto c = std::move(idle.back());
       idle.pop_back();
+      if (!still_open(*c)) {  // the server closed it while it was idle
+        c->close();
+        continue;
+      }
+      conn_ = std::move(c);
       reused_ = true;
       ++attempt_;
       send();
       return;
     }
     connect();
+  }
+
+  // An idle connection is still open when nothing is readable on it: the server's FIN (or
+  // anything it sent unasked) makes it readable, and such a connection is not reused.
+  static bool still_open(connection& c) {
+    pollfd p{};
+    p.fd = c.stream.next_layer().native_handle();
+    p.events = POLLIN;
+    return p.fd >= 0 && ::poll(&p, 1, 0) == 0;
   }
 
   // A new connection (and resolver): the handlers of an attempt given up (a timeout, the
@@ -339,7 +351,7 @@ private:
 
   void on_read(const boost::system::error_code& ec, bool head_only) {
     if (ec) {
-      if (retry_stale()) return;
+      // Never sent again once written: the server may have acted on it (a code spent).
       conn_->close();
       if (ec == http::error::body_limit || ec == http::error::buffer_overflow) {
         fail(transport_errc::response_too_large,
@@ -382,8 +394,8 @@ private:
     finish(std::move(out), e);
   }
 
-  // A reused connection that failed before any byte of the response came: the server
-  // closed it while it was idle. Sent again, once, on a fresh connection.
+  // A reused connection whose write failed: the server closed it while it was idle, and
+  // did not read the request. Sent again, once, on a fresh connection.
   bool retry_stale() {
     if (!reused_ || retried_stale_ || (parser_ && parser_->got_some()) || buffer_.size() != 0)
       return false;
@@ -402,17 +414,19 @@ private:
 
   void release(bool keep) {
     auto c = std::move(conn_);
-    if (keep && !st_->closed && host().idle.size() < st_->opt.max_connections)
+    if (keep && !st_->closed &&
+        host().idle.size() < st_->opt.max_connections + st_->starting.load())
       host().idle.push_back(std::move(c));
     else
       c->close();
   }
 
-  // The timer for this step: `budget` (connect_timeout or read_timeout), or what is left
-  // of send_options::timeout when that was given.
+  // The timer for this step: `budget` (connect_timeout or read_timeout), cut to what is
+  // left of send_options::timeout when that was given (so a long call deadline keeps the
+  // transport's own timeouts, and a connect timeout still means connect_failed).
   void arm(std::chrono::milliseconds budget) {
-    const bool whole = deadline_.has_value();
-    timer_.expires_at(whole ? *deadline_ : steady_clock::now() + budget);
+    const auto step_end = steady_clock::now() + budget;
+    timer_.expires_at(deadline_ && *deadline_ < step_end ? *deadline_ : step_end);
     const std::uint64_t gen = ++gen_;
     timer_.async_wait([s = self(), gen](const boost::system::error_code& ec) {
       if (!ec && gen == s->gen_ && !s->done_) s->on_timeout();
@@ -421,7 +435,7 @@ private:
 
   void on_timeout() {
     stop_io();
-    if (deadline_) {
+    if (deadline_ && steady_clock::now() >= *deadline_) {
       fail(transport_errc::timeout, "no answer within the request's timeout, " + ms_text(timeout_));
     } else if (step_ == step::connect) {
       connect_failed("no connection within the connect_timeout, " +
@@ -571,6 +585,7 @@ public:
         }
       });
     }
+    ++st_->starting;  // before the post: start() counts it down on the strand
     boost::asio::post(st_->strand, [op] { op->start(); });
   }
 
@@ -617,5 +632,35 @@ private:
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::thread thread_;
 };
+
+/// An Asio completion token for async_client's calls: `co_await wx->code2session(code,
+/// wechat::asio_token(boost::asio::use_awaitable))` in an asio::awaitable, or
+/// asio_token(use_future), or asio_token(bind_executor(ex, handler)). The completion
+/// signature is void(wechat::result<T>); the handler runs on its associated executor
+/// (dispatched from the transport's loop: inline when that is the same io_context).
+template <class Inner> struct asio_token_t {
+  Inner inner;
+  using wechat_completion_adapter = void;  // async_client hands it a result (detail::is_completion_adapter)
+
+  template <class T>
+  static auto initiate(asio_token_t tok, unique_function<void(result_handler<T>)> start) {
+    return boost::asio::async_initiate<Inner, void(result<T>)>(
+        [](auto handler, unique_function<void(result_handler<T>)> st) {
+          auto ex = boost::asio::get_associated_executor(handler);
+          st(result_handler<T>([handler = std::move(handler), ex](result<T> r) mutable {
+            boost::asio::dispatch(ex, [handler = std::move(handler), r = std::move(r)]() mutable {
+              std::move(handler)(std::move(r));
+            });
+          }));
+        },
+        tok.inner, std::move(start));
+  }
+};
+
+/// Wraps an Asio completion token (use_awaitable, use_future, a bound handler) for
+/// async_client.
+template <class Inner> asio_token_t<std::decay_t<Inner>> asio_token(Inner&& t) {
+  return asio_token_t<std::decay_t<Inner>>{std::forward<Inner>(t)};
+}
 
 }  // namespace wechat
