@@ -4,9 +4,12 @@
 //
 //   async_login async --base URL --appid A --secret S --inflight N
 //                     [--warmup 2] [--seconds 10] [--mock-pid P] [--code-memory 0]
+//                     [--stagger MS] [--max-connections M]
 //       ONE wechat::async_client on ONE beast_transport (its own loop thread) keeps N
 //       code2session calls in flight: each completion starts the next (closed loop), on a
-//       fresh code minted beforehand. A probe on the same loop (post_after 1 ms, re-armed
+//       fresh code minted beforehand (the first N spread over MS ms, 0: all at once;
+//       a 50 ms mock keeps that first shape; --max-connections: the transport's idle
+//       pool, the library's default 32 unless given). A probe on the same loop (post_after 1 ms, re-armed
 //       each tick) measures the loop's lag. Prints one JSON line.
 //   async_login sync  (same options)
 //       ONE wechat::client on ONE httplib_transport, N threads each calling code2session
@@ -111,6 +114,42 @@ double cpu_seconds_stat(const std::string& path) {
   return (ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// The whole machine's busy CPU time (all but idle and iowait), from /proc/stat, seconds.
+double cpu_seconds_machine() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  double v[10] = {};
+  f >> cpu;
+  for (double& x : v)
+    f >> x;
+  const double busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // user nice system irq softirq steal
+  return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Seconds a thread waited runnable for a CPU (field 2 of /proc/.../schedstat, ns); -1 if
+// unreadable.
+double runqueue_wait_seconds(const std::string& schedstat) {
+  std::ifstream f(schedstat);
+  double run = 0, wait = -1e9;
+  if (!(f >> run >> wait)) return -1;
+  return wait / 1e9;
+}
+
+// TCP connections opened by this machine so far (/proc/net/snmp, Tcp: ActiveOpens): the
+// clients' connects (the mock only accepts).
+double tcp_active_opens() {
+  std::ifstream f("/proc/net/snmp");
+  std::string head, values;
+  while (std::getline(f, head) && std::getline(f, values)) {
+    if (head.rfind("Tcp:", 0) != 0) continue;
+    std::istringstream h(head), v(values);
+    std::string name, value;
+    while (h >> name && v >> value)
+      if (name == "ActiveOpens") return std::stod(value);
+  }
+  return -1;
+}
+
 // Fresh login codes from the admin API, in batches of 1,000 (one user each, so no user
 // nears the 100-per-minute limit), over 2 connections.
 std::vector<std::string> mint(const std::string& base, const std::string& appid,
@@ -175,6 +214,8 @@ struct bench {
   std::size_t inflight = 0;
   double warmup = 2, seconds = 10;
   int mock_pid = 0;
+  double stagger_ms = 0;  ///< the first N calls spread over this long
+  std::size_t max_connections = 32;  ///< the transport's idle pool
   std::vector<std::string> codes;
   std::atomic<std::size_t> next_code{0};
   std::atomic<bool> stop{false};
@@ -213,20 +254,26 @@ struct bench {
 };
 
 struct window_figures {
-  double wall = 0, cpu = 0, mock_cpu = -1, loop_cpu = -1;
+  double wall = 0, cpu = 0, mock_cpu = -1, loop_cpu = -1, machine_cpu = 0, loop_wait = -1;
+  double connects = -1;
   std::size_t logins = 0;
   long rss_base = 0, rss_steady = 0, malloc_base = 0, malloc_steady = 0;
 };
 
 // Sleeps through the warm-up, then measures for `seconds`, sampling RSS and malloc'd bytes
 // every 250 ms (their medians are the steady state).
-window_figures run_window(bench& b, const std::string& loop_task_stat) {
+window_figures run_window(bench& b, const std::string& loop_task) {
+  const std::string loop_task_stat = loop_task.empty() ? "" : loop_task + "/stat";
+  const std::string loop_sched = loop_task.empty() ? "" : loop_task + "/schedstat";
   window_figures w;
   std::this_thread::sleep_for(std::chrono::duration<double>(b.warmup));
   const std::string mock_stat = "/proc/" + std::to_string(b.mock_pid) + "/stat";
   const double cpu0 = cpu_seconds_self();
   const double mock0 = b.mock_pid ? cpu_seconds_stat(mock_stat) : -1;
   const double loop0 = loop_task_stat.empty() ? -1 : cpu_seconds_stat(loop_task_stat);
+  const double wait0 = loop_sched.empty() ? -1 : runqueue_wait_seconds(loop_sched);
+  const double machine0 = cpu_seconds_machine();
+  const double opens0 = tcp_active_opens();
   const std::size_t done0 = b.done_total.load();
   const auto t0 = steady::now();
   b.measuring = true;
@@ -244,6 +291,9 @@ window_figures run_window(bench& b, const std::string& loop_task_stat) {
   w.cpu = cpu_seconds_self() - cpu0;
   if (b.mock_pid) w.mock_cpu = cpu_seconds_stat(mock_stat) - mock0;
   if (!loop_task_stat.empty()) w.loop_cpu = cpu_seconds_stat(loop_task_stat) - loop0;
+  if (wait0 >= 0) w.loop_wait = runqueue_wait_seconds(loop_sched) - wait0;
+  w.machine_cpu = cpu_seconds_machine() - machine0;
+  if (opens0 >= 0) w.connects = tcp_active_opens() - opens0;
   w.wall = std::chrono::duration<double>(t1 - t0).count();
   w.logins = done1 - done0;
   std::sort(rss.begin(), rss.end());
@@ -258,6 +308,7 @@ json figures(bench& b, const window_figures& w) {
                           b.lat.begin() + static_cast<long>(std::min(b.lat_n.load(), b.lat.size())));
   const double n = static_cast<double>(b.inflight);
   json j = {{"mode", b.mode},
+            {"max_connections", b.max_connections},
             {"inflight", b.inflight},
             {"window_s", w.wall},
             {"logins", w.logins},
@@ -275,6 +326,15 @@ json figures(bench& b, const window_figures& w) {
             {"out_of_codes", b.out_of_codes.load()},
             {"codes_minted", b.codes.size()}};
   if (w.loop_cpu >= 0) j["loop_thread_cpu_cores"] = w.loop_cpu / w.wall;
+  if (w.loop_wait >= 0) j["loop_thread_runqueue_wait_ms_per_s"] = 1000 * w.loop_wait / w.wall;
+  if (w.connects >= 0) {
+    j["connects_per_sec"] = w.connects / w.wall;
+    j["connects_per_login"] = w.logins ? w.connects / static_cast<double>(w.logins) : 0.0;
+  }
+  // Everything else on the machine: other processes (the machine is shared).
+  j["machine_cpu_cores"] = w.machine_cpu / w.wall;
+  j["others_cpu_cores"] =
+      (w.machine_cpu - w.cpu - (w.mock_cpu < 0 ? 0 : w.mock_cpu)) / w.wall;
   return j;
 }
 
@@ -284,6 +344,8 @@ void setup(bench& b, std::map<std::string, std::string>& a, const char* mode) {
   b.warmup = std::stod(arg(a, "--warmup", "2"));
   b.seconds = std::stod(arg(a, "--seconds", "10"));
   b.mock_pid = std::stoi(arg(a, "--mock-pid", "0"));
+  b.stagger_ms = std::stod(arg(a, "--stagger", "0"));
+  b.max_connections = std::stoul(arg(a, "--max-connections", "32"));
   // Enough codes for the ideal rate (N / 50 ms) over warm-up and window, and the calls
   // still in flight at the end; the rate cannot exceed the ideal with a 50 ms mock.
   const double ideal = static_cast<double>(b.inflight) / 0.050;
@@ -351,6 +413,7 @@ int run_async(std::map<std::string, std::string>& a) {
   wechat::beast_transport_options to;
   to.base_url = arg(a, "--base");
   to.fallback_base_url.clear();
+  if (a.count("--max-connections")) to.max_connections = std::stoul(a["--max-connections"]);
   auto transport = wechat::beast_transport::create(to);
   auto wx = wechat::async_client::create(client_opts(a), transport);
   auto probe = std::make_shared<lag_probe>();
@@ -363,16 +426,23 @@ int run_async(std::map<std::string, std::string>& a) {
   // The loop thread's id, for its own CPU time.
   std::promise<long> tid;
   transport->post([&tid] { tid.set_value(static_cast<long>(syscall(SYS_gettid))); });
-  const std::string loop_stat = "/proc/self/task/" + std::to_string(tid.get_future().get()) + "/stat";
+  const std::string loop_task = "/proc/self/task/" + std::to_string(tid.get_future().get());
 
   window_figures w;
   w.rss_base = rss_bytes();
   w.malloc_base = malloc_bytes();
   probe->arm();
-  for (std::size_t i = 0; i < b.inflight; ++i)
-    runner->start_one();  // from the main thread; the loop starts the rest
+  // From the main thread (the loop starts the rest), spread over --stagger ms: with a
+  // fixed 50 ms answer, N calls started at one instant stay one wave every 50 ms for ever.
+  const auto t_start = steady::now();
+  for (std::size_t i = 0; i < b.inflight; ++i) {
+    if (b.stagger_ms > 0)
+      std::this_thread::sleep_until(t_start + std::chrono::microseconds(static_cast<long>(
+                                                   1000.0 * b.stagger_ms * i / b.inflight)));
+    runner->start_one();
+  }
   const auto base = w;
-  w = run_window(b, loop_stat);
+  w = run_window(b, loop_task);
   w.rss_base = base.rss_base;
   w.malloc_base = base.malloc_base;
 
@@ -401,6 +471,7 @@ int run_sync(std::map<std::string, std::string>& a) {
   wechat::httplib_transport_options to;
   to.base_url = arg(a, "--base");
   to.fallback_base_url.clear();
+  if (a.count("--max-connections")) to.max_connections = std::stoul(a["--max-connections"]);
   auto transport = wechat::httplib_transport::create(to);
   wechat::client wx(client_opts(a), transport);
 
@@ -409,8 +480,12 @@ int run_sync(std::map<std::string, std::string>& a) {
   w.malloc_base = malloc_bytes();
   std::vector<std::thread> threads;
   threads.reserve(b.inflight);
+  const auto t_start = steady::now();
   for (std::size_t i = 0; i < b.inflight; ++i)
-    threads.emplace_back([&] {
+    threads.emplace_back([&, i] {
+      if (b.stagger_ms > 0)
+        std::this_thread::sleep_until(t_start + std::chrono::microseconds(static_cast<long>(
+                                                    1000.0 * b.stagger_ms * i / b.inflight)));
       std::string code;
       while (!b.stop && b.take_code(code)) {
         const auto started = steady::now();
@@ -460,12 +535,15 @@ int report(const std::string& file) {
   for (std::string line; std::getline(in, line);) {
     auto j = json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) continue;
-    runs[{j["inflight"].get<std::size_t>(), j["mode"].get<std::string>()}] = j;
+    std::string label = j["mode"].get<std::string>();
+    const auto pool = j.value("max_connections", std::size_t{32});
+    if (pool != 32) label += " (pool " + std::to_string(pool) + ")";
+    runs[{j["inflight"].get<std::size_t>(), label}] = j;
   }
   std::cout << "| in flight | client | threads | logins/s | % of ideal (N / 50 ms) | latency p50 / "
-               "p99 / max (ms) | loop lag p50 / p99 / max (ms) | CPU (cores) | loop thread "
-               "(cores) | mock CPU (cores) | RSS / login | malloc / login | errors |\n";
-  std::cout << "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+               "p99 / max (ms) | loop lag p50 / p99 / max (ms) | RSS / login | malloc / login | "
+               "errors |\n";
+  std::cout << "|---|---|---|---|---|---|---|---|---|---|\n";
   for (auto& [k, j] : runs) {
     const auto& l = j["latency_ms"];
     std::string lag = "-";
@@ -474,22 +552,31 @@ int report(const std::string& file) {
       lag = fmt(g["p50"].get<double>() / 1000, 3) + " / " + fmt(g["p99"].get<double>() / 1000, 3) +
             " / " + fmt(g["max"].get<double>() / 1000, 2);
     }
-    const std::string mock =
-        j["mock_cpu_cores"].is_null() ? "-" : fmt(j["mock_cpu_cores"].get<double>(), 2);
-    const std::string loop = j.contains("loop_thread_cpu_cores")
-                                 ? fmt(j["loop_thread_cpu_cores"].get<double>(), 2)
-                                 : "-";
     std::cout << "| " << k.first << " | " << k.second << " | " << j["threads"] << " | "
               << fmt(j["logins_per_sec"].get<double>()) << " | "
               << fmt(100 * j["logins_per_sec"].get<double>() / j["ideal_per_sec"].get<double>(), 1)
               << "% | " << fmt(l["p50"].get<double>(), 1) << " / " << fmt(l["p99"].get<double>(), 1)
               << " / " << fmt(l["max"].get<double>(), 1) << " | " << lag << " | "
-              << fmt(j["cpu_cores"].get<double>(), 2) << " | " << loop << " | " << mock << " | "
               << fmt(j["rss_per_login_bytes"].get<double>() / 1024, 1) << " KiB | "
               << fmt(j["malloc_per_login_bytes"].get<double>() / 1024, 1) << " KiB | "
               << j["errors"] << (j["out_of_codes"].get<bool>() ? " (ran out of codes)" : "")
               << " |\n";
   }
+  auto num = [](const json& j, const char* k, int prec) {
+    return j.contains(k) && j[k].is_number() ? fmt(j[k].get<double>(), prec) : std::string("-");
+  };
+  std::cout << "\nWho used the 2 cores during each window (cores, CPU seconds per second):\n\n"
+               "| in flight | client | this process | its loop thread | loop thread waiting for "
+               "a CPU (ms/s) | mock_wechat | other processes | whole machine | new TCP connections "
+               "per login |\n"
+               "|---|---|---|---|---|---|---|---|---|\n";
+  for (auto& [k, j] : runs)
+    std::cout << "| " << k.first << " | " << k.second << " | " << num(j, "cpu_cores", 2) << " | "
+              << num(j, "loop_thread_cpu_cores", 2) << " | "
+              << num(j, "loop_thread_runqueue_wait_ms_per_s", 1) << " | "
+              << num(j, "mock_cpu_cores", 2) << " | " << num(j, "others_cpu_cores", 2) << " | "
+              << num(j, "machine_cpu_cores", 2) << " | " << num(j, "connects_per_login", 3)
+              << " |\n";
   std::cout << "\n| in flight | async / sync logins/s | async / sync RSS per login | async / sync "
                "malloc per login |\n|---|---|---|---|\n";
   std::set<std::size_t> ns;
@@ -534,6 +621,7 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: async_login async|sync --base URL --appid A --secret S --inflight N "
                  "[--warmup 2] [--seconds 10] [--mock-pid P] [--code-memory 0]\n"
+                 "       [--stagger MS] [--max-connections M]\n"
                  "       async_login report FILE\n";
     return 2;
   }
