@@ -568,14 +568,16 @@ int report(const std::string& file) {
   std::cout << "\nWho used the 2 cores during each window (cores, CPU seconds per second):\n\n"
                "| in flight | client | this process | its loop thread | loop thread waiting for "
                "a CPU (ms/s) | mock_wechat | other processes | whole machine | new TCP connections "
-               "per login |\n"
-               "|---|---|---|---|---|---|---|---|---|\n";
+               "per login | this process's CPU per login (us) |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n";
   for (auto& [k, j] : runs)
     std::cout << "| " << k.first << " | " << k.second << " | " << num(j, "cpu_cores", 2) << " | "
               << num(j, "loop_thread_cpu_cores", 2) << " | "
               << num(j, "loop_thread_runqueue_wait_ms_per_s", 1) << " | "
               << num(j, "mock_cpu_cores", 2) << " | " << num(j, "others_cpu_cores", 2) << " | "
               << num(j, "machine_cpu_cores", 2) << " | " << num(j, "connects_per_login", 3)
+              << " | "
+              << fmt(1e6 * j["cpu_cores"].get<double>() / j["logins_per_sec"].get<double>(), 0)
               << " |\n";
   std::cout << "\n| in flight | async / sync logins/s | async / sync RSS per login | async / sync "
                "malloc per login |\n|---|---|---|---|\n";
