@@ -9,8 +9,8 @@
 //       code2session calls in flight: each completion starts the next (closed loop), on a
 //       fresh code minted beforehand (the first N spread over MS ms, 0: all at once;
 //       a 50 ms mock keeps that first shape; --max-connections: the transport's idle
-//       pool, the library's default 32 unless given). A probe on the same loop (post_after 1 ms, re-armed
-//       each tick) measures the loop's lag. Prints one JSON line.
+//       pool, the library's default 32 unless given). A probe on the same loop (post_after 1 ms,
+//       re-armed each tick) measures the loop's lag. Prints one JSON line.
 //   async_login sync  (same options)
 //       ONE wechat::client on ONE httplib_transport, N threads each calling code2session
 //       in a loop. Prints one JSON line.
@@ -40,9 +40,9 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <map>
-#include <future>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -85,7 +85,9 @@ long rss_bytes() {
   return resident * sysconf(_SC_PAGESIZE);
 }
 
-long malloc_bytes() { return static_cast<long>(mallinfo2().uordblks); }
+long malloc_bytes() {
+  return static_cast<long>(mallinfo2().uordblks);
+}
 
 double cpu_seconds_self() {
   rusage u{};
@@ -122,7 +124,8 @@ double cpu_seconds_machine() {
   f >> cpu;
   for (double& x : v)
     f >> x;
-  const double busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // user nice system irq softirq steal
+  const double busy =
+      v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // user nice system irq softirq steal
   return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
@@ -166,8 +169,8 @@ std::vector<std::string> mint(const std::string& base, const std::string& appid,
       c.set_read_timeout(30, 0);
       for (std::size_t b; (b = next++) < batches;) {
         const std::size_t first = b * 1000, n = std::min<std::size_t>(1000, count - first);
-        const json body = {{"appid", appid}, {"user_prefix", prefix}, {"first", first},
-                           {"count", n}};
+        const json body = {
+            {"appid", appid}, {"user_prefix", prefix}, {"first", first}, {"count", n}};
         auto r = c.Post("/__mock/logins", body.dump(), "application/json");
         if (!r || r->status != 200) {
           std::cerr << "async_login: minting failed: "
@@ -214,7 +217,7 @@ struct bench {
   std::size_t inflight = 0;
   double warmup = 2, seconds = 10;
   int mock_pid = 0;
-  double stagger_ms = 0;  ///< the first N calls spread over this long
+  double stagger_ms = 0;             ///< the first N calls spread over this long
   std::size_t max_connections = 32;  ///< the transport's idle pool
   std::vector<std::string> codes;
   std::atomic<std::size_t> next_code{0};
@@ -278,8 +281,8 @@ window_figures run_window(bench& b, const std::string& loop_task) {
   const auto t0 = steady::now();
   b.measuring = true;
   std::vector<long> rss, mal;
-  const auto end = t0 + std::chrono::duration_cast<steady::duration>(
-                            std::chrono::duration<double>(b.seconds));
+  const auto end =
+      t0 + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(b.seconds));
   while (steady::now() < end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     rss.push_back(rss_bytes());
@@ -304,8 +307,8 @@ window_figures run_window(bench& b, const std::string& loop_task) {
 }
 
 json figures(bench& b, const window_figures& w) {
-  std::vector<double> lat(b.lat.begin(),
-                          b.lat.begin() + static_cast<long>(std::min(b.lat_n.load(), b.lat.size())));
+  std::vector<double> lat(
+      b.lat.begin(), b.lat.begin() + static_cast<long>(std::min(b.lat_n.load(), b.lat.size())));
   const double n = static_cast<double>(b.inflight);
   json j = {{"mode", b.mode},
             {"max_connections", b.max_connections},
@@ -333,8 +336,7 @@ json figures(bench& b, const window_figures& w) {
   }
   // Everything else on the machine: other processes (the machine is shared).
   j["machine_cpu_cores"] = w.machine_cpu / w.wall;
-  j["others_cpu_cores"] =
-      (w.machine_cpu - w.cpu - (w.mock_cpu < 0 ? 0 : w.mock_cpu)) / w.wall;
+  j["others_cpu_cores"] = (w.machine_cpu - w.cpu - (w.mock_cpu < 0 ? 0 : w.mock_cpu)) / w.wall;
   return j;
 }
 
@@ -349,10 +351,11 @@ void setup(bench& b, std::map<std::string, std::string>& a, const char* mode) {
   // Enough codes for the ideal rate (N / 50 ms) over warm-up and window, and the calls
   // still in flight at the end; the rate cannot exceed the ideal with a 50 ms mock.
   const double ideal = static_cast<double>(b.inflight) / 0.050;
-  const auto need = static_cast<std::size_t>(ideal * (b.warmup + b.seconds) * 1.05) + 2 * b.inflight;
+  const auto need =
+      static_cast<std::size_t>(ideal * (b.warmup + b.seconds) * 1.05) + 2 * b.inflight;
   const auto t0 = steady::now();
-  b.codes = mint(arg(a, "--base"), arg(a, "--appid"), arg(a, "--prefix", std::string(mode) + "-"),
-                 need);
+  b.codes =
+      mint(arg(a, "--base"), arg(a, "--appid"), arg(a, "--prefix", std::string(mode) + "-"), need);
   std::cerr << "async_login " << mode << " " << b.inflight << ": minted " << need << " codes in "
             << std::chrono::duration<double>(steady::now() - t0).count() << " s\n";
   b.lat.assign(static_cast<std::size_t>(ideal * b.seconds * 1.1) + b.inflight, 0.0);
@@ -438,7 +441,7 @@ int run_async(std::map<std::string, std::string>& a) {
   for (std::size_t i = 0; i < b.inflight; ++i) {
     if (b.stagger_ms > 0)
       std::this_thread::sleep_until(t_start + std::chrono::microseconds(static_cast<long>(
-                                                   1000.0 * b.stagger_ms * i / b.inflight)));
+                                                  1000.0 * b.stagger_ms * i / b.inflight)));
     runner->start_one();
   }
   const auto base = w;
@@ -575,8 +578,7 @@ int report(const std::string& file) {
               << num(j, "loop_thread_cpu_cores", 2) << " | "
               << num(j, "loop_thread_runqueue_wait_ms_per_s", 1) << " | "
               << num(j, "mock_cpu_cores", 2) << " | " << num(j, "others_cpu_cores", 2) << " | "
-              << num(j, "machine_cpu_cores", 2) << " | " << num(j, "connects_per_login", 3)
-              << " | "
+              << num(j, "machine_cpu_cores", 2) << " | " << num(j, "connects_per_login", 3) << " | "
               << fmt(1e6 * j["cpu_cores"].get<double>() / j["logins_per_sec"].get<double>(), 0)
               << " |\n";
   std::cout << "\n| in flight | async / sync logins/s | async / sync RSS per login | async / sync "
@@ -589,16 +591,15 @@ int report(const std::string& file) {
     if (a == runs.end() || s == runs.end()) continue;
     const auto& A = a->second;
     const auto& S = s->second;
-    std::cout << "| " << n << " | "
-              << fmt(A["logins_per_sec"].get<double>() / S["logins_per_sec"].get<double>(), 2)
-              << "x | "
-              << fmt(A["rss_per_login_bytes"].get<double>() / S["rss_per_login_bytes"].get<double>(),
-                     3)
-              << " | "
-              << fmt(A["malloc_per_login_bytes"].get<double>() /
-                         S["malloc_per_login_bytes"].get<double>(),
-                     3)
-              << " |\n";
+    std::cout
+        << "| " << n << " | "
+        << fmt(A["logins_per_sec"].get<double>() / S["logins_per_sec"].get<double>(), 2) << "x | "
+        << fmt(A["rss_per_login_bytes"].get<double>() / S["rss_per_login_bytes"].get<double>(), 3)
+        << " | "
+        << fmt(A["malloc_per_login_bytes"].get<double>() /
+                   S["malloc_per_login_bytes"].get<double>(),
+               3)
+        << " |\n";
   }
   std::cout << "\nTargets (async):\n";
   for (auto n : ns) {
@@ -609,8 +610,8 @@ int report(const std::string& file) {
     const double p99 = A["latency_ms"]["p99"].get<double>();
     const double lag99 = A["loop_lag_us"]["p99"].get<double>() / 1000;
     auto met = [](bool ok) { return ok ? "met" : "NOT met"; };
-    std::cout << "  N=" << n << ": logins/s " << fmt(100 * ratio, 1) << "% of ideal (>= 95%): "
-              << met(ratio >= 0.95) << "; p99 latency " << fmt(p99, 1)
+    std::cout << "  N=" << n << ": logins/s " << fmt(100 * ratio, 1)
+              << "% of ideal (>= 95%): " << met(ratio >= 0.95) << "; p99 latency " << fmt(p99, 1)
               << " ms (< 70 ms): " << met(p99 < 70) << "; loop lag p99 " << fmt(lag99, 3)
               << " ms (< 1 ms): " << met(lag99 < 1) << "\n";
   }
