@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test test-httplib-latest package sanitize tsan tidy fuzz bench bench-load bench-loadtest clean format
+.PHONY: all deps configure build demo test test-httplib-latest package sanitize tsan tidy fuzz bench bench-load bench-loadtest bench-async clean format
 
 # cmake --build runs make again below: no "Entering directory" lines from it.
 MAKEFLAGS += --no-print-directory
@@ -119,6 +119,15 @@ bench-loadtest:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DWECHAT_BUILD_BENCHMARKS=ON -DWECHAT_BUILD_TESTS=OFF -DWECHAT_BUILD_EXAMPLES=ON
 	cmake --build build-bench -j $(JOBS) --target wechat-loadtest login_server mock_wechat
 	bash benchmarks/loadtest_capacity --build build-bench
+
+# The async client on one loop thread beside the sync client on a thread per call, N
+# logins in flight against mock_wechat --latency fixed:50 (benchmarks/run_async.sh, issue
+# 21; about 2 minutes).
+bench-async:
+	@bash scripts/install-deps.sh --bench
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DWECHAT_BUILD_BENCHMARKS=ON -DWECHAT_BUILD_TESTS=OFF -DWECHAT_BUILD_EXAMPLES=OFF
+	cmake --build build-bench -j $(JOBS) --target async_login mock_wechat
+	bash benchmarks/run_async.sh --build build-bench
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
