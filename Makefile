@@ -75,15 +75,16 @@ TSAN_TARGETS = client_logic_test client_test unionid_test fault_table_test \
   mock_endpoints_test mock_unionid_test mock_faults_test mock_admin_test \
   mock_standalone_test mock_hostile_test mock_bounds_test engine_diff_test redis_test fleet_worker \
   mock_wechat loadgen msg_crypt_test mock_component_test component_client_test wecom_client_test \
-  wechat-loadtest login_server beast_transport_test async_client_test async_mock_test
-TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|redis_test|msg_crypt_test|component_client_test|wecom_client_test|beast_transport_test|async_client_test|async_mock_test):|^load_smoke$$|^loadtest_smoke$$
-# (Not the async loop-lag probe: its bounds are for a loop at normal speed; the race
-# detector slows the loop it measures.)
+  wechat-loadtest login_server beast_transport_test async_client_test
+TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|redis_test|msg_crypt_test|component_client_test|wecom_client_test|beast_transport_test|async_client_test):|^load_smoke$$|^loadtest_smoke$$
+# (async_mock_test, where callers' threads meet the async client on the Beast loop, stays
+# out: one more Beast file under TSan costs minutes of CI on 2 cores; beast_transport_test
+# covers the transport's cross-thread calls and cancels.)
 tsan: deps
 	cmake --preset tsan
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" \
-	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)' -E 'loop-lag probe'
+	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
 
 # clang-tidy over the headers, examples and mock_wechat (.clang-tidy; any finding fails).
 tidy:

@@ -46,13 +46,14 @@ TEST_CASE("asio::awaitable: log in and check the session on the caller's io_cont
             failure = s.error().message();
             break;
           }
-          auto k = co_await wx->check_session_key(
-              s->openid, s->session_key, wechat::asio_token(boost::asio::use_awaitable));
+          auto k = co_await wx->check_session_key(s->openid, s->session_key,
+                                                  wechat::asio_token(boost::asio::use_awaitable));
           if (k && std::this_thread::get_id() == loop_thread) ++ok;
         }
         // An error comes back as a result: a spent code is 40163 after the 10 s window
         // only; within it, the remembered session.
-        auto again = co_await wx->code2session(codes[0], wechat::asio_token(boost::asio::use_awaitable));
+        auto again =
+            co_await wx->code2session(codes[0], wechat::asio_token(boost::asio::use_awaitable));
         if (!again) failure = "the remembered code failed: " + again.error().message();
         ioc.stop();  // the client's deadline timer would keep run() busy until it fires
       },
@@ -63,8 +64,7 @@ TEST_CASE("asio::awaitable: log in and check the session on the caller's io_cont
   CHECK(f.mock.journal().count("/sns/jscode2session") == 20);
 }
 
-TEST_CASE("asio use_future through asio_token, on the transport's own thread",
-          "[async][asio]") {
+TEST_CASE("asio use_future through asio_token, on the transport's own thread", "[async][asio]") {
   fixture f;
   f.add_standard_apps();
   wechat::beast_transport_options t;

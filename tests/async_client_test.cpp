@@ -23,7 +23,8 @@ const std::string secret = "s3cret";
 struct rig {
   std::shared_ptr<wechat::manual_transport> t = std::make_shared<wechat::manual_transport>();
   std::shared_ptr<wechat::manual_clock> clock = std::make_shared<wechat::manual_clock>();
-  std::shared_ptr<wechat::memory_token_store> store = std::make_shared<wechat::memory_token_store>();
+  std::shared_ptr<wechat::memory_token_store> store =
+      std::make_shared<wechat::memory_token_store>();
   std::shared_ptr<wechat::async_client> wx;
 
   explicit rig(wechat::client_options o = options()) {
@@ -54,8 +55,8 @@ struct rig {
     const auto reqs = waiting("/cgi-bin/stable_token");
     REQUIRE(reqs.size() == 1);
     REQUIRE(t->respond(reqs[0].id, 200,
-                       R"({"access_token":")" + token +
-                           R"(","expires_in":)" + std::to_string(expires_in) + "}"));
+                       R"({"access_token":")" + token + R"(","expires_in":)" +
+                           std::to_string(expires_in) + "}"));
     t->run();
   }
 };
@@ -71,7 +72,8 @@ template <class T> struct slot {
   }
 };
 
-const char* session_body = R"({"openid":"o-alice","session_key":"a2V5a2V5a2V5a2V5a2V5aw==","unionid":"u-alice"})";
+const char* session_body =
+    R"({"openid":"o-alice","session_key":"a2V5a2V5a2V5a2V5a2V5aw==","unionid":"u-alice"})";
 
 }  // namespace
 
@@ -119,7 +121,8 @@ TEST_CASE("async code2session: one request per code however many callers, in any
   REQUIRE(reqs.size() == 2);  // one per code
   CHECK(g.wx->remembered_codes() == 2);
   // answer the second code first
-  REQUIRE(g.t->respond(reqs[1].id, 200, R"({"errcode":40029,"errmsg":"invalid code, rid: 1-2-3"})"));
+  REQUIRE(
+      g.t->respond(reqs[1].id, 200, R"({"errcode":40029,"errmsg":"invalid code, rid: 1-2-3"})"));
   g.t->run();
   REQUIRE(other.calls == 1);
   CHECK(other.r->error() == wechat::api_errc::invalid_code);
@@ -148,7 +151,8 @@ TEST_CASE("async code2session: one request per code however many callers, in any
     g.wx->code2session("c-1", again.handler());
     g.t->run();
     REQUIRE(g.t->pending_count() == 1);
-    REQUIRE(g.t->respond(g.t->pending()[0].id, 200, R"({"errcode":40163,"errmsg":"code been used"})"));
+    REQUIRE(
+        g.t->respond(g.t->pending()[0].id, 200, R"({"errcode":40163,"errmsg":"code been used"})"));
     g.t->run();
     CHECK(again.r->error() == wechat::api_errc::code_been_used);
   }
@@ -160,8 +164,9 @@ TEST_CASE("async code2session: one request per code however many callers, in any
   }
 }
 
-TEST_CASE("async code2session: a caller that cancels leaves, the exchange goes on and is remembered",
-          "[async][code2session][cancel]") {
+TEST_CASE(
+    "async code2session: a caller that cancels leaves, the exchange goes on and is remembered",
+    "[async][code2session][cancel]") {
   rig g;
   wechat::cancel_source cancel;
   wechat::call_options o;
@@ -382,8 +387,10 @@ TEST_CASE("async retries: -1 and transport failures retried after a backoff time
   g.wx->get_paid_unionid("o-alice", wechat::paid_order::by_transaction("tx"), safe.handler());
   g.wx->reset_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", unsafe.handler());
   g.give_token("T1");
-  REQUIRE(g.t->respond(g.waiting("/wxa/getpaidunionid")[0].id, 200, R"({"errcode":-1,"errmsg":"system error"})"));
-  REQUIRE(g.t->respond(g.waiting("/wxa/resetusersessionkey")[0].id, 200, R"({"errcode":-1,"errmsg":"system error"})"));
+  REQUIRE(g.t->respond(g.waiting("/wxa/getpaidunionid")[0].id, 200,
+                       R"({"errcode":-1,"errmsg":"system error"})"));
+  REQUIRE(g.t->respond(g.waiting("/wxa/resetusersessionkey")[0].id, 200,
+                       R"({"errcode":-1,"errmsg":"system error"})"));
   g.t->run();
   REQUIRE(unsafe.calls == 1);  // not retried: it changes state
   CHECK(unsafe.r->error() == wechat::api_errc::system_busy);
@@ -413,8 +420,9 @@ TEST_CASE("async retries: -1 and transport failures retried after a backoff time
   }
 }
 
-TEST_CASE("async client: a call keeps the client alive, a transport that drops handlers breaks no future",
-          "[async][lifetime]") {
+TEST_CASE(
+    "async client: a call keeps the client alive, a transport that drops handlers breaks no future",
+    "[async][lifetime]") {
   auto t = std::make_shared<wechat::manual_transport>();
   slot<wechat::session_info> s;
   {
@@ -449,7 +457,8 @@ TEST_CASE("async client: every call sends what the sync client sends", "[async][
   g.wx->get_phone_number("pc-1", "o-alice", count);
   g.wx->get_user_encrypt_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", count);
   g.wx->get_plugin_open_pid("pl-1", count);
-  g.wx->get_user_risk_rank(wechat::risk_rank_request{"o-alice", 0, "1.2.3.4", "", "", "", false}, count);
+  g.wx->get_user_risk_rank(wechat::risk_rank_request{"o-alice", 0, "1.2.3.4", "", "", "", false},
+                           count);
   g.wx->clear_quota(count);
   g.wx->get_api_quota("/cgi-bin/message/custom/send", count);
   g.wx->get_rid_info("rid-1", count);
@@ -482,9 +491,11 @@ TEST_CASE("async client: every call sends what the sync client sends", "[async][
       "GET /wxa/business/getuserencryptkey?access_token=T1&openid=o-alice&signature=" +
           wechat::session_key_signature("a2V5a2V5a2V5a2V5a2V5aw==") + "&sig_method=hmac_sha256 ",
       "POST /cgi-bin/clear_quota?access_token=T1 {\"appid\":\"" + appid + "\"}",
-      "POST /cgi-bin/openapi/quota/get?access_token=T1 {\"cgi_path\":\"/cgi-bin/message/custom/send\"}",
+      "POST /cgi-bin/openapi/quota/get?access_token=T1 "
+      "{\"cgi_path\":\"/cgi-bin/message/custom/send\"}",
       "POST /cgi-bin/openapi/rid/get?access_token=T1 {\"rid\":\"rid-1\"}",
-      "POST /wxa/business/getuserphonenumber?access_token=T1 {\"code\":\"pc-1\",\"openid\":\"o-alice\"}",
+      "POST /wxa/business/getuserphonenumber?access_token=T1 "
+      "{\"code\":\"pc-1\",\"openid\":\"o-alice\"}",
       "POST /wxa/getpluginopenpid?access_token=T1 {\"code\":\"pl-1\"}",
       "POST /wxa/getuserriskrank?access_token=T1 {\"appid\":\"" + appid +
           "\",\"client_ip\":\"1.2.3.4\",\"openid\":\"o-alice\",\"scene\":0}",
@@ -517,8 +528,8 @@ TEST_CASE("async resolve_unionid: local channels at once, getPaidUnionId through
     CHECK_FALSE(s.r->value().diagnosis);
   }
   SECTION("a payment in its window: getPaidUnionId answers") {
-    e.payment = wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"),
-                                         g.clock->now() - 60};
+    e.payment =
+        wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"), g.clock->now() - 60};
     slot<wechat::unionid_result> s;
     g.wx->resolve_unionid(ro, e, s.handler());
     g.give_token("T1");
@@ -538,8 +549,8 @@ TEST_CASE("async resolve_unionid: local channels at once, getPaidUnionId through
     CHECK_FALSE(r.diagnosis);
   }
   SECTION("getPaidUnionId says 89300: the diagnosis says so") {
-    e.payment = wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"),
-                                         g.clock->now() - 60};
+    e.payment =
+        wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"), g.clock->now() - 60};
     slot<wechat::unionid_result> s;
     g.wx->resolve_unionid(ro, e, s.handler());
     g.give_token("T1");
@@ -554,8 +565,8 @@ TEST_CASE("async resolve_unionid: local channels at once, getPaidUnionId through
     CHECK(r.diagnosis->cause == wechat::api_errc::invalid_trade);
   }
   SECTION("a payment past its 5 minutes: no request, the window is the diagnosis") {
-    e.payment = wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"),
-                                         g.clock->now() - 301};
+    e.payment =
+        wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"), g.clock->now() - 301};
     ro.bound = std::nullopt;
     slot<wechat::unionid_result> s;
     g.wx->resolve_unionid(ro, e, s.handler());
@@ -684,8 +695,8 @@ TEST_CASE("async resolve_unionid: getPaidUnionId past its deadline is a diagnosi
   ro.rules = wechat::unionid_rules::legacy;  // code2session's silence says nothing then
   wechat::unionid_evidence e;
   e.session.openid = "o-alice";
-  e.payment = wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"),
-                                       g.clock->now() - 60};
+  e.payment =
+      wechat::payment_evidence{wechat::paid_order::by_transaction("tx-9"), g.clock->now() - 60};
   wechat::call_options o;
   o.timeout = 500ms;
   slot<wechat::unionid_result> s;

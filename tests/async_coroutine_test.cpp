@@ -78,8 +78,9 @@ TEST_CASE("co_await: calls in sequence, resumed on the loop, many coroutines on 
     if (code == "c-7&")  // one code fails
       t->respond(r.id, 200, R"({"errcode":40029,"errmsg":"invalid code"})");
     else
-      t->respond(r.id, 200, R"({"openid":"o-)" + code.substr(0, code.find('&')) +
-                                R"(","session_key":"a2V5a2V5a2V5a2V5a2V5aw=="})");
+      t->respond(r.id, 200,
+                 R"({"openid":"o-)" + code.substr(0, code.find('&')) +
+                     R"(","session_key":"a2V5a2V5a2V5a2V5a2V5aw=="})");
   }
   t->run();
   auto token = t->pending();

@@ -65,9 +65,15 @@ TEST_CASE("async over Beast: the sync client's fault outcomes, fault by fault",
   wechat::client sync(async_fixture::options(1), wechat::httplib_transport::create(ho));
   auto wx = wechat::async_client::create(async_fixture::options(1), f.beast(300ms));
   const std::vector<nlohmann::json> faults = {
-      {{"delay_ms", 1500}},          {{"drop", true}},          {{"truncated", true}},
-      {{"http_status", 502}},        {{"malformed", true}},     {{"oversized", 2 << 20}},
-      {{"content_type", "text/html"}}, {{"errcode", -1}},       {{"errcode", 40029}},
+      {{"delay_ms", 1500}},
+      {{"drop", true}},
+      {{"truncated", true}},
+      {{"http_status", 502}},
+      {{"malformed", true}},
+      {{"oversized", 2 << 20}},
+      {{"content_type", "text/html"}},
+      {{"errcode", -1}},
+      {{"errcode", 40029}},
       {{"errcode", 45011}},
   };
   for (const auto& fault : faults) {
@@ -218,8 +224,8 @@ TEST_CASE("async over Beast: cancel detaches the caller at once", "[async][mock]
   wechat::call_options o;
   o.cancel = cancel.token();
   const auto t0 = std::chrono::steady_clock::now();
-  auto fut = wx->check_session_key(mock_wechat::openid(mp, "alice"), "a2V5a2V5a2V5a2V5a2V5aw==",
-                                   wechat::use_future, o);
+  auto fut = wx->check_session_key(mock_wechat::openid(mp, "alice"),
+                                   "a2V5a2V5a2V5a2V5a2V5aw==", wechat::use_future, o);
   std::this_thread::sleep_for(50ms);
   cancel.cancel();
   const auto r = fut.get();

@@ -301,7 +301,6 @@ private:
     }
   }
 
-
   // Caches `t`, to be refreshed at detail::refresh_at.
   void publish(const stored_token& t, std::int64_t now) {
     std::unique_lock<std::shared_mutex> lock(cache_mutex_);

@@ -307,7 +307,7 @@ public:
   }
 
   /// Channel 3's answer (`unionid`, or the call's error `paid_ec`), then the rest.
-  unionid_result resume(const unionid_evidence& e, unionid_result r, std::string unionid,
+  unionid_result resume(const unionid_evidence& e, unionid_result r, const std::string& unionid,
                         const std::error_code& paid_ec) const {
     if (!paid_ec) return give(r, unionid, unionid_channel::paid);
     noter note{r};
@@ -399,8 +399,7 @@ private:
     r.diagnosis.reset();
     return r;
   }
-  static unionid_result diagnose(unionid_result& r, unionid_reason reason,
-                                 std::error_code cause) {
+  static unionid_result diagnose(unionid_result& r, unionid_reason reason, std::error_code cause) {
     r.diagnosis = unionid_diagnosis{reason, cause};
     return r;
   }
@@ -442,7 +441,7 @@ public:
     if (!asks) return r;
     std::error_code pec;
     std::string u = paid_(e.session.openid, e.payment->order, pec);
-    return steps_.resume(e, std::move(r), std::move(u), pec);
+    return steps_.resume(e, std::move(r), u, pec);
   }
 
   /// Throwing overload (throws only for misuse; a missing unionid is a diagnosis).

@@ -179,8 +179,7 @@ struct is_completion_adapter<Token, std::void_t<typename Token::wechat_completio
 
 /// One caller's call: its handler, deadline and cancellation. Whichever comes first (the
 /// result, the deadline, the cancel) completes it; the rest find it finished.
-template <class T>
-class call_op final : public request_owner, public deadline_queue::expirable {
+template <class T> class call_op final : public request_owner, public deadline_queue::expirable {
 public:
   call_op(result_handler<T> h, const char* what, std::shared_ptr<async_transport> t,
           std::shared_ptr<deadline_queue> q, std::chrono::milliseconds timeout)
@@ -220,8 +219,8 @@ public:
   bool gone() const override { return finished_.load(); }
   std::chrono::milliseconds remaining() const override {
     if (!queued_) return std::chrono::milliseconds(0);
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline_ - transport_->now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - transport_->now());
     return left.count() < 1 ? std::chrono::milliseconds(1) : left;
   }
   void expire() override {
@@ -293,10 +292,10 @@ class async_client : public std::enable_shared_from_this<async_client> {
 public:
   /// `store` shares access tokens (in memory by default; Redis for a fleet); `clk` dates
   /// tokens and remembered codes (the system clock by default).
-  static std::shared_ptr<async_client> create(client_options o, std::shared_ptr<async_transport> t,
-                                              std::shared_ptr<token_store> store = nullptr,
-                                              std::shared_ptr<const wechat::time_source> clk =
-                                                  nullptr) {
+  static std::shared_ptr<async_client>
+  create(client_options o, std::shared_ptr<async_transport> t,
+         std::shared_ptr<token_store> store = nullptr,
+         std::shared_ptr<const wechat::time_source> clk = nullptr) {
     return std::shared_ptr<async_client>(
         new async_client(std::move(o), std::move(t), std::move(store), std::move(clk)));
   }
@@ -321,26 +320,27 @@ public:
   template <class Token> auto code2session(std::string code, Token&& token, call_options o = {}) {
     return initiate<session_info>(std::forward<Token>(token), std::move(o), "code2session",
                                   [self = shared_from_this(), code = std::move(code)](
-                                      detail::op_ptr<session_info> op) mutable {
-                                    self->start_code2session(std::move(code), std::move(op));
+                                      const detail::op_ptr<session_info>& op) mutable {
+                                    self->start_code2session(std::move(code), op);
                                   });
   }
   /// client::get_paid_unionid: GET /wxa/getpaidunionid.
   template <class Token>
-  auto get_paid_unionid(std::string openid, paid_order order, Token&& token, call_options o = {}) {
+  auto get_paid_unionid(std::string_view openid, const paid_order& order, Token&& token,
+                        call_options o = {}) {
     return call<std::string>(std::forward<Token>(token), std::move(o), "get_paid_unionid",
                              detail::calls::get_paid_unionid(openid, order));
   }
   /// client::check_session_key: GET /wxa/checksession. api_errc::invalid_signature: stale.
   template <class Token>
-  auto check_session_key(std::string openid, std::string session_key, Token&& token,
+  auto check_session_key(std::string_view openid, std::string_view session_key, Token&& token,
                          call_options o = {}) {
     return call<void>(std::forward<Token>(token), std::move(o), "check_session_key",
                       detail::calls::check_session_key(openid, session_key));
   }
   /// client::reset_session_key: GET /wxa/resetusersessionkey (not retried).
   template <class Token>
-  auto reset_session_key(std::string openid, std::string session_key, Token&& token,
+  auto reset_session_key(std::string_view openid, std::string_view session_key, Token&& token,
                          call_options o = {}) {
     return call<std::string>(std::forward<Token>(token), std::move(o), "reset_session_key",
                              detail::calls::reset_session_key(openid, session_key));
@@ -348,7 +348,8 @@ public:
   /// client::get_phone_number: POST /wxa/business/getuserphonenumber (`openid` may be
   /// empty: not checked).
   template <class Token>
-  auto get_phone_number(std::string code, std::string openid, Token&& token, call_options o = {}) {
+  auto get_phone_number(std::string_view code, std::string_view openid, Token&& token,
+                        call_options o = {}) {
     return call<phone_info>(std::forward<Token>(token), std::move(o), "get_phone_number",
                             detail::calls::get_phone_number(code, openid));
   }
@@ -356,20 +357,21 @@ public:
   // ------------------------------------------- official accounts, apps, websites --
 
   /// client::oauth_exchange: GET /sns/oauth2/access_token (one attempt).
-  template <class Token> auto oauth_exchange(std::string code, Token&& token, call_options o = {}) {
+  template <class Token>
+  auto oauth_exchange(std::string_view code, Token&& token, call_options o = {}) {
     return call<oauth_token>(std::forward<Token>(token), std::move(o), "oauth_exchange",
                              detail::calls::oauth_exchange(opt_.appid, opt_.secret, code));
   }
   /// client::oauth_refresh: GET /sns/oauth2/refresh_token.
   template <class Token>
-  auto oauth_refresh(std::string refresh_token, Token&& token, call_options o = {}) {
+  auto oauth_refresh(std::string_view refresh_token, Token&& token, call_options o = {}) {
     return call<oauth_token>(std::forward<Token>(token), std::move(o), "oauth_refresh",
                              detail::calls::oauth_refresh(opt_.appid, refresh_token));
   }
   /// client::sns_userinfo: GET /sns/userinfo with a user access token.
   template <class Token>
-  auto sns_userinfo(std::string access_token, std::string openid, Token&& token,
-                    call_options o = {}, std::string lang = "zh_CN") {
+  auto sns_userinfo(std::string_view access_token, std::string_view openid, Token&& token,
+                    call_options o = {}, std::string_view lang = "zh_CN") {
     return call<sns_user_info>(std::forward<Token>(token), std::move(o), "sns_userinfo",
                                detail::calls::sns_userinfo(access_token, openid, lang));
   }
@@ -382,19 +384,20 @@ public:
     if (detail::snapshot_refusal(t, ec, &d))
       return initiate<sns_user_info>(
           std::forward<Token>(token), std::move(o), "sns_userinfo",
-          [ec, d](detail::op_ptr<sns_user_info> op) mutable { op->fail(ec, std::move(d)); });
+          [ec, d](const detail::op_ptr<sns_user_info>& op) mutable { op->fail(ec, std::move(d)); });
     return sns_userinfo(t.access_token, t.openid, std::forward<Token>(token), std::move(o));
   }
   /// client::sns_auth: GET /sns/auth. No error: the user access token is valid.
   template <class Token>
-  auto sns_auth(std::string access_token, std::string openid, Token&& token, call_options o = {}) {
+  auto sns_auth(std::string_view access_token, std::string_view openid, Token&& token,
+                call_options o = {}) {
     return call<void>(std::forward<Token>(token), std::move(o), "sns_auth",
                       detail::calls::sns_auth(access_token, openid));
   }
   /// client::follower: GET /cgi-bin/user/info.
   template <class Token>
-  auto follower(std::string openid, Token&& token, call_options o = {},
-                std::string lang = "zh_CN") {
+  auto follower(std::string_view openid, Token&& token, call_options o = {},
+                std::string_view lang = "zh_CN") {
     return call<follower_info>(std::forward<Token>(token), std::move(o), "follower",
                                detail::calls::follower(openid, lang));
   }
@@ -403,7 +406,7 @@ public:
 
   /// client::get_user_encrypt_key: GET /wxa/business/getuserencryptkey.
   template <class Token>
-  auto get_user_encrypt_key(std::string openid, std::string session_key, Token&& token,
+  auto get_user_encrypt_key(std::string_view openid, std::string_view session_key, Token&& token,
                             call_options o = {}) {
     return call<std::vector<user_encrypt_key>>(
         std::forward<Token>(token), std::move(o), "get_user_encrypt_key",
@@ -411,13 +414,13 @@ public:
   }
   /// client::get_plugin_open_pid: POST /wxa/getpluginopenpid (not retried).
   template <class Token>
-  auto get_plugin_open_pid(std::string code, Token&& token, call_options o = {}) {
+  auto get_plugin_open_pid(std::string_view code, Token&& token, call_options o = {}) {
     return call<std::string>(std::forward<Token>(token), std::move(o), "get_plugin_open_pid",
                              detail::calls::get_plugin_open_pid(code));
   }
   /// client::get_user_risk_rank: POST /wxa/getuserriskrank.
   template <class Token>
-  auto get_user_risk_rank(risk_rank_request r, Token&& token, call_options o = {}) {
+  auto get_user_risk_rank(const risk_rank_request& r, Token&& token, call_options o = {}) {
     return call<user_risk_rank>(std::forward<Token>(token), std::move(o), "get_user_risk_rank",
                                 detail::calls::get_user_risk_rank(opt_.appid, r));
   }
@@ -428,12 +431,13 @@ public:
   }
   /// client::get_api_quota: POST /cgi-bin/openapi/quota/get.
   template <class Token>
-  auto get_api_quota(std::string cgi_path, Token&& token, call_options o = {}) {
+  auto get_api_quota(std::string_view cgi_path, Token&& token, call_options o = {}) {
     return call<api_quota>(std::forward<Token>(token), std::move(o), "get_api_quota",
                            detail::calls::get_api_quota(cgi_path));
   }
   /// client::get_rid_info: POST /cgi-bin/openapi/rid/get.
-  template <class Token> auto get_rid_info(std::string rid, Token&& token, call_options o = {}) {
+  template <class Token>
+  auto get_rid_info(std::string_view rid, Token&& token, call_options o = {}) {
     return call<rid_info>(std::forward<Token>(token), std::move(o), "get_rid_info",
                           detail::calls::get_rid_info(rid));
   }
@@ -444,8 +448,7 @@ public:
   /// protocol_errc::missing_field) or a cancel; a channel that failed (getPaidUnionId's
   /// deadline passing included) is in the diagnosis.
   template <class Token>
-  auto resolve_unionid(resolver_options r, unionid_evidence e, Token&& token,
-                       call_options o = {}) {
+  auto resolve_unionid(resolver_options r, unionid_evidence e, Token&& token, call_options o = {}) {
     // The outer call has the cancel only: the deadline is getPaidUnionId's, whose timeout
     // becomes the diagnosis wechat_unavailable, as any failure of that channel does.
     call_options outer;
@@ -454,7 +457,7 @@ public:
     return initiate<unionid_result>(
         std::forward<Token>(token), std::move(outer), "resolve_unionid",
         [self = shared_from_this(), r = std::move(r), e = std::move(e),
-         o](detail::op_ptr<unionid_result> op) mutable {
+         o](const detail::op_ptr<unionid_result>& op) mutable {
           auto steps = std::make_shared<const detail::unionid_steps>(std::move(r), self->clock_);
           std::error_code ec;
           bool asks = false;
@@ -473,9 +476,9 @@ public:
               openid, order,
               [steps, e = std::move(e), partial = std::move(partial),
                op](result<std::string> u) mutable {
-                std::string id = u.ok() ? std::move(u).value() : std::string();
-                op->finish(result<unionid_result>(
-                    steps->resume(e, std::move(partial), std::move(id), u.error())));
+                const std::error_code uec = u.error();
+                const std::string id = uec ? std::string() : std::move(u).value();
+                op->finish(result<unionid_result>(steps->resume(e, std::move(partial), id, uec)));
               },
               o);
         });
@@ -486,7 +489,7 @@ public:
   template <class Token> auto access_token(Token&& token, call_options o = {}) {
     return initiate<std::string>(
         std::forward<Token>(token), std::move(o), "access token",
-        [self = shared_from_this()](detail::op_ptr<std::string> op) {
+        [self = shared_from_this()](const detail::op_ptr<std::string>& op) {
           self->tokens_->get([op](const async_token_provider::token_result& r) {
             if (r.ec)
               op->fail(r.ec, r.detail);
@@ -501,10 +504,10 @@ private:
                std::shared_ptr<token_store> store, std::shared_ptr<const wechat::time_source> clk)
       : opt_(std::move(o)), transport_(std::move(t)),
         clock_(clk ? std::move(clk) : default_clock()),
-        tokens_(async_token_provider::create(
-            token_options{opt_.appid, opt_.secret, opt_.tokens, std::chrono::seconds(300),
-                          opt_.max_attempts, opt_.backoff},
-            transport_, std::move(store), clock_)),
+        tokens_(async_token_provider::create(token_options{opt_.appid, opt_.secret, opt_.tokens,
+                                                           std::chrono::seconds(300),
+                                                           opt_.max_attempts, opt_.backoff},
+                                             transport_, std::move(store), clock_)),
         deadlines_(std::make_shared<detail::deadline_queue>(transport_)),
         codes_(opt_.code_memory, opt_.code_memory_max) {}
 
@@ -515,18 +518,16 @@ private:
     if constexpr (std::is_same_v<tag, use_future_t>) {
       std::promise<result<T>> p;
       auto f = p.get_future();
-      begin<T>(result_handler<T>([p = std::move(p)](result<T> r) mutable {
-                 p.set_value(std::move(r));
-               }),
-               o, what, std::forward<Start>(start));
+      begin<T>(
+          result_handler<T>([p = std::move(p)](result<T> r) mutable { p.set_value(std::move(r)); }),
+          o, what, std::forward<Start>(start));
       return async_future<T>(std::move(f), transport_);
 #ifdef WECHAT_ASYNC_COROUTINES
     } else if constexpr (std::is_same_v<tag, use_coroutine_t>) {
-      return call_awaiter<T>(
-          [self = shared_from_this(), o = std::move(o), what,
-           start = std::forward<Start>(start)](result_handler<T> h) mutable {
-            self->begin<T>(std::move(h), o, what, std::move(start));
-          });
+      return call_awaiter<T>([self = shared_from_this(), o = std::move(o), what,
+                              start = std::forward<Start>(start)](result_handler<T> h) mutable {
+        self->begin<T>(std::move(h), o, what, std::move(start));
+      });
 #endif
     } else if constexpr (detail::is_completion_adapter<tag>::value) {
       return tag::template initiate<T>(
@@ -541,15 +542,14 @@ private:
                     "the completion token must be a handler taking wechat::result<T>, "
                     "wechat::use_future, wechat::use_coroutine or a completion adapter "
                     "(wechat::asio_token)");
-      begin<T>(result_handler<T>(std::forward<Token>(token)), o, what,
-               std::forward<Start>(start));
+      begin<T>(result_handler<T>(std::forward<Token>(token)), o, what, std::forward<Start>(start));
     }
   }
 
   template <class T, class Start>
   void begin(result_handler<T> h, const call_options& o, const char* what, Start&& start) {
-    auto op = std::make_shared<detail::call_op<T>>(std::move(h), what, transport_, deadlines_,
-                                                   o.timeout);
+    auto op =
+        std::make_shared<detail::call_op<T>>(std::move(h), what, transport_, deadlines_, o.timeout);
     detail::call_op<T>::arm(op, o.cancel);
     if (!op->gone()) start(std::move(op));
   }
@@ -568,7 +568,8 @@ private:
 
   // A call carrying the access token: rejected once (40001, 40014, 42001), the token is
   // invalidated and the call made once more with a fresh one (detail::token_rejected).
-  template <class T, class V> void token_round(detail::op_ptr<T> op, detail::api_call<V> c, int round) {
+  template <class T, class V>
+  void token_round(detail::op_ptr<T> op, detail::api_call<V> c, int round) {
     tokens_->get([self = shared_from_this(), op = std::move(op), c = std::move(c),
                   round](const async_token_provider::token_result& r) mutable {
       if (op->gone()) return;
@@ -589,11 +590,10 @@ private:
     std::shared_ptr<detail::request_owner> owner;
     if (!c.spends_code) owner = op;
     detail::exchange_async(
-        transport_, std::move(req), c.safe ? opt_.max_attempts : 1, opt_.backoff,
-        std::move(owner),
+        transport_, std::move(req), c.safe ? opt_.max_attempts : 1, opt_.backoff, std::move(owner),
         [self = shared_from_this(), op, c = round == 0 ? c : detail::api_call<V>{},
-         used = std::string(token), round, read = c.read](nlohmann::json j, std::error_code ec,
-                                                          error_detail d) mutable {
+         used = std::string(token), round,
+         read = c.read](nlohmann::json j, std::error_code ec, error_detail d) mutable {
           if (round == 0 && detail::token_rejected(ec)) {
             self->tokens_->invalidate(used);
             self->token_round<T>(std::move(op), std::move(c), 1);
@@ -619,7 +619,7 @@ private:
 
   // code2session: a remembered result, the flight in progress, or a new flight led by
   // this caller (sent after unlocking).
-  void start_code2session(std::string code, detail::op_ptr<session_info> op) {
+  void start_code2session(std::string code, const detail::op_ptr<session_info>& op) {
     auto waiter = [op](const detail::shared_result<session_info>& r) {
       if (r.ec)
         op->fail(r.ec, r.detail);
@@ -654,7 +654,7 @@ private:
     detail::exchange_async(
         transport_, std::make_shared<const http_request>(c.request()), 1, opt_.backoff, nullptr,
         [self = shared_from_this(), code = std::move(code),
-         read = c.read](nlohmann::json j, std::error_code ec, error_detail d) {
+         read = c.read](const nlohmann::json& j, std::error_code ec, error_detail d) {
           detail::shared_result<session_info> r;
           r.ec = ec;
           r.detail = std::move(d);

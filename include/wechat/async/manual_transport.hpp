@@ -225,9 +225,8 @@ private:
       if (by_cancel) ++cancelled_;
       w.cancel = std::move(it->second.cancel);
       pending_.erase(it);
-      ready_.push_back([h = std::move(w.handler), r = std::move(r), ec]() mutable {
-        h(std::move(r), ec);
-      });
+      ready_.push_back(
+          [h = std::move(w.handler), r = std::move(r), ec]() mutable { h(std::move(r), ec); });
     }
     return true;  // w.cancel unregisters here, outside the lock
   }

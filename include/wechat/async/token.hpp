@@ -97,8 +97,8 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t,
     so.cancel = owner->stop.token();
   }
   http_request copy = *req;
-  auto handler = [t, req, max_attempts, backoff, owner,
-                  done = std::move(done), attempt](http_response res, std::error_code sent) mutable {
+  auto handler = [t, req, max_attempts, backoff, owner, done = std::move(done),
+                  attempt](http_response res, std::error_code sent) mutable {
     std::error_code ec;
     error_detail d;
     auto j = read_response(std::move(res), sent, ec, d);
@@ -115,8 +115,8 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t,
         done(std::move(j), ec, std::move(d));
         return;
       }
-      exchange_attempt(t, std::move(req), max_attempts, backoff, std::move(owner),
-                       std::move(done), attempt + 1);
+      exchange_attempt(t, std::move(req), max_attempts, backoff, std::move(owner), std::move(done),
+                       attempt + 1);
     });
   };
   try {
@@ -134,8 +134,8 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t,
 /// attempted again.
 inline void exchange_async(const std::shared_ptr<async_transport>& t,
                            std::shared_ptr<const http_request> req, int max_attempts,
-                           std::chrono::milliseconds backoff,
-                           std::shared_ptr<request_owner> owner, answer_handler done) {
+                           std::chrono::milliseconds backoff, std::shared_ptr<request_owner> owner,
+                           answer_handler done) {
   exchange_attempt(t, std::move(req), max_attempts, backoff, std::move(owner),
                    answer_once(std::move(done)), 1);
 }
@@ -171,32 +171,29 @@ public:
     std::string rejected;
     bool lead = false;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::unique_lock<std::mutex> lock(mutex_);
       const bool valid = !cached_.value.empty() && now < cached_.expires_at_ms;
-      if (valid && now < refresh_at_ms_) {
-        hit = cached_.value;
-      } else if (refreshing_) {
-        // Someone refreshes ahead of expiry: keep using the still-valid token.
-        if (valid)
-          hit = cached_.value;
-        else
+      if (!(valid && now < refresh_at_ms_)) {
+        if (!refreshing_) {
+          refreshing_ = true;
+          lead = true;
+          rejected = rejected_;
+        }
+        // Someone refreshes ahead of expiry (perhaps this caller): keep using the
+        // still-valid token. Without one, wait for the refresh.
+        if (!valid) {
           waiters_.push_back(std::move(h));
-      } else {
-        refreshing_ = true;
-        lead = true;
-        rejected = rejected_;
-        if (valid)
-          hit = cached_.value;  // refreshing ahead: this caller goes on with the valid one
-        else
-          waiters_.push_back(std::move(h));
+          lock.unlock();
+          if (lead) refresh(std::move(rejected));
+          return;
+        }
       }
+      hit = cached_.value;
     }
     if (lead) refresh(std::move(rejected));
-    if (!hit.empty()) {
-      token_result r;
-      r.value.value = std::move(hit);
-      h(r);
-    }
+    token_result r;
+    r.value.value = std::move(hit);
+    h(r);
   }
 
   /// Forgets `token` if it is still the current one (WeChat rejected it: 40001, 40014,
@@ -282,15 +279,15 @@ private:
         land(r, rejected);
         return;
       }
-      fetch(rejected, [self = shared_from_this(), rejected, owner, lock_key,
-                       lec](token_result r) mutable {
-        if (!r.ec && !lec) {
-          std::error_code ignored;
-          guarded([&] { self->store_->save(self->key_, r.value, ignored); }, ignored);
-        }
-        self->release(lock_key, owner, lec);
-        self->land(r, rejected);
-      });
+      fetch(rejected,
+            [self = shared_from_this(), rejected, owner, lock_key, lec](token_result r) mutable {
+              if (!r.ec && !lec) {
+                std::error_code ignored;
+                guarded([&] { self->store_->save(self->key_, r.value, ignored); }, ignored);
+              }
+              self->release(lock_key, owner, lec);
+              self->land(r, rejected);
+            });
       return;
     }
     // A peer holds the lock: read the store every 20 ms for its token, up to the lock's
@@ -300,26 +297,24 @@ private:
   }
 
   void poll(std::string rejected, std::string owner, std::chrono::steady_clock::time_point until) {
-    transport_->post_after(std::chrono::milliseconds(20), [self = shared_from_this(),
-                                                           rejected = std::move(rejected),
-                                                           owner = std::move(owner),
-                                                           until]() mutable {
-      std::error_code sec;
-      auto stored = self->load(sec);
-      if (!sec && self->usable(stored, rejected, self->clock_->now_ms())) {
-        token_result r;
-        r.value = *stored;
-        self->land(r, rejected);
-      } else if (!sec && self->transport_->now() < until) {
-        self->poll(std::move(rejected), std::move(owner), until);
-      } else {
-        self->try_lock(std::move(rejected), std::move(owner));
-      }
-    });
+    transport_->post_after(std::chrono::milliseconds(20),
+                           [self = shared_from_this(), rejected = std::move(rejected),
+                            owner = std::move(owner), until]() mutable {
+                             std::error_code sec;
+                             auto stored = self->load(sec);
+                             if (!sec && self->usable(stored, rejected, self->clock_->now_ms())) {
+                               token_result r;
+                               r.value = *stored;
+                               self->land(r, rejected);
+                             } else if (!sec && self->transport_->now() < until) {
+                               self->poll(std::move(rejected), std::move(owner), until);
+                             } else {
+                               self->try_lock(std::move(rejected), std::move(owner));
+                             }
+                           });
   }
 
-  void release(const std::string& lock_key, const std::string& owner,
-               const std::error_code& lec) {
+  void release(const std::string& lock_key, const std::string& owner, const std::error_code& lec) {
     if (lec) return;
     std::error_code ignored;
     guarded([&] { store_->release(lock_key, owner, ignored); }, ignored);
@@ -328,35 +323,34 @@ private:
   // One upstream fetch with retries; then, in stable mode, a forced one when WeChat handed
   // back the very token it rejected (within its limits: 30 s apart, 20 a day).
   void fetch(const std::string& rejected, unique_function<void(token_result)> done) {
-    fetch_once(false, opt_.max_attempts,
-               [self = shared_from_this(), rejected,
-                done = std::move(done)](token_result r) mutable {
-                 if (!r.ec && self->opt_.mode == token_mode::stable && !rejected.empty() &&
-                     r.value.value == rejected && self->force_allowed(self->clock_->now_ms())) {
-                   self->fetch_once(true, 1,
-                                    [r, done = std::move(done)](token_result forced) mutable {
-                                      done(forced.ec ? std::move(r) : std::move(forced));
-                                    });
-                   return;
-                 }
-                 done(std::move(r));
-               });
+    fetch_once(
+        false, opt_.max_attempts,
+        [self = shared_from_this(), rejected, done = std::move(done)](token_result r) mutable {
+          if (!r.ec && self->opt_.mode == token_mode::stable && !rejected.empty() &&
+              r.value.value == rejected && self->force_allowed(self->clock_->now_ms())) {
+            self->fetch_once(true, 1, [r, done = std::move(done)](token_result forced) mutable {
+              done(forced.ec ? std::move(r) : std::move(forced));
+            });
+            return;
+          }
+          done(std::move(r));
+        });
   }
 
   void fetch_once(bool force, int attempts, unique_function<void(token_result)> done) {
     const std::int64_t sent = clock_->now_ms();
     auto req = std::make_shared<const http_request>(detail::access_token_request(opt_, force));
-    detail::exchange_async(
-        transport_, std::move(req), attempts, opt_.backoff, nullptr,
-        [self = shared_from_this(), sent, done = std::move(done)](
-            nlohmann::json j, std::error_code ec, error_detail d) mutable {
-          self->fetches_ += static_cast<std::uint64_t>(d.attempts);
-          token_result r;
-          r.ec = ec;
-          r.detail = std::move(d);
-          if (!ec) detail::read_token_answer(j, "access_token", sent, r);
-          done(std::move(r));
-        });
+    detail::exchange_async(transport_, std::move(req), attempts, opt_.backoff, nullptr,
+                           [self = shared_from_this(), sent,
+                            done = std::move(done)](const nlohmann::json& j, std::error_code ec,
+                                                    error_detail d) mutable {
+                             self->fetches_ += static_cast<std::uint64_t>(d.attempts);
+                             token_result r;
+                             r.ec = ec;
+                             r.detail = std::move(d);
+                             if (!ec) detail::read_token_answer(j, "access_token", sent, r);
+                             done(std::move(r));
+                           });
   }
 
   bool force_allowed(std::int64_t now) {
@@ -384,7 +378,6 @@ private:
     for (auto& w : waiters)
       w(r);
   }
-
 
   token_options opt_;
   std::shared_ptr<async_transport> transport_;

@@ -40,7 +40,8 @@ public:
   unique_function(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor)
   template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, unique_function> &&
                                               std::is_invocable_r_v<R, std::decay_t<F>&, Args...>>>
-  unique_function(F&& f)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload)
+  unique_function(
+      F&& f)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload)
       : call_(std::make_unique<impl<std::decay_t<F>>>(std::forward<F>(f))) {}
   unique_function(unique_function&&) noexcept = default;
   unique_function& operator=(unique_function&&) noexcept = default;

@@ -44,11 +44,11 @@ struct no_value {};
 template <class T> struct api_call {
   std::string method = "GET";  // "GET" or "POST"
   std::string path;            // "/wxa/getpaidunionid"
-  std::string query;   // token calls: what follows access_token ("&openid=..."); plain calls:
-                       // the whole query from '?'
-  std::string body;    // POST body (JSON), empty for GET
-  bool token = false;  // carries the app's access token: the with_token rules apply
-  bool safe = true;    // safe to repeat: retried on -1 and transport failures
+  std::string query;         // token calls: what follows access_token ("&openid=..."); plain calls:
+                             // the whole query from '?'
+  std::string body;          // POST body (JSON), empty for GET
+  bool token = false;        // carries the app's access token: the with_token rules apply
+  bool safe = true;          // safe to repeat: retried on -1 and transport failures
   bool spends_code = false;  // sends a single-use code: the async client never aborts it
   /// Reads an answer WeChat accepted (errcode 0) into `out`, which starts value-initialized;
   /// a missing or mistyped field sets ec (protocol_errc) and names it in `d`. Never null.
@@ -88,11 +88,11 @@ namespace calls {
 
 // A GET that carries the app's access token; `query` follows it ("&openid=...").
 template <class T>
-api_call<T> token_get(std::string path, std::string query, bool safe,
+api_call<T> token_get(const std::string& path, const std::string& query, bool safe,
                       void (*read)(const nlohmann::json&, T&, std::error_code&, error_detail*)) {
   api_call<T> c;
-  c.path = std::move(path);
-  c.query = std::move(query);
+  c.path = path;
+  c.query = query;
   c.token = true;
   c.safe = safe;
   c.read = read;
@@ -101,11 +101,11 @@ api_call<T> token_get(std::string path, std::string query, bool safe,
 
 // A POST of a JSON body that carries the app's access token.
 template <class T>
-api_call<T> token_post(std::string path, const nlohmann::json& body, bool safe,
+api_call<T> token_post(const std::string& path, const nlohmann::json& body, bool safe,
                        void (*read)(const nlohmann::json&, T&, std::error_code&, error_detail*)) {
   api_call<T> c;
   c.method = "POST";
-  c.path = std::move(path);
+  c.path = path;
   c.body = json_body(body);
   c.token = true;
   c.safe = safe;
@@ -115,11 +115,11 @@ api_call<T> token_post(std::string path, const nlohmann::json& body, bool safe,
 
 // A GET without the app's access token; `query` is the whole query, from '?'.
 template <class T>
-api_call<T> plain_get(std::string path, std::string query, bool safe,
+api_call<T> plain_get(const std::string& path, const std::string& query, bool safe,
                       void (*read)(const nlohmann::json&, T&, std::error_code&, error_detail*)) {
   api_call<T> c;
-  c.path = std::move(path);
-  c.query = std::move(query);
+  c.path = path;
+  c.query = query;
   c.safe = safe;
   c.read = read;
   return c;
@@ -154,11 +154,11 @@ inline void read_oauth(const nlohmann::json& j, oauth_token& t, std::error_code&
 /// GET /sns/jscode2session: never the access token; one attempt (a code is single use).
 inline api_call<session_info> code2session(const std::string& appid, const std::string& secret,
                                            std::string_view code) {
-  return spending_code(plain_get<session_info>(
-      "/sns/jscode2session",
-      "?appid=" + url_encode(appid) + "&secret=" + url_encode(secret) +
-          "&js_code=" + url_encode(code) + "&grant_type=authorization_code",
-      false, read_session));
+  return spending_code(
+      plain_get<session_info>("/sns/jscode2session",
+                              "?appid=" + url_encode(appid) + "&secret=" + url_encode(secret) +
+                                  "&js_code=" + url_encode(code) + "&grant_type=authorization_code",
+                              false, read_session));
 }
 
 /// GET /wxa/getpaidunionid: the unionid.
@@ -168,7 +168,7 @@ inline api_call<std::string> get_paid_unionid(std::string_view openid, const pai
   if (!order.mch_id.empty()) q += "&mch_id=" + url_encode(order.mch_id);
   if (!order.out_trade_no.empty()) q += "&out_trade_no=" + url_encode(order.out_trade_no);
   return token_get<std::string>(
-      "/wxa/getpaidunionid", std::move(q), true,
+      "/wxa/getpaidunionid", q, true,
       [](const nlohmann::json& j, std::string& out, std::error_code& ec, error_detail* d) {
         out = required_string(j, "unionid", ec, d);
       });
@@ -223,11 +223,11 @@ inline api_call<phone_info> get_phone_number(std::string_view code, std::string_
 /// GET /sns/oauth2/access_token: one attempt (a code is single use).
 inline api_call<oauth_token> oauth_exchange(const std::string& appid, const std::string& secret,
                                             std::string_view code) {
-  return spending_code(plain_get<oauth_token>(
-      "/sns/oauth2/access_token",
-      "?appid=" + url_encode(appid) + "&secret=" + url_encode(secret) + "&code=" + url_encode(code) +
-          "&grant_type=authorization_code",
-      false, read_oauth));
+  return spending_code(
+      plain_get<oauth_token>("/sns/oauth2/access_token",
+                             "?appid=" + url_encode(appid) + "&secret=" + url_encode(secret) +
+                                 "&code=" + url_encode(code) + "&grant_type=authorization_code",
+                             false, read_oauth));
 }
 
 /// GET /sns/oauth2/refresh_token.
@@ -323,11 +323,10 @@ inline api_call<std::vector<user_encrypt_key>> get_user_encrypt_key(std::string_
 /// single use.
 inline api_call<std::string> get_plugin_open_pid(std::string_view code) {
   const nlohmann::json body = {{"code", std::string(code)}};
-  return spending_code(token_post<std::string>(
-      "/wxa/getpluginopenpid", body, false,
-      [](const nlohmann::json& j, std::string& out, std::error_code& ec, error_detail* d) {
-        out = required_string(j, "openpid", ec, d);
-      }));
+  return spending_code(
+      token_post<std::string>("/wxa/getpluginopenpid", body, false,
+                              [](const nlohmann::json& j, std::string& out, std::error_code& ec,
+                                 error_detail* d) { out = required_string(j, "openpid", ec, d); }));
 }
 
 /// POST /wxa/getuserriskrank: the app's appid, the request's fields (optional ones only

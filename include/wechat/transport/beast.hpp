@@ -640,7 +640,8 @@ private:
 /// (dispatched from the transport's loop: inline when that is the same io_context).
 template <class Inner> struct asio_token_t {
   Inner inner;
-  using wechat_completion_adapter = void;  // async_client hands it a result (detail::is_completion_adapter)
+  using wechat_completion_adapter =
+      void;  // async_client hands it a result (detail::is_completion_adapter)
 
   template <class T>
   static auto initiate(asio_token_t tok, unique_function<void(result_handler<T>)> start) {
