@@ -708,3 +708,42 @@ TEST_CASE("async resolve_unionid: getPaidUnionId past its deadline is a diagnosi
   CHECK(s.r->value().diagnosis->reason == wechat::unionid_reason::wechat_unavailable);
   CHECK(s.r->value().diagnosis->cause == wechat::transport_errc::timeout);
 }
+
+TEST_CASE("async tokens: a peer holds the store's lock, the loop stops while we poll: no one left "
+          "waiting",
+          "[async][token][lifetime]") {
+  // A fleet's store where another process holds the refresh lock and never saves a token.
+  struct peer_locked_store final : wechat::token_store {
+    std::optional<wechat::stored_token> load(const std::string&, std::error_code& ec) override {
+      ec.clear();
+      return std::nullopt;
+    }
+    void save(const std::string&, const wechat::stored_token&, std::error_code& ec) override {
+      ec.clear();
+    }
+    void erase_if(const std::string&, const std::string&, std::error_code& ec) override {
+      ec.clear();
+    }
+    bool acquire(const std::string&, const std::string&, std::chrono::milliseconds,
+                 std::error_code& ec) override {
+      ec.clear();
+      return false;
+    }
+  };
+  auto t = std::make_shared<wechat::manual_transport>();
+  auto wx = wechat::async_client::create(rig::options(), t, std::make_shared<peer_locked_store>());
+  std::weak_ptr<wechat::async_client> weak = wx;
+  // (a call whose token waiter holds the client: without the guard on the poll's timer, a
+  // cycle that no one breaks)
+  auto f = wx->check_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", wechat::use_future);
+  t->run();
+  CHECK(t->sent() == 0);  // polling the store, not fetching
+  t->advance(100ms);
+  CHECK(t->sent() == 0);
+  CHECK(f.wait_for(0s) != std::future_status::ready);
+  wx.reset();  // the user's reference goes; the poll's timer holds the refresh
+  t->stop();
+  REQUIRE(f.wait_for(0s) == std::future_status::ready);
+  CHECK(f.get().error() == wechat::transport_errc::failed);
+  CHECK(weak.expired());  // no cycle left: client, provider and transport are freed
+}

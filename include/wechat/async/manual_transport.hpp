@@ -215,6 +215,8 @@ private:
     cancel_token::registration cancel;
   };
 
+  // Everything that may destroy a handler (and so run the client's continuation, which
+  // calls post) happens with the lock released.
   bool complete(std::uint64_t id, http_response r, std::error_code ec, bool by_cancel) {
     waiting w;
     {
@@ -225,9 +227,11 @@ private:
       if (by_cancel) ++cancelled_;
       w.cancel = std::move(it->second.cancel);
       pending_.erase(it);
-      ready_.push_back(
-          [h = std::move(w.handler), r = std::move(r), ec]() mutable { h(std::move(r), ec); });
     }
+    unique_function<void()> f = [h = std::move(w.handler), r = std::move(r), ec]() mutable {
+      h(std::move(r), ec);
+    };
+    post(std::move(f));
     return true;  // w.cancel unregisters here, outside the lock
   }
 

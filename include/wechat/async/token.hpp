@@ -96,7 +96,6 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t,
     so.timeout = owner->remaining();
     so.cancel = owner->stop.token();
   }
-  http_request copy = *req;
   auto handler = [t, req, max_attempts, backoff, owner, done = std::move(done),
                   attempt](http_response res, std::error_code sent) mutable {
     std::error_code ec;
@@ -120,6 +119,7 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t,
     });
   };
   try {
+    http_request copy = *req;
     t->async_send(std::move(copy), std::move(so), std::move(handler));
   } catch (...) {
     // A transport that throws (a user's: bad_alloc, a broken invariant) has not taken the
@@ -184,13 +184,13 @@ public:
         if (!valid) {
           waiters_.push_back(std::move(h));
           lock.unlock();
-          if (lead) refresh(std::move(rejected));
+          if (lead) refresh(rejected);
           return;
         }
       }
       hit = cached_.value;
     }
-    if (lead) refresh(std::move(rejected));
+    if (lead) refresh(rejected);
     token_result r;
     r.value.value = std::move(hit);
     h(r);
@@ -252,19 +252,74 @@ private:
 
   // The leader's refresh: a token another process saved, else under the store's lock a
   // fetch (or the token a peer saved while we waited for the lock).
-  void refresh(std::string rejected) {
-    std::error_code sec;
-    auto stored = load(sec);
-    if (!sec && usable(stored, rejected, clock_->now_ms())) {
-      token_result r;
-      r.value = *stored;
-      land(r, rejected);
-      return;
-    }
-    try_lock(std::move(rejected), detail::random_lock_owner());
+  static token_result failed(const char* cause) {
+    token_result r;
+    r.ec = make_error_code(transport_errc::failed);
+    r.detail.cause = cause;
+    return r;
   }
 
-  void try_lock(std::string rejected, std::string owner) {
+  // Lands the refresh with transport_errc::failed when destroyed before it landed: the
+  // poll's timer, which the loop may drop when it stops for good, carries one; so the
+  // waiters are never left behind and refreshing_ never stays set.
+  class refresh_guard {
+  public:
+    refresh_guard(std::shared_ptr<async_token_provider> p, std::string rejected)
+        : p_(std::move(p)), rejected_(std::move(rejected)) {}
+    refresh_guard(refresh_guard&&) noexcept = default;
+    refresh_guard& operator=(refresh_guard&&) = delete;
+    refresh_guard(const refresh_guard&) = delete;
+    refresh_guard& operator=(const refresh_guard&) = delete;
+    ~refresh_guard() {
+      if (!p_) return;
+      auto p = std::move(p_);
+      try {
+        p->land(failed("the access token's refresh was dropped: its loop stopped"), rejected_);
+      } catch (...) {  // a destructor does not throw
+      }
+    }
+    async_token_provider& provider() const noexcept { return *p_; }
+    const std::string& rejected() const noexcept { return rejected_; }
+    /// Hands the refresh on (to try_lock, which lands it itself).
+    std::string disarm() {
+      p_.reset();
+      return std::move(rejected_);
+    }
+
+  private:
+    std::shared_ptr<async_token_provider> p_;
+    std::string rejected_;
+  };
+
+  void refresh(const std::string& rejected) {
+    try {
+      std::error_code sec;
+      auto stored = load(sec);
+      if (!sec && usable(stored, rejected, clock_->now_ms())) {
+        token_result r;
+        r.value = *stored;
+        land(r, rejected);
+        return;
+      }
+    } catch (...) {  // bad_alloc: the waiters hear of it, the next get() tries again
+      land(failed("the access token's refresh threw"), rejected);
+      return;
+    }
+    try_lock(rejected, detail::random_lock_owner());
+  }
+
+  // The store's lock, then a fetch or a poll; anything thrown on the way (a request that
+  // cannot be built, bad_alloc) lands the refresh as failed and releases the lock.
+  void try_lock(const std::string& rejected, const std::string& owner) {
+    try {
+      lock_then_fetch(rejected, owner);
+    } catch (...) {
+      release(key_ + ":lock", owner, {});
+      land(failed("the access token's refresh threw"), rejected);
+    }
+  }
+
+  void lock_then_fetch(const std::string& rejected, const std::string& owner) {
     const std::string lock_key = key_ + ":lock";
     std::error_code lec;
     bool got = false;
@@ -292,26 +347,29 @@ private:
     }
     // A peer holds the lock: read the store every 20 ms for its token, up to the lock's
     // TTL (+100 ms), in real time; then try for the lock again.
-    poll(std::move(rejected), std::move(owner),
+    poll(refresh_guard(shared_from_this(), rejected), owner,
          transport_->now() + opt_.lock_ttl + std::chrono::milliseconds(100));
   }
 
-  void poll(std::string rejected, std::string owner, std::chrono::steady_clock::time_point until) {
-    transport_->post_after(std::chrono::milliseconds(20),
-                           [self = shared_from_this(), rejected = std::move(rejected),
-                            owner = std::move(owner), until]() mutable {
-                             std::error_code sec;
-                             auto stored = self->load(sec);
-                             if (!sec && self->usable(stored, rejected, self->clock_->now_ms())) {
-                               token_result r;
-                               r.value = *stored;
-                               self->land(r, rejected);
-                             } else if (!sec && self->transport_->now() < until) {
-                               self->poll(std::move(rejected), std::move(owner), until);
-                             } else {
-                               self->try_lock(std::move(rejected), std::move(owner));
-                             }
-                           });
+  void poll(refresh_guard g, std::string owner, std::chrono::steady_clock::time_point until) {
+    transport_->post_after(
+        std::chrono::milliseconds(20),
+        [g = std::move(g), owner = std::move(owner), until]() mutable {
+          auto& self = g.provider();
+          std::error_code sec;
+          auto stored = self.load(sec);
+          if (!sec && self.usable(stored, g.rejected(), self.clock_->now_ms())) {
+            token_result r;
+            r.value = *stored;
+            const std::string rejected = g.disarm();
+            self.land(r, rejected);
+          } else if (!sec && self.transport_->now() < until) {
+            self.poll(std::move(g), std::move(owner), until);
+          } else {
+            auto keep = self.shared_from_this();  // the guard held the only reference here
+            self.try_lock(g.disarm(), owner);
+          }
+        });
   }
 
   void release(const std::string& lock_key, const std::string& owner, const std::error_code& lec) {
@@ -339,7 +397,13 @@ private:
 
   void fetch_once(bool force, int attempts, unique_function<void(token_result)> done) {
     const std::int64_t sent = clock_->now_ms();
-    auto req = std::make_shared<const http_request>(detail::access_token_request(opt_, force));
+    std::shared_ptr<const http_request> req;
+    try {
+      req = std::make_shared<const http_request>(detail::access_token_request(opt_, force));
+    } catch (...) {  // e.g. an appid or secret that is not UTF-8 (the JSON body refuses it)
+      done(failed("the access token request could not be built"));
+      return;
+    }
     detail::exchange_async(transport_, std::move(req), attempts, opt_.backoff, nullptr,
                            [self = shared_from_this(), sent,
                             done = std::move(done)](const nlohmann::json& j, std::error_code ec,

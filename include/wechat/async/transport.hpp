@@ -14,7 +14,9 @@
 // - post runs `f` once on the loop; post_after runs it once on the loop, no sooner than
 //   `delay` from the call;
 // - when the loop stops for good, functions not yet run may be destroyed without being
-//   called (the client then completes its callers with transport_errc::failed).
+//   called (the client then completes its callers with transport_errc::failed). Destroy
+//   them with no lock of the transport's held: destroying one may call post, post_after
+//   or async_send on the same thread (which may then drop what they are handed).
 #pragma once
 
 #include <chrono>
