@@ -16,23 +16,43 @@
 
 namespace wechat {
 
-/// A call's outcome: a value, or an error (std::error_code, as the sync error_code form
-/// sets it) with its error_detail. value() throws on an error exactly as the sync throwing
-/// form does (wechat::api_error for WeChat's errcodes, wechat::error otherwise).
-template <class T> class result {
+namespace detail {
+/// What result<T> and result<void> share: the error, its detail, and the throwing check.
+class result_status {
 public:
-  /// A success.
-  result(T v) : value_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
-  /// A failure of the call named `what` ("code2session": what() starts with it).
-  result(std::error_code ec, error_detail d, const char* what = nullptr)
-      : ec_(ec), detail_(std::move(d)), what_(what) {}
-
   bool ok() const noexcept { return !ec_; }
   explicit operator bool() const noexcept { return ok(); }
   /// The error (empty on success).
   const std::error_code& error() const noexcept { return ec_; }
   /// WeChat's errmsg and rid, the HTTP status, the field, the attempts, the cause.
   const error_detail& detail() const noexcept { return detail_; }
+
+protected:
+  result_status() = default;
+  result_status(std::error_code ec, error_detail d, const char* what)
+      : ec_(ec), detail_(std::move(d)), what_(what) {}
+  /// Throws wechat::api_error / wechat::error on a failure.
+  void check() const {
+    if (ec_) throw_if_error(ec_, detail_, what_);
+  }
+
+private:
+  std::error_code ec_;
+  error_detail detail_;
+  const char* what_ = nullptr;
+};
+}  // namespace detail
+
+/// A call's outcome: a value, or an error (std::error_code, as the sync error_code form
+/// sets it) with its error_detail. value() throws on an error exactly as the sync throwing
+/// form does (wechat::api_error for WeChat's errcodes, wechat::error otherwise).
+template <class T> class result : public detail::result_status {
+public:
+  /// A success.
+  result(T v) : value_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
+  /// A failure of the call named `what` ("code2session": what() starts with it).
+  result(std::error_code ec, error_detail d, const char* what = nullptr)
+      : result_status(ec, std::move(d), what) {}
 
   /// The value; throws wechat::api_error / wechat::error on a failure.
   T& value() & {
@@ -51,34 +71,17 @@ public:
   T& operator*() & { return value(); }
 
 private:
-  void check() const {
-    if (ec_) throw_if_error(ec_, detail_, what_);
-  }
   std::optional<T> value_;
-  std::error_code ec_;
-  error_detail detail_;
-  const char* what_ = nullptr;
 };
 
 /// The outcome of a call that answers nothing but success or failure.
-template <> class result<void> {
+template <> class result<void> : public detail::result_status {
 public:
   result() = default;
   result(std::error_code ec, error_detail d, const char* what = nullptr)
-      : ec_(ec), detail_(std::move(d)), what_(what) {}
-  bool ok() const noexcept { return !ec_; }
-  explicit operator bool() const noexcept { return ok(); }
-  const std::error_code& error() const noexcept { return ec_; }
-  const error_detail& detail() const noexcept { return detail_; }
+      : result_status(ec, std::move(d), what) {}
   /// Throws wechat::api_error / wechat::error on a failure.
-  void value() const {
-    if (ec_) throw_if_error(ec_, detail_, what_);
-  }
-
-private:
-  std::error_code ec_;
-  error_detail detail_;
-  const char* what_ = nullptr;
+  void value() const { check(); }
 };
 
 /// What a handler of a call returning T receives.
