@@ -117,6 +117,80 @@ TEST_CASE("huge headers get 431 and huge bodies 413, at once, then the connectio
   CHECK(answered_promptly(f.mock.port(), 1000ms));
 }
 
+// What curl does with a body past the cap: one thread sends while the socket takes bytes,
+// reads when an answer comes (then stops sending), and gives up on a failed send ("send
+// failure", no status). So the server must not close with the rest unread: the kernel
+// answers unread bytes with a reset, and the client's next send fails before it has read
+// the 413. It half-closes and drops what still comes. Before this lingering close,
+// login_server's chunked 1 MiB upload lost its 413 three times in four.
+TEST_CASE("a body refused while the client still sends keeps its 413: half-close, no reset",
+          "[mock][hostile]") {
+  mock_wechat::options o;
+  o.max_body = std::size_t{64} * 1024;  // login_server's cap
+  fixture f(o);
+  for (const bool chunked : {true, false}) {
+    int lost = 0;
+    for (int round = 0; round < 20; ++round) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      REQUIRE(fd >= 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<std::uint16_t>(f.mock.port()));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+      const std::size_t body = std::size_t{1} << 20;  // 1 MiB against a 64 KiB cap
+      std::string out = "POST /cgi-bin/stable_token HTTP/1.1\r\nHost: x\r\n";
+      out += chunked ? "Transfer-Encoding: chunked\r\n\r\n"
+                     : "Content-Length: " + std::to_string(body) + "\r\n\r\n";
+      const std::string piece = chunked ? "4000\r\n" + std::string(0x4000, 'a') + "\r\n"
+                                        : std::string(0x4000, 'a');
+      std::size_t queued = 0, out_sent = 0;
+      std::string got;
+      bool send_failed = false, answered = false;
+      for (;;) {
+        while (out.size() - out_sent < 0x10000 && queued < body) {
+          out += piece;
+          queued += 0x4000;
+        }
+        const bool sending = !answered && out_sent < out.size();
+        pollfd p{fd, static_cast<short>(POLLIN | (sending ? POLLOUT : 0)), 0};
+        if (::poll(&p, 1, 5000) <= 0) break;
+        // Sending first while there is room, as curl does; reading when an answer waits.
+        if (!sending || (p.revents & POLLOUT) == 0) {
+          char buf[4096];
+          const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          got.append(buf, static_cast<std::size_t>(n));
+          answered = true;  // curl stops sending a body once a final answer comes
+          continue;
+        }
+        const ssize_t n = ::send(fd, out.data() + out_sent, out.size() - out_sent,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (n <= 0) {
+          send_failed = true;  // curl: "send failure", the answer never read
+          break;
+        }
+        out_sent += static_cast<std::size_t>(n);
+        if (out_sent > (std::size_t{1} << 20)) {  // keep the buffer small
+          out.erase(0, out_sent);
+          out_sent = 0;
+        }
+      }
+      ::close(fd);
+      const bool ok = !send_failed && got.rfind("HTTP/1.1 413", 0) == 0 &&
+                      got.find("request body too large") != std::string::npos;
+      if (!ok) {
+        ++lost;
+        UNSCOPED_INFO("chunked " << chunked << ", round " << round << ": send failed "
+                                 << send_failed << ", got: " << got.substr(0, 60));
+      }
+    }
+    CHECK(lost == 0);
+  }
+  CHECK(answered_promptly(f.mock.port(), 1000ms));
+}
+
 TEST_CASE("pipelined requests are answered in order, and a chunked body is read whole",
           "[mock][hostile]") {
   fixture f;

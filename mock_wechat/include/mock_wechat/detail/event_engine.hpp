@@ -87,6 +87,13 @@ struct engine_limits {
   /// deferred_handler only: an answer not given within this is 503 and the connection
   /// closes (a later call of its responder does nothing).
   int answer_timeout_ms = 30000;
+  /// After a refusal (413, 431, 503...) sent while the client may still be sending: the
+  /// connection half-closes and reads and drops what still comes, for up to this long or
+  /// linger_max_bytes, then closes. Closing at once with unread bytes resets the
+  /// connection, and the client may lose the answer (a chunked upload past max_body
+  /// lost its 413 three times in four). What web servers call a lingering close.
+  int linger_ms = 2000;
+  std::size_t linger_max_bytes = std::size_t{16} << 20;
 };
 
 class event_engine;
@@ -258,6 +265,9 @@ private:
     bool delayed_close = false;   ///< close once the delayed answer is sent
     bool waiting = false;         ///< an answer is delayed: read nothing meanwhile
     bool closing = false;         ///< close once `out` is sent
+    bool linger = false;          ///< ...lingering (a refusal; the client may still send)
+    bool lingering = false;       ///< half-closed: reading and dropping until EOF or deadline
+    std::size_t lingered = 0;     ///< bytes dropped while lingering
     bool continue_sent = false;   ///< "100 Continue" went out for the request being read
     bool eof = false;             ///< the client sent all it will send
     bool deferred = false;        ///< waiting for a responder (deferred_handler)
@@ -532,6 +542,7 @@ private:
       connection& c = *slots[s];
       if (c.fd < 0 || c.gen != static_cast<std::uint32_t>(tag >> 32)) return;
       if ((ev & EPOLLERR) != 0) return close_connection(s);
+      if (c.lingering) return drop_input(s, c);
       const bool tls_write_retry = c.tls_write_wants_read && (ev & EPOLLIN) != 0;
       if ((ev & EPOLLOUT) != 0 || tls_write_retry) {
         if (!flush(s, c)) return;
@@ -650,6 +661,7 @@ private:
           write_response(c.out, e.status, e.content_type, e.body, e.length, true,
                          lim.keep_alive_header);
           c.closing = true;
+          c.linger = true;
           pos = c.in.size();
           break;
         }
@@ -771,6 +783,7 @@ private:
                              engine.limits_.keep_alive_header);
               c.closing = true;
             }
+            c.linger = true;
             return;
           }
         } while (!engine.pending_bytes_.compare_exchange_weak(total, total - held + now_held));
@@ -785,7 +798,8 @@ private:
     void after_io(std::uint32_t s, connection& c) {
       if (!flush(s, c)) return;
       const bool unsent = c.out_sent < c.out.size();
-      if (c.closing && !unsent && !c.waiting) return close_connection(s);
+      if (c.closing && !unsent && !c.waiting)
+        return c.linger && !c.eof ? start_linger(s, c) : close_connection(s);
       const bool reading = !c.waiting && !c.closing && !c.eof && !unsent;
       const std::uint32_t want = (unsent || (reading && c.tls_wants_write) ? EPOLLOUT : 0u) |
                                  (reading ? EPOLLIN | EPOLLRDHUP : 0u) |
@@ -811,6 +825,47 @@ private:
       else  // idle: from when it last had something to do (TLS bytes that make no request
             // yet, a record trickled in, do not keep it open)
         set_deadline(s, c, c.idle_since + ms(lim.keep_alive_timeout_ms));
+    }
+
+    // The answers are sent and the connection closes, but the client may still be sending
+    // (a refused body): half-close, so it reads the answer and an end of file, and drop
+    // what still comes until its own end of file or the linger deadline.
+    void start_linger(std::uint32_t s, connection& c) {
+      if (c.ssl != nullptr) {  // close_notify; what follows is dropped unread
+        if (c.tls_ready && !c.tls_failed) ::SSL_shutdown(c.ssl);
+        ::SSL_free(c.ssl);
+        ::ERR_clear_error();
+        c.ssl = nullptr;
+      }
+      if (::shutdown(c.fd, SHUT_WR) != 0) return close_connection(s);
+      c.lingering = true;
+      engine.pending_bytes_.fetch_sub(c.in_counted);
+      c.in_counted = 0;
+      std::string().swap(c.in);
+      std::string().swap(c.out);
+      c.out_sent = 0;
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLRDHUP;
+      ev.data.u64 = tag_of(s, c.gen);
+      ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+      c.events = ev.events;
+      set_deadline(s, c, steady_us() + ms(engine.limits_.linger_ms));
+      drop_input(s, c);  // what already came
+    }
+
+    void drop_input(std::uint32_t s, connection& c) {
+      thread_local char dropped[chunk_size];
+      for (;;) {
+        const ssize_t n = ::recv(c.fd, dropped, sizeof dropped, 0);
+        if (n > 0) {
+          c.lingered += static_cast<std::size_t>(n);
+          if (c.lingered > engine.limits_.linger_max_bytes) return close_connection(s);
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        return close_connection(s);  // end of file, or the peer is gone
+      }
     }
 
     // Sends what it can of c.out. False when the connection was closed (peer gone).
