@@ -61,11 +61,10 @@ package: build
 	cmake --build $(BUILD_DIR) --target package
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (CMakePresets.json),
-# but the README's snippets (label readme): they build their own tree, without them; and
-# but the Boost.Beast transport (the asan preset does not look for Boost): each Beast file
-# costs minutes under ASan, and CI has 90 minutes on 2 cores. To run the async client on
-# Beast under ASan: cmake --preset asan -DCMAKE_DISABLE_FIND_PACKAGE_Boost=OFF, then
-# build and run beast_transport_test and async_mock_test.
+# but the README's snippets (label readme): they build their own tree, without them. The
+# Boost.Beast transport is in (beast_transport_test, async_mock_test); its TLS half of
+# tls_client_test and the Asio coroutine test are not (tests/CMakeLists.txt: each Beast
+# file costs minutes under ASan on 2 cores).
 sanitize: deps
 	cmake --preset asan
 	cmake --build build-asan -j $(JOBS)
@@ -75,17 +74,15 @@ sanitize: deps
 # single flight, the token provider and its Redis lock, the fleet, the mock's server under
 # concurrent clients, the hostile clients, the load generator, the ticket pusher, the
 # component and WeCom clients, wechat-loadtest (its workers and minter) against login_server,
-# the Boost.Beast async transport (its loop thread, strand, cancels from other threads).
+# the Boost.Beast async transport (its loop thread, strand, cancels from other threads) and
+# the async client on it, called from other threads (async_mock_test).
 # Any report fails the test.
 TSAN_TARGETS = client_logic_test client_test unionid_test fault_table_test \
   mock_endpoints_test mock_unionid_test mock_faults_test mock_admin_test \
   mock_standalone_test mock_hostile_test mock_bounds_test engine_diff_test redis_test fleet_worker \
   mock_wechat loadgen msg_crypt_test mock_component_test component_client_test wecom_client_test \
-  wechat-loadtest login_server beast_transport_test async_client_test
-TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|redis_test|msg_crypt_test|component_client_test|wecom_client_test|beast_transport_test|async_client_test):|^load_smoke$$|^loadtest_smoke$$
-# (async_mock_test, where callers' threads meet the async client on the Beast loop, stays
-# out: one more Beast file under TSan costs minutes of CI on 2 cores; beast_transport_test
-# covers the transport's cross-thread calls and cancels.)
+  wechat-loadtest login_server beast_transport_test async_client_test async_mock_test
+TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|redis_test|msg_crypt_test|component_client_test|wecom_client_test|beast_transport_test|async_client_test|async_mock_test):|^load_smoke$$|^loadtest_smoke$$
 tsan: deps
 	cmake --preset tsan
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
