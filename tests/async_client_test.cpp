@@ -8,6 +8,7 @@
 #include <wechat/async.hpp>
 #include <wechat/async/manual_transport.hpp>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -746,4 +747,189 @@ TEST_CASE("async tokens: a peer holds the store's lock, the loop stops while we 
   REQUIRE(f.wait_for(0s) == std::future_status::ready);
   CHECK(f.get().error() == wechat::transport_errc::failed);
   CHECK(weak.expired());  // no cycle left: client, provider and transport are freed
+}
+
+TEST_CASE("async code2session: at most code_memory_max codes remembered, the oldest forgotten",
+          "[async][code2session][bounds]") {
+  auto o = rig::options();
+  o.code_memory_max = 3;
+  rig g(o);
+  auto exchange = [&](const std::string& code) {
+    slot<wechat::session_info> s;
+    g.wx->code2session(code, s.handler());
+    g.t->run();
+    const auto reqs = g.waiting("/sns/jscode2session");
+    if (!reqs.empty()) {
+      REQUIRE(reqs.size() == 1);
+      REQUIRE(g.t->respond(reqs[0].id, 200, session_body));
+      g.t->run();
+    }
+    REQUIRE(s.calls == 1);
+    return s.r->ok();
+  };
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(exchange("c-" + std::to_string(i)));
+    REQUIRE(g.wx->remembered_codes() <= 3);
+  }
+  CHECK(g.wx->remembered_codes() == 3);
+  CHECK(g.t->sent() == 10);
+  // The newest three are remembered: no request.
+  for (int i = 7; i < 10; ++i)
+    CHECK(exchange("c-" + std::to_string(i)));
+  CHECK(g.t->sent() == 10);
+  // One forgotten by the cap goes to WeChat again.
+  slot<wechat::session_info> old;
+  g.wx->code2session("c-6", old.handler());
+  g.t->run();
+  const auto reqs = g.waiting("/sns/jscode2session");
+  REQUIRE(reqs.size() == 1);
+  REQUIRE(g.t->respond(reqs[0].id, 200, R"({"errcode":40163,"errmsg":"code been used"})"));
+  g.t->run();
+  REQUIRE(old.calls == 1);
+  CHECK(old.r->error() == wechat::api_errc::code_been_used);
+  CHECK(g.t->sent() == 11);
+}
+
+TEST_CASE("async tokens: WeChat hands back the rejected token: one forced refresh, 30 s apart",
+          "[async][token][force]") {
+  rig g;
+  auto rejected_then = [&](const std::string& token, slot<void>& s) {
+    g.wx->check_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", s.handler());
+    g.t->run();
+    auto reqs = g.waiting("/wxa/checksession");
+    REQUIRE(reqs.size() == 1);
+    CHECK(reqs[0].request.target.find("access_token=" + token + "&") != std::string::npos);
+    REQUIRE(g.t->respond(reqs[0].id, 200, R"({"errcode":40001,"errmsg":"invalid credential"})"));
+    g.t->run();
+  };
+  auto answer_fetch = [&](const std::string& token, bool forced) {
+    const auto fetches = g.waiting("/cgi-bin/stable_token");
+    REQUIRE(fetches.size() == 1);
+    CHECK(nlohmann::json::parse(fetches[0].request.body)["force_refresh"] == forced);
+    REQUIRE(g.t->respond(fetches[0].id, 200,
+                         R"({"access_token":")" + token + R"(","expires_in":7200})"));
+    g.t->run();
+  };
+  auto answer_call = [&](const std::string& token) {
+    const auto reqs = g.waiting("/wxa/checksession");
+    REQUIRE(reqs.size() == 1);
+    CHECK(reqs[0].request.target.find("access_token=" + token + "&") != std::string::npos);
+    REQUIRE(g.t->respond(reqs[0].id, 200, R"({"errcode":0,"errmsg":"ok"})"));
+    g.t->run();
+  };
+  slot<void> first;
+  g.wx->access_token([](wechat::result<std::string>) {});
+  g.give_token("T1");
+  rejected_then("T1", first);
+  answer_fetch("T1", false);  // the stable token is still T1: WeChat's own cache
+  answer_fetch("T2", true);   // so one forced refresh, which gives a new one
+  answer_call("T2");
+  REQUIRE(first.calls == 1);
+  CHECK(first.r->ok());
+  CHECK(g.wx->tokens().fetches() == 3);
+
+  // T2 rejected too, 10 s later: a forced refresh is not allowed again yet (30 s apart).
+  g.clock->advance(10000ms);
+  slot<void> second;
+  rejected_then("T2", second);
+  answer_fetch("T2", false);
+  CHECK(g.waiting("/cgi-bin/stable_token").empty());  // no forced fetch
+  answer_call("T2");  // the call is made again with what WeChat gave
+  REQUIRE(second.calls == 1);
+  CHECK(g.wx->tokens().fetches() == 4);
+
+  // 30 s after the first forced refresh, it is allowed again.
+  g.clock->advance(20000ms);
+  slot<void> third;
+  rejected_then("T2", third);
+  answer_fetch("T2", false);
+  answer_fetch("T3", true);
+  answer_call("T3");
+  REQUIRE(third.calls == 1);
+  CHECK(third.r->ok());
+  CHECK(g.wx->tokens().fetches() == 6);
+}
+
+TEST_CASE("async tokens: a peer holds the store's lock: its token, found by polling, serves "
+          "every waiter",
+          "[async][token][fleet]") {
+  // A store shared by a fleet: tokens, and a refresh lock that one owner holds at a time
+  // (what the Redis store does with SET NX PX; no TTL needed here).
+  struct fleet_store final : wechat::token_store {
+    wechat::memory_token_store tokens;
+    std::map<std::string, std::string> locks;
+    std::optional<wechat::stored_token> load(const std::string& k, std::error_code& ec) override {
+      return tokens.load(k, ec);
+    }
+    void save(const std::string& k, const wechat::stored_token& t, std::error_code& ec) override {
+      tokens.save(k, t, ec);
+    }
+    void erase_if(const std::string& k, const std::string& v, std::error_code& ec) override {
+      tokens.erase_if(k, v, ec);
+    }
+    bool acquire(const std::string& k, const std::string& owner, std::chrono::milliseconds,
+                 std::error_code& ec) override {
+      ec.clear();
+      return locks.emplace(k, owner).second;
+    }
+    void release(const std::string& k, const std::string& owner, std::error_code& ec) override {
+      ec.clear();
+      const auto it = locks.find(k);
+      if (it != locks.end() && it->second == owner) locks.erase(it);
+    }
+  };
+  auto t = std::make_shared<wechat::manual_transport>();
+  auto clock = std::make_shared<wechat::manual_clock>();
+  auto store = std::make_shared<fleet_store>();
+  auto wx = wechat::async_client::create(rig::options(), t, store, clock);
+  const std::string key = "access_token:" + appid + ":stable";
+  std::error_code ec;
+  REQUIRE(store->acquire(key + ":lock", "peer", 5000ms, ec));  // another server refreshes
+  std::vector<slot<std::string>> waiters(5);
+  for (auto& w : waiters)
+    wx->access_token(w.handler());
+  t->run();
+  CHECK(t->sent() == 0);  // polling the store, not fetching
+  t->advance(100ms);      // five polls find nothing
+  CHECK(t->sent() == 0);
+  for (auto& w : waiters)
+    CHECK(w.calls == 0);
+  // The peer saves its token and lets go of the lock.
+  wechat::stored_token peer;
+  peer.value = "T-peer";
+  peer.expires_at_ms = clock->now_ms() + 7200 * 1000;
+  store->save(key, peer, ec);
+  REQUIRE_FALSE(ec);
+  store->release(key + ":lock", "peer", ec);
+  t->advance(20ms);  // the next poll
+  for (auto& w : waiters) {
+    REQUIRE(w.calls == 1);
+    CHECK(w.r->value() == "T-peer");
+  }
+  CHECK(t->sent() == 0);  // nothing fetched from WeChat
+  CHECK(wx->tokens().fetches() == 0);
+  CHECK(store->locks.empty());  // and the lock was never ours to leave behind
+
+  SECTION("a peer that never saves: after the lock's TTL, this server takes it and fetches") {
+    slot<std::string> later;
+    REQUIRE(store->acquire(key + ":lock", "peer", 5000ms, ec));
+    wx->tokens().invalidate("T-peer");
+    wx->access_token(later.handler());
+    t->run();
+    CHECK(t->sent() == 0);
+    store->release(key + ":lock", "peer", ec);  // the peer died; its lock expired
+    t->advance(1000ms);
+    CHECK(t->sent() == 0);  // still polling: the lock's TTL (5 s) has not passed
+    t->advance(4200ms);
+    const auto fetches = t->pending();
+    REQUIRE(fetches.size() == 1);  // then it takes the lock and fetches
+    CHECK(store->locks.count(key + ":lock") == 1);
+    REQUIRE(t->respond(fetches[0].id, 200, R"({"access_token":"T-own","expires_in":7200})"));
+    t->run();
+    REQUIRE(later.calls == 1);
+    CHECK(later.r->value() == "T-own");
+    CHECK(store->locks.empty());  // released
+    CHECK(store->load(key, ec)->value == "T-own");
+  }
+  t->stop();
 }

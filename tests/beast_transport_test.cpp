@@ -280,6 +280,61 @@ TEST_CASE("beast: 200 requests in flight at once all complete, each exactly once
   CHECK(f.mock.open_connections() >= 1);
 }
 
+// A burst's connections serve the burst that follows: more than max_connections stay idle
+// for a second, then the pool is trimmed back to max_connections. Before, every
+// connection past max_connections was closed as its answer came, and the next burst
+// reopened them (0.35 new connections per login at 1,024 logins in flight).
+TEST_CASE("beast: a burst's connections serve the next burst, then the pool is trimmed",
+          "[beast][pool]") {
+  raw_server* self = nullptr;
+  std::atomic<int> open{0};
+  raw_server srv([&](int fd, int) {
+    ++open;
+    while (self->read_request(fd)) {
+      std::this_thread::sleep_for(30ms);  // slow enough that the burst is all in flight
+      raw_server::write_all(fd, raw_server::answer(200, "{}"));
+    }
+    --open;
+  });
+  self = &srv;
+  wechat::beast_transport_options o;
+  o.max_connections = 4;
+  auto t = make(srv.url(), o);
+  constexpr int n = 48;
+  auto burst = [&] {
+    std::atomic<int> ok{0}, done{0};
+    std::mutex m;
+    std::condition_variable cv;
+    for (int i = 0; i < n; ++i)
+      t->async_send(get("/x"), {}, [&](wechat::http_response r, std::error_code ec) {
+        if (!ec && r.status == 200) ++ok;
+        std::lock_guard<std::mutex> lock(m);
+        ++done;
+        cv.notify_all();
+      });
+    std::unique_lock<std::mutex> lock(m);
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return done == n; }));
+    CHECK(ok == n);
+  };
+  burst();
+  const int first = srv.accepted();
+  CHECK(first > 4);  // the burst was in flight at once
+  burst();           // at once: the first burst's connections are idle, not closed
+  CHECK(srv.accepted() <= first + 4);
+  // A second later the pool is back to max_connections.
+  const auto until = clk::now() + 4s;
+  while (open > 4 && clk::now() < until)
+    std::this_thread::sleep_for(10ms);
+  CHECK(open <= 4);
+  CHECK(open >= 1);
+  // and what is kept still serves, on a kept connection
+  const int before = srv.accepted();
+  outcome out;
+  send(*t, get("/x"), out);
+  CHECK_FALSE(out.ec);
+  CHECK(srv.accepted() == before);
+}
+
 TEST_CASE("beast: connection refused is connect_failed, naming host:port and no secret",
           "[beast][errors]") {
   const int port = closed_port();

@@ -55,6 +55,7 @@
 #include "wechat/async/token.hpp"
 #include "wechat/async/transport.hpp"
 #include "wechat/client.hpp"
+#include "wechat/detail/async_exchange.hpp"
 #include "wechat/detail/calls.hpp"
 #include "wechat/detail/code_memory.hpp"
 #include "wechat/detail/token_call.hpp"

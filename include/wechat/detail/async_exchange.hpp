@@ -1,0 +1,124 @@
+// wechat/detail/async_exchange.hpp - one request of the async client, from the transport's
+// answer to the caller's: read as the sync client reads it (detail::read_response), retried
+// with the sync retry policy (detail::retryable, detail::backoff_delay) on the transport's
+// timers instead of a sleeping thread, stopped when its owner leaves, and answered exactly
+// once even when the transport drops it (answer_once). What every async call and the async
+// token provider send goes through exchange_async.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "wechat/async/transport.hpp"
+#include "wechat/detail/api_response.hpp"
+#include "wechat/detail/retry.hpp"
+#include "wechat/error.hpp"
+
+namespace wechat::detail {
+
+/// What a request made once, retried when safe, hands back: the parsed answer, or an error
+/// with its detail (detail.attempts: the requests made).
+using answer_handler = unique_function<void(nlohmann::json, std::error_code, error_detail)>;
+
+/// Whoever waits for a request: when it stops waiting (its deadline passed, it cancelled),
+/// retries stop and `stop` fires, for the transport to abort the request. A request shared
+/// by several callers, or one that consumes a code, has none.
+struct request_owner {
+  request_owner() = default;
+  request_owner(const request_owner&) = delete;
+  request_owner& operator=(const request_owner&) = delete;
+  virtual ~request_owner() = default;
+  /// Time left before the owner's deadline (at least 1 ms; 0: no deadline).
+  virtual std::chrono::milliseconds remaining() const = 0;
+  virtual bool gone() const = 0;
+  cancel_source stop;
+};
+
+/// Calls its handler exactly once: when called, or, if the transport destroys it uncalled
+/// (its loop stopped for good), with transport_errc::failed from its destructor, so that
+/// the waiters behind a request (a code's callers, a token's) are not left waiting and
+/// what they hold is released.
+class answer_once {
+public:
+  explicit answer_once(answer_handler h) : h_(std::move(h)) {}
+  answer_once(answer_once&&) noexcept = default;
+  answer_once& operator=(answer_once&&) = delete;
+  answer_once(const answer_once&) = delete;
+  answer_once& operator=(const answer_once&) = delete;
+  ~answer_once() {
+    if (!h_) return;
+    error_detail d;
+    d.cause = "the transport dropped the request: its loop stopped";
+    auto h = std::move(h_);
+    try {
+      h(nullptr, make_error_code(transport_errc::failed), std::move(d));
+    } catch (...) {  // a destructor does not throw
+    }
+  }
+  void operator()(nlohmann::json j, std::error_code ec, error_detail d) {
+    auto h = std::move(h_);
+    h(std::move(j), ec, std::move(d));
+  }
+
+private:
+  answer_handler h_;
+};
+
+inline void exchange_attempt(const std::shared_ptr<async_transport>& t,
+                             std::shared_ptr<const http_request> req, int max_attempts,
+                             std::chrono::milliseconds backoff,
+                             std::shared_ptr<request_owner> owner, answer_once done, int attempt) {
+  send_options so;
+  if (owner) {
+    so.timeout = owner->remaining();
+    so.cancel = owner->stop.token();
+  }
+  auto handler = [t, req, max_attempts, backoff, owner, done = std::move(done),
+                  attempt](http_response res, std::error_code sent) mutable {
+    std::error_code ec;
+    error_detail d;
+    auto j = read_response(std::move(res), sent, ec, d);
+    d.attempts = attempt;
+    if (!ec || attempt >= max_attempts || !retryable(ec) || (owner && owner->gone())) {
+      done(std::move(j), ec, std::move(d));
+      return;
+    }
+    const auto delay = backoff_delay(backoff, attempt);
+    t->post_after(delay, [t, req = std::move(req), max_attempts, backoff, owner = std::move(owner),
+                          done = std::move(done), attempt, j = std::move(j), ec,
+                          d = std::move(d)]() mutable {
+      if (owner && owner->gone()) {  // its caller left during the backoff: no more attempts
+        done(std::move(j), ec, std::move(d));
+        return;
+      }
+      exchange_attempt(t, std::move(req), max_attempts, backoff, std::move(owner), std::move(done),
+                       attempt + 1);
+    });
+  };
+  try {
+    http_request copy = *req;
+    t->async_send(std::move(copy), std::move(so), std::move(handler));
+  } catch (...) {
+    // A transport that throws (a user's: bad_alloc, a broken invariant) has not taken the
+    // handler; it is destroyed here, uncalled, and answer_once reports transport_errc::failed.
+  }
+}
+
+/// One request with the retry policy of detail::retry (retryable(), backoff_delay between
+/// attempts), on the transport's timers instead of a sleeping thread: `done` is called
+/// once, on the loop, with the last attempt's answer; or with transport_errc::failed when
+/// the transport drops the request or throws. A request whose owner has left is not
+/// attempted again.
+inline void exchange_async(const std::shared_ptr<async_transport>& t,
+                           std::shared_ptr<const http_request> req, int max_attempts,
+                           std::chrono::milliseconds backoff, std::shared_ptr<request_owner> owner,
+                           answer_handler done) {
+  exchange_attempt(t, std::move(req), max_attempts, backoff, std::move(owner),
+                   answer_once(std::move(done)), 1);
+}
+
+}  // namespace wechat::detail
