@@ -26,7 +26,8 @@
 //   the appsecret).
 //
 // And the contract of wechat/async/transport.hpp: nothing blocks (the DNS lookup is Asio's
-// async_resolve), a handler never runs inside the call that handed it over, async_send's
+// async_resolve, on a thread of Asio's that a transport destroyed mid-lookup waits for; a
+// host given as an IP address is connected to without one), a handler never runs inside the call that handed it over, async_send's
 // handler runs exactly once, every call is safe from any thread (all state lives on one
 // strand). send_options::timeout bounds the whole request, and connect_timeout and
 // read_timeout each step within it; send_options::cancel aborts the request, whose
@@ -39,6 +40,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -123,6 +125,9 @@ struct host_pool {
   std::string name;  ///< "host:port", as failures name it
   std::string host_header;
   bool tls = false;
+  /// The host is an IP address: connected to without a DNS lookup (and so without Asio's
+  /// resolver thread, which a transport destroyed mid-lookup would wait for).
+  std::optional<tcp::endpoint> address;
   std::unique_ptr<asio::ssl::context> ssl;  ///< https only
   std::string setup_failure;  ///< non-empty: TLS could not be set up; every request fails
   /// Oldest first: reused from the back (the newest, the likeliest still open), trimmed
@@ -138,6 +143,9 @@ inline host_pool make_host_pool(const std::string& url, const beast_transport_op
   const bool v6 = p.where.host.find(':') != std::string::npos;
   p.host_header = v6 ? "[" + p.where.host + "]" : p.where.host;
   if (p.where.port != (p.tls ? 443 : 80)) p.host_header += ":" + std::to_string(p.where.port);
+  boost::system::error_code not_ip;
+  const auto ip = asio::ip::make_address(p.where.host, not_ip);
+  if (!not_ip) p.address.emplace(ip, static_cast<unsigned short>(p.where.port));
   if (!p.tls) return p;
   p.ssl = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* ctx = p.ssl->native_handle();
@@ -291,9 +299,17 @@ private:
     reused_ = false;
     ++attempt_;
     conn_ = std::make_shared<connection>(st_->strand, host().ssl.get());
-    resolver_ = std::make_shared<tcp::resolver>(st_->strand);
     step_ = step::connect;
     arm(st_->opt.connect_timeout);
+    if (host().address) {
+      resolver_.reset();
+      conn_->socket().async_connect(
+          *host().address, [s = self(), c = conn_, a = attempt_](const boost::system::error_code& e) {
+            if (s->live(a)) s->on_connect(e);
+          });
+      return;
+    }
+    resolver_ = std::make_shared<tcp::resolver>(st_->strand);
     const auto& w = host().where;
     resolver_->async_resolve(
         w.host, std::to_string(w.port),
