@@ -2,22 +2,42 @@
 # Runs every fuzz target for SECONDS over its committed seed corpus (fuzz/corpus/NAME) plus
 # what it finds (kept in BUILD/corpus/NAME, not committed). A crash, a leak, a sanitizer
 # report or a timeout fails the run; the input that did it is left in BUILD/ as crash-*.
+# As many targets run at once as there are cores (each target is one process on one
+# core, so each still gets its SECONDS of a core; on CI's 2 cores the five take 3 minutes
+# instead of 5).
 #   fuzz/run.sh BUILD_DIR [SECONDS]     default 60
 set -euo pipefail
 build=$1 seconds=${2:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$build"
-for t in fuzz_decrypt fuzz_msg_crypt fuzz_response fuzz_mock fuzz_scenario; do
-  mkdir -p "corpus/$t"
-  echo "== $t: ${seconds} s"
-  rc=0
+targets=(fuzz_decrypt fuzz_msg_crypt fuzz_response fuzz_mock fuzz_scenario)
+at_once=$(nproc 2>/dev/null || echo 1)
+run_one() {
+  local t=$1 rc=0
   "./fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "corpus/$t" "$here/corpus/$t" > "$t.log" 2>&1 || rc=$?
+  echo "$rc" > "$t.rc"
+}
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  rm -f "$t.rc"
+  while [[ $(jobs -rp | wc -l) -ge $at_once ]]; do
+    wait -n || true
+  done
+  echo "== $t: ${seconds} s"
+  run_one "$t" &
+done
+wait
+failed=0
+for t in "${targets[@]}"; do
+  echo "== $t"
   grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss|INFO: seed corpus)" "$t.log" || true
-  if [[ $rc -ne 0 ]]; then
+  rc=$(cat "$t.rc" 2>/dev/null || echo "missing")
+  if [[ $rc != 0 ]]; then
     tail -60 "$t.log"
     echo "$t FAILED (exit $rc)"
-    exit 1
+    failed=1
   fi
 done
+[[ $failed -eq 0 ]] || exit 1
 echo "fuzz ok"
