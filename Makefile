@@ -61,14 +61,15 @@ package: build
 	cmake --build $(BUILD_DIR) --target package
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (CMakePresets.json),
-# but the README's snippets (label readme): they build their own tree, without them. The
+# but the README's snippets (label readme) and the packaging tests (label package: the
+# consumer projects and the .deb): they build their own trees, without them. The
 # Boost.Beast transport is in (beast_transport_test, async_mock_test); its TLS half of
 # tls_client_test and the Asio coroutine test are not (tests/CMakeLists.txt: each Beast
 # file costs minutes under ASan on 2 cores).
 sanitize: deps
 	cmake --preset asan
 	cmake --build build-asan -j $(JOBS)
-	ctest --test-dir build-asan --output-on-failure -j $(JOBS) -LE readme
+	ctest --test-dir build-asan --output-on-failure -j $(JOBS) -LE 'readme|package'
 
 # The tests that run threads under ThreadSanitizer (CMakePresets.json): code2session's
 # single flight, the token provider and its Redis lock, the fleet, the mock's server under
