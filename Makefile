@@ -9,6 +9,8 @@ CMAKE_ARGS ?=
 
 # cmake --build runs make again below: no "Entering directory" lines from it.
 MAKEFLAGS += --no-print-directory
+empty :=
+space := $(empty) $(empty)
 
 all: build
 
@@ -50,8 +52,9 @@ test-httplib-latest: deps
 	@test -f "$(HTTPLIB_LATEST_DIR)/httplib.h" || { echo "test-httplib-latest: no httplib.h in '$(HTTPLIB_LATEST_DIR)' (set HTTPLIB_LATEST_DIR)"; exit 1; }
 	cmake -S . -B build-httplib-latest -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -Dhttplib_DIR=$(CURDIR)/tests/httplib-latest -DHTTPLIB_LATEST_DIR=$(HTTPLIB_LATEST_DIR) \
-	  -DWECHAT_EXPECT_HTTPLIB=$(HTTPLIB_LATEST_VERSION) -DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON
-	cmake --build build-httplib-latest -j $(JOBS) --target $(HTTPLIB_LATEST_TARGETS)
+	  -DWECHAT_EXPECT_HTTPLIB=$(HTTPLIB_LATEST_VERSION) -DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON \
+	  -DWECHAT_TARGET_SET="$(subst $(space),;,$(strip $(HTTPLIB_LATEST_TARGETS)))"
+	cmake --build build-httplib-latest -j $(JOBS) --target wechat_target_set
 	ctest --test-dir build-httplib-latest --output-on-failure -j $(JOBS) -R '$(HTTPLIB_LATEST_TESTS)'
 
 # A Debian package of what `cmake --install` gives (headers, CMake package, mock_wechat,
@@ -85,8 +88,8 @@ TSAN_TARGETS = client_logic_test client_test unionid_test fault_table_test \
   wechat-loadtest login_server beast_transport_test async_client_test async_mock_test
 TSAN_TESTS = ^(client_logic_test|client_test|unionid_test|fault_table_test|mock_[a-z_]+_test|engine_diff_test|redis_test|msg_crypt_test|component_client_test|wecom_client_test|beast_transport_test|async_client_test|async_mock_test):|^load_smoke$$|^loadtest_smoke$$
 tsan: deps
-	cmake --preset tsan
-	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
+	cmake --preset tsan -DWECHAT_TARGET_SET="$(subst $(space),;,$(strip $(TSAN_TARGETS)))"
+	cmake --build build-tsan -j $(JOBS) --target wechat_target_set
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" \
 	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
 
