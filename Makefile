@@ -66,9 +66,10 @@ package: build
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (CMakePresets.json),
 # but the README's snippets (label readme) and the packaging tests (label package: the
 # consumer projects and the .deb): they build their own trees, without them. The
-# Boost.Beast transport is in (beast_transport_test, async_mock_test); its TLS half of
-# tls_client_test and the Asio coroutine test are not (tests/CMakeLists.txt: each Beast
-# file costs minutes under ASan on 2 cores).
+# Boost.Beast transport is in (beast_transport_test, async_mock_test, and beast.hpp in
+# headers_self_contained); the Beast half of tls_client_test, the Asio coroutine test and
+# the benchmarks the tests do not run are not (tests/ and benchmarks/CMakeLists.txt: each
+# Beast file costs minutes under ASan on 2 cores).
 sanitize: deps
 	cmake --preset asan
 	cmake --build build-asan -j $(JOBS)

@@ -18,6 +18,7 @@ run_one() {
     "corpus/$t" "$here/corpus/$t" > "$t.log" 2>&1 || rc=$?
   echo "$rc" > "$t.rc"
 }
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT  # an interrupted run leaves no fuzzer behind
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   rm -f "$t.rc"

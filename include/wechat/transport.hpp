@@ -48,7 +48,10 @@ struct http_transport_options {
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds read_timeout{5000};
   std::size_t max_response_bytes = 1 << 20;
-  std::size_t max_connections = 32;  ///< idle keep-alive connections kept per host
+  /// Idle keep-alive connections kept per host. httplib_transport closes the others at
+  /// once; beast_transport keeps them for a second after a burst (the next burst reuses
+  /// them), then closes them.
+  std::size_t max_connections = 32;
   bool allow_insecure_http = false;  ///< allow http:// to a non-loopback host
   /// Disables TLS certificate verification. Never in production: anyone on the path can
   /// then read the appsecret.

@@ -27,8 +27,8 @@
 //
 // And the contract of wechat/async/transport.hpp: nothing blocks (the DNS lookup is Asio's
 // async_resolve, on a thread of Asio's that a transport destroyed mid-lookup waits for; a
-// host given as an IP address is connected to without one), a handler never runs inside the call that handed it over, async_send's
-// handler runs exactly once, every call is safe from any thread (all state lives on one
+// host given as an IP address is connected to without one), a handler never runs inside
+// the call that handed it over, async_send's handler runs exactly once, every call is safe from any thread (all state lives on one
 // strand). send_options::timeout bounds the whole request, and connect_timeout and
 // read_timeout each step within it; send_options::cancel aborts the request, whose
 // handler then gets transport_errc::failed ("... the request was cancelled").
@@ -194,7 +194,8 @@ inline void trim_idle(const std::shared_ptr<state>& st) {
   steady_clock::time_point next{};
   const auto now = steady_clock::now();
   for (auto& h : st->hosts) {
-    while (h.idle.size() > st->opt.max_connections && h.idle.front().since + state::idle_trim <= now) {
+    while (h.idle.size() > st->opt.max_connections &&
+           h.idle.front().since + state::idle_trim <= now) {
       h.idle.front().conn->close();
       h.idle.pop_front();
     }
@@ -303,10 +304,10 @@ private:
     arm(st_->opt.connect_timeout);
     if (host().address) {
       resolver_.reset();
-      conn_->socket().async_connect(
-          *host().address, [s = self(), c = conn_, a = attempt_](const boost::system::error_code& e) {
-            if (s->live(a)) s->on_connect(e);
-          });
+      conn_->socket().async_connect(*host().address, [s = self(), c = conn_, a = attempt_](
+                                                         const boost::system::error_code& e) {
+        if (s->live(a)) s->on_connect(e);
+      });
       return;
     }
     resolver_ = std::make_shared<tcp::resolver>(st_->strand);
@@ -592,7 +593,10 @@ public:
   }
   /// Runs on the caller's io_context, which the caller runs (on any number of threads) and
   /// which must outlive the requests in flight. Destroying the transport closes its idle
-  /// connections; requests in flight still complete. Errors: invalid_url, insecure_url.
+  /// connections; requests in flight still complete. After a burst left more than
+  /// max_connections idle, the pool's trim timer is pending work for up to a second (an
+  /// io_context::run() with nothing else to do returns when it has fired). Errors:
+  /// invalid_url, insecure_url.
   static std::shared_ptr<beast_transport> create(boost::asio::io_context& ioc,
                                                  beast_transport_options o, std::error_code& ec) {
     ec = detail::check_base_urls(o.base_url, o.fallback_base_url, o.allow_insecure_http);
