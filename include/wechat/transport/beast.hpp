@@ -28,10 +28,11 @@
 // And the contract of wechat/async/transport.hpp: nothing blocks (the DNS lookup is Asio's
 // async_resolve, on a thread of Asio's that a transport destroyed mid-lookup waits for; a
 // host given as an IP address is connected to without one), a handler never runs inside
-// the call that handed it over, async_send's handler runs exactly once, every call is safe from any thread (all state lives on one
-// strand). send_options::timeout bounds the whole request, and connect_timeout and
-// read_timeout each step within it; send_options::cancel aborts the request, whose
-// handler then gets transport_errc::failed ("... the request was cancelled").
+// the call that handed it over, async_send's handler runs exactly once, every call is
+// safe from any thread (all state lives on one strand). send_options::timeout bounds the
+// whole request, and connect_timeout and read_timeout each step within it;
+// send_options::cancel aborts the request, whose handler then gets transport_errc::failed
+// ("... the request was cancelled").
 #pragma once
 
 #include <boost/asio/associated_executor.hpp>

@@ -510,27 +510,37 @@ private:
                                                          : engine.limits_.keep_alive_timeout_ms));
     }
 
+    // Sends close_notify (if it fits) and lets the connection's TLS state go.
+    static void end_tls(connection& c) {
+      if (c.ssl == nullptr) return;
+      if (c.tls_ready && !c.tls_failed) ::SSL_shutdown(c.ssl);
+      ::SSL_free(c.ssl);
+      ::ERR_clear_error();
+      c.ssl = nullptr;
+    }
+
+    // Lets the connection's buffers go (a slot may stay free, or linger, for long) and
+    // takes its unfinished request out of the pending budget.
+    void release_buffers(connection& c) {
+      engine.pending_bytes_.fetch_sub(c.in_counted);
+      c.in_counted = 0;
+      std::string().swap(c.in);
+      std::string().swap(c.out);
+      c.out_sent = 0;
+      std::string().swap(c.delayed);
+    }
+
     void close_connection(std::uint32_t s) {
       connection& c = *slots[s];
       if (c.fd < 0) return;
-      if (c.ssl != nullptr) {
-        if (c.tls_ready && !c.tls_failed) ::SSL_shutdown(c.ssl);  // close_notify, if it fits
-        ::SSL_free(c.ssl);
-        ::ERR_clear_error();
-        c.ssl = nullptr;
-      }
+      end_tls(c);
       ::epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
       ::shutdown(c.fd, SHUT_RDWR);
       ::close(c.fd);
       c.fd = -1;
       ++c.gen;  // every event and timer still naming the old connection is now stale
-      engine.pending_bytes_.fetch_sub(c.in_counted);
       engine.connections_.fetch_sub(1);
-      // Let the memory go: a slot may stay free for long.
-      std::string().swap(c.in);
-      std::string().swap(c.out);
-      std::string().swap(c.delayed);
-      c.in_counted = 0;
+      release_buffers(c);
       free_slots.push_back(s);
     }
 
@@ -831,19 +841,10 @@ private:
     // (a refused body): half-close, so it reads the answer and an end of file, and drop
     // what still comes until its own end of file or the linger deadline.
     void start_linger(std::uint32_t s, connection& c) {
-      if (c.ssl != nullptr) {  // close_notify; what follows is dropped unread
-        if (c.tls_ready && !c.tls_failed) ::SSL_shutdown(c.ssl);
-        ::SSL_free(c.ssl);
-        ::ERR_clear_error();
-        c.ssl = nullptr;
-      }
+      end_tls(c);  // what follows close_notify is dropped unread
       if (::shutdown(c.fd, SHUT_WR) != 0) return close_connection(s);
       c.lingering = true;
-      engine.pending_bytes_.fetch_sub(c.in_counted);
-      c.in_counted = 0;
-      std::string().swap(c.in);
-      std::string().swap(c.out);
-      c.out_sent = 0;
+      release_buffers(c);
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLRDHUP;
       ev.data.u64 = tag_of(s, c.gen);
