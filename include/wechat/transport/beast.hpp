@@ -642,28 +642,43 @@ public:
   boost::asio::io_context& context() noexcept { return *ioc_; }
   const beast_transport_options& options() const noexcept { return st_->opt; }
 
+  // A handler may destroy this transport and, on its own thread, end its io_context while
+  // another thread is still inside one of the three calls below (the loop runs the posted
+  // work before the call has returned). Each call therefore takes its own references to
+  // the io_context and the state first and touches no member after posting: the last of
+  // them released is the io_context, after the strand and timers its services hold.
   void async_send(http_request req, send_options opt, send_handler h) override {
-    auto op = std::make_shared<detail::beast_impl::request_op>(st_, std::move(req), opt.timeout,
+    const auto ioc = own_;
+    const auto st = st_;
+    auto op = std::make_shared<detail::beast_impl::request_op>(st, std::move(req), opt.timeout,
                                                                std::move(h));
     if (opt.cancel.can_be_cancelled()) {
-      // A weak reference: a request done (or dropped with the loop) is not kept for it.
+      // Weak references: a request done (or dropped with the loop) is not kept for it, and
+      // a cancel after the transport's own io_context ended finds nothing to do.
       std::weak_ptr<detail::beast_impl::request_op> weak = op;
-      op->registration = opt.cancel.on_cancel([weak] {
+      std::weak_ptr<boost::asio::io_context> weak_ioc = own_;
+      op->registration = opt.cancel.on_cancel([weak, weak_ioc, owned = own_ != nullptr] {
+        const auto loop = weak_ioc.lock();  // held until the op's reference is released
+        if (owned && !loop) return;
         if (auto o = weak.lock()) {
           auto& strand = o->strand();
           boost::asio::post(strand, [o = std::move(o)] { o->cancel(); });
         }
       });
     }
-    boost::asio::post(st_->strand, [op] { op->start(); });
+    boost::asio::post(st->strand, [op = std::move(op)] { op->start(); });
   }
 
   void post(unique_function<void()> f) override {
-    boost::asio::post(st_->strand, [f = std::move(f)]() mutable { f(); });
+    const auto ioc = own_;
+    const auto st = st_;
+    boost::asio::post(st->strand, [f = std::move(f)]() mutable { f(); });
   }
 
   void post_after(std::chrono::milliseconds delay, unique_function<void()> f) override {
-    auto timer = std::make_shared<boost::asio::steady_timer>(st_->strand, delay);
+    const auto ioc = own_;
+    const auto st = st_;
+    auto timer = std::make_shared<boost::asio::steady_timer>(st->strand, delay);
     auto& t = *timer;
     t.async_wait(
         [timer = std::move(timer), f = std::move(f)](const boost::system::error_code& ec) mutable {
