@@ -244,7 +244,10 @@ struct bench {
       out_of_codes = true;
       return false;
     }
-    out = std::move(codes[i]);
+    // A copy, not a move: the pool keeps its strings, so the memory held at the baseline
+    // (taken after minting) stays held, and what the window adds is the logins' own.
+    // Moving them out freed each code as it was used, and made malloc per login negative.
+    out = codes[i];
     return true;
   }
   void record(steady::time_point started) {

@@ -4,7 +4,7 @@
 # answers every WeChat endpoint after 50 ms (issue 21). Prints one table, the ratios and
 # the targets; the JSON lines stay in the file named at the end.
 #   benchmarks/run_async.sh [--build DIR] [--seconds S] [--warmup S] [--stagger MS]
-#                           [--no-pool-check] [N...]
+#                           [--no-pool-check] [--pin] [N...]
 #   defaults: build-bench, 10 s measured after a 2 s warm-up, N = 256 1024, the first N
 #   calls spread over 50 ms (with a fixed 50 ms answer, N calls started at one instant
 #   would stay one wave every 50 ms for the whole run; --stagger 0 to see that).
@@ -12,12 +12,15 @@
 # (see async_login.cpp). Then, as a diagnostic and not the default, the async client once
 # more with max_connections N ("async (pool N)"): the row that shows what the idle pool's
 # cap costs when more than 32 requests complete together (--no-pool-check skips it).
+# --pin: the mock on the last core and the clients on the others (taskset), so the client
+# under test does not share its core with the mock it measures against.
 set -euo pipefail
 build=build-bench
 seconds=10
 warmup=2
 stagger=50
 pool_check=1
+pin=0
 levels=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -26,6 +29,7 @@ while [[ $# -gt 0 ]]; do
     --warmup) warmup=$2; shift 2 ;;
     --stagger) stagger=$2; shift 2 ;;
     --no-pool-check) pool_check=0; shift ;;
+    --pin) pin=1; shift ;;
     *) levels+=("$1"); shift ;;
   esac
 done
@@ -49,7 +53,15 @@ trap 'exit 130' INT TERM
 appid=wx1000000000000021
 secret=bench-async-secret
 # The journal off (it would keep every request); the event engine's default loops.
-"$mock" --port 0 --journal 0 --latency fixed:50 > "$work/mock.out" 2> "$work/mock.err" &
+mock_cpu=()
+client_cpu=()
+if [[ $pin == 1 ]]; then
+  last=$(($(nproc) - 1))
+  [[ $last -ge 1 ]] || { echo "--pin needs at least 2 cores"; exit 1; }
+  mock_cpu=(taskset -c "$last")
+  client_cpu=(taskset -c "0-$((last - 1))")
+fi
+"${mock_cpu[@]}" "$mock" --port 0 --journal 0 --latency fixed:50 > "$work/mock.out" 2> "$work/mock.err" &
 mock_pid=$!
 for _ in $(seq 200); do grep -q listening "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
 base=$(sed -n 's/^mock_wechat listening on //p' "$work/mock.out")
@@ -58,11 +70,11 @@ curl -sf -XPOST "$base/__mock/apps" \
   -d "{\"appid\":\"$appid\",\"secret\":\"$secret\",\"type\":\"miniprogram\"}" > /dev/null
 
 results="$work/results.jsonl"
-echo "mock_wechat pid $mock_pid at $base (--latency fixed:50); ${warmup} s warm-up, ${seconds} s measured; first calls over ${stagger} ms; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mock_wechat pid $mock_pid at $base (--latency fixed:50); ${warmup} s warm-up, ${seconds} s measured; first calls over ${stagger} ms; $(nproc) cores$([[ $pin == 1 ]] && echo ", mock pinned to core $last, clients to 0-$((last - 1))"); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 run() {  # MODE N [extra arguments]; each run its own users (100 logins a minute each)
   local mode=$1 n=$2
   shift 2
-  timeout --kill-after=10 $((seconds + warmup + 120)) \
+  timeout --kill-after=10 $((seconds + warmup + 120)) "${client_cpu[@]}" \
     "$bin" "$mode" --base "$base" --appid "$appid" --secret "$secret" --inflight "$n" \
     --warmup "$warmup" --seconds "$seconds" --stagger "$stagger" --mock-pid "$mock_pid" \
     --prefix "$mode-$n-$RANDOM-" "$@" >> "$results"
