@@ -36,7 +36,8 @@ done
 [[ ${#levels[@]} -gt 0 ]] || levels=(256 1024)
 bin="$build/benchmarks/async_login"
 mock="$build/mock_wechat/mock_wechat"
-[[ -x "$bin" && -x "$mock" ]] || { echo "build async_login and mock_wechat in $build first"; exit 1; }
+[[ -x "$bin" && -x "$mock" ]] ||
+  { echo "build async_login and mock_wechat in $build first" >&2; exit 1; }
 
 work=$(mktemp -d)
 mock_pid=""
@@ -55,13 +56,23 @@ secret=bench-async-secret
 # The journal off (it would keep every request); the event engine's default loops.
 mock_cpu=()
 client_cpu=()
+pinned=""
 if [[ $pin == 1 ]]; then
-  last=$(($(nproc) - 1))
-  [[ $last -ge 1 ]] || { echo "--pin needs at least 2 cores"; exit 1; }
+  # The CPUs this script may use (a container's cpuset need not start at 0).
+  cpus=()
+  IFS=, read -ra parts <<< "$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)"
+  for p in "${parts[@]}"; do
+    if [[ $p == *-* ]]; then cpus+=($(seq "${p%-*}" "${p#*-}")); else cpus+=("$p"); fi
+  done
+  [[ ${#cpus[@]} -ge 2 ]] || { echo "--pin needs at least 2 CPUs" >&2; exit 1; }
+  last=${cpus[-1]}
+  others=$(IFS=,; echo "${cpus[*]:0:${#cpus[@]}-1}")
   mock_cpu=(taskset -c "$last")
-  client_cpu=(taskset -c "0-$((last - 1))")
+  client_cpu=(taskset -c "$others")
+  pinned=", mock pinned to CPU $last, clients to $others"
 fi
-"${mock_cpu[@]}" "$mock" --port 0 --journal 0 --latency fixed:50 > "$work/mock.out" 2> "$work/mock.err" &
+"${mock_cpu[@]}" "$mock" --port 0 --journal 0 --latency fixed:50 \
+  > "$work/mock.out" 2> "$work/mock.err" &
 mock_pid=$!
 for _ in $(seq 200); do grep -q listening "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
 base=$(sed -n 's/^mock_wechat listening on //p' "$work/mock.out")
@@ -70,7 +81,9 @@ curl -sf -XPOST "$base/__mock/apps" \
   -d "{\"appid\":\"$appid\",\"secret\":\"$secret\",\"type\":\"miniprogram\"}" > /dev/null
 
 results="$work/results.jsonl"
-echo "mock_wechat pid $mock_pid at $base (--latency fixed:50); ${warmup} s warm-up, ${seconds} s measured; first calls over ${stagger} ms; $(nproc) cores$([[ $pin == 1 ]] && echo ", mock pinned to core $last, clients to 0-$((last - 1))"); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mock_wechat pid $mock_pid at $base (--latency fixed:50); ${warmup} s warm-up," \
+  "${seconds} s measured; first calls over ${stagger} ms; $(nproc) cores${pinned};" \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 run() {  # MODE N [extra arguments]; each run its own users (100 logins a minute each)
   local mode=$1 n=$2
   shift 2

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # benchmarks/run_async.sh for a second at 64 logins in flight, async and sync side by side
 # against the standalone mock answering after 50 ms: both runs log users in with no error,
-# leave nothing in flight, do not run out of codes, hold memory per login above zero, and
-# the report prints. Keeps the async
-# benchmark from rotting; its figures are for benchmarks/RESULTS.md, not asserted here.
+# leave nothing in flight (async), do not run out of codes, and the report prints. Keeps
+# the async benchmark from rotting; its figures are for benchmarks/RESULTS.md, not
+# asserted here.
 #   async_login_smoke.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$1 build=$2
@@ -19,9 +19,4 @@ bad=$(jq -c 'select(.errors != 0 or .logins < 100 or (.left_in_flight // 0) != 0
              | {mode, errors, first_error, logins, left_in_flight, out_of_codes}' "$results")
 [[ -z $bad ]] || { echo "FAIL: $bad"; exit 1; }
 grep -q '^| 64 | async |' "$tmp/out.txt" || { echo "FAIL: no async row in the report"; exit 1; }
-# Memory held by the logins in flight is above zero (a sanity check of the method: at 64
-# in flight for a second it stayed positive even when the benchmark freed each code as it
-# used it, which made it negative at 256 and 1,024 for 10 s).
-[[ $(jq -s 'all(.malloc_per_login_bytes > 0)' "$results") == true ]] ||
-  { echo "FAIL: malloc per login not above zero"; exit 1; }
 echo "ok"

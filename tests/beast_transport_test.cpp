@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -202,6 +203,16 @@ std::shared_ptr<wechat::beast_transport> make(const std::string& url,
 
 // A transport whose every request fails at once, with no socket (its CA file is missing):
 // no port another test process might have taken since.
+// The threads of this process (/proc/self/task).
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
 std::shared_ptr<wechat::beast_transport> make_failing() {
   wechat::beast_transport_options o;
   o.ca_file = "/nonexistent/beast_transport_test_ca.pem";
@@ -761,13 +772,25 @@ TEST_CASE("beast: destroying the transport with a request in flight neither cras
 TEST_CASE("beast: a transport destroyed by its own handler, on its loop thread",
           "[beast][lifetime]") {
   // Repeated, through each of the three calls: the loop can run the handler, and end the
-  // io_context, before the call has returned on this thread. The call must not release
-  // the last reference to the strand then (TSan: "use of an invalid mutex" in ~strand_impl,
-  // the strand service gone; it failed 43 runs in 100 of this loop before the fix).
-  for (int i = 0; i < 60; ++i) {
+  // transport, before the call has returned on this thread. The call must not release the
+  // last reference to the strand after the io_context's services (TSan: "use of an invalid
+  // mutex" in ~strand_impl; with the calls as they were, 12 runs of this test in 40 failed
+  // under TSan, 8 at once on 2 cores), and the io_context must still end, on the loop
+  // thread: a sentinel left pending on each loop is destroyed with it, and the loop
+  // threads all exit.
+  std::thread([] {}).join();  // a sanitizer's own thread starts with the first one made
+  const auto threads_before = thread_count();
+  std::atomic<int> ended{0};
+  constexpr int rounds = 60;
+  for (int i = 0; i < rounds; ++i) {
     auto t = make_failing();
     std::atomic<bool> ran{false};
     auto* raw = t.get();
+    const auto sentinel = std::shared_ptr<int>(new int(0), [&ended](int* p) {
+      delete p;
+      ++ended;
+    });
+    raw->post_after(std::chrono::hours(1), [sentinel] {});
     if (i % 3 == 0) {
       raw->async_send(get("/x"), {},
                       [&ran, keep = std::move(t)](wechat::http_response, std::error_code) mutable {
@@ -790,7 +813,11 @@ TEST_CASE("beast: a transport destroyed by its own handler, on its loop thread",
       std::this_thread::sleep_for(1ms);
     REQUIRE(ran);
   }
-  std::this_thread::sleep_for(50ms);  // the detached threads end on their own
+  const auto until = clk::now() + 10s;
+  while ((ended < rounds || thread_count() > threads_before) && clk::now() < until)
+    std::this_thread::sleep_for(5ms);
+  CHECK(ended == rounds);
+  CHECK(thread_count() == threads_before);
 }
 
 TEST_CASE("beast: runs on the caller's io_context", "[beast][io_context]") {

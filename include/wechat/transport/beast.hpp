@@ -64,6 +64,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -630,6 +631,7 @@ public:
       });
       return;
     }
+    calls_.reset();  // after run() returns, the loop thread waits for calls still returning
     work_.reset();
     own_->stop();
     if (thread_.get_id() == std::this_thread::get_id())
@@ -642,24 +644,27 @@ public:
   boost::asio::io_context& context() noexcept { return *ioc_; }
   const beast_transport_options& options() const noexcept { return st_->opt; }
 
-  // A handler may destroy this transport and, on its own thread, end its io_context while
-  // another thread is still inside one of the three calls below (the loop runs the posted
-  // work before the call has returned). Each call therefore takes its own references to
-  // the io_context and the state first and touches no member after posting: the last of
-  // them released is the io_context, after the strand and timers its services hold.
+  // A handler may destroy this transport while another thread is still inside one of the
+  // three calls below (the loop ran the work it handed over before the call returned).
+  // Each call therefore takes its own references first, the call guard and the state, and
+  // touches no member after posting. While a call holds the guard, the loop thread keeps
+  // the io_context (it waits for the guard's end after run() returns): the strand and the
+  // timers a call releases go before their services, and the io_context never ends inside
+  // a call on another thread (ending it destroys dropped requests, whose handlers answer
+  // their callers: that belongs on the loop thread, or in the destructor that joins it).
   void async_send(http_request req, send_options opt, send_handler h) override {
-    const auto ioc = own_;
+    const auto guard = calls_;
     const auto st = st_;
     auto op = std::make_shared<detail::beast_impl::request_op>(st, std::move(req), opt.timeout,
                                                                std::move(h));
     if (opt.cancel.can_be_cancelled()) {
       // Weak references: a request done (or dropped with the loop) is not kept for it, and
-      // a cancel after the transport's own io_context ended finds nothing to do.
+      // a cancel after the transport's own loop ended finds nothing to do.
       std::weak_ptr<detail::beast_impl::request_op> weak = op;
-      std::weak_ptr<boost::asio::io_context> weak_ioc = own_;
-      op->registration = opt.cancel.on_cancel([weak, weak_ioc, owned = own_ != nullptr] {
-        const auto loop = weak_ioc.lock();  // held until the op's reference is released
-        if (owned && !loop) return;
+      std::weak_ptr<call_guard> weak_calls = calls_;
+      op->registration = opt.cancel.on_cancel([weak, weak_calls, owned = calls_ != nullptr] {
+        const auto held = weak_calls.lock();  // released after the op's reference below
+        if (owned && !held) return;
         if (auto o = weak.lock()) {
           auto& strand = o->strand();
           boost::asio::post(strand, [o = std::move(o)] { o->cancel(); });
@@ -670,13 +675,13 @@ public:
   }
 
   void post(unique_function<void()> f) override {
-    const auto ioc = own_;
+    const auto guard = calls_;
     const auto st = st_;
     boost::asio::post(st->strand, [f = std::move(f)]() mutable { f(); });
   }
 
   void post_after(std::chrono::milliseconds delay, unique_function<void()> f) override {
-    const auto ioc = own_;
+    const auto guard = calls_;
     const auto st = st_;
     auto timer = std::make_shared<boost::asio::steady_timer>(st->strand, delay);
     auto& t = *timer;
@@ -697,23 +702,37 @@ private:
         st_(std::make_shared<detail::beast_impl::state>(*ioc_, std::move(o))) {
     if (!own_) return;
     work_.emplace(own_->get_executor());
+    calls_ = std::make_shared<call_guard>();
     // The thread holds the io_context too: a transport destroyed by one of its own handlers
-    // (on this thread) detaches it, and the io_context ends when run() returns.
-    thread_ = std::thread([ioc = own_] {
+    // (on this thread) detaches it, and the io_context ends on this thread once run() has
+    // returned and no call on another thread holds the guard any more.
+    thread_ = std::thread([ioc = own_, calls_ended = calls_->ended.get_future()] {
       for (;;) {
         try {
           ioc->run();
-          return;
+          break;
         } catch (...) {  // a handler threw: the loop goes on for the others
         }
       }
+      calls_ended.wait();
     });
   }
+
+  // Held by the transport and by each call in progress (own thread only); its end, when
+  // the transport is gone and the last call has returned, lets the loop thread go on.
+  struct call_guard {
+    std::promise<void> ended;
+    call_guard() = default;
+    call_guard(const call_guard&) = delete;
+    call_guard& operator=(const call_guard&) = delete;
+    ~call_guard() { ended.set_value(); }
+  };
 
   std::shared_ptr<boost::asio::io_context> own_;  ///< null on the caller's io_context
   boost::asio::io_context* ioc_;
   std::shared_ptr<detail::beast_impl::state> st_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::shared_ptr<call_guard> calls_;  ///< null on the caller's io_context
   std::thread thread_;
 };
 
