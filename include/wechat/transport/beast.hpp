@@ -577,8 +577,10 @@ private:
 class beast_transport final : public async_transport {
 public:
   /// Runs its own io_context on a thread of its own, stopped and joined by the destructor
-  /// (requests still in flight are dropped, their handlers destroyed uncalled). Validates
-  /// the options. Errors: transport_errc::invalid_url, insecure_url.
+  /// (requests still in flight are dropped, their handlers destroyed uncalled; destroyed
+  /// by one of its own handlers, it detaches the thread, which ends the io_context when the
+  /// handler has returned). Validates the options. Errors: transport_errc::invalid_url,
+  /// insecure_url.
   static std::shared_ptr<beast_transport> create(beast_transport_options o, std::error_code& ec) {
     ec = detail::check_base_urls(o.base_url, o.fallback_base_url, o.allow_insecure_http);
     if (ec) return nullptr;
@@ -631,11 +633,16 @@ public:
       });
       return;
     }
+    const bool in_own_call = call_scope::current() == calls_.get();
     calls_.reset();  // after run() returns, the loop thread waits for calls still returning
     work_.reset();
     own_->stop();
-    if (thread_.get_id() == std::this_thread::get_id())
-      thread_.detach();  // destroyed by its own handler: the thread ends the io_context
+    // Destroyed by its own handler (on the loop thread), or inside one of its own calls (a
+    // closure destroyed while the call unwinds an exception held the last reference):
+    // joining would wait for this very frame. Detached, the thread ends the io_context
+    // once the frame has returned.
+    if (in_own_call || thread_.get_id() == std::this_thread::get_id())
+      thread_.detach();
     else
       thread_.join();
   }
@@ -647,13 +654,14 @@ public:
   // A handler may destroy this transport while another thread is still inside one of the
   // three calls below (the loop ran the work it handed over before the call returned).
   // Each call therefore takes its own references first, the call guard and the state, and
-  // touches no member after posting. While a call holds the guard, the loop thread keeps
+  // touches no member after handing work over (to the loop, or to the cancel token in
+  // async_send). While a call (or a cancel) holds the guard, the loop thread keeps
   // the io_context (it waits for the guard's end after run() returns): the strand and the
   // timers a call releases go before their services, and the io_context never ends inside
   // a call on another thread (ending it destroys dropped requests, whose handlers answer
   // their callers: that belongs on the loop thread, or in the destructor that joins it).
   void async_send(http_request req, send_options opt, send_handler h) override {
-    const auto guard = calls_;
+    const call_scope scope(calls_);
     const auto st = st_;
     auto op = std::make_shared<detail::beast_impl::request_op>(st, std::move(req), opt.timeout,
                                                                std::move(h));
@@ -661,10 +669,11 @@ public:
       // Weak references: a request done (or dropped with the loop) is not kept for it, and
       // a cancel after the transport's own loop ended finds nothing to do.
       std::weak_ptr<detail::beast_impl::request_op> weak = op;
-      std::weak_ptr<call_guard> weak_calls = calls_;
-      op->registration = opt.cancel.on_cancel([weak, weak_calls, owned = calls_ != nullptr] {
-        const auto held = weak_calls.lock();  // released after the op's reference below
-        if (owned && !held) return;
+      std::weak_ptr<call_guard> weak_calls = scope.guard();
+      const bool owned = scope.guard() != nullptr;
+      op->registration = opt.cancel.on_cancel([weak, weak_calls, owned] {
+        const call_scope held(weak_calls.lock());  // ends after the op's reference below
+        if (owned && !held.guard()) return;
         if (auto o = weak.lock()) {
           auto& strand = o->strand();
           boost::asio::post(strand, [o = std::move(o)] { o->cancel(); });
@@ -675,13 +684,13 @@ public:
   }
 
   void post(unique_function<void()> f) override {
-    const auto guard = calls_;
+    const call_scope scope(calls_);
     const auto st = st_;
     boost::asio::post(st->strand, [f = std::move(f)]() mutable { f(); });
   }
 
   void post_after(std::chrono::milliseconds delay, unique_function<void()> f) override {
-    const auto guard = calls_;
+    const call_scope scope(calls_);
     const auto st = st_;
     auto timer = std::make_shared<boost::asio::steady_timer>(st->strand, delay);
     auto& t = *timer;
@@ -718,14 +727,37 @@ private:
     });
   }
 
-  // Held by the transport and by each call in progress (own thread only); its end, when
-  // the transport is gone and the last call has returned, lets the loop thread go on.
+  // Held by the transport and by each call and cancel in progress (own thread only); its
+  // end, when the transport is gone and the last of them has returned, lets the loop
+  // thread go on.
   struct call_guard {
     std::promise<void> ended;
     call_guard() = default;
     call_guard(const call_guard&) = delete;
     call_guard& operator=(const call_guard&) = delete;
     ~call_guard() { ended.set_value(); }
+  };
+
+  // A call or cancel in progress: holds the guard, and marks this thread as inside a call
+  // of this transport for the destructor (which must not join then).
+  class call_scope {
+  public:
+    explicit call_scope(std::shared_ptr<call_guard> g) : guard_(std::move(g)), outer_(current()) {
+      current() = guard_.get();
+    }
+    ~call_scope() { current() = outer_; }
+    call_scope(const call_scope&) = delete;
+    call_scope& operator=(const call_scope&) = delete;
+    const std::shared_ptr<call_guard>& guard() const noexcept { return guard_; }
+    /// The guard of the innermost call this thread is in (null: none, or not own-thread).
+    static const call_guard*& current() noexcept {
+      thread_local const call_guard* in = nullptr;
+      return in;
+    }
+
+  private:
+    std::shared_ptr<call_guard> guard_;
+    const call_guard* outer_;
   };
 
   std::shared_ptr<boost::asio::io_context> own_;  ///< null on the caller's io_context
