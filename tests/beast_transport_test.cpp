@@ -9,7 +9,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -199,16 +198,6 @@ std::shared_ptr<wechat::beast_transport> make(const std::string& url,
                                               wechat::beast_transport_options o = {}) {
   o.base_url = url;
   return wechat::beast_transport::create(o);
-}
-
-// The threads of this process (/proc/self/task).
-std::size_t thread_count() {
-  std::size_t n = 0;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
-    (void)e;
-    ++n;
-  }
-  return n;
 }
 
 // A transport whose every request fails at once, with no socket (its CA file is missing):
@@ -780,7 +769,7 @@ TEST_CASE("beast: a transport destroyed by its own handler, on its loop thread",
   // destroyed with it, off this thread, and the loop threads all exit. (Counters shared,
   // not on the stack: a failed check leaves loops behind that still count.)
   std::thread([] {}).join();  // a sanitizer's own thread starts with the first one made
-  const auto threads_before = thread_count();
+  const auto threads_before = threads_now();
   const auto main_thread = std::this_thread::get_id();
   auto ended = std::make_shared<std::atomic<int>>(0);
   auto ended_here = std::make_shared<std::atomic<int>>(0);
@@ -819,12 +808,12 @@ TEST_CASE("beast: a transport destroyed by its own handler, on its loop thread",
     REQUIRE(*ran);
   }
   const auto until = clk::now() + 10s;
-  while ((*ended < rounds || thread_count() > threads_before) && clk::now() < until)
+  while ((*ended < rounds || threads_now() > threads_before) && clk::now() < until)
     std::this_thread::sleep_for(5ms);
   CHECK(*ended == rounds);
   CHECK(*ended_here == 0);
   // At most as many: a thread joined just before the count may still have been listed.
-  CHECK(thread_count() <= threads_before);
+  CHECK(threads_now() <= threads_before);
 }
 
 TEST_CASE("beast: runs on the caller's io_context", "[beast][io_context]") {

@@ -4,7 +4,6 @@
 // status, and lets go of what it held.
 #include "mock_support.hpp"
 
-#include <dirent.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -277,21 +276,6 @@ TEST_CASE("thousands of connections opened and abandoned: still serving, then al
   CHECK(f.mock.open_connections() == 0);
   CHECK(answered_promptly(f.mock.port(), 1000ms));
 }
-
-namespace {
-
-// Threads of this process now (the mock's loops among them).
-std::size_t threads_now() {
-  std::size_t n = 0;
-  if (auto* d = ::opendir("/proc/self/task")) {
-    while (auto* e = ::readdir(d))
-      n += e->d_name[0] != '.';
-    ::closedir(d);
-  }
-  return n;
-}
-
-}  // namespace
 
 TEST_CASE("a POST without a body is answered at once, and body-less admin calls work",
           "[mock][hostile]") {

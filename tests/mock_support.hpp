@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -273,6 +274,18 @@ inline reply raw_request(int port, bool tls, const std::string& method, const st
   if (std::regex_search(head, m, std::regex("\r\nContent-Type: ([^\r]*)"))) r.content_type = m[1];
   r.body = got.substr(end + 4);
   return r;
+}
+
+// The threads of this process now (/proc/self/task): the mock's loops, a transport's
+// thread, whatever a test started.
+inline std::size_t threads_now() {
+  std::size_t n = 0;
+  if (auto* d = ::opendir("/proc/self/task")) {
+    while (auto* e = ::readdir(d))
+      n += e->d_name[0] != '.';
+    ::closedir(d);
+  }
+  return n;
 }
 
 }  // namespace mocktest
