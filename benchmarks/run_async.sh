@@ -4,7 +4,7 @@
 # answers every WeChat endpoint after 50 ms (issue 21). Prints one table, the ratios and
 # the targets; the JSON lines stay in the file named at the end.
 #   benchmarks/run_async.sh [--build DIR] [--seconds S] [--warmup S] [--stagger MS]
-#                           [--no-pool-check] [--pin] [N...]
+#                           [--no-pool-check] [--pin] [--async-only] [N...]
 #   defaults: build-bench, 10 s measured after a 2 s warm-up, N = 256 1024, the first N
 #   calls spread over 50 ms (with a fixed 50 ms answer, N calls started at one instant
 #   would stay one wave every 50 ms for the whole run; --stagger 0 to see that).
@@ -14,6 +14,7 @@
 # cap costs when more than 32 requests complete together (--no-pool-check skips it).
 # --pin: the mock on the last core and the clients on the others (taskset), so the client
 # under test does not share its core with the mock it measures against.
+# --async-only: the async client alone (for before/after runs of a change to it).
 set -euo pipefail
 build=build-bench
 seconds=10
@@ -21,6 +22,7 @@ warmup=2
 stagger=50
 pool_check=1
 pin=0
+sync_too=1
 levels=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -30,6 +32,7 @@ while [[ $# -gt 0 ]]; do
     --stagger) stagger=$2; shift 2 ;;
     --no-pool-check) pool_check=0; shift ;;
     --pin) pin=1; shift ;;
+    --async-only) sync_too=0; pool_check=0; shift ;;
     *) levels+=("$1"); shift ;;
   esac
 done
@@ -94,7 +97,7 @@ run() {  # MODE N [extra arguments]; each run its own users (100 logins a minute
 }
 for n in "${levels[@]}"; do
   run async "$n"
-  run sync "$n"
+  if [[ $sync_too == 1 ]]; then run sync "$n"; fi
   if [[ $pool_check == 1 ]]; then run async "$n" --max-connections "$n"; fi
 done
 echo

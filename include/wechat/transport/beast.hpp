@@ -29,7 +29,8 @@
 // async_resolve, on a thread of Asio's that a transport destroyed mid-lookup waits for; a
 // host given as an IP address is connected to without one), a handler never runs inside
 // the call that handed it over, async_send's handler runs exactly once, every call is
-// safe from any thread (all state lives on one strand). send_options::timeout bounds the
+// safe from any thread (all state is touched from one thread at a time: the transport's
+// own loop thread, or a strand of the caller's io_context). send_options::timeout bounds the
 // whole request, and connect_timeout and read_timeout each step within it;
 // send_options::cancel aborts the request, whose handler then gets transport_errc::failed
 // ("... the request was cancelled").
@@ -93,14 +94,17 @@ namespace detail::beast_impl {
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
-using strand_type = asio::strand<asio::io_context::executor_type>;
+/// Where a transport's state lives: the io_context's own executor when the transport runs
+/// its own io_context (one thread runs it: a strand's lock and queue would add nothing but
+/// cost), a strand of it on the caller's io_context (which any number of threads may run).
+using executor_type = asio::any_io_executor;
 using stream_type = asio::ssl::stream<tcp::socket>;
 using steady_clock = std::chrono::steady_clock;
 
 // One connection: the TCP socket, with a TLS session over it for https only (a TLS stream
 // and its buffers are about 79 KB: a plain-http connection does not pay for one).
 struct connection {
-  connection(const strand_type& ex, asio::ssl::context* tls_context) {
+  connection(const executor_type& ex, asio::ssl::context* tls_context) {
     if (tls_context != nullptr)
       tls.emplace(ex, *tls_context);
     else
@@ -170,14 +174,16 @@ inline host_pool make_host_pool(const std::string& url, const beast_transport_op
   return p;
 }
 
-// What every request shares: the strand all state lives on, the options, the hosts.
+// What every request shares: the executor all state lives on, the options, the hosts.
 struct state {
-  state(asio::io_context& ioc, beast_transport_options o)
-      : strand(asio::make_strand(ioc)), opt(std::move(o)), trim_timer(strand) {
+  /// one_thread: the io_context is the transport's own, run by its thread alone.
+  state(asio::io_context& ioc, bool one_thread, beast_transport_options o)
+      : ex(one_thread ? executor_type(ioc.get_executor()) : executor_type(asio::make_strand(ioc))),
+        opt(std::move(o)), trim_timer(ex) {
     hosts.push_back(make_host_pool(opt.base_url, opt));
     if (!opt.fallback_base_url.empty()) hosts.push_back(make_host_pool(opt.fallback_base_url, opt));
   }
-  strand_type strand;
+  executor_type ex;  ///< all state is touched from it only, one thread at a time
   beast_transport_options opt;
   std::vector<host_pool> hosts;  ///< [0] base_url, [1] the fallback if any
   bool closed = false;           ///< the transport is gone: keep no connection idle
@@ -190,7 +196,7 @@ struct state {
 };
 
 // Closes the idle connections past max_connections that have been idle for idle_trim, the
-// oldest first, and re-arms while some host still has more. On the strand.
+// oldest first, and re-arms while some host still has more. On the state's executor.
 inline void trim_idle(const std::shared_ptr<state>& st) {
   if (st->trim_armed || st->closed) return;
   steady_clock::time_point next{};
@@ -222,13 +228,13 @@ inline std::string ms_text(std::chrono::milliseconds t) {
   return std::to_string(t.count()) + " ms";
 }
 
-// One request, from async_send to its handler. Lives on the strand; owned by the
+// One request, from async_send to its handler. Lives on the state's executor; owned by the
 // completion handlers of its pending operations.
 class request_op : public std::enable_shared_from_this<request_op> {
 public:
   request_op(std::shared_ptr<state> st, http_request req, std::chrono::milliseconds timeout,
              send_handler h)
-      : st_(std::move(st)), handler_(std::move(h)), timer_(st_->strand), timeout_(timeout) {
+      : st_(std::move(st)), handler_(std::move(h)), timer_(st_->ex), timeout_(timeout) {
     if (timeout_.count() > 0) deadline_ = steady_clock::now() + timeout_;
     request_.method_string(req.method);
     request_.target(req.target);
@@ -249,7 +255,7 @@ public:
     begin_host(0);
   }
 
-  const strand_type& strand() const { return st_->strand; }
+  const executor_type& executor() const { return st_->ex; }
 
   void cancel() {
     if (done_) return;
@@ -301,7 +307,7 @@ private:
   void connect() {
     reused_ = false;
     ++attempt_;
-    conn_ = std::make_shared<connection>(st_->strand, host().ssl.get());
+    conn_ = std::make_shared<connection>(st_->ex, host().ssl.get());
     step_ = step::connect;
     arm(st_->opt.connect_timeout);
     if (host().address) {
@@ -312,7 +318,7 @@ private:
       });
       return;
     }
-    resolver_ = std::make_shared<tcp::resolver>(st_->strand);
+    resolver_ = std::make_shared<tcp::resolver>(st_->ex);
     const auto& w = host().where;
     resolver_->async_resolve(
         w.host, std::to_string(w.port),
@@ -357,7 +363,7 @@ private:
         inet_pton(AF_INET, h.c_str(), &ip) == 1 || inet_pton(AF_INET6, h.c_str(), &ip) == 1;
     if (!is_ip) SSL_set_tlsext_host_name(ssl, h.c_str());  // SNI names a host, never an address
     conn_->tls->async_handshake(stream_type::client, [s = self(), c = conn_, a = attempt_](
-                                                           const boost::system::error_code& e) {
+                                                         const boost::system::error_code& e) {
       if (s->live(a)) s->on_handshake(e);
     });
   }
@@ -622,7 +628,7 @@ public:
   ~beast_transport() override {
     if (!own_) {
       auto st = st_;
-      boost::asio::post(st->strand, [st] {
+      boost::asio::post(st->ex, [st] {
         st->closed = true;
         st->trim_timer.cancel();
         for (auto& h : st->hosts) {
@@ -647,7 +653,9 @@ public:
       thread_.join();
   }
 
-  /// The io_context the transport runs on (its own, or the one given to create()).
+  /// The io_context the transport runs on (its own, or the one given to create()). Work may
+  /// be posted to an own io_context, but only the transport's thread may run it: the
+  /// transport's state lives on its executor with no strand (one thread, no lock).
   boost::asio::io_context& context() noexcept { return *ioc_; }
   const beast_transport_options& options() const noexcept { return st_->opt; }
 
@@ -656,7 +664,7 @@ public:
   // Each call therefore takes its own references first, the call guard and the state, and
   // touches no member after handing work over (to the loop, or to the cancel token in
   // async_send). While a call (or a cancel) holds the guard, the loop thread keeps
-  // the io_context (it waits for the guard's end after run() returns): the strand and the
+  // the io_context (it waits for the guard's end after run() returns): the executor copies and the
   // timers a call releases go before their services, and the io_context never ends inside
   // a call on another thread (ending it destroys dropped requests, whose handlers answer
   // their callers: that belongs on the loop thread, or in the destructor that joins it).
@@ -675,24 +683,24 @@ public:
         const call_scope held(weak_calls.lock());  // ends after the op's reference below
         if (owned && !held.guard()) return;
         if (auto o = weak.lock()) {
-          auto& strand = o->strand();
-          boost::asio::post(strand, [o = std::move(o)] { o->cancel(); });
+          auto& ex = o->executor();
+          boost::asio::post(ex, [o = std::move(o)] { o->cancel(); });
         }
       });
     }
-    boost::asio::post(st->strand, [op = std::move(op)] { op->start(); });
+    boost::asio::post(st->ex, [op = std::move(op)] { op->start(); });
   }
 
   void post(unique_function<void()> f) override {
     const call_scope scope(calls_);
     const auto st = st_;
-    boost::asio::post(st->strand, [f = std::move(f)]() mutable { f(); });
+    boost::asio::post(st->ex, [f = std::move(f)]() mutable { f(); });
   }
 
   void post_after(std::chrono::milliseconds delay, unique_function<void()> f) override {
     const call_scope scope(calls_);
     const auto st = st_;
-    auto timer = std::make_shared<boost::asio::steady_timer>(st->strand, delay);
+    auto timer = std::make_shared<boost::asio::steady_timer>(st->ex, delay);
     auto& t = *timer;
     t.async_wait(
         [timer = std::move(timer), f = std::move(f)](const boost::system::error_code& ec) mutable {
@@ -708,7 +716,7 @@ private:
   beast_transport(std::shared_ptr<boost::asio::io_context> own, boost::asio::io_context* theirs,
                   beast_transport_options o)
       : own_(std::move(own)), ioc_(own_ ? own_.get() : theirs),
-        st_(std::make_shared<detail::beast_impl::state>(*ioc_, std::move(o))) {
+        st_(std::make_shared<detail::beast_impl::state>(*ioc_, own_ != nullptr, std::move(o))) {
     if (!own_) return;
     work_.emplace(own_->get_executor());
     calls_ = std::make_shared<call_guard>();
