@@ -46,7 +46,7 @@ for b in "${builds[@]}"; do
   mock_pid=$!
   for _ in $(seq 200); do grep -q listening "$work/mock.out" && break; sleep 0.05; done
   base=$(sed -n 's/^mock_wechat listening on //p' "$work/mock.out")
-  [[ -n "$base" ]] || { echo "mock_wechat did not start"; cat "$work/mock.out"; exit 1; }
+  [[ -n "$base" ]] || { echo "mock_wechat did not start" >&2; cat "$work/mock.out" >&2; exit 1; }
   curl -sf -XPOST "$base/__mock/apps" \
     -d "{\"appid\":\"$appid\",\"secret\":\"$secret\",\"type\":\"miniprogram\"}" > /dev/null
   declare -A ir=() logins=() errors=()
@@ -55,8 +55,10 @@ for b in "${builds[@]}"; do
     timeout --kill-after=10 300 valgrind --tool=callgrind --separate-threads=yes \
       --callgrind-out-file="$work/cg.%p" "$b/benchmarks/async_login" async --base "$base" \
       --appid "$appid" --secret "$secret" --inflight 64 --warmup 1 --seconds "$s" \
-      --stagger 50 --prefix "ir-$s-$RANDOM-" > "$work/out.$s" 2> "$work/valgrind.$s"
+      --stagger 50 --prefix "ir-$s-$RANDOM-" > "$work/out.$s" 2> "$work/valgrind.$s" ||
+      { echo "$b: async_login under callgrind failed:" >&2; tail -30 "$work/valgrind.$s" >&2; exit 1; }
     ir[$s]=$(loop_instructions "$(ls "$work"/cg.* | head -1 | sed 's/-[0-9]*$//')")
+    [[ ${ir[$s]} -gt 0 ]] || { echo "$b: no count for Asio's scheduler::run in callgrind's files" >&2; exit 1; }
     logins[$s]=$(jq .logins "$work/out.$s")
     errors[$s]=$(jq .errors "$work/out.$s")
   done

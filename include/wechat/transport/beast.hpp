@@ -97,7 +97,9 @@ using tcp = asio::ip::tcp;
 /// Where a transport's state lives: the io_context's own executor when the transport runs
 /// its own io_context (one thread runs it: a strand's lock and queue would add nothing but
 /// cost), a strand of it on the caller's io_context (which any number of threads may run).
+/// Sockets and timers take it type-erased; posts go through state::post, typed.
 using executor_type = asio::any_io_executor;
+using strand_type = asio::strand<asio::io_context::executor_type>;
 using stream_type = asio::ssl::stream<tcp::socket>;
 using steady_clock = std::chrono::steady_clock;
 
@@ -178,12 +180,24 @@ inline host_pool make_host_pool(const std::string& url, const beast_transport_op
 struct state {
   /// one_thread: the io_context is the transport's own, run by its thread alone.
   state(asio::io_context& ioc, bool one_thread, beast_transport_options o)
-      : ex(one_thread ? executor_type(ioc.get_executor()) : executor_type(asio::make_strand(ioc))),
-        opt(std::move(o)), trim_timer(ex) {
+      : loop(ioc.get_executor()),
+        strand(one_thread ? std::nullopt : std::optional<strand_type>(asio::make_strand(ioc))),
+        ex(strand ? executor_type(*strand) : executor_type(loop)), opt(std::move(o)),
+        trim_timer(ex) {
     hosts.push_back(make_host_pool(opt.base_url, opt));
     if (!opt.fallback_base_url.empty()) hosts.push_back(make_host_pool(opt.fallback_base_url, opt));
   }
-  executor_type ex;  ///< all state is touched from it only, one thread at a time
+  asio::io_context::executor_type loop;
+  std::optional<strand_type> strand;  ///< on a caller's io_context only
+  executor_type ex;  ///< the strand, or the loop: all state is touched from it only
+  /// Runs f on ex, never inside this call. Typed: posting through the type-erased ex
+  /// allocated twice per call (asio::post's require and prefer, for a strand).
+  template <class F> void post(F&& f) const {
+    if (strand)
+      asio::post(*strand, std::forward<F>(f));
+    else
+      asio::post(loop, std::forward<F>(f));
+  }
   beast_transport_options opt;
   std::vector<host_pool> hosts;  ///< [0] base_url, [1] the fallback if any
   bool closed = false;           ///< the transport is gone: keep no connection idle
@@ -255,7 +269,7 @@ public:
     begin_host(0);
   }
 
-  const executor_type& executor() const { return st_->ex; }
+  const std::shared_ptr<state>& shared_state() const { return st_; }
 
   void cancel() {
     if (done_) return;
@@ -628,7 +642,7 @@ public:
   ~beast_transport() override {
     if (!own_) {
       auto st = st_;
-      boost::asio::post(st->ex, [st] {
+      st->post([st] {
         st->closed = true;
         st->trim_timer.cancel();
         for (auto& h : st->hosts) {
@@ -654,8 +668,10 @@ public:
   }
 
   /// The io_context the transport runs on (its own, or the one given to create()). Work may
-  /// be posted to an own io_context, but only the transport's thread may run it: the
-  /// transport's state lives on its executor with no strand (one thread, no lock).
+  /// be posted to an own io_context, but nothing else may run, poll, stop or restart it,
+  /// its own handlers included: the transport's state lives on its executor with no strand
+  /// (one thread, no lock), so a second runner would touch it at once, and a stop ends the
+  /// transport's loop for good. The reference dies with the transport.
   boost::asio::io_context& context() noexcept { return *ioc_; }
   const beast_transport_options& options() const noexcept { return st_->opt; }
 
@@ -664,7 +680,7 @@ public:
   // Each call therefore takes its own references first, the call guard and the state, and
   // touches no member after handing work over (to the loop, or to the cancel token in
   // async_send). While a call (or a cancel) holds the guard, the loop thread keeps
-  // the io_context (it waits for the guard's end after run() returns): the executor copies and the
+  // the io_context (it waits for the guard's end after run() returns): the state and the
   // timers a call releases go before their services, and the io_context never ends inside
   // a call on another thread (ending it destroys dropped requests, whose handlers answer
   // their callers: that belongs on the loop thread, or in the destructor that joins it).
@@ -683,18 +699,18 @@ public:
         const call_scope held(weak_calls.lock());  // ends after the op's reference below
         if (owned && !held.guard()) return;
         if (auto o = weak.lock()) {
-          auto& ex = o->executor();
-          boost::asio::post(ex, [o = std::move(o)] { o->cancel(); });
+          const auto state = o->shared_state();  // released before the guard
+          state->post([o = std::move(o)] { o->cancel(); });
         }
       });
     }
-    boost::asio::post(st->ex, [op = std::move(op)] { op->start(); });
+    st->post([op = std::move(op)] { op->start(); });
   }
 
   void post(unique_function<void()> f) override {
     const call_scope scope(calls_);
     const auto st = st_;
-    boost::asio::post(st->ex, [f = std::move(f)]() mutable { f(); });
+    st->post([f = std::move(f)]() mutable { f(); });
   }
 
   void post_after(std::chrono::milliseconds delay, unique_function<void()> f) override {
