@@ -1,6 +1,7 @@
 // Injected faults and the request journal, through real HTTP on loopback.
 #include "mock_support.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 
@@ -97,6 +98,31 @@ TEST_CASE("a delay on one path does not stall other paths", "[mock][faults]") {
   CHECK(status == 200);
   CHECK(slow_took >= std::chrono::milliseconds(1500));  // the delay happened...
   CHECK(other_took < slow_took);                        // ...and the other call did not wait for it
+}
+
+// A latency is kept to the fraction of a millisecond it names, and never cut short. The
+// event engine slept in whole milliseconds, rounded up (epoll_wait): every answer of
+// fixed:0.3 took 1 ms or more. Now none is early, and at least one of 30 comes before 0.95
+// ms (on a busy machine a few may come late; all of them cannot).
+TEST_CASE("a latency of a fraction of a millisecond is kept to the fraction, never shorter",
+          "[mock][faults]") {
+  mock_wechat::options o;
+  o.latency = mock_wechat::parse_latency("fixed:0.3");  // every WeChat endpoint
+  fixture f(o);
+  f.add_standard_apps();
+  CHECK(f.get("/sns/auth?access_token=x&openid=y").errcode() == 40014);  // connected
+  using us = std::chrono::microseconds;
+  us fastest = us::max(), slowest = us::zero();
+  for (int i = 0; i < 30; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(f.get("/sns/auth?access_token=x&openid=y").errcode() == 40014);
+    const auto took = std::chrono::duration_cast<us>(std::chrono::steady_clock::now() - t0);
+    fastest = std::min(fastest, took);
+    slowest = std::max(slowest, took);
+  }
+  INFO("fastest " << fastest.count() << " us, slowest " << slowest.count() << " us");
+  CHECK(fastest >= us(300));
+  CHECK(fastest < us(950));
 }
 
 TEST_CASE("a latency fault and options::latency delay answers, and the answer is of arrival time",

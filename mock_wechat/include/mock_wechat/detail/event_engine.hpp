@@ -15,7 +15,8 @@
 //    timer; the connection reads nothing more until it has gone (pipelined requests keep
 //    their order);
 //  - timers (delayed answers, and the keep-alive, request and write deadlines) sit in a
-//    binary heap per loop; epoll_wait sleeps until the earliest;
+//    binary heap per loop; epoll_pwait2 sleeps until the earliest, to the microsecond
+//    (epoll_wait's whole milliseconds on a kernel older than 5.11);
 //  - HTTPS is the same loop with OpenSSL on the non-blocking socket (SSL_accept, SSL_read,
 //    SSL_write; their WANT_READ/WANT_WRITE become epoll interest): the decrypted bytes go
 //    through the same reader, limits and timeouts as plain HTTP, and a handshake must be
@@ -54,6 +55,7 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -364,7 +366,7 @@ private:
       pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
       epoll_event events[256];
       while (!engine.stopping_.load(std::memory_order_relaxed)) {
-        const int n = ::epoll_wait(ep, events, 256, wait_ms());
+        const int n = wait_events(events, 256);
         for (int i = 0; i < n; ++i) {
           const std::uint64_t tag = events[i].data.u64;
           if (tag == listen_tag)
@@ -392,11 +394,24 @@ private:
       inbox.clear();
     }
 
-    int wait_ms() const {
-      if (timers.empty()) return -1;
-      const std::int64_t left = timers.front().due - steady_us();
-      return left <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>((left + 999) / 1000, 60000));
+    // Sleeps until an event or the earliest timer, to the microsecond where the kernel can
+    // (epoll_pwait2, Linux 5.11): epoll_wait's whole milliseconds, rounded up, made a 0.5 ms
+    // latency 1.1-1.4 ms and a 2.3 ms one 3.1-3.6 ms, and sent a loop's delayed answers in
+    // bursts on millisecond steps. A kernel without it (ENOSYS) gets epoll_wait from then on.
+    int wait_events(epoll_event* events, int max) {
+      if (timers.empty()) return ::epoll_wait(ep, events, max, -1);
+      const std::int64_t left =
+          std::clamp<std::int64_t>(timers.front().due - steady_us(), 0, 60'000'000);
+      if (precise_wait) {
+        const timespec t{static_cast<time_t>(left / 1'000'000),
+                         static_cast<long>(left % 1'000'000) * 1000};
+        const int n = ::epoll_pwait2(ep, events, max, &t, nullptr);
+        if (n >= 0 || errno != ENOSYS) return n;
+        precise_wait = false;
+      }
+      return ::epoll_wait(ep, events, max, static_cast<int>((left + 999) / 1000));
     }
+    bool precise_wait = true;  ///< epoll_pwait2 is there (until it says ENOSYS)
 
     // --- connections come and go ---
 
