@@ -101,28 +101,42 @@ TEST_CASE("a delay on one path does not stall other paths", "[mock][faults]") {
 }
 
 // A latency is kept to the fraction of a millisecond it names, and never cut short. The
-// event engine slept in whole milliseconds, rounded up (epoll_wait): every answer of
-// fixed:0.3 took 1 ms or more. Now none is early, and at least one of 30 comes before 0.95
-// ms (on a busy machine a few may come late; all of them cannot).
+// event engine slept in whole milliseconds, rounded up (epoll_wait): no answer of fixed:0.3
+// came in under 1 ms. Now none of 20 or more is early, and one comes in under 1 ms within
+// 200 tries (on a busy machine, or under a sanitizer, many may come late; all of them
+// cannot). Where the kernel or a sandbox refuses epoll_pwait2 the engine sleeps in whole
+// milliseconds again, and only "never early" is checked.
 TEST_CASE("a latency of a fraction of a millisecond is kept to the fraction, never shorter",
           "[mock][faults]") {
   mock_wechat::options o;
   o.latency = mock_wechat::parse_latency("fixed:0.3");  // every WeChat endpoint
   fixture f(o);
   f.add_standard_apps();
-  CHECK(f.get("/sns/auth?access_token=x&openid=y").errcode() == 40014);  // connected
+  const std::string target = "/sns/auth?access_token=x&openid=y";
+  CHECK(f.get(target).errcode() == 40014);  // connected
   using us = std::chrono::microseconds;
   us fastest = us::max(), slowest = us::zero();
-  for (int i = 0; i < 30; ++i) {
+  int tries = 0;
+  while (tries < 20 || (tries < 200 && fastest >= us(1000))) {
+    ++tries;
     const auto t0 = std::chrono::steady_clock::now();
-    CHECK(f.get("/sns/auth?access_token=x&openid=y").errcode() == 40014);
+    const auto r = f.http.Get(target.c_str());
     const auto took = std::chrono::duration_cast<us>(std::chrono::steady_clock::now() - t0);
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
     fastest = std::min(fastest, took);
     slowest = std::max(slowest, took);
   }
-  INFO("fastest " << fastest.count() << " us, slowest " << slowest.count() << " us");
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  REQUIRE(ep >= 0);
+  epoll_event ev{};
+  const timespec zero{};
+  const bool precise = mock_wechat::detail::epoll_pwait2_or_enosys(ep, &ev, 1, &zero) >= 0;
+  ::close(ep);
+  INFO("fastest " << fastest.count() << " us, slowest " << slowest.count() << " us, in "
+                  << tries << " tries; epoll_pwait2 " << (precise ? "works" : "refused"));
   CHECK(fastest >= us(300));
-  CHECK(fastest < us(950));
+  if (precise) CHECK(fastest < us(1000));
 }
 
 TEST_CASE("a latency fault and options::latency delay answers, and the answer is of arrival time",
