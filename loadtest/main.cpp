@@ -20,6 +20,7 @@
 #include <loadtest/http_reader.hpp>
 #include <loadtest/plan.hpp>
 #include <loadtest/template.hpp>
+#include <mock_wechat/detail/precise_wait.hpp>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -516,19 +517,6 @@ struct shared_state {
   clock_type::time_point t0;
 };
 
-// epoll_pwait2 (Linux 5.11, glibc 2.35) waits with a nanosecond timeout; where the kernel
-// lacks it, epoll_wait with the timeout rounded up to a millisecond.
-inline int wait_events(int ep, epoll_event* events, int n, const timespec& ts) {
-  static std::atomic<bool> have_pwait2{true};
-  if (have_pwait2.load(std::memory_order_relaxed)) {
-    const int r = ::epoll_pwait2(ep, events, n, &ts, nullptr);
-    if (r >= 0 || errno == EINTR) return r;
-    have_pwait2 = false;  // ENOSYS, or EPERM from a sandbox that does not know the call
-  }
-  const long ms = static_cast<long>(ts.tv_sec) * 1000 + (ts.tv_nsec + 999999) / 1000000;
-  return ::epoll_wait(ep, events, n, static_cast<int>(std::min<long>(ms, 1000)));
-}
-
 // ---------------------------------------------------------------------------------------
 // A worker: one epoll loop, its share of the arrivals and of the connections.
 //
@@ -575,7 +563,8 @@ public:
       dispatch(now);
       if (finished()) break;
       const timespec ts = wait_time(now);
-      const int n = wait_events(ep_, events.data(), static_cast<int>(events.size()), ts);
+      const int n = mock_wechat::detail::wait_precisely(
+          ep_, events.data(), static_cast<int>(events.size()), ts, precise_wait_);
       if (n < 0 && errno != EINTR) {
         std::fprintf(stderr, "wechat-loadtest: epoll: %s\n", std::strerror(errno));
         std::abort();
@@ -1198,6 +1187,7 @@ private:
   shared_state& shared_;
   std::size_t index_, nthreads_, max_conns_;
   std::size_t nslots_ = 0, open_count_ = 0;
+  bool precise_wait_ = true;  // epoll_pwait2 works here (mock_wechat/detail/precise_wait.hpp)
   int code_slot_ = -1, openid_slot_ = -1, unionid_slot_ = -1, vu_slot_ = -1;
   std::vector<bool> step_has_code_;
   std::vector<std::string> step_label_, names_;

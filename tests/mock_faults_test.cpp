@@ -139,6 +139,38 @@ TEST_CASE("a latency of a fraction of a millisecond is kept to the fraction, nev
   if (precise) CHECK(fastest < us(1000));
 }
 
+// The wait the engine and wechat-loadtest share (mock_wechat/detail/precise_wait.hpp):
+// never shorter than asked, whichever call serves it; and any failure of epoll_pwait2 but
+// EINTR (here EBADF, standing for a sandbox's EPERM) turns the caller's flag off, so that a
+// refused call is not tried again on every wait (a loop spinning on errors).
+TEST_CASE(
+    "the precise wait never waits less than asked, and gives up epoll_pwait2 on its first failure",
+    "[mock][faults]") {
+  using mock_wechat::detail::wait_precisely;
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  REQUIRE(ep >= 0);
+  epoll_event ev{};
+  const timespec zero{};
+  const bool works = mock_wechat::detail::epoll_pwait2_or_enosys(ep, &ev, 1, &zero) >= 0;
+  const timespec wanted{0, 300'000};  // 0.3 ms
+  for (const bool start_precise : {true, false}) {
+    bool precise = start_precise;
+    const auto t0 = std::chrono::steady_clock::now();
+    const int n = wait_precisely(ep, &ev, 1, wanted, precise);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    INFO("start_precise " << start_precise << ", epoll_pwait2 " << (works ? "works" : "refused"));
+    CHECK(n == 0);  // nothing to report: the timeout ended it
+    CHECK(took >= std::chrono::microseconds(300));
+    CHECK(precise == (start_precise && works));
+  }
+  ::close(ep);
+  bool precise = true;
+  errno = 0;
+  CHECK(wait_precisely(-1, &ev, 1, wanted, precise) == -1);
+  CHECK(errno == EBADF);  // epoll_wait's answer, after epoll_pwait2's
+  CHECK_FALSE(precise);   // not tried again
+}
+
 TEST_CASE("a latency fault and options::latency delay answers, and the answer is of arrival time",
           "[mock][faults]") {
   mock_wechat::options o;

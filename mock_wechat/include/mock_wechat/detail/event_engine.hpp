@@ -42,7 +42,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -68,6 +67,7 @@
 
 #include "mock_wechat/core.hpp"
 #include "mock_wechat/detail/http1.hpp"
+#include "mock_wechat/detail/precise_wait.hpp"
 #include "mock_wechat/detail/wire.hpp"
 
 namespace mock_wechat::detail {
@@ -158,20 +158,6 @@ inline std::shared_ptr<SSL_CTX> tls_server_context(const std::string& cert,
     throw std::runtime_error("cannot load TLS certificate/key " + cert + ", " + key);
   }
   return ctx;
-}
-
-/// epoll_pwait2 through glibc (2.35 and later), or the raw system call where only the
-/// kernel headers know it; -1 with ENOSYS where neither does.
-inline int epoll_pwait2_or_enosys(int ep, epoll_event* events, int max, const timespec* t) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
-  return ::epoll_pwait2(ep, events, max, t, nullptr);
-#elif defined(SYS_epoll_pwait2)
-  return static_cast<int>(::syscall(SYS_epoll_pwait2, ep, events, max, t, nullptr, 0));
-#else
-  (void)ep, (void)events, (void)max, (void)t;
-  errno = ENOSYS;
-  return -1;
-#endif
 }
 
 inline std::int64_t steady_us() noexcept {
@@ -410,22 +396,14 @@ private:
     }
 
     // Sleeps until an event or the earliest timer, to the microsecond where the kernel can
-    // (epoll_pwait2: Linux 5.11, glibc 2.35): epoll_wait's whole milliseconds, rounded up,
-    // made a 0.5 ms latency 1.1-1.4 ms and a 2.3 ms one 3.1-3.6 ms, and sent a loop's
-    // delayed answers in bursts on millisecond steps. Where the call fails (ENOSYS from an
-    // older kernel, EPERM from a sandbox that does not know it), epoll_wait from then on.
+    // (detail/precise_wait.hpp).
     int wait_events(epoll_event* events, int max) {
       if (timers.empty()) return ::epoll_wait(ep, events, max, -1);
       const std::int64_t left =
           std::clamp<std::int64_t>(timers.front().due - steady_us(), 0, 60'000'000);
-      if (precise_wait) {
-        const timespec t{static_cast<time_t>(left / 1'000'000),
-                         static_cast<long>(left % 1'000'000) * 1000};
-        const int n = epoll_pwait2_or_enosys(ep, events, max, &t);
-        if (n >= 0 || errno == EINTR) return n;
-        precise_wait = false;
-      }
-      return ::epoll_wait(ep, events, max, static_cast<int>((left + 999) / 1000));
+      const timespec t{static_cast<time_t>(left / 1'000'000),
+                       static_cast<long>(left % 1'000'000) * 1000};
+      return wait_precisely(ep, events, max, t, precise_wait);
     }
     bool precise_wait = true;  ///< epoll_pwait2 works (until it fails otherwise than EINTR)
 
