@@ -216,3 +216,73 @@ TEST_CASE("a transport that throws leaves no flight behind: the next call leads 
     CHECK(t->sends == 2);
   }
 }
+
+// Integers WeChat (or a hostile or broken server) may write that an int64_t does not hold:
+// converting 1e300 or 2^64-1 to int64_t is undefined behaviour (UBSan: "outside the range of
+// representable values"), or a wrapped sign. They read as the field's fallback.
+TEST_CASE("an integer field beyond int64_t reads as its fallback, never converted",
+          "[client][parse]") {
+  using wechat::detail::integer_field;
+  const auto j = nlohmann::json::parse(
+      R"({"big":1e300,"negbig":-1e300,"u":18446744073709551615,"max":9223372036854775807,
+          "min":-9223372036854775808,"edge":9223372036854775808.0,"frac":-2.9,"s":"42",
+          "sbig":"99999999999999999999","words":"forty","n":null,"arr":[1]})");
+  CHECK(integer_field(j, "big", 7) == 7);
+  CHECK(integer_field(j, "negbig", 7) == 7);
+  CHECK(integer_field(j, "u", 7) == 7);  // unsigned beyond INT64_MAX: not -1
+  CHECK(integer_field(j, "max", 7) == INT64_MAX);
+  CHECK(integer_field(j, "min", 7) == INT64_MIN);
+  CHECK(integer_field(j, "edge", 7) == 7);   // 2^63 as a double: just out of range
+  CHECK(integer_field(j, "frac", 7) == -2);  // cut toward zero
+  CHECK(integer_field(j, "s", 7) == 42);
+  CHECK(integer_field(j, "sbig", 7) == 7);
+  CHECK(integer_field(j, "words", 7) == 7);
+  CHECK(integer_field(j, "n", 7) == 7);
+  CHECK(integer_field(j, "arr", 7) == 7);
+  CHECK(integer_field(j, "absent", 7) == 7);
+}
+
+// A token's expires_in is made milliseconds and added to the time the request was sent:
+// 1e300 was undefined behaviour, 9e15 an overflow. Through the provider as users call it:
+// each odd answer still gives its token, and the expiry the provider keeps is sane.
+TEST_CASE("a token's expires_in is kept between 0 and 2^31 seconds: absurd ones neither overflow "
+          "nor stop the token",
+          "[client][token]") {
+  struct one {
+    const char* expires_in;  // as written in the answer's JSON
+    std::int64_t kept_s;     // the expiry kept, in seconds after the request
+  };
+  const one cases[] = {
+      {"1e300", 7200},                  // no integer an int64_t holds: the default
+      {"18446744073709551615", 7200},   // nor this
+      {"9223372036854775", INT32_MAX},  // would overflow once made milliseconds
+      {"\"7000\"", 7000},               // a string, as some gateways write it
+      {"-5", 0},                        // expired at once
+      {"0", 0},
+      {"7200", 7200},
+  };
+  for (const auto& c : cases) {
+    INFO("expires_in " << c.expires_in);
+    auto t = std::make_shared<fake_transport>();
+    auto clk = std::make_shared<wechat::manual_clock>();
+    auto store = std::make_shared<wechat::memory_token_store>();
+    t->answer(std::string(R"({"access_token":"T1","expires_in":)") + c.expires_in + "}");
+    wechat::token_options o{"wx1000000000000001", "s"};
+    o.mode = wechat::token_mode::classic;
+    wechat::token_provider p(o, t, store, clk);
+    CHECK(p.get() == "T1");  // the call that fetched it gets it, whatever its expiry
+    std::error_code ec;
+    const auto kept = store->load(p.store_key(), ec);
+    REQUIRE_FALSE(ec);
+    REQUIRE(kept);
+    CHECK(kept->expires_at_ms == clk->now_ms() + c.kept_s * 1000);
+    if (c.kept_s == 0) {  // already expired: the next call fetches again
+      t->answer(R"({"access_token":"T2","expires_in":7200})");
+      CHECK(p.get() == "T2");
+      CHECK(p.fetches() == 2);
+    } else {
+      CHECK(p.get() == "T1");
+      CHECK(p.fetches() == 1);
+    }
+  }
+}

@@ -8,6 +8,7 @@
 // place per app, or with a shared store (the Redis store does that for a fleet).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -72,13 +73,18 @@ using token_fetch = std::function<token_fetch_result()>;
 
 namespace detail {
 /// Reads a token endpoint's answer into `r`: the token in `field`, expiring `expires_in`
-/// seconds (7200 when WeChat leaves it out) after `sent_ms`, when the request was sent.
-/// A missing token is protocol_errc::missing_field, named in r.detail.
+/// seconds (7200 when WeChat leaves it out, or writes no integer) after `sent_ms`, when the
+/// request was sent. A missing token is protocol_errc::missing_field, named in r.detail.
+/// expires_in is taken within [0, 2^31) seconds (about 68 years): a negative one expires
+/// the token at once (it serves the call that fetched it; the next call fetches again),
+/// and a larger one could not be made milliseconds without overflowing.
 inline void read_token_answer(const nlohmann::json& j, const char* field, std::int64_t sent_ms,
                               token_fetch_result& r) {
   r.value.value = required_string(j, field, r.ec, &r.detail);
   if (r.ec) return;
-  r.value.expires_at_ms = sent_ms + integer_field(j, "expires_in", 7200) * 1000;
+  const std::int64_t expires_in =
+      std::clamp<std::int64_t>(integer_field(j, "expires_in", 7200), 0, INT32_MAX);
+  r.value.expires_at_ms = sent_ms + expires_in * 1000;
 }
 
 /// When a token obtained at `now` is refreshed: `ahead_ms` before it expires; or, when it

@@ -2,6 +2,7 @@
 // Content-Type, a missing errcode is 0, unknown fields ignored, errmsg and rid kept.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -121,17 +122,29 @@ inline std::optional<std::string> optional_string(const nlohmann::json& j, const
   return it->get<std::string>();
 }
 
-/// An integer field, accepting a number or a numeric string; `fallback` when absent.
+/// An integer field, accepting a number or a numeric string; `fallback` when absent, or
+/// when the value is no integer an int64_t holds (a string of no digits, a number beyond
+/// +-9.2e18 such as 1e300 or 18446744073709551615: converting one is undefined behaviour,
+/// or a wrapped sign). A fractional number is cut toward zero.
 inline std::int64_t integer_field(const nlohmann::json& j, const char* name,
                                   std::int64_t fallback) {
   const auto it = j.find(name);
   if (it == j.end()) return fallback;
+  if (it->is_number_unsigned()) {
+    const auto u = it->get<std::uint64_t>();
+    return u <= static_cast<std::uint64_t>(INT64_MAX) ? static_cast<std::int64_t>(u) : fallback;
+  }
   if (it->is_number_integer()) return it->get<std::int64_t>();
-  if (it->is_number_float()) return static_cast<std::int64_t>(it->get<double>());
+  if (it->is_number_float()) {
+    const double d = it->get<double>();
+    // [-2^63, 2^63): both bounds exact in a double; NaN fails both tests.
+    return d >= -9223372036854775808.0 && d < 9223372036854775808.0 ? static_cast<std::int64_t>(d)
+                                                                    : fallback;
+  }
   if (it->is_string()) {
     try {
       return std::stoll(it->get<std::string>());
-    } catch (...) {
+    } catch (...) {  // no digits, or out of range
     }
   }
   return fallback;
