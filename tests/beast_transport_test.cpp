@@ -96,7 +96,8 @@ burst_result send_burst(wechat::beast_transport& t, const wechat::http_request& 
 // thread: accepted connections are counted.
 class raw_server {
 public:
-  using behaviour = std::function<void(int fd, int index)>;
+  /// Serves one accepted connection (its index in order of arrival) on a thread of its own.
+  using behaviour = std::function<void(raw_server& self, int fd, int index)>;
   explicit raw_server(behaviour serve) : serve_(std::move(serve)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd_ >= 0);
@@ -117,6 +118,12 @@ public:
       t.join();
     ::close(fd_);
   }
+  /// Answers every request on every connection with `status` and `body`, keeping each
+  /// connection alive until the client closes it.
+  raw_server(int status, const std::string& body)
+      : raw_server([reply = answer(status, body)](raw_server& self, int fd, int) {
+          self.keep_answering(fd, reply);
+        }) {}
   raw_server(const raw_server&) = delete;
   raw_server& operator=(const raw_server&) = delete;
 
@@ -152,6 +159,11 @@ public:
     return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\n" +
            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   }
+  /// Answers each request on `fd` with `reply` until the peer closes or the server stops.
+  void keep_answering(int fd, const std::string& reply) {
+    while (read_request(fd))
+      write_all(fd, reply);
+  }
   /// Waits until the server stops (a connection that never answers).
   void hold() const {
     while (!stop_)
@@ -167,7 +179,7 @@ private:
       if (c < 0) continue;
       const int index = accepted_++;
       workers_.emplace_back([this, c, index] {
-        serve_(c, index);
+        serve_(*this, c, index);
         ::close(c);
       });
     }
@@ -260,12 +272,7 @@ TEST_CASE("beast: jscode2session and stable_token round trips through the mock",
 }
 
 TEST_CASE("beast: 50 sequential requests reuse one keep-alive connection", "[beast][pool]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int fd, int) {
-    while (self->read_request(fd))
-      raw_server::write_all(fd, raw_server::answer(200, "{}"));
-  });
-  self = &srv;
+  raw_server srv(200, "{}");
   auto t = make(srv.url());
   for (int i = 0; i < 50; ++i) {
     outcome out;
@@ -279,12 +286,7 @@ TEST_CASE("beast: 50 sequential requests reuse one keep-alive connection", "[bea
 // connected to without a lookup).
 TEST_CASE("beast: a host given by name and one given as an IP address both connect",
           "[beast][dns]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int fd, int) {
-    while (self->read_request(fd))
-      raw_server::write_all(fd, raw_server::answer(200, "{\"ok\":true}"));
-  });
-  self = &srv;
+  raw_server srv(200, "{\"ok\":true}");
   for (const std::string host : {"localhost", "127.0.0.1"}) {
     INFO(host);
     const std::string url = "http://" + host + ":" + std::to_string(srv.port());
@@ -330,12 +332,7 @@ TEST_CASE("beast: 200 requests in flight at once all complete, each exactly once
 TEST_CASE("beast: four threads send at once, on its own loop and on a caller's io_context "
           "run by four threads",
           "[beast][threads]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int fd, int) {
-    while (self->read_request(fd))
-      raw_server::write_all(fd, raw_server::answer(200, "{}"));
-  });
-  self = &srv;
+  raw_server srv(200, "{}");
   constexpr int senders = 4, each = 50;
   // Counters shared, not on the stack: handlers that come after a failed wait still count.
   struct counters {
@@ -405,22 +402,20 @@ TEST_CASE("beast: four threads send at once, on its own loop and on a caller's i
 // reopened them (0.35 new connections per login at 1,024 logins in flight).
 TEST_CASE("beast: a burst's connections serve the next burst, then the pool is trimmed",
           "[beast][pool]") {
-  raw_server* self = nullptr;
   std::atomic<int> open{0}, received{0}, release_at{0};
-  raw_server srv([&](int fd, int) {
+  raw_server srv([&](raw_server& self, int fd, int) {
     ++open;
-    while (self->read_request(fd)) {
+    while (self.read_request(fd)) {
       // Every answer of a burst waits until the whole burst has arrived: all n requests
       // are in flight at once, whatever the machine's speed.
       ++received;
       const auto until = clk::now() + 5s;
-      while (received < release_at && clk::now() < until && !self->stopping())
+      while (received < release_at && clk::now() < until && !self.stopping())
         std::this_thread::sleep_for(1ms);
       raw_server::write_all(fd, raw_server::answer(200, "{}"));
     }
     --open;
   });
-  self = &srv;
   wechat::beast_transport_options o;
   o.max_connections = 4;
   auto t = make(srv.url(), o);
@@ -463,9 +458,7 @@ TEST_CASE("beast: connection refused is connect_failed, naming host:port and no 
 }
 
 TEST_CASE("beast: a server that never answers is a timeout, within bounds", "[beast][errors]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int, int) { self->hold(); });
-  self = &srv;
+  raw_server srv([](raw_server& self, int, int) { self.hold(); });
   SECTION("read_timeout") {
     wechat::beast_transport_options o;
     o.read_timeout = 300ms;
@@ -549,12 +542,10 @@ TEST_CASE("beast: a connect that gets no answer is connect_failed after connect_
 }
 
 TEST_CASE("beast: a response over max_response_bytes is response_too_large", "[beast][errors]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int fd, int) {
-    if (self->read_request(fd))
+  raw_server srv([](raw_server& self, int fd, int) {
+    if (self.read_request(fd))
       raw_server::write_all(fd, raw_server::answer(200, std::string(5000, 'x')));
   });
-  self = &srv;
   wechat::beast_transport_options o;
   o.max_response_bytes = 1000;
   auto t = make(srv.url(), o);
@@ -567,11 +558,9 @@ TEST_CASE("beast: a response over max_response_bytes is response_too_large", "[b
 }
 
 TEST_CASE("beast: a non-2xx answer is http_status with the status", "[beast][errors]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int fd, int) {
-    if (self->read_request(fd)) raw_server::write_all(fd, raw_server::answer(503, "busy"));
+  raw_server srv([](raw_server& self, int fd, int) {
+    if (self.read_request(fd)) raw_server::write_all(fd, raw_server::answer(503, "busy"));
   });
-  self = &srv;
   auto t = make(srv.url());
   outcome out;
   send(*t, get("/x?secret=TOPSECRET"), out);
@@ -582,12 +571,10 @@ TEST_CASE("beast: a non-2xx answer is http_status with the status", "[beast][err
 
 TEST_CASE("beast: a peer closing before a complete response is connection_closed",
           "[beast][errors]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int fd, int) {
-    if (self->read_request(fd))
+  raw_server srv([](raw_server& self, int fd, int) {
+    if (self.read_request(fd))
       raw_server::write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}");
   });
-  self = &srv;
   auto t = make(srv.url());
   outcome out;
   send(*t, get("/x"), out);
@@ -706,9 +693,7 @@ TEST_CASE("beast: TLS refuses a host the certificate does not name in subjectAlt
 }
 
 TEST_CASE("beast: cancel aborts a hanging request, whose handler runs once", "[beast][cancel]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int, int) { self->hold(); });
-  self = &srv;
+  raw_server srv([](raw_server& self, int, int) { self.hold(); });
   auto t = make(srv.url());
   SECTION("while it waits") {
     wechat::cancel_source cs;
@@ -793,17 +778,14 @@ TEST_CASE("beast: handlers run on the loop, and post_after waits at least its de
 
 TEST_CASE("beast: a pooled connection the server closed while idle is not an error",
           "[beast][pool]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int fd, int index) {
+  raw_server srv([](raw_server& self, int fd, int index) {
     if (index == 0) {  // one answer kept alive, then closed as the request waits in the pool
-      if (self->read_request(fd)) raw_server::write_all(fd, raw_server::answer(200, "{}"));
+      if (self.read_request(fd)) raw_server::write_all(fd, raw_server::answer(200, "{}"));
       std::this_thread::sleep_for(50ms);
       return;
     }
-    while (self->read_request(fd))
-      raw_server::write_all(fd, raw_server::answer(200, "{\"n\":2}"));
+    self.keep_answering(fd, raw_server::answer(200, "{\"n\":2}"));
   });
-  self = &srv;
   auto t = make(srv.url());
   outcome first;
   send(*t, get("/x"), first);
@@ -818,9 +800,7 @@ TEST_CASE("beast: a pooled connection the server closed while idle is not an err
 
 TEST_CASE("beast: destroying the transport with a request in flight neither crashes nor hangs",
           "[beast][lifetime]") {
-  raw_server* self = nullptr;
-  raw_server srv([&self](int, int) { self->hold(); });
-  self = &srv;
+  raw_server srv([](raw_server& self, int, int) { self.hold(); });
   outcome out;
   const auto start = clk::now();
   {
