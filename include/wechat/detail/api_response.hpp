@@ -2,6 +2,8 @@
 // Content-Type, a missing errcode is 0, unknown fields ignored, errmsg and rid kept.
 #pragma once
 
+#include <charconv>
+#include <climits>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +33,36 @@ inline std::string extract_rid(std::string_view errmsg) {
   return std::string(r.substr(0, n));
 }
 
+/// An answer's errcode into `out`: 0 when absent or null; an integer, or a string that is
+/// one whole integer ("40029": some gateways quote it), within int's range. False for
+/// anything else: a float, a string with more than the number (" 40029", "40029abc"),
+/// "0x10" or "+0", and an integer beyond int (4294967296 was cut to 32 bits, and read as
+/// success).
+inline bool read_errcode(const nlohmann::json& j, int& out) {
+  out = 0;
+  const auto it = j.find("errcode");
+  if (it == j.end() || it->is_null()) return true;
+  if (it->is_number_unsigned()) {
+    const auto u = it->get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(INT_MAX)) return false;
+    out = static_cast<int>(u);
+    return true;
+  }
+  if (it->is_number_integer()) {
+    const auto v = it->get<std::int64_t>();
+    if (v < INT_MIN || v > INT_MAX) return false;
+    out = static_cast<int>(v);
+    return true;
+  }
+  if (!it->is_string()) return false;
+  const auto& s = it->get_ref<const std::string&>();
+  const char* end = s.data() + s.size();
+  const auto [ptr, err] = std::from_chars(s.data(), end, out);
+  if (err == std::errc() && ptr == end && !s.empty()) return true;
+  out = 0;
+  return false;
+}
+
 /// Parses an API answer. Sets ec to the errcode (api_category) when it is non-zero, or to
 /// protocol_errc::not_json / not_object. Fills `d` (when given) with errmsg and rid.
 inline nlohmann::json parse_answer(const http_response& res, std::error_code& ec, error_detail* d) {
@@ -44,24 +76,11 @@ inline nlohmann::json parse_answer(const http_response& res, std::error_code& ec
     ec = protocol_errc::not_object;
     return nullptr;
   }
-  const auto it = j.find("errcode");
   int errcode = 0;
-  if (it != j.end()) {
-    if (it->is_number_integer())
-      errcode = it->get<int>();
-    else if (it->is_string()) {  // tolerate "errcode":"40029"
-      try {
-        errcode = std::stoi(it->get<std::string>());
-      } catch (...) {
-        ec = protocol_errc::wrong_type;
-        if (d) d->field = "errcode";
-        return nullptr;
-      }
-    } else if (!it->is_null()) {
-      ec = protocol_errc::wrong_type;
-      if (d) d->field = "errcode";
-      return nullptr;
-    }
+  if (!read_errcode(j, errcode)) {
+    ec = protocol_errc::wrong_type;
+    if (d) d->field = "errcode";
+    return nullptr;
   }
   if (errcode != 0) {
     ec = make_api_error_code(errcode);
