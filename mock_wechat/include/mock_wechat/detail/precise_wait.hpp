@@ -12,6 +12,10 @@
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#if !(defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))) &&       \
+    defined(SYS_epoll_pwait2)
+#include <linux/time_types.h>  // __kernel_timespec: the system call's own (64-bit) timespec
+#endif
 
 #include <cerrno>
 #include <climits>
@@ -26,7 +30,9 @@ inline int epoll_pwait2_or_enosys(int ep, epoll_event* events, int max, const ti
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
   return ::epoll_pwait2(ep, events, max, t, nullptr);
 #elif defined(SYS_epoll_pwait2)
-  return static_cast<int>(::syscall(SYS_epoll_pwait2, ep, events, max, t, nullptr, 0));
+  // The kernel reads a __kernel_timespec, whose tv_sec is 64 bits even where time_t is not.
+  const __kernel_timespec kt{t->tv_sec, t->tv_nsec};
+  return static_cast<int>(::syscall(SYS_epoll_pwait2, ep, events, max, &kt, nullptr, 0));
 #else
   (void)ep, (void)events, (void)max, (void)t;
   errno = ENOSYS;
@@ -34,11 +40,11 @@ inline int epoll_pwait2_or_enosys(int ep, epoll_event* events, int max, const ti
 #endif
 }
 
-/// Waits on `ep` for at most `timeout` (not negative), to the nanosecond while `precise`
-/// holds, else in whole milliseconds rounded up (never shorter than asked). `precise` is
-/// the caller's (one per thread or loop: no synchronisation); it starts true and is cleared
-/// the first time epoll_pwait2 fails otherwise than EINTR. Returns what the call returned:
-/// the number of events, or -1 with errno.
+/// Waits on `ep` for at most `timeout` (not negative): as asked (the kernel's timer slack
+/// aside) while `precise` holds, else in whole milliseconds rounded up (never shorter). `precise`
+/// is the caller's (one per thread or loop: no synchronisation); it starts true and is cleared the
+/// first time epoll_pwait2 fails otherwise than EINTR. Returns what the call returned: the number
+/// of events, or -1 with errno.
 inline int wait_precisely(int ep, epoll_event* events, int max, const timespec& timeout,
                           bool& precise) {
   if (precise) {
