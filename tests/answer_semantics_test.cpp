@@ -13,9 +13,11 @@
 #include <wechat/async/manual_transport.hpp>
 #include <wechat/client.hpp>
 
-#include <deque>
+#include <climits>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -212,6 +214,12 @@ std::vector<row> rows() {
             "errcode"),
       fails("an errcode string beyond int", R"({"errcode":"2147483648"})", P::wrong_type,
             "errcode"),
+      fails("an errcode below int", R"({"errcode":-2147483649})", P::wrong_type, "errcode"),
+      fails("an errcode string below int", R"({"errcode":"-2147483649"})", P::wrong_type,
+            "errcode"),
+      api("the smallest int", R"({"errcode":-2147483648})", INT_MIN),
+      api("an errcode string with leading zeros", R"({"errcode":"040029"})", 40029),
+      ok("errcode -0 in a string", R"({"errcode":"-0",)" + ok_tail + "}"),
   };
 }
 

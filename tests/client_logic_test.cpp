@@ -226,7 +226,8 @@ TEST_CASE("an integer field beyond int64_t reads as its fallback, never converte
   const auto j = nlohmann::json::parse(
       R"({"big":1e300,"negbig":-1e300,"u":18446744073709551615,"max":9223372036854775807,
           "min":-9223372036854775808,"edge":9223372036854775808.0,"frac":-2.9,"s":"42",
-          "sbig":"99999999999999999999","words":"forty","n":null,"arr":[1]})");
+          "sbig":"99999999999999999999","words":"forty","n":null,"arr":[1],"sneg":"-12",
+          "sjunk":"7200abc","sexp":"1e300","sspace":" 5","sempty":""})");
   CHECK(integer_field(j, "big", 7) == 7);
   CHECK(integer_field(j, "negbig", 7) == 7);
   CHECK(integer_field(j, "u", 7) == 7);  // unsigned beyond INT64_MAX: not -1
@@ -237,6 +238,11 @@ TEST_CASE("an integer field beyond int64_t reads as its fallback, never converte
   CHECK(integer_field(j, "s", 7) == 42);
   CHECK(integer_field(j, "sbig", 7) == 7);
   CHECK(integer_field(j, "words", 7) == 7);
+  CHECK(integer_field(j, "sneg", 7) == -12);
+  CHECK(integer_field(j, "sjunk", 7) == 7);  // more than the number (stoll read 7200)
+  CHECK(integer_field(j, "sexp", 7) == 7);   // stoll read 1
+  CHECK(integer_field(j, "sspace", 7) == 7);
+  CHECK(integer_field(j, "sempty", 7) == 7);
   CHECK(integer_field(j, "n", 7) == 7);
   CHECK(integer_field(j, "arr", 7) == 7);
   CHECK(integer_field(j, "absent", 7) == 7);

@@ -141,10 +141,11 @@ inline std::optional<std::string> optional_string(const nlohmann::json& j, const
   return it->get<std::string>();
 }
 
-/// An integer field, accepting a number or a numeric string; `fallback` when absent, or
-/// when the value is no integer an int64_t holds (a string of no digits, a number beyond
-/// +-9.2e18 such as 1e300 or 18446744073709551615: converting one is undefined behaviour,
-/// or a wrapped sign). A fractional number is cut toward zero.
+/// An integer field, accepting a number or a string that is one whole integer ("7200");
+/// `fallback` when absent, or when the value is no integer an int64_t holds: a string with
+/// more than the number ("7200abc", "1e300", " 5"), a number beyond +-9.2e18 (1e300, or
+/// 18446744073709551615: converting one is undefined behaviour, or a wrapped sign), any
+/// other type. A fractional number is cut toward zero.
 inline std::int64_t integer_field(const nlohmann::json& j, const char* name,
                                   std::int64_t fallback) {
   const auto it = j.find(name);
@@ -161,10 +162,11 @@ inline std::int64_t integer_field(const nlohmann::json& j, const char* name,
                                                                     : fallback;
   }
   if (it->is_string()) {
-    try {
-      return std::stoll(it->get<std::string>());
-    } catch (...) {  // no digits, or out of range
-    }
+    const auto& s = it->get_ref<const std::string&>();
+    std::int64_t v = 0;
+    const char* end = s.data() + s.size();
+    const auto [ptr, err] = std::from_chars(s.data(), end, v);
+    if (err == std::errc() && ptr == end && !s.empty()) return v;
   }
   return fallback;
 }
