@@ -8,7 +8,8 @@
 # under callgrind at 64 in flight for 2 s and for 5 s (each after a 1 s warm-up); the
 # figure is (loop-thread instructions of the 5 s run - those of the 2 s run) / (logins of
 # the 5 s window - logins of the 2 s window), so start-up, warm-up and the drain cancel
-# out. Needs valgrind (apt-get install valgrind); about 1 minute per build.
+# out. The loop thread's calls to malloc are counted the same way. Needs valgrind
+# (apt-get install valgrind); about 1 minute per build.
 set -euo pipefail
 command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 builds=("$@")
@@ -28,17 +29,26 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The loop thread's instructions: the inclusive count of Asio's scheduler::run, in the
-# file of the thread that ran it (callgrind numbers threads as they start, and a number
+# The loop thread's file and instructions: the inclusive count of Asio's scheduler::run, in
+# the file of the thread that ran it (callgrind numbers threads as they start, and a number
 # can be reused by a later thread: the loop's file may hold the code-minting thread too).
-loop_instructions() {
-  local best=0 n
+# Prints "<instructions> <file>".
+loop_thread() {
+  local best=0 best_file="" n
   for f in "$1"-*; do
     n=$(callgrind_annotate --inclusive=yes "$f" 2> /dev/null |
-          awk '/scheduler::run/ { gsub(",", "", $1); print $1; exit }')
-    [[ -n "$n" && "$n" -gt "$best" ]] && best=$n
+          awk '!found && /scheduler::run/ { gsub(",", "", $1); print $1; found = 1 }')
+    if [[ -n "$n" && "$n" -gt "$best" ]]; then best=$n; best_file=$f; fi
   done
-  echo "$best"
+  echo "$best $best_file"
+}
+
+# Calls to malloc in a callgrind file (operator new included: it calls malloc). Callgrind
+# names a function once, "cfn=(id) name", and by its id alone afterwards.
+malloc_calls() {
+  perl -ne 'if (/^(c?)fn=\((\d+)\)(?: (.*))?$/) { $n{$2} = $3 if defined $3; $cur = $1 ? $n{$2} : "" }
+            elsif (/^calls=(\d+)/) { $t += $1 if defined $cur && $cur eq "malloc"; $cur = "" }
+            END { print $t + 0, "\n" }' "$1"
 }
 
 for b in "${builds[@]}"; do
@@ -49,7 +59,7 @@ for b in "${builds[@]}"; do
   [[ -n "$base" ]] || { echo "mock_wechat did not start" >&2; cat "$work/mock.out" >&2; exit 1; }
   curl -sf -XPOST "$base/__mock/apps" \
     -d "{\"appid\":\"$appid\",\"secret\":\"$secret\",\"type\":\"miniprogram\"}" > /dev/null
-  declare -A ir=() logins=() errors=()
+  declare -A ir=() mallocs=() logins=() errors=()
   for s in 2 5; do
     rm -f "$work"/cg.*
     timeout --kill-after=10 300 valgrind --tool=callgrind --separate-threads=yes \
@@ -57,8 +67,11 @@ for b in "${builds[@]}"; do
       --appid "$appid" --secret "$secret" --inflight 64 --warmup 1 --seconds "$s" \
       --stagger 50 --prefix "ir-$s-$RANDOM-" > "$work/out.$s" 2> "$work/valgrind.$s" ||
       { echo "$b: async_login under callgrind failed:" >&2; tail -30 "$work/valgrind.$s" >&2; exit 1; }
-    ir[$s]=$(loop_instructions "$(ls "$work"/cg.* | head -1 | sed 's/-[0-9]*$//')")
+    loop=$(loop_thread "$(ls "$work"/cg.* | head -1 | sed 's/-[0-9]*$//')")
+    ir[$s]=${loop%% *}
+    loop_file=${loop#* }
     [[ ${ir[$s]} -gt 0 ]] || { echo "$b: no count for Asio's scheduler::run in callgrind's files" >&2; exit 1; }
+    mallocs[$s]=$(malloc_calls "$loop_file")
     logins[$s]=$(jq .logins "$work/out.$s")
     errors[$s]=$(jq .errors "$work/out.$s")
   done
@@ -67,6 +80,8 @@ for b in "${builds[@]}"; do
     echo "$b: errors ${errors[2]} / ${errors[5]}, logins ${logins[2]} / ${logins[5]}: no figure" >&2
     exit 1
   fi
-  echo "$b: $(( (ir[5] - ir[2]) / (logins[5] - logins[2]) )) loop-thread instructions per login" \
+  echo "$b: $(( (ir[5] - ir[2]) / (logins[5] - logins[2]) )) loop-thread instructions per login," \
+    "$(awk -v a="${mallocs[5]}" -v b="${mallocs[2]}" -v n=$(( logins[5] - logins[2] )) \
+         'BEGIN { printf "%.2f", (a - b) / n }') mallocs per login" \
     "(windows of ${logins[2]} and ${logins[5]} logins, 64 in flight, no errors)"
 done

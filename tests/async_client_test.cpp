@@ -131,9 +131,13 @@ TEST_CASE("async code2session: one request per code however many callers, in any
   CHECK(a.calls == 0);
   REQUIRE(g.t->respond(reqs[0].id, 200, session_body));
   g.t->run();
+  // Each caller has the whole result, its own: the last one is given the flight's result
+  // itself (moved), the others copies, and the memory keeps a copy of its own.
   for (auto* s : {&a, &b, &c}) {
     REQUIRE(s->calls == 1);
+    CHECK(s->r->value().openid == "o-alice");
     CHECK(s->r->value().session_key == "a2V5a2V5a2V5a2V5a2V5aw==");
+    CHECK(s->r->value().unionid == std::optional<std::string>("u-alice"));
   }
   CHECK(g.wx->remembered_codes() == 1);  // the failure is not remembered
 
@@ -145,6 +149,8 @@ TEST_CASE("async code2session: one request per code however many callers, in any
     CHECK(g.t->pending_count() == 0);
     REQUIRE(again.calls == 1);
     CHECK(again.r->value().openid == "o-alice");
+    CHECK(again.r->value().session_key == "a2V5a2V5a2V5a2V5a2V5aw==");
+    CHECK(again.r->value().unionid == std::optional<std::string>("u-alice"));
   }
   SECTION("after it, WeChat is asked again (and says 40163)") {
     g.clock->advance(10s);
@@ -388,6 +394,15 @@ TEST_CASE("async retries: -1 and transport failures retried after a backoff time
   g.wx->get_paid_unionid("o-alice", wechat::paid_order::by_transaction("tx"), safe.handler());
   g.wx->reset_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", unsafe.handler());
   g.give_token("T1");
+  // Every attempt sends the same request (the last one is given the request itself, the
+  // earlier ones copies).
+  const auto first = g.waiting("/wxa/getpaidunionid").at(0).request;
+  const auto same_as_first = [&first](const wechat::http_request& r) {
+    CHECK(r.method == first.method);
+    CHECK(r.target == first.target);
+    CHECK(r.body == first.body);
+    CHECK(r.content_type == first.content_type);
+  };
   REQUIRE(g.t->respond(g.waiting("/wxa/getpaidunionid")[0].id, 200,
                        R"({"errcode":-1,"errmsg":"system error"})"));
   REQUIRE(g.t->respond(g.waiting("/wxa/resetusersessionkey")[0].id, 200,
@@ -402,10 +417,12 @@ TEST_CASE("async retries: -1 and transport failures retried after a backoff time
   CHECK(g.waiting("/wxa/getpaidunionid").empty());  // 100 ms at least
   g.t->advance(52ms);  // jitter: up to half again, plus 1 ms (detail::backoff_delay)
   REQUIRE(g.waiting("/wxa/getpaidunionid").size() == 1);
+  same_as_first(g.waiting("/wxa/getpaidunionid")[0].request);
   REQUIRE(g.t->fail(g.waiting("/wxa/getpaidunionid")[0].id, wechat::transport_errc::connect_failed,
                     "127.0.0.1:1: connection refused"));
   g.t->advance(301ms);  // 200 ms (doubled), plus up to 101 ms of jitter
   REQUIRE(g.waiting("/wxa/getpaidunionid").size() == 1);
+  same_as_first(g.waiting("/wxa/getpaidunionid")[0].request);
   REQUIRE(g.t->fail(g.waiting("/wxa/getpaidunionid")[0].id, wechat::transport_errc::timeout,
                     "127.0.0.1:1: read timed out"));
   g.t->run();
@@ -419,6 +436,34 @@ TEST_CASE("async retries: -1 and transport failures retried after a backoff time
   } catch (const wechat::error& e) {
     CHECK(std::string(e.what()).find("get_paid_unionid") != std::string::npos);
   }
+}
+
+// A retried POST: the token fetch (stable_token, a JSON body) is safe to repeat, and each
+// attempt sends the same method, target, body and Content-Type.
+TEST_CASE("async retries: a token fetch answered -1 is sent again, the same POST",
+          "[async][retry][token]") {
+  rig g;
+  slot<std::string> s;
+  g.wx->access_token(s.handler());
+  g.t->run();
+  const auto first = g.waiting("/cgi-bin/stable_token").at(0).request;
+  CHECK(first.method == "POST");
+  CHECK_FALSE(first.body.empty());
+  REQUIRE(g.t->respond(g.waiting("/cgi-bin/stable_token")[0].id, 200,
+                       R"({"errcode":-1,"errmsg":"system error"})"));
+  g.t->run();
+  CHECK(g.waiting("/cgi-bin/stable_token").empty());  // waiting for the backoff timer
+  g.t->advance(151ms);
+  const auto again = g.waiting("/cgi-bin/stable_token");
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].request.method == first.method);
+  CHECK(again[0].request.target == first.target);
+  CHECK(again[0].request.body == first.body);
+  CHECK(again[0].request.content_type == first.content_type);
+  REQUIRE(g.t->respond(again[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  g.t->run();
+  REQUIRE(s.calls == 1);
+  CHECK(s.r->value() == "T1");
 }
 
 TEST_CASE(

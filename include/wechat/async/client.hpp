@@ -251,8 +251,9 @@ private:
 template <class T> using op_ptr = std::shared_ptr<call_op<T>>;
 
 /// A code's flight in the async code table: the callers waiting for it, then its result.
+/// Each waiter takes a result of its own (the last one the flight's, moved).
 template <class T> struct async_code_flight {
-  std::vector<unique_function<void(const shared_result<T>&)>> waiters;
+  std::vector<unique_function<void(shared_result<T>&&)>> waiters;
   shared_result<T> value;
 };
 
@@ -585,7 +586,7 @@ private:
   template <class T, class V>
   void send(detail::op_ptr<T> op, const detail::api_call<V>& c, std::string_view token,
             int round = 1) {
-    auto req = std::make_shared<const http_request>(c.request(token));
+    auto req = c.request(token);
     // A request that spends a single-use code is never aborted: a deadline or a cancel
     // detaches the caller only (the code is spent either way).
     std::shared_ptr<detail::request_owner> owner;
@@ -621,11 +622,11 @@ private:
   // code2session: a remembered result, the flight in progress, or a new flight led by
   // this caller (sent after unlocking).
   void start_code2session(std::string code, const detail::op_ptr<session_info>& op) {
-    auto waiter = [op](const detail::shared_result<session_info>& r) {
+    auto waiter = [op](detail::shared_result<session_info>&& r) {
       if (r.ec)
-        op->fail(r.ec, r.detail);
+        op->fail(r.ec, std::move(r.detail));
       else
-        op->finish(result<session_info>(r.value));
+        op->finish(result<session_info>(std::move(r.value)));
     };
     std::optional<session_info> remembered;
     bool lead = false;
@@ -653,24 +654,28 @@ private:
   void lead_code2session(std::string code) {
     const auto c = detail::calls::code2session(opt_.appid, opt_.secret, code);
     detail::exchange_async(
-        transport_, std::make_shared<const http_request>(c.request()), 1, opt_.backoff, nullptr,
+        transport_, c.request(), 1, opt_.backoff, nullptr,
         [self = shared_from_this(), code = std::move(code),
          read = c.read](const nlohmann::json& j, std::error_code ec, error_detail d) {
           detail::shared_result<session_info> r;
           r.ec = ec;
           r.detail = std::move(d);
           if (!r.ec) read(j, r.value, r.ec, &r.detail);
-          std::vector<unique_function<void(const detail::shared_result<session_info>&)>> waiters;
+          std::vector<unique_function<void(detail::shared_result<session_info> &&)>> waiters;
           {
             std::lock_guard<std::mutex> lock(self->codes_mutex_);
             if (auto* e = self->codes_.flying(code)) {
               waiters.swap(e->flight.waiters);
-              if (!r.ec) e->flight.value = r;
+              if (!r.ec) e->flight.value = r;  // the memory's own copy, before any move
             }
             self->codes_.land(code, !r.ec, self->clock_->now_ms());
           }
-          for (auto& w : waiters)
-            w(r);
+          // Every waiter but the last gets a copy; the last (the only one, nearly always)
+          // the result itself.
+          if (waiters.empty()) return;
+          for (std::size_t i = 0; i + 1 < waiters.size(); ++i)
+            waiters[i](detail::shared_result<session_info>(r));
+          waiters.back()(std::move(r));
         });
   }
 

@@ -291,9 +291,9 @@ private:
 
   void fetch_once(bool force, int attempts, unique_function<void(token_result)> done) {
     const std::int64_t sent = clock_->now_ms();
-    std::shared_ptr<const http_request> req;
+    http_request req;
     try {
-      req = std::make_shared<const http_request>(detail::access_token_request(opt_, force));
+      req = detail::access_token_request(opt_, force);
     } catch (...) {  // e.g. an appid or secret that is not UTF-8 (the JSON body refuses it)
       done(failed("the access token request could not be built"));
       return;

@@ -68,43 +68,48 @@ private:
   answer_handler h_;
 };
 
-inline void exchange_attempt(const std::shared_ptr<async_transport>& t,
-                             std::shared_ptr<const http_request> req, int max_attempts,
-                             std::chrono::milliseconds backoff,
+// One attempt: the request goes to the transport; a copy stays in the handler for the
+// next attempt only when one may follow (attempt < max_attempts), so that a call made once
+// (code2session, every unsafe call) copies nothing.
+inline void exchange_attempt(const std::shared_ptr<async_transport>& t, http_request req,
+                             int max_attempts, std::chrono::milliseconds backoff,
                              std::shared_ptr<request_owner> owner, answer_once done, int attempt) {
   send_options so;
   if (owner) {
     so.timeout = owner->remaining();
     so.cancel = owner->stop.token();
   }
-  auto handler = [t, req, max_attempts, backoff, owner, done = std::move(done),
-                  attempt](http_response res, std::error_code sent) mutable {
-    std::error_code ec;
-    error_detail d;
-    auto j = read_response(std::move(res), sent, ec, d);
-    d.attempts = attempt;
-    if (!ec || attempt >= max_attempts || !retryable(ec) || (owner && owner->gone())) {
-      done(std::move(j), ec, std::move(d));
-      return;
-    }
-    const auto delay = backoff_delay(backoff, attempt);
-    t->post_after(delay, [t, req = std::move(req), max_attempts, backoff, owner = std::move(owner),
-                          done = std::move(done), attempt, j = std::move(j), ec,
-                          d = std::move(d)]() mutable {
-      if (owner && owner->gone()) {  // its caller left during the backoff: no more attempts
+  try {
+    http_request next;
+    if (attempt < max_attempts) next = req;
+    auto handler = [t, next = std::move(next), max_attempts, backoff, owner, done = std::move(done),
+                    attempt](http_response res, std::error_code sent) mutable {
+      std::error_code ec;
+      error_detail d;
+      auto j = read_response(std::move(res), sent, ec, d);
+      d.attempts = attempt;
+      if (!ec || attempt >= max_attempts || !retryable(ec) || (owner && owner->gone())) {
         done(std::move(j), ec, std::move(d));
         return;
       }
-      exchange_attempt(t, std::move(req), max_attempts, backoff, std::move(owner), std::move(done),
-                       attempt + 1);
-    });
-  };
-  try {
-    http_request copy = *req;
-    t->async_send(std::move(copy), std::move(so), std::move(handler));
+      const auto delay = backoff_delay(backoff, attempt);
+      t->post_after(delay, [t, next = std::move(next), max_attempts, backoff,
+                            owner = std::move(owner), done = std::move(done), attempt,
+                            j = std::move(j), ec, d = std::move(d)]() mutable {
+        if (owner && owner->gone()) {  // its caller left during the backoff: no more attempts
+          done(std::move(j), ec, std::move(d));
+          return;
+        }
+        exchange_attempt(t, std::move(next), max_attempts, backoff, std::move(owner),
+                         std::move(done), attempt + 1);
+      });
+    };
+    t->async_send(std::move(req), std::move(so), std::move(handler));
   } catch (...) {
-    // A transport that throws (a user's: bad_alloc, a broken invariant) has not taken the
-    // handler; it is destroyed here, uncalled, and answer_once reports transport_errc::failed.
+    // The copy failed (bad_alloc), or a transport threw (a user's: bad_alloc, a broken
+    // invariant) without taking the handler: `done`, in the handler destroyed here or
+    // still this function's, is destroyed uncalled, and answer_once reports
+    // transport_errc::failed. Nothing escapes to the caller.
   }
 }
 
@@ -113,10 +118,9 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t,
 /// once, on the loop, with the last attempt's answer; or with transport_errc::failed when
 /// the transport drops the request or throws. A request whose owner has left is not
 /// attempted again.
-inline void exchange_async(const std::shared_ptr<async_transport>& t,
-                           std::shared_ptr<const http_request> req, int max_attempts,
-                           std::chrono::milliseconds backoff, std::shared_ptr<request_owner> owner,
-                           answer_handler done) {
+inline void exchange_async(const std::shared_ptr<async_transport>& t, http_request req,
+                           int max_attempts, std::chrono::milliseconds backoff,
+                           std::shared_ptr<request_owner> owner, answer_handler done) {
   exchange_attempt(t, std::move(req), max_attempts, backoff, std::move(owner),
                    answer_once(std::move(done)), 1);
 }
