@@ -43,10 +43,14 @@ loop_thread() {
   echo "$best $best_file"
 }
 
-# Calls to malloc in a callgrind file (operator new included: it calls malloc). Callgrind
-# names a function once, "cfn=(id) name", and by its id alone afterwards.
+# Calls to malloc in a callgrind file (operator new included: it calls malloc; calloc,
+# realloc and the aligned allocations are not counted). Only what runs inside Asio's
+# scheduler::run is collected (--toggle-collect): the loop thread's file may also hold a
+# code-minting thread (see above), whose mallocs grow with the run's length. Callgrind
+# names a function once ("fn=(id) name", "cfn=(id) name"; one id space per file) and by
+# its id alone afterwards; a "calls=" line follows each "cfn=" line.
 malloc_calls() {
-  perl -ne 'if (/^(c?)fn=\((\d+)\)(?: (.*))?$/) { $n{$2} = $3 if defined $3; $cur = $1 ? $n{$2} : "" }
+  perl -ne 'if (/^(c|j|fr)?fn=\((\d+)\)(?: (.*))?$/) { $n{$2} = $3 if defined $3; $cur = ($1 // "") eq "c" ? $n{$2} : "" }
             elsif (/^calls=(\d+)/) { $t += $1 if defined $cur && $cur eq "malloc"; $cur = "" }
             END { print $t + 0, "\n" }' "$1"
 }
@@ -63,6 +67,7 @@ for b in "${builds[@]}"; do
   for s in 2 5; do
     rm -f "$work"/cg.*
     timeout --kill-after=10 300 valgrind --tool=callgrind --separate-threads=yes \
+      --toggle-collect='*scheduler::run*' \
       --callgrind-out-file="$work/cg.%p" "$b/benchmarks/async_login" async --base "$base" \
       --appid "$appid" --secret "$secret" --inflight 64 --warmup 1 --seconds "$s" \
       --stagger 50 --prefix "ir-$s-$RANDOM-" > "$work/out.$s" 2> "$work/valgrind.$s" ||

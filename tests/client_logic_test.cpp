@@ -227,7 +227,7 @@ TEST_CASE("an integer field beyond int64_t reads as its fallback, never converte
       R"({"big":1e300,"negbig":-1e300,"u":18446744073709551615,"max":9223372036854775807,
           "min":-9223372036854775808,"edge":9223372036854775808.0,"frac":-2.9,"s":"42",
           "sbig":"99999999999999999999","words":"forty","n":null,"arr":[1],"sneg":"-12",
-          "sjunk":"7200abc","sexp":"1e300","sspace":" 5","sempty":""})");
+          "sjunk":"7200abc","sexp":"1e300","sspace":" 5","sempty":"","splus":"+5"})");
   CHECK(integer_field(j, "big", 7) == 7);
   CHECK(integer_field(j, "negbig", 7) == 7);
   CHECK(integer_field(j, "u", 7) == 7);  // unsigned beyond INT64_MAX: not -1
@@ -243,6 +243,7 @@ TEST_CASE("an integer field beyond int64_t reads as its fallback, never converte
   CHECK(integer_field(j, "sexp", 7) == 7);   // stoll read 1
   CHECK(integer_field(j, "sspace", 7) == 7);
   CHECK(integer_field(j, "sempty", 7) == 7);
+  CHECK(integer_field(j, "splus", 7) == 7);  // stoll read 5
   CHECK(integer_field(j, "n", 7) == 7);
   CHECK(integer_field(j, "arr", 7) == 7);
   CHECK(integer_field(j, "absent", 7) == 7);

@@ -143,7 +143,7 @@ inline std::optional<std::string> optional_string(const nlohmann::json& j, const
 
 /// An integer field, accepting a number or a string that is one whole integer ("7200");
 /// `fallback` when absent, or when the value is no integer an int64_t holds: a string with
-/// more than the number ("7200abc", "1e300", " 5"), a number beyond +-9.2e18 (1e300, or
+/// more than the number ("7200abc", "1e300", " 5", "+5"), a number beyond +-9.2e18 (1e300, or
 /// 18446744073709551615: converting one is undefined behaviour, or a wrapped sign), any
 /// other type. A fractional number is cut toward zero.
 inline std::int64_t integer_field(const nlohmann::json& j, const char* name,

@@ -12,10 +12,6 @@
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#if !(defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))) &&       \
-    defined(SYS_epoll_pwait2)
-#include <linux/time_types.h>  // __kernel_timespec: the system call's own (64-bit) timespec
-#endif
 
 #include <cerrno>
 #include <climits>
@@ -24,14 +20,18 @@
 
 namespace mock_wechat::detail {
 
-/// epoll_pwait2 through glibc (2.35 and later), or the raw system call where only the
-/// kernel headers know it; -1 with ENOSYS where neither does.
+/// epoll_pwait2 through glibc (2.35 and later), or the raw system call where the C
+/// library's headers name it (SYS_epoll_pwait2); -1 with ENOSYS where neither does. `t`
+/// must not be null.
 inline int epoll_pwait2_or_enosys(int ep, epoll_event* events, int max, const timespec* t) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
   return ::epoll_pwait2(ep, events, max, t, nullptr);
 #elif defined(SYS_epoll_pwait2)
-  // The kernel reads a __kernel_timespec, whose tv_sec is 64 bits even where time_t is not.
-  const __kernel_timespec kt{t->tv_sec, t->tv_nsec};
+  // The kernel reads its own __kernel_timespec: two 64-bit fields, even where time_t is 32
+  // bits (declared here: <linux/time_types.h> is not everywhere SYS_epoll_pwait2 is).
+  struct {
+    std::int64_t tv_sec, tv_nsec;
+  } const kt{t->tv_sec, t->tv_nsec};
   return static_cast<int>(::syscall(SYS_epoll_pwait2, ep, events, max, &kt, nullptr, 0));
 #else
   (void)ep, (void)events, (void)max, (void)t;
