@@ -73,6 +73,14 @@ template <class T> struct slot {
   }
 };
 
+// Two attempts of one call send the same request: method, target, body and Content-Type.
+void same_request(const wechat::http_request& a, const wechat::http_request& b) {
+  CHECK(a.method == b.method);
+  CHECK(a.target == b.target);
+  CHECK(a.body == b.body);
+  CHECK(a.content_type == b.content_type);
+}
+
 const char* session_body =
     R"({"openid":"o-alice","session_key":"a2V5a2V5a2V5a2V5a2V5aw==","unionid":"u-alice"})";
 
@@ -397,12 +405,6 @@ TEST_CASE("async retries: -1 and transport failures retried after a backoff time
   // Every attempt sends the same request (the last one is given the request itself, the
   // earlier ones copies).
   const auto first = g.waiting("/wxa/getpaidunionid").at(0).request;
-  const auto same_as_first = [&first](const wechat::http_request& r) {
-    CHECK(r.method == first.method);
-    CHECK(r.target == first.target);
-    CHECK(r.body == first.body);
-    CHECK(r.content_type == first.content_type);
-  };
   REQUIRE(g.t->respond(g.waiting("/wxa/getpaidunionid")[0].id, 200,
                        R"({"errcode":-1,"errmsg":"system error"})"));
   REQUIRE(g.t->respond(g.waiting("/wxa/resetusersessionkey")[0].id, 200,
@@ -417,12 +419,12 @@ TEST_CASE("async retries: -1 and transport failures retried after a backoff time
   CHECK(g.waiting("/wxa/getpaidunionid").empty());  // 100 ms at least
   g.t->advance(52ms);  // jitter: up to half again, plus 1 ms (detail::backoff_delay)
   REQUIRE(g.waiting("/wxa/getpaidunionid").size() == 1);
-  same_as_first(g.waiting("/wxa/getpaidunionid")[0].request);
+  same_request(g.waiting("/wxa/getpaidunionid")[0].request, first);
   REQUIRE(g.t->fail(g.waiting("/wxa/getpaidunionid")[0].id, wechat::transport_errc::connect_failed,
                     "127.0.0.1:1: connection refused"));
   g.t->advance(301ms);  // 200 ms (doubled), plus up to 101 ms of jitter
   REQUIRE(g.waiting("/wxa/getpaidunionid").size() == 1);
-  same_as_first(g.waiting("/wxa/getpaidunionid")[0].request);
+  same_request(g.waiting("/wxa/getpaidunionid")[0].request, first);
   REQUIRE(g.t->fail(g.waiting("/wxa/getpaidunionid")[0].id, wechat::transport_errc::timeout,
                     "127.0.0.1:1: read timed out"));
   g.t->run();
@@ -456,10 +458,7 @@ TEST_CASE("async retries: a token fetch answered -1 is sent again, the same POST
   g.t->advance(151ms);
   const auto again = g.waiting("/cgi-bin/stable_token");
   REQUIRE(again.size() == 1);
-  CHECK(again[0].request.method == first.method);
-  CHECK(again[0].request.target == first.target);
-  CHECK(again[0].request.body == first.body);
-  CHECK(again[0].request.content_type == first.content_type);
+  same_request(again[0].request, first);
   REQUIRE(g.t->respond(again[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
   g.t->run();
   REQUIRE(s.calls == 1);

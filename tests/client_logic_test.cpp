@@ -250,8 +250,9 @@ TEST_CASE("an integer field beyond int64_t reads as its fallback, never converte
 }
 
 // A token's expires_in is made milliseconds and added to the time the request was sent:
-// 1e300 was undefined behaviour, 9e15 an overflow. Through the provider as users call it:
-// each odd answer still gives its token, and the expiry the provider keeps is sane.
+// 1e300 was undefined behaviour, 9223372036854775 an overflow (of the milliseconds).
+// Through the provider as users call it: each odd answer still gives its token, and the
+// expiry the provider keeps is sane.
 TEST_CASE("a token's expires_in is kept between 0 and 2^31 seconds: absurd ones neither overflow "
           "nor stop the token",
           "[client][token]") {
