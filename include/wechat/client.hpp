@@ -382,7 +382,7 @@ private:
   // even when it sets ec (as each call always did).
   template <class T> T run(const detail::api_call<T>& c, std::error_code& ec, error_detail* d) {
     const int attempts = c.safe ? opt_.max_attempts : 1;
-    nlohmann::json j;
+    detail::answer j;
     if (c.token)
       j = detail::with_token(
           tokens_, ec, d, [&](const std::string& token, std::error_code& cec, error_detail* cd) {

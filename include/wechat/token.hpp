@@ -78,7 +78,7 @@ namespace detail {
 /// expires_in is taken within [0, 2^31) seconds (about 68 years): a negative one expires
 /// the token at once (it serves the call that fetched it; the next call fetches again),
 /// and a larger one could not be made milliseconds without overflowing.
-inline void read_token_answer(const nlohmann::json& j, const char* field, std::int64_t sent_ms,
+inline void read_token_answer(const detail::answer& j, const char* field, std::int64_t sent_ms,
                               token_fetch_result& r) {
   r.value.value = required_string(j, field, r.ec, &r.detail);
   if (r.ec) return;

@@ -595,7 +595,7 @@ private:
         transport_, std::move(req), c.safe ? opt_.max_attempts : 1, opt_.backoff, std::move(owner),
         [self = shared_from_this(), op, c = round == 0 ? c : detail::api_call<V>{},
          used = std::string(token), round,
-         read = c.read](nlohmann::json j, std::error_code ec, error_detail d) mutable {
+         read = c.read](detail::answer j, std::error_code ec, error_detail d) mutable {
           if (round == 0 && detail::token_rejected(ec)) {
             self->tokens_->invalidate(used);
             self->token_round<T>(std::move(op), std::move(c), 1);
@@ -606,7 +606,7 @@ private:
   }
 
   template <class T, class V, class Read>
-  static void deliver(detail::call_op<T>& op, const nlohmann::json& j, std::error_code ec,
+  static void deliver(detail::call_op<T>& op, const detail::answer& j, std::error_code ec,
                       error_detail d, Read read) {
     V v{};
     if (!ec) read(j, v, ec, &d);
@@ -656,7 +656,7 @@ private:
     detail::exchange_async(
         transport_, c.request(), 1, opt_.backoff, nullptr,
         [self = shared_from_this(), code = std::move(code),
-         read = c.read](const nlohmann::json& j, std::error_code ec, error_detail d) {
+         read = c.read](const detail::answer& j, std::error_code ec, error_detail d) {
           detail::shared_result<session_info> r;
           r.ec = ec;
           r.detail = std::move(d);

@@ -300,7 +300,7 @@ private:
     }
     detail::exchange_async(transport_, std::move(req), attempts, opt_.backoff, nullptr,
                            [self = shared_from_this(), sent,
-                            done = std::move(done)](const nlohmann::json& j, std::error_code ec,
+                            done = std::move(done)](const detail::answer& j, std::error_code ec,
                                                     error_detail d) mutable {
                              self->fetches_ += static_cast<std::uint64_t>(d.attempts);
                              token_result r;

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "wechat/detail/answer.hpp"
 #include "wechat/error.hpp"
 #include "wechat/transport.hpp"
 
@@ -33,142 +34,214 @@ inline std::string extract_rid(std::string_view errmsg) {
   return std::string(r.substr(0, n));
 }
 
+// Shared by the DOM's and the answer's readings of a field.
+
+/// `s` when it is one whole integer of T ("7200"; not "7200abc", " 5", "+5" or "1e300").
+template <class T> std::optional<T> whole_integer(std::string_view s) noexcept {
+  T v{};
+  const char* end = s.data() + s.size();
+  const auto [ptr, err] = std::from_chars(s.data(), end, v);
+  if (err == std::errc() && ptr == end && !s.empty()) return v;
+  return std::nullopt;
+}
+
+/// A number cut toward zero, when an int64_t holds it: [-2^63, 2^63), both bounds exact in
+/// a double; NaN fails both tests (converting one beyond is undefined behaviour).
+inline std::optional<std::int64_t> integer_of_double(double d) noexcept {
+  if (d >= -9223372036854775808.0 && d < 9223372036854775808.0) return static_cast<std::int64_t>(d);
+  return std::nullopt;
+}
+
+/// An integral number's text ("-12") as an int64_t; nullopt beyond its range (nlohmann
+/// makes such a number unsigned, or a double, which no int64_t holds either).
+inline std::optional<std::int64_t> integer_of_token(std::string_view t) noexcept {
+  const bool negative = !t.empty() && t[0] == '-';
+  std::uint64_t u = 0;
+  for (std::size_t i = negative ? 1 : 0; i < t.size(); ++i) {
+    const auto digit = static_cast<std::uint64_t>(t[i] - '0');
+    if (u > (UINT64_MAX - digit) / 10) return std::nullopt;
+    u = u * 10 + digit;
+  }
+  const std::uint64_t limit = static_cast<std::uint64_t>(INT64_MAX) + (negative ? 1 : 0);
+  if (u > limit) return std::nullopt;
+  return negative ? static_cast<std::int64_t>(0 - u) : static_cast<std::int64_t>(u);
+}
+
+/// Sets a field's error: protocol_errc::missing_field or wrong_type, naming it in `d`.
+inline void field_error(protocol_errc e, const char* name, std::error_code& ec, error_detail* d) {
+  ec = e;
+  if (d) d->field = name;
+}
+
 /// An answer's errcode into `out`: 0 when absent or null; an integer, or a string that is
 /// one whole integer ("40029": some gateways quote it), within int's range. False for
 /// anything else: a float, a string with more than the number (" 40029", "40029abc"),
 /// "0x10" or "+0", and an integer beyond int (4294967296 was cut to 32 bits, and read as
 /// success).
-inline bool read_errcode(const nlohmann::json& j, int& out) {
+inline bool read_errcode(const answer& a, int& out) {
   out = 0;
-  const auto it = j.find("errcode");
-  if (it == j.end() || it->is_null()) return true;
-  if (it->is_number_unsigned()) {
-    const auto u = it->get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(INT_MAX)) return false;
-    out = static_cast<int>(u);
-    return true;
+  const auto* m = a.find("errcode");
+  if (m == nullptr || m->type == answer::kind::null) return true;
+  std::optional<std::int64_t> v;
+  if (m->type == answer::kind::integer) {
+    v = integer_of_token(a.text(*m));
+  } else if (m->type == answer::kind::string) {
+    std::string s;
+    a.string_value(*m, s);
+    v = whole_integer<std::int64_t>(s);
   }
-  if (it->is_number_integer()) {
-    const auto v = it->get<std::int64_t>();
-    if (v < INT_MIN || v > INT_MAX) return false;
-    out = static_cast<int>(v);
-    return true;
-  }
-  if (!it->is_string()) return false;
-  const auto& s = it->get_ref<const std::string&>();
-  const char* end = s.data() + s.size();
-  const auto [ptr, err] = std::from_chars(s.data(), end, out);
-  if (err == std::errc() && ptr == end && !s.empty()) return true;
-  out = 0;
-  return false;
+  if (!v || *v < INT_MIN || *v > INT_MAX) return false;
+  out = static_cast<int>(*v);
+  return true;
 }
 
-/// Parses an API answer. Sets ec to the errcode (api_category) when it is non-zero, or to
-/// protocol_errc::not_json / not_object. Fills `d` (when given) with errmsg and rid.
-inline nlohmann::json parse_answer(const http_response& res, std::error_code& ec, error_detail* d) {
+/// Reads an API answer, `body`, which it keeps. Sets ec to the errcode (api_category) when
+/// it is non-zero, or to protocol_errc::not_json / not_object / wrong_type (an errcode that
+/// is no int). Fills `d` (when given) with errmsg and rid.
+inline answer parse_answer(std::string body, std::error_code& ec, error_detail* d) {
   ec.clear();
-  auto j = nlohmann::json::parse(res.body, nullptr, false);
-  if (j.is_discarded()) {
+  answer::shape found = answer::shape::not_json;
+  answer a = answer::read(std::move(body), found);
+  if (found == answer::shape::not_json) {
     ec = protocol_errc::not_json;
-    return nullptr;
+    return answer();
   }
-  if (!j.is_object()) {
+  if (found == answer::shape::not_object) {
     ec = protocol_errc::not_object;
-    return nullptr;
+    return answer();
   }
   int errcode = 0;
-  if (!read_errcode(j, errcode)) {
-    ec = protocol_errc::wrong_type;
-    if (d) d->field = "errcode";
-    return nullptr;
+  if (!read_errcode(a, errcode)) {
+    field_error(protocol_errc::wrong_type, "errcode", ec, d);
+    return answer();
   }
   if (errcode != 0) {
     ec = make_api_error_code(errcode);
     if (d) {
       d->errcode = errcode;
-      const auto m = j.find("errmsg");
-      d->errmsg = m != j.end() && m->is_string() ? m->get<std::string>() : std::string();
+      d->errmsg.clear();
+      if (const auto* m = a.find("errmsg"); m != nullptr && m->type == answer::kind::string)
+        a.string_value(*m, d->errmsg);
       d->rid = extract_rid(d->errmsg);
     }
   }
-  return j;
+  return a;
 }
 
 /// A response read: a transport failure (`sent`, as the transport set it) fills
 /// `d.http_status` with the status the transport saw (0 when none) and `d.cause` with what
 /// it said of it (http_response::failure); an answer goes through parse_answer(). Shared by
 /// round_trip and the async client, which gets `res` and `sent` in a handler.
-inline nlohmann::json read_response(http_response&& res, const std::error_code& sent,
-                                    std::error_code& ec, error_detail& d) {
+inline answer read_response(http_response&& res, const std::error_code& sent, std::error_code& ec,
+                            error_detail& d) {
   if (sent) {
     ec = sent;
     d.http_status = res.status;
     d.cause = std::move(res.failure);
-    return nullptr;
+    return answer();
   }
-  return parse_answer(res, ec, &d);
+  return parse_answer(std::move(res.body), ec, &d);
 }
 
 /// One request and its answer read: sends `req`, then read_response().
-inline nlohmann::json round_trip(transport& t, const http_request& req, std::error_code& ec,
-                                 error_detail& d) {
+inline answer round_trip(transport& t, const http_request& req, std::error_code& ec,
+                         error_detail& d) {
   std::error_code sent;
   http_response res = t.send(req, sent);
   return read_response(std::move(res), sent, ec, d);
 }
 
-/// A required string field; sets protocol_errc::missing_field / wrong_type.
+// The fields of an answer. Each rule is written for the answer's top-level members (read
+// from the body) and for a DOM (the members of a nested object), and reads the same.
+
+/// A required string field; sets protocol_errc::missing_field (absent or null) or
+/// wrong_type (not a string). "" is a value.
+inline std::string required_string(const answer& a, const char* name, std::error_code& ec,
+                                   error_detail* d) {
+  const auto* m = a.find(name);
+  if (m == nullptr || m->type == answer::kind::null) {
+    field_error(protocol_errc::missing_field, name, ec, d);
+    return {};
+  }
+  if (m->type != answer::kind::string) {
+    field_error(protocol_errc::wrong_type, name, ec, d);
+    return {};
+  }
+  std::string s;
+  a.string_value(*m, s);
+  return s;
+}
+
 inline std::string required_string(const nlohmann::json& j, const char* name, std::error_code& ec,
                                    error_detail* d) {
   const auto it = j.find(name);
   if (it == j.end() || it->is_null()) {
-    ec = protocol_errc::missing_field;
-    if (d) d->field = name;
+    field_error(protocol_errc::missing_field, name, ec, d);
     return {};
   }
   if (!it->is_string()) {
-    ec = protocol_errc::wrong_type;
-    if (d) d->field = name;
+    field_error(protocol_errc::wrong_type, name, ec, d);
     return {};
   }
   return it->get<std::string>();
 }
 
-/// An optional string field (absent, null or empty: nullopt).
+/// An optional string field (absent, not a string, or empty: nullopt).
+inline std::optional<std::string> optional_string(const answer& a, const char* name) {
+  const auto* m = a.find(name);
+  if (m == nullptr || m->type != answer::kind::string || m->size == 2) return std::nullopt;
+  std::string s;  // not empty: an escape decodes to a character at least
+  a.string_value(*m, s);
+  return s;
+}
+
 inline std::optional<std::string> optional_string(const nlohmann::json& j, const char* name) {
   const auto it = j.find(name);
-  if (it == j.end() || !it->is_string() || it->get<std::string>().empty()) return std::nullopt;
+  if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().empty())
+    return std::nullopt;
   return it->get<std::string>();
 }
 
 /// An integer field, accepting a number or a string that is one whole integer ("7200");
 /// `fallback` when absent, or when the value is no integer an int64_t holds: a string with
 /// more than the number ("7200abc", "1e300", " 5", "+5"), a number beyond +-9.2e18 (1e300, or
-/// 18446744073709551615: converting one is undefined behaviour, or a wrapped sign), any
-/// other type. A fractional number is cut toward zero.
+/// 18446744073709551615), any other type. A fractional number is cut toward zero.
+inline std::int64_t integer_field(const answer& a, const char* name, std::int64_t fallback) {
+  const auto* m = a.find(name);
+  if (m == nullptr) return fallback;
+  std::optional<std::int64_t> v;
+  if (m->type == answer::kind::integer) v = integer_of_token(a.text(*m));
+  if (!v && (m->type == answer::kind::integer || m->type == answer::kind::number)) {
+    // A fraction, an exponent, or an integer beyond 64 bits: nlohmann reads a double (and
+    // -9223372036854775809 rounds to -2^63, which an int64_t holds).
+    const auto t = a.text(*m);
+    double x = 0;  // a number too small for a double stays 0, as strtod makes it
+    std::from_chars(t.data(), t.data() + t.size(), x);
+    v = integer_of_double(x);
+  } else if (m->type == answer::kind::string) {
+    std::string s;
+    a.string_value(*m, s);
+    v = whole_integer<std::int64_t>(s);
+  }
+  return v.value_or(fallback);
+}
+
 inline std::int64_t integer_field(const nlohmann::json& j, const char* name,
                                   std::int64_t fallback) {
   const auto it = j.find(name);
   if (it == j.end()) return fallback;
+  std::optional<std::int64_t> v;
   if (it->is_number_unsigned()) {
     const auto u = it->get<std::uint64_t>();
-    return u <= static_cast<std::uint64_t>(INT64_MAX) ? static_cast<std::int64_t>(u) : fallback;
+    if (u <= static_cast<std::uint64_t>(INT64_MAX)) v = static_cast<std::int64_t>(u);
+  } else if (it->is_number_integer()) {
+    v = it->get<std::int64_t>();
+  } else if (it->is_number_float()) {
+    v = integer_of_double(it->get<double>());
+  } else if (it->is_string()) {
+    v = whole_integer<std::int64_t>(it->get_ref<const std::string&>());
   }
-  if (it->is_number_integer()) return it->get<std::int64_t>();
-  if (it->is_number_float()) {
-    const double d = it->get<double>();
-    // [-2^63, 2^63): both bounds exact in a double; NaN fails both tests.
-    return d >= -9223372036854775808.0 && d < 9223372036854775808.0 ? static_cast<std::int64_t>(d)
-                                                                    : fallback;
-  }
-  if (it->is_string()) {
-    const auto& s = it->get_ref<const std::string&>();
-    std::int64_t v = 0;
-    const char* end = s.data() + s.size();
-    const auto [ptr, err] = std::from_chars(s.data(), end, v);
-    if (err == std::errc() && ptr == end && !s.empty()) return v;
-  }
-  return fallback;
+  return v.value_or(fallback);
 }
 
 }  // namespace detail

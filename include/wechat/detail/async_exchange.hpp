@@ -11,8 +11,6 @@
 #include <system_error>
 #include <utility>
 
-#include <nlohmann/json.hpp>
-
 #include "wechat/async/transport.hpp"
 #include "wechat/detail/api_response.hpp"
 #include "wechat/detail/retry.hpp"
@@ -22,7 +20,7 @@ namespace wechat::detail {
 
 /// What a request made once, retried when safe, hands back: the parsed answer, or an error
 /// with its detail (detail.attempts: the requests made).
-using answer_handler = unique_function<void(nlohmann::json, std::error_code, error_detail)>;
+using answer_handler = unique_function<void(answer, std::error_code, error_detail)>;
 
 /// Whoever waits for a request: when it stops waiting (its deadline passed, it cancelled),
 /// retries stop and `stop` fires, for the transport to abort the request. A request shared
@@ -55,11 +53,11 @@ public:
     d.cause = "the transport dropped the request: its loop stopped";
     auto h = std::move(h_);
     try {
-      h(nullptr, make_error_code(transport_errc::failed), std::move(d));
+      h(answer(), make_error_code(transport_errc::failed), std::move(d));
     } catch (...) {  // a destructor does not throw
     }
   }
-  void operator()(nlohmann::json j, std::error_code ec, error_detail d) {
+  void operator()(answer j, std::error_code ec, error_detail d) {
     auto h = std::move(h_);
     h(std::move(j), ec, std::move(d));
   }

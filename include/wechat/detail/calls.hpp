@@ -30,11 +30,10 @@ inline std::string json_body(const nlohmann::json& j) {
 
 // code2session's answer (jscode2session, component/jscode2session): openid, session_key,
 // unionid when the UnionID rules allow.
-inline void read_session(const nlohmann::json& j, session_info& s, std::error_code& ec,
-                         error_detail* d) {
-  s.openid = required_string(j, "openid", ec, d);
-  if (!ec) s.session_key = required_string(j, "session_key", ec, d);
-  if (!ec) s.unionid = optional_string(j, "unionid");
+inline void read_session(const answer& a, session_info& s, std::error_code& ec, error_detail* d) {
+  s.openid = required_string(a, "openid", ec, d);
+  if (!ec) s.session_key = required_string(a, "session_key", ec, d);
+  if (!ec) s.unionid = optional_string(a, "unionid");
 }
 
 /// The value of a call that answers nothing but success (check_session_key, sns_auth, clear_quota).
@@ -51,8 +50,10 @@ template <class T> struct api_call {
   bool safe = true;          // safe to repeat: retried on -1 and transport failures
   bool spends_code = false;  // sends a single-use code: the async client never aborts it
   /// Reads an answer WeChat accepted (errcode 0) into `out`, which starts value-initialized;
-  /// a missing or mistyped field sets ec (protocol_errc) and names it in `d`. Never null.
-  void (*read)(const nlohmann::json& j, T& out, std::error_code& ec, error_detail* d) = nullptr;
+  /// a missing or mistyped field sets ec (protocol_errc) and names it in `d`. Never null. A
+  /// flat answer is read from its members (required_string(a, ...)); one that nests, from
+  /// a.json().
+  void (*read)(const answer& a, T& out, std::error_code& ec, error_detail* d) = nullptr;
 
   /// The request to send; `access_token` is used (url-encoded) for token calls only.
   http_request request(std::string_view access_token = {}) const {
@@ -68,7 +69,7 @@ template <class T> struct api_call {
 };
 
 /// A call that answers nothing to read.
-inline void read_nothing(const nlohmann::json&, no_value&, std::error_code&, error_detail*) {}
+inline void read_nothing(const answer&, no_value&, std::error_code&, error_detail*) {}
 
 /// sns/userinfo for an oauth_token is refused before any request when the token is a
 /// snapshot-page user's (is_snapshot_user): true, with ec = api_errc::api_unauthorized
@@ -89,7 +90,7 @@ namespace calls {
 // A GET that carries the app's access token; `query` follows it ("&openid=...").
 template <class T>
 api_call<T> token_get(const std::string& path, const std::string& query, bool safe,
-                      void (*read)(const nlohmann::json&, T&, std::error_code&, error_detail*)) {
+                      void (*read)(const answer&, T&, std::error_code&, error_detail*)) {
   api_call<T> c;
   c.path = path;
   c.query = query;
@@ -102,7 +103,7 @@ api_call<T> token_get(const std::string& path, const std::string& query, bool sa
 // A POST of a JSON body that carries the app's access token.
 template <class T>
 api_call<T> token_post(const std::string& path, const nlohmann::json& body, bool safe,
-                       void (*read)(const nlohmann::json&, T&, std::error_code&, error_detail*)) {
+                       void (*read)(const answer&, T&, std::error_code&, error_detail*)) {
   api_call<T> c;
   c.method = "POST";
   c.path = path;
@@ -116,7 +117,7 @@ api_call<T> token_post(const std::string& path, const nlohmann::json& body, bool
 // A GET without the app's access token; `query` is the whole query, from '?'.
 template <class T>
 api_call<T> plain_get(const std::string& path, const std::string& query, bool safe,
-                      void (*read)(const nlohmann::json&, T&, std::error_code&, error_detail*)) {
+                      void (*read)(const answer&, T&, std::error_code&, error_detail*)) {
   api_call<T> c;
   c.path = path;
   c.query = query;
@@ -139,8 +140,7 @@ inline std::string session_query(std::string_view openid, std::string_view sessi
 }
 
 // sns/oauth2/access_token's and refresh_token's answer.
-inline void read_oauth(const nlohmann::json& j, oauth_token& t, std::error_code& ec,
-                       error_detail* d) {
+inline void read_oauth(const answer& j, oauth_token& t, std::error_code& ec, error_detail* d) {
   t.access_token = required_string(j, "access_token", ec, d);
   if (!ec) t.openid = required_string(j, "openid", ec, d);
   if (ec) return;
@@ -169,7 +169,7 @@ inline api_call<std::string> get_paid_unionid(std::string_view openid, const pai
   if (!order.out_trade_no.empty()) q += "&out_trade_no=" + url_encode(order.out_trade_no);
   return token_get<std::string>(
       "/wxa/getpaidunionid", q, true,
-      [](const nlohmann::json& j, std::string& out, std::error_code& ec, error_detail* d) {
+      [](const answer& j, std::string& out, std::error_code& ec, error_detail* d) {
         out = required_string(j, "unionid", ec, d);
       });
 }
@@ -185,7 +185,7 @@ inline api_call<std::string> reset_session_key(std::string_view openid,
                                                std::string_view session_key) {
   return token_get<std::string>(
       "/wxa/resetusersessionkey", session_query(openid, session_key), false,
-      [](const nlohmann::json& j, std::string& out, std::error_code& ec, error_detail* d) {
+      [](const answer& j, std::string& out, std::error_code& ec, error_detail* d) {
         out = required_string(j, "session_key", ec, d);
       });
 }
@@ -197,7 +197,8 @@ inline api_call<phone_info> get_phone_number(std::string_view code, std::string_
   if (!openid.empty()) body["openid"] = std::string(openid);
   return spending_code(token_post<phone_info>(
       "/wxa/business/getuserphonenumber", body, false,
-      [](const nlohmann::json& j, phone_info& p, std::error_code& ec, error_detail* d) {
+      [](const answer& a, phone_info& p, std::error_code& ec, error_detail* d) {
+        const nlohmann::json& j = a.json();  // read from the DOM, parsed here
         const auto info = j.find("phone_info");
         if (info == j.end() || !info->is_object()) {
           ec = protocol_errc::missing_field;
@@ -247,7 +248,8 @@ inline api_call<sns_user_info> sns_userinfo(std::string_view access_token, std::
       "/sns/userinfo",
       "?access_token=" + url_encode(access_token) + "&openid=" + url_encode(openid) +
           "&lang=" + url_encode(lang),
-      true, [](const nlohmann::json& j, sns_user_info& u, std::error_code& ec, error_detail* d) {
+      true, [](const answer& a, sns_user_info& u, std::error_code& ec, error_detail* d) {
+        const nlohmann::json& j = a.json();  // read from the DOM, parsed here
         u.openid = required_string(j, "openid", ec, d);
         if (ec) return;
         u.nickname = optional_string(j, "nickname").value_or("");
@@ -275,7 +277,7 @@ inline api_call<no_value> sns_auth(std::string_view access_token, std::string_vi
 inline api_call<follower_info> follower(std::string_view openid, std::string_view lang) {
   return token_get<follower_info>(
       "/cgi-bin/user/info", "&openid=" + url_encode(openid) + "&lang=" + url_encode(lang), true,
-      [](const nlohmann::json& j, follower_info& f, std::error_code& ec, error_detail* d) {
+      [](const answer& j, follower_info& f, std::error_code& ec, error_detail* d) {
         f.subscribed = integer_field(j, "subscribe", 0) == 1;
         f.openid = required_string(j, "openid", ec, d);
         f.subscribe_time = integer_field(j, "subscribe_time", 0);
@@ -289,8 +291,9 @@ inline api_call<std::vector<user_encrypt_key>> get_user_encrypt_key(std::string_
                                                                     std::string_view session_key) {
   return token_get<std::vector<user_encrypt_key>>(
       "/wxa/business/getuserencryptkey", session_query(openid, session_key), true,
-      [](const nlohmann::json& j, std::vector<user_encrypt_key>& keys, std::error_code& ec,
+      [](const answer& a, std::vector<user_encrypt_key>& keys, std::error_code& ec,
          error_detail* d) {
+        const nlohmann::json& j = a.json();  // read from the DOM, parsed here
         const auto list = j.find("key_info_list");
         if (list == j.end() || !list->is_array()) {
           ec = protocol_errc::missing_field;
@@ -325,7 +328,7 @@ inline api_call<std::string> get_plugin_open_pid(std::string_view code) {
   const nlohmann::json body = {{"code", std::string(code)}};
   return spending_code(
       token_post<std::string>("/wxa/getpluginopenpid", body, false,
-                              [](const nlohmann::json& j, std::string& out, std::error_code& ec,
+                              [](const answer& j, std::string& out, std::error_code& ec,
                                  error_detail* d) { out = required_string(j, "openpid", ec, d); }));
 }
 
@@ -341,7 +344,8 @@ inline api_call<user_risk_rank> get_user_risk_rank(const std::string& appid,
   if (r.is_test) body["is_test"] = true;
   return token_post<user_risk_rank>(
       "/wxa/getuserriskrank", body, true,
-      [](const nlohmann::json& j, user_risk_rank& out, std::error_code& ec, error_detail* d) {
+      [](const answer& a, user_risk_rank& out, std::error_code& ec, error_detail* d) {
+        const nlohmann::json& j = a.json();  // read from the DOM, parsed here
         const auto rank = j.find("risk_rank");
         if (rank == j.end() || rank->is_null()) {
           ec = protocol_errc::missing_field;
@@ -372,7 +376,8 @@ inline api_call<api_quota> get_api_quota(std::string_view cgi_path) {
   const nlohmann::json body = {{"cgi_path", std::string(cgi_path)}};
   return token_post<api_quota>(
       "/cgi-bin/openapi/quota/get", body, true,
-      [](const nlohmann::json& j, api_quota& q, std::error_code& ec, error_detail* d) {
+      [](const answer& a, api_quota& q, std::error_code& ec, error_detail* d) {
+        const nlohmann::json& j = a.json();  // read from the DOM, parsed here
         const auto quota = j.find("quota");
         if (quota == j.end() || !quota->is_object()) {
           ec = protocol_errc::missing_field;
@@ -390,7 +395,8 @@ inline api_call<rid_info> get_rid_info(std::string_view rid) {
   const nlohmann::json body = {{"rid", std::string(rid)}};
   return token_post<rid_info>(
       "/cgi-bin/openapi/rid/get", body, true,
-      [](const nlohmann::json& j, rid_info& r, std::error_code& ec, error_detail* d) {
+      [](const answer& a, rid_info& r, std::error_code& ec, error_detail* d) {
+        const nlohmann::json& j = a.json();  // read from the DOM, parsed here
         const auto req = j.find("request");
         if (req == j.end() || !req->is_object()) {
           ec = protocol_errc::missing_field;

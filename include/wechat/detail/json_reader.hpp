@@ -9,13 +9,21 @@
 // A grammar violation sets syntax_error(); a value of the wrong type for a known field
 // is skipped and sets shape_error(), so "not JSON" and "JSON of the wrong shape" stay
 // distinguishable.
+//
+// The DOM-compatible grammar (json_reader::dom_compatible) is the reading of WeChat's
+// answers (detail::answer): it accepts exactly what nlohmann::json::parse accepts, where
+// nlohmann is laxer or stricter than RFC 8259: a UTF-8 BOM at the start is skipped, a NUL
+// after the value ends the input, a number that overflows a double is refused, and
+// nesting has no depth limit (skip_any() keeps its own stack, not the call stack).
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace wechat::detail {
 
@@ -24,7 +32,23 @@ public:
   static constexpr int max_depth = 256;
 
   explicit json_reader(std::string_view text) noexcept
-      : p_(text.data()), end_(text.data() + text.size()) {}
+      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()) {}
+
+  /// The grammar of nlohmann::json::parse, for WeChat's answers (see the file's comment).
+  struct dom_compatible_t {};
+  static constexpr dom_compatible_t dom_compatible{};
+  json_reader(std::string_view text, dom_compatible_t) noexcept : json_reader(text) {
+    dom_ = true;
+    static constexpr char bom[] = "\xEF\xBB\xBF";
+    if (text.size() >= 3 && std::memcmp(p_, bom, 3) == 0) p_ += 3;
+  }
+
+  /// Inside object()'s on_key: whether the key had an escape (it is then a decoded copy,
+  /// else a view of the text).
+  bool key_decoded() const noexcept { return key_decoded_; }
+
+  /// Where the reader is: bytes from the start of the text.
+  std::size_t offset() const noexcept { return static_cast<std::size_t>(p_ - begin_); }
 
   bool syntax_error() const noexcept { return syntax_; }
   bool shape_error() const noexcept { return shape_; }
@@ -37,10 +61,11 @@ public:
     return p_ < end_ ? *p_ : '\0';
   }
 
-  /// After the top-level value: only whitespace may remain.
+  /// After the top-level value: only whitespace may remain (in the DOM-compatible
+  /// grammar, whitespace and then a NUL, after which nothing is read).
   bool finish() noexcept {
     skip_ws();
-    if (p_ != end_) syntax_ = true;
+    if (p_ != end_ && !(dom_ && *p_ == '\0')) syntax_ = true;
     return !syntax_;
   }
 
@@ -179,8 +204,8 @@ public:
     }
     case '"': {
       ++p_;
-      scratch_.clear();
-      return read_string_body(scratch_);
+      bool escaped = false;
+      return scan_string_body(escaped);
     }
     case 't': return literal("true");
     case 'f': return literal("false");
@@ -190,6 +215,82 @@ public:
       return scan_number(integral);
     }
     }
+  }
+
+  /// Validates and skips any value, nested to any depth, without recursion: the open
+  /// containers are a bit each (64 in a word, then a string), so a hostile answer of a
+  /// million '[' costs a million bytes at most, never the call stack.
+  bool skip_any() {
+    std::uint64_t inline_bits = 0;  // bit i: level i is an object (else an array)
+    std::string deeper;             // levels 64 and up
+    std::size_t depth = 0;
+    const auto is_object = [&](std::size_t level) {
+      return level < 64 ? ((inline_bits >> level) & 1U) != 0 : deeper[level - 64] != 0;
+    };
+    const auto member_key = [&] {  // a key and its ':'
+      if (peek() != '"') return fail();
+      ++p_;
+      bool escaped = false;
+      if (!scan_string_body(escaped)) return false;
+      if (peek() != ':') return fail();
+      ++p_;
+      return true;
+    };
+    for (;;) {
+      // A value.
+      const char c = peek();
+      if (c == '{' || c == '[') {
+        ++p_;
+        const bool object = c == '{';
+        if (peek() == (object ? '}' : ']')) {
+          ++p_;
+        } else {
+          if (depth < 64) {
+            inline_bits =
+                (inline_bits & ~(std::uint64_t{1} << depth)) | (std::uint64_t{object} << depth);
+          } else {
+            deeper.resize(depth - 64);
+            deeper.push_back(object ? 1 : 0);
+          }
+          ++depth;
+          if (object && !member_key()) return false;
+          continue;
+        }
+      } else if (!skip(0)) {  // a scalar: skip() does not recurse for one
+        return false;
+      }
+      // After a value: close what ends here, then the next value, or the end.
+      for (;;) {
+        if (depth == 0) return true;
+        const bool object = is_object(depth - 1);
+        const char d = peek();
+        if (d == ',') {
+          ++p_;
+          if (object && !member_key()) return false;
+          break;
+        }
+        if (d != (object ? '}' : ']')) return fail();
+        ++p_;
+        --depth;
+      }
+    }
+  }
+
+  /// At a string value (peek() == '"'): validates it and moves past it without decoding;
+  /// `escaped` tells whether it holds an escape (a value without one is its own text).
+  bool skip_string(bool& escaped) {
+    if (peek() != '"') return fail();
+    ++p_;
+    escaped = false;
+    return scan_string_body(escaped);
+  }
+
+  /// At a number (peek() is '-' or a digit): validates it and moves past it; `integral`
+  /// tells whether it has neither fraction nor exponent.
+  bool skip_number(bool& integral) {
+    peek();
+    integral = true;
+    return scan_number(integral);
   }
 
 private:
@@ -213,6 +314,44 @@ private:
 
   // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
   bool scan_number(bool& integral) noexcept {
+    const char* start = p_;
+    if (!scan_number_grammar(integral)) return false;
+    if (dom_ && overflows_double(start, p_)) return fail();
+    return true;
+  }
+
+  // Whether a grammatical number is beyond a double (nlohmann's parser refuses it: "number
+  // overflow"). Its magnitude is estimated from its digits and exponent first; only a
+  // number near or past 1e308 is converted (from_chars rounds as strtod does, and a finite
+  // number that is out of range there, with a magnitude this large, overflowed).
+  static bool overflows_double(const char* s, const char* e) noexcept {
+    const char* p = s + (*s == '-' ? 1 : 0);
+    long magnitude = 0;  // digits before the point (a leading 0 is none)
+    if (*p != '0') {
+      while (p < e && *p >= '0' && *p <= '9') {
+        ++p;
+        ++magnitude;
+      }
+    } else {
+      ++p;
+    }
+    while (p < e && *p != 'e' && *p != 'E')
+      ++p;
+    if (p < e) {  // an exponent: clamped, so that a thousand digits do not overflow
+      ++p;
+      const bool negative = *p == '-';
+      if (*p == '+' || *p == '-') ++p;
+      long x = 0;
+      for (; p < e; ++p)
+        if (x < 100000) x = x * 10 + (*p - '0');
+      magnitude += negative ? -x : x;
+    }
+    if (magnitude < 300) return false;
+    double v = 0;
+    return std::from_chars(s, e, v).ec == std::errc::result_out_of_range;
+  }
+
+  bool scan_number_grammar(bool& integral) noexcept {
     auto digit = [&] { return p_ < end_ && *p_ >= '0' && *p_ <= '9'; };
     if (p_ < end_ && *p_ == '-') ++p_;
     if (!digit()) return fail();
@@ -274,7 +413,20 @@ private:
     return true;
   }
 
-  static void append_utf8(std::string& out, std::uint32_t cp) {
+  // Where a string's text goes when it is only validated: nothing is kept but whether an
+  // escape was seen (escapes are the only characters pushed one by one).
+  struct escape_sink {
+    bool& escaped;
+    void append(const char*, std::size_t) noexcept {}
+    void push_back(char) noexcept { escaped = true; }
+  };
+
+  bool scan_string_body(bool& escaped) {
+    escape_sink sink{escaped};
+    return read_string_body(sink);
+  }
+
+  template <class Out> static void append_utf8(Out& out, std::uint32_t cp) {
     if (cp < 0x80) {
       out.push_back(static_cast<char>(cp));
     } else if (cp < 0x800) {
@@ -324,6 +476,7 @@ private:
   // After a key's opening quote: a view of the key in the input when it has no escapes
   // (the usual case), else its decoded form in `decoded`.
   std::string_view read_key(std::string& decoded) {
+    key_decoded_ = false;
     const char* start = p_;
     skip_plain_ascii();
     while (p_ < end_) {
@@ -336,13 +489,14 @@ private:
         ++p_;
       }
     }
+    key_decoded_ = true;
     decoded.assign(start, static_cast<std::size_t>(p_ - start));
     if (!read_string_body(decoded)) return {};
     return decoded;
   }
 
   // After the opening quote: decodes into out up to and past the closing quote.
-  bool read_string_body(std::string& out) {
+  template <class Out> bool read_string_body(Out& out) {
     for (;;) {
       const char* run = p_;
       skip_plain_ascii();
@@ -392,11 +546,13 @@ private:
     }
   }
 
+  const char* begin_;
   const char* p_;
   const char* end_;
   bool syntax_ = false;
   bool shape_ = false;
-  std::string scratch_;
+  bool dom_ = false;  // the DOM-compatible grammar
+  bool key_decoded_ = false;
 };
 
 }  // namespace wechat::detail

@@ -7,8 +7,6 @@
 #include <string>
 #include <system_error>
 
-#include <nlohmann/json.hpp>
-
 #include "wechat/detail/api_response.hpp"
 #include "wechat/detail/retry.hpp"
 #include "wechat/error.hpp"
@@ -19,10 +17,9 @@ namespace wechat::detail {
 
 /// One request, parsed: retried on -1 and transport failures up to `attempts` times (1
 /// for a call that is not safe to repeat). Fills `*d` with the last attempt's detail.
-inline nlohmann::json exchange(transport& t, const http_request& req, int attempts,
-                               std::chrono::milliseconds backoff, std::error_code& ec,
-                               error_detail* d) {
-  nlohmann::json j;
+inline answer exchange(transport& t, const http_request& req, int attempts,
+                       std::chrono::milliseconds backoff, std::error_code& ec, error_detail* d) {
+  answer j;
   error_detail local;
   retry(attempts, backoff, [&](int attempt) {
     local = error_detail{};
@@ -46,12 +43,11 @@ inline bool token_rejected(const std::error_code& ec) noexcept {
 /// answer. A token WeChat rejects (token_rejected) is invalidated if it is still the
 /// current one, and the call made once more with a fresh token.
 template <class Call>
-nlohmann::json with_token(token_provider& tokens, std::error_code& ec, error_detail* d,
-                          Call&& call) {
-  nlohmann::json j;
+answer with_token(token_provider& tokens, std::error_code& ec, error_detail* d, Call&& call) {
+  answer j;
   for (int round = 0; round < 2; ++round) {
     const std::string token = tokens.get(ec, d);
-    if (ec) return nullptr;
+    if (ec) return answer();
     j = call(token, ec, d);
     if (!token_rejected(ec)) return j;
     tokens.invalidate(token);
