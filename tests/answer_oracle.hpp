@@ -9,6 +9,8 @@
 
 #include <charconv>
 #include <climits>
+#include <cstdint>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -16,22 +18,96 @@
 
 namespace answer_oracle {
 
-// What a body reads as: the outcome and each probed field, written out so that two
-// readings compare as strings and a mismatch prints both.
+// What a body reads as: the outcome, each probed field and each member the DOM has,
+// written out so that two readings compare as strings and a mismatch prints both.
 inline const char* const probes[] = {"errcode",     "errmsg",  "openid",
                                      "session_key", "unionid", "access_token",
                                      "expires_in",  "a",       "open\xc3\xa9"};
 
-template <class Source> void probe_fields(const Source& s, std::ostringstream& out) {
-  for (const char* name : probes) {
-    std::error_code ec;
-    wechat::error_detail d;
-    const std::string v = wechat::detail::required_string(s, name, ec, &d);
-    const auto o = wechat::detail::optional_string(s, name);
-    out << " | " << name << ": required " << ec.message() << " [" << d.field << "] '" << v
-        << "' optional " << (o ? "'" + *o + "'" : std::string("none")) << " integer "
-        << wechat::detail::integer_field(s, name, -7);
+// The field rules on the DOM, frozen as the library had them before detail::answer (the
+// library's own DOM overloads now share code with the answer's: a slip there would show on
+// both sides).
+inline std::string dom_required_string(const nlohmann::json& j, const std::string& name,
+                                       std::error_code& ec, wechat::error_detail* d) {
+  const auto it = j.find(name);
+  if (it == j.end() || it->is_null()) {
+    ec = wechat::protocol_errc::missing_field;
+    if (d) d->field = name;
+    return {};
   }
+  if (!it->is_string()) {
+    ec = wechat::protocol_errc::wrong_type;
+    if (d) d->field = name;
+    return {};
+  }
+  return it->get<std::string>();
+}
+
+inline std::optional<std::string> dom_optional_string(const nlohmann::json& j,
+                                                      const std::string& name) {
+  const auto it = j.find(name);
+  if (it == j.end() || !it->is_string() || it->get<std::string>().empty()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+inline std::int64_t dom_integer_field(const nlohmann::json& j, const std::string& name,
+                                      std::int64_t fallback) {
+  const auto it = j.find(name);
+  if (it == j.end()) return fallback;
+  if (it->is_number_unsigned()) {
+    const auto u = it->get<std::uint64_t>();
+    return u <= static_cast<std::uint64_t>(INT64_MAX) ? static_cast<std::int64_t>(u) : fallback;
+  }
+  if (it->is_number_integer()) return it->get<std::int64_t>();
+  if (it->is_number_float()) {
+    const double d = it->get<double>();
+    return d >= -9223372036854775808.0 && d < 9223372036854775808.0 ? static_cast<std::int64_t>(d)
+                                                                    : fallback;
+  }
+  if (it->is_string()) {
+    const auto& s = it->get_ref<const std::string&>();
+    std::int64_t v = 0;
+    const char* end = s.data() + s.size();
+    const auto [ptr, err] = std::from_chars(s.data(), end, v);
+    if (err == std::errc() && ptr == end && !s.empty()) return v;
+  }
+  return fallback;
+}
+
+// One field, read by the three rules: `Required(name, ec, d)`, `Optional(name)`,
+// `Integer(name, fallback)`.
+template <class Required, class Optional, class Integer>
+void read_field(const std::string& name, Required req, Optional opt, Integer integer,
+                std::ostringstream& out) {
+  std::error_code ec;
+  wechat::error_detail d;
+  const std::string v = req(name, ec, &d);
+  const auto o = opt(name);
+  out << " | " << name << ": required " << ec.message() << " [" << d.field << "] '" << v
+      << "' optional " << (o ? "'" + *o + "'" : std::string("none")) << " integer "
+      << integer(name, -7);
+}
+
+inline const char* kind_of(const nlohmann::json& v) {
+  if (v.is_string()) return "string";
+  if (v.is_number()) return "number";
+  if (v.is_boolean()) return "boolean";
+  if (v.is_null()) return "null";
+  return v.is_object() ? "object" : "array";
+}
+
+inline const char* kind_of(wechat::detail::answer::kind k) {
+  using kind = wechat::detail::answer::kind;
+  switch (k) {
+  case kind::string: return "string";
+  case kind::integer:
+  case kind::number: return "number";
+  case kind::boolean: return "boolean";
+  case kind::null: return "null";
+  case kind::object: return "object";
+  case kind::array: return "array";
+  }
+  return "?";
 }
 
 inline void outcome(std::ostringstream& out, const std::error_code& ec,
@@ -95,8 +171,20 @@ inline std::string by_dom(const std::string& body) {
     d.rid = wechat::detail::extract_rid(d.errmsg);
   }
   outcome(out, ec, d);
-  probe_fields(j, out);
-  out << " | dom: " << j.size() << " members";  // size, not dump(): dump() recurses
+  const auto req = [&](const std::string& n, std::error_code& e, wechat::error_detail* dd) {
+    return dom_required_string(j, n, e, dd);
+  };
+  const auto opt = [&](const std::string& n) { return dom_optional_string(j, n); };
+  const auto integer = [&](const std::string& n, std::int64_t f) {
+    return dom_integer_field(j, n, f);
+  };
+  for (const char* name : probes)
+    read_field(name, req, opt, integer, out);
+  out << " | members:";  // each member of the DOM: its kind, and its reading
+  for (const auto& [key, value] : j.items()) {
+    out << " " << key << "=" << kind_of(value);
+    if (key.find('\0') == std::string::npos) read_field(key, req, opt, integer, out);
+  }
   return out.str();
 }
 
@@ -109,8 +197,24 @@ inline std::string by_answer(const std::string& body) {
   const auto a = wechat::detail::parse_answer(body, ec, &d);
   outcome(out, ec, d);
   if (ec && ec.category() != wechat::api_category()) return out.str();
-  probe_fields(a, out);
-  out << " | dom: " << (a.json().is_object() ? a.json().size() : 999999) << " members";
+  const auto req = [&](const std::string& n, std::error_code& e, wechat::error_detail* dd) {
+    return wechat::detail::required_string(a, n.c_str(), e, dd);
+  };
+  const auto opt = [&](const std::string& n) {
+    return wechat::detail::optional_string(a, n.c_str());
+  };
+  const auto integer = [&](const std::string& n, std::int64_t f) {
+    return wechat::detail::integer_field(a, n.c_str(), f);
+  };
+  for (const char* name : probes)
+    read_field(name, req, opt, integer, out);
+  out << " | members:";  // the same members, from the answer's table (keys from its DOM)
+  for (const auto& [key, value] : a.json().items()) {
+    const auto* m = a.find(key);
+    out << " " << key << "=" << (m ? kind_of(m->type) : "absent");
+    // the helpers take a C string: a key with a NUL is compared by its kind only
+    if (key.find('\0') == std::string::npos) read_field(key, req, opt, integer, out);
+  }
   return out.str();
 }
 

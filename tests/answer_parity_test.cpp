@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "answer_oracle.hpp"
+#include "mutations.hpp"
 
 #include <random>
 #include <string>
@@ -67,6 +68,7 @@ TEST_CASE("an answer reads hand-picked edges of nlohmann's grammar as the DOM do
       R"({"errcode":0,"errcode":40029,"errmsg":"a","errmsg":"b"})",
       R"({"open\u0069d":"escaped key","openid":"plain","\u006fpenid":"last"})",
       R"({"open\u00e9":"accented key"})",
+      R"({"a\u0000b":"a NUL in a key","a":1})",
       R"({"openid":"x","openid":1})",
       R"({"openid":1,"openid":"x"})",
       R"({"openid":null,"session_key":"","unionid":""})",
@@ -101,6 +103,16 @@ TEST_CASE("an answer reads hand-picked edges of nlohmann's grammar as the DOM do
   same_reading("{\"a\":" + digits + "}");
   same_reading("{\"a\":" + digits + "e-100}");
   same_reading("{\"a\":0." + digits + "e308}");
+  // Numbers too small for a double are 0 to nlohmann (strtod), whatever their exponent:
+  // 1e-324 written with 623 zeros after the point and e300; an exponent of a million below
+  // 100,300 digits. Neither may be judged an overflow.
+  same_reading("{\"a\":0." + std::string(623, '0') + "1e300,\"openid\":\"o\"}");
+  same_reading("{\"a\":1" + std::string(100300, '0') + "e-1000000,\"openid\":\"o\"}");
+  same_reading("{\"a\":0." + std::string(400, '0') + "e999}");
+  same_reading("{\"a\":0." + std::string(10, '0') + "1e319}");  // 1e308: finite
+  same_reading("{\"a\":0." + std::string(10, '0') + "2e319}");  // 2e308: overflows
+  same_reading("{\"a\":1" + std::string(400, '0') + "e-92}");   // 1e308
+  same_reading("{\"a\":-2" + std::string(400, '0') + "e-92}");  // -2e308
   // Many members: past the answer's inline table.
   std::string many = "{";
   for (int i = 0; i < 40; ++i)
@@ -116,26 +128,14 @@ TEST_CASE("an answer reads 40000 mutated WeChat answers as the DOM does", "[answ
       R"({"access_token":"ACCESS_TOKEN","expires_in":7200,"errcode":0,"errmsg":"ok"})",
       R"({"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"+8613800138000","countryCode":86,"watermark":{"timestamp":-1.5e3,"appid":"wx"}},"a":[true,false,null,[],{}]})",
   };
-  const char alphabet[] =
-      "{}[]\",:\\u0123456789abcdefABCDEF.-+eE tnrfl \x80\xbf\xc3\xe5\xf0\xff\xef\xbb";
+  // The JSON's own bytes, UTF-8 lead and trail bytes, the BOM's, and a NUL.
+  const char bytes[] =
+      "{}[]\",:\\u0123456789abcdefABCDEF.-+eE tnrfl \x80\xbf\xc3\xe5\xf0\xff\xef\xbb\0";
+  const std::string_view alphabet(bytes, sizeof bytes - 1);  // the NUL written, not the end
   std::mt19937 rng(20261130);  // fixed seed: a failure reproduces
   int objects = 0, refused = 0;
   for (int i = 0; i < 40000; ++i) {
-    std::string s = base[i % 4];
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits; ++e) {
-      const std::size_t pos = rng() % (s.size() + 1);
-      const char c = rng() % 64 == 0 ? '\0' : alphabet[rng() % (sizeof alphabet - 1)];
-      switch (rng() % 3) {
-      case 0:
-        if (pos < s.size()) s.erase(pos, 1);
-        break;
-      case 1: s.insert(pos, 1, c); break;
-      default:
-        if (pos < s.size()) s[pos] = c;
-        break;
-      }
-    }
+    const std::string s = mutated(base[i % 4], rng, alphabet);
     same_reading(s);
     const auto dom = nlohmann::json::parse(s, nullptr, false);
     (dom.is_object() ? objects : refused)++;

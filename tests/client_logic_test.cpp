@@ -125,6 +125,21 @@ TEST_CASE("url_encode keeps unreserved characters and escapes the rest", "[clien
   CHECK(wechat::url_encode("aZ09-_.~") == "aZ09-_.~");
   CHECK(wechat::url_encode("a+b/c=d&e f") == "a%2Bb%2Fc%3Dd%26e%20f");
   CHECK(wechat::url_encode("\xe5\xbe\xae") == "%E5%BE%AE");
+  // Every byte, alone and between unreserved runs (the encoder appends runs at once).
+  static constexpr char hex[] = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    const bool kept = (b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') ||
+                      b == '-' || b == '_' || b == '.' || b == '~';
+    const std::string one = kept ? std::string(1, c) : std::string{'%', hex[b >> 4], hex[b & 15]};
+    CAPTURE(b);
+    CHECK(wechat::url_encode(std::string_view(&c, 1)) == one);
+    CHECK(wechat::url_encode("ab" + std::string(1, c) + "cd" + std::string(1, c)) ==
+          "ab" + one + "cd" + one);
+  }
+  std::string out = "?x=";
+  wechat::url_encode_to(out, "a b");
+  CHECK(out == "?x=a%20b");  // appended, what was there kept
 }
 
 namespace {

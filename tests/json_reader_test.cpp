@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <wechat/detail/json_reader.hpp>
 
+#include "mutations.hpp"
+
 #include <random>
 #include <string>
 
@@ -138,20 +140,8 @@ TEST_CASE("json_reader agrees with nlohmann on 20000 mutated payloads", "[json]"
   std::mt19937 rng(20261123);  // fixed seed: a failure reproduces
   int accepted = 0, rejected = 0;
   for (int i = 0; i < 20000; ++i) {
-    std::string s = base[i % 2];
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits; ++e) {
-      const std::size_t pos = rng() % (s.size() + 1);
-      switch (rng() % 3) {
-      case 0:
-        if (pos < s.size()) s.erase(pos, 1);
-        break;
-      case 1: s.insert(pos, 1, alphabet[rng() % (sizeof alphabet - 1)]); break;
-      default:
-        if (pos < s.size()) s[pos] = alphabet[rng() % (sizeof alphabet - 1)];
-        break;
-      }
-    }
+    const std::string s =
+        mutated(base[i % 2], rng, std::string_view(alphabet, sizeof alphabet - 1));
     const int verdict = nlohmann_verdict(s);
     if (verdict < 0) continue;
     const bool expect = verdict == 1;

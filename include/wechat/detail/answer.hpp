@@ -41,8 +41,12 @@ public:
   enum class shape { object, not_object, not_json };
 
   answer() = default;
-  answer(answer&&) noexcept = default;
-  answer& operator=(answer&&) noexcept = default;
+  /// A moved-from answer is empty (no text, no members), not a table of another's text.
+  answer(answer&& o) noexcept { take(o); }
+  answer& operator=(answer&& o) noexcept {
+    if (this != &o) take(o);
+    return *this;
+  }
   answer(const answer&) = delete;
   answer& operator=(const answer&) = delete;
 
@@ -81,7 +85,8 @@ public:
   }
 
   /// The whole body as nlohmann's DOM, parsed at the first call (an answer that is not an
-  /// object, or none: null).
+  /// object, or none: null). Not thread-safe, though const: an answer belongs to the one
+  /// call that reads it.
   const nlohmann::json& json() const {
     if (!dom_) {
       dom_ = std::make_unique<nlohmann::json>(
@@ -94,6 +99,18 @@ public:
 private:
   std::string_view key(const member& m) const noexcept {
     return std::string_view(m.key_decoded ? decoded_keys_ : text_).substr(m.key_at, m.key_size);
+  }
+
+  void take(answer& o) noexcept {
+    text_ = std::move(o.text_);
+    inline_ = o.inline_;
+    inline_count_ = o.inline_count_;
+    more_ = std::move(o.more_);
+    decoded_keys_ = std::move(o.decoded_keys_);
+    members_found_ = o.members_found_;
+    dom_ = std::move(o.dom_);
+    o.text_.clear();
+    o.clear_members();
   }
 
   void clear_members() noexcept {

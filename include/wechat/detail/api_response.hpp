@@ -52,8 +52,8 @@ inline std::optional<std::int64_t> integer_of_double(double d) noexcept {
   return std::nullopt;
 }
 
-/// An integral number's text ("-12") as an int64_t; nullopt beyond its range (nlohmann
-/// makes such a number unsigned, or a double, which no int64_t holds either).
+/// An integral number's text ("-12") as an int64_t; nullopt beyond its range (where
+/// nlohmann makes it an unsigned, up to 2^64 - 1, or a double beyond that).
 inline std::optional<std::int64_t> integer_of_token(std::string_view t) noexcept {
   const bool negative = !t.empty() && t[0] == '-';
   std::uint64_t u = 0;
@@ -212,8 +212,10 @@ inline std::int64_t integer_field(const answer& a, const char* name, std::int64_
   std::optional<std::int64_t> v;
   if (m->type == answer::kind::integer) v = integer_of_token(a.text(*m));
   if (!v && (m->type == answer::kind::integer || m->type == answer::kind::number)) {
-    // A fraction, an exponent, or an integer beyond 64 bits: nlohmann reads a double (and
-    // -9223372036854775809 rounds to -2^63, which an int64_t holds).
+    // A fraction or an exponent: a double, as in nlohmann. So is an integer below -2^63 or
+    // above 2^64 - 1 (one between 2^63 and 2^64 - 1 is unsigned there; as a double it is
+    // out of range too, the same outcome). -9223372036854775809 rounds to -2^63, which an
+    // int64_t holds.
     const auto t = a.text(*m);
     double x = 0;  // a number too small for a double stays 0, as strtod makes it
     std::from_chars(t.data(), t.data() + t.size(), x);

@@ -59,7 +59,15 @@ template <class T> struct api_call {
   http_request request(std::string_view access_token = {}) const {
     http_request req;
     req.method = method;
-    req.target = token ? path + "?access_token=" + url_encode(access_token) + query : path + query;
+    // One string, sized once: path, the token (url-encoded) for a token call, the query.
+    req.target.reserve(path.size() + query.size() +
+                       (token ? sizeof "?access_token=" + access_token.size() * 3 : 0));
+    req.target += path;
+    if (token) {
+      req.target += "?access_token=";
+      url_encode_to(req.target, access_token);
+    }
+    req.target += query;
     if (!body.empty()) {
       req.body = body;
       req.content_type = "application/json";
@@ -154,11 +162,20 @@ inline void read_oauth(const answer& j, oauth_token& t, std::error_code& ec, err
 /// GET /sns/jscode2session: never the access token; one attempt (a code is single use).
 inline api_call<session_info> code2session(const std::string& appid, const std::string& secret,
                                            std::string_view code) {
-  return spending_code(
-      plain_get<session_info>("/sns/jscode2session",
-                              "?appid=" + url_encode(appid) + "&secret=" + url_encode(secret) +
-                                  "&js_code=" + url_encode(code) + "&grant_type=authorization_code",
-                              false, read_session));
+  std::string q;  // built in place: no string per parameter
+  q.reserve(64 + (appid.size() + secret.size() + code.size()) * 3);
+  q += "?appid=";
+  url_encode_to(q, appid);
+  q += "&secret=";
+  url_encode_to(q, secret);
+  q += "&js_code=";
+  url_encode_to(q, code);
+  q += "&grant_type=authorization_code";
+  api_call<session_info> c;  // plain_get's, with the query moved in
+  c.path = "/sns/jscode2session";
+  c.query = std::move(q);
+  c.read = read_session;
+  return spending_code(std::move(c));
 }
 
 /// GET /wxa/getpaidunionid: the unionid.

@@ -1,20 +1,23 @@
-// wechat/detail/json_reader.hpp - a strict, allocation-light JSON reader for the small flat
-// objects WeChat encrypts (user info, phone number). It accepts exactly RFC 8259 JSON
-// (what nlohmann::json::accept accepts, checked by a differential test and a fuzzer), but
-// decodes only the fields the caller asks for and skips the rest without building a DOM:
-// a DOM parse alone costs more than the base64 + AES work it follows.
+// wechat/detail/json_reader.hpp - a strict, allocation-light JSON reader: it accepts
+// exactly RFC 8259 JSON (what nlohmann::json::accept accepts, but for the NUL, number and
+// depth differences below; checked by a differential test and a fuzzer), decodes only the
+// fields the caller asks for and skips the rest without building a DOM. It reads the small
+// flat objects WeChat encrypts (user info, phone number), where a DOM parse alone costs
+// more than the base64 + AES work it follows, and WeChat's answers (detail::answer).
 //
 // Usage: json_reader r(text); r.object([&](std::string_view key) { if (key == "a")
 // r.string(a); else r.skip(0); }); r.finish(); (decrypt.hpp's read_top_object wraps it).
 // A grammar violation sets syntax_error(); a value of the wrong type for a known field
 // is skipped and sets shape_error(), so "not JSON" and "JSON of the wrong shape" stay
-// distinguishable.
+// distinguishable. Nesting stops at max_depth.
 //
 // The DOM-compatible grammar (json_reader::dom_compatible) is the reading of WeChat's
 // answers (detail::answer): it accepts exactly what nlohmann::json::parse accepts, where
-// nlohmann is laxer or stricter than RFC 8259: a UTF-8 BOM at the start is skipped, a NUL
-// after the value ends the input, a number that overflows a double is refused, and
-// nesting has no depth limit (skip_any() keeps its own stack, not the call stack).
+// nlohmann differs from RFC 8259: a UTF-8 BOM at the start is skipped, a NUL after the
+// value ends the input, a number that overflows a double is refused, and nesting has no
+// depth limit (skip() and skip_any() keep their own stack, not the call stack). Numbers
+// are judged in the C locale and rounding to nearest, whatever the process's (nlohmann's
+// strtod follows both: in a locale whose decimal point is not '.', it misreads numbers).
 #pragma once
 
 #include <charconv>
@@ -176,8 +179,9 @@ public:
     return false;
   }
 
-  /// Validates and skips any value.
+  /// Validates and skips any value (in the DOM-compatible grammar, of any depth).
   bool skip(int depth) {
+    if (dom_) return skip_any();
     if (depth > max_depth) return fail();
     const char c = peek();
     switch (c) {
@@ -202,18 +206,7 @@ public:
         return fail();
       }
     }
-    case '"': {
-      ++p_;
-      bool escaped = false;
-      return scan_string_body(escaped);
-    }
-    case 't': return literal("true");
-    case 'f': return literal("false");
-    case 'n': return literal("null");
-    default: {
-      bool integral = true;
-      return scan_number(integral);
-    }
+    default: return skip_scalar();
     }
   }
 
@@ -256,7 +249,7 @@ public:
           if (object && !member_key()) return false;
           continue;
         }
-      } else if (!skip(0)) {  // a scalar: skip() does not recurse for one
+      } else if (!skip_scalar()) {
         return false;
       }
       // After a value: close what ends here, then the next value, or the end.
@@ -312,6 +305,24 @@ private:
     return true;
   }
 
+  // A string, a literal or a number (anything else is a syntax error).
+  bool skip_scalar() {
+    switch (peek()) {
+    case '"': {
+      ++p_;
+      bool escaped = false;
+      return scan_string_body(escaped);
+    }
+    case 't': return literal("true");
+    case 'f': return literal("false");
+    case 'n': return literal("null");
+    default: {
+      bool integral = true;
+      return scan_number(integral);
+    }
+    }
+  }
+
   // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
   bool scan_number(bool& integral) noexcept {
     const char* start = p_;
@@ -321,32 +332,40 @@ private:
   }
 
   // Whether a grammatical number is beyond a double (nlohmann's parser refuses it: "number
-  // overflow"). Its magnitude is estimated from its digits and exponent first; only a
-  // number near or past 1e308 is converted (from_chars rounds as strtod does, and a finite
-  // number that is out of range there, with a magnitude this large, overflowed).
+  // overflow"). Its decade is found from its digits and exponent first: a number below
+  // 1e299 never overflows, and only one at or past it is converted (from_chars rounds as
+  // strtod does in the default rounding mode; out of range there, a number that large
+  // overflowed: it cannot have underflowed).
   static bool overflows_double(const char* s, const char* e) noexcept {
     const char* p = s + (*s == '-' ? 1 : 0);
-    long magnitude = 0;  // digits before the point (a leading 0 is none)
+    long decade = 0;  // the value is in [10^(decade-1), 10^decade)
     if (*p != '0') {
       while (p < e && *p >= '0' && *p <= '9') {
         ++p;
-        ++magnitude;
+        ++decade;
       }
-    } else {
+    } else {  // 0, or 0.000ddd: each zero after the point is a decade down
       ++p;
+      if (p < e && *p == '.') ++p;
+      while (p < e && *p == '0') {
+        ++p;
+        --decade;
+      }
+      if (p == e || *p < '1' || *p > '9') return false;  // zero: 0, 0.000, 0e999
     }
     while (p < e && *p != 'e' && *p != 'E')
       ++p;
-    if (p < e) {  // an exponent: clamped, so that a thousand digits do not overflow
+    if (p < e) {  // the exponent: clamped beyond anything the digits could bring back
       ++p;
       const bool negative = *p == '-';
       if (*p == '+' || *p == '-') ++p;
+      const long limit = static_cast<long>(e - s) + 400;
       long x = 0;
       for (; p < e; ++p)
-        if (x < 100000) x = x * 10 + (*p - '0');
-      magnitude += negative ? -x : x;
+        if (x <= limit) x = x * 10 + (*p - '0');
+      decade += negative ? -x : x;
     }
-    if (magnitude < 300) return false;
+    if (decade < 300) return false;
     double v = 0;
     return std::from_chars(s, e, v).ec == std::errc::result_out_of_range;
   }
