@@ -180,7 +180,7 @@ inline std::string by_dom(const std::string& body) {
   };
   for (const char* name : probes)
     read_field(name, req, opt, integer, out);
-  out << " | members:";  // each member of the DOM: its kind, and its reading
+  out << " | an object | members:";  // each member of the DOM: its kind, and its reading
   for (const auto& [key, value] : j.items()) {
     out << " " << key << "=" << kind_of(value);
     if (key.find('\0') == std::string::npos) read_field(key, req, opt, integer, out);
@@ -208,13 +208,17 @@ inline std::string by_answer(const std::string& body) {
   };
   for (const char* name : probes)
     read_field(name, req, opt, integer, out);
-  out << " | members:";  // the same members, from the answer's table (keys from its DOM)
-  for (const auto& [key, value] : a.json().items()) {
+  const auto& dom = a.json();
+  out << (dom.is_object() ? " | an object" : " | not an object") << " | members:";
+  for (const auto& [key, value] : dom.items()) {  // the DOM's keys, read from the table
     const auto* m = a.find(key);
     out << " " << key << "=" << (m ? kind_of(m->type) : "absent");
     // the helpers take a C string: a key with a NUL is compared by its kind only
     if (key.find('\0') == std::string::npos) read_field(key, req, opt, integer, out);
   }
+  a.each_member([&](std::string_view key, const wechat::detail::answer::member&) {
+    if (!dom.contains(std::string(key))) out << " | a member the DOM lacks: " << key;
+  });
   return out.str();
 }
 

@@ -22,7 +22,8 @@ inline constexpr std::array<bool, 256> url_unreserved = [] {
 }  // namespace detail
 
 /// Appends `s` percent-encoded to `out` (RFC 3986 unreserved characters kept, every other
-/// byte as %XX, upper-case): a request's query is built in one string.
+/// byte as %XX, upper-case): a request's query is built in one string. `s` must not view
+/// `out` itself (appending may move its bytes).
 inline void url_encode_to(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789ABCDEF";
   std::size_t kept = 0;  // start of the run of unreserved bytes not yet appended

@@ -69,6 +69,14 @@ public:
     return nullptr;
   }
 
+  /// Calls f(key, member) for each member noted, in the body's order (duplicates too).
+  template <class F> void each_member(F&& f) const {
+    for (std::size_t i = 0; i < inline_count_; ++i)
+      f(key(inline_[i]), inline_[i]);
+    for (const auto& m : more_)
+      f(key(m), m);
+  }
+
   /// A member's value text: a string with its quotes, a number as written.
   std::string_view text(const member& m) const noexcept {
     return std::string_view(text_).substr(m.at, m.size);

@@ -1,6 +1,6 @@
 // wechat/detail/json_reader.hpp - a strict, allocation-light JSON reader: it accepts
-// exactly RFC 8259 JSON (what nlohmann::json::accept accepts, but for the NUL, number and
-// depth differences below; checked by a differential test and a fuzzer), decodes only the
+// exactly RFC 8259 JSON (what nlohmann::json::accept accepts, but for the BOM, NUL, number
+// and depth differences below; checked by a differential test and a fuzzer), decodes only the
 // fields the caller asks for and skips the rest without building a DOM. It reads the small
 // flat objects WeChat encrypts (user info, phone number), where a DOM parse alone costs
 // more than the base64 + AES work it follows, and WeChat's answers (detail::answer).
@@ -16,8 +16,9 @@
 // nlohmann differs from RFC 8259: a UTF-8 BOM at the start is skipped, a NUL after the
 // value ends the input, a number that overflows a double is refused, and nesting has no
 // depth limit (skip() and skip_any() keep their own stack, not the call stack). Numbers
-// are judged in the C locale and rounding to nearest, whatever the process's (nlohmann's
-// strtod follows both: in a locale whose decimal point is not '.', it misreads numbers).
+// are judged in the C locale, rounding to nearest, whatever the process's; nlohmann's
+// strtod follows the process's rounding mode, and its locale's decimal point when that is
+// one byte (a longer one, as fa_IR's, cuts "7.2e3" to 7): there only, they can differ.
 #pragma once
 
 #include <charconv>
