@@ -52,19 +52,17 @@ inline std::optional<std::int64_t> integer_of_double(double d) noexcept {
   return std::nullopt;
 }
 
-/// An integral number's text ("-12") as an int64_t; nullopt beyond its range (where
-/// nlohmann makes it an unsigned, up to 2^64 - 1, or a double beyond that).
-inline std::optional<std::int64_t> integer_of_token(std::string_view t) noexcept {
-  const bool negative = !t.empty() && t[0] == '-';
-  std::uint64_t u = 0;
-  for (std::size_t i = negative ? 1 : 0; i < t.size(); ++i) {
-    const auto digit = static_cast<std::uint64_t>(t[i] - '0');
-    if (u > (UINT64_MAX - digit) / 10) return std::nullopt;
-    u = u * 10 + digit;
-  }
-  const std::uint64_t limit = static_cast<std::uint64_t>(INT64_MAX) + (negative ? 1 : 0);
-  if (u > limit) return std::nullopt;
-  return negative ? static_cast<std::int64_t>(0 - u) : static_cast<std::int64_t>(u);
+/// A member's integer when it is an integral number an int64_t holds, or a string that is
+/// one whole integer ("40029": some gateways quote numbers); nullopt for anything else (a
+/// fraction, an exponent, a number beyond int64_t, other text, other kinds). The errcode
+/// and the integer fields read a member so.
+inline std::optional<std::int64_t> integer_or_integer_string(const answer& a,
+                                                             const answer::member& m) {
+  if (m.type == answer::kind::integer) return json_reader::int64_of_integral(a.text(m));
+  if (m.type != answer::kind::string) return std::nullopt;
+  std::string s;
+  a.string_value(m, s);
+  return whole_integer<std::int64_t>(s);
 }
 
 /// Sets a field's error: protocol_errc::missing_field or wrong_type, naming it in `d`.
@@ -82,14 +80,7 @@ inline bool read_errcode(const answer& a, int& out) {
   out = 0;
   const auto* m = a.find("errcode");
   if (m == nullptr || m->type == answer::kind::null) return true;
-  std::optional<std::int64_t> v;
-  if (m->type == answer::kind::integer) {
-    v = integer_of_token(a.text(*m));
-  } else if (m->type == answer::kind::string) {
-    std::string s;
-    a.string_value(*m, s);
-    v = whole_integer<std::int64_t>(s);
-  }
+  const auto v = integer_or_integer_string(a, *m);
   if (!v || *v < INT_MIN || *v > INT_MAX) return false;
   out = static_cast<int>(*v);
   return true;
@@ -209,8 +200,7 @@ inline std::optional<std::string> optional_string(const nlohmann::json& j, const
 inline std::int64_t integer_field(const answer& a, const char* name, std::int64_t fallback) {
   const auto* m = a.find(name);
   if (m == nullptr) return fallback;
-  std::optional<std::int64_t> v;
-  if (m->type == answer::kind::integer) v = integer_of_token(a.text(*m));
+  auto v = integer_or_integer_string(a, *m);
   if (!v && (m->type == answer::kind::integer || m->type == answer::kind::number)) {
     // A fraction or an exponent: a double, as in nlohmann. So is an integer below -2^63 or
     // above 2^64 - 1 (one between 2^63 and 2^64 - 1 is unsigned there; as a double it is
@@ -220,10 +210,6 @@ inline std::int64_t integer_field(const answer& a, const char* name, std::int64_
     double x = 0;  // a number too small for a double stays 0, as strtod makes it
     std::from_chars(t.data(), t.data() + t.size(), x);
     v = integer_of_double(x);
-  } else if (m->type == answer::kind::string) {
-    std::string s;
-    a.string_value(*m, s);
-    v = whole_integer<std::int64_t>(s);
   }
   return v.value_or(fallback);
 }

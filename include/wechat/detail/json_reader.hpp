@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -140,24 +141,29 @@ public:
       shape_ = true;
       return false;
     }
-    bool neg = *start == '-';
-    const char* d = start + (neg ? 1 : 0);
-    std::uint64_t v = 0;
-    for (; d < p_; ++d) {
-      const auto digit = static_cast<std::uint64_t>(*d - '0');
-      if (v > (UINT64_MAX - digit) / 10) {
-        shape_ = true;
-        return false;
-      }
-      v = v * 10 + digit;
-    }
-    if ((!neg && v > static_cast<std::uint64_t>(INT64_MAX)) ||
-        (neg && v > static_cast<std::uint64_t>(INT64_MAX) + 1)) {
+    const auto v = int64_of_integral(std::string_view(start, static_cast<std::size_t>(p_ - start)));
+    if (!v) {
       shape_ = true;
       return false;
     }
-    out = neg ? static_cast<std::int64_t>(0 - v) : static_cast<std::int64_t>(v);
+    out = *v;
     return true;
+  }
+
+  /// An integral number's text, already validated ("-12": no fraction, no exponent), as an
+  /// int64_t; nullopt beyond [-2^63, 2^63) (where nlohmann makes it an unsigned, up to
+  /// 2^64 - 1, or a double beyond that).
+  static std::optional<std::int64_t> int64_of_integral(std::string_view t) noexcept {
+    const bool negative = !t.empty() && t[0] == '-';
+    std::uint64_t u = 0;
+    for (std::size_t i = negative ? 1 : 0; i < t.size(); ++i) {
+      const auto digit = static_cast<std::uint64_t>(t[i] - '0');
+      if (u > (UINT64_MAX - digit) / 10) return std::nullopt;
+      u = u * 10 + digit;
+    }
+    const std::uint64_t limit = static_cast<std::uint64_t>(INT64_MAX) + (negative ? 1 : 0);
+    if (u > limit) return std::nullopt;
+    return negative ? static_cast<std::int64_t>(0 - u) : static_cast<std::int64_t>(u);
   }
 
   /// A string, or a number kept as its text (countryCode arrives as "86" or 86).
@@ -222,10 +228,8 @@ public:
       return level < 64 ? ((inline_bits >> level) & 1U) != 0 : deeper[level - 64] != 0;
     };
     const auto member_key = [&] {  // a key and its ':'
-      if (peek() != '"') return fail();
-      ++p_;
       bool escaped = false;
-      if (!scan_string_body(escaped)) return false;
+      if (!skip_string(escaped)) return false;
       if (peek() != ':') return fail();
       ++p_;
       return true;
@@ -310,9 +314,8 @@ private:
   bool skip_scalar() {
     switch (peek()) {
     case '"': {
-      ++p_;
       bool escaped = false;
-      return scan_string_body(escaped);
+      return skip_string(escaped);
     }
     case 't': return literal("true");
     case 'f': return literal("false");
