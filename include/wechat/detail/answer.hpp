@@ -3,10 +3,12 @@
 // are noted where they lie, without building a DOM. The fields of a flat answer (the
 // errcode, code2session's openid and session_key, a token) are decoded from the body when
 // asked for; a call whose answer nests (a phone number, a key list) asks for json(), the
-// DOM, parsed then and only then. A login thus allocates its three strings and this
-// table, not nlohmann's map, nodes and token buffers (benchmarks/RESULTS.md, run 10).
+// DOM, parsed then and only then. A login thus allocates its body and the strings it
+// takes out, not nlohmann's map, nodes and token buffers: up to 8 members are noted in
+// place, more in a vector (benchmarks/RESULTS.md, run 10).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstddef>
@@ -111,7 +113,8 @@ private:
 
   void take(answer& o) noexcept {
     text_ = std::move(o.text_);
-    inline_ = o.inline_;
+    // Only the members in use: an answer moves a few times per call, and a login's has four.
+    std::copy_n(o.inline_.begin(), o.inline_count_, inline_.begin());
     inline_count_ = o.inline_count_;
     more_ = std::move(o.more_);
     decoded_keys_ = std::move(o.decoded_keys_);
