@@ -10,6 +10,7 @@
 
 #include <map>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -754,27 +755,28 @@ TEST_CASE("async resolve_unionid: getPaidUnionId past its deadline is a diagnosi
   CHECK(s.r->value().diagnosis->cause == wechat::transport_errc::timeout);
 }
 
+// A fleet's store where another process holds the refresh lock and never saves a token.
+struct peer_locked_store final : wechat::token_store {
+  std::optional<wechat::stored_token> load(const std::string&, std::error_code& ec) override {
+    ec.clear();
+    return std::nullopt;
+  }
+  void save(const std::string&, const wechat::stored_token&, std::error_code& ec) override {
+    ec.clear();
+  }
+  void erase_if(const std::string&, const std::string&, std::error_code& ec) override {
+    ec.clear();
+  }
+  bool acquire(const std::string&, const std::string&, std::chrono::milliseconds,
+               std::error_code& ec) override {
+    ec.clear();
+    return false;
+  }
+};
+
 TEST_CASE("async tokens: a peer holds the store's lock, the loop stops while we poll: no one left "
           "waiting",
           "[async][token][lifetime]") {
-  // A fleet's store where another process holds the refresh lock and never saves a token.
-  struct peer_locked_store final : wechat::token_store {
-    std::optional<wechat::stored_token> load(const std::string&, std::error_code& ec) override {
-      ec.clear();
-      return std::nullopt;
-    }
-    void save(const std::string&, const wechat::stored_token&, std::error_code& ec) override {
-      ec.clear();
-    }
-    void erase_if(const std::string&, const std::string&, std::error_code& ec) override {
-      ec.clear();
-    }
-    bool acquire(const std::string&, const std::string&, std::chrono::milliseconds,
-                 std::error_code& ec) override {
-      ec.clear();
-      return false;
-    }
-  };
   auto t = std::make_shared<wechat::manual_transport>();
   auto wx = wechat::async_client::create(rig::options(), t, std::make_shared<peer_locked_store>());
   std::weak_ptr<wechat::async_client> weak = wx;
@@ -791,6 +793,71 @@ TEST_CASE("async tokens: a peer holds the store's lock, the loop stops while we 
   REQUIRE(f.wait_for(0s) == std::future_status::ready);
   CHECK(f.get().error() == wechat::transport_errc::failed);
   CHECK(weak.expired());  // no cycle left: client, provider and transport are freed
+}
+
+// The manual transport, whose timers can be refused: post_after throws bad_alloc (a full
+// heap, or a user's transport that throws) while `refuse` is set.
+struct refusing_timers final : wechat::async_transport {
+  std::shared_ptr<wechat::manual_transport> t = std::make_shared<wechat::manual_transport>();
+  bool refuse = false;
+  void async_send(wechat::http_request r, wechat::send_options o, wechat::send_handler h) override {
+    t->async_send(std::move(r), std::move(o), std::move(h));
+  }
+  void post(wechat::unique_function<void()> f) override { t->post(std::move(f)); }
+  void post_after(std::chrono::milliseconds d, wechat::unique_function<void()> f) override {
+    if (refuse) throw std::bad_alloc();
+    t->post_after(d, std::move(f));
+  }
+  std::chrono::steady_clock::time_point now() const override { return t->now(); }
+  bool running_in_loop() const noexcept override { return t->running_in_loop(); }
+};
+
+TEST_CASE("async retries: a retry whose timer the transport refuses ends the call and throws "
+          "nothing into the loop",
+          "[async][retry][token]") {
+  auto rt = std::make_shared<refusing_timers>();
+  auto wx = wechat::async_client::create(rig::options(), rt);
+  slot<std::string> s;
+  wx->access_token(s.handler());
+  rt->t->run();
+  const auto reqs = rt->t->pending();
+  REQUIRE(reqs.size() == 1);
+  REQUIRE(rt->t->respond(reqs[0].id, 200, R"({"errcode":-1,"errmsg":"system error"})"));
+  rt->refuse = true;  // the backoff's timer
+  REQUIRE_NOTHROW(rt->t->run());
+  REQUIRE(s.calls == 1);
+  CHECK(s.r->error() == wechat::transport_errc::failed);
+  CHECK(rt->t->pending_count() == 0);  // no second attempt
+  // The refresh is over: the next call fetches again.
+  rt->refuse = false;
+  slot<std::string> s2;
+  wx->access_token(s2.handler());
+  rt->t->run();
+  REQUIRE(rt->t->pending_count() == 1);
+  REQUIRE(
+      rt->t->respond(rt->t->pending()[0].id, 200, R"({"access_token":"T2","expires_in":7200})"));
+  rt->t->run();
+  REQUIRE(s2.calls == 1);
+  CHECK(s2.r->value() == "T2");
+  rt->t->stop();
+}
+
+TEST_CASE("async tokens: a peer holds the store's lock and the poll's next timer is refused: the "
+          "call ends and nothing is thrown into the loop",
+          "[async][token][lifetime]") {
+  auto rt = std::make_shared<refusing_timers>();
+  auto wx = wechat::async_client::create(rig::options(), rt, std::make_shared<peer_locked_store>());
+  slot<std::string> s;
+  wx->access_token(s.handler());
+  rt->t->run();  // the lock is taken: the first read of the store is 20 ms away
+  CHECK(rt->t->sent() == 0);
+  rt->refuse = true;  // the second read's timer, asked for from the loop
+  REQUIRE_NOTHROW(rt->t->advance(25ms));
+  REQUIRE(s.calls == 1);
+  CHECK(s.r->error() == wechat::transport_errc::failed);
+  CHECK(rt->t->sent() == 0);
+  rt->refuse = false;
+  rt->t->stop();
 }
 
 TEST_CASE("async code2session: at most code_memory_max codes remembered, the oldest forgotten",

@@ -245,25 +245,31 @@ private:
          transport_->now() + opt_.lock_ttl + std::chrono::milliseconds(100));
   }
 
+  // If post_after throws (bad_alloc, a user's transport), the guard, destroyed with the
+  // closure, lands the refresh as failed; nothing is thrown into the loop (poll runs there
+  // from the second read on).
   void poll(refresh_guard g, std::string owner, std::chrono::steady_clock::time_point until) {
-    transport_->post_after(
-        std::chrono::milliseconds(20),
-        [g = std::move(g), owner = std::move(owner), until]() mutable {
-          auto& self = g.provider();
-          std::error_code sec;
-          auto stored = self.load(sec);
-          if (!sec && self.usable(stored, g.rejected(), self.clock_->now_ms())) {
-            token_result r;
-            r.value = *stored;
-            const std::string rejected = g.disarm();
-            self.land(r, rejected);
-          } else if (!sec && self.transport_->now() < until) {
-            self.poll(std::move(g), std::move(owner), until);
-          } else {
-            auto keep = self.shared_from_this();  // the guard held the only reference here
-            self.try_lock(g.disarm(), owner);
-          }
-        });
+    try {
+      transport_->post_after(
+          std::chrono::milliseconds(20),
+          [g = std::move(g), owner = std::move(owner), until]() mutable {
+            auto& self = g.provider();
+            std::error_code sec;
+            auto stored = self.load(sec);
+            if (!sec && self.usable(stored, g.rejected(), self.clock_->now_ms())) {
+              token_result r;
+              r.value = *stored;
+              const std::string rejected = g.disarm();
+              self.land(r, rejected);
+            } else if (!sec && self.transport_->now() < until) {
+              self.poll(std::move(g), std::move(owner), until);
+            } else {
+              auto keep = self.shared_from_this();  // the guard held the only reference here
+              self.try_lock(g.disarm(), owner);
+            }
+          });
+    } catch (...) {  // the guard has landed the refresh as failed
+    }
   }
 
   void release(const std::string& lock_key, const std::string& owner, const std::error_code& lec) {

@@ -36,8 +36,9 @@ struct request_owner {
   cancel_source stop;
 };
 
-/// Calls its handler exactly once: when called, or, if the transport destroys it uncalled
-/// (its loop stopped for good), with transport_errc::failed from its destructor, so that
+/// Calls its handler exactly once: when called, or, if it is destroyed uncalled (the loop
+/// stopped for good, or async_send or a retry's post_after threw), with
+/// transport_errc::failed from its destructor, so that
 /// the waiters behind a request (a code's callers, a token's) are not left waiting and
 /// what they hold is released.
 class answer_once {
@@ -50,7 +51,8 @@ public:
   ~answer_once() {
     if (!h_) return;
     error_detail d;
-    d.cause = "the transport dropped the request: its loop stopped";
+    d.cause = "the transport dropped the request: its loop stopped, or it could not take "
+              "the call or a retry's timer";
     auto h = std::move(h_);
     try {
       h(answer(), make_error_code(transport_errc::failed), std::move(d));
@@ -91,16 +93,22 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t, http_req
         return;
       }
       const auto delay = backoff_delay(backoff, attempt);
-      t->post_after(delay, [t, next = std::move(next), max_attempts, backoff,
-                            owner = std::move(owner), done = std::move(done), attempt,
-                            j = std::move(j), ec, d = std::move(d)]() mutable {
-        if (owner && owner->gone()) {  // its caller left during the backoff: no more attempts
-          done(std::move(j), ec, std::move(d));
-          return;
-        }
-        exchange_attempt(t, std::move(next), max_attempts, backoff, std::move(owner),
-                         std::move(done), attempt + 1);
-      });
+      try {
+        t->post_after(delay, [t, next = std::move(next), max_attempts, backoff,
+                              owner = std::move(owner), done = std::move(done), attempt,
+                              j = std::move(j), ec, d = std::move(d)]() mutable {
+          if (owner && owner->gone()) {  // its caller left during the backoff: no more attempts
+            done(std::move(j), ec, std::move(d));
+            return;
+          }
+          exchange_attempt(t, std::move(next), max_attempts, backoff, std::move(owner),
+                           std::move(done), attempt + 1);
+        });
+      } catch (...) {
+        // No timer for the next attempt (post_after threw: bad_alloc, a user's transport):
+        // `done`, destroyed with the closure, reports transport_errc::failed. This runs on
+        // the loop, inside the transport's completion: nothing is thrown into it.
+      }
     };
     t->async_send(std::move(req), std::move(so), std::move(handler));
   } catch (...) {
