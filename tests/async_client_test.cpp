@@ -795,15 +795,23 @@ TEST_CASE("async tokens: a peer holds the store's lock, the loop stops while we 
   CHECK(weak.expired());  // no cycle left: client, provider and transport are freed
 }
 
-// The manual transport, whose timers can be refused: post_after throws bad_alloc (a full
-// heap, or a user's transport that throws) while `refuse` is set.
-struct refusing_timers final : wechat::async_transport {
+// The manual transport, which can refuse work as a full heap (or a user's transport that
+// throws) would: post_after throws bad_alloc while `refuse` is set, and post for the next
+// `refuse_posts` calls.
+struct refusing_transport final : wechat::async_transport {
   std::shared_ptr<wechat::manual_transport> t = std::make_shared<wechat::manual_transport>();
   bool refuse = false;
+  int refuse_posts = 0;
   void async_send(wechat::http_request r, wechat::send_options o, wechat::send_handler h) override {
     t->async_send(std::move(r), std::move(o), std::move(h));
   }
-  void post(wechat::unique_function<void()> f) override { t->post(std::move(f)); }
+  void post(wechat::unique_function<void()> f) override {
+    if (refuse_posts > 0) {
+      --refuse_posts;
+      throw std::bad_alloc();
+    }
+    t->post(std::move(f));
+  }
   void post_after(std::chrono::milliseconds d, wechat::unique_function<void()> f) override {
     if (refuse) throw std::bad_alloc();
     t->post_after(d, std::move(f));
@@ -815,7 +823,7 @@ struct refusing_timers final : wechat::async_transport {
 TEST_CASE("async retries: a retry whose timer the transport refuses ends the call and throws "
           "nothing into the loop",
           "[async][retry][token]") {
-  auto rt = std::make_shared<refusing_timers>();
+  auto rt = std::make_shared<refusing_transport>();
   auto wx = wechat::async_client::create(rig::options(), rt);
   slot<std::string> s;
   wx->access_token(s.handler());
@@ -845,7 +853,7 @@ TEST_CASE("async retries: a retry whose timer the transport refuses ends the cal
 TEST_CASE("async tokens: a peer holds the store's lock and the poll's next timer is refused: the "
           "call ends and nothing is thrown into the loop",
           "[async][token][lifetime]") {
-  auto rt = std::make_shared<refusing_timers>();
+  auto rt = std::make_shared<refusing_transport>();
   auto wx = wechat::async_client::create(rig::options(), rt, std::make_shared<peer_locked_store>());
   slot<std::string> s;
   wx->access_token(s.handler());
@@ -857,6 +865,45 @@ TEST_CASE("async tokens: a peer holds the store's lock and the poll's next timer
   CHECK(s.r->error() == wechat::transport_errc::failed);
   CHECK(rt->t->sent() == 0);
   rt->refuse = false;
+  rt->t->stop();
+}
+
+TEST_CASE("async code2session: a waiter whose completion cannot be posted loses only its own "
+          "caller",
+          "[async][code2session][flight]") {
+  auto rt = std::make_shared<refusing_transport>();
+  auto wx = wechat::async_client::create(rig::options(), rt);
+  slot<wechat::session_info> first, second;
+  wx->code2session("c-twice", first.handler());
+  wx->code2session("c-twice", second.handler());
+  rt->t->run();
+  REQUIRE(rt->t->pending_count() == 1);  // one flight for both
+  REQUIRE(rt->t->respond(rt->t->pending()[0].id, 200, session_body));
+  rt->refuse_posts = 1;  // the first waiter's completion
+  REQUIRE_NOTHROW(rt->t->run());
+  CHECK(first.calls == 0);  // its completion was refused
+  REQUIRE(second.calls == 1);
+  REQUIRE(second.r->ok());
+  CHECK(second.r->value().openid == "o-alice");
+  rt->t->stop();
+}
+
+TEST_CASE("async tokens: a waiter whose completion cannot be posted loses only its own caller",
+          "[async][token][flight]") {
+  auto rt = std::make_shared<refusing_transport>();
+  auto wx = wechat::async_client::create(rig::options(), rt);
+  slot<std::string> first, second;
+  wx->access_token(first.handler());
+  wx->access_token(second.handler());
+  rt->t->run();
+  REQUIRE(rt->t->pending_count() == 1);  // one refresh for both
+  REQUIRE(
+      rt->t->respond(rt->t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  rt->refuse_posts = 1;  // the first waiter's completion
+  REQUIRE_NOTHROW(rt->t->run());
+  CHECK(first.calls == 0);
+  REQUIRE(second.calls == 1);
+  CHECK(second.r->value() == "T1");
   rt->t->stop();
 }
 

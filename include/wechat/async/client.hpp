@@ -41,6 +41,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -671,11 +672,28 @@ private:
             self->codes_.land(code, !r.ec, self->clock_->now_ms());
           }
           // Every waiter but the last gets a copy; the last (the only one, nearly always)
-          // the result itself.
+          // the result itself. A copy that cannot be made (bad_alloc) gives its waiter
+          // std::errc::not_enough_memory; a waiter that throws (its completion could not be
+          // posted) loses only its own caller: the rest are still answered, and nothing is
+          // thrown into the loop.
           if (waiters.empty()) return;
-          for (std::size_t i = 0; i + 1 < waiters.size(); ++i)
-            waiters[i](detail::shared_result<session_info>(r));
-          waiters.back()(std::move(r));
+          for (std::size_t i = 0; i + 1 < waiters.size(); ++i) {
+            detail::shared_result<session_info> copy;
+            try {
+              copy = r;
+            } catch (...) {
+              copy = detail::shared_result<session_info>();
+              copy.ec = std::make_error_code(std::errc::not_enough_memory);
+            }
+            try {
+              waiters[i](std::move(copy));
+            } catch (...) {
+            }
+          }
+          try {
+            waiters.back()(std::move(r));
+          } catch (...) {
+          }
         });
   }
 

@@ -339,8 +339,14 @@ private:
       refreshing_ = false;
       waiters.swap(waiters_);
     }
-    for (auto& w : waiters)
-      w(r);
+    // A waiter that throws (bad_alloc: its request or its completion could not be made)
+    // loses only its own caller; the others still run, and nothing is thrown into the loop.
+    for (auto& w : waiters) {
+      try {
+        w(r);
+      } catch (...) {
+      }
+    }
   }
 
   token_options opt_;
