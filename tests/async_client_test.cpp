@@ -907,6 +907,35 @@ TEST_CASE("async tokens: a waiter whose completion cannot be posted loses only i
   rt->t->stop();
 }
 
+TEST_CASE("async deadlines: a re-arm the transport refuses throws nothing into the loop, and the "
+          "next call arms again",
+          "[async][deadline]") {
+  auto rt = std::make_shared<refusing_transport>();
+  auto wx = wechat::async_client::create(rig::options(), rt);
+  wechat::call_options first, second, third;
+  first.timeout = 100ms;
+  second.timeout = 200ms;
+  third.timeout = 500ms;
+  slot<wechat::session_info> a, b, c;
+  wx->code2session("c-a", a.handler(), first);  // arms the timer for 100 ms
+  wx->code2session("c-b", b.handler(), second);
+  rt->t->run();
+  rt->refuse = true;  // the re-arm for b's deadline, when a's fires
+  REQUIRE_NOTHROW(rt->t->advance(100ms));
+  REQUIRE(a.calls == 1);
+  CHECK(a.r->error() == wechat::transport_errc::timeout);
+  rt->refuse = false;
+  rt->t->advance(200ms);
+  CHECK(b.calls == 0);                          // no timer for it: late, not lost
+  wx->code2session("c-c", c.handler(), third);  // arms again
+  rt->t->advance(500ms);
+  REQUIRE(b.calls == 1);
+  CHECK(b.r->error() == wechat::transport_errc::timeout);
+  REQUIRE(c.calls == 1);
+  CHECK(c.r->error() == wechat::transport_errc::timeout);
+  rt->t->stop();
+}
+
 TEST_CASE("async code2session: at most code_memory_max codes remembered, the oldest forgotten",
           "[async][code2session][bounds]") {
   auto o = rig::options();

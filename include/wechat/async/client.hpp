@@ -108,7 +108,8 @@ public:
   key make_key(std::chrono::steady_clock::time_point at) {
     return key{at.time_since_epoch().count(), next_id_.fetch_add(1) + 1};
   }
-  /// Queues `w` to expire at its key's time (it may expire before add() returns).
+  /// Queues `w` to expire at its key's time (it may expire before add() returns). Throws
+  /// what post_after throws when a timer is needed and cannot be set.
   void add(const key& k, std::weak_ptr<expirable> w) {
     bool arm = false;
     {
@@ -136,9 +137,17 @@ private:
   void schedule(std::int64_t at) {
     const std::int64_t wait_ns = at - now_ns();
     const auto delay = std::chrono::milliseconds(wait_ns <= 0 ? 0 : (wait_ns + 999999) / 1000000);
-    transport_->post_after(delay, [w = weak_from_this(), at] {
-      if (auto q = w.lock()) q->fire(at);
-    });
+    try {
+      transport_->post_after(delay, [w = weak_from_this(), at] {
+        if (auto q = w.lock()) q->fire(at);
+      });
+    } catch (...) {  // no timer (bad_alloc, a user's transport): the next add() arms one
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (armed_ == at) armed_ = INT64_MAX;
+      }
+      throw;
+    }
   }
   void fire(std::int64_t target) {
     std::vector<std::shared_ptr<expirable>> due;
@@ -156,7 +165,12 @@ private:
         arm_at = armed_;
       }
     }
-    if (arm_at != 0) schedule(arm_at);
+    if (arm_at != 0) {
+      try {
+        schedule(arm_at);
+      } catch (...) {  // on the loop: nothing is thrown into it (the next add() re-arms)
+      }
+    }
     for (auto& d : due)
       d->expire();
   }
