@@ -18,6 +18,8 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
+#include <vector>
 
 using namespace mocktest;
 
@@ -84,20 +86,22 @@ TEST_CASE("redis token store: save, load, erase only the same token, lock only f
   CHECK(store.acquire("lock", "d", std::chrono::milliseconds(5000), ec));  // c's lock expired
 }
 
-TEST_CASE("4 processes x 16 threads refresh the token exactly once per cycle", "[redis][fleet]") {
-  fixture f;
-  f.add_standard_apps();
-  run("redis-cli -p " + std::to_string(redis_port()) + " del wechat:access_token:" + mp +
-      ":classic > /dev/null");
+namespace {
+
+// What the workers of one fleet run saw: fetches made, distinct tokens used.
+struct fleet_outcome {
+  std::uint64_t fetches = 0;
+  std::set<std::string> tokens;
+};
+
+// Runs the workers' commands at once and adds up their JSON lines.
+fleet_outcome run_fleet(const std::vector<std::string>& cmds) {
   std::vector<FILE*> workers;
-  for (int i = 0; i < 4; ++i) {
-    const std::string cmd = std::string(FLEET_WORKER) + " tokens " + f.mock.base_url() + " " +
-                            std::to_string(redis_port()) + " 3.5 16 " + mp + " " + mp_secret;
+  for (const auto& cmd : cmds) {
     workers.push_back(popen(cmd.c_str(), "r"));
     REQUIRE(workers.back());
   }
-  std::uint64_t fetches = 0;
-  std::set<std::string> tokens;
+  fleet_outcome o;
   for (FILE* w : workers) {
     std::string out;
     char buf[65536];
@@ -105,19 +109,61 @@ TEST_CASE("4 processes x 16 threads refresh the token exactly once per cycle", "
     while ((n = fread(buf, 1, sizeof buf, w)) > 0)
       out.append(buf, n);
     CHECK(pclose(w) == 0);
+    INFO(out);
     const auto j = nlohmann::json::parse(out);
-    fetches += j["fetches"].get<std::uint64_t>();
+    o.fetches += j["fetches"].get<std::uint64_t>();
     for (const auto& t : j["tokens"])
-      tokens.insert(t.get<std::string>());
+      o.tokens.insert(t.get<std::string>());
     CHECK(j["failures"] == 0);
   }
-  const auto upstream = f.mock.journal().count("/cgi-bin/token");
-  INFO("fetches " << fetches << ", distinct tokens " << tokens.size() << ", upstream " << upstream);
-  CHECK(upstream == fetches);        // every fetch a process made reached WeChat once...
-  CHECK(tokens.size() == upstream);  // ...and every token minted was used: no fetch was wasted
-  CHECK(upstream >= 3);              // a cycle a second for 3.5 s
-  CHECK(upstream <= 5);              // and not one more than a cycle needs
+  return o;
 }
+
+// Exactly one upstream fetch per refresh cycle (a second) across the fleet, each used.
+void check_once_per_cycle(const fleet_outcome& o, std::uint64_t upstream) {
+  INFO("fetches " << o.fetches << ", distinct tokens " << o.tokens.size() << ", upstream "
+                  << upstream);
+  CHECK(upstream == o.fetches);        // every fetch a process made reached WeChat once...
+  CHECK(o.tokens.size() == upstream);  // ...and every token minted was used: none wasted
+  CHECK(upstream >= 3);                // a cycle a second for 3.5 s
+  CHECK(upstream <= 5);                // and not one more than a cycle needs
+}
+
+}  // namespace
+
+TEST_CASE("4 processes x 16 threads refresh the token exactly once per cycle", "[redis][fleet]") {
+  fixture f;
+  f.add_standard_apps();
+  run("redis-cli -p " + std::to_string(redis_port()) + " del wechat:access_token:" + mp +
+      ":classic > /dev/null");
+  std::vector<std::string> cmds;
+  for (int i = 0; i < 4; ++i)
+    cmds.push_back(std::string(FLEET_WORKER) + " tokens " + f.mock.base_url() + " " +
+                   std::to_string(redis_port()) + " 3.5 16 " + mp + " " + mp_secret);
+  const auto o = run_fleet(cmds);
+  check_once_per_cycle(o, f.mock.journal().count("/cgi-bin/token"));
+}
+
+#ifdef FLEET_ASYNC_WORKER
+TEST_CASE("2 sync and 2 event-loop processes share one refresh per cycle",
+          "[redis][fleet][async]") {
+  // The async token provider keeps the sync one's fleet rules: the same store key and
+  // lock, a peer's token taken from the store, the lock's holder awaited by polling.
+  fixture f;
+  f.add_standard_apps();
+  run("redis-cli -p " + std::to_string(redis_port()) + " del wechat:access_token:" + mp +
+      ":classic > /dev/null");
+  std::vector<std::string> cmds;
+  for (int i = 0; i < 2; ++i) {
+    cmds.push_back(std::string(FLEET_WORKER) + " tokens " + f.mock.base_url() + " " +
+                   std::to_string(redis_port()) + " 3.5 16 " + mp + " " + mp_secret);
+    cmds.push_back(std::string(FLEET_ASYNC_WORKER) + " tokens " + f.mock.base_url() + " " +
+                   std::to_string(redis_port()) + " 3.5 64 " + mp + " " + mp_secret);
+  }
+  const auto o = run_fleet(cmds);
+  check_once_per_cycle(o, f.mock.journal().count("/cgi-bin/token"));
+}
+#endif
 
 TEST_CASE("a lock holder killed mid-refresh does not deadlock the others", "[redis][fleet]") {
   fixture f;
