@@ -926,13 +926,62 @@ TEST_CASE("async deadlines: a re-arm the transport refuses throws nothing into t
   CHECK(a.r->error() == wechat::transport_errc::timeout);
   rt->refuse = false;
   rt->t->advance(200ms);
-  CHECK(b.calls == 0);                          // no timer for it: late, not lost
-  wx->code2session("c-c", c.handler(), third);  // arms again
-  rt->t->advance(500ms);
+  CHECK(b.calls == 0);  // no timer for it
+  // The next call arms for the earliest deadline queued, b's, already past: b expires
+  // at once, and c at its own time.
+  wx->code2session("c-c", c.handler(), third);
+  rt->t->advance(1ms);  // the timer armed for a time past runs on the next turn
   REQUIRE(b.calls == 1);
   CHECK(b.r->error() == wechat::transport_errc::timeout);
+  CHECK(c.calls == 0);
+  rt->t->advance(498ms);
+  CHECK(c.calls == 0);
+  rt->t->advance(1ms);
   REQUIRE(c.calls == 1);
   CHECK(c.r->error() == wechat::transport_errc::timeout);
+  rt->t->stop();
+}
+
+TEST_CASE("async calls: a completion the loop refuses drops that caller only, and throws "
+          "nothing into the loop",
+          "[async][lifetime]") {
+  auto rt = std::make_shared<refusing_transport>();
+  auto wx = wechat::async_client::create(rig::options(), rt);
+  SECTION("a code's completion: a future hears transport_errc::failed") {
+    auto f = wx->code2session("c-f", wechat::use_future);
+    rt->t->run();
+    REQUIRE(rt->t->pending_count() == 1);
+    REQUIRE(rt->t->respond(rt->t->pending()[0].id, 200, session_body));
+    rt->refuse_posts = 1;
+    REQUIRE_NOTHROW(rt->t->run());
+    REQUIRE(f.wait_for(0s) == std::future_status::ready);
+    CHECK(f.get().error() == wechat::transport_errc::failed);
+  }
+  SECTION("a call with a token: a future hears transport_errc::failed") {
+    auto f = wx->check_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", wechat::use_future);
+    rt->t->run();
+    REQUIRE(rt->t->pending_count() == 1);  // the token
+    REQUIRE(
+        rt->t->respond(rt->t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+    rt->t->run();
+    REQUIRE(rt->t->pending_count() == 1);  // the call
+    REQUIRE(rt->t->respond(rt->t->pending()[0].id, 200, R"({"errcode":0,"errmsg":"ok"})"));
+    rt->refuse_posts = 1;
+    REQUIRE_NOTHROW(rt->t->run());
+    REQUIRE(f.wait_for(0s) == std::future_status::ready);
+    CHECK(f.get().error() == wechat::transport_errc::failed);
+  }
+  SECTION("two deadlines due together: the second still expires") {
+    wechat::call_options o;
+    o.timeout = 100ms;
+    slot<wechat::session_info> a, b;
+    wx->code2session("c-1", a.handler(), o);
+    wx->code2session("c-2", b.handler(), o);
+    rt->t->run();
+    rt->refuse_posts = 1;  // the first expiry's completion
+    REQUIRE_NOTHROW(rt->t->advance(100ms));
+    CHECK(a.calls + b.calls == 1);  // one of the two was dropped, the other answered
+  }
   rt->t->stop();
 }
 

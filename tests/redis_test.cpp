@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -108,9 +109,13 @@ fleet_outcome run_fleet(const std::vector<std::string>& cmds) {
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, w)) > 0)
       out.append(buf, n);
-    CHECK(pclose(w) == 0);
     INFO(out);
+    CHECK(pclose(w) == 0);
     const auto j = nlohmann::json::parse(out);
+    if (j.contains("gets")) {  // an event-loop worker: it did read tokens
+      CHECK(j["gets"].get<long>() > 0);
+      CHECK_FALSE(j["tokens"].empty());
+    }
     o.fetches += j["fetches"].get<std::uint64_t>();
     for (const auto& t : j["tokens"])
       o.tokens.insert(t.get<std::string>());

@@ -111,16 +111,19 @@ public:
   /// Queues `w` to expire at its key's time (it may expire before add() returns). Throws
   /// what post_after throws when a timer is needed and cannot be set.
   void add(const key& k, std::weak_ptr<expirable> w) {
-    bool arm = false;
+    std::int64_t arm_at = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.emplace(k, std::move(w));
-      if (k.first < armed_) {
-        armed_ = k.first;
-        arm = true;
+      // The earliest queued deadline: k's, or an earlier one left without a timer when a
+      // re-arm was refused.
+      const std::int64_t earliest = queue_.begin()->first.first;
+      if (earliest < armed_) {
+        armed_ = earliest;
+        arm_at = earliest;
       }
     }
-    if (arm) schedule(k.first);
+    if (arm_at != 0) schedule(arm_at);
   }
   void remove(const key& k) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -171,8 +174,12 @@ private:
       } catch (...) {  // on the loop: nothing is thrown into it (the next add() re-arms)
       }
     }
-    for (auto& d : due)
-      d->expire();
+    for (auto& d : due) {
+      try {
+        d->expire();
+      } catch (...) {  // bad_alloc building its cause: the others still expire
+      }
+    }
   }
 
   std::shared_ptr<async_transport> transport_;
@@ -225,7 +232,13 @@ public:
   bool finish(result<T> r) {
     if (finished_.exchange(true)) return false;
     if (queued_) deadlines_->remove(key_);
-    transport_->post([h = std::move(handler_), r = std::move(r)]() mutable { h(std::move(r)); });
+    try {
+      transport_->post([h = std::move(handler_), r = std::move(r)]() mutable { h(std::move(r)); });
+    } catch (...) {
+      // The loop refused the completion (bad_alloc, a user's transport): this caller's
+      // handler is dropped uncalled (a future then reports transport_errc::failed), and
+      // nothing is thrown into the loop or at whoever completed the call.
+    }
     return true;
   }
   bool fail(std::error_code ec, error_detail d) {
@@ -590,11 +603,15 @@ private:
     tokens_->get([self = shared_from_this(), op = std::move(op), c = std::move(c),
                   round](const async_token_provider::token_result& r) mutable {
       if (op->gone()) return;
-      if (r.ec) {
-        op->fail(r.ec, r.detail);
-        return;
+      try {
+        if (r.ec) {
+          op->fail(r.ec, r.detail);
+          return;
+        }
+        self->send<T>(op, c, r.value.value, round);
+      } catch (...) {  // bad_alloc copying the error or making the request
+        op->fail(std::make_error_code(std::errc::not_enough_memory), error_detail());
       }
-      self->send<T>(std::move(op), c, r.value.value, round);
     });
   }
 
@@ -667,48 +684,96 @@ private:
   // caller's deadline or cancel reaches it), landed for every waiter and remembered on
   // success, even when every caller has left.
   void lead_code2session(std::string code) {
-    const auto c = detail::calls::code2session(opt_.appid, opt_.secret, code);
-    detail::exchange_async(
-        transport_, c.request(), 1, opt_.backoff, nullptr,
-        [self = shared_from_this(), code = std::move(code),
-         read = c.read](const detail::answer& j, std::error_code ec, error_detail d) {
-          detail::shared_result<session_info> r;
-          r.ec = ec;
-          r.detail = std::move(d);
-          if (!r.ec) read(j, r.value, r.ec, &r.detail);
-          std::vector<unique_function<void(detail::shared_result<session_info> &&)>> waiters;
-          {
-            std::lock_guard<std::mutex> lock(self->codes_mutex_);
-            if (auto* e = self->codes_.flying(code)) {
-              waiters.swap(e->flight.waiters);
-              if (!r.ec) e->flight.value = r;  // the memory's own copy, before any move
-            }
-            self->codes_.land(code, !r.ec, self->clock_->now_ms());
-          }
-          // Every waiter but the last gets a copy; the last (the only one, nearly always)
-          // the result itself. A copy that cannot be made (bad_alloc) gives its waiter
-          // std::errc::not_enough_memory; a waiter that throws (its completion could not be
-          // posted) loses only its own caller: the rest are still answered, and nothing is
-          // thrown into the loop.
-          if (waiters.empty()) return;
-          for (std::size_t i = 0; i + 1 < waiters.size(); ++i) {
-            detail::shared_result<session_info> copy;
-            try {
-              copy = r;
-            } catch (...) {
-              copy = detail::shared_result<session_info>();
-              copy.ec = std::make_error_code(std::errc::not_enough_memory);
-            }
-            try {
-              waiters[i](std::move(copy));
-            } catch (...) {
-            }
-          }
+    detail::api_call<session_info> c;
+    http_request req;
+    try {
+      c = detail::calls::code2session(opt_.appid, opt_.secret, code);
+      req = c.request();
+    } catch (...) {
+      // The request could not be made (bad_alloc): the flight ends as failed, so the
+      // code's waiters are answered and its entry does not stay in flight for ever.
+      land_code2session(code, out_of_memory());
+      return;
+    }
+    auto done = [self = shared_from_this(), code = std::move(code),
+                 read = c.read](const detail::answer& j, std::error_code ec, error_detail d) {
+      detail::shared_result<session_info> r;
+      r.ec = ec;
+      r.detail = std::move(d);
+      if (!r.ec) {
+        try {
+          read(j, r.value, r.ec, &r.detail);
+        } catch (...) {  // bad_alloc decoding the answer
+          r = out_of_memory();
+        }
+      }
+      self->land_code2session(code, std::move(r));
+    };
+    try {
+      detail::exchange_async(transport_, std::move(req), 1, opt_.backoff, nullptr, std::move(done));
+    } catch (...) {
+      // Only the handler's own allocation can throw here, before it took `done`: from
+      // there on exchange_async calls it exactly once, whatever happens.
+      done(detail::answer(), std::make_error_code(std::errc::not_enough_memory), error_detail());
+    }
+  }
+
+  static detail::shared_result<session_info> out_of_memory() noexcept {
+    detail::shared_result<session_info> r;
+    r.ec = std::make_error_code(std::errc::not_enough_memory);
+    return r;
+  }
+
+  // Ends a code's flight with `r`: remembered on success, each waiter answered.
+  void land_code2session(const std::string& code, detail::shared_result<session_info> r) {
+    std::vector<unique_function<void(detail::shared_result<session_info> &&)>> waiters;
+    {
+      std::lock_guard<std::mutex> lock(codes_mutex_);
+      bool remember = !r.ec;
+      if (auto* e = codes_.flying(code)) {
+        waiters.swap(e->flight.waiters);
+        if (remember) {
           try {
-            waiters.back()(std::move(r));
-          } catch (...) {
+            e->flight.value = r;  // the memory's own copy, before any move
+          } catch (...) {         // bad_alloc: not remembered (the waiters still get r)
+            remember = false;
           }
-        });
+        }
+      }
+      try {
+        codes_.land(code, remember, clock_->now_ms());
+      } catch (...) {  // bad_alloc noting the order: forgotten rather than kept for ever
+        codes_.erase(code);
+      }
+    }
+    deliver_code2session(waiters, std::move(r));
+  }
+
+  static void deliver_code2session(
+      std::vector<unique_function<void(detail::shared_result<session_info>&&)>>& waiters,
+      detail::shared_result<session_info> r) {
+    // Every waiter but the last gets a copy; the last (the only one, nearly always)
+    // the result itself. A copy that cannot be made (bad_alloc) gives its waiter
+    // std::errc::not_enough_memory; a waiter that throws (its completion could not be
+    // posted) loses only its own caller: the rest are still answered, and nothing is
+    // thrown into the loop.
+    if (waiters.empty()) return;
+    for (std::size_t i = 0; i + 1 < waiters.size(); ++i) {
+      detail::shared_result<session_info> copy;
+      try {
+        copy = r;
+      } catch (...) {
+        copy = out_of_memory();
+      }
+      try {
+        waiters[i](std::move(copy));
+      } catch (...) {
+      }
+    }
+    try {
+      waiters.back()(std::move(r));
+    } catch (...) {
+    }
   }
 
   client_options opt_;

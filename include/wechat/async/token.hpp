@@ -67,22 +67,25 @@ public:
     {
       std::unique_lock<std::mutex> lock(mutex_);
       const bool valid = !cached_.value.empty() && now < cached_.expires_at_ms;
+      // What can throw (bad_alloc) comes before refreshing_ is set: a throw to the
+      // caller must not leave a refresh marked that no one leads.
+      if (valid) hit = cached_.value;
       if (!(valid && now < refresh_at_ms_)) {
         if (!refreshing_) {
-          refreshing_ = true;
-          lead = true;
           rejected = rejected_;
+          lead = true;
         }
         // Someone refreshes ahead of expiry (perhaps this caller): keep using the
         // still-valid token. Without one, wait for the refresh.
         if (!valid) {
           waiters_.push_back(std::move(h));
+          if (lead) refreshing_ = true;
           lock.unlock();
           if (lead) refresh(rejected);
           return;
         }
+        if (lead) refreshing_ = true;
       }
-      hit = cached_.value;
     }
     if (lead) refresh(rejected);
     token_result r;
@@ -168,7 +171,9 @@ private:
       if (!p_) return;
       auto p = std::move(p_);
       try {
-        p->land(failed("the access token's refresh was dropped: its loop stopped"), rejected_);
+        p->land(failed("the access token's refresh was dropped: its loop stopped, or its next "
+                       "store read could not be scheduled"),
+                rejected_);
       } catch (...) {  // a destructor does not throw
       }
     }
@@ -268,7 +273,9 @@ private:
               self.try_lock(g.disarm(), owner);
             }
           });
-    } catch (...) {  // the guard has landed the refresh as failed
+    } catch (...) {  // the guard, destroyed with the closure, has landed the refresh as
+                     // failed (a transport that kept a closure it failed to schedule
+                     // breaks the contract: it must run or destroy it)
     }
   }
 
@@ -329,14 +336,24 @@ private:
   // Publishes the refresh's outcome and runs the waiters, after unlocking.
   void land(const token_result& r, const std::string& rejected) {
     std::vector<token_handler> waiters;
+    // The cache's copy first, unlocked: if it cannot be made (bad_alloc), the waiters still
+    // get the token and the next get() fetches again; nothing below throws.
+    std::optional<stored_token> fresh;
+    if (!r.ec) {
+      try {
+        fresh = r.value;
+      } catch (...) {
+      }
+    }
+    const std::int64_t now = clock_->now_ms();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (!r.ec) {
-        cached_ = r.value;
-        refresh_at_ms_ = detail::refresh_at(r.value, clock_->now_ms(), ahead_ms());
+      refreshing_ = false;
+      if (fresh) {
+        refresh_at_ms_ = detail::refresh_at(*fresh, now, ahead_ms());
+        cached_ = std::move(*fresh);
         if (rejected_ == rejected) rejected_.clear();
       }
-      refreshing_ = false;
       waiters.swap(waiters_);
     }
     // A waiter that throws (bad_alloc: its request or its completion could not be made)
