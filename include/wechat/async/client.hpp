@@ -27,7 +27,9 @@
 //   already sent is never aborted: its result is remembered for the window, as in the
 //   sync client, and other callers of the same code still get it;
 // - handlers run on the transport's loop, never inside the call that starts them, exactly
-//   once (unless the loop stops for good first). A handler must not throw.
+//   once (unless the loop stops for good first, or refuses the completion: its post
+//   throws, on bad_alloc or in a user's transport; the handler is then dropped, and a
+//   future reports transport_errc::failed). A handler must not throw.
 // - the client is a shared object: each operation in flight keeps it (and the transport)
 //   alive, so dropping the last user reference mid-call is safe.
 #pragma once

@@ -109,7 +109,7 @@ public:
       return future_.get();
     } catch (const std::future_error&) {  // broken promise: the loop dropped the handler
       error_detail d;
-      d.cause = "the transport's loop stopped before the call completed";
+      d.cause = "the transport's loop stopped before the call completed, or refused its completion";
       return result<T>(make_error_code(transport_errc::failed), std::move(d));
     }
   }
