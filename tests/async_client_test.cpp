@@ -8,10 +8,12 @@
 #include <wechat/async.hpp>
 #include <wechat/async/manual_transport.hpp>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -1167,5 +1169,104 @@ TEST_CASE("async tokens: a peer holds the store's lock: its token, found by poll
     CHECK(store->locks.empty());  // released
     CHECK(store->load(key, ec)->value == "T-own");
   }
+  t->stop();
+}
+
+namespace {
+
+// A clock that throws, for its next `throws` reads, what a broken time source (or a
+// bad_alloc inside one) would; otherwise a manual clock.
+struct throwing_clock final : wechat::time_source {
+  wechat::manual_clock base;
+  mutable std::atomic<int> throws{0};
+  std::int64_t now_ms() const override {
+    if (throws.load() > 0) {
+      --throws;
+      throw std::runtime_error("the clock failed");
+    }
+    return base.now_ms();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("async tokens: a throw while a fetched token lands reaches no one: the waiters get the "
+          "token and the next call refreshes from the store",
+          "[async][token][robust]") {
+  auto t = std::make_shared<wechat::manual_transport>();
+  auto clk = std::make_shared<throwing_clock>();
+  auto wx = wechat::async_client::create(rig::options(), t, nullptr, clk);
+  slot<std::string> a, b;
+  wx->access_token(a.handler());
+  wx->access_token(b.handler());
+  t->run();
+  REQUIRE(t->pending_count() == 1);
+  REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  clk->throws = 1;  // the read that dates the token for the cache
+  REQUIRE_NOTHROW(t->run());
+  CHECK(clk->throws.load() == 0);  // it was read, and threw
+  REQUIRE(a.calls == 1);
+  REQUIRE(b.calls == 1);
+  CHECK(a.r->value() == "T1");
+  CHECK(b.r->value() == "T1");
+  // Not cached (it could not be dated), but saved in the store before it landed; and no
+  // refresh is left marked running (the next call would wait for ever): the next call
+  // refreshes, and finds the token in the store without a fetch.
+  slot<std::string> c;
+  wx->access_token(c.handler());
+  t->run();
+  CHECK(t->pending_count() == 0);
+  REQUIRE(c.calls == 1);
+  CHECK(c.r->value() == "T1");
+  CHECK(wx->tokens().fetches() == 1);
+  t->stop();
+}
+
+TEST_CASE("async tokens: a throw between the fetch and its continuation reaches no one: the token "
+          "WeChat handed back is used without a forced refresh",
+          "[async][token][robust][force]") {
+  auto t = std::make_shared<wechat::manual_transport>();
+  auto clk = std::make_shared<throwing_clock>();
+  auto wx = wechat::async_client::create(rig::options(), t, nullptr, clk);
+  slot<std::string> warm;
+  wx->access_token(warm.handler());
+  t->run();
+  REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  t->run();
+  REQUIRE(warm.r->value() == "T1");
+  slot<void> s;
+  wx->check_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", s.handler());
+  t->run();
+  REQUIRE(t->pending_count() == 1);
+  REQUIRE(
+      t->respond(t->pending()[0].id, 200, R"({"errcode":40001,"errmsg":"invalid credential"})"));
+  t->run();  // T1 invalidated: a refresh is sent
+  REQUIRE(t->pending_count() == 1);
+  const auto fetch = t->pending()[0];
+  REQUIRE(fetch.request.target.rfind("/cgi-bin/stable_token", 0) == 0);
+  CHECK(nlohmann::json::parse(fetch.request.body)["force_refresh"] == false);
+  // WeChat hands back T1 again; the clock read that would allow a forced refresh throws.
+  REQUIRE(t->respond(fetch.id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  clk->throws = 1;
+  REQUIRE_NOTHROW(t->run());
+  CHECK(clk->throws.load() == 0);
+  REQUIRE(t->pending_count() == 1);  // the call again, with T1: no forced fetch
+  const auto again = t->pending()[0];
+  CHECK(again.request.target.rfind("/wxa/checksession?access_token=T1&", 0) == 0);
+  REQUIRE(t->respond(again.id, 200, R"({"errcode":0,"errmsg":"ok"})"));
+  t->run();
+  REQUIRE(s.calls == 1);
+  CHECK(s.r->ok());
+  CHECK(wx->tokens().fetches() == 2);
+  // No refresh left marked running: a rejection now refreshes again.
+  wx->tokens().invalidate("T1");
+  slot<std::string> next;
+  wx->access_token(next.handler());
+  t->run();
+  REQUIRE(t->pending_count() == 1);
+  REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T2","expires_in":7200})"));
+  t->run();
+  REQUIRE(next.calls == 1);
+  CHECK(next.r->value() == "T2");
   t->stop();
 }

@@ -256,7 +256,10 @@ public:
   }
   void expire() override {
     error_detail d;
-    d.cause = "the call's deadline (" + std::to_string(timeout_.count()) + " ms) passed";
+    try {
+      d.cause = "the call's deadline (" + std::to_string(timeout_.count()) + " ms) passed";
+    } catch (...) {  // bad_alloc: the call still ends, without the words
+    }
     detach(make_error_code(transport_errc::timeout), std::move(d));
   }
 
@@ -508,9 +511,13 @@ public:
               openid, order,
               [steps, e = std::move(e), partial = std::move(partial),
                op](result<std::string> u) mutable {
-                const std::error_code uec = u.error();
-                const std::string id = uec ? std::string() : std::move(u).value();
-                op->finish(result<unionid_result>(steps->resume(e, std::move(partial), id, uec)));
+                try {
+                  const std::error_code uec = u.error();
+                  const std::string id = uec ? std::string() : std::move(u).value();
+                  op->finish(result<unionid_result>(steps->resume(e, std::move(partial), id, uec)));
+                } catch (...) {  // bad_alloc: on the loop, nothing is thrown into it
+                  op->fail(std::make_error_code(std::errc::not_enough_memory), error_detail());
+                }
               },
               o);
         });
@@ -523,10 +530,14 @@ public:
         std::forward<Token>(token), std::move(o), "access token",
         [self = shared_from_this()](const detail::op_ptr<std::string>& op) {
           self->tokens_->get([op](const async_token_provider::token_result& r) {
-            if (r.ec)
-              op->fail(r.ec, r.detail);
-            else
-              op->finish(result<std::string>(r.value.value));
+            try {
+              if (r.ec)
+                op->fail(r.ec, r.detail);
+              else
+                op->finish(result<std::string>(r.value.value));
+            } catch (...) {  // bad_alloc copying the token or the error
+              op->fail(std::make_error_code(std::errc::not_enough_memory), error_detail());
+            }
           });
         });
   }
@@ -592,7 +603,7 @@ private:
     return initiate<T>(std::forward<Token>(token), std::move(o), what,
                        [self = shared_from_this(), c = std::move(c)](detail::op_ptr<T> op) mutable {
                          if (c.token)
-                           self->token_round<T>(std::move(op), std::move(c), 0);
+                           self->token_round<T>(op, std::move(c), 0);
                          else
                            self->send<T>(std::move(op), c, std::string_view{});
                        });
@@ -601,8 +612,8 @@ private:
   // A call carrying the access token: rejected once (40001, 40014, 42001), the token is
   // invalidated and the call made once more with a fresh one (detail::token_rejected).
   template <class T, class V>
-  void token_round(detail::op_ptr<T> op, detail::api_call<V> c, int round) {
-    tokens_->get([self = shared_from_this(), op = std::move(op), c = std::move(c),
+  void token_round(const detail::op_ptr<T>& op, detail::api_call<V> c, int round) {
+    tokens_->get([self = shared_from_this(), op, c = std::move(c),
                   round](const async_token_provider::token_result& r) mutable {
       if (op->gone()) return;
       try {
@@ -631,8 +642,12 @@ private:
          used = std::string(token), round,
          read = c.read](detail::answer j, std::error_code ec, error_detail d) mutable {
           if (round == 0 && detail::token_rejected(ec)) {
-            self->tokens_->invalidate(used);
-            self->token_round<T>(std::move(op), std::move(c), 1);
+            try {
+              self->tokens_->invalidate(used);
+              self->token_round<T>(op, std::move(c), 1);
+            } catch (...) {  // bad_alloc on the loop: this caller hears of it, the loop not
+              op->fail(std::make_error_code(std::errc::not_enough_memory), error_detail());
+            }
             return;
           }
           self->deliver<T, V>(*op, j, ec, std::move(d), read);
@@ -643,7 +658,13 @@ private:
   static void deliver(detail::call_op<T>& op, const detail::answer& j, std::error_code ec,
                       error_detail d, Read read) {
     V v{};
-    if (!ec) read(j, v, ec, &d);
+    if (!ec) {
+      try {
+        read(j, v, ec, &d);
+      } catch (...) {  // bad_alloc decoding the answer: on the loop, nothing is thrown into it
+        ec = std::make_error_code(std::errc::not_enough_memory);
+      }
+    }
     if (ec) {
       op.fail(ec, std::move(d));
     } else if constexpr (std::is_void_v<T>) {

@@ -170,17 +170,16 @@ private:
     ~refresh_guard() {
       if (!p_) return;
       auto p = std::move(p_);
-      try {
-        p->land(failed("the access token's refresh was dropped: its loop stopped, or its next "
-                       "store read could not be scheduled"),
-                rejected_);
-      } catch (...) {  // a destructor does not throw
-      }
+      p->land_failed("the access token's refresh was dropped: its loop stopped, a store read "
+                     "could not be scheduled, or its answer could not be handled",
+                     rejected_);
     }
+    bool armed() const noexcept { return p_ != nullptr; }
     async_token_provider& provider() const noexcept { return *p_; }
     const std::string& rejected() const noexcept { return rejected_; }
-    /// Hands the refresh on (to try_lock, which lands it itself).
-    std::string disarm() {
+    /// Hands the refresh on (to try_lock, or to whoever lands it): the token WeChat
+    /// rejected, which the refresh was to replace.
+    std::string disarm() noexcept {
       p_.reset();
       return std::move(rejected_);
     }
@@ -190,7 +189,10 @@ private:
     std::string rejected_;
   };
 
-  void refresh(const std::string& rejected) {
+  // Never throws: what throws on the way (bad_alloc, a clock or store that throws) lands
+  // the refresh as failed, so its waiters hear of it and the next get() tries again.
+  void refresh(const std::string& rejected) noexcept {
+    std::string owner;
     try {
       std::error_code sec;
       auto stored = load(sec);
@@ -200,21 +202,25 @@ private:
         land(r, rejected);
         return;
       }
-    } catch (...) {  // bad_alloc: the waiters hear of it, the next get() tries again
-      land(failed("the access token's refresh threw"), rejected);
+      owner = detail::random_lock_owner();
+    } catch (...) {
+      land_failed("the access token's refresh threw", rejected);
       return;
     }
-    try_lock(rejected, detail::random_lock_owner());
+    try_lock(rejected, owner);
   }
 
   // The store's lock, then a fetch or a poll; anything thrown on the way (a request that
   // cannot be built, bad_alloc) lands the refresh as failed and releases the lock.
-  void try_lock(const std::string& rejected, const std::string& owner) {
+  void try_lock(const std::string& rejected, const std::string& owner) noexcept {
     try {
       lock_then_fetch(rejected, owner);
     } catch (...) {
-      release(key_ + ":lock", owner, {});
-      land(failed("the access token's refresh threw"), rejected);
+      try {
+        release(key_ + ":lock", owner, {});
+      } catch (...) {  // bad_alloc naming the lock: it expires after its TTL
+      }
+      land_failed("the access token's refresh threw", rejected);
     }
   }
 
@@ -233,21 +239,33 @@ private:
         land(r, rejected);
         return;
       }
-      fetch(rejected,
-            [self = shared_from_this(), rejected, owner, lock_key, lec](token_result r) mutable {
-              if (!r.ec && !lec) {
-                std::error_code ignored;
-                guarded([&] { self->store_->save(self->key_, r.value, ignored); }, ignored);
-              }
-              self->release(lock_key, owner, lec);
-              self->land(r, rejected);
-            });
+      // From here the refresh is the guard's: the continuation carries it, so that a
+      // bad_alloc on the way (fetch throws only before it took the continuation) lands
+      // the refresh as failed exactly once, when the guard is dropped.
+      refresh_guard g(shared_from_this(), rejected);
+      try {
+        fetch(rejected, [g = std::move(g), owner, lock_key, lec](token_result r) mutable {
+          auto self = g.provider().shared_from_this();
+          const std::string was_rejected = g.disarm();
+          if (!r.ec && !lec) {
+            std::error_code ignored;
+            guarded([&] { self->store_->save(self->key_, r.value, ignored); }, ignored);
+          }
+          self->release(lock_key, owner, lec);
+          self->land(r, was_rejected);
+        });
+      } catch (...) {  // the guard has landed the refresh (or will, leaving this scope)
+        release(lock_key, owner, lec);
+      }
       return;
     }
     // A peer holds the lock: read the store every 20 ms for its token, up to the lock's
-    // TTL (+100 ms), in real time; then try for the lock again.
-    poll(refresh_guard(shared_from_this(), rejected), owner,
-         transport_->now() + opt_.lock_ttl + std::chrono::milliseconds(100));
+    // TTL (+100 ms), in real time; then try for the lock again. Whatever can throw comes
+    // before the guard, which lands the refresh when dropped.
+    const auto until = transport_->now() + opt_.lock_ttl + std::chrono::milliseconds(100);
+    std::string poll_owner = owner;
+    refresh_guard g(shared_from_this(), rejected);
+    poll(std::move(g), std::move(poll_owner), until);
   }
 
   // If post_after throws (bad_alloc, a user's transport), the guard, destroyed with the
@@ -259,18 +277,22 @@ private:
           std::chrono::milliseconds(20),
           [g = std::move(g), owner = std::move(owner), until]() mutable {
             auto& self = g.provider();
-            std::error_code sec;
-            auto stored = self.load(sec);
-            if (!sec && self.usable(stored, g.rejected(), self.clock_->now_ms())) {
-              token_result r;
-              r.value = *stored;
-              const std::string rejected = g.disarm();
-              self.land(r, rejected);
-            } else if (!sec && self.transport_->now() < until) {
-              self.poll(std::move(g), std::move(owner), until);
-            } else {
-              auto keep = self.shared_from_this();  // the guard held the only reference here
-              self.try_lock(g.disarm(), owner);
+            auto keep = self.shared_from_this();  // the guard may hold the only reference
+            try {
+              std::error_code sec;
+              auto stored = self.load(sec);
+              if (!sec && self.usable(stored, g.rejected(), self.clock_->now_ms())) {
+                token_result r;
+                r.value = *stored;
+                const std::string rejected = g.disarm();
+                self.land(r, rejected);  // (nothing throws from the disarm on)
+              } else if (!sec && self.transport_->now() < until) {
+                self.poll(std::move(g), std::move(owner), until);
+              } else {
+                self.try_lock(g.disarm(), owner);
+              }
+            } catch (...) {  // bad_alloc, a clock that throws: nothing reaches the loop
+              if (g.armed()) self.land_failed("the access token's refresh threw", g.disarm());
             }
           });
     } catch (...) {  // the guard, destroyed with the closure, has landed the refresh as
@@ -287,25 +309,33 @@ private:
 
   // One upstream fetch with retries; then, in stable mode, a forced one when WeChat handed
   // back the very token it rejected (within its limits: 30 s apart, 20 a day).
+  // `done` is called exactly once, on the loop, and must not throw; fetch throws only
+  // before it took `done` (bad_alloc), to its caller.
   void fetch(const std::string& rejected, unique_function<void(token_result)> done) {
     fetch_once(
         false, opt_.max_attempts,
         [self = shared_from_this(), rejected, done = std::move(done)](token_result r) mutable {
-          if (!r.ec && self->opt_.mode == token_mode::stable && !rejected.empty() &&
-              r.value.value == rejected && self->force_allowed(self->clock_->now_ms())) {
-            self->fetch_once(true, 1, [r, done = std::move(done)](token_result forced) mutable {
-              done(forced.ec ? std::move(r) : std::move(forced));
-            });
-            return;
-          }
-          done(std::move(r));
+          try {
+            if (!r.ec && self->opt_.mode == token_mode::stable && !rejected.empty() &&
+                r.value.value == rejected && self->force_allowed(self->clock_->now_ms())) {
+              // (`r` is copied into the forced fetch's continuation: should that throw, it
+              // is still whole here)
+              self->fetch_once(true, 1, [r, done = std::move(done)](token_result forced) mutable {
+                done(forced.ec ? std::move(r) : std::move(forced));
+              });
+              return;
+            }
+          } catch (...) {  // no forced fetch (bad_alloc, a clock that throws): the token
+          }                // WeChat handed back is used as it is
+          if (done) done(std::move(r));
         });
   }
 
   void fetch_once(bool force, int attempts, unique_function<void(token_result)> done) {
-    const std::int64_t sent = clock_->now_ms();
+    std::int64_t sent = 0;
     http_request req;
     try {
+      sent = clock_->now_ms();
       req = detail::access_token_request(opt_, force);
     } catch (...) {  // e.g. an appid or secret that is not UTF-8 (the JSON body refuses it)
       done(failed("the access token request could not be built"));
@@ -317,9 +347,13 @@ private:
                                                     error_detail d) mutable {
                              self->fetches_ += static_cast<std::uint64_t>(d.attempts);
                              token_result r;
-                             r.ec = ec;
-                             r.detail = std::move(d);
-                             if (!ec) detail::read_token_answer(j, "access_token", sent, r);
+                             try {
+                               r.ec = ec;
+                               r.detail = std::move(d);
+                               if (!ec) detail::read_token_answer(j, "access_token", sent, r);
+                             } catch (...) {  // bad_alloc reading the answer
+                               r = out_of_memory();
+                             }
                              done(std::move(r));
                            });
   }
@@ -333,19 +367,40 @@ private:
     return true;
   }
 
-  // Publishes the refresh's outcome and runs the waiters, after unlocking.
-  void land(const token_result& r, const std::string& rejected) {
+  static token_result out_of_memory() noexcept {
+    token_result r;
+    r.ec = std::make_error_code(std::errc::not_enough_memory);
+    return r;
+  }
+
+  // Lands the refresh as failed with `cause` (transport_errc::failed), or, when that
+  // result cannot be made (bad_alloc), with std::errc::not_enough_memory.
+  void land_failed(const char* cause, const std::string& rejected) noexcept {
+    token_result r;
+    try {
+      r = failed(cause);
+    } catch (...) {
+      r = out_of_memory();
+    }
+    land(r, rejected);
+  }
+
+  // Publishes the refresh's outcome and runs the waiters, after unlocking. Never throws.
+  void land(const token_result& r, const std::string& rejected) noexcept {
     std::vector<token_handler> waiters;
-    // The cache's copy first, unlocked: if it cannot be made (bad_alloc), the waiters still
-    // get the token and the next get() fetches again; nothing below throws.
+    // The cache's copy first, unlocked: if it cannot be made (bad_alloc), or dated (a
+    // clock that throws), the waiters still get the token and the next get() fetches
+    // again; nothing below throws.
     std::optional<stored_token> fresh;
+    std::int64_t now = 0;
     if (!r.ec) {
       try {
+        now = clock_->now_ms();
         fresh = r.value;
       } catch (...) {
+        fresh.reset();
       }
     }
-    const std::int64_t now = clock_->now_ms();
     {
       std::lock_guard<std::mutex> lock(mutex_);
       refreshing_ = false;

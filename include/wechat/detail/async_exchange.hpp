@@ -59,14 +59,31 @@ public:
     } catch (...) {  // a destructor does not throw
     }
   }
-  void operator()(answer j, std::error_code ec, error_detail d) {
+  /// Runs on the loop, inside the transport's completion: what the handler throws (a
+  /// continuation of the library's that ran out of memory) stops here, not in the loop.
+  void operator()(answer j, std::error_code ec, error_detail d) noexcept {
     auto h = std::move(h_);
-    h(std::move(j), ec, std::move(d));
+    try {
+      h(std::move(j), ec, std::move(d));
+    } catch (...) {
+    }
   }
 
 private:
   answer_handler h_;
 };
+
+// read_response, on the loop: a bad_alloc parsing the body is this request's failure
+// (std::errc::not_enough_memory), not thrown into the loop.
+inline answer read_response_on_loop(http_response&& res, const std::error_code& sent,
+                                    std::error_code& ec, error_detail& d) noexcept {
+  try {
+    return read_response(std::move(res), sent, ec, d);
+  } catch (...) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return answer();
+  }
+}
 
 // One attempt: the request goes to the transport; a copy stays in the handler for the
 // next attempt only when one may follow (attempt < max_attempts), so that a call made once
@@ -86,7 +103,7 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t, http_req
                     attempt](http_response res, std::error_code sent) mutable {
       std::error_code ec;
       error_detail d;
-      auto j = read_response(std::move(res), sent, ec, d);
+      auto j = read_response_on_loop(std::move(res), sent, ec, d);
       d.attempts = attempt;
       if (!ec || attempt >= max_attempts || !retryable(ec) || (owner && owner->gone())) {
         done(std::move(j), ec, std::move(d));
