@@ -9,12 +9,14 @@
 #include <wechat/async/manual_transport.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -774,6 +776,8 @@ struct peer_locked_store final : wechat::token_store {
     ec.clear();
     return false;
   }
+  // In memory: called on the loop, in step with the manual transport.
+  bool answers_at_once() const noexcept override { return true; }
 };
 
 TEST_CASE("async tokens: a peer holds the store's lock, the loop stops while we poll: no one left "
@@ -1115,6 +1119,7 @@ TEST_CASE("async tokens: a peer holds the store's lock: its token, found by poll
       const auto it = locks.find(k);
       if (it != locks.end() && it->second == owner) locks.erase(it);
     }
+    bool answers_at_once() const noexcept override { return true; }
   };
   auto t = std::make_shared<wechat::manual_transport>();
   auto clock = std::make_shared<wechat::manual_clock>();
@@ -1269,4 +1274,147 @@ TEST_CASE("async tokens: a throw between the fetch and its continuation reaches 
   REQUIRE(next.calls == 1);
   CHECK(next.r->value() == "T2");
   t->stop();
+}
+
+namespace {
+
+// A store that does not answer at once (as Redis): each call waits at a gate the test
+// opens, and is recorded with the thread that made it.
+struct gated_store final : wechat::token_store {
+  wechat::memory_token_store tokens;
+  std::mutex m;
+  std::condition_variable opened;
+  bool open = false;
+  std::vector<std::string> calls;
+  std::vector<std::thread::id> threads;
+
+  void enter(const char* what) {
+    std::unique_lock<std::mutex> lock(m);
+    calls.emplace_back(what);
+    threads.push_back(std::this_thread::get_id());
+    opened.wait(lock, [&] { return open; });
+  }
+  void let_through() {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      open = true;
+    }
+    opened.notify_all();
+  }
+  std::vector<std::string> seen() {
+    std::lock_guard<std::mutex> lock(m);
+    return calls;
+  }
+  std::optional<wechat::stored_token> load(const std::string& k, std::error_code& ec) override {
+    enter("load");
+    return tokens.load(k, ec);
+  }
+  void save(const std::string& k, const wechat::stored_token& t, std::error_code& ec) override {
+    enter("save");
+    tokens.save(k, t, ec);
+  }
+  void erase_if(const std::string& k, const std::string& v, std::error_code& ec) override {
+    enter("erase_if");
+    tokens.erase_if(k, v, ec);
+  }
+  bool acquire(const std::string&, const std::string&, std::chrono::milliseconds,
+               std::error_code& ec) override {
+    enter("acquire");
+    ec.clear();
+    return true;
+  }
+  void release(const std::string&, const std::string&, std::error_code& ec) override {
+    enter("release");
+    ec.clear();
+  }
+};
+
+// Runs the manual loop until `done()` holds, for at most 10 s of real time (the store's
+// worker thread posts its answers from outside the loop).
+template <class Pred> bool run_until(wechat::manual_transport& t, Pred done) {
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    t.run();
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("async tokens: a store that does not answer at once is called on a worker thread, in "
+          "order, while the loop goes on",
+          "[async][token][store-worker]") {
+  auto t = std::make_shared<wechat::manual_transport>();
+  auto store = std::make_shared<gated_store>();
+  auto wx = wechat::async_client::create(rig::options(), t, store);
+  slot<std::string> a;
+  wx->access_token(a.handler());
+  // The refresh's first store read waits at the gate, on another thread: the loop is free.
+  REQUIRE(run_until(*t, [&] { return store->seen().size() == 1; }));
+  bool ran = false;
+  t->post([&] { ran = true; });
+  t->run();
+  CHECK(ran);
+  CHECK(a.calls == 0);
+  CHECK(t->pending_count() == 0);
+  store->let_through();
+  REQUIRE(run_until(*t, [&] { return t->pending_count() == 1; }));  // load, acquire, load: fetch
+  REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  t->run();
+  REQUIRE(a.calls == 1);  // landed without waiting for the save
+  CHECK(a.r->value() == "T1");
+  REQUIRE(run_until(*t, [&] { return store->seen().size() == 5; }));
+  CHECK(store->seen() == std::vector<std::string>{"load", "acquire", "load", "save", "release"});
+  {
+    std::lock_guard<std::mutex> lock(store->m);
+    for (const auto& id : store->threads)
+      CHECK(id != std::this_thread::get_id());
+  }
+  // WeChat rejects T1: its erase is queued before the next refresh's read, which then
+  // finds nothing and fetches.
+  wx->tokens().invalidate("T1");
+  slot<std::string> b;
+  wx->access_token(b.handler());
+  REQUIRE(run_until(*t, [&] { return t->pending_count() == 1; }));
+  auto seen = store->seen();
+  REQUIRE(seen.size() >= 7);
+  CHECK(seen[5] == "erase_if");
+  CHECK(seen[6] == "load");
+  REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T2","expires_in":7200})"));
+  t->run();
+  REQUIRE(b.calls == 1);
+  CHECK(b.r->value() == "T2");
+  CHECK(wx->tokens().fetches() == 2);
+  REQUIRE(run_until(*t, [&] { return store->seen().size() == 11; }));
+  std::error_code ec;
+  const auto saved = store->tokens.load(wx->tokens().store_key(), ec);
+  REQUIRE(saved);
+  CHECK(saved->value == "T2");
+  t->stop();
+}
+
+TEST_CASE("async tokens: a store's answer the loop can no longer take lands the refresh as failed, "
+          "and frees everything",
+          "[async][token][store-worker][lifetime]") {
+  auto t = std::make_shared<wechat::manual_transport>();
+  auto store = std::make_shared<gated_store>();
+  auto wx = wechat::async_client::create(rig::options(), t, store);
+  std::weak_ptr<wechat::async_client> weak = wx;
+  auto f = wx->access_token(wechat::use_future);
+  REQUIRE(run_until(*t, [&] { return store->seen().size() == 1; }));
+  wx.reset();
+  t->stop();  // the loop is gone: the store's answer has nowhere to go
+  store->let_through();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  const auto r = f.get();
+  CHECK(r.error() == wechat::transport_errc::failed);
+  // The worker dropped the last references (to the provider and the client) on its own
+  // thread, which it then left to end by itself.
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (!weak.expired() && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(1ms);
+  CHECK(weak.expired());
+  CHECK(store->seen() == std::vector<std::string>{"load"});
 }

@@ -1,6 +1,7 @@
 // The asynchronous transport on Boost.Beast (wechat/transport/beast.hpp) over real loopback
 // sockets: the mock (plain and HTTPS with its test CA), and raw servers that hang, close or
 // misbehave. Each rule of the sync transport, and each point of the async contract.
+#include "loopback_socket.hpp"
 #include "mock_support.hpp"
 
 #include <wechat/transport/beast.hpp>
@@ -98,17 +99,8 @@ class raw_server {
 public:
   /// Serves one accepted connection (its index in order of arrival) on a thread of its own.
   using behaviour = std::function<void(raw_server& self, int fd, int index)>;
-  explicit raw_server(behaviour serve) : serve_(std::move(serve)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd_ >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(fd_, 256) == 0);
-    socklen_t n = sizeof a;
-    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n) == 0);
-    port_ = ntohs(a.sin_port);
+  explicit raw_server(behaviour serve)
+      : serve_(std::move(serve)), fd_(listener_.fd), port_(listener_.port) {
     thread_ = std::thread([this] { run(); });
   }
   ~raw_server() {
@@ -116,7 +108,6 @@ public:
     thread_.join();
     for (auto& t : workers_)
       t.join();
-    ::close(fd_);
   }
   /// Answers every request on every connection with `status` and `body`, keeping each
   /// connection alive until the client closes it.
@@ -185,8 +176,9 @@ private:
     }
   }
   behaviour serve_;
-  int fd_ = -1;
-  int port_ = 0;
+  testnet::loopback_socket listener_{true, 256};
+  int fd_;
+  int port_;
   std::atomic<bool> stop_{false};
   std::atomic<int> accepted_{0};
   std::thread thread_;
@@ -195,15 +187,7 @@ private:
 
 // A port nothing listens on (bound, then closed).
 int closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t n = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  return testnet::loopback_socket(false).port;
 }
 
 std::shared_ptr<wechat::beast_transport> make(const std::string& url,
@@ -508,14 +492,8 @@ TEST_CASE("beast: a connect that gets no answer is connect_failed after connect_
           "[beast][errors]") {
   // A listening socket whose accept queue is full (backlog 0, one connection waiting, none
   // accepted): Linux drops further SYNs, so a connect hangs.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(fd, 0) == 0);
-  socklen_t n = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) == 0);
+  testnet::loopback_socket full(true, 0);
+  sockaddr_in a = full.address();
   std::vector<int> fillers;
   for (int i = 0; i < 2; ++i) {  // fills the queue; later connects hang
     const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -523,7 +501,7 @@ TEST_CASE("beast: a connect that gets no answer is connect_failed after connect_
     fillers.push_back(c);
   }
   std::this_thread::sleep_for(50ms);
-  const int port = ntohs(a.sin_port);
+  const int port = full.port;
   wechat::beast_transport_options o;
   o.connect_timeout = 300ms;
   auto t = make("http://127.0.0.1:" + std::to_string(port), o);
@@ -533,7 +511,7 @@ TEST_CASE("beast: a connect that gets no answer is connect_failed after connect_
   const auto took = clk::now() - start;
   for (int c : fillers)
     ::close(c);
-  ::close(fd);
+  full.close();
   CHECK(out.ec == wechat::transport_errc::connect_failed);
   CHECK(out.response.failure ==
         "127.0.0.1:" + std::to_string(port) + ": no connection within the connect_timeout, 300 ms");

@@ -7,6 +7,8 @@
 #include <wechat/detail/net.hpp>
 #include <wechat/transport/httplib.hpp>
 
+#include "loopback_socket.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -145,30 +147,7 @@ namespace {
 // A distinctive appsecret: no piece of it may appear in what the library says.
 const std::string secret = "Sx7qKp2vR9zW4tLm8nB3Yh6cJd1fGe5u";
 
-// A TCP socket bound to 127.0.0.1 on a port of the system's choosing; listening (backlog
-// 16) when `listening`, else only bound. Closed on destruction.
-struct loopback_socket {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  int port = 0;
-  explicit loopback_socket(bool listening) {
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    if (listening) REQUIRE(::listen(fd, 16) == 0);
-    socklen_t n = sizeof a;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) == 0);
-    port = ntohs(a.sin_port);
-  }
-  ~loopback_socket() { close(); }
-  void close() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
-  loopback_socket(const loopback_socket&) = delete;
-  loopback_socket& operator=(const loopback_socket&) = delete;
-};
+using testnet::loopback_socket;
 
 // A client of app wx1000000000000001 (with `secret`) through the httplib transport to
 // `base_url`, with short timeouts and no retries.

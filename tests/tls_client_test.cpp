@@ -9,6 +9,8 @@
 #include <catch2/catch.hpp>
 #include <wechat/client.hpp>
 #include <wechat/transport/httplib.hpp>
+
+#include "loopback_socket.hpp"
 #ifdef WECHAT_TEST_BEAST
 #include <wechat/transport/beast.hpp>
 
@@ -105,22 +107,13 @@ public:
     SSL_CTX_set_cipher_list(ctx_, "DEFAULT@SECLEVEL=0");
     REQUIRE(SSL_CTX_use_certificate_chain_file(ctx_, cert.c_str()) == 1);
     REQUIRE(SSL_CTX_use_PrivateKey_file(ctx_, key.c_str(), SSL_FILETYPE_PEM) == 1);
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd_ >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(fd_, 16) == 0);
-    socklen_t n = sizeof a;
-    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n) == 0);
-    port_ = ntohs(a.sin_port);
+    fd_ = listener_.fd;
+    port_ = listener_.port;
     thread_ = std::thread([this] { serve(); });
   }
   ~tls_server() {
     stop_ = true;
     thread_.join();
-    ::close(fd_);
     SSL_CTX_free(ctx_);
   }
   tls_server(const tls_server&) = delete;
@@ -164,6 +157,7 @@ private:
   }
 
   SSL_CTX* ctx_ = nullptr;
+  testnet::loopback_socket listener_{true};
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

@@ -53,6 +53,11 @@ public:
     (void)key, (void)owner;
     ec.clear();
   }
+  /// Whether every call answers at once, without I/O (the in-memory store: true). The
+  /// async token provider calls a store that does not (Redis, or a store of your own
+  /// unless it says so) on a worker thread of its own, never on the event loop. Since
+  /// 0.2.0.
+  virtual bool answers_at_once() const noexcept { return false; }
 };
 
 /// The default store: a map in this process.
@@ -76,6 +81,7 @@ public:
     const auto it = map_.find(key);
     if (it != map_.end() && it->second.value == value) map_.erase(it);
   }
+  bool answers_at_once() const noexcept override { return true; }
 
 private:
   std::mutex mutex_;

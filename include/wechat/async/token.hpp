@@ -6,11 +6,15 @@
 // refresh append a continuation to the waiter list and return; the refresh's leader runs
 // them after unlocking.
 //
-// The token_store interface is synchronous. The in-memory store answers at once; the Redis
-// store costs one round trip to Redis (bounded by its 500 ms timeout) on the loop, and
-// only when a token is refreshed (about every two hours), while a peer's refresh is
-// awaited (one read every 20 ms), and when WeChat rejects a token (invalidate's erase). A
-// cache hit touches no store.
+// The token_store interface is synchronous. A store that answers at once (the in-memory
+// store: token_store::answers_at_once) is called where the refresh runs; any other (Redis,
+// or a store of the user's) on a worker thread of this provider's, one call after another
+// in the order they were made (an erase before the read that follows it), each answer
+// handed back to the loop with post(): a Redis that is away (500 ms per call) holds that
+// thread, never the loop. The refresh lands without waiting for its save or the lock's
+// release. The store is called only when a token is refreshed (about every two hours),
+// while a peer's refresh is awaited (one read every 20 ms), and when WeChat rejects a
+// token (invalidate's erase); a cache hit touches no store.
 #pragma once
 
 #include <atomic>
@@ -32,6 +36,7 @@
 #include "wechat/detail/async_exchange.hpp"
 #include "wechat/detail/quota.hpp"
 #include "wechat/detail/single_flight.hpp"
+#include "wechat/detail/store_worker.hpp"
 #include "wechat/error.hpp"
 #include "wechat/store.hpp"
 #include "wechat/token.hpp"
@@ -104,8 +109,11 @@ public:
       }
       rejected_ = token;
     }
-    std::error_code ignored;
-    guarded([&] { store_->erase_if(key_, token, ignored); }, ignored);
+    // (queued before the load of the refresh that follows: the store's calls keep their
+    // order)
+    tell_store([token](async_token_provider& p, std::error_code& ec) {
+      p.store_->erase_if(p.key_, token, ec);
+    });
   }
 
   /// Upstream token requests made so far.
@@ -139,16 +147,7 @@ private:
       ec = store_errc::unavailable;
     }
   }
-  std::optional<stored_token> load(std::error_code& ec) {
-    std::optional<stored_token> s;
-    ec.clear();
-    guarded([&] { s = store_->load(key_, ec); }, ec);
-    if (ec) s.reset();
-    return s;
-  }
 
-  // The leader's refresh: a token another process saved, else under the store's lock a
-  // fetch (or the token a peer saved while we waited for the lock).
   static token_result failed(const char* cause) {
     token_result r;
     r.ec = make_error_code(transport_errc::failed);
@@ -156,9 +155,11 @@ private:
     return r;
   }
 
-  // Lands the refresh with transport_errc::failed when destroyed before it landed: the
-  // poll's timer, which the loop may drop when it stops for good, carries one; so the
-  // waiters are never left behind and refreshing_ never stays set.
+  // The refresh in progress, held by whichever step runs it now. Dropped before it landed
+  // (a step threw: bad_alloc, a clock that throws; the loop stopped for good with the
+  // poll's timer or a store answer's continuation; the loop refused to take one), it lands
+  // the refresh as failed: the waiters are never left behind and refreshing_ never stays
+  // set. A step that throws after taking the guard lands nothing itself.
   class refresh_guard {
   public:
     refresh_guard(std::shared_ptr<async_token_provider> p, std::string rejected)
@@ -170,18 +171,16 @@ private:
     ~refresh_guard() {
       if (!p_) return;
       auto p = std::move(p_);
-      p->land_failed("the access token's refresh was dropped: its loop stopped, a store read "
-                     "could not be scheduled, or its answer could not be handled",
+      p->land_failed("the access token's refresh was dropped: its loop stopped, a step "
+                     "could not be scheduled, or something on its way threw",
                      rejected_);
     }
-    bool armed() const noexcept { return p_ != nullptr; }
     async_token_provider& provider() const noexcept { return *p_; }
     const std::string& rejected() const noexcept { return rejected_; }
-    /// Hands the refresh on (to try_lock, or to whoever lands it): the token WeChat
-    /// rejected, which the refresh was to replace.
-    std::string disarm() noexcept {
-      p_.reset();
-      return std::move(rejected_);
+    /// Lands the refresh with `r`.
+    void land(const token_result& r) noexcept {
+      auto p = std::move(p_);
+      p->land(r, rejected_);
     }
 
   private:
@@ -189,122 +188,185 @@ private:
     std::string rejected_;
   };
 
-  // Never throws: what throws on the way (bad_alloc, a clock or store that throws) lands
-  // the refresh as failed, so its waiters hear of it and the next get() tries again.
+  // A store call that answers with a value: `op(provider, ec)` returns it; `then(guard,
+  // value, ec)` takes it. A store that answers at once runs both here, on this thread
+  // (what `then` throws reaches the caller, after the guard landed the refresh); any other
+  // runs `op` on the worker thread and `then` on the loop.
+  template <class Op, class Then> static void ask_store(refresh_guard g, Op op, Then then) {
+    auto& p = g.provider();
+    if (p.store_->answers_at_once()) {
+      std::error_code ec;
+      decltype(op(p, ec)) v{};
+      guarded([&] { v = op(p, ec); }, ec);
+      then(std::move(g), std::move(v), ec);
+      return;
+    }
+    p.worker_.submit([g = std::move(g), op = std::move(op), then = std::move(then)]() mutable {
+      auto& q = g.provider();
+      std::error_code ec;
+      decltype(op(q, ec)) v{};
+      guarded([&] { v = op(q, ec); }, ec);
+      // Refused (bad_alloc, a user's transport), the closure and its guard are destroyed:
+      // the refresh lands as failed, here on the worker thread.
+      q.transport_->post(
+          [g = std::move(g), v = std::move(v), ec, then = std::move(then)]() mutable {
+            try {
+              then(std::move(g), std::move(v), ec);
+            } catch (...) {  // the guard has landed the refresh: nothing is thrown into the loop
+            }
+          });
+    });
+  }
+
+  // A store call whose answer no one waits for (save, release, erase): after the calls
+  // queued before it. A failure is ignored (a lock not released expires after its TTL).
+  template <class Op> void tell_store(Op op) noexcept {
+    if (store_->answers_at_once()) {
+      std::error_code ignored;
+      guarded([&] { op(*this, ignored); }, ignored);
+      return;
+    }
+    try {
+      worker_.submit([self = shared_from_this(), op = std::move(op)]() mutable {
+        std::error_code ignored;
+        guarded([&] { op(*self, ignored); }, ignored);
+      });
+    } catch (...) {  // bad_alloc, no thread: as a store that failed
+    }
+  }
+
+  void release_lock(const std::string& owner) noexcept {
+    try {
+      tell_store([owner](async_token_provider& p, std::error_code& ec) {
+        p.store_->release(p.key_ + ":lock", owner, ec);
+      });
+    } catch (...) {  // bad_alloc copying the owner: the lock expires after its TTL
+    }
+  }
+
+  static std::optional<stored_token> load(async_token_provider& p, std::error_code& ec) {
+    auto s = p.store_->load(p.key_, ec);
+    if (ec) s.reset();
+    return s;
+  }
+
+  // The leader's refresh: a token another process saved, else under the store's lock a
+  // fetch (or the token a peer saved while we waited for the lock). Never throws.
   void refresh(const std::string& rejected) noexcept {
-    std::string owner;
+    std::optional<refresh_guard> g;
     try {
-      std::error_code sec;
-      auto stored = load(sec);
-      if (!sec && usable(stored, rejected, clock_->now_ms())) {
-        token_result r;
-        r.value = *stored;
-        land(r, rejected);
-        return;
-      }
-      owner = detail::random_lock_owner();
+      g.emplace(shared_from_this(), rejected);
     } catch (...) {
       land_failed("the access token's refresh threw", rejected);
       return;
     }
-    try_lock(rejected, owner);
-  }
-
-  // The store's lock, then a fetch or a poll; anything thrown on the way (a request that
-  // cannot be built, bad_alloc) lands the refresh as failed and releases the lock.
-  void try_lock(const std::string& rejected, const std::string& owner) noexcept {
     try {
-      lock_then_fetch(rejected, owner);
-    } catch (...) {
-      try {
-        release(key_ + ":lock", owner, {});
-      } catch (...) {  // bad_alloc naming the lock: it expires after its TTL
-      }
-      land_failed("the access token's refresh threw", rejected);
+      ask_store(std::move(*g), load,
+                [](refresh_guard next, std::optional<stored_token> s, std::error_code ec) {
+                  auto& p = next.provider();
+                  if (!ec && p.usable(s, next.rejected(), p.clock_->now_ms())) {
+                    land_stored(std::move(next), std::move(*s));
+                    return;
+                  }
+                  try_lock(std::move(next), detail::random_lock_owner());
+                });
+    } catch (...) {  // the guard has landed the refresh
     }
   }
 
-  void lock_then_fetch(const std::string& rejected, const std::string& owner) {
-    const std::string lock_key = key_ + ":lock";
-    std::error_code lec;
-    bool got = false;
-    guarded([&] { got = store_->acquire(lock_key, owner, opt_.lock_ttl, lec); }, lec);
-    if (got || lec) {
-      std::error_code sec;
-      auto stored = lec ? std::nullopt : load(sec);
-      if (!sec && usable(stored, rejected, clock_->now_ms())) {
-        release(lock_key, owner, lec);
-        token_result r;
-        r.value = *stored;  // another process refreshed while we queued for the lock
-        land(r, rejected);
-        return;
-      }
-      // From here the refresh is the guard's: the continuation carries it, so that a
-      // bad_alloc on the way (fetch throws only before it took the continuation) lands
-      // the refresh as failed exactly once, when the guard is dropped.
-      refresh_guard g(shared_from_this(), rejected);
-      try {
-        fetch(rejected, [g = std::move(g), owner, lock_key, lec](token_result r) mutable {
-          auto self = g.provider().shared_from_this();
-          const std::string was_rejected = g.disarm();
-          if (!r.ec && !lec) {
-            std::error_code ignored;
-            guarded([&] { self->store_->save(self->key_, r.value, ignored); }, ignored);
+  static void land_stored(refresh_guard g, stored_token t) {
+    token_result r;
+    r.value = std::move(t);
+    g.land(r);
+  }
+
+  // The store's lock; then, holding it (or when the store cannot say: as the sync
+  // provider, fetch without it), the store once more and a fetch; else a poll.
+  static void try_lock(refresh_guard g, std::string owner) {
+    ask_store(
+        std::move(g),
+        [owner](async_token_provider& p, std::error_code& ec) {
+          return p.store_->acquire(p.key_ + ":lock", owner, p.opt_.lock_ttl, ec);
+        },
+        [owner](refresh_guard next, bool got, std::error_code lec) mutable {
+          auto& p = next.provider();
+          if (lec) {
+            fetch_and_save(std::move(next), std::string(), false);
+          } else if (got) {
+            recheck(std::move(next), std::move(owner));
+          } else {
+            // A peer holds the lock: read the store every 20 ms for its token, up to the
+            // lock's TTL (+100 ms), in real time; then try for the lock again.
+            const auto until =
+                p.transport_->now() + p.opt_.lock_ttl + std::chrono::milliseconds(100);
+            poll(std::move(next), std::move(owner), until);
           }
-          self->release(lock_key, owner, lec);
-          self->land(r, was_rejected);
         });
-      } catch (...) {  // the guard has landed the refresh (or will, leaving this scope)
-        release(lock_key, owner, lec);
-      }
-      return;
-    }
-    // A peer holds the lock: read the store every 20 ms for its token, up to the lock's
-    // TTL (+100 ms), in real time; then try for the lock again. Whatever can throw comes
-    // before the guard, which lands the refresh when dropped.
-    const auto until = transport_->now() + opt_.lock_ttl + std::chrono::milliseconds(100);
-    std::string poll_owner = owner;
-    refresh_guard g(shared_from_this(), rejected);
-    poll(std::move(g), std::move(poll_owner), until);
+  }
+
+  // Holding the lock: a token another process saved while we queued for it, else a fetch.
+  static void recheck(refresh_guard g, std::string owner) {
+    ask_store(std::move(g), load,
+              [owner = std::move(owner)](refresh_guard next, std::optional<stored_token> s,
+                                         std::error_code ec) mutable {
+                auto& p = next.provider();
+                if (!ec && p.usable(s, next.rejected(), p.clock_->now_ms())) {
+                  p.release_lock(owner);
+                  land_stored(std::move(next), std::move(*s));
+                  return;
+                }
+                fetch_and_save(std::move(next), std::move(owner), true);
+              });
+  }
+
+  // The fetch; its token saved (when the store answered), the lock released (when held;
+  // after the save, which a peer polling the store then finds), and the refresh landed
+  // without waiting for either.
+  static void fetch_and_save(refresh_guard g, std::string owner, bool store_ok) {
+    auto& p = g.provider();
+    const std::string rejected = g.rejected();
+    p.fetch(
+        rejected, [g = std::move(g), owner = std::move(owner), store_ok](token_result r) mutable {
+          auto& q = g.provider();
+          if (!r.ec && store_ok) {
+            try {
+              q.tell_store([t = r.value](async_token_provider& x, std::error_code& ec) {
+                x.store_->save(x.key_, t, ec);
+              });
+            } catch (...) {  // bad_alloc copying the token: not saved (the next refresh fetches)
+            }
+          }
+          if (!owner.empty()) q.release_lock(owner);
+          g.land(r);
+        });
   }
 
   // If post_after throws (bad_alloc, a user's transport), the guard, destroyed with the
-  // closure, lands the refresh as failed; nothing is thrown into the loop (poll runs there
-  // from the second read on).
-  void poll(refresh_guard g, std::string owner, std::chrono::steady_clock::time_point until) {
+  // closure, lands the refresh as failed; nothing is thrown into the loop.
+  static void poll(refresh_guard g, std::string owner,
+                   std::chrono::steady_clock::time_point until) {
+    auto t = g.provider().transport_;
     try {
-      transport_->post_after(
-          std::chrono::milliseconds(20),
-          [g = std::move(g), owner = std::move(owner), until]() mutable {
-            auto& self = g.provider();
-            auto keep = self.shared_from_this();  // the guard may hold the only reference
-            try {
-              std::error_code sec;
-              auto stored = self.load(sec);
-              if (!sec && self.usable(stored, g.rejected(), self.clock_->now_ms())) {
-                token_result r;
-                r.value = *stored;
-                const std::string rejected = g.disarm();
-                self.land(r, rejected);  // (nothing throws from the disarm on)
-              } else if (!sec && self.transport_->now() < until) {
-                self.poll(std::move(g), std::move(owner), until);
-              } else {
-                self.try_lock(g.disarm(), owner);
-              }
-            } catch (...) {  // bad_alloc, a clock that throws: nothing reaches the loop
-              if (g.armed()) self.land_failed("the access token's refresh threw", g.disarm());
-            }
-          });
-    } catch (...) {  // the guard, destroyed with the closure, has landed the refresh as
-                     // failed (a transport that kept a closure it failed to schedule
-                     // breaks the contract: it must run or destroy it)
+      t->post_after(std::chrono::milliseconds(20), [g = std::move(g), owner = std::move(owner),
+                                                    until]() mutable {
+        try {
+          ask_store(std::move(g), load,
+                    [owner = std::move(owner), until](refresh_guard next,
+                                                      std::optional<stored_token> s,
+                                                      std::error_code ec) mutable {
+                      auto& p = next.provider();
+                      if (!ec && p.usable(s, next.rejected(), p.clock_->now_ms()))
+                        land_stored(std::move(next), std::move(*s));
+                      else if (!ec && p.transport_->now() < until)
+                        poll(std::move(next), std::move(owner), until);
+                      else
+                        try_lock(std::move(next), std::move(owner));
+                    });
+        } catch (...) {  // the guard has landed the refresh: nothing is thrown into the loop
+        }
+      });
+    } catch (...) {  // the guard, destroyed with the closure, has landed the refresh
     }
-  }
-
-  void release(const std::string& lock_key, const std::string& owner, const std::error_code& lec) {
-    if (lec) return;
-    std::error_code ignored;
-    guarded([&] { store_->release(lock_key, owner, ignored); }, ignored);
   }
 
   // One upstream fetch with retries; then, in stable mode, a forced one when WeChat handed
@@ -436,6 +498,7 @@ private:
   detail::window_quota<86400000, 20> force_quota_;
   std::int64_t last_force_ms_ = 0;
   std::atomic<std::uint64_t> fetches_{0};
+  detail::store_worker worker_;  // last: its thread ends (or is detached) first
 };
 
 }  // namespace wechat
