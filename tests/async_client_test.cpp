@@ -1183,8 +1183,13 @@ namespace {
 // bad_alloc inside one) would; otherwise a manual clock.
 struct throwing_clock final : wechat::time_source {
   wechat::manual_clock base;
+  mutable std::atomic<int> skip{0};  // reads that still succeed before the throws
   mutable std::atomic<int> throws{0};
   std::int64_t now_ms() const override {
+    if (skip.load() > 0) {
+      --skip;
+      return base.now_ms();
+    }
     if (throws.load() > 0) {
       --throws;
       throw std::runtime_error("the clock failed");
@@ -1292,7 +1297,8 @@ struct gated_store final : wechat::token_store {
     std::unique_lock<std::mutex> lock(m);
     calls.emplace_back(what);
     threads.push_back(std::this_thread::get_id());
-    opened.wait(lock, [&] { return open; });
+    // Bounded: a store wrongly called on the test's own thread fails the test, not hangs it.
+    if (!opened.wait_for(lock, 10s, [&] { return open; })) calls.emplace_back("gate timed out");
   }
   void let_through() {
     {
@@ -1362,9 +1368,9 @@ TEST_CASE("async tokens: a store that does not answer at once is called on a wor
   store->let_through();
   REQUIRE(run_until(*t, [&] { return t->pending_count() == 1; }));  // load, acquire, load: fetch
   REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
-  t->run();
-  REQUIRE(a.calls == 1);  // landed without waiting for the save
+  REQUIRE(run_until(*t, [&] { return a.calls == 1; }));  // landed once saved
   CHECK(a.r->value() == "T1");
+  CHECK(store->seen().size() >= 4);
   REQUIRE(run_until(*t, [&] { return store->seen().size() == 5; }));
   CHECK(store->seen() == std::vector<std::string>{"load", "acquire", "load", "save", "release"});
   {
@@ -1383,8 +1389,7 @@ TEST_CASE("async tokens: a store that does not answer at once is called on a wor
   CHECK(seen[5] == "erase_if");
   CHECK(seen[6] == "load");
   REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T2","expires_in":7200})"));
-  t->run();
-  REQUIRE(b.calls == 1);
+  REQUIRE(run_until(*t, [&] { return b.calls == 1; }));
   CHECK(b.r->value() == "T2");
   CHECK(wx->tokens().fetches() == 2);
   REQUIRE(run_until(*t, [&] { return store->seen().size() == 11; }));
@@ -1401,7 +1406,7 @@ TEST_CASE("async tokens: a store's answer the loop can no longer take lands the 
   auto t = std::make_shared<wechat::manual_transport>();
   auto store = std::make_shared<gated_store>();
   auto wx = wechat::async_client::create(rig::options(), t, store);
-  std::weak_ptr<wechat::async_client> weak = wx;
+  std::weak_ptr<wechat::async_token_provider> provider = wx->tokens().shared_from_this();
   auto f = wx->access_token(wechat::use_future);
   REQUIRE(run_until(*t, [&] { return store->seen().size() == 1; }));
   wx.reset();
@@ -1410,11 +1415,72 @@ TEST_CASE("async tokens: a store's answer the loop can no longer take lands the 
   REQUIRE(f.wait_for(10s) == std::future_status::ready);
   const auto r = f.get();
   CHECK(r.error() == wechat::transport_errc::failed);
-  // The worker dropped the last references (to the provider and the client) on its own
-  // thread, which it then left to end by itself.
+  // The refresh's guard held the provider: the worker dropped that last reference on its
+  // own thread (the provider's worker then detached itself), and nothing else holds it.
   const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (!weak.expired() && std::chrono::steady_clock::now() < give_up)
+  while (!provider.expired() && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(1ms);
-  CHECK(weak.expired());
+  CHECK(provider.expired());
   CHECK(store->seen() == std::vector<std::string>{"load"});
+}
+
+TEST_CASE("async tokens: a refresh that throws while it holds the store's lock releases it",
+          "[async][token][robust][fleet]") {
+  // A fleet's store, in memory: a stale token saved, and a lock one owner holds at a time.
+  struct locking_store final : wechat::token_store {
+    wechat::memory_token_store tokens;
+    std::map<std::string, std::string> locks;
+    std::optional<wechat::stored_token> load(const std::string& k, std::error_code& ec) override {
+      return tokens.load(k, ec);
+    }
+    void save(const std::string& k, const wechat::stored_token& t, std::error_code& ec) override {
+      tokens.save(k, t, ec);
+    }
+    void erase_if(const std::string& k, const std::string& v, std::error_code& ec) override {
+      tokens.erase_if(k, v, ec);
+    }
+    bool acquire(const std::string& k, const std::string& owner, std::chrono::milliseconds,
+                 std::error_code& ec) override {
+      ec.clear();
+      return locks.emplace(k, owner).second;
+    }
+    void release(const std::string& k, const std::string& owner, std::error_code& ec) override {
+      ec.clear();
+      const auto it = locks.find(k);
+      if (it != locks.end() && it->second == owner) locks.erase(it);
+    }
+    bool answers_at_once() const noexcept override { return true; }
+  };
+  auto t = std::make_shared<wechat::manual_transport>();
+  auto clk = std::make_shared<throwing_clock>();
+  auto store = std::make_shared<locking_store>();
+  auto wx = wechat::async_client::create(rig::options(), t, store, clk);
+  std::error_code ec;
+  store->tokens.save(wx->tokens().store_key(), {"STALE", 1000}, ec);  // expired long ago
+  // Reads: get()'s, the first look at the store's (stale) token, then the look once the
+  // lock is held, which throws.
+  clk->skip = 2;
+  clk->throws = 1;
+  slot<std::string> a;
+  REQUIRE_NOTHROW(wx->access_token(a.handler()));
+  REQUIRE_NOTHROW(t->run());
+  CHECK(clk->throws.load() == 0);
+  REQUIRE(a.calls == 1);
+  CHECK(a.r->error() == wechat::transport_errc::failed);
+  CHECK(store->locks.empty());  // released: no one waits out its TTL
+  CHECK(t->sent() == 0);
+  // The next call takes the lock at once and fetches (no poll behind a lock left held).
+  slot<std::string> b;
+  wx->access_token(b.handler());
+  t->run();
+  REQUIRE(t->pending_count() == 1);
+  REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  t->run();
+  REQUIRE(b.calls == 1);
+  CHECK(b.r->value() == "T1");
+  CHECK(store->locks.empty());
+  const auto saved = store->tokens.load(wx->tokens().store_key(), ec);
+  REQUIRE(saved);
+  CHECK(saved->value == "T1");
+  t->stop();
 }

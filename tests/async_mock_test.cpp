@@ -48,10 +48,14 @@ struct async_fixture : fixture {
 };
 
 // A loop-lag probe: a timer asking for a tick every 5 ms on the transport's loop, recording
-// how late each tick ran. Anything that blocks the loop shows as a late tick.
+// how late each tick ran. Anything that blocks the loop shows as a late tick. Its ticks
+// share its state, so a tick still queued when the probe is gone (a failed test) is safe.
 class lag_probe {
 public:
-  explicit lag_probe(std::shared_ptr<wechat::async_transport> t) : t_(std::move(t)) { arm(); }
+  explicit lag_probe(std::shared_ptr<wechat::async_transport> t) : s_(std::make_shared<state>()) {
+    s_->t = std::move(t);
+    arm(s_);
+  }
   lag_probe(const lag_probe&) = delete;
   lag_probe& operator=(const lag_probe&) = delete;
   ~lag_probe() { finish(); }
@@ -59,41 +63,45 @@ public:
   bool finish() {
     if (finished_) return true;
     finished_ = true;
-    stopping_ = true;
-    return done_.get_future().wait_for(5s) == std::future_status::ready;
+    s_->stopping = true;
+    return done_.wait_for(5s) == std::future_status::ready;
   }
   std::size_t ticks() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return lags_.size();
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    return s_->lags.size();
   }
   std::chrono::steady_clock::duration worst() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return lags_.empty() ? std::chrono::steady_clock::duration::zero()
-                         : *std::max_element(lags_.begin(), lags_.end());
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    return s_->lags.empty() ? std::chrono::steady_clock::duration::zero()
+                            : *std::max_element(s_->lags.begin(), s_->lags.end());
   }
 
 private:
-  void arm() {
+  struct state {
+    std::shared_ptr<wechat::async_transport> t;
+    std::atomic<bool> stopping{false};
+    std::mutex mutex;
+    std::vector<std::chrono::steady_clock::duration> lags;
+    std::promise<void> done;
+  };
+  static void arm(const std::shared_ptr<state>& s) {
     const auto asked = std::chrono::steady_clock::now() + 5ms;
-    t_->post_after(5ms, [this, asked] { tick(asked); });
+    s->t->post_after(5ms, [s, asked] { tick(s, asked); });
   }
-  void tick(std::chrono::steady_clock::time_point asked) {
+  static void tick(const std::shared_ptr<state>& s, std::chrono::steady_clock::time_point asked) {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      lags_.push_back(std::chrono::steady_clock::now() - asked);
+      std::lock_guard<std::mutex> lock(s->mutex);
+      s->lags.push_back(std::chrono::steady_clock::now() - asked);
     }
-    if (stopping_.load()) {
-      done_.set_value();
+    if (s->stopping.load()) {
+      s->done.set_value();
       return;
     }
-    arm();
+    arm(s);
   }
-  std::shared_ptr<wechat::async_transport> t_;
-  std::atomic<bool> stopping_{false};
+  std::shared_ptr<state> s_;
+  std::future<void> done_ = s_->done.get_future();
   bool finished_ = false;
-  std::mutex mutex_;
-  std::vector<std::chrono::steady_clock::duration> lags_;
-  std::promise<void> done_;
 };
 
 }  // namespace

@@ -707,37 +707,41 @@ private:
   // caller's deadline or cancel reaches it), landed for every waiter and remembered on
   // success, even when every caller has left.
   void lead_code2session(std::string code) {
-    detail::api_call<session_info> c;
-    http_request req;
     try {
-      c = detail::calls::code2session(opt_.appid, opt_.secret, code);
-      req = c.request();
-    } catch (...) {
-      // The request could not be made (bad_alloc): the flight ends as failed, so the
-      // code's waiters are answered and its entry does not stay in flight for ever.
-      land_code2session(code, out_of_memory());
-      return;
-    }
-    auto done = [self = shared_from_this(), code = std::move(code),
-                 read = c.read](const detail::answer& j, std::error_code ec, error_detail d) {
-      detail::shared_result<session_info> r;
-      r.ec = ec;
-      r.detail = std::move(d);
-      if (!r.ec) {
+      // Built in place (no default construction and assignment): the hot path of a login.
+      const auto c = detail::calls::code2session(opt_.appid, opt_.secret, code);
+      auto req = c.request();
+      auto done = [self = shared_from_this(), code = std::move(code),
+                   read = c.read](const detail::answer& j, std::error_code ec, error_detail d) {
+        detail::shared_result<session_info> r;
+        r.ec = ec;
+        r.detail = std::move(d);
+        if (!r.ec) {
+          try {
+            read(j, r.value, r.ec, &r.detail);
+          } catch (...) {  // bad_alloc decoding the answer
+            r = out_of_memory();
+          }
+        }
+        self->land_code2session(code, std::move(r));
+      };
+      try {
+        detail::exchange_async(transport_, std::move(req), 1, opt_.backoff, nullptr,
+                               std::move(done));
+      } catch (...) {
+        // Only the handler's own allocation can throw here, before it took `done`: from
+        // there on exchange_async calls it exactly once, whatever happens.
         try {
-          read(j, r.value, r.ec, &r.detail);
-        } catch (...) {  // bad_alloc decoding the answer
-          r = out_of_memory();
+          done(detail::answer(), std::make_error_code(std::errc::not_enough_memory),
+               error_detail());
+        } catch (...) {  // (it lands the flight whatever it meets; `code` is its own now)
         }
       }
-      self->land_code2session(code, std::move(r));
-    };
-    try {
-      detail::exchange_async(transport_, std::move(req), 1, opt_.backoff, nullptr, std::move(done));
     } catch (...) {
-      // Only the handler's own allocation can throw here, before it took `done`: from
-      // there on exchange_async calls it exactly once, whatever happens.
-      done(detail::answer(), std::make_error_code(std::errc::not_enough_memory), error_detail());
+      // The request could not be made (bad_alloc; `code` is still whole): the flight ends
+      // as failed, so the code's waiters are answered and its entry does not stay in
+      // flight for ever.
+      land_code2session(code, out_of_memory());
     }
   }
 
@@ -748,7 +752,7 @@ private:
   }
 
   // Ends a code's flight with `r`: remembered on success, each waiter answered.
-  void land_code2session(const std::string& code, detail::shared_result<session_info> r) {
+  void land_code2session(const std::string& code, detail::shared_result<session_info>&& r) {
     std::vector<unique_function<void(detail::shared_result<session_info> &&)>> waiters;
     {
       std::lock_guard<std::mutex> lock(codes_mutex_);
@@ -774,7 +778,7 @@ private:
 
   static void deliver_code2session(
       std::vector<unique_function<void(detail::shared_result<session_info>&&)>>& waiters,
-      detail::shared_result<session_info> r) {
+      detail::shared_result<session_info>&& r) {
     // Every waiter but the last gets a copy; the last (the only one, nearly always)
     // the result itself. A copy that cannot be made (bad_alloc) gives its waiter
     // std::errc::not_enough_memory; a waiter that throws (its completion could not be

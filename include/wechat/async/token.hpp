@@ -10,11 +10,11 @@
 // store: token_store::answers_at_once) is called where the refresh runs; any other (Redis,
 // or a store of the user's) on a worker thread of this provider's, one call after another
 // in the order they were made (an erase before the read that follows it), each answer
-// handed back to the loop with post(): a Redis that is away (500 ms per call) holds that
-// thread, never the loop. The refresh lands without waiting for its save or the lock's
-// release. The store is called only when a token is refreshed (about every two hours),
-// while a peer's refresh is awaited (one read every 20 ms), and when WeChat rejects a
-// token (invalidate's erase); a cache hit touches no store.
+// handed back to the loop with post(): a Redis that is away (its timeout, 500 ms, twice:
+// the connection retries once) holds that thread, never the loop. A fetched token lands
+// once saved; the lock's release is queued after the save. The store is called only when a token is
+// refreshed (about every two hours), while a peer's refresh is awaited (one read every 20 ms), and
+// when WeChat rejects a token (invalidate's erase); a cache hit touches no store.
 #pragma once
 
 #include <atomic>
@@ -63,7 +63,10 @@ public:
 
   /// Calls `h` once with a valid token: from the cache at once, on this thread; otherwise
   /// when the refresh in progress (or the one this call starts) lands, on the loop (or at
-  /// once when the store had a fresh token). Failures reach every waiter.
+  /// once, on this thread, when a store that answers at once had a fresh token). Failures
+  /// reach every waiter; one whose continuation the loop refused (its post threw, or it
+  /// stopped for good) reaches them on the thread that found it so: the store's worker,
+  /// for a store that does not answer at once.
   void get(token_handler h) {
     const std::int64_t now = clock_->now_ms();
     std::string hit;
@@ -155,11 +158,13 @@ private:
     return r;
   }
 
-  // The refresh in progress, held by whichever step runs it now. Dropped before it landed
-  // (a step threw: bad_alloc, a clock that throws; the loop stopped for good with the
-  // poll's timer or a store answer's continuation; the loop refused to take one), it lands
-  // the refresh as failed: the waiters are never left behind and refreshing_ never stays
-  // set. A step that throws after taking the guard lands nothing itself.
+  // The refresh in progress, held by whichever step runs it now, with the store's lock
+  // when it may hold it. Landing releases the lock. Dropped before it landed (a step threw:
+  // bad_alloc, a clock that throws; the loop stopped for good with the poll's timer or a
+  // store answer's continuation; the loop refused to take one), it releases the lock and
+  // lands the refresh as failed: the waiters are never left behind, refreshing_ never
+  // stays set, and the fleet does not wait out the lock's TTL. A step that throws after
+  // taking the guard lands nothing itself.
   class refresh_guard {
   public:
     refresh_guard(std::shared_ptr<async_token_provider> p, std::string rejected)
@@ -171,21 +176,27 @@ private:
     ~refresh_guard() {
       if (!p_) return;
       auto p = std::move(p_);
+      p->release_lock(lock_owner_);
       p->land_failed("the access token's refresh was dropped: its loop stopped, a step "
                      "could not be scheduled, or something on its way threw",
                      rejected_);
     }
     async_token_provider& provider() const noexcept { return *p_; }
     const std::string& rejected() const noexcept { return rejected_; }
-    /// Lands the refresh with `r`.
+    /// The store's lock may be held by `owner` (set before asking for it: an answer that
+    /// never comes back may have taken it); empty: not held.
+    void may_hold_lock(std::string owner) noexcept { lock_owner_ = std::move(owner); }
+    /// Releases the lock, if held, and lands the refresh with `r`.
     void land(const token_result& r) noexcept {
       auto p = std::move(p_);
+      p->release_lock(lock_owner_);
       p->land(r, rejected_);
     }
 
   private:
     std::shared_ptr<async_token_provider> p_;
     std::string rejected_;
+    std::string lock_owner_;
   };
 
   // A store call that answers with a value: `op(provider, ec)` returns it; `then(guard,
@@ -208,13 +219,13 @@ private:
       guarded([&] { v = op(q, ec); }, ec);
       // Refused (bad_alloc, a user's transport), the closure and its guard are destroyed:
       // the refresh lands as failed, here on the worker thread.
-      q.transport_->post(
-          [g = std::move(g), v = std::move(v), ec, then = std::move(then)]() mutable {
-            try {
-              then(std::move(g), std::move(v), ec);
-            } catch (...) {  // the guard has landed the refresh: nothing is thrown into the loop
-            }
-          });
+      auto t = q.transport_;  // (a post that drops the closure may free the provider)
+      t->post([g = std::move(g), v = std::move(v), ec, then = std::move(then)]() mutable {
+        try {
+          then(std::move(g), std::move(v), ec);
+        } catch (...) {  // the guard has landed the refresh: nothing is thrown into the loop
+        }
+      });
     });
   }
 
@@ -236,6 +247,7 @@ private:
   }
 
   void release_lock(const std::string& owner) noexcept {
+    if (owner.empty()) return;
     try {
       tell_store([owner](async_token_provider& p, std::error_code& ec) {
         p.store_->release(p.key_ + ":lock", owner, ec);
@@ -283,6 +295,7 @@ private:
   // The store's lock; then, holding it (or when the store cannot say: as the sync
   // provider, fetch without it), the store once more and a fetch; else a poll.
   static void try_lock(refresh_guard g, std::string owner) {
+    g.may_hold_lock(owner);
     ask_store(
         std::move(g),
         [owner](async_token_provider& p, std::error_code& ec) {
@@ -290,11 +303,13 @@ private:
         },
         [owner](refresh_guard next, bool got, std::error_code lec) mutable {
           auto& p = next.provider();
-          if (lec) {
-            fetch_and_save(std::move(next), std::string(), false);
+          if (lec) {  // the store cannot say (as the sync provider: no release, no save)
+            next.may_hold_lock({});
+            fetch_and_save(std::move(next), false);
           } else if (got) {
-            recheck(std::move(next), std::move(owner));
+            recheck(std::move(next));
           } else {
+            next.may_hold_lock({});
             // A peer holds the lock: read the store every 20 ms for its token, up to the
             // lock's TTL (+100 ms), in real time; then try for the lock again.
             const auto until =
@@ -305,40 +320,47 @@ private:
   }
 
   // Holding the lock: a token another process saved while we queued for it, else a fetch.
-  static void recheck(refresh_guard g, std::string owner) {
+  static void recheck(refresh_guard g) {
     ask_store(std::move(g), load,
-              [owner = std::move(owner)](refresh_guard next, std::optional<stored_token> s,
-                                         std::error_code ec) mutable {
+              [](refresh_guard next, std::optional<stored_token> s, std::error_code ec) {
                 auto& p = next.provider();
                 if (!ec && p.usable(s, next.rejected(), p.clock_->now_ms())) {
-                  p.release_lock(owner);
                   land_stored(std::move(next), std::move(*s));
                   return;
                 }
-                fetch_and_save(std::move(next), std::move(owner), true);
+                fetch_and_save(std::move(next), true);
               });
   }
 
-  // The fetch; its token saved (when the store answered), the lock released (when held;
-  // after the save, which a peer polling the store then finds), and the refresh landed
-  // without waiting for either.
-  static void fetch_and_save(refresh_guard g, std::string owner, bool store_ok) {
+  // The fetch, then its token saved (when the store answered): the refresh lands once the
+  // save is done, as the sync provider's does, so a peer (or this process, restarted) can
+  // find the token its waiters have; then the lock is released (queued after the save).
+  static void fetch_and_save(refresh_guard g, bool store_ok) {
     auto& p = g.provider();
     const std::string rejected = g.rejected();
-    p.fetch(
-        rejected, [g = std::move(g), owner = std::move(owner), store_ok](token_result r) mutable {
-          auto& q = g.provider();
-          if (!r.ec && store_ok) {
-            try {
-              q.tell_store([t = r.value](async_token_provider& x, std::error_code& ec) {
-                x.store_->save(x.key_, t, ec);
-              });
-            } catch (...) {  // bad_alloc copying the token: not saved (the next refresh fetches)
-            }
-          }
-          if (!owner.empty()) q.release_lock(owner);
-          g.land(r);
-        });
+    p.fetch(rejected, [g = std::move(g), store_ok](token_result r) mutable {
+      std::optional<stored_token> t;
+      if (!r.ec && store_ok) {
+        try {
+          t = r.value;
+        } catch (...) {  // bad_alloc copying the token: not saved (the next refresh fetches)
+        }
+      }
+      if (!t) {
+        g.land(r);
+        return;
+      }
+      try {
+        ask_store(
+            std::move(g),
+            [t = std::move(*t)](async_token_provider& q, std::error_code& ec) {
+              q.store_->save(q.key_, t, ec);
+              return true;
+            },
+            [r = std::move(r)](refresh_guard next, bool, std::error_code) { next.land(r); });
+      } catch (...) {  // the guard has landed the refresh
+      }
+    });
   }
 
   // If post_after throws (bad_alloc, a user's transport), the guard, destroyed with the
@@ -377,19 +399,24 @@ private:
     fetch_once(
         false, opt_.max_attempts,
         [self = shared_from_this(), rejected, done = std::move(done)](token_result r) mutable {
+          // `done`, shared with the forced fetch's continuation, stays callable here until
+          // that continuation exists; `r` is copied into it, so it is still whole here.
+          std::shared_ptr<unique_function<void(token_result)>> box;
           try {
             if (!r.ec && self->opt_.mode == token_mode::stable && !rejected.empty() &&
                 r.value.value == rejected && self->force_allowed(self->clock_->now_ms())) {
-              // (`r` is copied into the forced fetch's continuation: should that throw, it
-              // is still whole here)
-              self->fetch_once(true, 1, [r, done = std::move(done)](token_result forced) mutable {
-                done(forced.ec ? std::move(r) : std::move(forced));
+              box = std::make_shared<unique_function<void(token_result)>>(std::move(done));
+              self->fetch_once(true, 1, [r, box](token_result forced) mutable {
+                (*box)(forced.ec ? std::move(r) : std::move(forced));
               });
               return;
             }
           } catch (...) {  // no forced fetch (bad_alloc, a clock that throws): the token
           }                // WeChat handed back is used as it is
-          if (done) done(std::move(r));
+          if (box)
+            (*box)(std::move(r));
+          else
+            done(std::move(r));
         });
   }
 

@@ -50,10 +50,13 @@ public:
   answer_once& operator=(const answer_once&) = delete;
   ~answer_once() {
     if (!h_) return;
-    error_detail d;
-    d.cause = "the transport dropped the request: its loop stopped, or it could not take "
-              "the call or a retry's timer";
     auto h = std::move(h_);
+    error_detail d;
+    try {
+      d.cause = "the transport dropped the request: its loop stopped, or it could not take "
+                "the call or a retry's timer";
+    } catch (...) {  // bad_alloc: reported without the words
+    }
     try {
       h(answer(), make_error_code(transport_errc::failed), std::move(d));
     } catch (...) {  // a destructor does not throw
@@ -141,7 +144,7 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t, http_req
 /// once, on the loop, with the last attempt's answer; or with transport_errc::failed when
 /// the transport drops the request or throws. A request whose owner has left is not
 /// attempted again.
-inline void exchange_async(const std::shared_ptr<async_transport>& t, http_request req,
+inline void exchange_async(const std::shared_ptr<async_transport>& t, http_request&& req,
                            int max_attempts, std::chrono::milliseconds backoff,
                            std::shared_ptr<request_owner> owner, answer_handler done) {
   exchange_attempt(t, std::move(req), max_attempts, backoff, std::move(owner),
