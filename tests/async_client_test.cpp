@@ -826,8 +826,8 @@ struct refusing_transport final : wechat::async_transport {
   bool running_in_loop() const noexcept override { return t->running_in_loop(); }
 };
 
-TEST_CASE("async retries: a retry whose timer the transport refuses ends the call and throws "
-          "nothing into the loop",
+TEST_CASE("async retries: a retry whose timer the transport refuses ends the call with the "
+          "attempt's own error and throws nothing into the loop",
           "[async][retry][token]") {
   auto rt = std::make_shared<refusing_transport>();
   auto wx = wechat::async_client::create(rig::options(), rt);
@@ -840,7 +840,10 @@ TEST_CASE("async retries: a retry whose timer the transport refuses ends the cal
   rt->refuse = true;  // the backoff's timer
   REQUIRE_NOTHROW(rt->t->run());
   REQUIRE(s.calls == 1);
-  CHECK(s.r->error() == wechat::transport_errc::failed);
+  CHECK(s.r->error() == wechat::api_errc::system_busy);  // what WeChat said, not "failed"
+  CHECK(s.r->detail().errcode == -1);
+  CHECK(s.r->detail().attempts == 1);
+  CHECK(wx->tokens().fetches() == 1);
   CHECK(rt->t->pending_count() == 0);  // no second attempt
   // The refresh is over: the next call fetches again.
   rt->refuse = false;

@@ -64,6 +64,8 @@ public:
   }
   /// Runs on the loop, inside the transport's completion: what the handler throws (a
   /// continuation of the library's that ran out of memory) stops here, not in the loop.
+  /// Whether it still has to be called.
+  explicit operator bool() const noexcept { return static_cast<bool>(h_); }
   void operator()(answer j, std::error_code ec, error_detail d) noexcept {
     auto h = std::move(h_);
     try {
@@ -74,6 +76,18 @@ public:
 
 private:
   answer_handler h_;
+};
+
+// An attempt that may be followed by another, waiting for its backoff: its answer, given
+// to the caller when no next attempt is made.
+struct last_attempt {
+  last_attempt(answer_once h, answer a, std::error_code e, error_detail dt)
+      : done(std::move(h)), j(std::move(a)), ec(e), d(std::move(dt)) {}
+  void give() { done(std::move(j), ec, std::move(d)); }
+  answer_once done;
+  detail::answer j;
+  std::error_code ec;
+  error_detail d;
 };
 
 // read_response, on the loop: a bad_alloc parsing the body is this request's failure
@@ -113,21 +127,26 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t, http_req
         return;
       }
       const auto delay = backoff_delay(backoff, attempt);
+      // The attempt's own answer, kept where both the timer and a refusal can reach it.
+      // (Should even this allocation fail, `done` reports transport_errc::failed.)
+      auto last = std::make_shared<last_attempt>(std::move(done), std::move(j), ec, std::move(d));
       try {
         t->post_after(delay, [t, next = std::move(next), max_attempts, backoff,
-                              owner = std::move(owner), done = std::move(done), attempt,
-                              j = std::move(j), ec, d = std::move(d)]() mutable {
+                              owner = std::move(owner), last, attempt]() mutable {
+          if (!last->done) return;       // (already answered, below)
           if (owner && owner->gone()) {  // its caller left during the backoff: no more attempts
-            done(std::move(j), ec, std::move(d));
+            last->give();
             return;
           }
           exchange_attempt(t, std::move(next), max_attempts, backoff, std::move(owner),
-                           std::move(done), attempt + 1);
+                           std::move(last->done), attempt + 1);
         });
       } catch (...) {
         // No timer for the next attempt (post_after threw: bad_alloc, a user's transport):
-        // `done`, destroyed with the closure, reports transport_errc::failed. This runs on
-        // the loop, inside the transport's completion: nothing is thrown into it.
+        // the caller gets this attempt's own answer, its error and its count of requests.
+        // This runs on the loop, inside the transport's completion: nothing is thrown into
+        // it.
+        if (last->done) last->give();
       }
     };
     t->async_send(std::move(req), std::move(so), std::move(handler));
