@@ -711,6 +711,9 @@ private:
       // Built in place (no default construction and assignment): the hot path of a login.
       const auto c = detail::calls::code2session(opt_.appid, opt_.secret, code);
       auto req = c.request();
+      // Nothing below may throw before the inner try: `code` moves into `done`, and the
+      // outer catch lands the flight with it.
+      static_assert(std::is_pointer_v<decltype(c.read)>, "copying `read` must not throw");
       auto done = [self = shared_from_this(), code = std::move(code),
                    read = c.read](const detail::answer& j, std::error_code ec, error_detail d) {
         detail::shared_result<session_info> r;

@@ -177,6 +177,10 @@ private:
       if (!p_) return;
       auto p = std::move(p_);
       p->release_lock(lock_owner_);
+      if (fetched_) {  // a token was fetched: its waiters get it, saved or not
+        p->land(*fetched_, rejected_);
+        return;
+      }
       p->land_failed("the access token's refresh was dropped: its loop stopped, a step "
                      "could not be scheduled, or something on its way threw",
                      rejected_);
@@ -186,6 +190,8 @@ private:
     /// The store's lock may be held by `owner` (set before asking for it: an answer that
     /// never comes back may have taken it); empty: not held.
     void may_hold_lock(std::string owner) noexcept { lock_owner_ = std::move(owner); }
+    /// What landing on drop gives the waiters, instead of a failure: a fetched token.
+    void land_on_drop(std::shared_ptr<const token_result> r) noexcept { fetched_ = std::move(r); }
     /// Releases the lock, if held, and lands the refresh with `r`.
     void land(const token_result& r) noexcept {
       auto p = std::move(p_);
@@ -197,6 +203,7 @@ private:
     std::shared_ptr<async_token_provider> p_;
     std::string rejected_;
     std::string lock_owner_;
+    std::shared_ptr<const token_result> fetched_;
   };
 
   // A store call that answers with a value: `op(provider, ec)` returns it; `then(guard,
@@ -303,8 +310,9 @@ private:
         },
         [owner](refresh_guard next, bool got, std::error_code lec) mutable {
           auto& p = next.provider();
-          if (lec) {  // the store cannot say (as the sync provider: no release, no save)
-            next.may_hold_lock({});
+          if (lec) {  // the store cannot say: fetched without it (as the sync provider), not
+                      // saved, and released (a compare-and-delete) should the SET have
+                      // gone through without its answer
             fetch_and_save(std::move(next), false);
           } else if (got) {
             recheck(std::move(next));
@@ -340,16 +348,22 @@ private:
     const std::string rejected = g.rejected();
     p.fetch(rejected, [g = std::move(g), store_ok](token_result r) mutable {
       std::optional<stored_token> t;
+      std::shared_ptr<const token_result> fetched;
       if (!r.ec && store_ok) {
         try {
           t = r.value;
+          fetched = std::make_shared<const token_result>(std::move(r));
         } catch (...) {  // bad_alloc copying the token: not saved (the next refresh fetches)
+          t.reset();
         }
       }
-      if (!t) {
+      if (!fetched) {
         g.land(r);
         return;
       }
+      // Should the save not be made or its answer not come back (bad_alloc, the loop
+      // refusing it), the waiters still get the token.
+      g.land_on_drop(fetched);
       try {
         ask_store(
             std::move(g),
@@ -357,7 +371,7 @@ private:
               q.store_->save(q.key_, t, ec);
               return true;
             },
-            [r = std::move(r)](refresh_guard next, bool, std::error_code) { next.land(r); });
+            [fetched](refresh_guard next, bool, std::error_code) { next.land(*fetched); });
       } catch (...) {  // the guard has landed the refresh
       }
     });

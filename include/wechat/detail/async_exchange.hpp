@@ -37,10 +37,9 @@ struct request_owner {
 };
 
 /// Calls its handler exactly once: when called, or, if it is destroyed uncalled (the loop
-/// stopped for good, or async_send or a retry's post_after threw), with
-/// transport_errc::failed from its destructor, so that
-/// the waiters behind a request (a code's callers, a token's) are not left waiting and
-/// what they hold is released.
+/// stopped for good, or async_send threw), with transport_errc::failed from its
+/// destructor, so that the waiters behind a request (a code's callers, a token's) are not
+/// left waiting and what they hold is released.
 class answer_once {
 public:
   explicit answer_once(answer_handler h) : h_(std::move(h)) {}
@@ -54,7 +53,7 @@ public:
     error_detail d;
     try {
       d.cause = "the transport dropped the request: its loop stopped, or it could not take "
-                "the call or a retry's timer";
+                "the call";
     } catch (...) {  // bad_alloc: reported without the words
     }
     try {
@@ -62,10 +61,10 @@ public:
     } catch (...) {  // a destructor does not throw
     }
   }
-  /// Runs on the loop, inside the transport's completion: what the handler throws (a
-  /// continuation of the library's that ran out of memory) stops here, not in the loop.
   /// Whether it still has to be called.
   explicit operator bool() const noexcept { return static_cast<bool>(h_); }
+  /// Runs on the loop, inside the transport's completion: what the handler throws (a
+  /// continuation of the library's that ran out of memory) stops here, not in the loop.
   void operator()(answer j, std::error_code ec, error_detail d) noexcept {
     auto h = std::move(h_);
     try {
@@ -126,10 +125,16 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t, http_req
         done(std::move(j), ec, std::move(d));
         return;
       }
-      const auto delay = backoff_delay(backoff, attempt);
       // The attempt's own answer, kept where both the timer and a refusal can reach it.
-      // (Should even this allocation fail, `done` reports transport_errc::failed.)
-      auto last = std::make_shared<last_attempt>(std::move(done), std::move(j), ec, std::move(d));
+      std::shared_ptr<last_attempt> last;
+      std::chrono::milliseconds delay{};
+      try {
+        delay = backoff_delay(backoff, attempt);
+        last = std::make_shared<last_attempt>(std::move(done), std::move(j), ec, std::move(d));
+      } catch (...) {  // bad_alloc (make_shared allocates before it moves): no retry
+        if (done) done(std::move(j), ec, std::move(d));
+        return;
+      }
       try {
         t->post_after(delay, [t, next = std::move(next), max_attempts, backoff,
                               owner = std::move(owner), last, attempt]() mutable {
@@ -160,9 +165,9 @@ inline void exchange_attempt(const std::shared_ptr<async_transport>& t, http_req
 
 /// One request with the retry policy of detail::retry (retryable(), backoff_delay between
 /// attempts), on the transport's timers instead of a sleeping thread: `done` is called
-/// once, on the loop, with the last attempt's answer; or with transport_errc::failed when
-/// the transport drops the request or throws. A request whose owner has left is not
-/// attempted again.
+/// once, on the loop, with the last attempt's answer (also when the timer for the next
+/// attempt cannot be set); or with transport_errc::failed when the transport drops the
+/// request or throws taking it. A request whose owner has left is not attempted again.
 inline void exchange_async(const std::shared_ptr<async_transport>& t, http_request&& req,
                            int max_attempts, std::chrono::milliseconds backoff,
                            std::shared_ptr<request_owner> owner, answer_handler done) {
