@@ -1098,35 +1098,41 @@ TEST_CASE("async tokens: WeChat hands back the rejected token: one forced refres
   CHECK(g.wx->tokens().fetches() == 6);
 }
 
+namespace {
+
+// A store shared by a fleet: tokens, and a refresh lock that one owner holds at a time
+// (what the Redis store does with SET NX PX; no TTL needed here). In memory: called on
+// the loop, in step with the manual transport.
+struct fleet_store final : wechat::token_store {
+  wechat::memory_token_store tokens;
+  std::map<std::string, std::string> locks;
+  std::optional<wechat::stored_token> load(const std::string& k, std::error_code& ec) override {
+    return tokens.load(k, ec);
+  }
+  void save(const std::string& k, const wechat::stored_token& t, std::error_code& ec) override {
+    tokens.save(k, t, ec);
+  }
+  void erase_if(const std::string& k, const std::string& v, std::error_code& ec) override {
+    tokens.erase_if(k, v, ec);
+  }
+  bool acquire(const std::string& k, const std::string& owner, std::chrono::milliseconds,
+               std::error_code& ec) override {
+    ec.clear();
+    return locks.emplace(k, owner).second;
+  }
+  void release(const std::string& k, const std::string& owner, std::error_code& ec) override {
+    ec.clear();
+    const auto it = locks.find(k);
+    if (it != locks.end() && it->second == owner) locks.erase(it);
+  }
+  bool answers_at_once() const noexcept override { return true; }
+};
+
+}  // namespace
+
 TEST_CASE("async tokens: a peer holds the store's lock: its token, found by polling, serves "
           "every waiter",
           "[async][token][fleet]") {
-  // A store shared by a fleet: tokens, and a refresh lock that one owner holds at a time
-  // (what the Redis store does with SET NX PX; no TTL needed here).
-  struct fleet_store final : wechat::token_store {
-    wechat::memory_token_store tokens;
-    std::map<std::string, std::string> locks;
-    std::optional<wechat::stored_token> load(const std::string& k, std::error_code& ec) override {
-      return tokens.load(k, ec);
-    }
-    void save(const std::string& k, const wechat::stored_token& t, std::error_code& ec) override {
-      tokens.save(k, t, ec);
-    }
-    void erase_if(const std::string& k, const std::string& v, std::error_code& ec) override {
-      tokens.erase_if(k, v, ec);
-    }
-    bool acquire(const std::string& k, const std::string& owner, std::chrono::milliseconds,
-                 std::error_code& ec) override {
-      ec.clear();
-      return locks.emplace(k, owner).second;
-    }
-    void release(const std::string& k, const std::string& owner, std::error_code& ec) override {
-      ec.clear();
-      const auto it = locks.find(k);
-      if (it != locks.end() && it->second == owner) locks.erase(it);
-    }
-    bool answers_at_once() const noexcept override { return true; }
-  };
   auto t = std::make_shared<wechat::manual_transport>();
   auto clock = std::make_shared<wechat::manual_clock>();
   auto store = std::make_shared<fleet_store>();
@@ -1437,37 +1443,12 @@ TEST_CASE("async tokens: a store's answer the loop can no longer take lands the 
 
 TEST_CASE("async tokens: a refresh that throws while it holds the store's lock releases it",
           "[async][token][robust][fleet]") {
-  // A fleet's store, in memory: a stale token saved, and a lock one owner holds at a time.
-  struct locking_store final : wechat::token_store {
-    wechat::memory_token_store tokens;
-    std::map<std::string, std::string> locks;
-    std::optional<wechat::stored_token> load(const std::string& k, std::error_code& ec) override {
-      return tokens.load(k, ec);
-    }
-    void save(const std::string& k, const wechat::stored_token& t, std::error_code& ec) override {
-      tokens.save(k, t, ec);
-    }
-    void erase_if(const std::string& k, const std::string& v, std::error_code& ec) override {
-      tokens.erase_if(k, v, ec);
-    }
-    bool acquire(const std::string& k, const std::string& owner, std::chrono::milliseconds,
-                 std::error_code& ec) override {
-      ec.clear();
-      return locks.emplace(k, owner).second;
-    }
-    void release(const std::string& k, const std::string& owner, std::error_code& ec) override {
-      ec.clear();
-      const auto it = locks.find(k);
-      if (it != locks.end() && it->second == owner) locks.erase(it);
-    }
-    bool answers_at_once() const noexcept override { return true; }
-  };
   auto t = std::make_shared<wechat::manual_transport>();
   auto clk = std::make_shared<throwing_clock>();
-  auto store = std::make_shared<locking_store>();
+  auto store = std::make_shared<fleet_store>();
   auto wx = wechat::async_client::create(rig::options(), t, store, clk);
   std::error_code ec;
-  store->tokens.save(wx->tokens().store_key(), {"STALE", 1000}, ec);  // expired long ago
+  store->tokens.save(wx->tokens().store_key(), {"STALE", 1000}, ec);  // a token expired long ago
   // Reads: get()'s, the first look at the store's (stale) token, then the look once the
   // lock is held, which throws.
   clk->skip = 2;
