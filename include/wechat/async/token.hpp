@@ -114,8 +114,8 @@ public:
     }
     // (queued before the load of the refresh that follows: the store's calls keep their
     // order)
-    tell_store([token](async_token_provider& p, std::error_code& ec) {
-      p.store_->erase_if(p.key_, token, ec);
+    tell_store([token](token_store& store, const std::string& key, std::error_code& ec) {
+      store.erase_if(key, token, ec);
     });
   }
 
@@ -236,18 +236,20 @@ private:
     });
   }
 
-  // A store call whose answer no one waits for (save, release, erase): after the calls
-  // queued before it. A failure is ignored (a lock not released expires after its TTL).
+  // A store call whose answer no one waits for (release, erase): `op(store, key, ec)`,
+  // after the calls queued before it. A failure is ignored (a lock not released expires
+  // after its TTL). The job holds the store, not the provider: destroying the provider
+  // waits for it (store_worker joins), so no store call outlives the provider's owner.
   template <class Op> void tell_store(Op op) noexcept {
     if (store_->answers_at_once()) {
       std::error_code ignored;
-      guarded([&] { op(*this, ignored); }, ignored);
+      guarded([&] { op(*store_, key_, ignored); }, ignored);
       return;
     }
     try {
-      worker_.submit([self = shared_from_this(), op = std::move(op)]() mutable {
+      worker_.submit([store = store_, key = key_, op = std::move(op)]() mutable {
         std::error_code ignored;
-        guarded([&] { op(*self, ignored); }, ignored);
+        guarded([&] { op(*store, key, ignored); }, ignored);
       });
     } catch (...) {  // bad_alloc, no thread: as a store that failed
     }
@@ -256,8 +258,8 @@ private:
   void release_lock(const std::string& owner) noexcept {
     if (owner.empty()) return;
     try {
-      tell_store([owner](async_token_provider& p, std::error_code& ec) {
-        p.store_->release(p.key_ + ":lock", owner, ec);
+      tell_store([owner](token_store& store, const std::string& key, std::error_code& ec) {
+        store.release(key + ":lock", owner, ec);
       });
     } catch (...) {  // bad_alloc copying the owner: the lock expires after its TTL
     }

@@ -15,10 +15,13 @@
 
 namespace wechat::detail {
 
-/// A FIFO queue of jobs and the thread that runs them, started by the first job. A job
-/// may hold the last reference to this worker's owner: the worker is then destroyed on its
-/// own thread, which it detaches (and which ends once the queue is empty). Destroyed on
-/// another thread, it lets the queue drain and joins. Thread safe.
+/// A FIFO queue of jobs and the thread that runs them, started by the first job.
+/// Destroyed on another thread, it lets the queue drain and joins (a job that holds only
+/// the store, not the worker's owner, may still be queued: it runs first). A job may hold
+/// the last reference to this worker's owner: the worker is then destroyed on its own
+/// thread, which it detaches after dropping the jobs still queued, so that no thread is
+/// left running store calls nobody owns (at exit, they would race the static
+/// destructors). Thread safe.
 class store_worker {
 public:
   store_worker() = default;
@@ -26,15 +29,17 @@ public:
   store_worker& operator=(const store_worker&) = delete;
   ~store_worker() {
     std::thread t;
+    std::deque<unique_function<void()>> dropped;
     {
       std::lock_guard<std::mutex> lock(state_->mutex);
       state_->stopping = true;
       t = std::move(thread_);
+      if (t.joinable() && t.get_id() == std::this_thread::get_id()) dropped.swap(state_->jobs);
     }
     state_->wake.notify_one();
     if (!t.joinable()) return;
     if (t.get_id() == std::this_thread::get_id())
-      t.detach();  // its loop holds the state, and ends when the queue is empty
+      t.detach();  // its loop holds the state, finds the queue empty and ends
     else
       t.join();
   }
