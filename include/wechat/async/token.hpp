@@ -237,11 +237,19 @@ private:
   }
 
   // A store call whose answer no one waits for (release, erase): `op(store, key, ec)`,
-  // after the calls queued before it. A failure is ignored (a lock not released expires
-  // after its TTL). The job holds the store, not the provider: destroying the provider
-  // waits for it (store_worker joins), so no store call outlives the provider's owner.
+  // after the calls queued before it; at once when made on the worker thread itself (a
+  // guard dropped there, perhaps with the provider's last reference: the worker then
+  // drops its queue, and this release must not be in it). A failure is ignored (a lock
+  // not released expires after its TTL). The job holds the store, not the provider: the
+  // provider's destruction, on whichever thread drops its last reference (often the
+  // loop), waits for the jobs still queued (store_worker joins).
   template <class Op> void tell_store(Op op) noexcept {
-    if (store_->answers_at_once()) {
+    bool here = false;
+    try {
+      here = worker_.running_here();
+    } catch (...) {  // (a mutex that cannot be locked: queued, as any other call)
+    }
+    if (store_->answers_at_once() || here) {
       std::error_code ignored;
       guarded([&] { op(*store_, key_, ignored); }, ignored);
       return;

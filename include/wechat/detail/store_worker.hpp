@@ -44,6 +44,12 @@ public:
       t.join();
   }
 
+  /// Whether the calling thread is this worker's own (a job, or what a job destroys).
+  bool running_here() const {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return thread_.joinable() && thread_.get_id() == std::this_thread::get_id();
+  }
+
   /// Queues `job` (run once, on the worker thread; what it throws is dropped). Throws
   /// std::bad_alloc, or std::system_error when the thread cannot be started: `job` is
   /// then destroyed, not run.

@@ -188,7 +188,9 @@ public:
   }
 
   void erase_if(const std::string& key, const std::string& value, std::error_code& ec) override {
-    static const std::string script =
+    // (a literal, not a static std::string: nothing here is destroyed at exit under a
+    // store call still running on another thread)
+    static constexpr const char* script =
         "local v = redis.call('GET', KEYS[1]) "
         "if v then local sp = string.find(v, ' ', 1, true) "
         "if sp and string.sub(v, sp + 1) == ARGV[1] then return redis.call('DEL', KEYS[1]) end end "
@@ -205,8 +207,10 @@ public:
   }
 
   void release(const std::string& key, const std::string& owner, std::error_code& ec) override {
-    static const std::string script = "if redis.call('GET', KEYS[1]) == ARGV[1] then return "
-                                      "redis.call('DEL', KEYS[1]) end return 0";
+    // (a literal, not a static std::string: nothing here is destroyed at exit under a
+    // store call still running on another thread)
+    static constexpr const char* script = "if redis.call('GET', KEYS[1]) == ARGV[1] then return "
+                                          "redis.call('DEL', KEYS[1]) end return 0";
     redis_->command({"EVAL", script, "1", redis_->key(key), owner}, ec);
   }
 
@@ -223,7 +227,9 @@ public:
   explicit redis_identity_store(std::shared_ptr<redis_connection> c) : redis_(std::move(c)) {}
 
   void link(const app_openid& who, const std::string& unionid, std::error_code& ec) override {
-    static const std::string script =
+    // (a literal, not a static std::string: nothing here is destroyed at exit under a
+    // store call still running on another thread)
+    static constexpr const char* script =
         "local cur = redis.call('GET', KEYS[1]) "
         "if ARGV[1] == '' then if not cur then redis.call('SET', KEYS[1], '') end return 'ok' end "
         "if cur and cur ~= '' and cur ~= ARGV[1] then return 'conflict' end "
