@@ -362,7 +362,8 @@ private:
       if (!r.ec && store_ok) {
         try {
           t = r.value;
-          fetched = std::make_shared<const token_result>(std::move(r));
+          fetched =
+              std::make_shared<const token_result>(r);  // (a copy: `r` lands below if this throws)
         } catch (...) {  // bad_alloc copying the token: not saved (the next refresh fetches)
           t.reset();
         }
