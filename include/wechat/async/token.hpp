@@ -356,7 +356,7 @@ private:
   static void fetch_and_save(refresh_guard g, bool store_ok) {
     auto& p = g.provider();
     const std::string rejected = g.rejected();
-    p.fetch(rejected, [g = std::move(g), store_ok](token_result r) mutable {
+    p.fetch(rejected, [g = std::move(g), store_ok](const token_result& r) mutable {
       std::optional<stored_token> t;
       std::shared_ptr<const token_result> fetched;
       if (!r.ec && store_ok) {
