@@ -8,6 +8,7 @@
 #include <wechat/async.hpp>
 #include <wechat/async/manual_transport.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -1505,4 +1506,106 @@ TEST_CASE("async tokens: the loop refuses the save's answer: the waiters still g
   CHECK(b.r->value() == "T1");
   CHECK(wx->tokens().fetches() == 1);
   rt->t->stop();
+}
+
+TEST_CASE("async tokens: calls rejected together with one token ask the store to erase it once",
+          "[async][token][store-worker]") {
+  auto t = std::make_shared<wechat::manual_transport>();
+  auto store = std::make_shared<gated_store>();
+  store->let_through();
+  auto wx = wechat::async_client::create(rig::options(), t, store);
+  constexpr int callers = 8;
+  std::vector<slot<void>> calls(callers);
+  for (auto& c : calls)
+    wx->check_session_key("o-alice", "a2V5a2V5a2V5a2V5a2V5aw==", c.handler());
+  REQUIRE(run_until(*t, [&] { return t->pending_count() == 1; }));  // one token fetch
+  REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  REQUIRE(run_until(*t, [&] { return t->pending_count() == callers; }));
+  // WeChat turns every call away: each invalidates T1 and waits for the next token.
+  for (const auto& r : t->pending()) {
+    REQUIRE(r.request.target.find("access_token=T1&") != std::string::npos);
+    REQUIRE(t->respond(r.id, 200, R"({"errcode":40001,"errmsg":"invalid credential"})"));
+  }
+  REQUIRE(run_until(*t, [&] { return t->pending_count() == 1; }));  // the next token's fetch
+  REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T2","expires_in":7200})"));
+  REQUIRE(run_until(*t, [&] { return t->pending_count() == callers; }));
+  for (const auto& r : t->pending()) {
+    REQUIRE(r.request.target.find("access_token=T2&") != std::string::npos);
+    REQUIRE(t->respond(r.id, 200, R"({"errcode":0,"errmsg":"ok"})"));
+  }
+  REQUIRE(run_until(*t, [&] {
+    for (const auto& c : calls)
+      if (c.calls != 1) return false;
+    return true;
+  }));
+  for (const auto& c : calls)
+    CHECK(c.r->ok());
+  CHECK(wx->tokens().fetches() == 2);
+  // The refresh's calls (load, acquire, load, save, release: twice) and one erase.
+  REQUIRE(run_until(*t, [&] { return store->seen().size() >= 11; }));
+  const auto seen = store->seen();
+  CHECK(std::count(seen.begin(), seen.end(), "erase_if") == 1);
+  CHECK(seen.size() == 11);
+  // Once a refresh replaced it, a late rejection of T1 erases again, once (compare-and-
+  // delete: T2 stays); a rejection of T2 is a new one. The store's calls keep their order:
+  // when T2 is gone, every erase queued before it is done.
+  wx->tokens().invalidate("T1");
+  wx->tokens().invalidate("T1");
+  wx->tokens().invalidate("T2");
+  std::error_code ec;
+  REQUIRE(run_until(*t, [&] { return !store->tokens.load(wx->tokens().store_key(), ec); }));
+  const auto after = store->seen();
+  CHECK(std::count(after.begin(), after.end(), "erase_if") == 3);
+  CHECK(after.size() == 13);
+  t->stop();
+}
+
+TEST_CASE("async tokens: when_idle waits for a refresh ahead of expiry that no caller waits for",
+          "[async][token][idle]") {
+  rig g;
+  slot<std::string> first;
+  g.wx->access_token(first.handler());
+  g.give_token("T1", 7200);
+  int idle = 0;
+  g.wx->tokens().when_idle([&] { ++idle; });
+  CHECK(idle == 0);  // never inside the call
+  g.t->run();
+  CHECK(idle == 1);  // nothing in progress: at once, on the loop
+
+  g.clock->advance(std::chrono::seconds(7200 - 299));  // inside the refresh-ahead window
+  slot<std::string> hit;
+  g.wx->access_token(hit.handler());
+  g.t->run();
+  REQUIRE(hit.calls == 1);
+  CHECK(hit.r->value() == "T1");  // answered from the cache; the refresh goes on behind it
+  g.wx->tokens().when_idle([&] { ++idle; });
+  g.t->run();
+  CHECK(idle == 1);
+  CHECK(g.wx->tokens().fetches() == 1);
+  g.give_token("T2");
+  CHECK(idle == 2);
+  CHECK(g.wx->tokens().fetches() == 2);
+}
+
+TEST_CASE("async tokens: when_idle runs after the store calls the refresh queued",
+          "[async][token][idle][store-worker]") {
+  auto t = std::make_shared<wechat::manual_transport>();
+  auto store = std::make_shared<gated_store>();
+  store->let_through();
+  auto wx = wechat::async_client::create(rig::options(), t, store);
+  slot<std::string> a;
+  wx->access_token(a.handler());
+  std::vector<std::string> seen_when_idle;
+  bool idle = false;
+  wx->tokens().when_idle([&] {
+    seen_when_idle = store->seen();
+    idle = true;
+  });
+  REQUIRE(run_until(*t, [&] { return t->pending_count() == 1; }));
+  CHECK_FALSE(idle);
+  REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  REQUIRE(run_until(*t, [&] { return idle; }));
+  CHECK(a.r->value() == "T1");
+  CHECK(seen_when_idle == std::vector<std::string>{"load", "acquire", "load", "save", "release"});
+  t->stop();
 }

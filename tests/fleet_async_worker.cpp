@@ -86,10 +86,10 @@ int main(int argc, char** argv) {
     loop->post([c] { c->next(); });
   while (c->running > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  // A refresh may still be in flight (refresh-ahead runs behind cache hits): one more
-  // get, awaited, joins it, so that `fetches` counts every fetch this process made.
+  // A refresh may still be in flight (refresh-ahead runs behind cache hits, with no caller
+  // waiting): wait for it, so that `fetches` counts every fetch this process made.
   std::promise<void> settled;
-  loop->post([&] { c->tokens->get([&](const auto&) { settled.set_value(); }); });
+  c->tokens->when_idle([&] { settled.set_value(); });
   settled.get_future().wait();
   nlohmann::json out;
   {

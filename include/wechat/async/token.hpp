@@ -102,7 +102,10 @@ public:
   }
 
   /// Forgets `token` if it is still the current one (WeChat rejected it: 40001, 40014,
-  /// 42001), here and in the store; the next get() fetches a new one.
+  /// 42001), here and in the store; the next get() fetches a new one. Calls rejected
+  /// together with one token ask the store to erase it once: a token already the last one
+  /// rejected (until a refresh replaces it) is not erased again, so the store's queue
+  /// holds at most one erase per refresh, however many calls WeChat turned away.
   void invalidate(const std::string& token) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -110,6 +113,7 @@ public:
         cached_ = stored_token{};
         refresh_at_ms_ = 0;
       }
+      if (rejected_ == token) return;  // its erase is already queued (or made)
       rejected_ = token;
     }
     // (queued before the load of the refresh that follows: the store's calls keep their
@@ -117,6 +121,25 @@ public:
     tell_store([token](token_store& store, const std::string& key, std::error_code& ec) {
       store.erase_if(key, token, ec);
     });
+  }
+
+  /// Calls `f` once, on the loop, when no refresh is left in progress (one started ahead of
+  /// expiry runs behind cache hits, with no caller waiting for it) and the store calls
+  /// queued by then (the lock's release, erases) are done. For a shutdown that leaves
+  /// nothing running: stop calling, wait for your calls' handlers and for this, then stop
+  /// the loop and destroy the clients (the provider's destruction then waits for nothing);
+  /// or to read fetches() once the calls have stopped. A refresh that starts after the
+  /// one `f` waited for is not waited for. As any handler, `f` is destroyed uncalled if
+  /// the loop stops for good first. Throws what the transport's post throws (bad_alloc).
+  void when_idle(unique_function<void()> f) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (refreshing_) {
+        idle_waiters_.push_back(std::move(f));
+        return;
+      }
+    }
+    after_store(std::move(f));
   }
 
   /// Upstream token requests made so far.
@@ -263,6 +286,16 @@ private:
     }
   }
 
+  // Posts `f` to the loop once the store calls queued so far are done (at once for a
+  // store that answers at once, or when no store call was ever queued).
+  void after_store(unique_function<void()> f) {
+    if (store_->answers_at_once() || !worker_.started()) {
+      transport_->post(std::move(f));
+      return;
+    }
+    worker_.submit([t = transport_, f = std::move(f)]() mutable { t->post(std::move(f)); });
+  }
+
   void release_lock(const std::string& owner) noexcept {
     if (owner.empty()) return;
     try {
@@ -292,21 +325,22 @@ private:
     try {
       ask_store(std::move(*g), load,
                 [](refresh_guard next, std::optional<stored_token> s, std::error_code ec) {
-                  auto& p = next.provider();
-                  if (!ec && p.usable(s, next.rejected(), p.clock_->now_ms())) {
-                    land_stored(std::move(next), std::move(*s));
-                    return;
-                  }
-                  try_lock(std::move(next), detail::random_lock_owner());
+                  if (!land_if_usable(next, s, ec))
+                    try_lock(std::move(next), detail::random_lock_owner());
                 });
     } catch (...) {  // the guard has landed the refresh
     }
   }
 
-  static void land_stored(refresh_guard g, stored_token t) {
+  // A token read from the store (`s`, read with `ec`) that this refresh may use (not the
+  // one rejected, not due for refresh) lands it: true. Otherwise `g` is left to go on.
+  static bool land_if_usable(refresh_guard& g, std::optional<stored_token>& s, std::error_code ec) {
+    auto& p = g.provider();
+    if (ec || !p.usable(s, g.rejected(), p.clock_->now_ms())) return false;
     token_result r;
-    r.value = std::move(t);
+    r.value = std::move(*s);
     g.land(r);
+    return true;
   }
 
   // The store's lock; then, holding it (or when the store cannot say: as the sync
@@ -341,12 +375,7 @@ private:
   static void recheck(refresh_guard g) {
     ask_store(std::move(g), load,
               [](refresh_guard next, std::optional<stored_token> s, std::error_code ec) {
-                auto& p = next.provider();
-                if (!ec && p.usable(s, next.rejected(), p.clock_->now_ms())) {
-                  land_stored(std::move(next), std::move(*s));
-                  return;
-                }
-                fetch_and_save(std::move(next), true);
+                if (!land_if_usable(next, s, ec)) fetch_and_save(std::move(next), true);
               });
   }
 
@@ -401,10 +430,8 @@ private:
                     [owner = std::move(owner), until](refresh_guard next,
                                                       std::optional<stored_token> s,
                                                       std::error_code ec) mutable {
-                      auto& p = next.provider();
-                      if (!ec && p.usable(s, next.rejected(), p.clock_->now_ms()))
-                        land_stored(std::move(next), std::move(*s));
-                      else if (!ec && p.transport_->now() < until)
+                      if (land_if_usable(next, s, ec)) return;
+                      if (!ec && next.provider().transport_->now() < until)
                         poll(std::move(next), std::move(owner), until);
                       else
                         try_lock(std::move(next), std::move(owner));
@@ -502,6 +529,7 @@ private:
   // Publishes the refresh's outcome and runs the waiters, after unlocking. Never throws.
   void land(const token_result& r, const std::string& rejected) noexcept {
     std::vector<token_handler> waiters;
+    std::vector<unique_function<void()>> idle;
     // The cache's copy first, unlocked: if it cannot be made (bad_alloc), or dated (a
     // clock that throws), the waiters still get the token and the next get() fetches
     // again; nothing below throws.
@@ -524,12 +552,21 @@ private:
         if (rejected_ == rejected) rejected_.clear();
       }
       waiters.swap(waiters_);
+      idle.swap(idle_waiters_);
     }
     // A waiter that throws (bad_alloc: its request or its completion could not be made)
     // loses only its own caller; the others still run, and nothing is thrown into the loop.
     for (auto& w : waiters) {
       try {
         w(r);
+      } catch (...) {
+      }
+    }
+    // when_idle's callers, after the store calls this refresh queued (its lock's release
+    // was queued before it landed); one the loop refuses is dropped uncalled.
+    for (auto& f : idle) {
+      try {
+        after_store(std::move(f));
       } catch (...) {
       }
     }
@@ -546,6 +583,7 @@ private:
   std::int64_t refresh_at_ms_ = 0;
   bool refreshing_ = false;
   std::vector<token_handler> waiters_;  // callers waiting for the refresh in progress
+  std::vector<unique_function<void()>> idle_waiters_;  // when_idle's, for that refresh
   std::string rejected_;                // the last token WeChat rejected
   detail::window_quota<86400000, 20> force_quota_;
   std::int64_t last_force_ms_ = 0;

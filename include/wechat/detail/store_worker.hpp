@@ -50,6 +50,12 @@ public:
     return thread_.joinable() && thread_.get_id() == std::this_thread::get_id();
   }
 
+  /// Whether a job was ever queued (its thread started).
+  bool started() const {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return thread_.joinable();
+  }
+
   /// Queues `job` (run once, on the worker thread; what it throws is dropped). Throws
   /// std::bad_alloc, or std::system_error when the thread cannot be started: `job` is
   /// then destroyed, not run.
