@@ -13,6 +13,9 @@
 #include <wechat/async.hpp>
 #include <wechat/transport/beast.hpp>
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 using namespace mocktest;
@@ -55,10 +58,29 @@ TEST_CASE("asio::awaitable: log in and check the session on the caller's io_cont
         auto again =
             co_await wx->code2session(codes[0], wechat::asio_token(boost::asio::use_awaitable));
         if (!again) failure = "the remembered code failed: " + again.error().message();
-        ioc.stop();  // the client's deadline timer would keep run() busy until it fires
       },
       boost::asio::detached);
+  // run() returns once the last call has ended: no deadline timer is left armed (the
+  // calls' deadline is the default 15 s; a watchdog stops the loop after 10 s, should one
+  // be left).
+  std::mutex m;
+  std::condition_variable ran;
+  bool returned = false, watchdog_fired = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(m);
+    if (!ran.wait_for(lock, std::chrono::seconds(10), [&] { return returned; })) {
+      watchdog_fired = true;
+      ioc.stop();
+    }
+  });
   ioc.run();
+  {
+    std::lock_guard<std::mutex> lock(m);
+    returned = true;
+  }
+  ran.notify_one();
+  watchdog.join();
+  CHECK_FALSE(watchdog_fired);
   CHECK(failure.empty());
   CHECK(ok == 20);
   CHECK(f.mock.journal().count("/sns/jscode2session") == 20);

@@ -274,7 +274,7 @@ TEST_CASE("async deadlines: the library's own timer ends a call the transport ne
       g.wx->code2session("m-" + std::to_string(i), many[static_cast<std::size_t>(i)].handler(), o);
     g.t->run();
     CHECK(g.wx->pending_deadlines() == 100);
-    CHECK(g.t->timers() <= 2);
+    CHECK(g.t->timers() == 1);
     g.t->advance(250ms);
     for (auto& m : many)
       CHECK(m.calls == 1);
@@ -715,6 +715,55 @@ TEST_CASE("async deadlines: an earlier deadline arriving while a later one is ar
   g.t->advance(1ms);
   REQUIRE(a.calls == 1);
   CHECK(a.r->error() == wechat::transport_errc::timeout);
+}
+
+TEST_CASE("async deadlines: no timer is left on the loop once no call waits, and an earlier "
+          "deadline's timer replaces a later one",
+          "[async][deadline][idle]") {
+  rig g;
+  wechat::call_options slow, fast;
+  slow.timeout = 10s;
+  fast.timeout = 100ms;
+  slot<wechat::session_info> a, b;
+  g.wx->code2session("c-slow", a.handler(), slow);
+  g.t->run();
+  CHECK(g.t->timers() == 1);
+  g.wx->code2session("c-fast", b.handler(), fast);
+  g.t->run();
+  CHECK(g.t->timers() == 1);  // the 10 s timer was cancelled
+  g.t->advance(100ms);
+  REQUIRE(b.calls == 1);
+  CHECK(b.r->error() == wechat::transport_errc::timeout);
+  CHECK(g.t->timers() == 1);  // armed again, for the slow call
+  CHECK(a.calls == 0);
+  const auto reqs = g.waiting("/sns/jscode2session");
+  REQUIRE(reqs.size() == 2);
+  for (const auto& r : reqs)
+    REQUIRE(g.t->respond(r.id, 200, session_body));
+  g.t->run();
+  REQUIRE(a.calls == 1);
+  CHECK(a.r->ok());
+  CHECK(g.wx->pending_deadlines() == 0);
+  CHECK(g.t->timers() == 0);  // nothing holds the loop
+
+  // One call at a time: each arms a timer and takes it away when it ends.
+  for (int i = 0; i < 3; ++i) {
+    slot<wechat::session_info> one;
+    g.wx->code2session("c-" + std::to_string(i), one.handler(), slow);
+    g.t->run();
+    CHECK(g.t->timers() == 1);
+    REQUIRE(g.t->respond(g.waiting("/sns/jscode2session").at(0).id, 200, session_body));
+    g.t->run();
+    REQUIRE(one.calls == 1);
+    CHECK(g.t->timers() == 0);
+  }
+  // A deadline still fires after its timer was cancelled and armed again.
+  slot<wechat::session_info> late;
+  g.wx->code2session("c-late", late.handler(), fast);
+  g.t->advance(100ms);
+  REQUIRE(late.calls == 1);
+  CHECK(late.r->error() == wechat::transport_errc::timeout);
+  CHECK(g.t->timers() == 0);
 }
 
 TEST_CASE("async client: a remembered code and a cached token still complete on the loop only",

@@ -41,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -89,10 +90,12 @@ namespace detail {
 /// The deadlines of one client's calls. A timer is armed for the earliest deadline only,
 /// and armed again when it fires: with one timeout for every call, the loop holds one
 /// timer however many calls are in flight. A call with an earlier deadline than the armed
-/// one arms another; post_after cannot be cancelled, so the later timer stays on the loop
-/// until its time and then does nothing (mixed timeouts cost one timer per call that
-/// lowered the earliest deadline, each gone by its own time). A call that ends leaves the
-/// queue at once. Thread safe.
+/// one arms another and cancels the later one; when the last call queued ends, the armed
+/// timer is cancelled too, so that an idle client holds no timer on the loop (an Asio
+/// io_context's run() returns once the last call ends). Cancelled through
+/// async_transport::post_after_cancellable: a transport that ignores the cancel keeps
+/// such a timer until its time, when it does nothing. A call that ends leaves the queue
+/// at once. Thread safe.
 class deadline_queue : public std::enable_shared_from_this<deadline_queue> {
 public:
   struct expirable {
@@ -105,15 +108,21 @@ public:
   using key = std::pair<std::int64_t, std::uint64_t>;  // (deadline in steady ns, id)
 
   explicit deadline_queue(std::shared_ptr<async_transport> t) : transport_(std::move(t)) {}
+  deadline_queue(const deadline_queue&) = delete;
+  deadline_queue& operator=(const deadline_queue&) = delete;
+  ~deadline_queue() { cancel(std::move(armed_cancel_)); }
 
   /// A key for a deadline at `at`, unique in this queue: its owner keeps it before add().
   key make_key(std::chrono::steady_clock::time_point at) {
     return key{at.time_since_epoch().count(), next_id_.fetch_add(1) + 1};
   }
   /// Queues `w` to expire at its key's time (it may expire before add() returns). Throws
-  /// what post_after throws when a timer is needed and cannot be set.
+  /// what post_after_cancellable throws when a timer is needed and cannot be set, and
+  /// bad_alloc.
   void add(const key& k, std::weak_ptr<expirable> w) {
     std::int64_t arm_at = 0;
+    std::optional<cancel_source> superseded;
+    cancel_token timer;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.emplace(k, std::move(w));
@@ -121,15 +130,24 @@ public:
       // re-arm was refused.
       const std::int64_t earliest = queue_.begin()->first.first;
       if (earliest < armed_) {
-        armed_ = earliest;
+        timer = arm(earliest, superseded);
         arm_at = earliest;
       }
     }
-    if (arm_at != 0) schedule(arm_at);
+    cancel(std::move(superseded));
+    if (arm_at != 0) schedule(arm_at, timer);
   }
   void remove(const key& k) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    queue_.erase(k);
+    std::optional<cancel_source> idle;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.erase(k);
+      if (queue_.empty() && armed_ != INT64_MAX) {
+        armed_ = INT64_MAX;
+        idle.swap(armed_cancel_);
+      }
+    }
+    cancel(std::move(idle));
   }
   /// Calls queued now (for tests: a call that ended is not held).
   std::size_t size() {
@@ -139,17 +157,44 @@ public:
 
 private:
   std::int64_t now_ns() const { return transport_->now().time_since_epoch().count(); }
-  void schedule(std::int64_t at) {
+
+  // Marks a timer armed for `at`, with the cancel of its own: the one it replaces goes to
+  // `superseded` (cancelled once unlocked). Throws bad_alloc before changing anything.
+  cancel_token arm(std::int64_t at, std::optional<cancel_source>& superseded) {
+    cancel_source fresh;
+    cancel_token token = fresh.token();
+    superseded.swap(armed_cancel_);
+    armed_cancel_.emplace(std::move(fresh));
+    armed_ = at;
+    return token;
+  }
+  // Cancels a timer no longer needed; if that cannot be done (the transport's post threw
+  // in its cancel), the timer fires at its time and does nothing.
+  static void cancel(std::optional<cancel_source> s) noexcept {
+    if (!s) return;
+    try {
+      s->cancel();
+    } catch (...) {
+    }
+  }
+  void schedule(std::int64_t at, const cancel_token& timer) {
     const std::int64_t wait_ns = at - now_ns();
     const auto delay = std::chrono::milliseconds(wait_ns <= 0 ? 0 : (wait_ns + 999999) / 1000000);
     try {
-      transport_->post_after(delay, [w = weak_from_this(), at] {
-        if (auto q = w.lock()) q->fire(at);
-      });
+      transport_->post_after_cancellable(
+          delay,
+          [w = weak_from_this(), at] {
+            if (auto q = w.lock()) q->fire(at);
+          },
+          timer);
     } catch (...) {  // no timer (bad_alloc, a user's transport): the next add() arms one
+      std::optional<cancel_source> dropped;
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (armed_ == at) armed_ = INT64_MAX;
+        if (armed_ == at) {
+          armed_ = INT64_MAX;
+          dropped.swap(armed_cancel_);
+        }
       }
       throw;
     }
@@ -157,22 +202,32 @@ private:
   void fire(std::int64_t target) {
     std::vector<std::shared_ptr<expirable>> due;
     std::int64_t arm_at = 0;
+    std::optional<cancel_source> spent;
+    cancel_token timer;
     const std::int64_t now = now_ns();  // the transport's clock, read unlocked
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (target == armed_) armed_ = INT64_MAX;
+      if (target == armed_) {
+        armed_ = INT64_MAX;
+        spent.swap(armed_cancel_);
+      }
       while (!queue_.empty() && queue_.begin()->first.first <= now) {
         if (auto p = queue_.begin()->second.lock()) due.push_back(std::move(p));
         queue_.erase(queue_.begin());
       }
       if (!queue_.empty() && queue_.begin()->first.first < armed_) {
-        armed_ = queue_.begin()->first.first;
-        arm_at = armed_;
+        try {
+          timer = arm(queue_.begin()->first.first, spent);
+          arm_at = armed_;
+        } catch (...) {  // bad_alloc: nothing armed; the next add() arms
+        }
       }
     }
+    // (spent: the timer that fired, or one this re-arm replaces: cancelled, no matter)
+    cancel(std::move(spent));
     if (arm_at != 0) {
       try {
-        schedule(arm_at);
+        schedule(arm_at, timer);
       } catch (...) {  // on the loop: nothing is thrown into it (the next add() re-arms)
       }
     }
@@ -188,6 +243,7 @@ private:
   std::mutex mutex_;
   std::map<key, std::weak_ptr<expirable>> queue_;
   std::int64_t armed_ = INT64_MAX;  // the earliest deadline a timer is armed for
+  std::optional<cancel_source> armed_cancel_;  // that timer's cancel
   std::atomic<std::uint64_t> next_id_{0};
 };
 

@@ -82,14 +82,24 @@ public:
     ready_.push_back(std::move(f));
   }
   void post_after(std::chrono::milliseconds delay, unique_function<void()> f) override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (stopped_) {
-      lock.unlock();
-      f = nullptr;
-      return;
-    }
-    timers_.emplace(now_ + (delay.count() < 0 ? std::chrono::milliseconds(0) : delay),
-                    std::move(f));
+    add_timer(delay, std::move(f));
+  }
+  /// A cancelled timer is dropped (its function destroyed uncalled, outside the lock) and
+  /// no longer counts in timers().
+  void post_after_cancellable(std::chrono::milliseconds delay, unique_function<void()> f,
+                              const cancel_token& cancel) override {
+    const std::uint64_t id = add_timer(delay, std::move(f));
+    if (id == 0 || !cancel.can_be_cancelled()) return;
+    // Registered unlocked: an already cancelled token runs the callback at once.
+    auto reg = cancel.on_cancel([w = weak_from_this(), id] {
+      if (auto self = w.lock()) self->drop_timer(id);
+    });
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& t : timers_)
+      if (t.second.id == id) {
+        t.second.cancel = std::move(reg);
+        break;
+      }
   }
   std::chrono::steady_clock::time_point now() const override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -122,7 +132,7 @@ public:
     std::lock_guard<std::mutex> lock(mutex_);
     return cancelled_;
   }
-  /// Timers armed and not yet due.
+  /// Timers armed and not yet due (a cancelled one is not).
   std::size_t timers() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return timers_.size();
@@ -175,6 +185,7 @@ public:
       std::lock_guard<std::mutex> lock(mutex_);
       until = now_ + d;
     }
+    cancel_token::registration done;
     for (;;) {
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -184,9 +195,11 @@ public:
         }
         auto it = timers_.begin();
         now_ = std::max(now_, it->first);
-        ready_.push_back(std::move(it->second));
+        ready_.push_back(std::move(it->second.f));
+        done = std::move(it->second.cancel);  // unregistered below, unlocked
         timers_.erase(it);
       }
+      done.reset();
       n += run();
     }
     return n + run();
@@ -198,7 +211,7 @@ public:
   void stop() {
     std::map<std::uint64_t, waiting> pending;
     std::deque<unique_function<void()>> ready;
-    std::multimap<std::chrono::steady_clock::time_point, unique_function<void()>> timers;
+    std::multimap<std::chrono::steady_clock::time_point, timer> timers;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopped_ = true;
@@ -214,6 +227,35 @@ private:
     send_handler handler;
     cancel_token::registration cancel;
   };
+  struct timer {
+    std::uint64_t id = 0;
+    unique_function<void()> f;
+    cancel_token::registration cancel;  // post_after_cancellable's
+  };
+
+  // Returns the timer's id; 0: the loop has stopped, `f` was dropped.
+  std::uint64_t add_timer(std::chrono::milliseconds delay, unique_function<void()> f) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (stopped_) {
+      lock.unlock();
+      f = nullptr;
+      return 0;
+    }
+    const std::uint64_t id = ++next_timer_id_;
+    timers_.emplace(now_ + (delay.count() < 0 ? std::chrono::milliseconds(0) : delay),
+                    timer{id, std::move(f), {}});
+    return id;
+  }
+  void drop_timer(std::uint64_t id) {
+    timer dropped;  // destroyed after the lock is released
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = timers_.begin(); it != timers_.end(); ++it)
+      if (it->second.id == id) {
+        dropped = std::move(it->second);
+        timers_.erase(it);
+        return;
+      }
+  }
 
   // Everything that may destroy a handler (and so run the client's continuation, which
   // calls post) happens with the lock released.
@@ -239,7 +281,8 @@ private:
   std::uint64_t next_id_ = 0, sent_ = 0, cancelled_ = 0;
   std::map<std::uint64_t, waiting> pending_;
   std::deque<unique_function<void()>> ready_;
-  std::multimap<std::chrono::steady_clock::time_point, unique_function<void()>> timers_;
+  std::multimap<std::chrono::steady_clock::time_point, timer> timers_;
+  std::uint64_t next_timer_id_ = 0;
   std::chrono::steady_clock::time_point now_{std::chrono::hours(1)};
   std::atomic<std::thread::id> loop_thread_{};
   bool stopped_ = false;

@@ -12,7 +12,11 @@
 //   connection_closed, response_too_large, http_status...) and an http_response whose
 //   `failure` says which host and why, never a secret;
 // - post runs `f` once on the loop; post_after runs it once on the loop, no sooner than
-//   `delay` from the call;
+//   `delay` from the call; post_after_cancellable too, unless its cancel_token fires
+//   first: `f` may then be destroyed uncalled (so that a timer no one needs any more does
+//   not hold the loop: an io_context's run() returns only once no timer is armed), or
+//   still run (the timer was due, or the transport ignores the token, as the default
+//   does);
 // - when the loop stops for good, functions not yet run may be destroyed without being
 //   called (the client then completes its callers with transport_errc::failed). Destroy
 //   them with no lock of the transport's held: destroying one may call post, post_after
@@ -212,6 +216,16 @@ public:
   virtual void post(unique_function<void()> f) = 0;
   /// Runs `f` once on the loop, no sooner than `delay` from now.
   virtual void post_after(std::chrono::milliseconds delay, unique_function<void()> f) = 0;
+  /// post_after, for a timer that may stop being needed: once `cancel` fires, the
+  /// transport may destroy `f` uncalled and let the timer go, so that it no longer holds
+  /// the loop (the client cancels its deadline timer when no call is left waiting: an Asio
+  /// io_context's run() then returns once the last call ends). `f` must cope with running
+  /// anyway. The default ignores `cancel` and calls post_after: a transport that does not
+  /// override it keeps its timers until their time, which is correct, only later.
+  virtual void post_after_cancellable(std::chrono::milliseconds delay, unique_function<void()> f,
+                                      const cancel_token& /*cancel*/) {
+    post_after(delay, std::move(f));
+  }
   /// The loop's clock, which post_after's delays are measured on: the client's deadlines
   /// use it. A test transport with virtual time overrides it.
   virtual std::chrono::steady_clock::time_point now() const {

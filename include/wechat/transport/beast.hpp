@@ -590,6 +590,19 @@ private:
   std::string first_failure_;  ///< the base URL's connect failure, before the fallback
 };
 
+// A timer of post_after_cancellable: cancelled (on the state's executor), it completes at
+// once with operation_aborted, dropping its function uncalled, and holds the loop no more.
+struct timer_op {
+  timer_op(std::shared_ptr<state> s, std::chrono::milliseconds delay)
+      : st(std::move(s)), timer(st->ex, delay) {}
+  std::shared_ptr<state> st;
+  asio::steady_timer timer;
+  /// Set once the wait has started; its callback holds a weak pointer.
+  cancel_token::registration registration;
+  const std::shared_ptr<state>& shared_state() const { return st; }
+  void cancel() { timer.cancel(); }
+};
+
 }  // namespace detail::beast_impl
 
 /// The asynchronous transport on Boost.Beast. Thread safe; share one per process. See the
@@ -689,21 +702,7 @@ public:
     const auto st = st_;
     auto op = std::make_shared<detail::beast_impl::request_op>(st, std::move(req), opt.timeout,
                                                                std::move(h));
-    if (opt.cancel.can_be_cancelled()) {
-      // Weak references: a request done (or dropped with the loop) is not kept for it, and
-      // a cancel after the transport's own loop ended finds nothing to do.
-      std::weak_ptr<detail::beast_impl::request_op> weak = op;
-      std::weak_ptr<call_guard> weak_calls = scope.guard();
-      const bool owned = scope.guard() != nullptr;
-      op->registration = opt.cancel.on_cancel([weak, weak_calls, owned] {
-        const call_scope held(weak_calls.lock());  // ends after the op's reference below
-        if (owned && !held.guard()) return;
-        if (auto o = weak.lock()) {
-          const auto state = o->shared_state();  // released before the guard
-          state->post([o = std::move(o)] { o->cancel(); });
-        }
-      });
-    }
+    if (opt.cancel.can_be_cancelled()) op->registration = cancel_on_loop(opt.cancel, scope, op);
     st->post([op = std::move(op)] { op->start(); });
   }
 
@@ -722,6 +721,23 @@ public:
         [timer = std::move(timer), f = std::move(f)](const boost::system::error_code& ec) mutable {
           if (!ec) f();
         });
+  }
+
+  /// Cancelled, the timer is cancelled on the loop: it completes at once, its function
+  /// destroyed uncalled, and no longer keeps run() from returning.
+  void post_after_cancellable(std::chrono::milliseconds delay, unique_function<void()> f,
+                              const cancel_token& cancel) override {
+    if (!cancel.can_be_cancelled()) {
+      post_after(delay, std::move(f));
+      return;
+    }
+    const call_scope scope(calls_);
+    auto op = std::make_shared<detail::beast_impl::timer_op>(st_, delay);
+    op->timer.async_wait([op, f = std::move(f)](const boost::system::error_code& ec) mutable {
+      if (!ec) f();
+    });
+    // After the wait: a cancel that already happened posts a cancel that finds it.
+    op->registration = cancel_on_loop(cancel, scope, op);
   }
 
   bool running_in_loop() const noexcept override {
@@ -783,6 +799,25 @@ private:
     std::shared_ptr<call_guard> guard_;
     const call_guard* outer_;
   };
+
+  // Runs op->cancel() on the loop when `c` fires. Weak references: an op done (or dropped
+  // with the loop) is not kept for it, and a cancel after the transport's own loop ended
+  // finds nothing to do.
+  template <class Op>
+  static cancel_token::registration cancel_on_loop(const cancel_token& c, const call_scope& scope,
+                                                   const std::shared_ptr<Op>& op) {
+    std::weak_ptr<Op> weak = op;
+    std::weak_ptr<call_guard> weak_calls = scope.guard();
+    const bool owned = scope.guard() != nullptr;
+    return c.on_cancel([weak, weak_calls, owned] {
+      const call_scope held(weak_calls.lock());  // ends after the op's reference below
+      if (owned && !held.guard()) return;
+      if (auto o = weak.lock()) {
+        const auto state = o->shared_state();  // released before the guard
+        state->post([o = std::move(o)] { o->cancel(); });
+      }
+    });
+  }
 
   std::shared_ptr<boost::asio::io_context> own_;  ///< null on the caller's io_context
   boost::asio::io_context* ioc_;
