@@ -875,6 +875,15 @@ struct refusing_transport final : wechat::async_transport {
     if (refuse) throw std::bad_alloc();
     t->post_after(d, std::move(f));
   }
+  // false: as a transport written before post_after_cancellable (the default, which calls
+  // post_after and ignores the cancel).
+  bool honour_cancel = false;
+  bool post_after_cancellable(std::chrono::milliseconds d, wechat::unique_function<void()> f,
+                              const wechat::cancel_token& c) override {
+    if (!honour_cancel) return async_transport::post_after_cancellable(d, std::move(f), c);
+    if (refuse) throw std::bad_alloc();
+    return t->post_after_cancellable(d, std::move(f), c);
+  }
   std::chrono::steady_clock::time_point now() const override { return t->now(); }
   bool running_in_loop() const noexcept override { return t->running_in_loop(); }
 };
@@ -1393,7 +1402,19 @@ struct gated_store final : wechat::token_store {
   }
   void release(const std::string&, const std::string&, std::error_code& ec) override {
     enter("release");
+    std::unique_lock<std::mutex> lock(m);
+    if (!opened.wait_for(lock, 10s, [&] { return !hold_release; }))
+      calls.emplace_back("release hold timed out");
     ec.clear();
+  }
+  // A release waits here, after the gate, while this is set.
+  bool hold_release = false;
+  void let_release() {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      hold_release = false;
+    }
+    opened.notify_all();
   }
 };
 
@@ -1640,6 +1661,7 @@ TEST_CASE("async tokens: when_idle runs after the store calls the refresh queued
           "[async][token][idle][store-worker]") {
   auto t = std::make_shared<wechat::manual_transport>();
   auto store = std::make_shared<gated_store>();
+  store->hold_release = true;
   store->let_through();
   auto wx = wechat::async_client::create(rig::options(), t, store);
   slot<std::string> a;
@@ -1653,8 +1675,68 @@ TEST_CASE("async tokens: when_idle runs after the store calls the refresh queued
   REQUIRE(run_until(*t, [&] { return t->pending_count() == 1; }));
   CHECK_FALSE(idle);
   REQUIRE(t->respond(t->pending()[0].id, 200, R"({"access_token":"T1","expires_in":7200})"));
+  REQUIRE(run_until(*t, [&] { return a.calls == 1; }));  // landed once saved
+  // The lock's release, queued before the refresh landed, is held in the store: when_idle
+  // waits for it while the loop runs.
+  REQUIRE(run_until(*t, [&] { return store->seen().size() == 5; }));
+  for (int i = 0; i < 20; ++i) {
+    t->run();
+    std::this_thread::sleep_for(1ms);
+  }
+  CHECK_FALSE(idle);
+  store->let_release();
   REQUIRE(run_until(*t, [&] { return idle; }));
   CHECK(a.r->value() == "T1");
   CHECK(seen_when_idle == std::vector<std::string>{"load", "acquire", "load", "save", "release"});
   t->stop();
+}
+
+TEST_CASE("async deadlines: on a transport that cannot cancel timers, calls one after another "
+          "share the armed timer",
+          "[async][deadline]") {
+  auto rt = std::make_shared<refusing_transport>();  // the default post_after_cancellable
+  auto wx = wechat::async_client::create(rig::options(), rt);
+  for (int i = 0; i < 3; ++i) {
+    slot<wechat::session_info> one;
+    wx->code2session("c-" + std::to_string(i), one.handler());
+    rt->t->run();
+    REQUIRE(rt->t->respond(rt->t->pending().at(0).id, 200, session_body));
+    rt->t->run();
+    REQUIRE(one.calls == 1);
+    CHECK(rt->t->timers() == 1);  // the first call's, kept: not one per call
+  }
+  // It fires in its time and does nothing; a call after it still has its deadline.
+  rt->t->advance(15s);
+  CHECK(rt->t->timers() == 0);
+  slot<wechat::session_info> late;
+  wechat::call_options o;
+  o.timeout = 100ms;
+  wx->code2session("c-late", late.handler(), o);
+  rt->t->advance(100ms);
+  REQUIRE(late.calls == 1);
+  CHECK(late.r->error() == wechat::transport_errc::timeout);
+  rt->t->stop();
+}
+
+TEST_CASE("async deadlines: an earlier deadline whose timer is refused leaves the later timer "
+          "armed",
+          "[async][deadline][robust]") {
+  auto rt = std::make_shared<refusing_transport>();
+  rt->honour_cancel = true;
+  auto wx = wechat::async_client::create(rig::options(), rt);
+  wechat::call_options slow, fast;
+  slow.timeout = 10s;
+  fast.timeout = 100ms;
+  slot<wechat::session_info> a, b;
+  wx->code2session("c-slow", a.handler(), slow);
+  rt->t->run();
+  REQUIRE(rt->t->timers() == 1);
+  rt->refuse = true;
+  CHECK_THROWS_AS(wx->code2session("c-fast", b.handler(), fast), std::bad_alloc);
+  rt->refuse = false;
+  CHECK(rt->t->timers() == 1);  // not cancelled for a timer that was never set
+  rt->t->advance(10s);
+  REQUIRE(a.calls == 1);
+  CHECK(a.r->error() == wechat::transport_errc::timeout);
+  rt->t->stop();
 }

@@ -90,12 +90,13 @@ namespace detail {
 /// The deadlines of one client's calls. A timer is armed for the earliest deadline only,
 /// and armed again when it fires: with one timeout for every call, the loop holds one
 /// timer however many calls are in flight. A call with an earlier deadline than the armed
-/// one arms another and cancels the later one; when the last call queued ends, the armed
-/// timer is cancelled too, so that an idle client holds no timer on the loop (an Asio
-/// io_context's run() returns once the last call ends). Cancelled through
-/// async_transport::post_after_cancellable: a transport that ignores the cancel keeps
-/// such a timer until its time, when it does nothing. A call that ends leaves the queue
-/// at once. Thread safe.
+/// one arms another. On a transport that cancels timers (post_after_cancellable returns
+/// true: beast_transport, manual_transport) the later timer is then cancelled, and so is
+/// the armed one when the last call queued ends: an idle client holds no timer on the loop
+/// (an Asio io_context's run() returns once the last call ends). On one that does not,
+/// the armed timer stays when the queue empties (later calls then need no timer of their
+/// own until it fires), and a later timer fires in its time and does nothing. A call that
+/// ends leaves the queue at once. Thread safe.
 class deadline_queue : public std::enable_shared_from_this<deadline_queue> {
 public:
   struct expirable {
@@ -134,18 +135,14 @@ public:
         arm_at = earliest;
       }
     }
-    cancel(std::move(superseded));
-    if (arm_at != 0) schedule(arm_at, timer);
+    if (arm_at != 0) start(arm_at, timer, std::move(superseded));
   }
   void remove(const key& k) {
     std::optional<cancel_source> idle;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.erase(k);
-      if (queue_.empty() && armed_ != INT64_MAX) {
-        armed_ = INT64_MAX;
-        idle.swap(armed_cancel_);
-      }
+      if (queue_.empty()) idle = disarm_if_cancellable();
     }
     cancel(std::move(idle));
   }
@@ -159,14 +156,25 @@ private:
   std::int64_t now_ns() const { return transport_->now().time_since_epoch().count(); }
 
   // Marks a timer armed for `at`, with the cancel of its own: the one it replaces goes to
-  // `superseded` (cancelled once unlocked). Throws bad_alloc before changing anything.
+  // `superseded`. Throws bad_alloc before changing anything. Locked.
   cancel_token arm(std::int64_t at, std::optional<cancel_source>& superseded) {
     cancel_source fresh;
     cancel_token token = fresh.token();
     superseded.swap(armed_cancel_);
     armed_cancel_.emplace(std::move(fresh));
     armed_ = at;
+    armed_cancellable_ = false;  // known once post_after_cancellable has answered
     return token;
+  }
+  // With no call queued, the armed timer goes, if the transport can cancel it: its cancel
+  // is returned, to be fired unlocked. Locked.
+  std::optional<cancel_source> disarm_if_cancellable() {
+    std::optional<cancel_source> out;
+    if (armed_ == INT64_MAX || !armed_cancellable_) return out;
+    armed_ = INT64_MAX;
+    armed_cancellable_ = false;
+    out.swap(armed_cancel_);
+    return out;
   }
   // Cancels a timer no longer needed; if that cannot be done (the transport's post threw
   // in its cancel), the timer fires at its time and does nothing.
@@ -177,11 +185,27 @@ private:
     } catch (...) {
     }
   }
-  void schedule(std::int64_t at, const cancel_token& timer) {
+  // Sets the timer arm() marked for `at`; once it is set, the timer it replaced is
+  // cancelled. If it cannot be set (this throws), the one it replaced is left to fire in
+  // its time: it sweeps what is due then and arms the next timer.
+  void start(std::int64_t at, const cancel_token& timer, std::optional<cancel_source> superseded) {
+    const bool cancellable = schedule(at, timer);
+    std::optional<cancel_source> idle;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (armed_ == at) {
+        armed_cancellable_ = cancellable;
+        if (queue_.empty()) idle = disarm_if_cancellable();  // the calls ended meanwhile
+      }
+    }
+    cancel(std::move(superseded));
+    cancel(std::move(idle));
+  }
+  bool schedule(std::int64_t at, const cancel_token& timer) {
     const std::int64_t wait_ns = at - now_ns();
     const auto delay = std::chrono::milliseconds(wait_ns <= 0 ? 0 : (wait_ns + 999999) / 1000000);
     try {
-      transport_->post_after_cancellable(
+      return transport_->post_after_cancellable(
           delay,
           [w = weak_from_this(), at] {
             if (auto q = w.lock()) q->fire(at);
@@ -193,6 +217,7 @@ private:
         std::lock_guard<std::mutex> lock(mutex_);
         if (armed_ == at) {
           armed_ = INT64_MAX;
+          armed_cancellable_ = false;
           dropped.swap(armed_cancel_);
         }
       }
@@ -209,7 +234,8 @@ private:
       std::lock_guard<std::mutex> lock(mutex_);
       if (target == armed_) {
         armed_ = INT64_MAX;
-        spent.swap(armed_cancel_);
+        armed_cancellable_ = false;
+        spent.swap(armed_cancel_);  // (the timer that fired: nothing left to cancel)
       }
       while (!queue_.empty() && queue_.begin()->first.first <= now) {
         if (auto p = queue_.begin()->second.lock()) due.push_back(std::move(p));
@@ -223,11 +249,9 @@ private:
         }
       }
     }
-    // (spent: the timer that fired, or one this re-arm replaces: cancelled, no matter)
-    cancel(std::move(spent));
     if (arm_at != 0) {
       try {
-        schedule(arm_at, timer);
+        start(arm_at, timer, std::move(spent));
       } catch (...) {  // on the loop: nothing is thrown into it (the next add() re-arms)
       }
     }
@@ -244,6 +268,7 @@ private:
   std::map<key, std::weak_ptr<expirable>> queue_;
   std::int64_t armed_ = INT64_MAX;  // the earliest deadline a timer is armed for
   std::optional<cancel_source> armed_cancel_;  // that timer's cancel
+  bool armed_cancellable_ = false;             // the transport said it honours that cancel
   std::atomic<std::uint64_t> next_id_{0};
 };
 

@@ -86,10 +86,10 @@ public:
   }
   /// A cancelled timer is dropped (its function destroyed uncalled, outside the lock) and
   /// no longer counts in timers().
-  void post_after_cancellable(std::chrono::milliseconds delay, unique_function<void()> f,
+  bool post_after_cancellable(std::chrono::milliseconds delay, unique_function<void()> f,
                               const cancel_token& cancel) override {
     const std::uint64_t id = add_timer(delay, std::move(f));
-    if (id == 0 || !cancel.can_be_cancelled()) return;
+    if (id == 0 || !cancel.can_be_cancelled()) return false;
     // Registered unlocked: an already cancelled token runs the callback at once.
     auto reg = cancel.on_cancel([w = weak_from_this(), id] {
       if (auto self = w.lock()) self->drop_timer(id);
@@ -100,6 +100,7 @@ public:
         t.second.cancel = std::move(reg);
         break;
       }
+    return true;
   }
   std::chrono::steady_clock::time_point now() const override {
     std::lock_guard<std::mutex> lock(mutex_);

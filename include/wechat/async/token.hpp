@@ -103,9 +103,9 @@ public:
 
   /// Forgets `token` if it is still the current one (WeChat rejected it: 40001, 40014,
   /// 42001), here and in the store; the next get() fetches a new one. Calls rejected
-  /// together with one token ask the store to erase it once: a token already the last one
-  /// rejected (until a refresh replaces it) is not erased again, so the store's queue
-  /// holds at most one erase per refresh, however many calls WeChat turned away.
+  /// together with one token ask the store to erase it once: a token that is already the
+  /// last one rejected (until a refresh replaces it) is not erased again, so a burst of K
+  /// rejections of one token queues one erase, not K.
   void invalidate(const std::string& token) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -130,7 +130,9 @@ public:
   /// the loop and destroy the clients (the provider's destruction then waits for nothing);
   /// or to read fetches() once the calls have stopped. A refresh that starts after the
   /// one `f` waited for is not waited for. As any handler, `f` is destroyed uncalled if
-  /// the loop stops for good first. Throws what the transport's post throws (bad_alloc).
+  /// the loop stops for good first, or if the transport refuses to post it after the refresh
+  /// landed (bad_alloc): wait for it with a bound. A call to it may throw what the
+  /// transport's post throws (bad_alloc) when no refresh is in progress.
   void when_idle(unique_function<void()> f) {
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -16,7 +16,7 @@
 //   first: `f` may then be destroyed uncalled (so that a timer no one needs any more does
 //   not hold the loop: an io_context's run() returns only once no timer is armed), or
 //   still run (the timer was due, or the transport ignores the token, as the default
-//   does);
+//   does, saying so by returning false);
 // - when the loop stops for good, functions not yet run may be destroyed without being
 //   called (the client then completes its callers with transport_errc::failed). Destroy
 //   them with no lock of the transport's held: destroying one may call post, post_after
@@ -220,11 +220,14 @@ public:
   /// transport may destroy `f` uncalled and let the timer go, so that it no longer holds
   /// the loop (the client cancels its deadline timer when no call is left waiting: an Asio
   /// io_context's run() then returns once the last call ends). `f` must cope with running
-  /// anyway. The default ignores `cancel` and calls post_after: a transport that does not
-  /// override it keeps its timers until their time, which is correct, only later.
-  virtual void post_after_cancellable(std::chrono::milliseconds delay, unique_function<void()> f,
+  /// anyway. Returns whether this transport honours `cancel` (the client keeps a timer it
+  /// cannot cancel for later calls instead of arming one each). The default calls
+  /// post_after, ignores `cancel` and returns false: a transport that does not override it
+  /// keeps its timers until their time, as before.
+  virtual bool post_after_cancellable(std::chrono::milliseconds delay, unique_function<void()> f,
                                       const cancel_token& /*cancel*/) {
     post_after(delay, std::move(f));
+    return false;
   }
   /// The loop's clock, which post_after's delays are measured on: the client's deadlines
   /// use it. A test transport with virtual time overrides it.

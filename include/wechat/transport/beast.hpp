@@ -725,11 +725,11 @@ public:
 
   /// Cancelled, the timer is cancelled on the loop: it completes at once, its function
   /// destroyed uncalled, and no longer keeps run() from returning.
-  void post_after_cancellable(std::chrono::milliseconds delay, unique_function<void()> f,
+  bool post_after_cancellable(std::chrono::milliseconds delay, unique_function<void()> f,
                               const cancel_token& cancel) override {
     if (!cancel.can_be_cancelled()) {
       post_after(delay, std::move(f));
-      return;
+      return false;
     }
     const call_scope scope(calls_);
     auto op = std::make_shared<detail::beast_impl::timer_op>(st_, delay);
@@ -738,6 +738,7 @@ public:
     });
     // After the wait: a cancel that already happened posts a cancel that finds it.
     op->registration = cancel_on_loop(cancel, scope, op);
+    return true;
   }
 
   bool running_in_loop() const noexcept override {
