@@ -3,15 +3,18 @@
 # that does not move with the VM's mood (CPU time per login varied 33-50 us between two
 # runs of the same build, see RESULTS.md run 6), for before/after comparisons of a change
 # to the loop's code (issue 21). The kernel's share (syscalls) is not counted.
-#   benchmarks/run_async_instructions.sh [BUILD_DIR...]     (default: build-bench)
+#   benchmarks/run_async_instructions.sh [--inflight N] [BUILD_DIR...]
+#   (default: 64 in flight, build-bench)
 # For each build: a mock_wechat of that build answering after 50 ms, then async_login
-# under callgrind at 64 in flight for 2 s and for 5 s (each after a 1 s warm-up); the
+# under callgrind at N in flight for 2 s and for 5 s (each after a 1 s warm-up); the
 # figure is (loop-thread instructions of the 5 s run - those of the 2 s run) / (logins of
 # the 5 s window - logins of the 2 s window), so start-up, warm-up and the drain cancel
 # out. The loop thread's calls to malloc are counted the same way. Needs valgrind
 # (apt-get install valgrind); about 1 minute per build.
 set -euo pipefail
 command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+inflight=64
+if [[ ${1:-} == --inflight ]]; then inflight=$2; shift 2; fi
 builds=("$@")
 [[ ${#builds[@]} -gt 0 ]] || builds=(build-bench)
 appid=wx1000000000000021
@@ -69,7 +72,7 @@ for b in "${builds[@]}"; do
     timeout --kill-after=10 300 valgrind --tool=callgrind --separate-threads=yes \
       --toggle-collect='*scheduler::run*' \
       --callgrind-out-file="$work/cg.%p" "$b/benchmarks/async_login" async --base "$base" \
-      --appid "$appid" --secret "$secret" --inflight 64 --warmup 1 --seconds "$s" \
+      --appid "$appid" --secret "$secret" --inflight "$inflight" --warmup 1 --seconds "$s" \
       --stagger 50 --prefix "ir-$s-$RANDOM-" > "$work/out.$s" 2> "$work/valgrind.$s" ||
       { echo "$b: async_login under callgrind failed:" >&2; tail -30 "$work/valgrind.$s" >&2; exit 1; }
     loop=$(loop_thread "$(ls "$work"/cg.* | head -1 | sed 's/-[0-9]*$//')")
@@ -88,5 +91,5 @@ for b in "${builds[@]}"; do
   echo "$b: $(( (ir[5] - ir[2]) / (logins[5] - logins[2]) )) loop-thread instructions per login," \
     "$(awk -v a="${mallocs[5]}" -v b="${mallocs[2]}" -v n=$(( logins[5] - logins[2] )) \
          'BEGIN { printf "%.2f", (a - b) / n }') mallocs per login" \
-    "(windows of ${logins[2]} and ${logins[5]} logins, 64 in flight, no errors)"
+    "(windows of ${logins[2]} and ${logins[5]} logins, $inflight in flight, no errors)"
 done
