@@ -87,6 +87,33 @@ TEST_CASE("redis token store: save, load, erase only the same token, lock only f
   CHECK(store.acquire("lock", "d", std::chrono::milliseconds(5000), ec));  // c's lock expired
 }
 
+TEST_CASE("redis token store: a value it did not write reads as corrupt, never as a token",
+          "[redis]") {
+  auto redis = connect("wechat-test-corrupt-" + std::to_string(::getpid()) + ":");
+  wechat::redis_token_store store(redis);
+  const std::string key = "access_token:wx1:stable";
+  // (what save writes: "<expires_at_ms> <token>", digits only before the space)
+  for (const std::string bad :
+       {"TOKEN", " TOKEN", "12abc TOKEN", "abc TOKEN", "+12 TOKEN", "-12 TOKEN", "0x10 TOKEN",
+        "99999999999999999999 TOKEN", "1.5 TOKEN", "12 "}) {
+    INFO("stored: \"" << bad << "\"");
+    std::error_code ec;
+    redis->command({"SET", redis->key(key), bad}, ec);
+    REQUIRE_FALSE(ec);
+    const auto t = store.load(key, ec);
+    CHECK_FALSE(t);
+    CHECK(ec == wechat::store_errc::corrupt);
+  }
+  std::error_code ec;
+  redis->command({"SET", redis->key(key), "0 REFRESH"}, ec);  // kept for ever: readable
+  const auto t = store.load(key, ec);
+  REQUIRE(t);
+  CHECK_FALSE(ec);
+  CHECK(t->expires_at_ms == 0);
+  CHECK(t->value == "REFRESH");
+  redis->command({"DEL", redis->key(key)}, ec);
+}
+
 namespace {
 
 // What the workers of one fleet run saw: fetches made, distinct tokens used.

@@ -18,12 +18,14 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "wechat/error.hpp"
@@ -160,10 +162,13 @@ public:
       ec = store_errc::corrupt;
       return std::nullopt;
     }
+    // The whole field, digits only (what save writes): std::stoll read "12abc" as 12,
+    // and skipped blanks and a sign.
     stored_token t;
-    try {
-      t.expires_at_ms = std::stoll(r.str.substr(0, sp));
-    } catch (...) {
+    const char* first = r.str.data();
+    const auto [end, err] = std::from_chars(first, first + sp, t.expires_at_ms);
+    if (sp == 0 || err != std::errc() || end != first + sp || t.expires_at_ms < 0 ||
+        sp + 1 == r.str.size()) {  // (and a token, not nothing)
       ec = store_errc::corrupt;
       return std::nullopt;
     }
