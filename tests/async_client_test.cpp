@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <new>
@@ -878,10 +879,19 @@ struct refusing_transport final : wechat::async_transport {
   // false: as a transport written before post_after_cancellable (the default, which calls
   // post_after and ignores the cancel).
   bool honour_cancel = false;
+  // With honour_cancel: the next `refuse_cancellable` timers are refused, each after
+  // running `while_refusing` (if set: once), as a call made on another thread meanwhile.
+  int refuse_cancellable = 0;
+  std::function<void()> while_refusing;
   bool post_after_cancellable(std::chrono::milliseconds d, wechat::unique_function<void()> f,
                               const wechat::cancel_token& c) override {
     if (!honour_cancel) return async_transport::post_after_cancellable(d, std::move(f), c);
     if (refuse) throw std::bad_alloc();
+    if (refuse_cancellable > 0) {
+      --refuse_cancellable;
+      if (auto meanwhile = std::exchange(while_refusing, nullptr)) meanwhile();
+      throw std::bad_alloc();
+    }
     return t->post_after_cancellable(d, std::move(f), c);
   }
   std::chrono::steady_clock::time_point now() const override { return t->now(); }
@@ -1705,16 +1715,21 @@ TEST_CASE("async deadlines: on a transport that cannot cancel timers, calls one 
     REQUIRE(one.calls == 1);
     CHECK(rt->t->timers() == 1);  // the first call's, kept: not one per call
   }
-  // It fires in its time and does nothing; a call after it still has its deadline.
-  rt->t->advance(15s);
-  CHECK(rt->t->timers() == 0);
-  slot<wechat::session_info> late;
-  wechat::call_options o;
-  o.timeout = 100ms;
-  wx->code2session("c-late", late.handler(), o);
-  rt->t->advance(100ms);
-  REQUIRE(late.calls == 1);
-  CHECK(late.r->error() == wechat::transport_errc::timeout);
+  // A call made 10 s later, its deadline (15 s) past the kept timer's, arms nothing; the
+  // kept timer fires 5 s later and arms one for it, which ends it in its time.
+  rt->t->advance(10s);
+  slot<wechat::session_info> later;
+  wx->code2session("c-later", later.handler());
+  rt->t->run();
+  CHECK(rt->t->timers() == 1);
+  rt->t->advance(5s);
+  CHECK(later.calls == 0);
+  CHECK(rt->t->timers() == 1);  // armed again, for the call in flight
+  rt->t->advance(9999ms);
+  CHECK(later.calls == 0);
+  rt->t->advance(1ms);
+  REQUIRE(later.calls == 1);
+  CHECK(later.r->error() == wechat::transport_errc::timeout);
   rt->t->stop();
 }
 
@@ -1735,8 +1750,45 @@ TEST_CASE("async deadlines: an earlier deadline whose timer is refused leaves th
   CHECK_THROWS_AS(wx->code2session("c-fast", b.handler(), fast), std::bad_alloc);
   rt->refuse = false;
   CHECK(rt->t->timers() == 1);  // not cancelled for a timer that was never set
-  rt->t->advance(10s);
-  REQUIRE(a.calls == 1);
-  CHECK(a.r->error() == wechat::transport_errc::timeout);
+  CHECK(wx->pending_deadlines() == 1);  // the refused call is not queued
+  SECTION("the later call's deadline still fires") {
+    rt->t->advance(10s);
+    REQUIRE(a.calls == 1);
+    CHECK(a.r->error() == wechat::transport_errc::timeout);
+  }
+  SECTION("and is cancelled when that call ends") {
+    REQUIRE(rt->t->respond(rt->t->pending().at(0).id, 200, session_body));
+    rt->t->run();
+    REQUIRE(a.calls == 1);
+    CHECK(a.r->ok());
+    CHECK(wx->pending_deadlines() == 0);
+    CHECK(rt->t->timers() == 0);
+  }
+  rt->t->stop();
+}
+
+TEST_CASE("async deadlines: a deadline queued while its timer was being refused gets one",
+          "[async][deadline][robust]") {
+  auto rt = std::make_shared<refusing_transport>();
+  rt->honour_cancel = true;
+  auto wx = wechat::async_client::create(rig::options(), rt);
+  wechat::call_options first, second;
+  first.timeout = 100ms;
+  second.timeout = 200ms;
+  slot<wechat::session_info> a, b;
+  // While the first call's timer is being set, a second call is queued (its deadline later:
+  // it counts on that timer); then the transport refuses the timer.
+  rt->refuse_cancellable = 1;
+  rt->while_refusing = [&] { wx->code2session("c-b", b.handler(), second); };
+  CHECK_THROWS_AS(wx->code2session("c-a", a.handler(), first), std::bad_alloc);
+  CHECK(b.calls == 0);
+  CHECK(wx->pending_deadlines() == 1);
+  CHECK(rt->t->timers() == 1);  // armed for the second call
+  rt->t->advance(199ms);
+  CHECK(b.calls == 0);
+  rt->t->advance(1ms);
+  REQUIRE(b.calls == 1);
+  CHECK(b.r->error() == wechat::transport_errc::timeout);
+  CHECK(a.calls == 0);  // its caller heard the exception instead
   rt->t->stop();
 }

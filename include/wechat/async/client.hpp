@@ -96,7 +96,9 @@ namespace detail {
 /// (an Asio io_context's run() returns once the last call ends). On one that does not,
 /// the armed timer stays when the queue empties (later calls then need no timer of their
 /// own until it fires), and a later timer fires in its time and does nothing. A call that
-/// ends leaves the queue at once. Thread safe.
+/// ends leaves the queue at once. A timer the transport refuses (its call throws) changes
+/// nothing: the timer it was to replace stays armed, and a deadline left with no timer at
+/// all gets one at the next call or completion. Thread safe.
 class deadline_queue : public std::enable_shared_from_this<deadline_queue> {
 public:
   struct expirable {
@@ -111,7 +113,7 @@ public:
   explicit deadline_queue(std::shared_ptr<async_transport> t) : transport_(std::move(t)) {}
   deadline_queue(const deadline_queue&) = delete;
   deadline_queue& operator=(const deadline_queue&) = delete;
-  ~deadline_queue() { cancel(std::move(armed_cancel_)); }
+  ~deadline_queue() { cancel(std::move(armed_.cancel)); }
 
   /// A key for a deadline at `at`, unique in this queue: its owner keeps it before add().
   key make_key(std::chrono::steady_clock::time_point at) {
@@ -119,32 +121,36 @@ public:
   }
   /// Queues `w` to expire at its key's time (it may expire before add() returns). Throws
   /// what post_after_cancellable throws when a timer is needed and cannot be set, and
-  /// bad_alloc.
+  /// bad_alloc: `w` is then not queued.
   void add(const key& k, std::weak_ptr<expirable> w) {
-    std::int64_t arm_at = 0;
-    std::optional<cancel_source> superseded;
-    cancel_token timer;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.emplace(k, std::move(w));
-      // The earliest queued deadline: k's, or an earlier one left without a timer when a
-      // re-arm was refused.
-      const std::int64_t earliest = queue_.begin()->first.first;
-      if (earliest < armed_) {
-        timer = arm(earliest, superseded);
-        arm_at = earliest;
-      }
     }
-    if (arm_at != 0) start(arm_at, timer, std::move(superseded));
+    try {
+      arm_earliest();
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.erase(k);  // the call does not start: its caller hears why
+      }
+      rearm_after_refusal();  // a deadline queued meanwhile may have counted on that timer
+      throw;
+    }
   }
   void remove(const key& k) {
     std::optional<cancel_source> idle;
+    bool rearm = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.erase(k);
-      if (queue_.empty()) idle = disarm_if_cancellable();
+      if (queue_.empty())
+        idle = disarm_if_cancellable();
+      else
+        rearm = refused_;
     }
     cancel(std::move(idle));
+    if (rearm) rearm_after_refusal();
   }
   /// Calls queued now (for tests: a call that ended is not held).
   std::size_t size() {
@@ -153,29 +159,15 @@ public:
   }
 
 private:
+  struct armed_timer {
+    std::int64_t at = INT64_MAX;  // the deadline it is armed for; INT64_MAX: none
+    std::uint64_t id = 0;
+    std::optional<cancel_source> cancel;
+    bool cancellable = false;  // the transport said it honours that cancel
+  };
+
   std::int64_t now_ns() const { return transport_->now().time_since_epoch().count(); }
 
-  // Marks a timer armed for `at`, with the cancel of its own: the one it replaces goes to
-  // `superseded`. Throws bad_alloc before changing anything. Locked.
-  cancel_token arm(std::int64_t at, std::optional<cancel_source>& superseded) {
-    cancel_source fresh;
-    cancel_token token = fresh.token();
-    superseded.swap(armed_cancel_);
-    armed_cancel_.emplace(std::move(fresh));
-    armed_ = at;
-    armed_cancellable_ = false;  // known once post_after_cancellable has answered
-    return token;
-  }
-  // With no call queued, the armed timer goes, if the transport can cancel it: its cancel
-  // is returned, to be fired unlocked. Locked.
-  std::optional<cancel_source> disarm_if_cancellable() {
-    std::optional<cancel_source> out;
-    if (armed_ == INT64_MAX || !armed_cancellable_) return out;
-    armed_ = INT64_MAX;
-    armed_cancellable_ = false;
-    out.swap(armed_cancel_);
-    return out;
-  }
   // Cancels a timer no longer needed; if that cannot be done (the transport's post threw
   // in its cancel), the timer fires at its time and does nothing.
   static void cancel(std::optional<cancel_source> s) noexcept {
@@ -185,80 +177,108 @@ private:
     } catch (...) {
     }
   }
-  // Sets the timer arm() marked for `at`; once it is set, the timer it replaced is
-  // cancelled. If it cannot be set (this throws), the one it replaced is left to fire in
-  // its time: it sweeps what is due then and arms the next timer.
-  void start(std::int64_t at, const cancel_token& timer, std::optional<cancel_source> superseded) {
-    const bool cancellable = schedule(at, timer);
+  // With no call queued, the armed timer goes, if the transport can cancel it: its cancel
+  // is returned, to be fired unlocked. Locked.
+  std::optional<cancel_source> disarm_if_cancellable() {
+    std::optional<cancel_source> out;
+    if (armed_.at == INT64_MAX || !armed_.cancellable) return out;
+    out.swap(armed_.cancel);
+    armed_ = armed_timer{};
+    return out;
+  }
+
+  // Arms a timer for the earliest queued deadline when none is armed that early; once it
+  // is set, the timer it replaces is cancelled. If the transport refuses it (this throws
+  // what it threw), the timer it was to replace stays armed, as if nothing happened.
+  void arm_earliest() {
+    armed_timer replaced;
+    cancel_token token;
+    std::int64_t at = 0;
+    std::uint64_t id = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (queue_.empty() || queue_.begin()->first.first >= armed_.at) return;
+      cancel_source fresh;  // (bad_alloc: nothing changed)
+      token = fresh.token();
+      at = queue_.begin()->first.first;
+      id = ++last_timer_;
+      replaced = std::move(armed_);
+      armed_ = armed_timer{at, id, std::move(fresh), false};
+    }
+    bool cancellable = false;
+    try {
+      const std::int64_t wait_ns = at - now_ns();
+      const auto delay = std::chrono::milliseconds(wait_ns <= 0 ? 0 : (wait_ns + 999999) / 1000000);
+      cancellable = transport_->post_after_cancellable(
+          delay,
+          [w = weak_from_this(), id] {
+            if (auto q = w.lock()) q->fire(id);
+          },
+          token);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      refused_ = true;
+      // Still the current one: the timer it was to replace goes on (or none, if none was
+      // armed). Otherwise an earlier one replaced it meanwhile, and `replaced` is dropped
+      // uncancelled: it fires in its time and does nothing.
+      if (armed_.id == id) armed_ = std::move(replaced);
+      throw;
+    }
     std::optional<cancel_source> idle;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (armed_ == at) {
-        armed_cancellable_ = cancellable;
+      refused_ = false;
+      if (armed_.id == id) {
+        armed_.cancellable = cancellable;
         if (queue_.empty()) idle = disarm_if_cancellable();  // the calls ended meanwhile
       }
     }
-    cancel(std::move(superseded));
+    cancel(std::move(replaced.cancel));
     cancel(std::move(idle));
   }
-  bool schedule(std::int64_t at, const cancel_token& timer) {
-    const std::int64_t wait_ns = at - now_ns();
-    const auto delay = std::chrono::milliseconds(wait_ns <= 0 ? 0 : (wait_ns + 999999) / 1000000);
+  // After a refused timer: one more try for the earliest deadline queued (a refusal again
+  // leaves it to the next call or completion).
+  void rearm_after_refusal() noexcept {
     try {
-      return transport_->post_after_cancellable(
-          delay,
-          [w = weak_from_this(), at] {
-            if (auto q = w.lock()) q->fire(at);
-          },
-          timer);
-    } catch (...) {  // no timer (bad_alloc, a user's transport): the next add() arms one
-      std::optional<cancel_source> dropped;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (armed_ == at) {
-          armed_ = INT64_MAX;
-          armed_cancellable_ = false;
-          dropped.swap(armed_cancel_);
-        }
-      }
-      throw;
+      arm_earliest();
+    } catch (...) {
     }
   }
-  void fire(std::int64_t target) {
-    std::vector<std::shared_ptr<expirable>> due;
-    std::int64_t arm_at = 0;
-    std::optional<cancel_source> spent;
-    cancel_token timer;
-    const std::int64_t now = now_ns();  // the transport's clock, read unlocked
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (target == armed_) {
-        armed_ = INT64_MAX;
-        armed_cancellable_ = false;
-        spent.swap(armed_cancel_);  // (the timer that fired: nothing left to cancel)
-      }
-      while (!queue_.empty() && queue_.begin()->first.first <= now) {
-        if (auto p = queue_.begin()->second.lock()) due.push_back(std::move(p));
-        queue_.erase(queue_.begin());
-      }
-      if (!queue_.empty() && queue_.begin()->first.first < armed_) {
-        try {
-          timer = arm(queue_.begin()->first.first, spent);
-          arm_at = armed_;
-        } catch (...) {  // bad_alloc: nothing armed; the next add() arms
+
+  // Timer `id` fired: the deadlines due expire, one at a time, and a timer is armed for
+  // the next. Throws nothing into the loop: what fails (the transport's clock or timer,
+  // bad_alloc) leaves the rest to the next call or completion.
+  void fire(std::uint64_t id) noexcept {
+    armed_timer spent;  // (destroyed unlocked)
+    try {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (armed_.id == id) {
+          spent = std::move(armed_);
+          armed_ = armed_timer{};
         }
       }
-    }
-    if (arm_at != 0) {
-      try {
-        start(arm_at, timer, std::move(spent));
-      } catch (...) {  // on the loop: nothing is thrown into it (the next add() re-arms)
+      const std::int64_t now = now_ns();  // the transport's clock, read unlocked
+      for (;;) {
+        std::shared_ptr<expirable> due;
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (queue_.empty() || queue_.begin()->first.first > now) break;
+          due = queue_.begin()->second.lock();
+          queue_.erase(queue_.begin());
+        }
+        if (!due) continue;
+        try {
+          due->expire();  // (its call leaves the queue: remove() finds it gone)
+        } catch (...) {   // bad_alloc building its cause: the others still expire
+        }
       }
-    }
-    for (auto& d : due) {
+      arm_earliest();
+    } catch (...) {
       try {
-        d->expire();
-      } catch (...) {  // bad_alloc building its cause: the others still expire
+        std::lock_guard<std::mutex> lock(mutex_);
+        refused_ = true;
+      } catch (...) {
       }
     }
   }
@@ -266,9 +286,9 @@ private:
   std::shared_ptr<async_transport> transport_;
   std::mutex mutex_;
   std::map<key, std::weak_ptr<expirable>> queue_;
-  std::int64_t armed_ = INT64_MAX;  // the earliest deadline a timer is armed for
-  std::optional<cancel_source> armed_cancel_;  // that timer's cancel
-  bool armed_cancellable_ = false;             // the transport said it honours that cancel
+  armed_timer armed_;  // the timer armed for the earliest deadline, if any
+  std::uint64_t last_timer_ = 0;
+  bool refused_ = false;  // the last timer asked for was refused
   std::atomic<std::uint64_t> next_id_{0};
 };
 

@@ -130,9 +130,10 @@ public:
   /// the loop and destroy the clients (the provider's destruction then waits for nothing);
   /// or to read fetches() once the calls have stopped. A refresh that starts after the
   /// one `f` waited for is not waited for. As any handler, `f` is destroyed uncalled if
-  /// the loop stops for good first, or if the transport refuses to post it after the refresh
-  /// landed (bad_alloc): wait for it with a bound. A call to it may throw what the
-  /// transport's post throws (bad_alloc) when no refresh is in progress.
+  /// the loop stops for good first, or if the transport refuses to post it once its time
+  /// has come (bad_alloc): wait for it with a bound. Throws what the transport's post or
+  /// the store's worker throws when `f` is handed over at once (bad_alloc; std::
+  /// system_error when the worker's thread cannot start).
   void when_idle(unique_function<void()> f) {
     {
       std::lock_guard<std::mutex> lock(mutex_);

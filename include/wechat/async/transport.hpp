@@ -4,9 +4,10 @@
 // Boost.Beast one is wechat/transport/beast.hpp.
 //
 // The contract, which every implementation keeps (the client relies on each point):
-// - async_send, post and post_after never block, and may be called from any thread;
+// - async_send, post, post_after and post_after_cancellable never block, and may be
+//   called from any thread;
 // - a handler is never called inside the call that hands it over (async_send, post,
-//   post_after): it runs later, on the transport's own loop;
+//   post_after, post_after_cancellable): it runs later, on the transport's own loop;
 // - async_send calls its handler exactly once: with the response, or with an error
 //   (transport_errc as the sync transport sets them: connect_failed, timeout, tls_failed,
 //   connection_closed, response_too_large, http_status...) and an http_response whose
