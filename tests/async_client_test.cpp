@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <functional>
 #include <map>
 #include <memory>
 #include <new>
@@ -879,17 +878,14 @@ struct refusing_transport final : wechat::async_transport {
   // false: as a transport written before post_after_cancellable (the default, which calls
   // post_after and ignores the cancel).
   bool honour_cancel = false;
-  // With honour_cancel: the next `refuse_cancellable` timers are refused, each after
-  // running `while_refusing` (if set: once), as a call made on another thread meanwhile.
+  // With honour_cancel: the next `refuse_cancellable` timers are refused.
   int refuse_cancellable = 0;
-  std::function<void()> while_refusing;
   bool post_after_cancellable(std::chrono::milliseconds d, wechat::unique_function<void()> f,
                               const wechat::cancel_token& c) override {
     if (!honour_cancel) return async_transport::post_after_cancellable(d, std::move(f), c);
     if (refuse) throw std::bad_alloc();
     if (refuse_cancellable > 0) {
       --refuse_cancellable;
-      if (auto meanwhile = std::exchange(while_refusing, nullptr)) meanwhile();
       throw std::bad_alloc();
     }
     return t->post_after_cancellable(d, std::move(f), c);
@@ -1767,28 +1763,41 @@ TEST_CASE("async deadlines: an earlier deadline whose timer is refused leaves th
   rt->t->stop();
 }
 
-TEST_CASE("async deadlines: a deadline queued while its timer was being refused gets one",
+TEST_CASE("async deadlines: a re-arm refused when a timer fires is made at the next "
+          "completion",
           "[async][deadline][robust]") {
   auto rt = std::make_shared<refusing_transport>();
   rt->honour_cancel = true;
   auto wx = wechat::async_client::create(rig::options(), rt);
-  wechat::call_options first, second;
+  wechat::call_options first, second, third;
   first.timeout = 100ms;
-  second.timeout = 200ms;
-  slot<wechat::session_info> a, b;
-  // While the first call's timer is being set, a second call is queued (its deadline later:
-  // it counts on that timer); then the transport refuses the timer.
-  rt->refuse_cancellable = 1;
-  rt->while_refusing = [&] { wx->code2session("c-b", b.handler(), second); };
-  CHECK_THROWS_AS(wx->code2session("c-a", a.handler(), first), std::bad_alloc);
-  CHECK(b.calls == 0);
-  CHECK(wx->pending_deadlines() == 1);
-  CHECK(rt->t->timers() == 1);  // armed for the second call
+  second.timeout = 300ms;
+  third.timeout = 1s;
+  slot<wechat::session_info> a, b, c;
+  wx->code2session("c-a", a.handler(), first);
+  wx->code2session("c-b", b.handler(), second);
+  wx->code2session("c-c", c.handler(), third);
+  rt->t->run();
+  REQUIRE(rt->t->timers() == 1);
+  rt->refuse_cancellable = 1;  // the re-arm for the second call, when the first one's fires
+  rt->t->advance(100ms);
+  REQUIRE(a.calls == 1);
+  CHECK(a.r->error() == wechat::transport_errc::timeout);
+  CHECK(rt->refuse_cancellable == 0);
+  CHECK(rt->t->timers() == 0);  // refused: the two calls left have no timer
+  // The third call's answer comes: its completion arms the timer the second call needs.
+  const auto reqs = rt->t->pending();
+  REQUIRE(reqs.size() == 3);
+  REQUIRE(rt->t->respond(reqs[2].id, 200, session_body));
+  rt->t->run();
+  REQUIRE(c.calls == 1);
+  CHECK(c.r->ok());
+  CHECK(rt->t->timers() == 1);
   rt->t->advance(199ms);
   CHECK(b.calls == 0);
   rt->t->advance(1ms);
   REQUIRE(b.calls == 1);
   CHECK(b.r->error() == wechat::transport_errc::timeout);
-  CHECK(a.calls == 0);  // its caller heard the exception instead
+  CHECK(rt->t->timers() == 0);
   rt->t->stop();
 }

@@ -96,9 +96,14 @@ namespace detail {
 /// (an Asio io_context's run() returns once the last call ends). On one that does not,
 /// the armed timer stays when the queue empties (later calls then need no timer of their
 /// own until it fires), and a later timer fires in its time and does nothing. A call that
-/// ends leaves the queue at once. A timer the transport refuses (its call throws) changes
-/// nothing: the timer it was to replace stays armed, and a deadline left with no timer at
-/// all gets one at the next call or completion. Thread safe.
+/// ends leaves the queue at once. Thread safe.
+///
+/// The timer is set with the queue's lock held, so what the queue records is always what
+/// the transport holds: a timer the transport refuses (its call throws) changes nothing
+/// (the call that needed it is not queued, and its caller hears why); a re-arm refused
+/// when a timer fires leaves the deadlines queued to the next call or completion, which
+/// arms one. post_after_cancellable must therefore not call into the client (the contract
+/// already forbids running `f` inside it).
 class deadline_queue : public std::enable_shared_from_this<deadline_queue> {
 public:
   struct expirable {
@@ -121,36 +126,37 @@ public:
   }
   /// Queues `w` to expire at its key's time (it may expire before add() returns). Throws
   /// what post_after_cancellable throws when a timer is needed and cannot be set, and
-  /// bad_alloc: `w` is then not queued.
+  /// bad_alloc: `w` is then not queued, and nothing else changed.
   void add(const key& k, std::weak_ptr<expirable> w) {
+    std::optional<cancel_source> replaced;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.emplace(k, std::move(w));
-    }
-    try {
-      arm_earliest();
-    } catch (...) {
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        queue_.erase(k);  // the call does not start: its caller hears why
+      try {
+        arm_earliest(replaced);
+      } catch (...) {
+        queue_.erase(k);
+        throw;
       }
-      rearm_after_refusal();  // a deadline queued meanwhile may have counted on that timer
-      throw;
     }
+    cancel(std::move(replaced));
   }
   void remove(const key& k) {
-    std::optional<cancel_source> idle;
-    bool rearm = false;
+    std::optional<cancel_source> gone;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.erase(k);
-      if (queue_.empty())
-        idle = disarm_if_cancellable();
-      else
-        rearm = refused_;
+      if (queue_.empty()) {
+        unarmed_ = false;  // nothing left to cover
+        gone = disarm_if_cancellable();
+      } else if (unarmed_) {  // a re-arm was refused when a timer fired: try again
+        try {
+          arm_earliest(gone);
+        } catch (...) {  // refused again: the next call or completion tries
+        }
+      }
     }
-    cancel(std::move(idle));
-    if (rearm) rearm_after_refusal();
+    cancel(std::move(gone));
   }
   /// Calls queued now (for tests: a call that ended is not held).
   std::size_t size() {
@@ -166,10 +172,8 @@ private:
     bool cancellable = false;  // the transport said it honours that cancel
   };
 
-  std::int64_t now_ns() const { return transport_->now().time_since_epoch().count(); }
-
-  // Cancels a timer no longer needed; if that cannot be done (the transport's post threw
-  // in its cancel), the timer fires at its time and does nothing.
+  // Cancels a timer no longer needed (unlocked); if that cannot be done (the transport's
+  // post threw in its cancel), the timer fires at its time and does nothing.
   static void cancel(std::optional<cancel_source> s) noexcept {
     if (!s) return;
     try {
@@ -187,78 +191,43 @@ private:
     return out;
   }
 
-  // Arms a timer for the earliest queued deadline when none is armed that early; once it
-  // is set, the timer it replaces is cancelled. If the transport refuses it (this throws
-  // what it threw), the timer it was to replace stays armed, as if nothing happened.
-  void arm_earliest() {
-    armed_timer replaced;
-    cancel_token token;
-    std::int64_t at = 0;
-    std::uint64_t id = 0;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (queue_.empty() || queue_.begin()->first.first >= armed_.at) return;
-      cancel_source fresh;  // (bad_alloc: nothing changed)
-      token = fresh.token();
-      at = queue_.begin()->first.first;
-      id = ++last_timer_;
-      replaced = std::move(armed_);
-      armed_ = armed_timer{at, id, std::move(fresh), false};
-    }
-    bool cancellable = false;
-    try {
-      const std::int64_t wait_ns = at - now_ns();
-      const auto delay = std::chrono::milliseconds(wait_ns <= 0 ? 0 : (wait_ns + 999999) / 1000000);
-      cancellable = transport_->post_after_cancellable(
-          delay,
-          [w = weak_from_this(), id] {
-            if (auto q = w.lock()) q->fire(id);
-          },
-          token);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      refused_ = true;
-      // Still the current one: the timer it was to replace goes on (or none, if none was
-      // armed). Otherwise an earlier one replaced it meanwhile, and `replaced` is dropped
-      // uncancelled: it fires in its time and does nothing.
-      if (armed_.id == id) armed_ = std::move(replaced);
-      throw;
-    }
-    std::optional<cancel_source> idle;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      refused_ = false;
-      if (armed_.id == id) {
-        armed_.cancellable = cancellable;
-        if (queue_.empty()) idle = disarm_if_cancellable();  // the calls ended meanwhile
-      }
-    }
-    cancel(std::move(replaced.cancel));
-    cancel(std::move(idle));
-  }
-  // After a refused timer: one more try for the earliest deadline queued (a refusal again
-  // leaves it to the next call or completion).
-  void rearm_after_refusal() noexcept {
-    try {
-      arm_earliest();
-    } catch (...) {
-    }
+  // Sets a timer for the earliest queued deadline when none is armed that early; the
+  // cancel of the timer it replaces goes to `replaced` (to be fired unlocked). Locked.
+  // Throws what the transport (or its clock) throws, and bad_alloc, with nothing changed.
+  void arm_earliest(std::optional<cancel_source>& replaced) {
+    if (queue_.empty() || queue_.begin()->first.first >= armed_.at) return;
+    const std::int64_t at = queue_.begin()->first.first;
+    cancel_source fresh;
+    const std::uint64_t id = last_timer_ + 1;
+    const std::int64_t wait_ns = at - transport_->now().time_since_epoch().count();
+    const auto delay = std::chrono::milliseconds(wait_ns <= 0 ? 0 : (wait_ns + 999999) / 1000000);
+    const bool cancellable = transport_->post_after_cancellable(
+        delay,
+        [w = weak_from_this(), id] {
+          if (auto q = w.lock()) q->fire(id);
+        },
+        fresh.token());
+    last_timer_ = id;
+    unarmed_ = false;
+    if (armed_.cancellable) replaced = std::move(armed_.cancel);
+    armed_ = armed_timer{at, id, std::move(fresh), cancellable};
   }
 
-  // Timer `id` fired: the deadlines due expire, one at a time, and a timer is armed for
-  // the next. Throws nothing into the loop: what fails (the transport's clock or timer,
-  // bad_alloc) leaves the rest to the next call or completion.
+  // Timer `id` fired: the deadlines due expire, one at a time, then a timer is armed for
+  // the next. Throws nothing into the loop: a clock or a timer that fails leaves the
+  // deadlines queued to the next call or completion, which arms one.
   void fire(std::uint64_t id) noexcept {
     armed_timer spent;  // (destroyed unlocked)
+    std::optional<cancel_source> replaced;
     try {
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (armed_.id == id) {
-          spent = std::move(armed_);
+        if (armed_.id == id) {        // (otherwise a timer replaced by an earlier one, its cancel
+          spent = std::move(armed_);  // ignored or too late: it only sweeps)
           armed_ = armed_timer{};
         }
       }
-      const std::int64_t now = now_ns();  // the transport's clock, read unlocked
+      const std::int64_t now = transport_->now().time_since_epoch().count();
       for (;;) {
         std::shared_ptr<expirable> due;
         {
@@ -273,22 +242,28 @@ private:
         } catch (...) {   // bad_alloc building its cause: the others still expire
         }
       }
-      arm_earliest();
-    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      try {
+        arm_earliest(replaced);
+      } catch (...) {
+        unarmed_ = armed_.at == INT64_MAX && !queue_.empty();
+      }
+    } catch (...) {  // the transport's clock threw (or a lock could not be taken)
       try {
         std::lock_guard<std::mutex> lock(mutex_);
-        refused_ = true;
+        unarmed_ = armed_.at == INT64_MAX && !queue_.empty();
       } catch (...) {
       }
     }
+    cancel(std::move(replaced));
   }
 
   std::shared_ptr<async_transport> transport_;
   std::mutex mutex_;
   std::map<key, std::weak_ptr<expirable>> queue_;
-  armed_timer armed_;  // the timer armed for the earliest deadline, if any
+  armed_timer armed_;  // the timer set for the earliest deadline, if any
   std::uint64_t last_timer_ = 0;
-  bool refused_ = false;  // the last timer asked for was refused
+  bool unarmed_ = false;  // deadlines are queued with no timer: a re-arm was refused
   std::atomic<std::uint64_t> next_id_{0};
 };
 

@@ -20,8 +20,11 @@
 //   does, saying so by returning false);
 // - when the loop stops for good, functions not yet run may be destroyed without being
 //   called (the client then completes its callers with transport_errc::failed). Destroy
-//   them with no lock of the transport's held: destroying one may call post, post_after
-//   or async_send on the same thread (which may then drop what they are handed).
+//   them with no lock of the transport's held: destroying one may call post, post_after,
+//   post_after_cancellable or async_send on the same thread (which may then drop what
+//   they are handed);
+// - post_after_cancellable is called with a lock of the client's held (its deadline
+//   queue's): it must not call into the client, nor wait for a thread that does.
 #pragma once
 
 #include <chrono>
