@@ -198,7 +198,8 @@ private:
     if (queue_.empty() || queue_.begin()->first.first >= armed_.at) return;
     const std::int64_t at = queue_.begin()->first.first;
     cancel_source fresh;
-    const std::uint64_t id = last_timer_ + 1;
+    const std::uint64_t id = ++last_timer_;  // (never reused, even if refused: a transport
+                                             // may have queued it before it threw)
     const std::int64_t wait_ns = at - transport_->now().time_since_epoch().count();
     const auto delay = std::chrono::milliseconds(wait_ns <= 0 ? 0 : (wait_ns + 999999) / 1000000);
     const bool cancellable = transport_->post_after_cancellable(
@@ -207,7 +208,6 @@ private:
           if (auto q = w.lock()) q->fire(id);
         },
         fresh.token());
-    last_timer_ = id;
     unarmed_ = false;
     if (armed_.cancellable) replaced = std::move(armed_.cancel);
     armed_ = armed_timer{at, id, std::move(fresh), cancellable};

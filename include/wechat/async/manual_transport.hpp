@@ -90,10 +90,17 @@ public:
                               const cancel_token& cancel) override {
     const std::uint64_t id = add_timer(delay, std::move(f));
     if (id == 0 || !cancel.can_be_cancelled()) return false;
-    // Registered unlocked: an already cancelled token runs the callback at once.
-    auto reg = cancel.on_cancel([w = weak_from_this(), id] {
-      if (auto self = w.lock()) self->drop_timer(id);
-    });
+    // Registered unlocked: an already cancelled token runs the callback at once. The timer
+    // is queued: nothing is thrown from here on (a cancel that cannot be registered leaves
+    // a timer that runs in its time).
+    cancel_token::registration reg;
+    try {
+      reg = cancel.on_cancel([w = weak_from_this(), id] {
+        if (auto self = w.lock()) self->drop_timer(id);
+      });
+    } catch (...) {
+      return false;
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& t : timers_)
       if (t.second.id == id) {

@@ -23,8 +23,13 @@
 //   them with no lock of the transport's held: destroying one may call post, post_after,
 //   post_after_cancellable or async_send on the same thread (which may then drop what
 //   they are handed);
-// - post_after_cancellable is called with a lock of the client's held (its deadline
-//   queue's): it must not call into the client, nor wait for a thread that does.
+// - post_after_cancellable (or, when it is not overridden, post_after) and now() are
+//   called with a lock of the client's held (its deadline queue's): they must not call
+//   into the client, nor destroy functions handed over earlier, nor wait for the loop or
+//   any thread that may call into the client;
+// - post_after_cancellable throws only before it has scheduled `f` (the client then
+//   records no timer): once `f` is queued, a failure to register the cancel returns
+//   false instead.
 #pragma once
 
 #include <chrono>

@@ -736,8 +736,14 @@ public:
     op->timer.async_wait([op, f = std::move(f)](const boost::system::error_code& ec) mutable {
       if (!ec) f();
     });
-    // After the wait: a cancel that already happened posts a cancel that finds it.
-    op->registration = cancel_on_loop(cancel, scope, op);
+    // After the wait: a cancel that already happened posts a cancel that finds it. Once
+    // the wait is queued nothing is thrown (a throw says `f` was not scheduled): a cancel
+    // that cannot be registered (bad_alloc) leaves a timer that runs in its time.
+    try {
+      op->registration = cancel_on_loop(cancel, scope, op);
+    } catch (...) {
+      return false;
+    }
     return true;
   }
 
